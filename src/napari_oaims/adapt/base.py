@@ -1,0 +1,32 @@
+"""The adapter interface: how an engine learns from prompts and accepted objects."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import Engine
+    from ..session import AcceptContext, PromptContext
+
+
+class Adapter:
+    """No adaptation (the frozen model). Subclasses override the two hooks.
+
+    Each hook returns a list of update records (dicts with at least ``method``, ``loss``,
+    ``latency_ms``, ``weights_before``, ``weights_after``), which the session logs as
+    ``update`` events.
+    """
+
+    name = "none"
+
+    def on_prompt(self, engine: "Engine", ctx: "PromptContext") -> list[dict[str, Any]]:
+        """Called after a prompt is added and before the prediction shown to the user."""
+        return []
+
+    def on_accept(self, engine: "Engine", ctx: "AcceptContext") -> list[dict[str, Any]]:
+        """Called when the user accepts an object."""
+        return []
+
+    def settings(self) -> dict[str, Any]:
+        """JSON-serialisable settings (saved with adapted weights)."""
+        return {"name": self.name}

@@ -1,0 +1,56 @@
+"""The ``oaims`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from . import train
+
+    cfg = train.TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed, threads=args.threads)
+    bar = tqdm(total=cfg.steps, desc="train", unit="step", mininterval=5)
+
+    def progress(step: int, total: int, loss: float) -> None:
+        bar.n = step
+        bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        bar.refresh()
+
+    model = train.train(cfg, args.out, resume=not args.restart, progress=progress)
+    bar.close()
+    if args.export:
+        command = "oaims " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        path = train.export(model, args.out, cfg, args.export, command)
+        print(f"exported weights to {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="oaims", description="napari-oaims: interactive segmentation that learns from clicks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="pretrain the click model on procedural data (reproduces the shipped weights)")
+    t.add_argument("--steps", type=int, default=3600)
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--out", type=Path, default=Path("runs/base"), help="checkpoint/log folder (resumes from it)")
+    t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
+    t.add_argument("--export", type=Path, default=None, help="write the final weights here (.safetensors + .json)")
+    t.set_defaults(func=_cmd_train)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The engine: a click model on a device plus an adapter, shared by the sessions that learn together."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .adapt import Adapter, make_adapter
+from .model import ClickUNet, autocast, load_weights, resolve_device, weights_hash
+from .session import Session
+
+SHIPPED_WEIGHTS = "oaims_base"
+
+
+def shipped_weights_path() -> Path:
+    """Path of the weights shipped inside the package (``.safetensors``; ``.json`` beside it)."""
+    return Path(str(resources.files("napari_oaims") / "weights" / f"{SHIPPED_WEIGHTS}.safetensors"))
+
+
+class Engine:
+    """A click model (on ``device``) and an online adapter.
+
+    Sessions made by one engine share its weights: what the adapter learns on one object is used
+    for the next. Model calls are serialised by a lock, so a GUI may run updates in a worker
+    thread while it keeps the engine.
+    """
+
+    def __init__(self, model: ClickUNet, config: dict[str, Any] | None = None, device="auto",
+                 adaptation: str | Adapter = "none", base_state: dict | None = None):
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.config = dict(config or {})
+        self.lock = threading.RLock()
+        self._base_state = copy.deepcopy(base_state if base_state is not None else model.state_dict())
+        self._base_state = {k: v.detach().cpu().clone() for k, v in self._base_state.items()}
+        self.base_hash = self.config.get("weights_hash") or weights_hash(model)
+        self.updates = 0
+        self._hash: str | None = None
+        self.adapter = make_adapter(adaptation)
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def pretrained(cls, device="auto", adaptation: str | Adapter = "none", weights: str | Path | None = None) -> "Engine":
+        """The shipped weights (or ``weights``, a ``.safetensors`` path with its ``.json``)."""
+        path = Path(weights) if weights is not None else shipped_weights_path()
+        model, config = load_weights(path)
+        return cls(model, config, device=device, adaptation=adaptation)
+
+    def session(self, image, plane_axes=(-2, -1), channel_axis: int | None = None, rgb: bool | None = None,
+                channel: int | None = None) -> Session:
+        """A new annotation session on ``image`` (see :mod:`napari_oaims.images` for channels)."""
+        return Session(self, image, plane_axes=plane_axes, channel_axis=channel_axis, rgb=rgb, channel=channel)
+
+    # -- adaptation control ----------------------------------------------------------------------
+    @property
+    def adaptation(self) -> str:
+        return self.adapter.name
+
+    @adaptation.setter
+    def adaptation(self, name: str | Adapter) -> None:
+        """Switch the adapter at run time (weights learnt so far are kept)."""
+        with self.lock:
+            self.adapter = make_adapter(name)
+
+    @property
+    def weights_hash(self) -> str:
+        """Short hash of the current weights (cached until the weights change)."""
+        if self._hash is None:
+            with self.lock:
+                self._hash = weights_hash(self.model)
+        return self._hash
+
+    def weights_changed(self) -> None:
+        """Adapters call this after changing the weights."""
+        self._hash = None
+
+    def reset(self) -> None:
+        """Back to the pretrained weights (drops everything learnt online)."""
+        with self.lock:
+            self.model.load_state_dict(self._base_state)
+            self.updates = 0
+            self._hash = None
+
+    # -- inference -----------------------------------------------------------------------------
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Logits (B, S, S) for network inputs ``x`` (B, 4, S, S), without gradient."""
+        with self.lock, torch.inference_mode(), autocast(self.device):
+            t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+            return self.model.eval()(t)[:, 0].float().cpu().numpy()

@@ -1,0 +1,195 @@
+"""Prompts -> network input channels.
+
+Everything that turns an image plane plus clicks, scribbles, a box or a prior mask into the
+four input channels of the click model lives here, and is shared by training and inference so
+that both see exactly the same encoding:
+
+* channel 0: the image window, robustly normalised (percentiles 1 and 99.8 of the whole image);
+* channel 1: foreground guidance, ``exp(-d^2 / 2 sigma^2)`` of the distance ``d`` to the nearest
+  positive click or scribble pixel (so a click is a Gaussian with peak 1, a scribble a Gaussian
+  tube along its path);
+* channel 2: background guidance, the same for negative prompts;
+* channel 3: prior mask (a given mask, a soft box prior, or the neighbouring slice in 3D), zero
+  when there is none.
+
+Local inference: the network never sees the whole image. :func:`choose_window` picks a square
+window around the object (clicks, box and current mask plus context); the window is cropped and
+resized to the fixed working size, so click latency does not depend on the image size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+#: Working size (pixels) of the square window the network sees.
+WORK_SIZE = 128
+#: Gaussian sigma (working-size pixels) of the click and scribble guidance.
+GUIDANCE_SIGMA = 3.0
+#: Robust normalisation percentiles.
+NORM_PERCENTILES = (1.0, 99.8)
+#: Smallest window side in image pixels, and context factor around the object's extent.
+MIN_WINDOW = 64
+CONTEXT = 2.0
+
+
+@dataclass(frozen=True)
+class Window:
+    """A square window ``[y0, y0+size) x [x0, x0+size)`` in plane coordinates (may overhang)."""
+
+    y0: int
+    x0: int
+    size: int
+
+    @property
+    def scale(self) -> float:
+        """Working pixels per image pixel."""
+        return WORK_SIZE / self.size
+
+    def to_work(self, yx: np.ndarray) -> np.ndarray:
+        """Map plane coordinates ``(..., 2)`` to working-window coordinates."""
+        yx = np.asarray(yx, dtype=np.float64)
+        return (yx - np.array([self.y0, self.x0]) + 0.5) * self.scale - 0.5
+
+    def contains(self, yx) -> bool:
+        y, x = yx
+        return self.y0 <= y < self.y0 + self.size and self.x0 <= x < self.x0 + self.size
+
+    def clip(self, shape: tuple[int, int]) -> tuple[slice, slice, slice, slice]:
+        """Slices of the plane covered by the window and the matching slices of the window."""
+        ys, xs = max(self.y0, 0), max(self.x0, 0)
+        ye, xe = min(self.y0 + self.size, shape[0]), min(self.x0 + self.size, shape[1])
+        return (
+            slice(ys, ye),
+            slice(xs, xe),
+            slice(ys - self.y0, ye - self.y0),
+            slice(xs - self.x0, xe - self.x0),
+        )
+
+
+def choose_window(
+    points: np.ndarray,
+    shape: tuple[int, int],
+    extra_bbox: tuple[int, int, int, int] | None = None,
+    min_size: int = MIN_WINDOW,
+    context: float = CONTEXT,
+) -> Window:
+    """Square window centred on ``points`` (N x 2, y/x) and ``extra_bbox`` (y0, x0, y1, x1).
+
+    The side is ``context`` times the extent of what it must hold, at least ``min_size`` and at
+    most the larger plane side (times 1.1, so a whole-image object still has a margin).
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if extra_bbox is not None:
+        y0, x0, y1, x1 = extra_bbox
+        pts = np.concatenate([pts, [[y0, x0], [y1 - 1, x1 - 1]]])
+    if len(pts) == 0:
+        raise ValueError("a window needs at least one point or a bounding box")
+    lo, hi = pts.min(0), pts.max(0)
+    extent = float(np.max(hi - lo + 1))
+    size = int(np.ceil(max(min_size, extent * context)))
+    size = int(min(size, max(int(1.1 * max(shape)), 8)))
+    size = max(size, int(np.ceil(extent)) + 2)
+    centre = (lo + hi) / 2.0
+    y0 = int(np.floor(centre[0] - size / 2 + 0.5))
+    x0 = int(np.floor(centre[1] - size / 2 + 0.5))
+    return Window(y0, x0, size)
+
+
+def robust_range(image: np.ndarray, max_samples: int = 2_000_000) -> tuple[float, float]:
+    """Percentiles (1, 99.8) of the finite values of ``image``, on a strided subsample if big."""
+    flat = np.asarray(image).reshape(-1)
+    if flat.size > max_samples:
+        flat = flat[:: int(np.ceil(flat.size / max_samples))]
+    flat = flat[np.isfinite(flat)] if flat.dtype.kind == "f" else flat
+    if flat.size == 0:
+        raise ValueError("image has no finite pixels")
+    lo, hi = np.percentile(flat, NORM_PERCENTILES)
+    if hi <= lo:
+        lo, hi = float(flat.min()), float(flat.max())
+    return float(lo), float(hi)
+
+
+def normalise(crop: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Map ``[lo, hi]`` to ``[0, 1]`` (float32, clipped to [-0.5, 1.5]); NaN/inf become 0."""
+    out = (np.asarray(crop, dtype=np.float32) - np.float32(lo)) / np.float32(max(hi - lo, 1e-12))
+    np.nan_to_num(out, copy=False, nan=0.0, posinf=1.5, neginf=-0.5)
+    return np.clip(out, -0.5, 1.5, out=out)
+
+
+def crop_plane(plane, window: Window, fill: float = 0.0) -> np.ndarray:
+    """Crop ``window`` out of a 2D array-like (numpy, zarr, dask), padding outside with ``fill``."""
+    shape = plane.shape[:2]
+    ys, xs, wy, wx = window.clip(shape)
+    out = np.full((window.size, window.size), fill, dtype=np.float32)
+    if ys.stop > ys.start and xs.stop > xs.start:
+        out[wy, wx] = np.asarray(plane[ys, xs], dtype=np.float32)
+    return out
+
+
+def resize(array: np.ndarray, size: int, order: int = 1) -> np.ndarray:
+    """Resize a square 2D float array to ``size x size`` (bilinear by default)."""
+    if array.shape[0] == size:
+        return array.astype(np.float32, copy=False)
+    zoom = size / array.shape[0]
+    return ndimage.zoom(array, zoom, order=order, mode="nearest", grid_mode=True).astype(np.float32)
+
+
+def guidance_map(points: np.ndarray, size: int = WORK_SIZE, sigma: float = GUIDANCE_SIGMA) -> np.ndarray:
+    """``exp(-d^2 / 2 sigma^2)`` of the distance to the nearest of ``points`` (working coords).
+
+    Points outside the window are ignored; no point gives an all-zero map.
+    """
+    pts = np.rint(np.asarray(points, dtype=np.float64).reshape(-1, 2)).astype(int)
+    inside = np.all((pts >= 0) & (pts < size), axis=1)
+    pts = pts[inside]
+    if len(pts) == 0:
+        return np.zeros((size, size), np.float32)
+    seeds = np.ones((size, size), bool)
+    seeds[pts[:, 0], pts[:, 1]] = False
+    dist = ndimage.distance_transform_edt(seeds)
+    return np.exp(-(dist**2) / (2 * sigma**2)).astype(np.float32)
+
+
+def rasterise_path(points: np.ndarray) -> np.ndarray:
+    """All integer pixels on the polyline through ``points`` (N x 2, y/x), as an (M, 2) array."""
+    from skimage.draw import line
+
+    pts = np.rint(np.asarray(points, dtype=np.float64).reshape(-1, 2)).astype(int)
+    if len(pts) == 1:
+        return pts
+    rr, cc = [], []
+    for (ya, xa), (yb, xb) in zip(pts[:-1], pts[1:]):
+        r, c = line(ya, xa, yb, xb)
+        rr.append(r)
+        cc.append(c)
+    out = np.stack([np.concatenate(rr), np.concatenate(cc)], axis=1)
+    return np.unique(out, axis=0)
+
+
+def box_prior(box_work: tuple[float, float, float, float], size: int = WORK_SIZE) -> np.ndarray:
+    """Soft box prior: 1 inside the box, falling off smoothly (sigma 2 px) at its border."""
+    y0, x0, y1, x1 = box_work
+    yy = np.arange(size, dtype=np.float32)[:, None]
+    xx = np.arange(size, dtype=np.float32)[None, :]
+
+    def ramp(v, a, b):
+        return 1.0 / (1.0 + np.exp(-(v - a) / 1.5)) * 1.0 / (1.0 + np.exp((v - b) / 1.5))
+
+    return (0.5 * ramp(yy, y0, y1) * ramp(xx, x0, x1)).astype(np.float32)
+
+
+def encode(
+    image_work: np.ndarray,
+    pos_work: np.ndarray,
+    neg_work: np.ndarray,
+    prior_work: np.ndarray | None = None,
+) -> np.ndarray:
+    """Stack the four input channels (4, S, S) from working-size pieces."""
+    size = image_work.shape[0]
+    prior = np.zeros((size, size), np.float32) if prior_work is None else prior_work
+    return np.stack(
+        [image_work, guidance_map(pos_work, size), guidance_map(neg_work, size), prior]
+    ).astype(np.float32)

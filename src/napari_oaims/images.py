@@ -1,0 +1,183 @@
+"""Input images: validation, channel handling, planes and normalisation.
+
+Channel handling (documented contract):
+
+* A grayscale image is used as is.
+* ``rgb=True`` (or auto: last axis of length 3 or 4 and dtype ``uint8``): luminance
+  ``0.299 R + 0.587 G + 0.114 B``; an alpha channel is ignored.
+* ``channel_axis=k``: every channel is normalised on its own (percentiles 1 / 99.8) and the
+  normalised channels are averaged, so a bright channel does not drown a dim one. Pass
+  ``channel=i`` as well to use only channel ``i``.
+
+NaN and +-inf pixels are allowed: they are excluded from the normalisation statistics and read
+as the lowest value (0 after normalisation). Constant, empty and sub-4-pixel-wide planes are
+rejected with ``ValueError``; complex, object, string and other non-numeric dtypes with
+``TypeError``. Arrays are read lazily (NumPy, Zarr and Dask arrays all work): only the windows
+the model looks at are loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import guidance
+
+MIN_PLANE_SIDE = 4
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _check_dtype(dtype: np.dtype) -> None:
+    if dtype.kind not in "biuf":
+        raise TypeError(
+            f"unsupported image dtype {dtype}: use bool, integer or real floating point pixels "
+            "(complex, object and string arrays cannot be segmented)"
+        )
+
+
+class ImageSource:
+    """A validated image with its spatial axes, plane axes and normalisation statistics."""
+
+    def __init__(
+        self,
+        image: Any,
+        plane_axes: tuple[int, int] = (-2, -1),
+        channel_axis: int | None = None,
+        rgb: bool | None = None,
+        channel: int | None = None,
+    ):
+        if not hasattr(image, "shape") or not hasattr(image, "dtype"):
+            image = np.asarray(image)
+        dtype = np.dtype(image.dtype)
+        _check_dtype(dtype)
+        shape = tuple(int(s) for s in image.shape)
+        if rgb is None:
+            rgb = channel_axis is None and len(shape) == 3 and shape[-1] in (3, 4) and dtype == np.uint8
+        if rgb:
+            if shape[-1] not in (3, 4):
+                raise ValueError(f"an RGB(A) image needs a last axis of length 3 or 4, got shape {shape}")
+            channel_axis = len(shape) - 1
+        if channel_axis is not None:
+            if not -len(shape) <= channel_axis < len(shape):
+                raise ValueError(f"channel_axis {channel_axis} is out of range for an image of shape {shape}")
+            channel_axis %= len(shape)
+        self.array = image
+        self.rgb = bool(rgb)
+        self.channel_axis = channel_axis
+        self.channel = channel
+        self.spatial_axes = tuple(a for a in range(len(shape)) if a != channel_axis)
+        self.spatial_shape = tuple(shape[a] for a in self.spatial_axes)
+        nsp = len(self.spatial_shape)
+        if nsp < 2:
+            raise ValueError(f"image must have at least 2 spatial axes, got shape {shape}")
+        try:
+            pa = tuple(int(a) % nsp for a in plane_axes)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"plane_axes must be two spatial axis indices, got {plane_axes!r}") from err
+        if len(pa) != 2 or pa[0] == pa[1] or not all(-nsp <= a < nsp for a in plane_axes):
+            raise ValueError(f"plane_axes must be two different spatial axes of {self.spatial_shape}, got {plane_axes}")
+        self.plane_axes = pa
+        self.plane_shape = (self.spatial_shape[pa[0]], self.spatial_shape[pa[1]])
+        if min(self.spatial_shape) == 0:
+            raise ValueError(f"image is empty (shape {shape})")
+        if min(self.plane_shape) < MIN_PLANE_SIDE:
+            raise ValueError(
+                f"image planes of {self.plane_shape[0]} x {self.plane_shape[1]} pixels are too small: "
+                f"each side must be at least {MIN_PLANE_SIDE} pixels"
+            )
+        if channel_axis is not None:
+            nch = shape[channel_axis]
+            if channel is not None and not 0 <= channel < nch:
+                raise ValueError(f"channel {channel} out of range: the image has {nch} channels")
+            chans = [channel] if channel is not None else list(range(min(nch, 3) if rgb else nch))
+        else:
+            chans = [None]
+        self._channels = chans
+        self.ranges = [self._range(c) for c in chans] if not self.rgb else [self._range("luma")]
+        if all(hi <= lo for lo, hi in self.ranges):
+            raise ValueError("image is constant: there is nothing to segment (all pixels have the same value)")
+
+    # -- reading -------------------------------------------------------------------------------
+    def _take_channel(self, data: np.ndarray, c) -> np.ndarray:
+        """Reduce a block that still holds the channel axis (as its last axis) to one channel."""
+        data = np.asarray(data)
+        if c is None:
+            return data.astype(np.float32, copy=False)
+        if c == "luma":
+            return data[..., :3].astype(np.float32) @ _LUMA
+        return data[..., c].astype(np.float32)
+
+    def _range(self, c) -> tuple[float, float]:
+        total = int(np.prod(self.spatial_shape))
+        step = max(1, int(np.ceil((total / 2_000_000) ** (1 / len(self.spatial_shape)))))
+        idx = [slice(None, None, step)] * len(self.spatial_shape)
+        if self.channel_axis is not None:
+            idx.insert(self.channel_axis, slice(None))
+        sub = np.asarray(self.array[tuple(idx)])
+        if self.channel_axis is not None:
+            sub = np.moveaxis(sub, self.channel_axis, -1)
+        return guidance.robust_range(self._take_channel(sub, c))
+
+    def check_point(self, coords) -> tuple[tuple[int, ...], tuple[int, int]]:
+        """Validate full spatial coordinates; return ``(plane key, (y, x))`` as integers."""
+        try:
+            c = np.asarray(coords, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"coordinates must be numbers, got {coords!r}") from err
+        if len(c) != len(self.spatial_shape):
+            raise ValueError(
+                f"expected {len(self.spatial_shape)} coordinates for an image of spatial shape "
+                f"{self.spatial_shape}, got {len(c)}: {tuple(coords)}"
+            )
+        if not np.all(np.isfinite(c)):
+            raise ValueError(f"coordinates must be finite, got {tuple(coords)}")
+        ci = np.floor(c + 0.5).astype(int)
+        if np.any(ci < 0) or np.any(ci >= np.asarray(self.spatial_shape)):
+            raise ValueError(f"point {tuple(float(v) for v in c)} lies outside the image of shape {self.spatial_shape}")
+        key = tuple(int(ci[a]) for a in range(len(ci)) if a not in self.plane_axes)
+        return key, (int(ci[self.plane_axes[0]]), int(ci[self.plane_axes[1]]))
+
+    def check_key(self, key) -> tuple[int, ...]:
+        """Validate a plane key (coordinates on the non-plane axes)."""
+        key = tuple(int(k) for k in (key or ()))
+        other = [self.spatial_shape[a] for a in range(len(self.spatial_shape)) if a not in self.plane_axes]
+        if len(key) != len(other):
+            raise ValueError(f"a plane of this image is given by {len(other)} coordinate(s) on the non-plane axes, got {key}")
+        if any(not 0 <= k < n for k, n in zip(key, other)):
+            raise ValueError(f"plane {key} lies outside the image (non-plane axes have sizes {tuple(other)})")
+        return key
+
+    def plane_index(self, key: tuple[int, ...]) -> tuple:
+        """Index into the spatial axes selecting the plane ``key`` (plane axes as slices)."""
+        it = iter(key)
+        return tuple(slice(None) if a in self.plane_axes else next(it) for a in range(len(self.spatial_shape)))
+
+    def crop(self, key: tuple[int, ...], window: guidance.Window) -> np.ndarray:
+        """Normalised window of plane ``key`` at native resolution (size x size, float32)."""
+        ys, xs, wy, wx = window.clip(self.plane_shape)
+        out = np.zeros((window.size, window.size), np.float32)
+        if ys.stop <= ys.start or xs.stop <= xs.start:
+            return out
+        idx = list(self.plane_index(key))
+        idx[self.plane_axes[0]] = ys
+        idx[self.plane_axes[1]] = xs
+        ay, ax = self.spatial_axes[self.plane_axes[0]], self.spatial_axes[self.plane_axes[1]]
+        if self.channel_axis is not None:
+            idx.insert(self.channel_axis, slice(None))
+        block = np.asarray(self.array[tuple(idx)])
+        if self.channel_axis is not None:  # remaining axes are in array order: move channels last
+            block = np.moveaxis(block, sorted([ay, ax, self.channel_axis]).index(self.channel_axis), -1)
+        if ay > ax:
+            block = np.swapaxes(block, 0, 1)
+        if self.channel_axis is None:
+            acc = guidance.normalise(block, *self.ranges[0])
+        elif self.rgb:
+            acc = guidance.normalise(self._take_channel(block, "luma"), *self.ranges[0])
+        else:
+            acc = np.mean(
+                [guidance.normalise(self._take_channel(block, c), *r) for c, r in zip(self._channels, self.ranges)],
+                axis=0,
+            )
+        out[wy, wx] = acc
+        return out
