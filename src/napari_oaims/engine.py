@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import threading
 from importlib import resources
 from pathlib import Path
@@ -37,8 +36,8 @@ class Engine:
         self.model = model.to(self.device).eval()
         self.config = dict(config or {})
         self.lock = threading.RLock()
-        self._base_state = copy.deepcopy(base_state if base_state is not None else model.state_dict())
-        self._base_state = {k: v.detach().cpu().clone() for k, v in self._base_state.items()}
+        state = base_state if base_state is not None else model.state_dict()
+        self._base_state = {k: v.detach().cpu().clone() for k, v in state.items()}
         self.base_hash = self.config.get("weights_hash") or weights_hash(model)
         self.updates = 0
         self._hash: str | None = None
@@ -51,6 +50,38 @@ class Engine:
         path = Path(weights) if weights is not None else shipped_weights_path()
         model, config = load_weights(path)
         return cls(model, config, device=device, adaptation=adaptation)
+
+    @classmethod
+    def load(cls, path: str | Path, device="auto", adaptation: str | Adapter | None = None) -> "Engine":
+        """Adapted weights written by :meth:`save`. ``reset()`` then returns to the shipped weights
+        when the saved base hash matches them, else to the loaded weights."""
+        model, config = load_weights(path)
+        base = config.get("adapted_from")
+        base_state = None
+        if base is not None:
+            try:
+                shipped, _ = load_weights(shipped_weights_path())
+            except (FileNotFoundError, ValueError):
+                shipped = None
+            if shipped is not None and weights_hash(shipped) == base.get("weights_hash"):
+                base_state = shipped.state_dict()
+        mode = adaptation if adaptation is not None else (base or {}).get("adaptation", {}).get("name", "none")
+        engine = cls(model, config, device=device, adaptation=mode, base_state=base_state)
+        engine.updates = int((base or {}).get("updates", 0))
+        if base_state is not None:
+            engine.base_hash = base["weights_hash"]
+        return engine
+
+    def save(self, path: str | Path) -> Path:
+        """Write the current (adapted) weights: ``path.safetensors`` + ``path.json`` with the base
+        weights' hash, the number of updates and the adaptation settings."""
+        from .model import save_weights
+
+        keep = {k: v for k, v in self.config.items() if k in ("version", "normalisation", "guidance", "window", "training")}
+        extra = {**keep, "adapted_from": {"weights_hash": self.base_hash, "updates": self.updates,
+                                          "adaptation": self.adapter.settings()}}
+        with self.lock:
+            return save_weights(self.model, path, extra)
 
     def session(self, image, plane_axes=(-2, -1), channel_axis: int | None = None, rgb: bool | None = None,
                 channel: int | None = None) -> Session:

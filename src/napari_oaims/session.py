@@ -133,6 +133,9 @@ class Session:
         self._undo: list[list[_Change]] = []
         self._redo: list[list[_Change]] = []
         self._listeners: list[Callable[[dict], None]] = []
+        self._pending: list = []
+        #: Prior masks given with :meth:`prior`, by the ``seq`` of their event (for saving/replay).
+        self.prior_masks: dict[int, np.ndarray] = {}
         self._log("session", extra={"shape": list(self.source.spatial_shape), "plane_axes": list(self.source.plane_axes),
                                     "rgb": self.source.rgb, "channel_axis": self.source.channel_axis})
 
@@ -226,23 +229,44 @@ class Session:
         self._log("clear")
         return self.mask
 
-    def accept(self) -> np.ndarray:
-        """The object is done: returns its mask, runs the adapter's accept hook, starts a new object."""
-        planes = {k: (list(st.prompts), st.mask) for k, st in self.planes.items() if st.bbox is not None}
+    def accept(self, defer_update: bool = False) -> np.ndarray:
+        """The object is done: returns its mask and starts a new object.
+
+        The adapter's accept hook (Post-Interaction learning) runs now, or, with
+        ``defer_update=True``, later in :meth:`run_pending_updates` (a GUI runs that in a worker
+        thread so the viewer stays responsive). Raises ``ValueError`` if the mask is empty.
+        """
+        planes = {k: (list(st.prompts), st.mask.copy()) for k, st in self.planes.items() if st.bbox is not None}
         if not planes:
             raise ValueError("nothing to accept: the current object has an empty mask (add a positive prompt first)")
         t0 = time.perf_counter()
         final = self.mask
         area = int(sum(np.count_nonzero(m) for _, m in planes.values()))
         self._log("accept", latency_ms=(time.perf_counter() - t0) * 1e3,
-                  extra={"area": area, "planes": [list(k) for k in planes]})
-        for record in self.engine.adapter.on_accept(self.engine, AcceptContext(self, planes)):
-            self._log("update", latency_ms=record.pop("latency_ms", None), extra=record)
+                  extra={"area": area, "planes": [list(k) for k in planes], "adaptation": self.engine.adaptation})
+        self._pending.append((self.object_id, self.engine.adapter, AcceptContext(self, planes)))
         self.planes = {}
         self._undo.clear()
         self._redo.clear()
         self.object_id += 1
+        if not defer_update:
+            self.run_pending_updates()
         return final
+
+    def run_pending_updates(self) -> int:
+        """Run deferred accept hooks in accept order; returns how many objects were processed."""
+        done = 0
+        while self._pending:
+            object_id, adapter, ctx = self._pending.pop(0)
+            for record in adapter.on_accept(self.engine, ctx):
+                self._log("update", latency_ms=record.pop("latency_ms", None), extra=record, object_id=object_id)
+            done += 1
+        return done
+
+    @property
+    def pending_updates(self) -> int:
+        """Number of accepted objects whose update has not run yet."""
+        return len(self._pending)
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -260,6 +284,13 @@ class Session:
                 view[...] = st.mask.T if self.source.plane_axes[0] > self.source.plane_axes[1] else st.mask
         return out
 
+    def full_coords(self, plane, yx) -> tuple[int, ...]:
+        """Full spatial coordinates of plane pixel ``yx`` on plane ``plane`` (inverse of the log's form)."""
+        it = iter(plane)
+        pa = self.source.plane_axes
+        return tuple(int(yx[0]) if a == pa[0] else int(yx[1]) if a == pa[1] else int(next(it))
+                     for a in range(len(self.spatial_shape)))
+
     def plane_mask(self, plane=()) -> np.ndarray:
         """The current object's 2D mask on one plane."""
         st = self.planes.get(self.source.check_key(plane))
@@ -272,9 +303,10 @@ class Session:
         self._listeners.append(listener)
 
     # -- internals -----------------------------------------------------------------------------
-    def _log(self, kind: str, plane=None, coords=None, label=None, latency_ms=None, extra=None) -> dict:
+    def _log(self, kind: str, plane=None, coords=None, label=None, latency_ms=None, extra=None, object_id=None) -> dict:
         event = {
-            "seq": len(self.events), "time": time.time(), "kind": kind, "object": self.object_id,
+            "seq": len(self.events), "time": time.time(), "kind": kind,
+            "object": self.object_id if object_id is None else object_id,
             "plane": list(plane) if plane is not None else [], "coords": coords, "label": label,
             "latency_ms": None if latency_ms is None else round(float(latency_ms), 3),
             "weights": self.engine.weights_hash, "extra": extra or {},
@@ -296,7 +328,10 @@ class Session:
         previous = list(st.prompts)
         prompts = previous + [prompt]
         label = None if prompt.kind in ("box", "prior") else int(prompt.positive)
-        self._log(prompt.kind, plane=key, coords=coords, label=label)
+        event = self._log(prompt.kind, plane=key, coords=coords, label=label,
+                          extra={"adaptation": self.engine.adaptation})
+        if prompt.kind == "prior":
+            self.prior_masks[event["seq"]] = prompt.mask
         window = self.choose_window(key, prompts, st.bbox)
         if window is not None:
             ctx = PromptContext(self, key, window, previous, prompts, prompt)
