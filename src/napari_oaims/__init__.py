@@ -6,10 +6,28 @@ The public API::
     engine = Engine.pretrained(device="auto", adaptation="none")
     s = engine.session(image)
     mask = s.click((y, x), positive=True)
+
+Imports are lazy so that napari (which loads this package to read the plugin manifest) and the
+torch-free modules (robot, metrics, synth) start fast.
 """
 
-from .engine import Engine
-from .session import Session
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["Engine", "Session", "__version__"]
+__all__ = ["Engine", "Session", "annotate", "__version__"]
+
+_LAZY = {"Engine": "napari_oaims.engine", "Session": "napari_oaims.session", "annotate": "napari_oaims.api"}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import annotate
+    from .engine import Engine
+    from .session import Session
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'napari_oaims' has no attribute {name!r}")

@@ -115,6 +115,7 @@ class Engine:
         """Back to the pretrained weights (drops everything learnt online)."""
         with self.lock:
             self.model.load_state_dict(self._base_state)
+            self.adapter.reset()
             self.updates = 0
             self._hash = None
 

@@ -154,7 +154,7 @@ class RealisticNoise:
     For every click two independent uniforms ``u1, u2`` are drawn.
     - ``u2 < p_system`` (systematic non-conformity): the click is moved to a plausible *wrong* place
       while keeping its polarity. Positive click: a pixel outside the target; if an ``image`` is given,
-      uniform over outside pixels with intensity >= its 95th percentile (eq. 28's SUV rule), otherwise
+      uniform over outside pixels with intensity above its 95th percentile (eq. 28's SUV rule), otherwise
       uniform over outside pixels within ``max_shift`` px (Euclidean) of the object. Negative click:
       uniform over object pixels within ``max_shift`` px of the background. If no such pixel exists
       the click stays where it was.
@@ -326,7 +326,7 @@ class Robot:
         cand = np.zeros_like(target)
         if positive and image is not None:
             img = np.asarray(image, float)
-            cand = wrong & (img >= np.percentile(img, 95))
+            cand = wrong & (img > np.percentile(img, 95))
         if not cand.any():
             # distance from each wrong-class pixel to the nearest pixel of the other class
             cand = wrong & (ndimage.distance_transform_edt(wrong) <= self.noise.max_shift)
@@ -353,7 +353,9 @@ class ReplayRobot:
     """Replays recorded click sequences (e.g. from :func:`load_clicks`) through ``next_click``."""
 
     def __init__(self, sequences: Mapping[TargetId, Sequence[Mapping | Click]]) -> None:
-        self._sequences = {k: [c if isinstance(c, Click) else Click.from_dict(c) for c in v] for k, v in sequences.items()}
+        self._sequences = {
+            k: [c if isinstance(c, Click) else Click.from_dict(c) for c in v] for k, v in sequences.items()
+        }
         self.target_index: TargetId | None = None
         self._pos = 0
 
@@ -425,7 +427,9 @@ def _clip_box(y0: int, x0: int, y1: int, x1: int, h: int, w: int) -> tuple[int, 
     return max(0, int(y0)), max(0, int(x0)), min(h, int(y1)), min(w, int(x1))
 
 
-def box_from_mask(target: np.ndarray, kind: str = "perfect", rng: np.random.Generator | None = None) -> tuple[int, int, int, int]:
+def box_from_mask(
+    target: np.ndarray, kind: str = "perfect", rng: np.random.Generator | None = None
+) -> tuple[int, int, int, int]:
     """A box prompt ``(y0, x0, y1, x1)`` (y1, x1 exclusive) drawn around a 2D object.
 
     ``perfect``: the tight bounding box. ``careful``: each side pushed out by U(5%, 10%) of the

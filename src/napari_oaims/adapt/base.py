@@ -27,6 +27,9 @@ class Adapter:
         """Called when the user accepts an object."""
         return []
 
+    def reset(self) -> None:
+        """Forget internal state (optimiser moments, buffers); called by ``Engine.reset``."""
+
     def settings(self) -> dict[str, Any]:
         """JSON-serialisable settings (saved with adapted weights)."""
         return {"name": self.name}

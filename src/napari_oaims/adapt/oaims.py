@@ -1,0 +1,165 @@
+"""OAIMS: Mid-Interaction and Post-Interaction adaptation (seed 000 algorithm 1, GUIDE 3.3).
+
+* MI, after each prompt ``c_t`` (from the second on): ``P_init = f(I, C_t)`` without gradient is
+  the pseudo label, ``P_prev = f(I, C_{t-1})`` the prediction (recomputed with gradient on the
+  same window); one step on ``L_DF(P_prev, P_init) + beta L_CCG(P_prev, P_init, c_t)``. The
+  session then predicts ``P_t = f(I, C_t)`` with the updated weights and shows it.
+* PI, on ``accept()`` (per annotated plane): stage 1, predict from the localisation prompt only
+  and take one step on ``L_DF(P_1, P_final)``; stage 2, one click per error component of
+  ``P_1`` vs ``P_final`` (largest first, up to ``max_clicks``, at the component centre), predict
+  from the localisation prompt plus those clicks and take one step on
+  ``L_DF + beta L_CCG`` against ``P_final``.
+* Optional replay buffer (seed 003): the last ``replay_size`` stage-2 samples; ``replay_k`` of
+  them are added to each stage-2 batch against forgetting.
+
+Boxes and scribbles feed the same machinery: for CCG, a scribble's pixels act as clicks of its
+polarity and a box's outline pixels as negative clicks (they lie outside the object).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from .. import guidance
+from ..losses import BETA, dice_focal, total_loss
+from ..robot import correction_clicks
+from ..session import Prompt
+from .base import Adapter
+from .guard import LR, GuardedOptimizer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import Engine
+    from ..session import AcceptContext, PromptContext
+
+MAX_CCG_POINTS = 16
+
+
+def ccg_points(prompt: "Prompt", window: guidance.Window) -> list[tuple[float, float, bool]]:
+    """The CCG 'clicks' (working coordinates, polarity) that stand for one prompt."""
+    if prompt.kind == "click":
+        y, x = window.to_work(prompt.points[0])
+        return [(float(y), float(x), prompt.positive)]
+    if prompt.kind == "scribble":
+        pts = prompt.points[:: max(1, len(prompt.points) // MAX_CCG_POINTS)]
+        return [(float(y), float(x), prompt.positive) for y, x in window.to_work(pts)]
+    if prompt.kind == "box":
+        y0, x0, y1, x1 = prompt.box
+        outline = guidance.rasterise_path(np.array([[y0, x0], [y0, x1 - 1], [y1 - 1, x1 - 1], [y1 - 1, x0], [y0, x0]]))
+        pts = outline[:: max(1, len(outline) // MAX_CCG_POINTS)]
+        return [(float(y), float(x), False) for y, x in window.to_work(pts)]
+    return []
+
+
+def work_target(mask: np.ndarray, window: guidance.Window) -> np.ndarray:
+    """A plane mask cropped to ``window`` and resized (nearest) to the working size (bool)."""
+    crop = guidance.crop_plane(mask, window)
+    idx = np.clip(((np.arange(guidance.WORK_SIZE) + 0.5) / window.scale).astype(int), 0, window.size - 1)
+    return crop[np.ix_(idx, idx)] > 0.5
+
+
+def _t(a: np.ndarray, device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)
+
+
+class OAIMSAdapter(Adapter):
+    """OAIMS with Mid-Interaction (``mi``) and/or Post-Interaction (``pi``) updates."""
+
+    def __init__(self, mi: bool = True, pi: bool = True, lr: float = LR, beta: float = BETA, max_clicks: int = 10,
+                 replay_size: int = 0, replay_k: int = 2, seed: int = 0):
+        self.mi, self.pi = mi, pi
+        self.name = "oaims" if (mi and pi) else "mi" if mi else "pi"
+        self.beta = beta
+        self.max_clicks = max_clicks
+        self.optimizer = GuardedOptimizer(lr)
+        self.replay_size, self.replay_k = replay_size, replay_k
+        self.buffer: deque = deque(maxlen=max(replay_size, 1))
+        self._rng = random.Random(seed)
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name, "optimizer": "Adam", "lr": self.optimizer.lr, "beta": self.beta,
+                "max_clicks": self.max_clicks, "replay_size": self.replay_size, "replay_k": self.replay_k}
+
+    def reset(self) -> None:
+        self.optimizer.reset()
+        self.buffer.clear()
+
+    # -- Mid-Interaction ----------------------------------------------------------------------
+    def on_prompt(self, engine: "Engine", ctx: "PromptContext") -> list[dict]:
+        if not self.mi or not any(p.positive or p.kind in ("box", "prior") for p in ctx.previous):
+            return []  # MI starts with the second prompt (t >= 2)
+        s = ctx.session
+        x_prev = s.inputs(ctx.key, ctx.previous, ctx.window)[None]
+        x_new = s.inputs(ctx.key, ctx.prompts, ctx.window)[None]
+        pseudo = engine.predict(x_new) > 0  # P_init, no gradient
+        clicks = [ccg_points(ctx.new, ctx.window)]
+        target = _t(pseudo[:, None], engine.device)
+
+        def loss_fn(model):
+            return total_loss(model(_t(x_prev, engine.device)), target, clicks, beta=self.beta)
+
+        return [engine_step(self, engine, "mi", loss_fn, x_new, pseudo)]
+
+    # -- Post-Interaction ---------------------------------------------------------------------
+    def on_accept(self, engine: "Engine", ctx: "AcceptContext") -> list[dict]:
+        if not self.pi:
+            return []
+        records = []
+        for key, (prompts, final) in ctx.planes.items():
+            first = next((p for p in prompts if p.positive), None)
+            if first is None or not final.any():
+                continue
+            s = ctx.session
+            window = s.choose_window(key, [first], _mask_bbox(final))
+            target_np = work_target(final, window)
+            target = _t(target_np[None, None], engine.device)
+            x1 = s.inputs(key, [first], window)[None]
+            loc_clicks = ccg_points(first, window)
+            p1 = {}
+
+            def stage1(model):
+                logits = model(_t(x1, engine.device))
+                p1["mask"] = (logits.detach()[0, 0] > 0).cpu().numpy()
+                return dice_focal(logits, target)
+
+            records.append(engine_step(self, engine, "pi_stage1", stage1, x1, target_np[None]))
+            generated = correction_clicks(p1["mask"], target_np, self.max_clicks, mode="center")
+            # Generated clicks are in working coordinates; map them back to plane pixels.
+            extra = []
+            for c in generated:
+                yx = (np.array([c.y, c.x]) + 0.5) / window.scale - 0.5 + np.array([window.y0, window.x0])
+                extra.append(Prompt("click", c.positive, np.rint(yx).astype(int)[None]))
+            x2 = s.inputs(key, [first] + extra, window)[None]
+            clicks2 = loc_clicks + [(float(c.y), float(c.x), c.positive) for c in generated]
+            batch_x, batch_t, batch_c = [x2[0]], [target_np], [clicks2]
+            if self.replay_size and self.buffer:
+                for bx, bt, bc in self._rng.sample(list(self.buffer), min(self.replay_k, len(self.buffer))):
+                    batch_x.append(bx)
+                    batch_t.append(bt)
+                    batch_c.append(bc)
+            bx_np, bt_np = np.stack(batch_x), np.stack(batch_t)
+
+            def stage2(model):
+                return total_loss(model(_t(bx_np, engine.device)), _t(bt_np[:, None], engine.device), batch_c,
+                                  beta=self.beta)
+
+            records.append(engine_step(self, engine, "pi_stage2", stage2, x2, target_np[None]))
+            if self.replay_size:
+                self.buffer.append((x2[0], target_np, clicks2))
+        return records
+
+
+def _mask_bbox(mask: np.ndarray):
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
+
+
+def engine_step(adapter, engine, method, loss_fn, check_x, check_target) -> dict:
+    """One guarded step with ``adapter.optimizer``, tagged with the adapter's name."""
+    record = adapter.optimizer.step(engine, method, loss_fn, check_x, check_target)
+    record["adaptation"] = adapter.name
+    return record

@@ -1,0 +1,76 @@
+"""The small public API for notebooks and scripts.
+
+``annotate`` opens napari with the annotator docked; ``sample_nuclei`` loads the real nuclei
+image shipped with the package. Neither imports torch or napari until it is called.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+    from ._widgets import AnnotatorWidget
+
+#: Title of the docked annotator (also its key in ``viewer.window.dock_widgets``).
+WIDGET_NAME = "OAIMS annotator"
+
+
+def sample_nuclei() -> tuple[np.ndarray, np.ndarray]:
+    """The shipped 512 x 512 nuclei image (uint16) and its instance labels (DSB 2018, via StarDist)."""
+    import tifffile
+
+    folder = resources.files("napari_oaims") / "data"
+    with resources.as_file(folder / "nuclei2d_image.tif") as p:
+        image = tifffile.imread(p)
+    with resources.as_file(folder / "nuclei2d_labels.tif") as p:
+        labels = tifffile.imread(p)
+    return image, labels
+
+
+def annotate(image: Any, viewer: "napari.Viewer | None" = None, **engine_kwargs) -> "napari.Viewer":
+    """Open (or reuse) a napari viewer with ``image`` and the OAIMS annotator docked.
+
+    ``image`` is an array (NumPy, Dask, Zarr: added as a new image layer), an image layer, or
+    the name of an image layer already in ``viewer``. ``engine_kwargs`` (``device``,
+    ``adaptation``, ``weights``) choose the engine, or pass ``engine=`` an
+    :class:`~napari_oaims.Engine` to share one. The widget is
+    ``viewer.window.dock_widgets["OAIMS annotator"]`` (or :func:`annotator`).
+    """
+    import napari
+
+    from ._widgets import AnnotatorWidget
+
+    if isinstance(image, str):
+        if viewer is None or image not in viewer.layers:
+            raise ValueError(f"no layer named {image!r} in the viewer: pass an array, an image layer or an existing name")
+        layer = viewer.layers[image]
+    elif isinstance(image, napari.layers.Layer):
+        layer = image
+    else:
+        if not hasattr(image, "shape"):
+            image = np.asarray(image)
+        if len(image.shape) < 2:
+            raise ValueError(f"annotate needs an image with at least 2 axes, got shape {tuple(image.shape)}")
+        layer = None
+    if not isinstance(layer, (napari.layers.Image, type(None))):
+        raise ValueError(f"layer {layer.name!r} is a {type(layer).__name__} layer, not an image layer")
+    if viewer is None:
+        viewer = napari.current_viewer() or napari.Viewer()
+    if layer is None:
+        layer = viewer.add_image(image, name="image")
+    elif layer not in viewer.layers:
+        viewer.add_layer(layer)
+    widget = AnnotatorWidget(viewer, **engine_kwargs)
+    viewer.window.add_dock_widget(widget, name=WIDGET_NAME, area="right")
+    widget.set_image(layer)
+    return viewer
+
+
+def annotator(viewer: "napari.Viewer") -> "AnnotatorWidget":
+    """The annotator docked in ``viewer`` by :func:`annotate` (KeyError if there is none)."""
+    return viewer.window.dock_widgets[WIDGET_NAME]
