@@ -21,7 +21,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
         bar.refresh()
 
-    model = train.train(cfg, args.out, resume=not args.restart, progress=progress)
+    model = train.train(cfg, args.out, resume=not args.restart, progress=progress, stop_after=args.stop_after)
     bar.close()
     if args.export:
         command = "oaims " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--out", type=Path, default=Path("runs/base"), help="checkpoint/log folder (resumes from it)")
+    t.add_argument("--stop-after", type=int, default=None, help="stop at this step of the --steps schedule")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     t.add_argument("--export", type=Path, default=None, help="write the final weights here (.safetensors + .json)")
     t.set_defaults(func=_cmd_train)

@@ -1,0 +1,416 @@
+"""The annotator widget in a real napari viewer with the real engine (run under Xvfb)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+napari = pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+from napari.utils.notifications import notification_manager  # noqa: E402
+
+from napari_oaims import Engine  # noqa: E402
+from napari_oaims._widgets import KEYS, AnnotatorWidget  # noqa: E402
+from napari_oaims.adapt import ADAPTERS, Adapter  # noqa: E402
+from napari_oaims.api import annotate, annotator, sample_nuclei  # noqa: E402
+from napari_oaims.robot import click_in_region  # noqa: E402
+from napari_oaims.synth import volume  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return Engine.pretrained(device="cpu")
+
+
+@pytest.fixture
+def fresh_engine(engine):
+    engine.reset()
+    engine.adaptation = "none"
+    yield engine
+    engine.reset()
+    engine.adaptation = "none"
+
+
+@pytest.fixture(scope="module")
+def nuclei():
+    return sample_nuclei()
+
+
+@pytest.fixture
+def notes():
+    """Messages of the napari notifications shown during the test: (severity, message)."""
+    seen: list[tuple[str, str]] = []
+
+    def keep(n):
+        seen.append((str(n.severity), str(n.message)))
+
+    notification_manager.notification_ready.connect(keep)
+    yield seen
+    notification_manager.notification_ready.disconnect(keep)
+
+
+def wait(qtbot, widget, timeout=30_000):
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
+    qtbot.wait(5)  # let deferred handlers (layer removals) run
+
+
+def start(viewer, qtbot, engine, image, **kwargs) -> AnnotatorWidget:
+    layer = image if isinstance(image, napari.layers.Layer) else viewer.add_image(image, **kwargs)
+    widget = AnnotatorWidget(viewer, engine=engine)
+    viewer.window.add_dock_widget(widget, name="OAIMS annotator")
+    widget.set_image(layer)
+    wait(qtbot, widget)
+    return widget
+
+
+def centre(labels, i):
+    return click_in_region(labels == i)
+
+
+def has(notes, severity, text):
+    return any(s == severity and text in m for s, m in notes)
+
+
+def test_full_workflow_click_accept_undo_save_reopen(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, tmp_path):
+    image, labels = nuclei
+    viewer = make_napari_viewer()
+    w = start(viewer, qtbot, fresh_engine, image, name="nuclei")
+    assert set(w.layers) == {"points", "shapes", "preview", "objects"}
+    names = [layer.name for layer in viewer.layers]
+    assert names[0] == "nuclei" and {"clicks", "boxes & scribbles", "preview", "objects"} <= set(names)
+    points, preview, objects = w.layers["points"], w.layers["preview"], w.layers["objects"]
+    assert viewer.layers.selection.active is points and points.mode == "add"
+
+    target = labels == 30
+    points.add(list(centre(labels, 30)))
+    wait(qtbot, w)
+    mask = preview.data.astype(bool)
+    assert mask.any() and (mask & target).sum() > 0.5 * target.sum()
+    assert w.last_latency_ms is not None and "latency" in w.status.text() and "device cpu" in w.status.text()
+    kinds = [e["kind"] for e in w.session.events]
+    assert kinds[-2:] == ["click", "predict"]
+
+    # a negative click far away in the background: polarity shown by colour, mask kept
+    w.toggle_positive()
+    assert not w.positive and not w.positive_check.isChecked()
+    points.add([5, 5])
+    wait(qtbot, w)
+    assert np.allclose(points.face_color[-1], [1, 0, 0, 1]) and np.allclose(points.face_color[0], [0, 1, 0, 1])
+    assert list(points.features["positive"]) == [True, False]
+    assert w.session.events[-2]["label"] == 0
+    w.set_positive(True)
+    mask = preview.data.astype(bool)
+
+    w.class_choice.setCurrentText("nucleus")
+    w.accept()
+    wait(qtbot, w)
+    assert set(np.unique(objects.data)) == {0, 1}
+    assert ((objects.data == 1) == mask).all()
+    assert not preview.data.any() and len(points.data) == 0
+    assert list(objects.features["class_name"]) == ["nucleus"] and list(objects.features["index"]) == [1]
+
+    w.undo()  # takes the accepted object back
+    wait(qtbot, w)
+    assert not objects.data.any()
+    w.redo()
+    wait(qtbot, w)
+    assert set(np.unique(objects.data)) == {0, 1}
+
+    # a second object, its click undone and redone
+    points.add(list(centre(labels, 60)))
+    wait(qtbot, w)
+    assert preview.data.any()
+    w.undo()
+    wait(qtbot, w)
+    assert not preview.data.any() and len(points.data) == 0
+    w.redo()
+    wait(qtbot, w)
+    assert preview.data.any() and len(points.data) == 1
+    w.clear()
+    wait(qtbot, w)
+    assert not preview.data.any() and len(points.data) == 0
+    w.undo()
+    wait(qtbot, w)
+    assert preview.data.any()
+    w.next_object()  # accepts it
+    wait(qtbot, w)
+    assert set(np.unique(objects.data)) == {0, 1, 2}
+    assert not any(s == "ERROR" for s, _ in notes), notes
+
+    store = pytest.importorskip("napari_oaims.store")
+    path = tmp_path / "nuclei.oaims.zarr"
+    w.save_session(path)
+    wait(qtbot, w)
+    assert path.is_dir() and w.store is not None, notes
+    points.add(list(centre(labels, 90)))  # autosaved from now on
+    wait(qtbot, w)
+    w.accept()
+    wait(qtbot, w)
+    reopened = store.SessionStore.open(path)
+    assert np.array_equal(np.asarray(reopened.labels()), objects.data)
+    assert any(e["kind"] == "accept" for e in reopened.events())
+
+
+def test_keys_are_bound_and_documented(make_napari_viewer, qtbot, fresh_engine, nuclei):
+    image, labels = nuclei
+    viewer = make_napari_viewer()
+    w = start(viewer, qtbot, fresh_engine, image)
+    bound = {str(k) for k in viewer.keymap}
+    assert {"N", "K", "J", "U", "Shift+U", "Q"} <= bound | {k.replace("-", "+") for k in bound}
+    for name, text in KEYS.items():
+        assert text in w.buttons.get(name, w.positive_check).text()
+    from app_model.types import KeyBinding
+
+    viewer.keymap[KeyBinding.from_str(KEYS["toggle"])](viewer)
+    assert not w.positive
+    w.detach()
+    assert not any(str(k) in ("N", "K", "U") for k in viewer.keymap)
+
+
+def test_click_on_a_slice_of_a_3d_stack_commits_only_there(make_napari_viewer, qtbot, fresh_engine):
+    image, labels = volume(np.random.default_rng(0))
+    viewer = make_napari_viewer()
+    w = start(viewer, qtbot, fresh_engine, image)
+    assert w.session.source.plane_axes == (1, 2)
+    ids, counts = np.unique(labels[labels > 0], return_counts=True)
+    obj = int(ids[np.argmax(counts)])
+    z = int(np.argmax((labels == obj).sum((1, 2))))
+    viewer.dims.set_current_step(0, z)
+    y, x = centre(labels[z], obj)
+    w.layers["points"].add([z, y, x])
+    wait(qtbot, w)
+    preview = w.layers["preview"].data
+    assert preview[z].any() and not np.delete(preview, z, axis=0).any()
+    assert (preview[z].astype(bool) & (labels[z] == obj)).any()
+    w.accept()
+    wait(qtbot, w)
+    objects = w.layers["objects"].data
+    assert objects.shape == image.shape and objects[z].max() == 1
+    assert not np.delete(objects, z, axis=0).any()
+
+
+def test_clicks_follow_the_displayed_orientation(make_napari_viewer, qtbot, fresh_engine, notes):
+    image, labels = volume(np.random.default_rng(0))
+    viewer = make_napari_viewer()
+    w = start(viewer, qtbot, fresh_engine, image)
+    viewer.dims.order = (1, 0, 2)  # show z-x planes, step through y
+    wait(qtbot, w)
+    assert w.session.source.plane_axes == (0, 2)
+    ids, counts = np.unique(labels[labels > 0], return_counts=True)
+    obj = int(ids[np.argmax(counts)])
+    y = int(np.argmax((labels == obj).sum((0, 2))))
+    viewer.dims.set_current_step(1, y)
+    z, x = centre(labels[:, y, :], obj)
+    w.layers["points"].add([z, y, x])
+    wait(qtbot, w)
+    preview = w.layers["preview"].data
+    assert preview[:, y, :].any() and not np.delete(preview, y, axis=1).any()
+    assert (preview[:, y, :].astype(bool) & (labels[:, y, :] == obj)).any()
+    w.accept()
+    wait(qtbot, w)
+    assert w.layers["objects"].data[:, y, :].max() == 1
+    viewer.dims.order = (0, 1, 2)  # back to z slices: a new session, objects kept
+    wait(qtbot, w)
+    assert w.session.source.plane_axes == (1, 2) and w.layers["objects"].data.max() == 1
+    assert not any(s == "ERROR" for s, _ in notes), notes
+
+
+def test_boxes_and_scribbles(make_napari_viewer, qtbot, fresh_engine, nuclei, notes):
+    image, labels = nuclei
+    viewer = make_napari_viewer()
+    w = start(viewer, qtbot, fresh_engine, image)
+    ys, xs = np.nonzero(labels == 30)
+    shapes, preview = w.layers["shapes"], w.layers["preview"]
+    shapes.add(np.array([[ys.min() - 2, xs.min() - 2], [ys.max() + 2, xs.max() + 2]]), shape_type="rectangle")
+    wait(qtbot, w)
+    assert (preview.data.astype(bool) & (labels == 30)).any()
+    assert w.session.events[-2]["kind"] == "box"
+    w.clear()
+    wait(qtbot, w)
+    y, x = centre(labels, 30)
+    shapes.add(np.array([[y - 3, x - 3], [y + 3, x + 3]]), shape_type="path")
+    wait(qtbot, w)
+    assert w.session.events[-2]["kind"] == "scribble" and preview.data.any()
+    shapes.add(np.array([[10, 10], [20, 20]]), shape_type="ellipse")
+    wait(qtbot, w)
+    assert has(notes, "WARNING", "not a prompt") and len(shapes.data) == 1
+
+
+def test_bad_inputs_become_notifications(make_napari_viewer, qtbot, fresh_engine, nuclei, notes):
+    image, _ = nuclei
+    viewer = make_napari_viewer()
+    w = start(viewer, qtbot, fresh_engine, image, name="nuclei")
+    good = w.session
+
+    # a non-image layer, no layer, a constant image, a too small (nearly 1D) image
+    labels_layer = viewer.add_labels(np.zeros((32, 32), np.int32), name="not an image")
+    w.set_image(labels_layer)
+    assert has(notes, "ERROR", "'not an image' is a Labels layer")
+    w.set_image(None)
+    assert has(notes, "WARNING", "no image layer chosen")
+    for name, data in (("flat", np.full((64, 64), 7.0)), ("line", np.arange(128.0).reshape(2, 64))):
+        w.set_image(viewer.add_image(data, name=name))
+        wait(qtbot, w)
+    assert has(notes, "ERROR", "cannot annotate 'flat'") and has(notes, "ERROR", "constant")
+    assert has(notes, "ERROR", "cannot annotate 'line'") and has(notes, "ERROR", "too small")
+    assert w.session is good and w.image_layer.name == "nuclei"  # still annotating the good image
+    with pytest.raises(ValueError, match="at least 2 axes"):
+        annotate(np.arange(10.0), viewer=viewer)
+
+    # a click outside the image is dropped with a warning
+    points = w.layers["points"]
+    points.add([600, 10])
+    wait(qtbot, w)
+    assert len(points.data) == 0 and has(notes, "WARNING", "outside the image")
+    assert not any(e["kind"] == "click" for e in w.session.events)
+    w.accept()  # nothing to accept
+    wait(qtbot, w)
+    assert has(notes, "WARNING", "nothing to accept") and not w.layers["objects"].data.any()
+
+
+def test_rgb_image(make_napari_viewer, qtbot, fresh_engine, nuclei):
+    image, labels = nuclei
+    rgb = np.stack([(image / image.max() * 255).astype(np.uint8)] * 3, axis=-1)
+    viewer = make_napari_viewer()
+    w = start(viewer, qtbot, fresh_engine, rgb, rgb=True)
+    assert w.session.source.rgb and w.layers["preview"].data.shape == image.shape
+    w.layers["points"].add(list(centre(labels, 30)))
+    wait(qtbot, w)
+    assert (w.layers["preview"].data.astype(bool) & (labels == 30)).any()
+
+
+def test_layers_deleted_renamed_or_replaced_mid_session(make_napari_viewer, qtbot, fresh_engine, nuclei, notes):
+    image, labels = nuclei
+    viewer = make_napari_viewer()
+    w = start(viewer, qtbot, fresh_engine, image, name="nuclei")
+    points = w.layers["points"]
+    points.name = "my clicks"
+    assert has(notes, "INFO", "now called 'my clicks'")
+    points.add(list(centre(labels, 30)))
+    wait(qtbot, w)
+    assert w.layers["preview"].data.any()
+
+    preview = w.layers["preview"]
+    viewer.layers.remove(preview)  # working layers come back
+    wait(qtbot, w)
+    assert preview in viewer.layers and has(notes, "WARNING", "added back")
+
+    objects = w.layers["objects"]
+    viewer.layers.remove(objects)  # the objects layer is detached; the next accept makes a new one
+    wait(qtbot, w)
+    assert has(notes, "WARNING", "objects layer was removed")
+    w.accept()
+    wait(qtbot, w)
+    assert w.layers["objects"] is not objects and w.layers["objects"].data.max() == 1
+
+    # the image data is replaced by other data of the same shape: a new session on it
+    layer = viewer.layers["nuclei"]
+    layer.data = image[::-1].copy()
+    wait(qtbot, w)
+    assert w.session.source.array is layer.data
+    # ... and by data of another shape: new annotation layers
+    layer.data = image[:256, :300].copy()
+    wait(qtbot, w)
+    assert w.layers["preview"].data.shape == (256, 300) and has(notes, "WARNING", "changed shape")
+    w.layers["points"].add([100, 100])
+    wait(qtbot, w)
+
+    viewer.layers.remove(layer)  # the image goes away: annotation stops, clicks are ignored
+    wait(qtbot, w)
+    assert w.session is None and has(notes, "WARNING", "was removed: annotation stopped")
+    w.layers["points"].add([10, 10])
+    wait(qtbot, w)
+    assert has(notes, "WARNING", "click ignored: no image")
+    assert not any(s == "ERROR" for s, _ in notes), notes
+
+
+class SlowAdapter(Adapter):
+    """A stand-in Post-Interaction update that takes a while (learning nothing)."""
+
+    name = "slow"
+
+    def on_accept(self, engine, ctx):
+        time.sleep(1.0)
+        return [{"method": "slow", "loss": 0.0, "latency_ms": 1000.0}]
+
+
+def test_clicks_during_an_update_are_queued_in_order(make_napari_viewer, qtbot, fresh_engine, nuclei):
+    image, labels = nuclei
+    viewer = make_napari_viewer()
+    w = start(viewer, qtbot, fresh_engine, image)
+    fresh_engine.adaptation = SlowAdapter()
+    points = w.layers["points"]
+    points.add(list(centre(labels, 30)))
+    wait(qtbot, w)
+    w.accept()
+    qtbot.waitUntil(lambda: w._running is not None and w._running.thread, timeout=5000)
+    t0 = time.perf_counter()
+    first, second = centre(labels, 60), centre(labels, 61)
+    points.add(list(first))
+    w.set_positive(False)
+    points.add(list(second))
+    assert time.perf_counter() - t0 < 0.5  # the viewer did not wait for the update
+    assert w.busy and len(w._queue) == 2 and "queued" in w.status.text()
+    wait(qtbot, w)
+    clicks = [e for e in w.session.events if e["kind"] == "click"]
+    assert [tuple(c["coords"]) for c in clicks] == [tuple(first), tuple(second)]
+    assert [c["label"] for c in clicks] == [1, 0]
+    kinds = [e["kind"] for e in w.session.events]
+    assert kinds.index("update") < kinds.index("click")
+    assert w.layers["preview"].data.any() and w.layers["objects"].data.max() == 1
+
+
+def test_model_controls(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, tmp_path):
+    image, _ = nuclei
+    viewer = make_napari_viewer()
+    w = start(viewer, qtbot, fresh_engine, image)
+    labels = [w.adaptation_choice.itemText(i) for i in range(w.adaptation_choice.count())]
+    assert [w.adaptation_choice.itemData(i) for i in range(len(labels))] == ["none", "mi", "pi", "oaims"]
+    for name in ("mi", "pi", "oaims"):
+        w.set_adaptation(name)
+        wait(qtbot, w)
+        if name in ADAPTERS:
+            assert w.engine.adaptation == name and w.adaptation_choice.currentData() == name
+        else:
+            assert has(notes, "WARNING", f"adaptation '{name}' is not available")
+            assert w.engine.adaptation == "none" and w.adaptation_choice.currentData() == "none"
+    w.set_adaptation("none")
+    wait(qtbot, w)
+
+    devices = w.device_choice.model()
+    import torch
+
+    assert devices.item(w.device_choice.findText("cpu")).isEnabled()
+    assert devices.item(w.device_choice.findText("cuda")).isEnabled() == torch.cuda.is_available()
+
+    w.save_weights(tmp_path / "adapted")
+    wait(qtbot, w)
+    assert (tmp_path / "adapted.safetensors").exists() and has(notes, "INFO", "saved weights")
+    old = w.engine
+    w.load_weights(tmp_path / "adapted.safetensors")
+    wait(qtbot, w)
+    assert w.engine is not old and w.session.engine is w.engine and w.engine.weights_hash == old.weights_hash
+    w.load_weights(tmp_path / "missing.safetensors")
+    wait(qtbot, w)
+    assert has(notes, "ERROR", "load weights") and w.session.engine is w.engine
+    w.reset_model()
+    wait(qtbot, w)
+    assert has(notes, "INFO", "model reset")
+    w.set_device("cpu")
+    wait(qtbot, w)
+    assert str(w.engine.device) == "cpu" and w.session.engine is w.engine
+
+
+def test_annotate_api_docks_the_widget(make_napari_viewer, qtbot, fresh_engine, nuclei):
+    image, labels = nuclei
+    viewer = make_napari_viewer()
+    assert annotate(image, viewer=viewer, engine=fresh_engine) is viewer
+    w = annotator(viewer)
+    wait(qtbot, w)
+    assert isinstance(w, AnnotatorWidget) and w.image_layer is viewer.layers["image"]
+    assert w.layers["points"] in viewer.layers
