@@ -74,6 +74,7 @@ LAYER_NAMES = {"points": "clicks", "shapes": "boxes & scribbles", "preview": "pr
 POSITIVE_COLOR = "lime"
 NEGATIVE_COLOR = "red"
 PREVIEW_COLOR = "yellow"
+DEFAULT_CLASS = (1, "object")
 BOX_TYPES = ("rectangle",)
 SCRIBBLE_TYPES = ("path", "line", "polyline")
 
@@ -120,18 +121,17 @@ class AnnotatorWidget(QWidget):
         self._history: list = []  # "s" (a session prompt/clear) or ("accept", id, [(index, before, after)])
         self._redo: list = []
         self._classes: dict[int, tuple[int, str]] = {}  # object id -> (class id, class name)
-        self._next_id = 1
         self._preview_keys: set[tuple[int, ...]] = set()
         self._n_points = 0
         self._n_shapes = 0
         self._syncing = False
         self._closed = False
-        self._connections: list[tuple[Any, Callable]] = []
+        # event connections by group: "viewer" (until closed), "image" (the image layer), "layers" (ours)
+        self._connections: dict[str, list[tuple[Any, Callable]]] = {"viewer": [], "image": [], "layers": []}
         self._removed: list[Layer] = []
         self._removal_timer = QTimer(self)
         self._removal_timer.setSingleShot(True)
         self._removal_timer.timeout.connect(self._handle_removals)
-        self._layer_connections: list[tuple[Any, Callable]] = []
         self._build_ui()
         self._connect(self.viewer.layers.events.inserted, self._refresh_image_choices)
         self._connect(self.viewer.layers.events.removed, self._on_layer_removed)
@@ -253,7 +253,7 @@ class AnnotatorWidget(QWidget):
                  f"updates {self.engine.updates if self.engine else 0}",
                  f"device {self.engine.device if self.engine else self._device}"]
         if self.session is not None:
-            parts.append(f"object {self._next_id}")
+            parts.append(f"object {self.session.object_id}")
         waiting = len(self._queue) + (self._running is not None)
         if waiting:
             parts.append(f"busy: {self._running.name if self._running else ''} ({len(self._queue)} queued)")
@@ -498,24 +498,22 @@ class AnnotatorWidget(QWidget):
             self._detach_image()
             self.layers["objects"] = None  # the objects of another image stay in the viewer, detached
             self.image_layer = layer
-            self._connect(layer.events.data, self._on_image_data, image=True)
-        self.session = session
+            self._connect(layer.events.data, self._on_image_data, "image")
         self._history.clear()
         self._redo.clear()
+        self._stop_autosave(f"annotation of '{layer.name}' restarted")
+        self.session = session
         self._make_layers()
+        self._number_objects()
         self._refresh_image_choices()
-        self._attach_store()
         self._update_status()
 
     def _detach_image(self) -> None:
         """Stop annotating the current image (the layers stay in the viewer)."""
-        for emitter, callback in self._layer_connections:
-            emitter.disconnect(callback)
-        self._layer_connections.clear()
+        self._disconnect("image")
+        self._stop_autosave("the image was detached")
         self.image_layer = None
         self.session = None
-        self.store = None
-        self.store_label.setText("not saved")
         self._preview_keys.clear()
 
     def _restart_session(self, reason: str) -> None:
@@ -529,9 +527,10 @@ class AnnotatorWidget(QWidget):
                                            rgb=bool(self.image_layer.rgb))
         self._history = [h for h in self._history if h != "s"]
         self._redo.clear()
+        self._number_objects()
+        self._stop_autosave(reason)
         self._redraw_preview(clear_all=True)
         self._sync_prompt_layers()
-        self._attach_store()
         if had_prompts:
             show_info(f"OAIMS: {reason}: the object in progress was discarded")
 
@@ -568,6 +567,7 @@ class AnnotatorWidget(QWidget):
         ndim = len(shape)
         transforms = {"scale": image.scale, "translate": image.translate, "rotate": image.rotate,
                       "shear": image.shear, "affine": image.affine}
+        self._disconnect("layers")
         for kind in ("points", "shapes", "preview"):  # working layers of a previous image go away
             old = self.layers.get(kind)
             if old is not None and old in self.viewer.layers:
@@ -577,7 +577,6 @@ class AnnotatorWidget(QWidget):
         if objects is None or objects.data.shape != shape or objects not in self.viewer.layers:
             objects = Labels(np.zeros(shape, np.int32), name=LAYER_NAMES["objects"], **transforms)
             self._classes.clear()
-            self._next_id = 1
             self.layers["objects"] = objects
             self.viewer.add_layer(objects)
         preview = Labels(np.zeros(shape, np.uint8), name=LAYER_NAMES["preview"], opacity=0.6, **transforms)
@@ -593,9 +592,9 @@ class AnnotatorWidget(QWidget):
         self._preview_keys.clear()
         self._n_points = self._n_shapes = 0
         for kind, layer in self.layers.items():
-            self._connect(layer.events.name, self._on_layer_renamed, image=True)
-        self._connect(points.events.data, self._on_points_data, image=True)
-        self._connect(shapes.events.data, self._on_shapes_data, image=True)
+            self._connect(layer.events.name, self._on_layer_renamed, "layers")
+        self._connect(points.events.data, self._on_points_data, "layers")
+        self._connect(shapes.events.data, self._on_shapes_data, "layers")
         self.set_positive(self.positive)
         self.viewer.layers.selection.active = points
         points.mode = "add"
@@ -801,10 +800,9 @@ class AnnotatorWidget(QWidget):
             transforms = {k: getattr(self.image_layer, k) for k in ("scale", "translate", "rotate", "shear", "affine")}
             layer = Labels(np.zeros(self.session.spatial_shape, np.int32), name=LAYER_NAMES["objects"], **transforms)
             self._classes.clear()
-            self._next_id = 1
             self.layers["objects"] = layer
             self.viewer.add_layer(layer)
-            self._connect(layer.events.name, self._on_layer_renamed, image=True)
+            self._connect(layer.events.name, self._on_layer_renamed, "layers")
         return layer
 
     def _index(self, key: tuple[int, ...], region=None) -> tuple:
@@ -892,6 +890,7 @@ class AnnotatorWidget(QWidget):
                 self._sync_prompt_layers()
             else:
                 self._apply_object(entry, undo=True)
+                self._save_labels(entry, undone=True)
             self._redo.append(entry)
 
         self._submit(_Job("undo", work))
@@ -907,6 +906,7 @@ class AnnotatorWidget(QWidget):
                 self._sync_prompt_layers()
             else:
                 self._apply_object(entry, undo=False)
+                self._save_labels(entry, undone=False)
             self._history.append(entry)
 
         self._submit(_Job("redo", work))
@@ -957,15 +957,15 @@ class AnnotatorWidget(QWidget):
             show_warning("OAIMS: nothing to accept: the current object is empty (click inside an object first)")
             return
         objects = self._layer("objects")
-        object_id = max(self._next_id, 1)
-        mask = session.accept(defer_update=True)
+        object_id = session.object_id
+        mask = session.accept(defer_update=True)  # an attached store paints the object (autosave)
         records = []
         for key, (bb, plane_mask) in planes.items():
             region = (slice(bb[0], bb[2]), slice(bb[1], bb[3]))
             index = self._index(key, region)
             before = np.asarray(objects.data[index]).copy()
             after = before.copy()
-            after[plane_mask[region] & (before == 0)] = object_id  # earlier objects keep their pixels
+            after[plane_mask[region]] = object_id  # the new object wins over earlier ones (as in the store)
             records.append((index, before, after))
         entry = ("accept", object_id, records, self._current_class())
         self._history = [h for h in self._history if h != "s"]
@@ -992,10 +992,8 @@ class AnnotatorWidget(QWidget):
             objects.data[index] = before if undo else after
         if undo:
             self._classes.pop(object_id, None)
-            self._next_id = object_id
         else:
             self._classes[object_id] = cls
-            self._next_id = object_id + 1
         ids = sorted(self._classes)
         objects.features = {"index": np.array(ids, int), "class_id": [self._classes[i][0] for i in ids],
                             "class_name": [self._classes[i][1] for i in ids]}
@@ -1004,61 +1002,88 @@ class AnnotatorWidget(QWidget):
         self._update_status()
 
     def _learn(self, session: "Session", object_id: int, mask: np.ndarray, cls: tuple[int, str]) -> None:
-        """Queue the Post-Interaction update (and the autosave of the object) in a worker."""
+        """Queue the Post-Interaction update (and the object's class, when autosaving) in a worker."""
         store = self.store
         mode = self.engine.adaptation if self.engine is not None else "none"
 
         def work():
-            if store is not None:
+            done = session.run_pending_updates()
+            if store is not None and cls != DEFAULT_CLASS:  # autosave painted it as DEFAULT_CLASS
                 store.commit_object(object_id, mask, class_id=cls[0], class_name=cls[1])
-            return session.run_pending_updates()
+            return done
 
         self._submit(_Job("learning from the object", work, lambda _: self._update_status(), thread=True,
                           progress=f"Learning from object {object_id}" if mode != "none" else None))
 
+    def _number_objects(self) -> None:
+        """Continue the object ids of the objects layer in the (new) session."""
+        objects = self.layers.get("objects")
+        if self.session is not None and objects is not None:
+            top = int(np.max(objects.data)) if objects.data.size else 0
+            self.session.object_id = max(self.session.object_id, top + 1)
+
     # ------------------------------------------------------------------------------------------
-    # Session store
+    # Session store (autosave)
     # ------------------------------------------------------------------------------------------
     def save_session(self, path: str | Path) -> None:
-        """Save image, objects, prompts, event log and model to a ``.oaims.zarr`` folder, then autosave."""
+        """Save image, objects (with classes), event log and model to a ``.oaims.zarr`` folder; from
+        then on every event is saved as it happens (until the image or the displayed axes change)."""
+        if not self._need_session("save"):
+            return
+        session, path = self.session, Path(path)
+        objects = self.layers.get("objects")
+        labels = np.array(objects.data) if objects is not None else None
+        classes = dict(self._classes)
+        source = getattr(self.image_layer, "source", None)
+        image_path = getattr(source, "path", None)
+        image_path = image_path if image_path and Path(image_path).exists() else None
+
         def work():
-            if self.session is None:
-                raise ValueError("no image is being annotated")
-            try:
-                from .store import SessionStore
-            except ImportError as err:
-                raise ValueError(f"saving sessions is not available in this version ({err})") from None
-            image_path = getattr(self.image_layer.source, "path", None)
-            store = SessionStore.create(path, self._image_data(self.image_layer), engine=self.engine,
-                                        session=self.session, image_path=image_path, overwrite=True)
-            objects = self.layers.get("objects")
-            if objects is not None:
-                for object_id, (class_id, class_name) in sorted(self._classes.items()):
-                    store.commit_object(object_id, np.asarray(objects.data) == object_id, class_id=class_id,
-                                        class_name=class_name)
-            store.save_model(self.engine)
+            from .store import SessionStore
+
+            store = SessionStore.create(path, engine=session.engine, session=session, image_path=image_path,
+                                        overwrite=True)  # attaches: autosave from now on
+            for object_id in (np.unique(labels) if labels is not None else ()):
+                if object_id:
+                    cls = classes.get(int(object_id), DEFAULT_CLASS)
+                    store.commit_object(int(object_id), labels == object_id, class_id=cls[0], class_name=cls[1])
             return store
 
         def done(store):
+            if session is not self.session:
+                store.close()
+                return
+            self._stop_autosave()
             self.store = store
-            self._attach_store()
-            self.store_label.setText(f"autosave: {Path(path).name}")
+            self.store_label.setText(f"autosave: {path.name}")
             show_info(f"OAIMS: session saved to {path}; further work is saved automatically")
 
         self._submit(_Job("save session", work, done, thread=True, progress="Saving the session"))
 
-    def _attach_store(self) -> None:
-        if self.store is not None and self.session is not None:
-            self.store.attach(self.session)
-            self._write_prompts()
-
-    def _write_prompts(self) -> None:
-        points, shapes = self.layers.get("points"), self.layers.get("shapes")
-        if self.store is None or points is None or shapes is None:
+    def _save_labels(self, entry, undone: bool) -> None:
+        """After an accept was undone or redone: bring the autosaved objects up to date."""
+        store, object_id, cls = self.store, entry[1], entry[3]
+        if store is None:
             return
-        positive = points.features["positive"].to_numpy(bool) if "positive" in points.features else np.ones(len(points.data), bool)
-        self.store.write_prompts(np.asarray(points.data), positive, [np.asarray(s) for s in shapes.data],
-                                 list(shapes.shape_type))
+        labels = np.array(self.layers["objects"].data)
+
+        def work():
+            if undone:
+                store.write_labels(labels)
+            else:
+                store.commit_object(object_id, labels == object_id, class_id=cls[0], class_name=cls[1])
+
+        self._submit(_Job("autosave", work, thread=True))
+
+    def _stop_autosave(self, reason: str | None = None) -> None:
+        if self.store is None:
+            return
+        store, self.store = self.store, None
+        self.store_label.setText("not saved")
+        store.close()
+        if reason:
+            show_warning(f"OAIMS: autosave to {store.path.name} stopped ({reason}); save the session again to "
+                         "go on saving")
 
     def _ask_save_session(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save OAIMS session", "session.oaims.zarr",
@@ -1079,9 +1104,14 @@ class AnnotatorWidget(QWidget):
         for name, action in self._actions().items():
             self.viewer.bind_key(KEYS[name], lambda viewer, f=action: f(), overwrite=True)
 
-    def _connect(self, emitter, callback: Callable, image: bool = False) -> None:
+    def _connect(self, emitter, callback: Callable, group: str = "viewer") -> None:
         emitter.connect(callback)
-        (self._layer_connections if image else self._connections).append((emitter, callback))
+        self._connections[group].append((emitter, callback))
+
+    def _disconnect(self, group: str) -> None:
+        for emitter, callback in self._connections[group]:
+            emitter.disconnect(callback)
+        self._connections[group].clear()
 
     def detach(self) -> None:
         """Disconnect from the viewer (called when the widget closes); layers stay as they are."""
@@ -1089,10 +1119,10 @@ class AnnotatorWidget(QWidget):
             return
         self._closed = True
         self._queue.clear()
+        self._stop_autosave()
         self._detach_image()
-        for emitter, callback in self._connections:
-            emitter.disconnect(callback)
-        self._connections.clear()
+        for group in self._connections:
+            self._disconnect(group)
         for name in KEYS.values():
             self.viewer.bind_key(name, None)
 

@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="pretrain the click model on procedural data (reproduces the shipped weights)")
-    t.add_argument("--steps", type=int, default=3600)
+    t.add_argument("--steps", type=int, default=2000)
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--seed", type=int, default=0)
@@ -45,12 +45,32 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     t.add_argument("--export", type=Path, default=None, help="write the final weights here (.safetensors + .json)")
     t.set_defaults(func=_cmd_train)
+
+    from . import bench, demo
+
+    demo.register(sub)
+    bench.register(sub)
+    try:  # written in parallel; always present in a release
+        from . import replay
+
+        replay.register(sub)
+    except ImportError:
+        pass
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``oaims``; bad input (missing or unreadable files, wrong shapes) prints one clear line
+    and returns 2 instead of a traceback."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError, TypeError, PermissionError) as err:
+        print(f"oaims {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -86,6 +86,9 @@ class PromptContext:
     previous: list[Prompt]
     prompts: list[Prompt]
     new: Prompt
+    #: An adapter that already predicted ``prompts`` on ``window`` with the current weights may
+    #: leave the working-size logits here; the session then shows them instead of predicting again.
+    logits: np.ndarray | None = None
 
 
 @dataclass
@@ -333,11 +336,13 @@ class Session:
         if prompt.kind == "prior":
             self.prior_masks[event["seq"]] = prompt.mask
         window = self.choose_window(key, prompts, st.bbox)
+        logits = None
         if window is not None:
             ctx = PromptContext(self, key, window, previous, prompts, prompt)
             for record in self.engine.adapter.on_prompt(self.engine, ctx):
                 self._log("update", plane=key, latency_ms=record.pop("latency_ms", None), extra=record)
-        region, new_values, info = self._predict(key, prompts, window, st)
+            logits = ctx.logits
+        region, new_values, info = self._predict(key, prompts, window, st, logits)
         before = st.mask[region].copy() if region is not None and st.mask is not None else None
         new_bbox = _bbox(new_values, (region[0].start, region[1].start)) if region is not None else None
         change = _Change(key, previous, prompts, region, before, new_values, st.bbox, new_bbox)
@@ -401,8 +406,10 @@ class Session:
         logits = self.engine.predict(self.inputs(key, prompts, window)[None])[0]
         return _resize(logits, window.size)
 
-    def _predict(self, key, prompts, window, st: PlaneState):
+    def _predict(self, key, prompts, window, st: PlaneState, logits: np.ndarray | None = None):
         """Predict ``prompts`` on ``window`` (growing it if the mask hits its border).
+
+        ``logits`` (working size), if given, are this prediction for ``window`` already made.
 
         Returns the changed plane region, the new mask values there, and details for the log.
         """
@@ -414,7 +421,10 @@ class Session:
         passes = 0
         while True:
             passes += 1
-            pred = self.predict_window(key, prompts, window) > 0
+            if passes == 1 and logits is not None:
+                pred = _resize(logits, window.size) > 0
+            else:
+                pred = self.predict_window(key, prompts, window) > 0
             ys, xs, wy, wx = window.clip((h, w))
             inside = pred[wy, wx]
             touches = (

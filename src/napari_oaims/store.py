@@ -175,6 +175,13 @@ def load_image_file(path: str | Path):
     raise ValueError(f"unsupported image file {path}: use .tif/.tiff, .npy or a .zarr folder")
 
 
+def _can_write(path: Path) -> bool:
+    """Whether this process (its effective user) may write into folder ``path``."""
+    if os.access in os.supports_effective_ids:
+        return os.access(path, os.W_OK | os.X_OK, effective_ids=True)
+    return os.access(path, os.W_OK | os.X_OK)
+
+
 def _check_writable_target(path: Path) -> None:
     """Raise a clear error if ``path`` cannot be created (a file in the way, or no write access)."""
     anc = path.parent
@@ -182,7 +189,7 @@ def _check_writable_target(path: Path) -> None:
         anc = anc.parent
     if not anc.is_dir():
         raise ValueError(f"cannot save the session to {path}: {anc} is a file, not a folder")
-    if not os.access(anc, os.W_OK | os.X_OK):
+    if not _can_write(anc):
         raise PermissionError(f"cannot save the session to {path}: the folder {anc} is not writable")
 
 
@@ -327,7 +334,6 @@ class SessionStore:
         self.error: BaseException | None = None  #: the last autosave failure (None when all is saved)
         self._lock = threading.RLock()
         self._session: "Session | None" = None
-        self._journal_fh = None
         self._pending: list[dict] = []  # events in the journal, not yet in the arrays (also on disk)
         self._next_seq = 0
         self._saved_priors: set[int] = set()
@@ -506,7 +512,7 @@ class SessionStore:
         if int(ours.get("format_version", 0)) > FORMAT_VERSION:
             raise ValueError(f"session {path} has format version {ours.get('format_version')}; this napari-oaims "
                              f"reads up to {FORMAT_VERSION}: update napari-oaims")
-        if not read_only and not os.access(path, os.W_OK):
+        if not read_only and not _can_write(path):
             raise PermissionError(f"session folder {path} is read-only; open it with read_only=True or copy it")
         try:
             root = zarr.open_group(LocalStore(path, read_only=read_only), mode="r" if read_only else "r+")
@@ -681,7 +687,9 @@ class SessionStore:
             allv = np.concatenate(verts) if verts else np.zeros((0, ndim))
             s.create_array("vertices", data=allv, chunks=(max(1, len(allv)), ndim))
             s.create_array("offsets", data=offsets, chunks=(len(offsets),))
-            s.create_array("type", data=np.array(types, dtype=object), dtype=str, chunks=(max(1, len(types)),))
+            t = s.create_array("type", shape=(len(types),), dtype=str, chunks=(max(1, len(types)),))
+            if types:
+                t[:] = np.array(types, dtype=object)
 
         with self._lock:
             self._rebuild_group("prompts", build)
@@ -757,9 +765,8 @@ class SessionStore:
         line = (_dumps(ev) + "\n").encode()
         with self._lock:
             try:
-                if self._journal_fh is None:
-                    self._journal_fh = open(self._journal, "ab", buffering=0)  # noqa: SIM115 - kept open
-                self._journal_fh.write(line)
+                with open(self._journal, "ab", buffering=0) as fh:  # one write(2): all or nothing on kill -9
+                    fh.write(line)
             except PermissionError as err:
                 raise PermissionError(f"cannot write the session log {self._journal}: {err}") from err
             self._pending.append(ev)
@@ -798,9 +805,7 @@ class SessionStore:
                 "latency_ms": np.array([np.nan if e["latency_ms"] is None else e["latency_ms"] for e in events]),
                 "weights": weights, "extra": np.array([_dumps(e["extra"]) for e in events], dtype=object),
             })
-            if self._journal_fh is not None:
-                os.ftruncate(self._journal_fh.fileno(), 0)
-            elif self._journal.exists():
+            if self._journal.exists():
                 os.truncate(self._journal, 0)
             self._rows.extend(events)
             self._pending = []
@@ -887,12 +892,6 @@ class SessionStore:
 
         return listener
 
-    def detach(self) -> None:
-        """Stop autosaving (the journal is compacted)."""
-        with self._lock:
-            self._session = None
-            self.compact()
-
     def autosave(self, session: "Session", event: dict) -> None:
         """What :meth:`attach` does for each event. Errors are not raised (the session must go on):
         they are warned about, kept in :attr:`error`, and saving is retried at the next event."""
@@ -973,14 +972,11 @@ class SessionStore:
         return ResumeState(self, engine, session, image, self.labels(), self.prompts(), objects, session.events)
 
     def close(self) -> None:
-        """Compact the journal and release the file handle (autosave stops)."""
+        """Stop autosaving and compact the journal into the log arrays."""
         with self._lock:
             self._session = None
             if not self.read_only:
                 self.compact()
-            if self._journal_fh is not None:
-                self._journal_fh.close()
-                self._journal_fh = None
 
     def __enter__(self) -> "SessionStore":
         return self

@@ -30,7 +30,7 @@ from .robot import click_in_region, correction_clicks
 class TrainConfig:
     """Everything that defines a training run (recorded in the exported weights config)."""
 
-    steps: int = 4000
+    steps: int = 2000
     batch_size: int = 8
     lr: float = 2e-3
     seed: int = 0

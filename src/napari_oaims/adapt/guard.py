@@ -33,6 +33,8 @@ class GuardedOptimizer:
         self._history = history
         self._opt: torch.optim.Optimizer | None = None
         self._model_id: int | None = None
+        #: Logits (B, S, S) of the collapse check of the last kept step (None if rolled back).
+        self.last_logits: np.ndarray | None = None
 
     def reset(self) -> None:
         """Forget optimiser state and loss history (after ``engine.reset()``)."""
@@ -58,6 +60,7 @@ class GuardedOptimizer:
         ``check_x`` (B, 4, S, S) and ``check_target`` (B, S, S) bool enable the collapse check.
         """
         t0 = time.perf_counter()
+        self.last_logits = None
         model = engine.model
         record = {"method": method, "weights_before": engine.weights_hash, "rolled_back": False, "reason": None}
         with engine.lock:
@@ -83,6 +86,7 @@ class GuardedOptimizer:
                 opt.step()
                 reason = self._harm(engine, check_x, check_target)
                 if reason is not None:
+                    self.last_logits = None
                     model.load_state_dict(snapshot)
                     opt.state.clear()
                     opt.state.update(opt_state)
@@ -98,13 +102,13 @@ class GuardedOptimizer:
         record["latency_ms"] = (time.perf_counter() - t0) * 1e3
         return record
 
-    @staticmethod
-    def _harm(engine: "Engine", check_x, check_target) -> str | None:
+    def _harm(self, engine: "Engine", check_x, check_target) -> str | None:
         if not all(torch.isfinite(p).all() for p in engine.model.parameters()):
             return "non-finite weights"
         if check_x is None or check_target is None:
             return None
-        pred = engine.predict(check_x) > 0
+        self.last_logits = engine.predict(check_x)
+        pred = self.last_logits > 0
         for p, t in zip(pred, np.asarray(check_target, bool)):
             tf, pf = t.mean(), p.mean()
             if 0.0 < tf < 0.9 and (pf == 0.0 or pf > 0.98):

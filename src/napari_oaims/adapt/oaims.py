@@ -102,7 +102,11 @@ class OAIMSAdapter(Adapter):
         def loss_fn(model):
             return total_loss(model(_t(x_prev, engine.device)), target, clicks, beta=self.beta)
 
-        return [engine_step(self, engine, "mi", loss_fn, x_new, pseudo)]
+        record = engine_step(self, engine, "mi", loss_fn, x_new, pseudo)
+        # The collapse check already predicted P_t = f(I, C_t) with the new weights: show that.
+        if self.optimizer.last_logits is not None:
+            ctx.logits = self.optimizer.last_logits[0]
+        return [record]
 
     # -- Post-Interaction ---------------------------------------------------------------------
     def on_accept(self, engine: "Engine", ctx: "AcceptContext") -> list[dict]:

@@ -26,6 +26,7 @@ def add_robot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-targets", type=int, default=None, help="only the first N targets (in order)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--weights", default=None, help="weights to evaluate (default: the shipped ones)")
 
 
 def make_robot(args: argparse.Namespace) -> Robot:
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"unknown method(s) {sorted(unknown)}; choose from {METHODS}")
     rows, curves, per_method = {}, {}, {}
     for name in methods:
-        method = ModelMethod(Engine.pretrained(device=args.device), image) if name == "model" else ClickSeeded(image, name)
+        method = ModelMethod(Engine.pretrained(device=args.device, weights=args.weights), image) if name == "model" else ClickSeeded(image, name)
         bar = tqdm(total=len(ids), desc=name, unit="target", leave=False)
         result = run_targets(method, labels, ids, make_robot(args), args.clicks, progress=lambda i, n: bar.update(1))
         bar.close()

@@ -1,0 +1,80 @@
+"""Make ``docs/screenshot.png``: napari with the OAIMS annotator at work on the nuclei sample.
+
+    xvfb-run -a python docs/make_screenshot.py
+
+A simulated user accepts a few nuclei (one to three clicks each) and leaves one in progress with a
+positive and a negative click, so the picture shows accepted objects, a preview and clicks.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import napari
+import numpy as np
+from qtpy.QtWidgets import QApplication
+
+from napari_oaims.api import annotate, annotator, sample_nuclei
+from napari_oaims.metrics import dice
+from napari_oaims.robot import click_in_region, correction_clicks
+
+OUT = Path(__file__).resolve().parent / "screenshot.png"
+ACCEPTED = 8
+
+
+def main() -> None:
+    image, truth = sample_nuclei()
+    viewer = napari.Viewer(title="napari-oaims")
+    viewer.window.resize(1500, 950)
+    annotate(image, viewer=viewer, adaptation="oaims")
+    widget = annotator(viewer)
+    app = QApplication.instance()
+
+    def settle() -> None:
+        while widget.busy:
+            app.processEvents()
+            time.sleep(0.005)
+        app.processEvents()
+
+    settle()
+    points, preview = widget.layers["points"], widget.layers["preview"]
+    ids = [int(i) for i in np.unique(truth) if i]
+    rng = np.random.default_rng(0)
+    for t in ids[5 : 5 + 10 * ACCEPTED : 10]:
+        target = truth == t
+        points.add(list(click_in_region(target)))
+        settle()
+        for _ in range(2):
+            mask = preview.data.astype(bool)
+            if dice(mask, target) > 0.9:
+                break
+            [c] = correction_clicks(mask, target, 1, rng, mode="center")
+            widget.set_positive(c.positive)
+            points.add([c.y, c.x])
+            settle()
+        widget.set_positive(True)
+        widget.accept()
+        settle()
+    # one object in progress: a positive click and a negative one beside it
+    target = truth == ids[-12]
+    y, x = click_in_region(target)
+    points.add([y, x])
+    settle()
+    widget.set_positive(False)
+    ys, xs = np.nonzero(target)
+    points.add([y, xs.max() + 6])
+    settle()
+    widget.set_positive(True)
+    viewer.layers.selection.active = points
+    viewer.reset_view()
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.02)
+    viewer.screenshot(str(OUT), canvas_only=False, flash=False)
+    print(f"saved {OUT}")
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()

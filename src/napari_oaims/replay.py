@@ -1,0 +1,203 @@
+"""Replay a saved session from the base weights and check that every mask comes out the same.
+
+:func:`replay` re-runs the log of a ``*.oaims.zarr`` session (see :mod:`napari_oaims.store`) on a
+fresh engine with the shipped weights: every prompt is given again in order, with the adaptation
+recorded in its event (``extra["adaptation"]``), accepted objects are accepted again and their
+weights updates run at the point of the log where they were recorded (deferred updates included).
+A session that started from other weights (a resumed session, an engine adapted on earlier
+images) restarts from the snapshot ``model/<hash>`` saved for it.
+
+The replayed log is compared event by event with the recorded one (kind, object, plane, coords,
+label, weights hash, and the window and area of every prediction), and the replayed label image
+(painted like the stored one: later objects win) is compared per object with the stored labels
+(Dice, identical or not). On a CPU the replay is bit-identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .metrics import dice
+from .store import PROMPT_KINDS, SessionStore, normalise_event
+
+_COMPARED = ("kind", "object", "plane", "coords", "label", "weights")
+_MAX_MISMATCHES = 20
+
+
+@dataclass
+class ObjectResult:
+    """One object: Dice between replayed and stored masks, and whether they are identical."""
+
+    object: int
+    dice: float
+    identical: bool
+    stored_area: int
+    replayed_area: int
+    status: str  # "ok", "differs", "not in log" (stored, but its accept event was in flight), "not stored"
+
+
+@dataclass
+class ReplayReport:
+    """The outcome of :func:`replay`."""
+
+    path: str
+    device: str
+    base_hash: str
+    events: int
+    prompts: int
+    objects: list[ObjectResult] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def identical(self) -> bool:
+        """No event differs and every object of the log is reproduced exactly."""
+        return not self.mismatches and all(o.identical for o in self.objects if o.status != "not in log")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "identical": self.identical}
+
+    def table(self) -> str:
+        """A printable summary."""
+        lines = [f"replay of {self.path} on {self.device} (base weights {self.base_hash}): {self.events} events, "
+                 f"{self.prompts} prompts, {len(self.objects)} objects, {self.seconds:.1f} s",
+                 f"{'object':>6}  {'dice':>7}  {'identical':>9}  {'stored px':>9}  {'replayed px':>11}  status"]
+        lines += [f"{o.object:>6}  {o.dice:>7.4f}  {str(o.identical):>9}  {o.stored_area:>9}  {o.replayed_area:>11}  "
+                  f"{o.status}" for o in self.objects]
+        lines += [f"note: {n}" for n in self.notes]
+        lines += [f"mismatch: {m}" for m in self.mismatches]
+        lines.append("IDENTICAL" if self.identical else "DIFFERS")
+        return "\n".join(lines)
+
+
+def _compare(recorded: list[dict], replayed: list[dict], report: ReplayReport) -> None:
+    for rec, rep in zip(recorded, replayed):
+        diffs = [k for k in _COMPARED if rec.get(k) != rep.get(k)]
+        if rec["kind"] == "predict" and rep["kind"] == "predict":
+            diffs += [f"extra.{k}" for k in ("window", "area") if rec["extra"].get(k) != rep["extra"].get(k)]
+        if diffs and len(report.mismatches) < _MAX_MISMATCHES:
+            report.mismatches.append(f"event seq {rec['seq']} ({rec['kind']}): {', '.join(diffs)} differ (recorded "
+                                     f"{ {k: rec.get(k) for k in _COMPARED} }, replayed "
+                                     f"{ {k: rep.get(k) for k in _COMPARED} })")
+    if len(replayed) < len(recorded):
+        report.mismatches.append(f"replay produced {len(replayed)} events where the log has {len(recorded)}")
+    elif len(replayed) > len(recorded):
+        report.notes.append(f"the log ends {len(replayed) - len(recorded)} event(s) early (the last action was in "
+                            "flight when the session stopped)")
+
+
+def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None = None) -> ReplayReport:
+    """Re-run the session at ``path`` from the base weights; see the module docstring."""
+    from .engine import Engine
+
+    t0 = time.perf_counter()
+    store = SessionStore.open(path, image_path=image_path, read_only=True)
+    events = store.events()
+    engine = Engine.pretrained(device=device)
+    base = store.meta.get("base_hash")
+    if base is not None and base != engine.base_hash:
+        raise ValueError(f"session {store.path} was recorded with base weights {base}, but this napari-oaims ships "
+                         f"{engine.base_hash}: replay needs the same base weights")
+    report = ReplayReport(str(store.path), device, engine.base_hash, len(events),
+                          sum(e["kind"] in PROMPT_KINDS for e in events))
+    image = store.image()
+    params = store.session_params()
+    replay_labels = np.zeros(tuple(store.meta["spatial_shape"]), np.uint32)
+    sessions = []
+    s = None
+    for e in events:
+        kind = e["kind"]
+        if kind == "session":
+            if engine.weights_hash != e["weights"]:
+                snapshot = store.model_path(e["weights"])
+                if snapshot is None:
+                    msg = (f"the session at seq {e['seq']} started from weights {e['weights']}, which are neither the "
+                           f"replay's weights ({engine.weights_hash}) nor a snapshot in {store.path / 'model'}")
+                    if s is None:
+                        raise ValueError(msg)
+                    report.mismatches.append(msg)
+                else:
+                    engine = Engine.load(snapshot, device=device)
+                    report.notes.append(f"seq {e['seq']}: restarted from the saved weights {e['weights']}")
+            s = engine.session(image, **params)
+            s.object_id = e["object"]
+            sessions.append(s)
+            continue
+        if s is None:
+            raise ValueError(f"session {store.path} is damaged: its log does not start with a 'session' event")
+        name = e["extra"].get("adaptation") if kind in PROMPT_KINDS + ("accept",) else None
+        if name and name != engine.adaptation:
+            engine.adaptation = name
+        if kind in PROMPT_KINDS and s.pending_updates and e["weights"] != engine.weights_hash:
+            s.run_pending_updates()  # the recorded update left no event (an adapter that logs nothing)
+        plane, coords = e["plane"], e["coords"]
+        if kind == "click":
+            s.click(s.full_coords(plane, coords), positive=bool(e["label"]))
+        elif kind == "box":
+            s.box(coords, plane=plane)
+        elif kind == "scribble":
+            s.scribble([s.full_coords(plane, yx) for yx in coords], positive=bool(e["label"]))
+        elif kind == "prior":
+            mask = store.prior_mask(e["seq"])
+            if mask is None:
+                report.mismatches.append(f"the prior mask of event seq {e['seq']} was not saved; replay stopped there")
+                break
+            s.prior(mask, plane=plane)
+        elif kind in ("undo", "redo", "clear"):
+            getattr(s, kind)()
+        elif kind == "accept":
+            replay_labels[s.accept(defer_update=True)] = e["object"]  # later objects win, as in the store
+        elif kind == "update" and e["object"] < s.object_id and s.pending_updates:
+            s.run_pending_updates()
+    if s is not None:
+        s.run_pending_updates()
+    recorded = [e for e in events if e["kind"] != "session"]
+    replayed = [normalise_event(e) for r in sessions for e in r.events if e["kind"] != "session"]
+    _compare(recorded, replayed, report)
+    stored = np.asarray(store.labels()[...])
+    logged = {e["object"] for e in events if e["kind"] == "accept"}
+    for oid in sorted(logged | {o["id"] for o in store.objects()}):
+        a, b = replay_labels == oid, stored == oid
+        d = dice(a, b)
+        same = bool(np.array_equal(a, b))
+        status = "ok" if same else ("not in log" if oid not in logged else "not stored" if not b.any() else "differs")
+        report.objects.append(ObjectResult(oid, round(d, 6), same, int(b.sum()), int(a.sum()), status))
+    store.close()
+    report.seconds = round(time.perf_counter() - t0, 3)
+    return report
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    try:
+        report = replay(args.session, device=args.device, image_path=args.image_path)
+    except (ValueError, FileNotFoundError, PermissionError) as err:
+        print(f"oaims replay: {err}", file=sys.stderr)
+        return 2
+    print(report.table())
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report.to_dict(), indent=2))
+        print(f"report saved to {args.out}")
+    return 0 if report.identical else 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``oaims replay SESSION [--device cpu] [--out report.json]``."""
+    p = sub.add_parser("replay", help="re-run a saved session from the base weights and check every mask",
+                       description="Re-run the interaction log of a .oaims.zarr session from the shipped weights and "
+                                   "compare every prediction and accepted object with what was saved. Exit code 0: "
+                                   "identical; 1: differences; 2: the session could not be replayed.")
+    p.add_argument("session", type=Path, help="the .oaims.zarr session folder")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu: bit-identical replay)")
+    p.add_argument("--image-path", type=Path, default=None, help="new location of a referenced image that moved")
+    p.add_argument("--out", type=Path, default=None, help="save the report as JSON here")
+    p.set_defaults(func=_cmd_replay)

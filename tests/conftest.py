@@ -1,0 +1,44 @@
+"""Shared fixtures: the shipped nuclei sample and engines on the shipped weights (CPU)."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+import pytest
+import tifffile
+
+
+def _data(name: str) -> np.ndarray:
+    return tifffile.imread(str(resources.files("napari_oaims") / "data" / name))
+
+
+@pytest.fixture(scope="session")
+def nuclei() -> tuple[np.ndarray, np.ndarray]:
+    """The real 512 x 512 nuclei image and its instance labels (shipped with the package)."""
+    return _data("nuclei2d_image.tif"), _data("nuclei2d_labels.tif")
+
+
+@pytest.fixture(scope="session")
+def nuclei_crop(nuclei) -> tuple[np.ndarray, np.ndarray]:
+    """A 160 x 160 crop with several whole nuclei (fast tests)."""
+    image, labels = nuclei
+    return image[:160, :160].copy(), labels[:160, :160].copy()
+
+
+@pytest.fixture
+def engine():
+    from napari_oaims import Engine
+
+    return Engine.pretrained(device="cpu")
+
+
+def object_centre(labels: np.ndarray, label_id: int) -> tuple[int, int]:
+    from napari_oaims.robot import click_in_region
+
+    return click_in_region(labels == label_id)
+
+
+def largest_ids(labels: np.ndarray, n: int) -> list[int]:
+    ids, counts = np.unique(labels[labels > 0], return_counts=True)
+    return [int(i) for i in ids[np.argsort(counts)[::-1][:n]]]

@@ -1,0 +1,81 @@
+"""The benchmark and demo commands, end to end on small real data (files written, tables printed)."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_oaims.bench.shifts import SHIFTS, apply_shift
+from napari_oaims.cli import main
+
+
+@pytest.fixture
+def crop_files(nuclei_crop, tmp_path):
+    image, labels = nuclei_crop
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    np.save(tmp_path / "lbl.npy", labels)
+    return str(tmp_path / "img.tif"), str(tmp_path / "lbl.npy")
+
+
+def test_bench_clicks_writes_table_json_plot(crop_files, tmp_path, capsys):
+    img, lbl = crop_files
+    rc = main(["bench", "clicks", "--image", img, "--labels", lbl, "--clicks", "2", "--max-targets", "2",
+               "--device", "cpu", "--out", str(tmp_path / "r.json"), "--plot", str(tmp_path / "c.png")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "random_walker" in out and "watershed" in out and "dice@1" in out
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert set(data["methods"]) == {"model", "random_walker", "watershed"}
+    assert len(data["methods"]["model"]["curves"]) == 2 and len(data["methods"]["model"]["curves"][0]) == 2
+    assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_bench_adapt_and_latency(crop_files, tmp_path, capsys):
+    img, lbl = crop_files
+    rc = main(["bench", "adapt", "--image", img, "--labels", lbl, "--shift", "invert", "--methods", "none,oaims",
+               "--clicks", "2", "--max-targets", "2", "--device", "cpu", "--out", str(tmp_path / "a.json"),
+               "--plot", str(tmp_path / "a.png")])
+    assert rc == 0
+    data = json.loads((tmp_path / "a.json").read_text())
+    oaims = data["shifts"]["invert"]["main"]["methods"]["oaims"]
+    assert oaims["summary"]["updates"] > 0 and (tmp_path / "a_position.png").exists()
+    rc = main(["bench", "latency", "--image", img, "--labels", lbl, "--sizes", "160", "320", "--objects", "2",
+               "--clicks", "2", "--device", "cpu", "--out", str(tmp_path / "l.json")])
+    assert rc == 0
+    rows = json.loads((tmp_path / "l.json").read_text())["rows"]
+    assert "cpu 320px MI click" in rows and rows["cpu 160px PI update"]["n"] == 2
+
+
+def test_shift_suite_is_deterministic(nuclei_crop):
+    image, labels = nuclei_crop
+    for name in SHIFTS:
+        a, la = apply_shift(name, image, labels)
+        b, lb = apply_shift(name, image, labels)
+        assert np.array_equal(a, b) and np.array_equal(la, lb) and a.shape == la.shape
+    assert apply_shift("down3", image, labels)[0].shape == (54, 54)
+    with pytest.raises(ValueError):
+        apply_shift("nope", image, labels)
+
+
+def test_bad_inputs_to_bench(tmp_path, crop_files, capsys):
+    img, _ = crop_files
+    assert main(["bench", "clicks", "--image", str(tmp_path / "missing.tif"), "--labels", img]) == 2
+    assert "no such file" in capsys.readouterr().err
+    (tmp_path / "bad.tif").write_bytes(b"not a tiff")
+    assert main(["bench", "clicks", "--image", str(tmp_path / "bad.tif"), "--labels", img]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    np.save(tmp_path / "lbl3.npy", np.zeros((3, 3), np.int32))
+    assert main(["bench", "clicks", "--image", img, "--labels", str(tmp_path / "lbl3.npy")]) == 2
+    assert "matching" in capsys.readouterr().err
+
+
+def test_demo_headless(tmp_path, capsys):
+    rc = main(["demo", "--headless", "--out", str(tmp_path / "demo"), "--objects", "2", "--clicks", "2",
+               "--device", "cpu"])
+    assert rc == 0
+    assert (tmp_path / "demo" / "demo_results.json").exists() and (tmp_path / "demo" / "demo_dice_vs_clicks.png").exists()
+    from napari_oaims.store import SessionStore
+
+    store = SessionStore.open(tmp_path / "demo" / "demo.oaims.zarr")
+    assert len(store.objects()) >= 1 and any(e["kind"] == "accept" for e in store.events())

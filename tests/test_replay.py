@@ -1,0 +1,119 @@
+"""Replay of saved sessions from the base weights: identical on CPU, differences reported."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+from napari_oaims import Engine, replay as replay_mod
+from napari_oaims.bench.store import object_centres
+from napari_oaims.replay import replay
+from napari_oaims.store import ATTRS_KEY, SessionStore
+
+DATA = Path("/work/shared/data/nuclei2d")
+
+
+@pytest.fixture(scope="module")
+def nuclei():
+    image = tifffile.imread(DATA / "image.tif")
+    labels = tifffile.imread(DATA / "labels.tif")
+    return image, [yx for _, yx in object_centres(labels)]
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory, nuclei):
+    """A short session of 3 objects with every prompt kind, undo/redo, a clear and a deferred update."""
+    image, c = nuclei
+    engine = Engine.pretrained(device="cpu", adaptation="none")
+    s = engine.session(image)
+    path = tmp_path_factory.mktemp("replay") / "three.oaims.zarr"
+    SessionStore.create(path, image, engine=engine, session=s)
+    s.click(c[0])
+    s.click((c[0][0] + 12, c[0][1] + 12), positive=False)
+    s.undo()
+    s.redo()
+    s.accept()
+    s.box((c[1][0] - 10, c[1][1] - 10, c[1][0] + 10, c[1][1] + 10))
+    s.scribble([(c[1][0] - 2, c[1][1] - 2), (c[1][0] + 2, c[1][1] + 2)])
+    s.accept(defer_update=True)
+    s.click(c[3])
+    s.clear()
+    prior = np.zeros(image.shape, bool)
+    prior[c[2][0] - 4: c[2][0] + 4, c[2][1] - 4: c[2][1] + 4] = True
+    s.prior(prior)
+    s.run_pending_updates()
+    s.click(c[2])
+    s.accept()
+    return path
+
+
+def test_replay_is_identical_on_cpu(recorded):
+    report = replay(recorded, device="cpu")
+    assert report.identical, report.table()
+    assert [(o.object, o.dice, o.identical, o.status) for o in report.objects] == [
+        (1, 1.0, True, "ok"), (2, 1.0, True, "ok"), (3, 1.0, True, "ok")]
+    assert report.prompts == 7 and not report.mismatches
+    assert all(o.stored_area > 0 for o in report.objects)
+
+
+def test_replay_across_a_resume(tmp_path, nuclei):
+    image, c = nuclei
+    engine = Engine.pretrained(device="cpu")
+    s = engine.session(image)
+    path = tmp_path / "resumed.oaims.zarr"
+    SessionStore.create(path, image, engine=engine, session=s)
+    s.click(c[0])
+    s.accept()
+    s.click(c[1])  # in progress when the process "dies": not accepted, lost on resume
+    state = SessionStore.open(path).resume(engine=Engine.pretrained(device="cpu"))
+    state.session.click(c[4])
+    state.session.accept()
+    report = replay(path)
+    assert report.identical, report.table()
+    assert [o.object for o in report.objects] == [1, 2]
+
+
+def test_replay_reports_a_changed_object(tmp_path, recorded):
+    copy = tmp_path / "changed.oaims.zarr"
+    import shutil
+
+    shutil.copytree(recorded, copy)
+    labels = zarr.open_array(copy / "labels" / "objects" / "s0", mode="r+")
+    ys, xs = np.nonzero(labels[...] == 2)
+    labels[ys[0], xs[0]] = 0
+    report = replay(copy)
+    assert not report.identical
+    changed = next(o for o in report.objects if o.object == 2)
+    assert changed.status == "differs" and 0.99 < changed.dice < 1.0
+    assert "DIFFERS" in report.table()
+
+
+def test_replay_needs_the_same_base_weights(tmp_path, recorded):
+    import shutil
+
+    copy = tmp_path / "other-base.oaims.zarr"
+    shutil.copytree(recorded, copy)
+    root = zarr.open_group(copy, mode="r+")
+    root.attrs[ATTRS_KEY] = {**root.attrs[ATTRS_KEY], "base_hash": "0123456789abcdef"}
+    with pytest.raises(ValueError, match="recorded with base weights 0123456789abcdef"):
+        replay(copy)
+
+
+def test_replay_cli(tmp_path, recorded, capsys):
+    parser = argparse.ArgumentParser(prog="oaims")
+    replay_mod.register(parser.add_subparsers(dest="command", required=True))
+    out = tmp_path / "report.json"
+    args = parser.parse_args(["replay", str(recorded), "--device", "cpu", "--out", str(out)])
+    assert args.func(args) == 0
+    assert "IDENTICAL" in capsys.readouterr().out
+    saved = json.loads(out.read_text())
+    assert saved["identical"] is True and len(saved["objects"]) == 3
+    args = parser.parse_args(["replay", str(tmp_path / "missing.oaims.zarr")])
+    assert args.func(args) == 2
+    assert "no session at" in capsys.readouterr().err

@@ -1,0 +1,208 @@
+import numpy as np
+import pytest
+
+from conftest import largest_ids, object_centre
+from napari_oaims.metrics import dice
+
+EVENT_KEYS = {"seq", "time", "kind", "object", "plane", "coords", "label", "latency_ms", "weights", "extra"}
+
+
+def test_click_segments_a_real_nucleus(engine, nuclei_crop):
+    image, labels = nuclei_crop
+    s = engine.session(image)
+    scores = []
+    for lid in largest_ids(labels, 4):
+        mask = s.click(object_centre(labels, lid))
+        assert mask.shape == image.shape and mask.dtype == bool
+        scores.append(dice(mask, labels == lid))
+        s.clear()
+    assert np.mean(scores) > 0.7
+
+
+def test_negative_click_removes_and_undo_redo(engine, nuclei_crop):
+    image, labels = nuclei_crop
+    s = engine.session(image)
+    lid = largest_ids(labels, 1)[0]
+    y, x = object_centre(labels, lid)
+    m1 = s.click((y, x))
+    assert m1[y, x]
+    m2 = s.click((y, x), positive=False)
+    assert not m2[y, x]
+    assert np.array_equal(s.undo(), m1)
+    assert np.array_equal(s.redo(), m2)
+    s.undo()
+    s.undo()
+    assert not s.mask.any()
+    assert s.undo().sum() == 0  # nothing left to undo: no-op
+
+
+def test_event_log_schema(engine, nuclei_crop):
+    image, labels = nuclei_crop
+    s = engine.session(image)
+    y, x = object_centre(labels, largest_ids(labels, 1)[0])
+    s.click((y, x))
+    s.undo()
+    s.redo()
+    s.accept()
+    kinds = [e["kind"] for e in s.events]
+    assert kinds == ["session", "click", "predict", "undo", "redo", "accept"]
+    for i, e in enumerate(s.events):
+        assert set(e) == EVENT_KEYS and e["seq"] == i and e["weights"] == engine.weights_hash
+    click, predict = s.events[1], s.events[2]
+    assert click["coords"] == [y, x] and click["label"] == 1 and click["plane"] == []
+    assert predict["latency_ms"] > 0 and predict["extra"]["area"] > 0
+    assert s.object_id == 2
+
+
+def test_box_and_scribble_and_prior(engine, nuclei_crop):
+    image, labels = nuclei_crop
+    lid = largest_ids(labels, 1)[0]
+    target = labels == lid
+    ys, xs = np.nonzero(target)
+    s = engine.session(image)
+    m = s.box((ys.min(), xs.min(), ys.max() + 1, xs.max() + 1))
+    assert dice(m, target) > 0.6
+    s.clear()
+    cy, cx = object_centre(labels, lid)
+    m = s.scribble([[cy, cx - 2], [cy, cx + 2]])
+    assert m[cy, cx]
+    s.clear()
+    m = s.prior(target)
+    assert dice(m, target) > 0.6
+    assert s.events[-2]["kind"] == "prior" and s.events[-2]["seq"] in s.prior_masks
+
+
+def test_clear_is_undoable(engine, nuclei_crop):
+    image, labels = nuclei_crop
+    s = engine.session(image)
+    m = s.click(object_centre(labels, largest_ids(labels, 1)[0]))
+    assert not s.clear().any()
+    assert np.array_equal(s.undo(), m)
+
+
+@pytest.mark.parametrize(
+    "coords, match",
+    [((-1, 5), "outside"), ((5, 160), "outside"), ((1, 2, 3), "expected 2 coordinates"), ((np.nan, 3), "finite"),
+     (("a", 3), "numbers")],
+)
+def test_bad_clicks_change_nothing(engine, nuclei_crop, coords, match):
+    s = engine.session(nuclei_crop[0])
+    n = len(s.events)
+    with pytest.raises(ValueError, match=match):
+        s.click(coords)
+    assert len(s.events) == n and not s.planes
+
+
+@pytest.mark.parametrize("box", [(50, 50, 40, 60), (10, 10, 10, 20), (500, 500, 600, 600), (1, 2, 3)])
+def test_bad_boxes(engine, nuclei_crop, box):
+    s = engine.session(nuclei_crop[0])
+    with pytest.raises(ValueError):
+        s.box(box)
+    assert len(s.events) == 1
+
+
+def test_bad_prior_and_scribble(engine, nuclei_crop):
+    s = engine.session(nuclei_crop[0])
+    with pytest.raises(ValueError, match="plane shape"):
+        s.prior(np.ones((3, 3), bool))
+    with pytest.raises(ValueError, match="empty"):
+        s.prior(np.zeros((160, 160), bool))
+    with pytest.raises(ValueError):
+        s.scribble(np.zeros((0, 2)))
+
+
+def test_accept_empty_is_an_error(engine, nuclei_crop):
+    s = engine.session(nuclei_crop[0])
+    with pytest.raises(ValueError, match="nothing to accept"):
+        s.accept()
+    s.click((5, 5), positive=False)  # only a negative click: empty mask
+    with pytest.raises(ValueError, match="nothing to accept"):
+        s.accept()
+
+
+@pytest.mark.parametrize(
+    "image, error, match",
+    [
+        (np.zeros((0, 10)), ValueError, "empty"),
+        (np.ones((1, 50)), ValueError, "too small"),
+        (np.full((32, 32), 7.0), ValueError, "constant"),
+        (np.ones((32, 32), complex), TypeError, "dtype"),
+        (np.empty((32, 32), object), TypeError, "dtype"),
+        (np.arange(10.0), ValueError, "2 spatial axes"),
+        (np.full((32, 32), np.nan), ValueError, "finite"),
+    ],
+)
+def test_bad_images(engine, image, error, match):
+    with pytest.raises(error, match=match):
+        engine.session(image)
+
+
+def test_nan_pixels_are_handled(engine, nuclei_crop):
+    image, labels = nuclei_crop
+    img = image.astype(np.float32)
+    img[::5, ::5] = np.nan
+    img[1, 1] = np.inf
+    s = engine.session(img)
+    lid = largest_ids(labels, 1)[0]
+    mask = s.click(object_centre(labels, lid))
+    assert dice(mask, labels == lid) > 0.5
+
+
+def test_nd_click_segments_its_plane(engine):
+    from napari_oaims.synth import volume
+
+    vol, lab = volume(np.random.default_rng(0), shape=(8, 64, 64), n_objects=3)
+    s = engine.session(vol)
+    z = 4
+    ids = [i for i in np.unique(lab[z]) if i]
+    y, x = object_centre(lab[z], ids[0])
+    mask = s.click((z, y, x))
+    assert mask.shape == vol.shape and mask[z].any() and not np.delete(mask, z, axis=0).any()
+    assert s.events[-1]["plane"] == [z]
+    # Another plane of the same object, then a different orientation.
+    s.click((z + 1, y, x))
+    assert s.mask[z + 1].any() and s.mask[z].any()
+    s2 = engine.session(vol, plane_axes=(0, 2))
+    m2 = s2.click((z, y, x))
+    assert m2[:, y, :].any() and not np.delete(m2, y, axis=1).any()
+    assert s2.full_coords([y], (z, x)) == (z, y, x)
+
+
+def test_rgb_and_multichannel(engine, nuclei_crop):
+    image, labels = nuclei_crop
+    lid = largest_ids(labels, 1)[0]
+    u8 = (image / image.max() * 255).astype(np.uint8)
+    rgb = np.stack([u8, u8 // 2, np.zeros_like(u8)], axis=-1)
+    s = engine.session(rgb)
+    assert s.source.rgb and s.spatial_shape == image.shape
+    assert dice(s.click(object_centre(labels, lid)), labels == lid) > 0.5
+    multi = np.stack([image, np.random.default_rng(0).random(image.shape)], axis=0)
+    s = engine.session(multi, channel_axis=0, channel=0)
+    assert dice(s.click(object_centre(labels, lid)), labels == lid) > 0.5
+    with pytest.raises(ValueError, match="channel 5 out of range"):
+        engine.session(multi, channel_axis=0, channel=5)
+
+
+def test_lazy_zarr_image(engine, nuclei_crop, tmp_path):
+    import zarr
+
+    image, labels = nuclei_crop
+    z = zarr.create_array(str(tmp_path / "img.zarr"), shape=image.shape, chunks=(64, 64), dtype=image.dtype)
+    z[:] = image
+    s = engine.session(zarr.open_array(str(tmp_path / "img.zarr"), mode="r"))
+    lid = largest_ids(labels, 1)[0]
+    assert dice(s.click(object_centre(labels, lid)), labels == lid) > 0.6
+
+
+def test_large_image_click_touches_only_a_window(engine, nuclei):
+    image, labels = nuclei
+    big = np.tile(image, (4, 4))
+    s = engine.session(big)
+    lid = largest_ids(labels, 1)[0]
+    y, x = object_centre(labels, lid)
+    mask = s.click((y + 1024, x + 1024))
+    assert mask.shape == big.shape
+    win = s.events[-1]["extra"]["window"]
+    assert win[2] < 300  # local inference: the window is object-sized, not image-sized
+    region = s.changed[1]
+    assert (region[0].stop - region[0].start) * (region[1].stop - region[1].start) < 300 * 300
