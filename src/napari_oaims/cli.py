@@ -13,7 +13,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from . import train
 
-    cfg = train.TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed, threads=args.threads)
+    from .synth import SynthSettings
+
+    settings = SynthSettings(level=(args.level_min, 1.0))
+    cfg = train.TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
+                            init=str(args.init) if args.init else None, synth=settings)
     bar = tqdm(total=cfg.steps, desc="train", unit="step", mininterval=5)
 
     def progress(step: int, total: int, loss: float) -> None:
@@ -41,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--out", type=Path, default=Path("runs/base"), help="checkpoint/log folder (resumes from it)")
+    t.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tuning stage)")
+    t.add_argument("--level-min", type=float, default=0.4,
+                   help="dimmest object brightness as a share of the contrast (synthetic data)")
     t.add_argument("--stop-after", type=int, default=None, help="stop at this step of the --steps schedule")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     t.add_argument("--export", type=Path, default=None, help="write the final weights here (.safetensors + .json)")

@@ -24,6 +24,7 @@ class SynthSettings:
     size: int = 128
     max_objects: int = 14
     radius: tuple[float, float] = (4.0, 40.0)
+    level: tuple[float, float] = (0.4, 1.0)  # per-object brightness, as a share of the contrast
     kind_weights: tuple[float, ...] = (0.35, 0.3, 0.15, 0.1, 0.1)
     blur_sigma: tuple[float, float] = (0.0, 2.0)
     photons: tuple[float, float] = (5.0, 300.0)
@@ -132,7 +133,7 @@ def sample(rng: np.random.Generator, settings: SynthSettings = SynthSettings()) 
     contrast = rng.uniform(0.15, 1.0)
     for i in range(1, len(ids) + 1):
         m = out == i
-        level = bg_level + contrast * rng.uniform(0.4, 1.0)
+        level = bg_level + contrast * rng.uniform(*s.level)
         image[m] = level + rng.uniform(0.0, 0.3) * contrast * texture[m]
         if rng.random() < 0.2:  # bright rim, membrane-like
             rim = m & ~ndimage.binary_erosion(m, iterations=int(rng.integers(1, 3)))

@@ -42,6 +42,7 @@ class TrainConfig:
     p_second_round: float = 0.5
     checkpoint_every: int = 100
     threads: int = 2
+    init: str | None = None  # start from these weights (a fine-tuning stage) instead of random
     synth: synth.SynthSettings = field(default_factory=synth.SynthSettings)
 
     def to_dict(self) -> dict:
@@ -173,6 +174,11 @@ def train(
     torch.set_flush_denormal(True)  # denormal floats make CPU convolutions several times slower
     torch.manual_seed(cfg.seed)
     model = ClickUNet(4, cfg.channels)
+    if cfg.init:
+        from .model import load_weights
+
+        init_model, _ = load_weights(cfg.init)
+        model.load_state_dict(init_model.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
     rng = np.random.default_rng(cfg.seed)
@@ -235,6 +241,12 @@ def final_loss(out_dir: str | Path, last: int = 100) -> float:
 def export(model: ClickUNet, out_dir: str | Path, cfg: TrainConfig, dest: str | Path, command: str) -> Path:
     """Write the shipped weights with the full recipe in their JSON config."""
     meta = json.loads((Path(out_dir) / "last.json").read_text())
+    stages = []
+    if cfg.init:
+        from .model import read_config
+
+        init_cfg = read_config(cfg.init)
+        stages = init_cfg.get("training", {}).get("stages", []) or [init_cfg.get("training", {})]
     extra = {
         "version": 1,
         "normalisation": {"percentiles": list(guidance.NORM_PERCENTILES), "scope": "whole image or volume"},
@@ -250,4 +262,7 @@ def export(model: ClickUNet, out_dir: str | Path, cfg: TrainConfig, dest: str | 
             "data": "procedural only (napari_oaims.synth); no real images",
         },
     }
+    if stages:  # a fine-tuning stage: keep the recipe of every earlier stage
+        extra["training"]["init_weights_hash"] = read_config(cfg.init).get("weights_hash")
+        extra["training"]["stages"] = [*stages, {k: v for k, v in extra["training"].items() if k != "stages"}]
     return save_weights(model, dest, extra)

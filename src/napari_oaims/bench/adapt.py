@@ -95,12 +95,11 @@ def run(args: argparse.Namespace) -> int:
             title = f"shift={shift}" + (f" run={run_name}" if run_name else "") + f" ({len(seq)} targets, {clicks} clicks)"
             print(title)
             print(format_table(rows, COLUMNS))
-            if run_name == "clicks50":
-                half = len(seq) // 2
-                for m in per:
-                    late = [c[:3] for c in per[m]["curves"][half:]]
-                    per[m]["late_dice@1-3"] = np.mean(late, axis=0).round(4).tolist()
-                    print(f"  {m}: Dice@1..3 on the second half of the sequence: {per[m]['late_dice@1-3']}")
+            half = len(seq) // 2  # overfitting check: early clicks on the later targets
+            for m in per:
+                late = [c[:3] for c in per[m]["curves"][half:]]
+                per[m]["late_dice@1-3"] = np.mean(late, axis=0).round(4).tolist()
+                print(f"  {m}: Dice@1..3 on the second half of the sequence: {per[m]['late_dice@1-3']}")
             shift_out[run_name or "main"] = {"targets": seq, "methods": per}
             if not run_name:
                 plots[shift] = {m: per[m]["curves"] for m in per}

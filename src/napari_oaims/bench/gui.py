@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from ..robot import click_in_region
     from .common import format_table, target_ids, write_json
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     image, labels = sample_nuclei()
     viewer = napari.Viewer(show=not args.hidden)
     app = QApplication.instance()
@@ -108,6 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=3, help="clicks before measuring")
     p.add_argument("--adaptation", default="none", help="none, mi, pi or oaims")
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--hidden", action="store_true", help="do not show the window (no drawing)")
     p.add_argument("--out", default=None, help="results JSON")
     p.set_defaults(func=run)
