@@ -21,6 +21,7 @@ from napari_oaims.robot import click_in_region, correction_clicks
 
 OUT = Path(__file__).resolve().parent / "screenshot.png"
 ACCEPTED = 8
+REGION = (slice(20, 260), slice(40, 330))  # rows, columns of the image shown
 
 
 def main() -> None:
@@ -39,13 +40,18 @@ def main() -> None:
 
     settle()
     points, preview = widget.layers["points"], widget.layers["preview"]
-    ids = [int(i) for i in np.unique(truth) if i]
+    # nuclei inside the region shown (zoomed in), the largest first
+    ys, xs = REGION
+    crop = truth[ys, xs]
+    ids, sizes = np.unique(crop[crop > 0], return_counts=True)
+    inside = [int(i) for i, n in zip(ids, sizes) if np.count_nonzero(truth == i) == n]  # not cut by the border
+    inside.sort(key=lambda i: -np.count_nonzero(truth == i))
     rng = np.random.default_rng(0)
-    for t in ids[5 : 5 + 10 * ACCEPTED : 10]:
+    for t in inside[:ACCEPTED]:
         target = truth == t
         points.add(list(click_in_region(target)))
         settle()
-        for _ in range(2):
+        for _ in range(3):
             mask = preview.data.astype(bool)
             if dice(mask, target) > 0.9:
                 break
@@ -57,7 +63,7 @@ def main() -> None:
         widget.accept()
         settle()
     # one object in progress: a positive click and a negative one beside it
-    target = truth == ids[-12]
+    target = truth == inside[ACCEPTED]
     y, x = click_in_region(target)
     points.add([y, x])
     settle()
@@ -67,7 +73,8 @@ def main() -> None:
     settle()
     widget.set_positive(True)
     viewer.layers.selection.active = points
-    viewer.reset_view()
+    viewer.camera.center = ((ys.start + ys.stop) / 2, (xs.start + xs.stop) / 2)
+    viewer.camera.zoom = 3.0
     for _ in range(20):
         app.processEvents()
         time.sleep(0.02)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from napari_oaims import Engine
 from napari_oaims._reader import get_reader
 from napari_oaims._writer import write_session
 from napari_oaims.bench.store import object_centres
-from napari_oaims.store import SessionStore
+from napari_oaims.store import SessionStore, file_digest
 
 DATA = Path("/work/shared/data/nuclei2d")
 
@@ -32,21 +31,13 @@ def autosaved(tmp_path_factory, nuclei):
     engine = Engine.pretrained(device="cpu")
     s = engine.session(image)
     path = tmp_path_factory.mktemp("rw") / "cells.oaims.zarr"
-    SessionStore.create(path, image, engine=engine, session=s).close()
+    SessionStore.create(path, image, engine=engine, session=s)  # autosaves every event from now on
     s.click(c[0])
     s.click((c[0][0] + 10, c[0][1]), positive=False)
     s.accept()
     s.box((c[1][0] - 8, c[1][1] - 8, c[1][0] + 8, c[1][1] + 8))
     s.accept()
     return path
-
-
-def tree_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(path)).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
 
 
 def test_get_reader_only_takes_sessions(tmp_path, autosaved):
@@ -131,10 +122,10 @@ def test_writer_bad_input(tmp_path, nuclei):
         write_session(str(tmp_path / "x.oaims.zarr"), [img, (np.zeros((1, 2, 2)), {}, "vectors")])
     foreign = tmp_path / "theirs.oaims.zarr"
     zarr.open_group(foreign, mode="w").create_array("x", data=np.arange(3))
-    before = tree_digest(foreign)
+    before = file_digest(foreign)  # paths, sizes and metadata of every file
     with pytest.raises(FileExistsError, match="theirs.oaims.zarr already exists"):
         write_session(str(foreign), [img])
-    assert tree_digest(foreign) == before
+    assert file_digest(foreign) == before
     with pytest.raises(ValueError, match="does not fit the image layer"):
         write_session(str(tmp_path / "y.oaims.zarr"), [img, (labels[:10], {}, "labels")])
     assert not (tmp_path / "x.oaims.zarr").exists() and not (tmp_path / "y.oaims.zarr").exists()

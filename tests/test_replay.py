@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import zarr
 
 from napari_oaims import Engine, replay as replay_mod
 from napari_oaims.bench.store import object_centres
+from napari_oaims.engine import shipped_weights_path
 from napari_oaims.replay import replay
 from napari_oaims.store import ATTRS_KEY, SessionStore
 
@@ -27,10 +29,19 @@ def nuclei():
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory, nuclei):
+def base(tmp_path_factory):
+    """A copy of the shipped weights: replay must start from the weights the session was made with."""
+    folder = tmp_path_factory.mktemp("weights")
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(shipped_weights_path().with_suffix(suffix), folder / f"base{suffix}")
+    return folder / "base.safetensors"
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory, nuclei, base):
     """A short session of 3 objects with every prompt kind, undo/redo, a clear and a deferred update."""
     image, c = nuclei
-    engine = Engine.pretrained(device="cpu", adaptation="none")
+    engine = Engine.pretrained(device="cpu", adaptation="none", weights=base)
     s = engine.session(image)
     path = tmp_path_factory.mktemp("replay") / "three.oaims.zarr"
     SessionStore.create(path, image, engine=engine, session=s)
@@ -53,67 +64,83 @@ def recorded(tmp_path_factory, nuclei):
     return path
 
 
-def test_replay_is_identical_on_cpu(recorded):
-    report = replay(recorded, device="cpu")
-    assert report.identical, report.table()
-    assert [(o.object, o.dice, o.identical, o.status) for o in report.objects] == [
+def test_replay_is_identical_on_cpu(tmp_path, recorded, base, capsys):
+    """Through the command line (``oaims replay``), as a user would run it."""
+    parser = argparse.ArgumentParser(prog="oaims")
+    replay_mod.register(parser.add_subparsers(dest="command", required=True))
+    out = tmp_path / "report.json"
+    args = parser.parse_args(["replay", str(recorded), "--device", "cpu", "--weights", str(base), "--out", str(out)])
+    assert args.func(args) == 0
+    assert "IDENTICAL" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["identical"] is True and report["mismatches"] == []
+    assert [(o["object"], o["dice"], o["identical"], o["status"]) for o in report["objects"]] == [
         (1, 1.0, True, "ok"), (2, 1.0, True, "ok"), (3, 1.0, True, "ok")]
-    assert report.prompts == 7 and not report.mismatches
-    assert all(o.stored_area > 0 for o in report.objects)
+    assert report["prompts"] == 7 and all(o["stored_area"] > 0 for o in report["objects"])
 
 
-def test_replay_across_a_resume(tmp_path, nuclei):
+def test_replay_across_a_resume(tmp_path, nuclei, base):
     image, c = nuclei
-    engine = Engine.pretrained(device="cpu")
+    engine = Engine.pretrained(device="cpu", weights=base)
     s = engine.session(image)
     path = tmp_path / "resumed.oaims.zarr"
     SessionStore.create(path, image, engine=engine, session=s)
     s.click(c[0])
     s.accept()
     s.click(c[1])  # in progress when the process "dies": not accepted, lost on resume
-    state = SessionStore.open(path).resume(engine=Engine.pretrained(device="cpu"))
+    state = SessionStore.open(path).resume(engine=Engine.pretrained(device="cpu", weights=base))
     state.session.click(c[4])
     state.session.accept()
-    report = replay(path)
+    report = replay(path, weights=base)
     assert report.identical, report.table()
     assert [o.object for o in report.objects] == [1, 2]
 
 
-def test_replay_reports_a_changed_object(tmp_path, recorded):
+def test_replay_reports_a_changed_object(tmp_path, recorded, base):
     copy = tmp_path / "changed.oaims.zarr"
-    import shutil
-
     shutil.copytree(recorded, copy)
     labels = zarr.open_array(copy / "labels" / "objects" / "s0", mode="r+")
     ys, xs = np.nonzero(labels[...] == 2)
     labels[ys[0], xs[0]] = 0
-    report = replay(copy)
+    report = replay(copy, weights=base)
     assert not report.identical
     changed = next(o for o in report.objects if o.object == 2)
     assert changed.status == "differs" and 0.99 < changed.dice < 1.0
     assert "DIFFERS" in report.table()
 
 
-def test_replay_needs_the_same_base_weights(tmp_path, recorded):
-    import shutil
-
+def test_replay_needs_the_same_base_weights(tmp_path, recorded, base):
     copy = tmp_path / "other-base.oaims.zarr"
     shutil.copytree(recorded, copy)
     root = zarr.open_group(copy, mode="r+")
     root.attrs[ATTRS_KEY] = {**root.attrs[ATTRS_KEY], "base_hash": "0123456789abcdef"}
     with pytest.raises(ValueError, match="recorded with base weights 0123456789abcdef"):
-        replay(copy)
+        replay(copy, weights=base)
 
 
-def test_replay_cli(tmp_path, recorded, capsys):
+def test_replay_cli_errors(tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="oaims")
     replay_mod.register(parser.add_subparsers(dest="command", required=True))
-    out = tmp_path / "report.json"
-    args = parser.parse_args(["replay", str(recorded), "--device", "cpu", "--out", str(out)])
-    assert args.func(args) == 0
-    assert "IDENTICAL" in capsys.readouterr().out
-    saved = json.loads(out.read_text())
-    assert saved["identical"] is True and len(saved["objects"]) == 3
     args = parser.parse_args(["replay", str(tmp_path / "missing.oaims.zarr")])
     assert args.func(args) == 2
     assert "no session at" in capsys.readouterr().err
+
+
+def test_replay_of_online_adaptation_is_identical(tmp_path, nuclei, base):
+    """Mid- and Post-Interaction updates (deferred too) and a switch of adapter are re-run in order."""
+    image, c = nuclei
+    engine = Engine.pretrained(device="cpu", adaptation="oaims", weights=base)
+    s = engine.session(image)
+    path = tmp_path / "adapted.oaims.zarr"
+    store = SessionStore.create(path, image, engine=engine, session=s)
+    s.click(c[0])
+    s.click((c[0][0] + 10, c[0][1]), positive=False)  # a Mid-Interaction update
+    s.accept(defer_update=True)
+    engine.adaptation = "pi"
+    s.click(c[1])
+    s.run_pending_updates()  # the first object's Post-Interaction update runs after the next click
+    s.accept()
+    assert engine.weights_hash != engine.base_hash and store.model_path() is not None
+    report = replay(path, weights=base)
+    assert report.identical, report.table()
+    assert [o.object for o in report.objects] == [1, 2]

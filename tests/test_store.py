@@ -88,6 +88,7 @@ def test_autosave_reopen_equal(tmp_path, engine, nuclei):
     # Everything is on disk already, before close (journal + arrays): a second reader sees it.
     live = SessionStore.open(path, read_only=True)
     assert live.events() == [normalise_event(e) for e in s.events]
+    journaled = live.objects()
     store.close()
     assert (path / "log" / "journal.jsonl").stat().st_size == 0  # compacted into the arrays
     again = SessionStore.open(path)
@@ -100,6 +101,7 @@ def test_autosave_reopen_equal(tmp_path, engine, nuclei):
     objects = again.objects()
     assert [(o["id"], o["area"], o["planes"]) for o in objects] == [
         (1, int((expected == 1).sum()), [[]]), (2, int(second.sum()), [[]])]
+    assert journaled == objects  # the same before compaction (journal) and after (arrays)
     np.testing.assert_array_equal(np.asarray(again.image()), image)
     prior_seq = next(e["seq"] for e in s.events if e["kind"] == "prior")
     np.testing.assert_array_equal(again.prior_mask(prior_seq), prior)
@@ -385,3 +387,15 @@ def test_sampled_digest_of_huge_files(tmp_path, monkeypatch):
     data[0] ^= 1  # the first block is always sampled
     f.write_bytes(bytes(data))
     assert file_digest(f)[1] != digest
+
+
+def test_interrupted_layer_swap_is_recovered(tmp_path, nuclei):
+    image, _, _ = nuclei
+    store = SessionStore.create(tmp_path / "w.oaims.zarr", image)
+    store.write_prompts([[5, 5]], [True], [], [])
+    root = tmp_path / "w.oaims.zarr"
+    (root / "prompts").rename(root / ".prompts.old-0123abcd")  # crashed between the two renames
+    (root / "tmp-prompts-0123abcd").mkdir()  # ... of a half-built replacement
+    again = SessionStore.open(root)
+    assert again.prompts().points.tolist() == [[5.0, 5.0]]
+    assert sorted(p.name for p in root.iterdir() if "prompts" in p.name) == ["prompts"]

@@ -40,3 +40,13 @@ def test_batch_has_iterative_clicks():
     for s in batch:
         n = len(s.pos) + len(s.neg) + (s.scribble is not None)
         assert 1 <= n <= cfg.max_clicks and s.channels().shape == (4, 128, 128)
+
+
+def test_fine_tuning_stage_records_every_stage(tmp_path):
+    cfg = train.TrainConfig(steps=2, batch_size=2, channels=(8, 16), threads=1)
+    first = train.export(train.train(cfg, tmp_path / "a"), tmp_path / "a", cfg, tmp_path / "w1", command="stage one")
+    cfg2 = train.TrainConfig(steps=2, batch_size=2, channels=(8, 16), threads=1, init=str(first), seed=1)
+    second = train.train(cfg2, tmp_path / "b")
+    _, config = load_weights(train.export(second, tmp_path / "b", cfg2, tmp_path / "w2", command="stage two"))
+    assert [s["command"] for s in config["training"]["stages"]] == ["stage one", "stage two"]
+    assert config["training"]["init_weights_hash"] == load_weights(first)[1]["weights_hash"]

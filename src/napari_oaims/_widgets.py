@@ -361,7 +361,8 @@ class AnnotatorWidget(QWidget):
                 path = old.save(Path(tmp) / "weights")
                 return Engine.load(path, device=name, adaptation=old.adapter)
 
-        self._submit(_Job(f"device {name}", work, self._swap_engine, thread=True, progress=f"Moving the model to {name}"))
+        self._submit(_Job(f"device {name}", work, self._swap_engine, thread=True,
+                          progress=f"Moving the model to {name}"))
 
     def _swap_engine(self, engine: "Engine") -> None:
         self.engine = engine
@@ -562,11 +563,9 @@ class AnnotatorWidget(QWidget):
     # ------------------------------------------------------------------------------------------
     def _make_layers(self) -> None:
         """(Re)create the four plugin layers for the current image (old ones are left detached)."""
-        image = self.image_layer
         shape = self.session.spatial_shape
         ndim = len(shape)
-        transforms = {"scale": image.scale, "translate": image.translate, "rotate": image.rotate,
-                      "shear": image.shear, "affine": image.affine}
+        transforms = self._transforms()
         self._disconnect("layers")
         for kind in ("points", "shapes", "preview"):  # working layers of a previous image go away
             old = self.layers.get(kind)
@@ -575,13 +574,10 @@ class AnnotatorWidget(QWidget):
                 self.viewer.layers.remove(old)
         objects = self.layers.get("objects")
         if objects is None or objects.data.shape != shape or objects not in self.viewer.layers:
-            objects = Labels(np.zeros(shape, np.int32), name=LAYER_NAMES["objects"], **transforms)
-            self._classes.clear()
-            self.layers["objects"] = objects
-            self.viewer.add_layer(objects)
+            self._new_objects_layer()
         preview = Labels(np.zeros(shape, np.uint8), name=LAYER_NAMES["preview"], opacity=0.6, **transforms)
         preview.colormap = DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: PREVIEW_COLOR})
-        shapes = Shapes(ndim=ndim, name=LAYER_NAMES["shapes"], edge_color="yellow", face_color="transparent",
+        shapes = Shapes(ndim=ndim, name=LAYER_NAMES["shapes"], edge_color=POSITIVE_COLOR, face_color="transparent",
                         edge_width=1.5, **transforms)
         points = Points(ndim=ndim, name=LAYER_NAMES["points"], size=max(4.0, min(shape[-2:]) / 80),
                         face_color=POSITIVE_COLOR, border_color="white", features={"positive": np.zeros(0, bool)},
@@ -654,11 +650,15 @@ class AnnotatorWidget(QWidget):
         self.positive = bool(positive)
         if self.positive_check.isChecked() != self.positive:
             self.positive_check.setChecked(self.positive)
-        points = self.layers.get("points")
+        colour = POSITIVE_COLOR if self.positive else NEGATIVE_COLOR
+        points, shapes = self.layers.get("points"), self.layers.get("shapes")
         if points is not None:
             points.selected_data = set()  # the current colour would otherwise repaint the selection
-            points.current_face_color = POSITIVE_COLOR if self.positive else NEGATIVE_COLOR
+            points.current_face_color = colour
             points.feature_defaults["positive"] = self.positive
+        if shapes is not None:  # scribbles take the polarity too (boxes are always positive)
+            shapes.selected_data = set()
+            shapes.current_edge_color = colour
 
     def toggle_positive(self) -> None:
         self.set_positive(not self.positive)
@@ -792,16 +792,25 @@ class AnnotatorWidget(QWidget):
     # ------------------------------------------------------------------------------------------
     # Layers <-> session
     # ------------------------------------------------------------------------------------------
+    def _transforms(self) -> dict[str, Any]:
+        """The image layer's transforms, so that the plugin's layers share its data coordinates."""
+        return {k: getattr(self.image_layer, k) for k in ("scale", "translate", "rotate", "shear", "affine")}
+
+    def _new_objects_layer(self) -> Labels:
+        layer = Labels(np.zeros(self.session.spatial_shape, np.int32), name=LAYER_NAMES["objects"],
+                       **self._transforms())
+        self._classes.clear()
+        self.layers["objects"] = layer
+        self.viewer.add_layer(layer)
+        return layer
+
     def _layer(self, kind: str) -> Layer:
+        """One of the plugin's layers; a removed objects layer is replaced by a new empty one."""
         layer = self.layers.get(kind)
         if layer is None:
             if kind != "objects" or self.session is None:
                 raise ValueError(f"the {kind} layer is missing: choose the image again")
-            transforms = {k: getattr(self.image_layer, k) for k in ("scale", "translate", "rotate", "shear", "affine")}
-            layer = Labels(np.zeros(self.session.spatial_shape, np.int32), name=LAYER_NAMES["objects"], **transforms)
-            self._classes.clear()
-            self.layers["objects"] = layer
-            self.viewer.add_layer(layer)
+            layer = self._new_objects_layer()
             self._connect(layer.events.name, self._on_layer_renamed, "layers")
         return layer
 
@@ -810,7 +819,8 @@ class AnnotatorWidget(QWidget):
         pa = self.session.source.plane_axes
         ys, xs = region if region is not None else (slice(None), slice(None))
         it = iter(key)
-        return tuple(ys if a == pa[0] else xs if a == pa[1] else next(it) for a in range(len(self.session.spatial_shape)))
+        ndim = len(self.session.spatial_shape)
+        return tuple(ys if a == pa[0] else xs if a == pa[1] else next(it) for a in range(ndim))
 
     def _redraw_preview(self, clear_all: bool = False) -> None:
         """Rewrite the preview from the session (planes touched before are zeroed first)."""
@@ -833,7 +843,7 @@ class AnnotatorWidget(QWidget):
     def _sync_prompt_layers(self) -> None:
         """Redraw the clicks and boxes/scribbles layers from the session's current prompts."""
         points, shapes = self.layers.get("points"), self.layers.get("shapes")
-        coords, polarity, shape_data, shape_types = [], [], [], []
+        coords, polarity, shape_data, shape_types, shape_polarity = [], [], [], [], []
         session = self.session
         for key, st in (session.planes.items() if session is not None else ()):
             for p in st.prompts:
@@ -845,12 +855,14 @@ class AnnotatorWidget(QWidget):
                     corners = [(y0, x0), (y0, x1 - 1), (y1 - 1, x1 - 1), (y1 - 1, x0)]
                     shape_data.append(np.array([session.full_coords(key, c) for c in corners], float))
                     shape_types.append("rectangle")
+                    shape_polarity.append(True)
                 elif p.kind == "scribble":
                     path = p.points[:: max(1, len(p.points) // 64)]
                     if len(path) < 2:
                         path = p.points[[0, -1]]
                     shape_data.append(np.array([session.full_coords(key, c) for c in path], float))
                     shape_types.append("path")
+                    shape_polarity.append(p.positive)
         self._syncing = True
         try:
             if points is not None:
@@ -864,7 +876,8 @@ class AnnotatorWidget(QWidget):
             if shapes is not None:
                 shapes.data = []
                 if shape_data:
-                    shapes.add(shape_data, shape_type=shape_types)
+                    shapes.add(shape_data, shape_type=shape_types,
+                               edge_color=[POSITIVE_COLOR if p else NEGATIVE_COLOR for p in shape_polarity])
                 self._n_shapes = len(shapes.data)
         finally:
             self._syncing = False

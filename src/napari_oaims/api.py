@@ -47,7 +47,8 @@ def annotate(image: Any, viewer: "napari.Viewer | None" = None, **engine_kwargs)
 
     if isinstance(image, str):
         if viewer is None or image not in viewer.layers:
-            raise ValueError(f"no layer named {image!r} in the viewer: pass an array, an image layer or an existing name")
+            raise ValueError(f"no layer named {image!r} in the viewer: pass an array, an image layer or the name "
+                             "of a layer in the viewer")
         layer = viewer.layers[image]
     elif isinstance(image, napari.layers.Layer):
         layer = image

@@ -33,8 +33,8 @@ def read_array(path: str | Path) -> np.ndarray:
             if not arrays:
                 raise ValueError(f"Zarr group {path} holds no array")
             return np.asarray(node[arrays[0]])
-    except (ValueError, FileNotFoundError):
+    except FileNotFoundError:
         raise
-    except Exception as err:  # tifffile/zarr raise many types for a damaged file
+    except Exception as err:  # tifffile/zarr/numpy raise many types for a damaged file
         raise ValueError(f"cannot read {path}: {type(err).__name__}: {err}") from err
     raise ValueError(f"unsupported file type {suffix!r} for {path}: use .tif, .tiff, .npy or .zarr")

@@ -95,17 +95,21 @@ def _compare(recorded: list[dict], replayed: list[dict], report: ReplayReport) -
                             "flight when the session stopped)")
 
 
-def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None = None) -> ReplayReport:
-    """Re-run the session at ``path`` from the base weights; see the module docstring."""
+def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None = None,
+           weights: str | Path | None = None) -> ReplayReport:
+    """Re-run the session at ``path`` from the base weights (the shipped ones, or the ``.safetensors``
+    file ``weights``; their hash must be the session's base hash); see the module docstring.
+    ``image_path`` is the new location of a referenced image that moved."""
     from .engine import Engine
 
     t0 = time.perf_counter()
     store = SessionStore.open(path, image_path=image_path, read_only=True)
     events = store.events()
-    engine = Engine.pretrained(device=device)
+    engine = Engine.pretrained(device=device, weights=weights)
     base = store.meta.get("base_hash")
     if base is not None and base != engine.base_hash:
-        raise ValueError(f"session {store.path} was recorded with base weights {base}, but this napari-oaims ships "
+        source = f"{weights} holds" if weights is not None else "this napari-oaims ships"
+        raise ValueError(f"session {store.path} was recorded with base weights {base}, but {source} "
                          f"{engine.base_hash}: replay needs the same base weights")
     report = ReplayReport(str(store.path), device, engine.base_hash, len(events),
                           sum(e["kind"] in PROMPT_KINDS for e in events))
@@ -178,7 +182,7 @@ def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     try:
-        report = replay(args.session, device=args.device, image_path=args.image_path)
+        report = replay(args.session, device=args.device, image_path=args.image_path, weights=args.weights)
     except (ValueError, FileNotFoundError, PermissionError) as err:
         print(f"oaims replay: {err}", file=sys.stderr)
         return 2
@@ -199,5 +203,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("session", type=Path, help="the .oaims.zarr session folder")
     p.add_argument("--device", default="cpu", help="torch device (default cpu: bit-identical replay)")
     p.add_argument("--image-path", type=Path, default=None, help="new location of a referenced image that moved")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="base weights (.safetensors with its .json) if the session was not made with the shipped ones")
     p.add_argument("--out", type=Path, default=None, help="save the report as JSON here")
     p.set_defaults(func=_cmd_replay)

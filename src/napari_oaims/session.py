@@ -331,10 +331,9 @@ class Session:
         previous = list(st.prompts)
         prompts = previous + [prompt]
         label = None if prompt.kind in ("box", "prior") else int(prompt.positive)
-        event = self._log(prompt.kind, plane=key, coords=coords, label=label,
-                          extra={"adaptation": self.engine.adaptation})
-        if prompt.kind == "prior":
-            self.prior_masks[event["seq"]] = prompt.mask
+        if prompt.kind == "prior":  # stored before the event, so an autosave of the event can save it
+            self.prior_masks[len(self.events)] = prompt.mask
+        self._log(prompt.kind, plane=key, coords=coords, label=label, extra={"adaptation": self.engine.adaptation})
         window = self.choose_window(key, prompts, st.bbox)
         logits = None
         if window is not None:

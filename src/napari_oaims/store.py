@@ -37,10 +37,14 @@ back exactly as it was recorded), ``weights`` (n, 16) u1 (ASCII of the weights h
 
 Autosave (:meth:`SessionStore.attach`): every event is first appended as one JSON line to
 ``log/journal.jsonl`` (one unbuffered ``write``: it survives ``kill -9``; ``fsync`` is not called,
-so a power cut may lose what the OS had not flushed), then compacted into the arrays every
-:data:`COMPACT_EVERY` events, at each accepted object and on :meth:`SessionStore.close`. Readers
-merge arrays and journal; a torn last journal line is the event in flight and is ignored.
-Writing ten Zarr arrays per event costs tens of ms on a busy disk; the journal costs microseconds.
+so a power cut may lose what the OS had not flushed). An accepted object is painted into the labels
+at once (a region write) and its objects-table row is journaled as ``{"object_row": {...}}``
+(with the new absolute areas of objects it painted over, so applying a row twice is harmless).
+Journal records are compacted into the arrays every :data:`COMPACT_EVERY` records and on
+:meth:`SessionStore.close`; readers merge arrays and journal, and a torn last journal line (the
+record in flight) is ignored. Writing one row to the ten log arrays costs 3 ms per array on the
+development VM (a Zarr write is a thread hop, an encode and a file rename); a journal line costs
+microseconds.
 
 Images larger than ``reference_threshold`` (512 MiB) with a known file are stored as a reference:
 path, size, shape, dtype and a digest. Files up to :data:`FULL_HASH_MAX` are hashed whole
@@ -90,6 +94,7 @@ KIND_CODES = {"session": 0, "click": 1, "box": 2, "scribble": 3, "prior": 4, "pr
               "redo": 7, "clear": 8, "accept": 9, "update": 10}
 PROMPT_KINDS = ("click", "box", "scribble", "prior")
 _NGFF_AXES = {2: "yx", 3: "zyx", 4: "tzyx"}
+_TMP_PREFIX = "tmp-"
 
 
 # -- small helpers ---------------------------------------------------------------------------------
@@ -228,6 +233,20 @@ def _replace_dir(tmp: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _recover_swaps(folder: Path) -> None:
+    """Finish folder swaps (:func:`_replace_dir`) interrupted by a crash inside ``folder``: an old
+    copy whose replacement never arrived is put back, other leftovers are removed."""
+    for p in folder.iterdir():
+        if p.is_dir() and p.name.startswith(".") and ".old-" in p.name:
+            target = folder / p.name[1:].rsplit(".old-", 1)[0]
+            if target.exists():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.rename(target)
+        elif p.is_dir() and p.name.startswith(_TMP_PREFIX):
+            shutil.rmtree(p, ignore_errors=True)
+
+
 # -- tables ----------------------------------------------------------------------------------------
 class _Table:
     """Arrays in one group sharing their first axis; the group attr ``length`` counts committed rows."""
@@ -334,7 +353,9 @@ class SessionStore:
         self.error: BaseException | None = None  #: the last autosave failure (None when all is saved)
         self._lock = threading.RLock()
         self._session: "Session | None" = None
-        self._pending: list[dict] = []  # events in the journal, not yet in the arrays (also on disk)
+        self._pending_events: list[dict] = []  # journal records not yet in the arrays (they are on disk)
+        self._pending_objects: list[dict] = []
+        self._areas: dict[int, int] = {}  # current area of every object (as on disk)
         self._next_seq = 0
         self._saved_priors: set[int] = set()
         self._model_hash: str | None = None
@@ -350,14 +371,14 @@ class SessionStore:
                 self._image_array = root[self._dataset_path("")]
             self._journal = path / "log" / "journal.jsonl"
             self._rows = self._read_rows()
-            self._journal_events = self._read_journal(repair=not read_only)
+            self._pending_events, self._pending_objects = self._read_journal(repair=not read_only)
+            self._areas = self._current_areas()
         except Exception as err:  # noqa: BLE001 - whatever Zarr raises for a broken node: a damaged session
             if isinstance(err, ValueError) and str(path) in str(err):
                 raise
             raise ValueError(f"session {path} is damaged: {type(err).__name__}: {err}") from err
-        seqs = [e["seq"] for e in self._rows] + [e["seq"] for e in self._journal_events]
+        seqs = [e["seq"] for e in self._rows + self._pending_events]
         self._next_seq = max(seqs) + 1 if seqs else 0
-        self._pending = list(self._journal_events)
         self._saved_priors = {int(k) for k in root["priors"].array_keys()} if "priors" in root else set()
         model_json = path / "model" / "current.json"
         if model_json.is_file():
@@ -380,7 +401,8 @@ class SessionStore:
         is embedded as OME-Zarr unless ``reference=True`` or (``reference=None``) it is larger than
         ``reference_threshold`` bytes and ``image_path`` names its file. ``engine`` (default: the
         session's) records the base weights and the current weights. An existing session is
-        replaced only with ``overwrite=True``; other folders are never replaced.
+        replaced only with ``overwrite=True``; other folders are never replaced. Objects the session
+        accepted before it was attached are not in the labels (add them with :meth:`commit_object`).
         """
         from .images import ImageSource
 
@@ -518,6 +540,8 @@ class SessionStore:
             root = zarr.open_group(LocalStore(path, read_only=read_only), mode="r" if read_only else "r+")
         except Exception as err:  # noqa: BLE001 - any Zarr error here means a damaged folder
             raise ValueError(f"session {path} is damaged: {err}") from err
+        if not read_only:
+            _recover_swaps(path)
         store = cls(path, root, read_only)
         store._check_reference(image_path)
         return store
@@ -576,10 +600,23 @@ class SessionStore:
 
     def objects(self) -> list[dict[str, Any]]:
         """One dict per object: id, class_id, class_name, area, planes."""
+        rows = self._committed_objects() + [{k: r[k] for k in _OBJECT_COLUMNS} for r in self._pending_objects]
+        for r in rows:
+            r["area"] = self._areas.get(r["id"], r["area"])
+        return rows
+
+    def _committed_objects(self) -> list[dict[str, Any]]:
         cols = self._objects.read()
         return [{"id": int(i), "class_id": int(c), "class_name": str(n), "area": int(a), "planes": json.loads(p)}
                 for i, c, n, a, p in zip(cols["id"], cols["class_id"], cols["class_name"], cols["area"],
                                          cols["planes"])]
+
+    def _current_areas(self) -> dict[int, int]:
+        areas = {o["id"]: o["area"] for o in self._committed_objects()}
+        for r in self._pending_objects:
+            areas.update({int(i): int(a) for i, a in r["areas"]})
+            areas[r["id"]] = r["area"]
+        return areas
 
     def _paint(self, index: tuple, mask: np.ndarray, object_id: int, transpose: bool = False) -> tuple[int, dict]:
         """Set ``object_id`` where ``mask`` in the label region ``index``; returns (pixels, overwritten ids)."""
@@ -592,16 +629,16 @@ class SessionStore:
 
     def _record_object(self, object_id: int, area: int, planes, overwritten: dict, class_id: int,
                        class_name: str) -> None:
-        if overwritten:
-            ids = self._objects.arrays["id"][: self._objects.length]
-            areas = self._objects.arrays["area"]
-            for oid, n in overwritten.items():
-                rows = np.flatnonzero(ids == oid)
-                if len(rows):
-                    areas[int(rows[-1])] = int(areas[int(rows[-1])]) - n
-        self._objects.append({"id": np.array([object_id], np.int32), "class_id": np.array([class_id], np.int32),
-                              "class_name": np.array([class_name], dtype=object), "area": np.array([area], np.int64),
-                              "planes": np.array([_dumps(planes)], dtype=object)})
+        """Journal a new objects-table row; ``areas`` holds the new (absolute, so replaying the journal
+        twice is harmless) areas of the objects it painted over."""
+        updates = [[int(i), self._areas[i] - int(n)] for i, n in sorted(overwritten.items()) if i in self._areas]
+        row = {"id": int(object_id), "class_id": int(class_id), "class_name": str(class_name), "area": int(area),
+               "planes": planes, "areas": updates}
+        self._journal_write({"object_row": row})
+        self._pending_objects.append(row)
+        self._areas.update(dict(updates))
+        self._areas[row["id"]] = row["area"]
+        self._compact_if_due()
 
     def commit_object(self, object_id: int, mask: np.ndarray, class_id: int = 1, class_name: str = "object") -> None:
         """Write an accepted object's mask (image spatial shape) into the labels (its region only;
@@ -652,13 +689,15 @@ class SessionStore:
                 "class_name": np.array([known.get(int(i), {}).get("class_name", class_name) for i in ids], dtype=object),
                 "area": areas.astype(np.int64), "planes": np.array([_dumps(planes[int(i)]) for i in ids], dtype=object)}
         with self._lock:
+            self.compact()
             self._labels[...] = labels.astype(np.uint32)
             group = self._rebuild_group("objects", lambda g: _Table.create(g, _OBJECT_COLUMNS).append(rows))
             self._objects = _Table(group, _OBJECT_COLUMNS)
+            self._areas = self._current_areas()
 
     def _rebuild_group(self, name: str, build) -> zarr.Group:
         """Build group ``name`` afresh beside the old one, then swap the folders."""
-        tmp_name = f"tmp-{name}-{uuid.uuid4().hex[:8]}"
+        tmp_name = f"{_TMP_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
         build(self.root.create_group(tmp_name))
         _replace_dir(self.path / tmp_name, self.path / name)
         return self.root[name]
@@ -734,81 +773,112 @@ class SessionStore:
             raise ValueError(f"session {self.path} is damaged: log row {len(out)} unreadable ({err})") from err
         return out
 
-    def _read_journal(self, repair: bool) -> list[dict[str, Any]]:
+    def _read_journal(self, repair: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Journal records not yet in the arrays: (events, objects-table rows)."""
         if not self._journal.is_file():
-            return []
+            return [], []
         data = self._journal.read_bytes()
         lines = data.split(b"\n")
         tail = lines.pop()  # b"" after a complete last line; else the torn event in flight
         if tail and repair:
             os.truncate(self._journal, len(data) - len(tail))
         done = {e["seq"] for e in self._rows}
-        out = []
+        done_ids = set(self._objects.read()["id"].tolist())
+        events, objects = [], []
         for n, line in enumerate(lines):
             try:
-                event = json.loads(line)
-            except ValueError as err:
+                record = json.loads(line)
+                if "object_row" in record:
+                    if record["object_row"]["id"] not in done_ids:
+                        objects.append(record["object_row"])
+                elif record["seq"] not in done:
+                    events.append(record)
+            except (ValueError, KeyError, TypeError) as err:
                 raise ValueError(f"session {self.path} is damaged: {self._journal} line {n + 1} is garbled") from err
-            if event["seq"] not in done:
-                out.append(event)
-        return out
+        return events, objects
 
     def events(self) -> list[dict[str, Any]]:
         """The whole interaction log, ordered by ``seq``."""
         with self._lock:
-            return sorted(self._rows + self._pending, key=lambda e: e["seq"])
+            return sorted(self._rows + self._pending_events, key=lambda e: e["seq"])
 
     def append_event(self, event: dict[str, Any]) -> None:
         """Append one event to the log (journal write now, compaction into the arrays when due)."""
         self._writable()
         ev = normalise_event(event)
-        line = (_dumps(ev) + "\n").encode()
         with self._lock:
-            try:
-                with open(self._journal, "ab", buffering=0) as fh:  # one write(2): all or nothing on kill -9
-                    fh.write(line)
-            except PermissionError as err:
-                raise PermissionError(f"cannot write the session log {self._journal}: {err}") from err
-            self._pending.append(ev)
+            self._journal_write(ev)
+            self._pending_events.append(ev)
             self._next_seq = max(self._next_seq, ev["seq"] + 1)
-            if len(self._pending) >= COMPACT_EVERY:
-                self.compact()
+            self._compact_if_due()
+
+    def _journal_write(self, record: dict[str, Any]) -> None:
+        line = (_dumps(record) + "\n").encode()
+        try:
+            with open(self._journal, "ab", buffering=0) as fh:  # one write(2): all or nothing on kill -9
+                fh.write(line)
+        except PermissionError as err:
+            raise PermissionError(f"cannot write the session log {self._journal}: {err}") from err
+
+    def _compact_if_due(self) -> None:
+        if len(self._pending_events) + len(self._pending_objects) >= COMPACT_EVERY:
+            self.compact()
 
     def compact(self) -> None:
-        """Move the journal's events into the log arrays, then empty the journal."""
+        """Move the journal's records into the log and objects arrays, then empty the journal."""
         with self._lock:
-            if not self._pending or self.read_only:
+            if self.read_only or not (self._pending_events or self._pending_objects):
                 return
-            events = self._pending
-            new = sorted({e["kind"] for e in events} - set(self._kinds))
-            if new:
-                self._kinds.update({k: max(self._kinds.values()) + 1 + i for i, k in enumerate(new)})
-                self._log.group.attrs["kinds"] = self._kinds
-            w = self.plane_width
-            planes = np.full((len(events), w), -1, np.int32)
-            for i, e in enumerate(events):
-                if len(e["plane"]) > w:
-                    raise ValueError(f"event {e['seq']} has a plane of {len(e['plane'])} coordinates; this session "
-                                     f"stores {w}")
-                planes[i, : len(e["plane"])] = e["plane"]
-            weights = np.zeros((len(events), HASH_WIDTH), np.uint8)
-            for i, e in enumerate(events):
-                b = str(e["weights"]).encode("ascii")[:HASH_WIDTH]
-                weights[i, : len(b)] = np.frombuffer(b, np.uint8)
-            self._log.append({
-                "time": np.array([e["time"] for e in events], np.float64),
-                "seq": np.array([e["seq"] for e in events], np.int64),
-                "kind": np.array([self._kinds[e["kind"]] for e in events], np.uint8),
-                "object": np.array([e["object"] for e in events], np.int32), "plane": planes,
-                "coords": np.array([_dumps(e["coords"]) for e in events], dtype=object),
-                "label": np.array([-1 if e["label"] is None else e["label"] for e in events], np.int8),
-                "latency_ms": np.array([np.nan if e["latency_ms"] is None else e["latency_ms"] for e in events]),
-                "weights": weights, "extra": np.array([_dumps(e["extra"]) for e in events], dtype=object),
-            })
+            if self._pending_objects:
+                self._compact_objects()
+            if self._pending_events:
+                self._compact_events()
             if self._journal.exists():
                 os.truncate(self._journal, 0)
-            self._rows.extend(events)
-            self._pending = []
+
+    def _compact_objects(self) -> None:
+        n = self._objects.length
+        if n and any(r["areas"] for r in self._pending_objects):
+            ids = self._objects.arrays["id"][:n]
+            old = self._objects.arrays["area"][:n]
+            self._objects.arrays["area"][:n] = np.array([self._areas.get(int(i), a) for i, a in zip(ids, old)], np.int64)
+        rows = self._pending_objects
+        self._objects.append({
+            "id": np.array([r["id"] for r in rows], np.int32), "class_id": np.array([r["class_id"] for r in rows], np.int32),
+            "class_name": np.array([r["class_name"] for r in rows], dtype=object),
+            "area": np.array([self._areas[r["id"]] for r in rows], np.int64),
+            "planes": np.array([_dumps(r["planes"]) for r in rows], dtype=object)})
+        self._pending_objects = []
+
+    def _compact_events(self) -> None:
+        events = self._pending_events
+        new = sorted({e["kind"] for e in events} - set(self._kinds))
+        if new:
+            self._kinds.update({k: max(self._kinds.values()) + 1 + i for i, k in enumerate(new)})
+            self._log.group.attrs["kinds"] = self._kinds
+        w = self.plane_width
+        planes = np.full((len(events), w), -1, np.int32)
+        for i, e in enumerate(events):
+            if len(e["plane"]) > w:
+                raise ValueError(f"event {e['seq']} has a plane of {len(e['plane'])} coordinates; this session "
+                                 f"stores {w}")
+            planes[i, : len(e["plane"])] = e["plane"]
+        weights = np.zeros((len(events), HASH_WIDTH), np.uint8)
+        for i, e in enumerate(events):
+            b = str(e["weights"]).encode("ascii")[:HASH_WIDTH]
+            weights[i, : len(b)] = np.frombuffer(b, np.uint8)
+        self._log.append({
+            "time": np.array([e["time"] for e in events], np.float64),
+            "seq": np.array([e["seq"] for e in events], np.int64),
+            "kind": np.array([self._kinds[e["kind"]] for e in events], np.uint8),
+            "object": np.array([e["object"] for e in events], np.int32), "plane": planes,
+            "coords": np.array([_dumps(e["coords"]) for e in events], dtype=object),
+            "label": np.array([-1 if e["label"] is None else e["label"] for e in events], np.int8),
+            "latency_ms": np.array([np.nan if e["latency_ms"] is None else e["latency_ms"] for e in events]),
+            "weights": weights, "extra": np.array([_dumps(e["extra"]) for e in events], dtype=object),
+        })
+        self._rows.extend(events)
+        self._pending_events = []
 
     def prior_mask(self, seq: int) -> np.ndarray | None:
         """The prior mask given with the ``prior`` event ``seq`` (None if it was not saved)."""
@@ -906,16 +976,14 @@ class SessionStore:
                 self.error = err
 
     def _catch_up(self, session: "Session", event: dict | None = None) -> None:
+        self._save_priors(session)  # a prior's mask is in the session from the event after its own
         for ev in session.events[self._next_seq:]:
             if ev["seq"] < self._next_seq:
                 continue
-            self._save_priors(session)
             if ev["kind"] == "accept" and ev is event:
                 self._commit_planes(session, ev)
             self.append_event(ev)
-            if ev["kind"] == "accept":
-                self.compact()
-            elif ev["kind"] == "update":
+            if ev["kind"] == "update":
                 self.save_model(session.engine)
 
     def _commit_planes(self, session: "Session", event: dict) -> None:
@@ -985,7 +1053,7 @@ class SessionStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"SessionStore({str(self.path)!r}, events={self._next_seq}, objects={self._objects.length})"
+        return f"SessionStore({str(self.path)!r}, events={self._next_seq}, objects={len(self._areas)})"
 
 
 def prompts_from_events(events: list[dict[str, Any]], plane_axes, ndim: int) -> Prompts:

@@ -133,11 +133,8 @@ def bench_autosave(workdir: Path, n_objects: int, adaptation: str, data: Path) -
 # -- kill test -------------------------------------------------------------------------------------
 def _child(mode: str, path: Path, data: Path, seed: int) -> None:
     """Annotate (or append events) with autosave forever, printing ``seq`` after each saved event."""
-    import torch
-
     from ..store import SessionStore
 
-    torch.set_num_threads(1)
     image, labels = _load_data(data)
     out = sys.stdout.fileno()
     if mode == "append":
@@ -150,11 +147,16 @@ def _child(mode: str, path: Path, data: Path, seed: int) -> None:
             store.append_event({**template, "seq": seq, "time": time.time(), "object": seq // 3 + 1})
             os.write(out, b"%d\n" % seq)
             seq += 1
+    import torch
+
     from ..engine import Engine
 
+    torch.set_num_threads(1)
     engine = Engine.pretrained(device="cpu")
     session = engine.session(image)
-    SessionStore.create(path, image, engine=engine, session=session)
+    SessionStore.create(path, image, engine=engine, session=session)  # saves the session's first event
+    for event in session.events:
+        os.write(out, b"%d\n" % event["seq"])
     session.subscribe(lambda event: os.write(out, b"%d\n" % event["seq"]))  # after the store's listener
     os.write(out, b"ready\n")
     centres = object_centres(labels)
