@@ -41,8 +41,8 @@ def main() -> None:
     settle()
     points, preview = widget.layers["points"], widget.layers["preview"]
     # nuclei inside the region shown (zoomed in), the largest first
-    ys, xs = REGION
-    crop = truth[ys, xs]
+    rows, cols = REGION
+    crop = truth[rows, cols]
     ids, sizes = np.unique(crop[crop > 0], return_counts=True)
     inside = [int(i) for i, n in zip(ids, sizes) if np.count_nonzero(truth == i) == n]  # not cut by the border
     inside.sort(key=lambda i: -np.count_nonzero(truth == i))
@@ -73,8 +73,8 @@ def main() -> None:
     settle()
     widget.set_positive(True)
     viewer.layers.selection.active = points
-    viewer.camera.center = ((ys.start + ys.stop) / 2, (xs.start + xs.stop) / 2)
-    viewer.camera.zoom = 3.0
+    viewer.camera.center = ((rows.start + rows.stop) / 2, (cols.start + cols.stop) / 2)
+    viewer.camera.zoom = 2.4
     for _ in range(20):
         app.processEvents()
         time.sleep(0.02)

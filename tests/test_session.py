@@ -206,3 +206,13 @@ def test_large_image_click_touches_only_a_window(engine, nuclei):
     assert win[2] < 300  # local inference: the window is object-sized, not image-sized
     region = s.changed[1]
     assert (region[0].stop - region[0].start) * (region[1].stop - region[1].start) < 300 * 300
+
+
+def test_2d_with_swapped_plane_axes_keeps_the_image_shape(engine, nuclei_crop):
+    image, labels = nuclei_crop
+    img = image[:, :120]
+    s = engine.session(img, plane_axes=(1, 0))
+    lid = largest_ids(labels[:, :120], 1)[0]
+    y, x = object_centre(labels[:, :120], lid)
+    mask = s.click((y, x))
+    assert mask.shape == img.shape and mask[y, x]

@@ -10,7 +10,7 @@ import numpy as np
 from .store import SUFFIX, SessionStore, _is_session
 
 POSITIVE_COLOUR = "#00ff00"
-NEGATIVE_COLOUR = "#ff00ff"
+NEGATIVE_COLOUR = "red"
 #: Labels up to this size are loaded into memory (editable); larger ones stay lazy and read-only.
 EDITABLE_LABELS_MAX = 2**30
 

@@ -279,7 +279,7 @@ class Session:
             st = self.planes.get(())
             if st is None or st.mask is None:
                 return np.zeros(self.spatial_shape, bool)
-            return st.mask.copy()
+            return st.mask.T.copy() if self.source.plane_axes[0] > self.source.plane_axes[1] else st.mask.copy()
         out = np.zeros(self.spatial_shape, bool)  # lazily zeroed pages: only touched planes cost
         for key, st in self.planes.items():
             if st.bbox is not None:
