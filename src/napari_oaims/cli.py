@@ -53,16 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--export", type=Path, default=None, help="write the final weights here (.safetensors + .json)")
     t.set_defaults(func=_cmd_train)
 
-    from . import bench, demo
+    from . import bench, demo, replay
 
     demo.register(sub)
     bench.register(sub)
-    try:  # written in parallel; always present in a release
-        from . import replay
-
-        replay.register(sub)
-    except ImportError:
-        pass
+    replay.register(sub)
     return p
 
 

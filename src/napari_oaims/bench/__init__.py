@@ -7,21 +7,9 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``oaims bench <name>`` for every benchmark module."""
-    from . import adapt, clicks, latency
+    from . import adapt, clicks, gui, latency, store
 
     bench = sub.add_parser("bench", help="benchmarks: clicks, adapt, latency, store, napari")
     bsub = bench.add_subparsers(dest="bench", required=True)
-    for module in (clicks, adapt, latency):
+    for module in (clicks, adapt, latency, store, gui):
         module.register(bsub)
-    try:  # written in parallel; always present in a release
-        from . import store
-
-        store.register(bsub)
-    except ImportError:
-        pass
-    try:
-        from . import gui
-
-        gui.register(bsub)
-    except ImportError:
-        pass
