@@ -893,36 +893,30 @@ class AnnotatorWidget(QWidget):
 
     def undo(self) -> None:
         """Undo the last prompt or clear; right after an accept, take the accepted object back."""
-        def work():
-            if not self._need_session("undo") or not self._history:
-                return
-            entry = self._history.pop()
-            if entry == "s":
-                self.session.undo()
-                self._redraw_preview()
-                self._sync_prompt_layers()
-            else:
-                self._apply_object(entry, undo=True)
-                self._save_labels(entry, undone=True)
-            self._redo.append(entry)
-
-        self._submit(_Job("undo", work))
+        self._step_history(undo=True)
 
     def redo(self) -> None:
-        def work():
-            if not self._need_session("redo") or not self._redo:
+        self._step_history(undo=False)
+
+    def _step_history(self, undo: bool) -> None:
+        """Move one entry between the undo and redo stacks and apply it (session step or object)."""
+        what = "undo" if undo else "redo"
+
+        def work():  # the stacks are looked up when the job runs: other jobs may replace them
+            source, target = (self._history, self._redo) if undo else (self._redo, self._history)
+            if not self._need_session(what) or not source:
                 return
-            entry = self._redo.pop()
+            entry = source.pop()
             if entry == "s":
-                self.session.redo()
+                self.session.undo() if undo else self.session.redo()
                 self._redraw_preview()
                 self._sync_prompt_layers()
             else:
-                self._apply_object(entry, undo=False)
-                self._save_labels(entry, undone=False)
-            self._history.append(entry)
+                self._apply_object(entry, undo=undo)
+                self._save_labels(entry, undone=undo)
+            target.append(entry)
 
-        self._submit(_Job("redo", work))
+        self._submit(_Job(what, work))
 
     def clear(self) -> None:
         """Remove all prompts and the mask of the current object (undoable)."""
