@@ -139,3 +139,54 @@ def test_load_adapted_for_other_architecture(tmp_path):
     (tmp_path / "w.json").write_text((tmp_path / "w.json").read_text().replace("[\n    8,\n    16\n  ]", "[4, 8]"))
     with pytest.raises(ValueError, match="do not fit"):
         Engine.load(tmp_path / "w", device="cpu")
+
+
+@pytest.mark.parametrize("name", ["oaims", "tsca"])
+def test_engine_to_keeps_what_was_learnt(nuclei_crop, name):
+    image, labels = nuclei_crop
+    ids = largest_ids(labels, 2)
+    engine = Engine.pretrained(device="cpu", adaptation=name)
+    base = engine.weights_hash
+    annotate(engine.session(image), labels, ids[0])
+    learnt, updates = engine.weights_hash, engine.updates
+    assert engine.to("cpu") is engine and engine.weights_hash == learnt and engine.updates == updates
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            engine.to("cuda")
+        assert engine.device.type == "cpu" and engine.weights_hash == learnt
+    else:  # on a GPU machine: move there, keep learning, come back
+        engine.to("cuda")
+        assert next(engine.model.parameters()).is_cuda and engine.weights_hash == learnt
+        annotate(engine.session(image), labels, ids[1])
+        engine.to("cpu")
+        assert not next(engine.model.parameters()).is_cuda
+    annotate(engine.session(image), labels, ids[1])  # the optimiser state still fits the model
+    assert engine.updates > updates
+    engine.reset()
+    assert engine.weights_hash == base
+
+
+def test_adapter_spec_with_settings():
+    from napari_oaims.adapt import make_adapter, parse_spec
+
+    assert parse_spec("OAIMS:mi_lr=3e-5:replay_size=16") == ("oaims", {"mi_lr": 3e-5, "replay_size": 16})
+    a = make_adapter("oaims:mi_lr=3e-5")
+    assert a.name == "oaims:mi_lr=3e-5" and a.mi_lr == 3e-5 and a.optimizer.lr == 1e-4 and a.mi and a.pi
+    assert make_adapter("pi").name == "pi" and make_adapter("oaims").mi_lr == 1e-5
+    for bad, match in (("oaims:mi_lr", "key=value"), ("oaims:mi_lr=fast", "not a number"),
+                       ("oaims:wings=2", "wings"), ("nope:lr=1", "unknown adaptation")):
+        with pytest.raises(ValueError, match=match):
+            make_adapter(bad)
+
+
+def test_mi_learning_rate_is_used_for_mi_steps_only(nuclei_crop):
+    image, labels = nuclei_crop
+    lid = largest_ids(labels, 1)[0]
+    hashes = {}
+    for spec in ("mi:mi_lr=1e-4", "mi:mi_lr=0", "pi:mi_lr=0"):
+        engine = Engine.pretrained(device="cpu", adaptation=spec)
+        base = engine.weights_hash
+        annotate(engine.session(image), labels, lid, clicks=3)
+        hashes[spec] = engine.weights_hash != base
+    # lr 0 leaves MI weights unchanged; PI steps keep the main learning rate
+    assert hashes == {"mi:mi_lr=1e-4": True, "mi:mi_lr=0": False, "pi:mi_lr=0": True}

@@ -132,6 +132,21 @@ def test_wrong_label_first_n_exact(ring):
     assert flipped == [False, True, True, True, True, False, False]
 
 
+def test_robot_avoids_pixels_it_already_clicked(ring):
+    """After wrong clicks that changed nothing, the correct click lands on a fresh pixel."""
+    robot = Robot("center", wrong_label=WrongLabel("first_n", n=4))
+    robot.reset(0)
+    clicks = [robot.next_click(np.zeros_like(ring), ring) for _ in range(6)]
+    pixels = [(c.y, c.x) for c in clicks]
+    assert len(set(pixels)) == 6
+    assert all(ring[p] for p in pixels)  # still inside the missed object
+    # a one-pixel object has nowhere else to go: the robot clicks it again rather than stop
+    dot = np.zeros((9, 9), bool)
+    dot[4, 4] = True
+    robot.reset(1)
+    assert [(c.y, c.x) for c in (robot.next_click(np.zeros_like(dot), dot) for _ in range(2))] == [(4, 4)] * 2
+
+
 def test_wrong_label_targets_share():
     small = disc(8, 8, 6)[:16, :16]
     robot = Robot("center", wrong_label=WrongLabel("targets", p=0.4), seed=4)

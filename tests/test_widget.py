@@ -451,3 +451,119 @@ def test_opens_from_the_plugin_menu_and_loads_its_own_model(make_napari_viewer, 
     w.layers["points"].add(list(centre(labels, 30)))
     wait(qtbot, w)
     assert (w.layers["preview"].data.astype(bool) & target(labels, 30)).any()
+
+
+def test_resume_session_in_the_widget(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, tmp_path):
+    """Save, close, resume in a new viewer: objects, classes and the adapted model come back, and
+    the log and object ids go on in the same store."""
+    from napari_oaims.store import SessionStore
+
+    image, labels = nuclei
+    fresh_engine.adaptation = "pi"
+    viewer = make_napari_viewer()
+    w = start(viewer, qtbot, fresh_engine, image, name="nuclei")
+    path = tmp_path / "resume.oaims.zarr"
+    for k, cls in ((10, "nucleus"), (40, "mitosis")):
+        w.layers["points"].add(list(centre(labels, k)))
+        wait(qtbot, w)
+        w.class_choice.setCurrentText(cls)
+        w.accept()
+        wait(qtbot, w)
+        if k == 10:
+            w.save_session(path)
+            wait(qtbot, w)
+    saved_labels = np.array(w.layers["objects"].data)
+    updates, weights = fresh_engine.updates, fresh_engine.weights_hash
+    n_events = len(w.session.events)
+    assert updates == 4  # two PI steps per object
+    w.close()
+    viewer.close()
+
+    fresh_engine.reset()  # the resumed session brings the adapted weights back
+    assert fresh_engine.updates == 0
+    viewer2 = make_napari_viewer()
+    w2 = AnnotatorWidget(viewer2, engine=fresh_engine)
+    viewer2.window.add_dock_widget(w2)
+    w2.resume_session(path)
+    wait(qtbot, w2)
+    assert not errors(notes), notes
+    assert has(notes, "info", "resumed resume.oaims.zarr: 2 objects")
+    assert np.array_equal(w2.layers["objects"].data, saved_labels)
+    assert dict(zip(w2.layers["objects"].features["index"], w2.layers["objects"].features["class_name"])) == {
+        1: "nucleus", 2: "mitosis"}
+    assert fresh_engine.updates == updates and fresh_engine.weights_hash == weights
+    assert w2.store is not None and "autosave" in w2.store_label.text()
+
+    w2.layers["points"].add(list(centre(labels, 70)))
+    wait(qtbot, w2)
+    w2.class_choice.setCurrentText("mitosis")
+    w2.accept()
+    wait(qtbot, w2)
+    assert set(np.unique(w2.layers["objects"].data)) == {0, 1, 2, 3}
+    w2.close()
+    reopened = SessionStore.open(path, read_only=True)
+    events = reopened.events()
+    assert [e["seq"] for e in events] == list(range(len(events))) and len(events) > n_events
+    assert {o["id"]: o["class_name"] for o in reopened.objects() if o["area"]} == {
+        1: "nucleus", 2: "mitosis", 3: "mitosis"}
+    assert np.array_equal(np.asarray(reopened.labels()), w2.layers["objects"].data)
+
+
+def test_resume_a_foreign_folder_is_a_notification(make_napari_viewer, qtbot, fresh_engine, notes, tmp_path):
+    viewer = make_napari_viewer()
+    w = AnnotatorWidget(viewer, engine=fresh_engine)
+    (tmp_path / "other.zarr").mkdir()
+    (tmp_path / "other.zarr" / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group"}')
+    w.resume_session(tmp_path / "other.zarr")
+    wait(qtbot, w)
+    assert errors(notes) and "other.zarr" in errors(notes)[-1]
+    assert w.session is None and w.store is None
+
+
+def test_autosave_on_a_full_disk_is_a_notification(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, tmp_path):
+    """A full disk while autosaving: a warning notification, the work goes on in memory, an info
+    notification once space is back, and then everything is on disk (256 KiB tmpfs; needs root)."""
+    import os
+    import subprocess
+
+    from napari_oaims.store import SessionStore
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        image, labels = nuclei
+        viewer = make_napari_viewer()
+        w = start(viewer, qtbot, fresh_engine, image[:128, :128], name="crop")
+        path = disk / "s.oaims.zarr"
+        w.save_session(path)
+        wait(qtbot, w)
+        assert w.store is not None
+        fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+        with pytest.raises(OSError):
+            while True:
+                os.write(fd, b"x" * 4096)
+        os.close(fd)
+        crop = labels[:128, :128]
+        click = list(click_in_region(crop == np.bincount(crop.ravel())[1:].argmax() + 1))
+        for _ in range(30):  # enough events to overflow what still fits
+            w.layers["points"].add(click)
+            wait(qtbot, w)
+            w.undo()
+            wait(qtbot, w)
+            if w.store.error is not None:
+                break
+        qtbot.waitUntil(lambda: has(notes, "warning", "autosave to s.oaims.zarr failed"), timeout=5000)
+        assert "FAILING" in w.store_label.text() and not errors(notes)
+        os.remove(disk / "filler")
+        w.layers["points"].add(click)
+        wait(qtbot, w)
+        qtbot.waitUntil(lambda: has(notes, "info", "works again"), timeout=5000)
+        assert "FAILING" not in w.store_label.text()
+        events = [e["seq"] for e in w.session.events]
+        w.close()
+        assert [e["seq"] for e in SessionStore.open(path, read_only=True).events()] == events
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

@@ -24,7 +24,6 @@ notifications. Torch is imported only when the model is first needed (in a worke
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -102,6 +101,9 @@ class _Job:
 class AnnotatorWidget(QWidget):
     """Click, box and scribble annotation with a model that learns from the user (see module doc)."""
 
+    #: autosave failed (the error) or works again (None); emitted from any thread
+    _autosave_state = Signal(object)
+
     def __init__(self, napari_viewer: "napari.viewer.Viewer", engine: "Engine | None" = None, device: str = "auto",
                  adaptation: str = "none", weights: str | Path | None = None):
         super().__init__()
@@ -132,6 +134,7 @@ class AnnotatorWidget(QWidget):
         self._removal_timer = QTimer(self)
         self._removal_timer.setSingleShot(True)
         self._removal_timer.timeout.connect(self._handle_removals)
+        self._autosave_state.connect(self._show_autosave_state)
         self._build_ui()
         self._connect(self.viewer.layers.events.inserted, self._refresh_image_choices)
         self._connect(self.viewer.layers.events.removed, self._on_layer_removed)
@@ -228,8 +231,13 @@ class AnnotatorWidget(QWidget):
         button.clicked.connect(lambda _=False: self._ask_save_session())
         self.buttons["save_session"] = button
         grid.addWidget(button, 0, 0)
+        button = QPushButton("Resume session…")
+        button.setToolTip("Open a .oaims.zarr session to go on with it: image, objects, adapted model and log")
+        button.clicked.connect(lambda _=False: self._ask_resume_session())
+        self.buttons["resume_session"] = button
+        grid.addWidget(button, 0, 1)
         self.store_label = QLabel("not saved")
-        grid.addWidget(self.store_label, 0, 1)
+        grid.addWidget(self.store_label, 1, 0, 1, 2)
         layout.addWidget(box)
 
         box = QGroupBox("3D")
@@ -354,12 +362,7 @@ class AnnotatorWidget(QWidget):
             return
 
         def work():
-            from .engine import Engine
-
-            old = self.engine
-            with tempfile.TemporaryDirectory() as tmp:
-                path = old.save(Path(tmp) / "weights")
-                return Engine.load(path, device=name, adaptation=old.adapter)
+            return self.engine.to(name)
 
         self._submit(_Job(f"device {name}", work, self._swap_engine, thread=True,
                           progress=f"Moving the model to {name}"))
@@ -484,12 +487,14 @@ class AnnotatorWidget(QWidget):
     def _image_data(layer: Image):
         return layer.data[0] if layer.multiscale else layer.data
 
-    def _open_image(self, layer: Image) -> None:
+    def _open_image(self, layer: Image, session: "Session | None" = None) -> None:
+        """Annotate ``layer`` with a new session (or with ``session``, a resumed one)."""
         if self.engine is None:
             raise ValueError("the model is not loaded (see the previous error)")
         data = self._image_data(layer)
         try:
-            session = self.engine.session(data, plane_axes=self._plane_axes(layer.ndim), rgb=bool(layer.rgb))
+            if session is None:
+                session = self.engine.session(data, plane_axes=self._plane_axes(layer.ndim), rgb=bool(layer.rgb))
         except (ValueError, TypeError) as err:
             if layer is self.image_layer:  # its data changed into something unusable
                 self._detach_image()
@@ -965,7 +970,9 @@ class AnnotatorWidget(QWidget):
             return
         objects = self._layer("objects")
         object_id = session.object_id
-        mask = session.accept(defer_update=True)  # an attached store paints the object (autosave)
+        cls = self._current_class()
+        # an attached store paints the object with its class (autosave)
+        mask = session.accept(defer_update=True, class_id=cls[0], class_name=cls[1])
         records = []
         for key, (bb, plane_mask) in planes.items():
             region = (slice(bb[0], bb[2]), slice(bb[1], bb[3]))
@@ -974,14 +981,14 @@ class AnnotatorWidget(QWidget):
             after = before.copy()
             after[plane_mask[region]] = object_id  # the new object wins over earlier ones (as in the store)
             records.append((index, before, after))
-        entry = ("accept", object_id, records, self._current_class())
+        entry = ("accept", object_id, records, cls)
         self._history = [h for h in self._history if h != "s"]
         self._apply_object(entry, undo=False)
         self._history.append(entry)
         self._redo.clear()
         self._redraw_preview()
         self._sync_prompt_layers()
-        self._learn(session, object_id, mask, entry[3])
+        self._learn(session)
 
     def _current_class(self) -> tuple[int, str]:
         name = self.class_choice.currentText().strip() or "object"
@@ -1001,26 +1008,23 @@ class AnnotatorWidget(QWidget):
             self._classes.pop(object_id, None)
         else:
             self._classes[object_id] = cls
+        self._apply_classes()
+        objects.refresh()
+        self._update_status()
+
+    def _apply_classes(self) -> None:
+        """Show the objects' classes as features of the objects layer."""
+        objects = self.layers["objects"]
         ids = sorted(self._classes)
         objects.features = {"index": np.array(ids, int), "class_id": [self._classes[i][0] for i in ids],
                             "class_name": [self._classes[i][1] for i in ids]}
         objects.metadata["oaims_classes"] = {i: self._classes[i][1] for i in ids}
-        objects.refresh()
-        self._update_status()
 
-    def _learn(self, session: "Session", object_id: int, mask: np.ndarray, cls: tuple[int, str]) -> None:
-        """Queue the Post-Interaction update (and the object's class, when autosaving) in a worker."""
-        store = self.store
+    def _learn(self, session: "Session") -> None:
+        """Queue the Post-Interaction update in a worker."""
         mode = self.engine.adaptation if self.engine is not None else "none"
-
-        def work():
-            done = session.run_pending_updates()
-            if store is not None and cls != DEFAULT_CLASS:  # autosave painted it as DEFAULT_CLASS
-                store.commit_object(object_id, mask, class_id=cls[0], class_name=cls[1])
-            return done
-
-        self._submit(_Job("learning from the object", work, lambda _: self._update_status(), thread=True,
-                          progress=f"Learning from object {object_id}" if mode != "none" else None))
+        self._submit(_Job("learning from the object", session.run_pending_updates, lambda _: self._update_status(),
+                          thread=True, progress="Learning from the object" if mode != "none" else None))
 
     def _number_objects(self) -> None:
         """Continue the object ids of the objects layer in the (new) session."""
@@ -1062,6 +1066,7 @@ class AnnotatorWidget(QWidget):
                 return
             self._stop_autosave()
             self.store = store
+            store.on_error = self._autosave_failed
             self.store_label.setText(f"autosave: {path.name}")
             show_info(f"OAIMS: session saved to {path}; further work is saved automatically")
 
@@ -1081,6 +1086,92 @@ class AnnotatorWidget(QWidget):
                 store.commit_object(object_id, labels == object_id, class_id=cls[0], class_name=cls[1])
 
         self._submit(_Job("autosave", work, thread=True))
+
+    def resume_session(self, path: str | Path) -> None:
+        """Continue a saved ``.oaims.zarr`` session: its image, objects (with classes) and adapted
+        model come back, the log goes on from where it stopped, and autosave continues into it."""
+        path = Path(str(path).rstrip("/\\"))
+        engine = self.engine
+
+        def work():
+            from .store import SessionStore
+
+            store = SessionStore.open(path)
+            try:
+                state = store.resume(engine=engine)
+                labels = np.array(state.labels[...], dtype=np.int32)
+            except BaseException:
+                store.close()
+                raise
+            return state, labels
+
+        def done(result):
+            state, labels = result
+            if self._closed:
+                state.store.close()
+                return
+            try:
+                adopt(state, labels)
+            except BaseException:
+                state.store.close()
+                raise
+
+        def adopt(state, labels):
+            self._stop_autosave()
+            params = state.store.session_params()
+            name = state.store.path.name[: -len(".oaims.zarr")]
+            kwargs = {"rgb": True} if params["rgb"] else {}
+            ndim = len(state.session.spatial_shape)
+            if ndim > 2:  # show the plane the session segments
+                pa = params["plane_axes"]
+                self.viewer.dims.order = tuple([a for a in range(ndim) if a not in pa] + list(pa))
+            image = self.viewer.add_image(state.image, name=name, **kwargs)
+            if params["channel_axis"] is not None and not params["rgb"]:
+                show_info("OAIMS: the session's image has channels; it is shown as one layer")
+            self._detach_image()
+            self.layers["objects"] = None
+            self._open_image(image, session=state.session)
+            objects = self.layers["objects"]
+            objects.data = labels
+            self._classes = {int(o["id"]): (int(o["class_id"]), str(o["class_name"])) for o in state.objects
+                             if o["area"] > 0}
+            for _, cls_name in sorted(self._classes.values()):
+                if self.class_choice.findText(cls_name) < 0:
+                    self.class_choice.addItem(cls_name)
+            self._apply_classes()
+            self._number_objects()
+            self.store = state.store
+            self.store.on_error = self._autosave_failed
+            self.store_label.setText(f"autosave: {path.name}")
+            if self.engine is not state.engine:
+                self._swap_engine(state.engine)
+            self._update_status()
+            n = len(self._classes)
+            show_info(f"OAIMS: resumed {path.name}: {n} object{'s' * (n != 1)}, {state.engine.updates} model "
+                      "updates; further work is saved automatically")
+
+        self._submit(_Job("resume session", work, done, thread=True, progress="Resuming the session"))
+
+    def _ask_resume_session(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Resume OAIMS session (a .oaims.zarr folder)")
+        if path:
+            self.resume_session(path)
+
+    def _autosave_failed(self, err: BaseException | None) -> None:
+        """Called by the store (from any thread) when autosave fails or works again."""
+        self._autosave_state.emit(err)  # queued to the GUI thread
+
+    def _show_autosave_state(self, err: BaseException | None) -> None:
+        store = self.store
+        if store is None:
+            return
+        if err is not None:
+            self.store_label.setText(f"autosave FAILING: {store.path.name} (retried at each event)")
+            show_warning(f"OAIMS: autosave to {store.path.name} failed ({err}). Your work is kept in memory and "
+                         "saving is retried at every event: free some space or save the session elsewhere.")
+        else:
+            self.store_label.setText(f"autosave: {store.path.name}")
+            show_info(f"OAIMS: autosave to {store.path.name} works again; nothing was lost")
 
     def _stop_autosave(self, reason: str | None = None) -> None:
         if self.store is None:

@@ -15,7 +15,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from .synth import SynthSettings
 
-    settings = SynthSettings(level=(args.level_min, 1.0))
+    settings = SynthSettings(level=(args.level_min, 1.0), p_lowres=args.lowres_p, lowres_factor=args.lowres_factor)
     cfg = train.TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
                             init=str(args.init) if args.init else None, synth=settings)
     bar = tqdm(total=cfg.steps, desc="train", unit="step", mininterval=5)
@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tuning stage)")
     t.add_argument("--level-min", type=float, default=0.4,
                    help="dimmest object brightness as a share of the contrast (synthetic data)")
+    t.add_argument("--lowres-p", type=float, default=0.0,
+                   help="share of synthetic images rendered at low resolution and upsampled")
+    t.add_argument("--lowres-factor", type=float, default=3.0, help="largest upsampling factor of --lowres-p")
     t.add_argument("--stop-after", type=int, default=None, help="stop at this step of the --steps schedule")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     t.add_argument("--export", type=Path, default=None, help="write the final weights here (.safetensors + .json)")

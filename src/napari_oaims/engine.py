@@ -91,6 +91,21 @@ class Engine:
         """A new annotation session on ``image`` (see :mod:`napari_oaims.images` for channels)."""
         return Session(self, image, plane_axes=plane_axes, channel_axis=channel_axis, rgb=rgb, channel=channel)
 
+    def to(self, device="auto") -> "Engine":
+        """Move the model, and what the adapter keeps, to another device (in place; returns self).
+
+        Weights learnt so far, the update count and the base weights for :meth:`reset` are kept.
+        Raises ValueError for a device that is not available (see ``resolve_device``)."""
+        dev = resolve_device(device)
+        with self.lock:
+            if dev != self.device:
+                if dev.type == "cpu":
+                    torch.set_flush_denormal(True)
+                self.model.to(dev)
+                self.adapter.to(dev)
+                self.device = dev
+        return self
+
     # -- adaptation control ----------------------------------------------------------------------
     @property
     def adaptation(self) -> str:

@@ -215,7 +215,8 @@ class Robot:
     first click after :meth:`reset` is a localisation click in the object (the largest connected
     component of the target; the whole target for ``uniform``), regardless of ``pred``, unless
     ``localise_first`` is False. Later clicks go into the largest error component (FN -> positive,
-    FP -> negative). Then ``noise`` (None, ``"realistic"`` or a :class:`RealisticNoise`) moves the
+    FP -> negative), avoiding pixels already clicked for this target when the component has others
+    (so a correction after wrong-label clicks does not land on the same pixel). Then ``noise`` (None, ``"realistic"`` or a :class:`RealisticNoise`) moves the
     click and ``wrong_label`` (:class:`WrongLabel` or None) flips its polarity.
 
     Random draws come from three streams (placement, noise, labels) seeded by ``(seed, target id)``,
@@ -292,6 +293,11 @@ class Robot:
             if found is None:
                 return None
             region = found[0]
+        if self._rows:  # a user does not click the same pixel twice: avoid earlier clicks
+            fresh = region.copy()
+            fresh[tuple(np.array([(r["y"], r["x"]) for r in self._rows]).T)] = False
+            if fresh.any():
+                region = fresh
         mode = "random" if self.strategy == "uniform" else self.strategy
         y, x = click_in_region(region, self._place_rng, mode)
         positive = bool(target[y, x])

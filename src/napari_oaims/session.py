@@ -232,13 +232,16 @@ class Session:
         self._log("clear")
         return self.mask
 
-    def accept(self, defer_update: bool = False) -> np.ndarray:
+    def accept(self, defer_update: bool = False, class_id: int = 1, class_name: str = "object") -> np.ndarray:
         """The object is done: returns its mask and starts a new object.
 
         The adapter's accept hook (Post-Interaction learning) runs now, or, with
         ``defer_update=True``, later in :meth:`run_pending_updates` (a GUI runs that in a worker
-        thread so the viewer stays responsive). Raises ``ValueError`` if the mask is empty.
+        thread so the viewer stays responsive). ``class_id``/``class_name`` label the object in the
+        log (and in a saved session). Raises ``ValueError`` if the mask is empty.
         """
+        if int(class_id) < 1 or not str(class_name).strip():
+            raise ValueError("an object's class needs class_id >= 1 and a non-empty class_name")
         planes = {k: (list(st.prompts), st.mask.copy()) for k, st in self.planes.items() if st.bbox is not None}
         if not planes:
             raise ValueError("nothing to accept: the current object has an empty mask (add a positive prompt first)")
@@ -246,7 +249,8 @@ class Session:
         final = self.mask
         area = int(sum(np.count_nonzero(m) for _, m in planes.values()))
         self._log("accept", latency_ms=(time.perf_counter() - t0) * 1e3,
-                  extra={"area": area, "planes": [list(k) for k in planes], "adaptation": self.engine.adaptation})
+                  extra={"area": area, "planes": [list(k) for k in planes], "adaptation": self.engine.adaptation,
+                         "class_id": int(class_id), "class_name": str(class_name)})
         self._pending.append((self.object_id, self.engine.adapter, AcceptContext(self, planes)))
         self.planes = {}
         self._undo.clear()

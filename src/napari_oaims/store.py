@@ -67,7 +67,7 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import zarr
@@ -351,6 +351,8 @@ class SessionStore:
         self.root = root
         self.read_only = read_only
         self.error: BaseException | None = None  #: the last autosave failure (None when all is saved)
+        #: called with the error when autosave starts failing, and with None when it works again
+        self.on_error: Callable[[BaseException | None], None] | None = None
         self._lock = threading.RLock()
         self._session: "Session | None" = None
         self._pending_events: list[dict] = []  # journal records not yet in the arrays (they are on disk)
@@ -964,15 +966,22 @@ class SessionStore:
 
     def autosave(self, session: "Session", event: dict) -> None:
         """What :meth:`attach` does for each event. Errors are not raised (the session must go on):
-        they are warned about, kept in :attr:`error`, and saving is retried at the next event."""
+        they are kept in :attr:`error` and reported once (to :attr:`on_error` if set, else as a
+        RuntimeWarning), and saving is retried at the next event; ``on_error(None)`` is called
+        when saving works again."""
         with self._lock:
             try:
                 self._catch_up(session, event)
+                if self.error is not None and self.on_error is not None:
+                    self.on_error(None)
                 self.error = None
             except (OSError, ValueError) as err:
                 if self.error is None:
-                    warnings.warn(f"autosave to {self.path} failed ({err}); the session goes on in memory and "
-                                  "saving is retried at the next event", RuntimeWarning, stacklevel=3)
+                    if self.on_error is not None:
+                        self.on_error(err)
+                    else:
+                        warnings.warn(f"autosave to {self.path} failed ({err}); the session goes on in memory and "
+                                      "saving is retried at the next event", RuntimeWarning, stacklevel=3)
                 self.error = err
 
     def _catch_up(self, session: "Session", event: dict | None = None) -> None:
@@ -1003,7 +1012,9 @@ class SessionStore:
             planes.append(list(key))
             for k, v in over.items():
                 overwritten[k] = overwritten.get(k, 0) + v
-        self._record_object(event["object"], area, planes, overwritten, 1, "object")
+        extra = event.get("extra") or {}
+        self._record_object(event["object"], area, planes, overwritten, int(extra.get("class_id", 1)),
+                            str(extra.get("class_name", "object")))
 
     def resume(self, engine: "Engine | None" = None, device="auto") -> ResumeState:
         """Continue the saved session: restores the adapted weights (into ``engine`` if given, which

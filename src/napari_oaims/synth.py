@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 from skimage.draw import ellipse, line, polygon
+from skimage.transform import resize
 
 KINDS = ("ellipse", "star", "deformed", "tube", "branch")
 
@@ -30,6 +31,19 @@ class SynthSettings:
     photons: tuple[float, float] = (5.0, 300.0)
     gaussian_noise: tuple[float, float] = (0.0, 0.15)
     p_inverted: float = 0.3
+    #: Share of samples rendered as an upsampled low-resolution image, and the largest factor.
+    #: Inference windows of small objects are enlarged (a 64 px window -> 128 working px), so
+    #: their noise and texture are coarser than one working pixel. 0 keeps the original recipe.
+    p_lowres: float = 0.0
+    lowres_factor: float = 3.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p_lowres <= 1.0:
+            raise ValueError(f"p_lowres must lie in [0, 1], got {self.p_lowres}")
+        if self.lowres_factor < 1.2:
+            raise ValueError(f"lowres_factor must be >= 1.2, got {self.lowres_factor}")
+        if not 0.0 < self.level[0] <= self.level[1]:
+            raise ValueError(f"level must be a range (low, high) with 0 < low <= high, got {self.level}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -152,10 +166,16 @@ def sample(rng: np.random.Generator, settings: SynthSettings = SynthSettings()) 
     image = np.clip(image - image.min(), 0, None)
     image = image / max(image.max(), 1e-6)
     image = image ** rng.uniform(0.6, 1.6)
+    factor = 1.0
+    if s.p_lowres > 0 and rng.random() < s.p_lowres:
+        factor = float(rng.uniform(1.2, s.lowres_factor))
+        image = ndimage.zoom(image, 1.0 / factor, order=1, grid_mode=True, mode="nearest")
     if rng.random() < 0.7:
         photons = float(np.exp(rng.uniform(np.log(s.photons[0]), np.log(s.photons[1]))))
         image = rng.poisson(image * photons) / photons
     image = image + rng.normal(0, rng.uniform(*s.gaussian_noise), size=image.shape)
+    if factor > 1.0:  # back to the label grid, as a window is resized to the working size
+        image = resize(image, (size, size), order=1, mode="edge", anti_aliasing=False)
     scale = rng.uniform(0.5, 1000.0)  # arbitrary raw range: the model must rely on normalisation
     return (image * scale + rng.uniform(0, 100)).astype(np.float32), out
 

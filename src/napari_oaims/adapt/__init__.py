@@ -25,15 +25,43 @@ ADAPTERS = {
 }
 
 
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """``"oaims:mi_lr=3e-5:replay_size=16"`` -> ``("oaims", {"mi_lr": 3e-05, "replay_size": 16})``."""
+    name, *pairs = str(spec).strip().split(":")
+    kwargs: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"bad adaptation setting {pair!r} in {spec!r}: use name:key=value")
+        for cast in (int, float):
+            try:
+                kwargs[key.strip()] = cast(value)
+                break
+            except ValueError:
+                continue
+        else:
+            raise ValueError(f"adaptation setting {key}={value!r} in {spec!r} is not a number")
+    return name.lower(), kwargs
+
+
 def make_adapter(name: "str | Adapter", **kwargs) -> Adapter:
-    """An adapter by name (see ``ADAPTERS``) or the given instance; keyword arguments go to it."""
+    """An adapter by name (see ``ADAPTERS``) or the given instance; keyword arguments go to it.
+
+    A name may carry numeric settings: ``"oaims:mi_lr=3e-5"`` (benchmarks use this)."""
     if isinstance(name, Adapter):
         return name
+    base, settings = parse_spec(name)
     try:
-        factory = ADAPTERS[str(name).lower()]
+        factory = ADAPTERS[base]
     except KeyError:
-        raise ValueError(f"unknown adaptation {name!r}; choose one of {sorted(ADAPTERS)}") from None
-    return factory(**kwargs)
+        raise ValueError(f"unknown adaptation {base!r}; choose one of {sorted(ADAPTERS)}") from None
+    try:
+        adapter = factory(**{**settings, **kwargs})
+    except TypeError as err:
+        raise ValueError(f"adaptation {name!r}: {err}") from None
+    if settings:
+        adapter.name = str(name)
+    return adapter
 
 
 __all__ = ["ADAPTERS", "Adapter", "make_adapter"]

@@ -30,6 +30,18 @@ class Adapter:
     def reset(self) -> None:
         """Forget internal state (optimiser moments, buffers); called by ``Engine.reset``."""
 
+    def to(self, device) -> None:
+        """Move internal modules and optimiser state to ``device`` (called by ``Engine.to``)."""
+        import torch
+
+        from .guard import GuardedOptimizer
+
+        for value in vars(self).values():
+            if isinstance(value, torch.nn.Module):
+                value.to(device)
+            elif isinstance(value, GuardedOptimizer):
+                value.to(device)
+
     def settings(self) -> dict[str, Any]:
         """JSON-serialisable settings (saved with adapted weights)."""
         return {"name": self.name}

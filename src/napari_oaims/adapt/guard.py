@@ -41,6 +41,11 @@ class GuardedOptimizer:
         self._opt = None
         self._losses.clear()
 
+    def to(self, device) -> None:
+        """After the model's parameters moved: move the optimiser's moments with them."""
+        if self._opt is not None:
+            self._opt.load_state_dict(self._opt.state_dict())  # casts the state to the params' device
+
     def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         if self._opt is None or self._model_id != id(model):
             self._opt = torch.optim.Adam(model.parameters(), lr=self.lr, betas=BETAS)
@@ -54,10 +59,12 @@ class GuardedOptimizer:
         loss_fn: Callable[[torch.nn.Module], torch.Tensor],
         check_x: np.ndarray | None = None,
         check_target: np.ndarray | None = None,
+        lr: float | None = None,
     ) -> dict:
         """Compute ``loss_fn(model)``, take one step, and keep it only if it is not harmful.
 
-        ``check_x`` (B, 4, S, S) and ``check_target`` (B, S, S) bool enable the collapse check.
+        ``check_x`` (B, 4, S, S) and ``check_target`` (B, S, S) bool enable the collapse check;
+        ``lr`` overrides the learning rate for this step.
         """
         t0 = time.perf_counter()
         self.last_logits = None
@@ -83,6 +90,8 @@ class GuardedOptimizer:
             if reason is None:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                for group in opt.param_groups:
+                    group["lr"] = self.lr if lr is None else lr
                 opt.step()
                 reason = self._harm(engine, check_x, check_target)
                 if reason is not None:

@@ -12,7 +12,7 @@ import argparse
 
 import numpy as np
 
-from ..adapt import ADAPTERS
+from ..adapt import ADAPTERS, parse_spec
 from ..robot import Robot, WrongLabel
 from .clicks import add_robot_args, load_pair
 from .common import ModelMethod, format_table, run_targets, summary_row, target_ids, write_json
@@ -61,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
 
     image0, labels0 = load_pair(args.image, args.labels)
     methods = [m.strip() for m in args.methods.split(",")]
-    bad = [m for m in methods if m not in ADAPTERS]
+    bad = [m for m in methods if parse_spec(m)[0] not in ADAPTERS]
     if bad:
-        raise SystemExit(f"unknown method(s) {bad}; choose from {sorted(ADAPTERS)}")
+        raise SystemExit(f"unknown method(s) {bad}; choose from {sorted(ADAPTERS)} (settings as name:key=value)")
     shifts = args.shift or list(SHIFTS)
     results: dict = {"settings": {k: str(v) for k, v in vars(args).items() if k != "func"}, "shifts": {}}
     plots: dict = {}
