@@ -172,7 +172,9 @@ def test_adapter_spec_with_settings():
     assert parse_spec("OAIMS:mi_lr=3e-5:replay_size=16") == ("oaims", {"mi_lr": 3e-5, "replay_size": 16})
     a = make_adapter("oaims:mi_lr=3e-5")
     assert a.name == "oaims:mi_lr=3e-5" and a.mi_lr == 3e-5 and a.optimizer.lr == 1e-4 and a.mi and a.pi
-    assert make_adapter("pi").name == "pi" and make_adapter("oaims").mi_lr == 1e-5
+    assert make_adapter("pi").name == "pi" and make_adapter("oaims").mi_lr == 1e-4
+    assert make_adapter("oaims").mi_optimizer is not None  # MI keeps its own Adam moments
+    assert make_adapter("oaims:mi_own_optimizer=0").mi_optimizer is None
     for bad, match in (("oaims:mi_lr", "key=value"), ("oaims:mi_lr=fast", "not a number"),
                        ("oaims:wings=2", "wings"), ("nope:lr=1", "unknown adaptation")):
         with pytest.raises(ValueError, match=match):

@@ -787,10 +787,8 @@ class AnnotatorWidget(QWidget):
         self._redo.clear()
         if change is not None:
             key, region, values = change
-            preview = self._layer("preview")
-            preview.data[self._index(key, region)] = values
+            self._paint_preview(self._index(key, region), values)
             self._preview_keys.add(key)
-            preview.refresh()
         self.last_latency_ms = (time.perf_counter() - t0) * 1e3
         self._update_status()
 
@@ -826,6 +824,18 @@ class AnnotatorWidget(QWidget):
         it = iter(key)
         ndim = len(self.session.spatial_shape)
         return tuple(ys if a == pa[0] else xs if a == pa[1] else next(it) for a in range(ndim))
+
+    def _paint_preview(self, index: tuple, values: np.ndarray) -> None:
+        """Write ``values`` (a plane region) into the preview at ``index``; only the pixels that
+        change are written and redrawn (napari's partial refresh), not the whole slice."""
+        preview = self._layer("preview")
+        changed = np.nonzero(np.asarray(preview.data[index]) != values)
+        if changed[0].size == 0:
+            return
+        it = iter(changed)
+        full = tuple(next(it) + (i.start or 0) if isinstance(i, slice) else np.full(changed[0].size, i)
+                     for i in index)
+        preview.data_setitem(full, values[changed].astype(preview.data.dtype))
 
     def _redraw_preview(self, clear_all: bool = False) -> None:
         """Rewrite the preview from the session (planes touched before are zeroed first)."""

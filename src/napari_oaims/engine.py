@@ -140,6 +140,10 @@ class Engine:
     # -- inference -----------------------------------------------------------------------------
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Logits (B, S, S) for network inputs ``x`` (B, 4, S, S), without gradient."""
+        if self.device.type == "cpu":
+            # The flag lives in each thread's FPU state: set it in the calling thread (GUI workers
+            # are threads the engine was not made in); denormals make convolutions 3-5x slower.
+            torch.set_flush_denormal(True)
         with self.lock, torch.inference_mode(), autocast(self.device):
             t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
             return self.model.eval()(t)[:, 0].float().cpu().numpy()

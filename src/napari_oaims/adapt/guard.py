@@ -70,6 +70,8 @@ class GuardedOptimizer:
         self.last_logits = None
         model = engine.model
         record = {"method": method, "weights_before": engine.weights_hash, "rolled_back": False, "reason": None}
+        if engine.device.type == "cpu":
+            torch.set_flush_denormal(True)  # per thread, see Engine.predict
         with engine.lock:
             opt = self._optimizer(model)
             model.train()

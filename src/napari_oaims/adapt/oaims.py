@@ -2,14 +2,14 @@
 
 * MI, after each prompt ``c_t`` (from the second on): ``P_init = f(I, C_t)`` without gradient is
   the pseudo label, ``P_prev = f(I, C_{t-1})`` the prediction (recomputed with gradient on the
-  same window); one step (Adam at ``mi_lr``, default 1e-5) on
+  same window); one step (its own Adam, ``mi_lr`` default 1e-4) on
   ``L_DF(P_prev, P_init) + beta L_CCG(P_prev, P_init, c_t)``. The session then predicts
   ``P_t = f(I, C_t)`` with the updated weights and shows it.
 * PI, on ``accept()`` (per annotated plane): stage 1, predict from the localisation prompt only
   and take one step on ``L_DF(P_1, P_final)``; stage 2, one click per error component of
   ``P_1`` vs ``P_final`` (largest first, up to ``max_clicks``, at the component centre), predict
   from the localisation prompt plus those clicks and take one step on
-  ``L_DF + beta L_CCG`` against ``P_final`` (Adam at ``lr``, default 1e-4).
+  ``L_DF + beta L_CCG`` against ``P_final`` (Adam, ``lr`` default 1e-4).
 * Optional replay buffer (seed 003): the last ``replay_size`` stage-2 samples; ``replay_k`` of
   them are added to each stage-2 batch against forgetting.
 
@@ -38,11 +38,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..session import AcceptContext, PromptContext
 
 MAX_CCG_POINTS = 16
-#: Learning rate of the Mid-Interaction steps. MI learns from the model's own prediction (a pseudo
-#: label), so it takes steps 10x smaller than PI (``lr``), which learns from the accepted mask. At
-#: the PI rate, MI cost 1-3 Dice points at 5-10 clicks and up to +1.3 NoC@0.85 in the benchmark
-#: (docs/NOTES.md, "MI learning rate").
-MI_LR = 1e-5
+#: Learning rate of the Mid-Interaction steps (the same as PI's by default, as in seed 000).
+MI_LR = LR
 
 
 def ccg_points(prompt: "Prompt", window: guidance.Window) -> list[tuple[float, float, bool]]:
@@ -76,9 +73,14 @@ class OAIMSAdapter(Adapter):
     """OAIMS with Mid-Interaction (``mi``) and/or Post-Interaction (``pi``) updates."""
 
     def __init__(self, mi: bool = True, pi: bool = True, lr: float = LR, beta: float = BETA, max_clicks: int = 10,
-                 replay_size: int = 0, replay_k: int = 2, seed: int = 0, mi_lr: float = MI_LR):
+                 replay_size: int = 0, replay_k: int = 2, seed: int = 0, mi_lr: float = MI_LR,
+                 mi_own_optimizer: bool = True):
         self.mi, self.pi = mi, pi
         self.mi_lr = mi_lr
+        self.mi_own_optimizer = bool(mi_own_optimizer)
+        # MI and PI keep separate Adam moments by default: MI's many small pseudo-label steps
+        # otherwise inflate the second moments that scale PI's steps (docs/NOTES.md, "MI and PI").
+        self.mi_optimizer = GuardedOptimizer(mi_lr) if self.mi_own_optimizer else None
         self.name = "oaims" if (mi and pi) else "mi" if mi else "pi"
         self.beta = beta
         self.max_clicks = max_clicks
@@ -88,11 +90,14 @@ class OAIMSAdapter(Adapter):
         self._rng = random.Random(seed)
 
     def settings(self) -> dict[str, Any]:
-        return {"name": self.name, "optimizer": "Adam", "lr": self.optimizer.lr, "mi_lr": self.mi_lr, "beta": self.beta,
+        return {"name": self.name, "optimizer": "Adam", "lr": self.optimizer.lr, "mi_lr": self.mi_lr,
+                "mi_own_optimizer": self.mi_own_optimizer, "beta": self.beta,
                 "max_clicks": self.max_clicks, "replay_size": self.replay_size, "replay_k": self.replay_k}
 
     def reset(self) -> None:
         self.optimizer.reset()
+        if self.mi_optimizer is not None:
+            self.mi_optimizer.reset()
         self.buffer.clear()
 
     # -- Mid-Interaction ----------------------------------------------------------------------
@@ -109,10 +114,11 @@ class OAIMSAdapter(Adapter):
         def loss_fn(model):
             return total_loss(model(_t(x_prev, engine.device)), target, clicks, beta=self.beta)
 
-        record = engine_step(self, engine, "mi", loss_fn, x_new, pseudo, lr=self.mi_lr)
+        opt = self.mi_optimizer or self.optimizer
+        record = engine_step(self, engine, "mi", loss_fn, x_new, pseudo, lr=self.mi_lr, optimizer=opt)
         # The collapse check already predicted P_t = f(I, C_t) with the new weights: show that.
-        if self.optimizer.last_logits is not None:
-            ctx.logits = self.optimizer.last_logits[0]
+        if opt.last_logits is not None:
+            ctx.logits = opt.last_logits[0]
         return [record]
 
     # -- Post-Interaction ---------------------------------------------------------------------
@@ -169,8 +175,9 @@ def _mask_bbox(mask: np.ndarray):
     return (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
 
 
-def engine_step(adapter, engine, method, loss_fn, check_x, check_target, lr: float | None = None) -> dict:
-    """One guarded step with ``adapter.optimizer``, tagged with the adapter's name."""
-    record = adapter.optimizer.step(engine, method, loss_fn, check_x, check_target, lr=lr)
+def engine_step(adapter, engine, method, loss_fn, check_x, check_target, lr: float | None = None,
+                optimizer: GuardedOptimizer | None = None) -> dict:
+    """One guarded step with ``optimizer`` (default ``adapter.optimizer``), tagged with the adapter's name."""
+    record = (optimizer or adapter.optimizer).step(engine, method, loss_fn, check_x, check_target, lr=lr)
     record["adaptation"] = adapter.name
     return record

@@ -60,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
         refreshed: list[float] = []
         points.events.data.connect(
             lambda e: added.append(time.perf_counter()) if str(e.action) == "added" else None, position="first")
+        # a full refresh emits set_data; the widget's partial update (data_setitem) emits labels_update
         preview.events.set_data.connect(lambda e: refreshed.append(time.perf_counter()))
+        preview.events.labels_update.connect(lambda e: refreshed.append(time.perf_counter()))
 
         ids = target_ids(labels, min_area=30)
         picks = [ids[i] for i in np.linspace(0, len(ids) - 1, args.warmup + args.clicks).astype(int)]
