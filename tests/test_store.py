@@ -399,3 +399,20 @@ def test_interrupted_layer_swap_is_recovered(tmp_path, nuclei):
     again = SessionStore.open(root)
     assert again.prompts().points.tolist() == [[5.0, 5.0]]
     assert sorted(p.name for p in root.iterdir() if "prompts" in p.name) == ["prompts"]
+
+
+def test_accepted_class_goes_into_the_log_and_the_objects_table(tmp_path, engine, nuclei):
+    image, _, centres = nuclei
+    s = engine.session(image)
+    store = SessionStore.create(tmp_path / "c.oaims.zarr", image, engine=engine, session=s)
+    s.click(centres[0])
+    with pytest.raises(ValueError, match="class"):
+        s.accept(class_id=0)
+    assert s.mask is not None and s.mask.any()  # a refused accept changes nothing
+    s.accept(class_id=3, class_name="mitosis")
+    s.click(centres[1])
+    s.accept()
+    assert {k: s.events[-1]["extra"][k] for k in ("class_id", "class_name")} == {"class_id": 1, "class_name": "object"}
+    store.close()
+    rows = SessionStore.open(tmp_path / "c.oaims.zarr", read_only=True).objects()
+    assert [(o["id"], o["class_id"], o["class_name"]) for o in rows] == [(1, 3, "mitosis"), (2, 1, "object")]

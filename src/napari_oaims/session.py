@@ -22,7 +22,8 @@ coords     click ``[y, x]``; box ``[y0, x0, y1, x1]``; scribble ``[[y, x], ...]`
 label      1 positive / 0 negative prompt; ``None`` for other kinds
 latency_ms time from the call to the result (``predict``, ``accept``, ``update``)
 weights    short hash of the weights that made the prediction (or after an update)
-extra      kind-specific details (window, area, loss, ...)
+extra      kind-specific details (window, area, loss, ...; an ``accept`` holds ``area``,
+           ``planes``, ``adaptation``, ``class_id`` and ``class_name``)
 ========== ==================================================================================
 """
 

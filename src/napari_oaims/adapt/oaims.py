@@ -78,7 +78,7 @@ class OAIMSAdapter(Adapter):
         self.mi, self.pi = mi, pi
         self.mi_lr = mi_lr
         self.mi_own_optimizer = bool(mi_own_optimizer)
-        # MI and PI keep separate Adam moments by default: MI's many small pseudo-label steps
+        # MI and PI keep separate Adam moments by default: MI's frequent pseudo-label steps
         # otherwise inflate the second moments that scale PI's steps (docs/NOTES.md, "MI and PI").
         self.mi_optimizer = GuardedOptimizer(mi_lr) if self.mi_own_optimizer else None
         self.name = "oaims" if (mi and pi) else "mi" if mi else "pi"
