@@ -1140,6 +1140,8 @@ class AnnotatorWidget(QWidget):
                 show_info("OAIMS: the session's image has channels; it is shown as one layer")
             self._detach_image()
             self.layers["objects"] = None
+            if self.engine is not state.engine:  # the widget had no model yet: use the session's
+                self._swap_engine(state.engine)
             self._open_image(image, session=state.session)
             objects = self.layers["objects"]
             objects.data = labels
@@ -1153,8 +1155,6 @@ class AnnotatorWidget(QWidget):
             self.store = state.store
             self.store.on_error = self._autosave_failed
             self.store_label.setText(f"autosave: {path.name}")
-            if self.engine is not state.engine:
-                self._swap_engine(state.engine)
             self._update_status()
             n = len(self._classes)
             show_info(f"OAIMS: resumed {path.name}: {n} object{'s' * (n != 1)}, {state.engine.updates} model "
