@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from importlib import resources
 
 import numpy as np
@@ -42,3 +44,28 @@ def object_centre(labels: np.ndarray, label_id: int) -> tuple[int, int]:
 def largest_ids(labels: np.ndarray, n: int) -> list[int]:
     ids, counts = np.unique(labels[labels > 0], return_counts=True)
     return [int(i) for i in ids[np.argsort(counts)[::-1][:n]]]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 256 KiB tmpfs (needs root; the test is skipped where mounting is refused)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def fill_disk(path):
+    """Write ``path`` until the disk is full (remove the file to free the space again)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        with pytest.raises(OSError):
+            while True:
+                os.write(fd, b"x" * 4096)
+    finally:
+        os.close(fd)

@@ -1,25 +1,11 @@
 """Autosave on a really full disk: a 256 KiB tmpfs (needs root; skipped where mounting is refused)."""
 
 import os
-import subprocess
 
 import numpy as np
 import pytest
 
-from conftest import largest_ids, object_centre
-
-
-@pytest.fixture
-def tiny_disk(tmp_path):
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+from conftest import fill_disk, largest_ids, object_centre
 
 
 def test_full_disk_keeps_working_and_loses_nothing(engine, nuclei_crop, tiny_disk):
@@ -28,11 +14,7 @@ def test_full_disk_keeps_working_and_loses_nothing(engine, nuclei_crop, tiny_dis
     image, labels = nuclei_crop
     s = engine.session(image[:128, :128])
     store = SessionStore.create(tiny_disk / "a.oaims.zarr", engine=engine, session=s)
-    fd = os.open(tiny_disk / "filler", os.O_WRONLY | os.O_CREAT)
-    with pytest.raises(OSError):
-        while True:
-            os.write(fd, b"x" * 4096)
-    os.close(fd)
+    fill_disk(tiny_disk / "filler")
     lid = largest_ids(labels[:128, :128], 1)[0]
     y, x = object_centre(labels[:128, :128], lid)
     with pytest.warns(RuntimeWarning, match="No space left"):

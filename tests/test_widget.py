@@ -520,50 +520,38 @@ def test_resume_a_foreign_folder_is_a_notification(make_napari_viewer, qtbot, fr
     assert w.session is None and w.store is None
 
 
-def test_autosave_on_a_full_disk_is_a_notification(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, tmp_path):
+def test_autosave_on_a_full_disk_is_a_notification(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, tiny_disk):
     """A full disk while autosaving: a warning notification, the work goes on in memory, an info
     notification once space is back, and then everything is on disk (256 KiB tmpfs; needs root)."""
     import os
-    import subprocess
 
+    from conftest import fill_disk
     from napari_oaims.store import SessionStore
 
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    try:
-        image, labels = nuclei
-        viewer = make_napari_viewer()
-        w = start(viewer, qtbot, fresh_engine, image[:128, :128], name="crop")
-        path = disk / "s.oaims.zarr"
-        w.save_session(path)
-        wait(qtbot, w)
-        assert w.store is not None
-        fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
-        with pytest.raises(OSError):
-            while True:
-                os.write(fd, b"x" * 4096)
-        os.close(fd)
-        crop = labels[:128, :128]
-        click = list(click_in_region(crop == np.bincount(crop.ravel())[1:].argmax() + 1))
-        for _ in range(30):  # enough events to overflow what still fits
-            w.layers["points"].add(click)
-            wait(qtbot, w)
-            w.undo()
-            wait(qtbot, w)
-            if w.store.error is not None:
-                break
-        qtbot.waitUntil(lambda: has(notes, "warning", "autosave to s.oaims.zarr failed"), timeout=5000)
-        assert "FAILING" in w.store_label.text() and not errors(notes)
-        os.remove(disk / "filler")
+    image, labels = nuclei
+    viewer = make_napari_viewer()
+    w = start(viewer, qtbot, fresh_engine, image[:128, :128], name="crop")
+    path = tiny_disk / "s.oaims.zarr"
+    w.save_session(path)
+    wait(qtbot, w)
+    assert w.store is not None
+    fill_disk(tiny_disk / "filler")
+    crop = labels[:128, :128]
+    click = list(click_in_region(crop == np.bincount(crop.ravel())[1:].argmax() + 1))
+    for _ in range(30):  # enough events to overflow what still fits
         w.layers["points"].add(click)
         wait(qtbot, w)
-        qtbot.waitUntil(lambda: has(notes, "info", "works again"), timeout=5000)
-        assert "FAILING" not in w.store_label.text()
-        events = [e["seq"] for e in w.session.events]
-        w.close()
-        assert [e["seq"] for e in SessionStore.open(path, read_only=True).events()] == events
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
+        w.undo()
+        wait(qtbot, w)
+        if w.store.error is not None:
+            break
+    qtbot.waitUntil(lambda: has(notes, "warning", "autosave to s.oaims.zarr failed"), timeout=5000)
+    assert "FAILING" in w.store_label.text() and not errors(notes)
+    os.remove(tiny_disk / "filler")
+    w.layers["points"].add(click)
+    wait(qtbot, w)
+    qtbot.waitUntil(lambda: has(notes, "info", "works again"), timeout=5000)
+    assert "FAILING" not in w.store_label.text()
+    events = [e["seq"] for e in w.session.events]
+    w.close()
+    assert [e["seq"] for e in SessionStore.open(path, read_only=True).events()] == events

@@ -1075,9 +1075,7 @@ class AnnotatorWidget(QWidget):
                 store.close()
                 return
             self._stop_autosave()
-            self.store = store
-            store.on_error = self._autosave_failed
-            self.store_label.setText(f"autosave: {path.name}")
+            self._attach_store(store)
             show_info(f"OAIMS: session saved to {path}; further work is saved automatically")
 
         self._submit(_Job("save session", work, done, thread=True, progress="Saving the session"))
@@ -1127,9 +1125,11 @@ class AnnotatorWidget(QWidget):
                 raise
 
         def adopt(state, labels):
+            from .store import SUFFIX
+
             self._stop_autosave()
             params = state.store.session_params()
-            name = state.store.path.name[: -len(".oaims.zarr")]
+            name = state.store.path.name[: -len(SUFFIX)]
             kwargs = {"rgb": True} if params["rgb"] else {}
             ndim = len(state.session.spatial_shape)
             if ndim > 2:  # show the plane the session segments
@@ -1152,9 +1152,7 @@ class AnnotatorWidget(QWidget):
                     self.class_choice.addItem(cls_name)
             self._apply_classes()
             self._number_objects()
-            self.store = state.store
-            self.store.on_error = self._autosave_failed
-            self.store_label.setText(f"autosave: {path.name}")
+            self._attach_store(state.store)
             self._update_status()
             n = len(self._classes)
             show_info(f"OAIMS: resumed {path.name}: {n} object{'s' * (n != 1)}, {state.engine.updates} model "
@@ -1166,6 +1164,12 @@ class AnnotatorWidget(QWidget):
         path = QFileDialog.getExistingDirectory(self, "Resume OAIMS session (a .oaims.zarr folder)")
         if path:
             self.resume_session(path)
+
+    def _attach_store(self, store) -> None:
+        """Autosave into ``store`` from now on; its failures become notifications."""
+        self.store = store
+        store.on_error = self._autosave_failed
+        self.store_label.setText(f"autosave: {store.path.name}")
 
     def _autosave_failed(self, err: BaseException | None) -> None:
         """Called by the store (from any thread) when autosave fails or works again."""

@@ -2,8 +2,9 @@
 
 One click at the centre of each of ``--clicks`` nuclei of the shipped image (after a few warm-up
 clicks). A click is timed from the Points layer's data event (the moment napari adds the point)
-to the preview Labels layer's ``set_data`` event (its displayed slice holds the new mask and the
-canvas has been told to redraw), so the time includes the widget, its worker thread, the model and
+to the preview Labels layer's ``labels_update`` event (the widget's partial update; ``set_data``
+for a full refresh): its displayed slice holds the new mask and the canvas has been told to
+redraw, so the time includes the widget, its worker thread, the model and
 the layer refresh. The model's own time (the session's ``predict`` latency) is reported beside it.
 Needs a display (or Xvfb).
 """
