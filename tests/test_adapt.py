@@ -192,3 +192,36 @@ def test_mi_learning_rate_is_used_for_mi_steps_only(nuclei_crop):
         hashes[spec] = engine.weights_hash != base
     # lr 0 leaves MI weights unchanged; PI steps keep the main learning rate
     assert hashes == {"mi:mi_lr=1e-4": True, "mi:mi_lr=0": False, "pi:mi_lr=0": True}
+
+
+def test_anchor_pulls_adapted_weights_toward_the_pretrained_ones(nuclei_crop):
+    """``anchor`` (decoupled L2-SP) keeps adapted weights closer to the pretrained ones than the
+    same updates without it, and still learns; reset and bad values behave."""
+    image, labels = nuclei_crop
+    lid = largest_ids(labels, 1)[0]
+
+    def drift(spec):
+        engine = Engine.pretrained(device="cpu", adaptation=spec)
+        base = {k: v.clone() for k, v in engine.base_state().items()}
+        annotate(engine.session(image), labels, lid, clicks=3)
+        d = sum(float((p.detach() - base[n]).pow(2).sum()) for n, p in engine.model.named_parameters())
+        return engine, d
+
+    free, d_free = drift("oaims")
+    anchored, d_anchor = drift("oaims:anchor=0.2")
+    assert 0 < d_anchor < d_free
+    assert anchored.adapter.settings()["anchor"] == 0.2
+    anchored.reset()
+    assert anchored.weights_hash == anchored.base_hash
+    with pytest.raises(ValueError, match="anchor"):
+        GuardedOptimizer(anchor=1.5)
+
+
+@pytest.mark.parametrize("spec, expected", [("pi:pi_stage2=0", ["pi_stage1"]), ("pi:pi_stage1=0", ["pi_stage2"])])
+def test_pi_stages_can_be_switched_off_for_ablations(nuclei_crop, spec, expected):
+    image, labels = nuclei_crop
+    engine = Engine.pretrained(device="cpu", adaptation=spec)
+    s = engine.session(image)
+    annotate(s, labels, largest_ids(labels, 1)[0], clicks=3)
+    assert [e["extra"]["method"] for e in s.events if e["kind"] == "update"] == expected
+    assert engine.updates == 1

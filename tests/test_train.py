@@ -74,3 +74,64 @@ def test_lowres_rendering_coarsens_the_noise_and_keeps_the_default_recipe():
     assert roughness(synth.SynthSettings(p_lowres=1.0, lowres_factor=3.0)) < 0.8 * roughness(plain)
     with pytest.raises(ValueError, match="p_lowres"):
         synth.SynthSettings(p_lowres=1.5)
+
+
+def test_single_click_share_and_kind_weights():
+    """``p_single_click=1`` trains every click sample on the localisation click alone; the
+    default draws no extra random numbers (the shipped recipe is unchanged)."""
+    model = train.ClickUNet(4, (8, 16)).eval()
+    cfg = train.TrainConfig(batch_size=6, channels=(8, 16), p_single_click=1.0, p_scribble=0.0)
+    for s in train.make_batch(model, np.random.default_rng(1), cfg):
+        assert len(s.pos) == 1 and not s.neg
+    a = train.make_batch(model, np.random.default_rng(2), train.TrainConfig(batch_size=3, channels=(8, 16)))
+    b = train.make_batch(model, np.random.default_rng(2), train.TrainConfig(batch_size=3, channels=(8, 16),
+                                                                             p_single_click=0.0))
+    assert [s.pos for s in a] == [s.pos for s in b]
+    with pytest.raises(ValueError, match="p_single_click"):
+        train.TrainConfig(p_single_click=2.0)
+    only_ellipses = synth.SynthSettings(kind_weights=(1, 0, 0, 0, 0))
+    _, lab = synth.sample(np.random.default_rng(0), only_ellipses)
+    assert lab.max() >= 1
+    for bad in ((1, 0), (0, 0, 0, 0, 0), (1, -1, 0, 0, 0)):
+        with pytest.raises(ValueError, match="kind_weights"):
+            synth.SynthSettings(kind_weights=bad)
+
+
+def test_train_cli_rejects_bad_kind_weights(capsys):
+    from napari_oaims.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--kind-weights", "a,b", "--steps", "1"])
+    assert "comma-separated numbers" in capsys.readouterr().err
+
+
+def test_blob_scenes_are_cell_like_and_off_by_default():
+    """``p_blob_scene=1`` draws only non-overlapping ellipses and star-convex blobs of the blob
+    radius range; the default draws no extra random numbers."""
+    a = synth.sample(np.random.default_rng(7))
+    b = synth.sample(np.random.default_rng(7), synth.SynthSettings(p_blob_scene=0.0))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    settings = synth.SynthSettings(p_blob_scene=1.0)
+    for seed in range(6):
+        _, lab = synth.sample(np.random.default_rng(seed), settings)
+        for i in range(1, lab.max() + 1):
+            area = np.count_nonzero(lab == i)
+            assert 12 <= area <= np.pi * (2 * settings.blob_radius[1]) ** 2  # no tubes or huge shapes
+    image, labels = synth.mosaic(np.random.default_rng(0), 2, settings)
+    assert image.shape == labels.shape == (256, 256) and labels.max() >= 2
+    assert len(np.unique(labels)) - 1 == labels.max()  # ids stay unique across tiles
+    with pytest.raises(ValueError, match="p_blob_scene"):
+        synth.SynthSettings(p_blob_scene=-0.1)
+    with pytest.raises(ValueError, match="tiles"):
+        synth.mosaic(np.random.default_rng(0), 0)
+
+
+def test_synth_cli_writes_a_validation_pair(tmp_path):
+    import tifffile
+
+    from napari_oaims.cli import main
+
+    assert main(["synth", "--out", str(tmp_path / "val"), "--tiles", "2", "--blob-p", "1"]) == 0
+    image, labels = tifffile.imread(tmp_path / "val" / "image.tif"), tifffile.imread(tmp_path / "val" / "labels.tif")
+    assert image.shape == labels.shape == (256, 256) and labels.max() >= 2
+    assert main(["synth", "--out", str(tmp_path / "bad"), "--blob-p", "3"]) == 2  # clear error, no traceback

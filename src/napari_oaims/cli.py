@@ -15,9 +15,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from .synth import SynthSettings
 
-    settings = SynthSettings(level=(args.level_min, 1.0), p_lowres=args.lowres_p, lowres_factor=args.lowres_factor)
+    extra = {"kind_weights": args.kind_weights} if args.kind_weights else {}
+    settings = SynthSettings(level=(args.level_min, 1.0), p_lowres=args.lowres_p, lowres_factor=args.lowres_factor,
+                             p_blob_scene=args.blob_p, **extra)
     cfg = train.TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
-                            init=str(args.init) if args.init else None, synth=settings)
+                            init=str(args.init) if args.init else None, synth=settings,
+                            p_single_click=args.single_click_p, gain=(args.gain_min, 1.4))
     bar = tqdm(total=cfg.steps, desc="train", unit="step", mininterval=5)
 
     def progress(step: int, total: int, loss: float) -> None:
@@ -32,6 +35,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
         path = train.export(model, args.out, cfg, args.export, command)
         print(f"exported weights to {path}")
     return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    import numpy as np
+    import tifffile
+
+    from .synth import SynthSettings, mosaic
+
+    extra = {"kind_weights": args.kind_weights} if args.kind_weights else {}
+    settings = SynthSettings(level=(args.level_min, 1.0), p_lowres=args.lowres_p, p_blob_scene=args.blob_p, **extra)
+    image, labels = mosaic(np.random.default_rng(args.seed), args.tiles, settings)
+    args.out.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(args.out / "image.tif", image)
+    tifffile.imwrite(args.out / "labels.tif", labels)
+    print(f"wrote {args.out / 'image.tif'} and labels.tif: {image.shape}, {labels.max()} objects")
+    return 0
+
+
+def _weights(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,10 +78,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lowres-p", type=float, default=0.0,
                    help="share of synthetic images rendered at low resolution and upsampled")
     t.add_argument("--lowres-factor", type=float, default=3.0, help="largest upsampling factor of --lowres-p")
+    t.add_argument("--kind-weights", type=_weights, default=None,
+                   help="relative frequencies of ellipse,star,deformed,tube,branch objects, e.g. 0.5,0.3,0.1,0.05,0.05")
+    t.add_argument("--single-click-p", type=float, default=0.0,
+                   help="extra share of samples trained with the first click alone")
+    t.add_argument("--blob-p", type=float, default=0.0,
+                   help="share of cell-like scenes (non-overlapping blobs, dim beside bright) in the synthetic data")
+    t.add_argument("--gain-min", type=float, default=0.6,
+                   help="lowest random contrast gain of a training sample (highest 1.4); lower trains for dim objects")
     t.add_argument("--stop-after", type=int, default=None, help="stop at this step of the --steps schedule")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     t.add_argument("--export", type=Path, default=None, help="write the final weights here (.safetensors + .json)")
     t.set_defaults(func=_cmd_train)
+
+    v = sub.add_parser("synth", help="write a synthetic validation image and labels (TIFF) from the training generator")
+    v.add_argument("--out", type=Path, required=True, help="folder for image.tif and labels.tif")
+    v.add_argument("--tiles", type=int, default=4, help="tiles per side (128 px each)")
+    v.add_argument("--seed", type=int, default=1000, help="use a seed that no training run used")
+    v.add_argument("--level-min", type=float, default=0.4)
+    v.add_argument("--lowres-p", type=float, default=0.0)
+    v.add_argument("--kind-weights", type=_weights, default=None)
+    v.add_argument("--blob-p", type=float, default=0.0, help="share of cell-like scenes")
+    v.set_defaults(func=_cmd_synth)
 
     from . import bench, demo, replay
 

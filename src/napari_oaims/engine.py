@@ -129,6 +129,10 @@ class Engine:
         """Adapters call this after changing the weights."""
         self._hash = None
 
+    def base_state(self) -> dict[str, torch.Tensor]:
+        """The pretrained weights that :meth:`reset` returns to (CPU tensors; do not modify)."""
+        return self._base_state
+
     def reset(self) -> None:
         """Back to the pretrained weights (drops everything learnt online)."""
         with self.lock:

@@ -4,6 +4,11 @@ A step is refused (weights unchanged) when the loss is NaN/inf or spikes above `
 times the median of recent losses; it is rolled back when the weights become non-finite or the
 prediction on the same input collapses to empty or full while the target is neither. Every
 step returns a record that the session logs as an ``update`` event.
+
+With ``anchor > 0`` every kept step also pulls each weight back toward the engine's pretrained
+weights by that share of the difference (a decoupled L2-SP penalty, like AdamW's weight decay
+but toward the start point): what was learnt on a shifted image stays, while slow drift away
+from the pretrained refinement behaviour is bounded.
 """
 
 from __future__ import annotations
@@ -26,8 +31,12 @@ BETAS = (0.9, 0.999)
 class GuardedOptimizer:
     """Adam over all parameters of ``engine.model`` with a harmful-update guard."""
 
-    def __init__(self, lr: float = LR, spike_factor: float = 10.0, history: int = 20):
+    def __init__(self, lr: float = LR, spike_factor: float = 10.0, history: int = 20, anchor: float = 0.0):
+        if not 0.0 <= anchor < 1.0:
+            raise ValueError(f"anchor must lie in [0, 1), got {anchor}")
         self.lr = lr
+        self.anchor = float(anchor)
+        self._anchor_state: dict[str, torch.Tensor] | None = None
         self.spike_factor = spike_factor
         self._losses: dict[str, deque] = {}
         self._history = history
@@ -39,18 +48,28 @@ class GuardedOptimizer:
     def reset(self) -> None:
         """Forget optimiser state and loss history (after ``engine.reset()``)."""
         self._opt = None
+        self._anchor_state = None
         self._losses.clear()
 
     def to(self, device) -> None:
         """After the model's parameters moved: move the optimiser's moments with them."""
         if self._opt is not None:
             self._opt.load_state_dict(self._opt.state_dict())  # casts the state to the params' device
+        self._anchor_state = None  # rebuilt on the new device at the next step
 
     def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         if self._opt is None or self._model_id != id(model):
             self._opt = torch.optim.Adam(model.parameters(), lr=self.lr, betas=BETAS)
             self._model_id = id(model)
+            self._anchor_state = None
         return self._opt
+
+    def _pull_to_anchor(self, engine: "Engine") -> None:
+        if self._anchor_state is None:
+            self._anchor_state = {k: v.to(engine.device) for k, v in engine.base_state().items()}
+        with torch.no_grad():
+            for name, p in engine.model.named_parameters():
+                p.lerp_(self._anchor_state[name], self.anchor)
 
     def step(
         self,
@@ -95,6 +114,8 @@ class GuardedOptimizer:
                 for group in opt.param_groups:
                     group["lr"] = self.lr if lr is None else lr
                 opt.step()
+                if self.anchor > 0:
+                    self._pull_to_anchor(engine)
                 reason = self._harm(engine, check_x, check_target)
                 if reason is not None:
                     self.last_logits = None

@@ -74,24 +74,28 @@ class OAIMSAdapter(Adapter):
 
     def __init__(self, mi: bool = True, pi: bool = True, lr: float = LR, beta: float = BETA, max_clicks: int = 10,
                  replay_size: int = 0, replay_k: int = 2, seed: int = 0, mi_lr: float = MI_LR,
-                 mi_own_optimizer: bool = True):
+                 mi_own_optimizer: bool = True, anchor: float = 0.0, pi_stage1: bool = True,
+                 pi_stage2: bool = True):
         self.mi, self.pi = mi, pi
         self.mi_lr = mi_lr
         self.mi_own_optimizer = bool(mi_own_optimizer)
         # MI and PI keep separate Adam moments by default: MI's frequent pseudo-label steps
         # otherwise inflate the second moments that scale PI's steps (docs/NOTES.md, "MI and PI").
-        self.mi_optimizer = GuardedOptimizer(mi_lr) if self.mi_own_optimizer else None
+        self.anchor = anchor
+        self.pi_stage1, self.pi_stage2 = bool(pi_stage1), bool(pi_stage2)  # for ablations
+        self.mi_optimizer = GuardedOptimizer(mi_lr, anchor=anchor) if self.mi_own_optimizer else None
         self.name = "oaims" if (mi and pi) else "mi" if mi else "pi"
         self.beta = beta
         self.max_clicks = max_clicks
-        self.optimizer = GuardedOptimizer(lr)
+        self.optimizer = GuardedOptimizer(lr, anchor=anchor)
         self.replay_size, self.replay_k = replay_size, replay_k
         self.buffer: deque = deque(maxlen=max(replay_size, 1))
         self._rng = random.Random(seed)
 
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "optimizer": "Adam", "lr": self.optimizer.lr, "mi_lr": self.mi_lr,
-                "mi_own_optimizer": self.mi_own_optimizer, "beta": self.beta,
+                "mi_own_optimizer": self.mi_own_optimizer, "anchor": self.anchor,
+                "pi_stage1": self.pi_stage1, "pi_stage2": self.pi_stage2, "beta": self.beta,
                 "max_clicks": self.max_clicks, "replay_size": self.replay_size, "replay_k": self.replay_k}
 
     def reset(self) -> None:
@@ -143,7 +147,12 @@ class OAIMSAdapter(Adapter):
                 p1["mask"] = (logits.detach()[0, 0] > 0).cpu().numpy()
                 return dice_focal(logits, target)
 
-            records.append(engine_step(self, engine, "pi_stage1", stage1, x1, target_np[None]))
+            if self.pi_stage1:
+                records.append(engine_step(self, engine, "pi_stage1", stage1, x1, target_np[None]))
+            else:
+                p1["mask"] = engine.predict(x1)[0] > 0
+            if not self.pi_stage2:
+                continue
             generated = correction_clicks(p1["mask"], target_np, self.max_clicks, mode="center")
             # Generated clicks are in working coordinates; map them back to plane pixels.
             extra = []
