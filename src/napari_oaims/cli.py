@@ -8,16 +8,21 @@ import sys
 from pathlib import Path
 
 
+def _synth_settings(args: argparse.Namespace):
+    """The synthetic-data settings given on the command line (``train`` and ``synth``)."""
+    from .synth import SynthSettings
+
+    extra = {"kind_weights": args.kind_weights} if args.kind_weights else {}
+    return SynthSettings(level=(args.level_min, 1.0), p_lowres=args.lowres_p, p_blob_scene=args.blob_p,
+                         lowres_factor=args.lowres_factor, **extra)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from . import train
 
-    from .synth import SynthSettings
-
-    extra = {"kind_weights": args.kind_weights} if args.kind_weights else {}
-    settings = SynthSettings(level=(args.level_min, 1.0), p_lowres=args.lowres_p, lowres_factor=args.lowres_factor,
-                             p_blob_scene=args.blob_p, **extra)
+    settings = _synth_settings(args)
     cfg = train.TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
                             init=str(args.init) if args.init else None, synth=settings,
                             p_single_click=args.single_click_p, gain=(args.gain_min, 1.4))
@@ -41,11 +46,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     import numpy as np
     import tifffile
 
-    from .synth import SynthSettings, mosaic
+    from .synth import mosaic
 
-    extra = {"kind_weights": args.kind_weights} if args.kind_weights else {}
-    settings = SynthSettings(level=(args.level_min, 1.0), p_lowres=args.lowres_p, p_blob_scene=args.blob_p, **extra)
-    image, labels = mosaic(np.random.default_rng(args.seed), args.tiles, settings)
+    image, labels = mosaic(np.random.default_rng(args.seed), args.tiles, _synth_settings(args))
     args.out.mkdir(parents=True, exist_ok=True)
     tifffile.imwrite(args.out / "image.tif", image)
     tifffile.imwrite(args.out / "labels.tif", labels)
@@ -97,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=1000, help="use a seed that no training run used")
     v.add_argument("--level-min", type=float, default=0.4)
     v.add_argument("--lowres-p", type=float, default=0.0)
+    v.add_argument("--lowres-factor", type=float, default=3.0)
     v.add_argument("--kind-weights", type=_weights, default=None)
     v.add_argument("--blob-p", type=float, default=0.0, help="share of cell-like scenes")
     v.set_defaults(func=_cmd_synth)
