@@ -75,7 +75,7 @@ class OAIMSAdapter(Adapter):
     def __init__(self, mi: bool = True, pi: bool = True, lr: float = LR, beta: float = BETA, max_clicks: int = 10,
                  replay_size: int = 0, replay_k: int = 2, seed: int = 0, mi_lr: float = MI_LR,
                  mi_own_optimizer: bool = True, anchor: float = 0.0, pi_stage1: bool = True,
-                 pi_stage2: bool = True):
+                 pi_stage2: bool = True, pi_refresh: bool = False):
         self.mi, self.pi = mi, pi
         self.mi_lr = mi_lr
         self.mi_own_optimizer = bool(mi_own_optimizer)
@@ -83,6 +83,9 @@ class OAIMSAdapter(Adapter):
         # otherwise inflate the second moments that scale PI's steps (docs/NOTES.md, "MI and PI").
         self.anchor = anchor
         self.pi_stage1, self.pi_stage2 = bool(pi_stage1), bool(pi_stage2)  # for ablations
+        # Ablation: generate stage-2 clicks from P1 predicted *after* the stage-1 step (seed 000
+        # uses P1 from before it), so that they point at the errors the model still makes.
+        self.pi_refresh = bool(pi_refresh)
         self.mi_optimizer = GuardedOptimizer(mi_lr, anchor=anchor) if self.mi_own_optimizer else None
         self.name = "oaims" if (mi and pi) else "mi" if mi else "pi"
         self.beta = beta
@@ -95,7 +98,8 @@ class OAIMSAdapter(Adapter):
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "optimizer": "Adam", "lr": self.optimizer.lr, "mi_lr": self.mi_lr,
                 "mi_own_optimizer": self.mi_own_optimizer, "anchor": self.anchor,
-                "pi_stage1": self.pi_stage1, "pi_stage2": self.pi_stage2, "beta": self.beta,
+                "pi_stage1": self.pi_stage1, "pi_stage2": self.pi_stage2, "pi_refresh": self.pi_refresh,
+                "beta": self.beta,
                 "max_clicks": self.max_clicks, "replay_size": self.replay_size, "replay_k": self.replay_k}
 
     def reset(self) -> None:
@@ -153,6 +157,8 @@ class OAIMSAdapter(Adapter):
                 p1["mask"] = engine.predict(x1)[0] > 0
             if not self.pi_stage2:
                 continue
+            if self.pi_refresh:
+                p1["mask"] = engine.predict(x1)[0] > 0
             generated = correction_clicks(p1["mask"], target_np, self.max_clicks, mode="center")
             # Generated clicks are in working coordinates; map them back to plane pixels.
             extra = []
