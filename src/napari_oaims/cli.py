@@ -25,7 +25,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     settings = _synth_settings(args)
     cfg = train.TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
                             init=str(args.init) if args.init else None, synth=settings,
-                            p_single_click=args.single_click_p, gain=(args.gain_min, 1.4))
+                            p_single_click=args.single_click_p)
     bar = tqdm(total=cfg.steps, desc="train", unit="step", mininterval=5)
 
     def progress(step: int, total: int, loss: float) -> None:
@@ -87,8 +87,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extra share of samples trained with the first click alone")
     t.add_argument("--blob-p", type=float, default=0.0,
                    help="share of cell-like scenes (non-overlapping blobs, dim beside bright) in the synthetic data")
-    t.add_argument("--gain-min", type=float, default=0.6,
-                   help="lowest random contrast gain of a training sample (highest 1.4); lower trains for dim objects")
     t.add_argument("--stop-after", type=int, default=None, help="stop at this step of the --steps schedule")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     t.add_argument("--export", type=Path, default=None, help="write the final weights here (.safetensors + .json)")

@@ -43,10 +43,6 @@ class TrainConfig:
     #: Extra share of samples trained with the localisation click alone (budget 1). With
     #: ``K ~ U{1..max_clicks}`` only 1 in ``max_clicks`` samples teaches the first-click answer.
     p_single_click: float = 0.0
-    #: Range of the random contrast gain on the normalised sample. Inference normalises with
-    #: whole-image percentiles, so a window around a dim object beside bright ones has a small
-    #: contrast (dim nuclei: about 0.15 of the range); a lower bound < 0.6 trains for that.
-    gain: tuple[float, float] = (0.6, 1.4)
     checkpoint_every: int = 100
     threads: int = 2
     init: str | None = None  # start from these weights (a fine-tuning stage) instead of random
@@ -55,13 +51,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.p_single_click <= 1.0:
             raise ValueError(f"p_single_click must lie in [0, 1], got {self.p_single_click}")
-        if not 0.0 < self.gain[0] <= self.gain[1]:
-            raise ValueError(f"gain must be a range (low, high) with 0 < low <= high, got {self.gain}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["channels"] = list(self.channels)
-        d["gain"] = list(self.gain)
         return d
 
 
@@ -129,7 +122,7 @@ def _new_sample(rng: np.random.Generator, cfg: TrainConfig) -> _Sample:
     lo, hi = guidance.robust_range(image)
     norm = guidance.normalise(image, lo, hi)
     # Windows at inference are normalised with whole-image statistics: vary contrast and offset.
-    norm = norm * rng.uniform(*cfg.gain) + rng.uniform(-0.15, 0.15)
+    norm = norm * rng.uniform(0.6, 1.4) + rng.uniform(-0.15, 0.15)
     r = rng.random()
     prior = None
     if r < cfg.p_prior_mask:
