@@ -153,11 +153,9 @@ class OAIMSAdapter(Adapter):
 
             if self.pi_stage1:
                 records.append(engine_step(self, engine, "pi_stage1", stage1, x1, target_np[None]))
-            else:
-                p1["mask"] = engine.predict(x1)[0] > 0
             if not self.pi_stage2:
                 continue
-            if self.pi_refresh:
+            if self.pi_refresh or not self.pi_stage1:  # P1 from the current weights
                 p1["mask"] = engine.predict(x1)[0] > 0
             generated = correction_clicks(p1["mask"], target_np, self.max_clicks, mode="center")
             # Generated clicks are in working coordinates; map them back to plane pixels.
