@@ -226,3 +226,38 @@ def test_pi_stage_ablations(nuclei_crop, spec, expected):
     annotate(s, labels, largest_ids(labels, 1)[0], clicks=3)
     assert [e["extra"]["method"] for e in s.events if e["kind"] == "update"] == expected
     assert engine.updates == len(expected)
+
+
+@pytest.mark.parametrize("gate", [True, False])
+def test_mi_learns_only_from_clicks_that_correct_the_mask(nuclei_crop, gate):
+    """A positive click inside the shown mask (what a wrong-label click looks like) is no
+    correction: with the gate (default) MI skips it, without it MI steps as before."""
+    image, labels = nuclei_crop
+    engine = Engine.pretrained(device="cpu", adaptation="oaims" if gate else "oaims:mi_gate=0")
+    s = engine.session(image)
+    lid = largest_ids(labels, 1)[0]
+    mask = s.click(object_centre(labels, lid))
+    inside = np.argwhere(mask & (labels == lid))
+    assert s.mask_values((), inside[:1]).all() and not s.mask_values((), [[-5, 3], [10**6, 0]]).any()
+    h = engine.weights_hash
+    s.click(tuple(inside[len(inside) // 3]), positive=True)
+    mi = [e for e in s.events if e["kind"] == "update" and e["extra"]["method"] == "mi"]
+    assert (len(mi) == 0) == gate and (engine.weights_hash == h) == gate
+    # A negative click inside the mask corrects it: MI steps in both settings.
+    s.click(tuple(inside[2 * len(inside) // 3]), positive=False)
+    mi = [e for e in s.events if e["kind"] == "update" and e["extra"]["method"] == "mi"]
+    assert len(mi) == (1 if gate else 2) and engine.weights_hash != h
+
+
+def test_is_correction_by_prompt_kind():
+    from napari_oaims.adapt.oaims import is_correction
+    from napari_oaims.session import Prompt
+
+    click = Prompt("click", True, np.array([[3, 4]]))
+    assert not is_correction(click, [True]) and is_correction(click, [False])
+    neg = Prompt("click", False, np.array([[3, 4]]))
+    assert is_correction(neg, [True]) and not is_correction(neg, [False])
+    scribble = Prompt("scribble", True, np.array([[1, 1], [1, 2], [1, 3]]))
+    assert is_correction(scribble, [True, False, True]) and not is_correction(scribble, [True] * 3)
+    box = Prompt("box", True, np.zeros((0, 2)), box=(0, 0, 5, 5))
+    assert is_correction(box, [])

@@ -306,6 +306,21 @@ class Session:
             return np.zeros(self.source.plane_shape, bool)
         return st.mask.copy()
 
+    def mask_values(self, plane, points) -> np.ndarray:
+        """The current object's mask at plane pixels ``points`` (N x 2, y/x), without copying it.
+
+        Points outside the plane read as background.
+        """
+        pts = np.rint(np.asarray(points, dtype=np.float64).reshape(-1, 2)).astype(int)
+        out = np.zeros(len(pts), bool)
+        st = self.planes.get(self.source.check_key(plane))
+        if st is None or st.mask is None:
+            return out
+        h, w = st.mask.shape
+        ok = (pts[:, 0] >= 0) & (pts[:, 0] < h) & (pts[:, 1] >= 0) & (pts[:, 1] < w)
+        out[ok] = st.mask[pts[ok, 0], pts[ok, 1]]
+        return out
+
     def subscribe(self, listener: Callable[[dict], None]) -> None:
         """Call ``listener(event)`` for every event from now on (e.g. to autosave)."""
         self._listeners.append(listener)

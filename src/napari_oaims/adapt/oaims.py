@@ -4,7 +4,12 @@
   the pseudo label, ``P_prev = f(I, C_{t-1})`` the prediction (recomputed with gradient on the
   same window); one step (its own Adam, ``mi_lr`` default 1e-4) on
   ``L_DF(P_prev, P_init) + beta L_CCG(P_prev, P_init, c_t)``. The session then predicts
-  ``P_t = f(I, C_t)`` with the updated weights and shows it.
+  ``P_t = f(I, C_t)`` with the updated weights and shows it. MI learns from *corrections*:
+  a click (or scribble) that agrees everywhere with the mask it would correct (a positive
+  click inside it, a negative one outside) carries no error signal for ``P_prev`` and is not
+  learned from (``mi_gate``, on by default). Every click of the seed 000 robot lies on an error,
+  so there this is algorithm 1 exactly; it keeps MI from learning wrong-label clicks, which
+  agree with the current mask by construction (docs/NOTES.md, "Session 4").
 * PI, on ``accept()`` (per annotated plane): stage 1, predict from the localisation prompt only
   and take one step on ``L_DF(P_1, P_final)``; stage 2, one click per error component of
   ``P_1`` vs ``P_final`` (largest first, up to ``max_clicks``, at the component centre), predict
@@ -58,6 +63,17 @@ def ccg_points(prompt: "Prompt", window: guidance.Window) -> list[tuple[float, f
     return []
 
 
+def is_correction(prompt: "Prompt", mask_values: np.ndarray) -> bool:
+    """Whether ``prompt`` corrects the mask whose values at its pixels are ``mask_values``.
+
+    A click or scribble corrects the mask where its polarity disagrees with it (any pixel);
+    boxes and prior masks always count as corrections.
+    """
+    if prompt.kind not in ("click", "scribble"):
+        return True
+    return bool(np.any(np.asarray(mask_values, bool) != bool(prompt.positive)))
+
+
 def work_target(mask: np.ndarray, window: guidance.Window) -> np.ndarray:
     """A plane mask cropped to ``window`` and resized (nearest) to the working size (bool)."""
     crop = guidance.crop_plane(mask, window)
@@ -75,8 +91,9 @@ class OAIMSAdapter(Adapter):
     def __init__(self, mi: bool = True, pi: bool = True, lr: float = LR, beta: float = BETA, max_clicks: int = 10,
                  replay_size: int = 0, replay_k: int = 2, seed: int = 0, mi_lr: float = MI_LR,
                  mi_own_optimizer: bool = True, anchor: float = 0.0, pi_stage1: bool = True,
-                 pi_stage2: bool = True, pi_refresh: bool = False):
+                 pi_stage2: bool = True, pi_refresh: bool = False, mi_gate: bool = True):
         self.mi, self.pi = mi, pi
+        self.mi_gate = bool(mi_gate)
         self.mi_lr = mi_lr
         self.mi_own_optimizer = bool(mi_own_optimizer)
         # MI and PI keep separate Adam moments by default: MI's frequent pseudo-label steps
@@ -99,7 +116,7 @@ class OAIMSAdapter(Adapter):
         return {"name": self.name, "optimizer": "Adam", "lr": self.optimizer.lr, "mi_lr": self.mi_lr,
                 "mi_own_optimizer": self.mi_own_optimizer, "anchor": self.anchor,
                 "pi_stage1": self.pi_stage1, "pi_stage2": self.pi_stage2, "pi_refresh": self.pi_refresh,
-                "beta": self.beta,
+                "mi_gate": self.mi_gate, "beta": self.beta,
                 "max_clicks": self.max_clicks, "replay_size": self.replay_size, "replay_k": self.replay_k}
 
     def reset(self) -> None:
@@ -113,6 +130,8 @@ class OAIMSAdapter(Adapter):
         if not self.mi or not any(p.positive or p.kind in ("box", "prior") for p in ctx.previous):
             return []  # MI starts with the second prompt (t >= 2)
         s = ctx.session
+        if self.mi_gate and not is_correction(ctx.new, s.mask_values(ctx.key, ctx.new.points)):
+            return []  # nothing for P_prev to learn from this prompt
         x_prev = s.inputs(ctx.key, ctx.previous, ctx.window)[None]
         x_new = s.inputs(ctx.key, ctx.prompts, ctx.window)[None]
         pseudo = engine.predict(x_new) > 0  # P_init, no gradient
