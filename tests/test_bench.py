@@ -79,3 +79,27 @@ def test_demo_headless(tmp_path, capsys):
 
     store = SessionStore.open(tmp_path / "demo" / "demo.oaims.zarr")
     assert len(store.objects()) >= 1 and any(e["kind"] == "accept" for e in store.events())
+
+
+def test_bench_merge_joins_methods_run_apart(crop_files, tmp_path, capsys):
+    img, lbl = crop_files
+    common = ["bench", "adapt", "--image", img, "--labels", lbl, "--shift", "invert", "--clicks", "2",
+              "--max-targets", "2", "--device", "cpu"]
+    assert main([*common, "--methods", "none,pi", "--out", str(tmp_path / "a.json")]) == 0
+    assert main([*common, "--methods", "none,mi", "--out", str(tmp_path / "b.json")]) == 0
+    assert main([*common, "--methods", "mi", "--seed", "5", "--out", str(tmp_path / "c.json")]) == 0
+    capsys.readouterr()
+    rc = main(["bench", "merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(tmp_path / "m.json"),
+               "--markdown", str(tmp_path / "m.md"), "--plot", str(tmp_path / "m.png")])
+    assert rc == 0
+    merged = json.loads((tmp_path / "m.json").read_text())
+    assert list(merged["shifts"]["invert"]["main"]["methods"]) == ["none", "pi", "mi"]
+    table = (tmp_path / "m.md").read_text()
+    assert table.startswith("| shift | none | pi | mi |") and "| invert (2) |" in table
+    assert (tmp_path / "m.png").exists() and (tmp_path / "m_position.png").exists()
+    # Another seed is another protocol; anything but an adapt result is refused.
+    assert main(["bench", "merge", str(tmp_path / "a.json"), str(tmp_path / "c.json")]) == 2
+    err = capsys.readouterr().err
+    assert "another protocol" in err and "seed" in err
+    assert main(["bench", "merge", str(tmp_path / "m.png")]) == 2
+    assert "not a readable JSON" in capsys.readouterr().err

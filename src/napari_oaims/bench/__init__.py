@@ -7,9 +7,9 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``oaims bench <name>`` for every benchmark module."""
-    from . import adapt, clicks, gui, latency, store
+    from . import adapt, clicks, gui, latency, merge, store
 
-    bench = sub.add_parser("bench", help="benchmarks: clicks, adapt, latency, store, napari")
+    bench = sub.add_parser("bench", help="benchmarks: clicks, adapt, merge, latency, store, napari")
     bsub = bench.add_subparsers(dest="bench", required=True)
-    for module in (clicks, adapt, latency, store, gui):
+    for module in (clicks, adapt, merge, latency, store, gui):
         module.register(bsub)
