@@ -231,9 +231,10 @@ def test_pi_stage_ablations(nuclei_crop, spec, expected):
 @pytest.mark.parametrize("gate", [True, False])
 def test_mi_learns_only_from_clicks_that_correct_the_mask(nuclei_crop, gate):
     """A positive click inside the shown mask (what a wrong-label click looks like) is no
-    correction: with the gate (default) MI skips it, without it MI steps as before."""
+    correction: with the gate (default) MI skips it, without it MI steps as before. mi_stop
+    (tested below) is off here so that the later correcting click is learnt from."""
     image, labels = nuclei_crop
-    engine = Engine.pretrained(device="cpu", adaptation="oaims" if gate else "oaims:mi_gate=0")
+    engine = Engine.pretrained(device="cpu", adaptation="oaims:mi_stop=0" if gate else "oaims:mi_gate=0")
     s = engine.session(image)
     lid = largest_ids(labels, 1)[0]
     mask = s.click(object_centre(labels, lid))
@@ -261,3 +262,32 @@ def test_is_correction_by_prompt_kind():
     assert is_correction(scribble, [True, False, True]) and not is_correction(scribble, [True] * 3)
     box = Prompt("box", True, np.zeros((0, 2)), box=(0, 0, 5, 5))
     assert is_correction(box, [])
+
+
+def test_mi_stops_while_a_click_that_corrected_nothing_is_in_place(nuclei_crop):
+    image, labels = nuclei_crop
+    engine = Engine.pretrained(device="cpu", adaptation="oaims")
+    s = engine.session(image)
+    lid = largest_ids(labels, 1)[0]
+    mask = s.click(object_centre(labels, lid))
+    inside = np.argwhere(mask & (labels == lid))
+
+    def n_mi():
+        return sum(e["kind"] == "update" and e["extra"]["method"] == "mi" for e in s.events)
+
+    s.click(tuple(inside[len(inside) // 3]), positive=True)  # corrects nothing: suspect
+    s.click(tuple(inside[2 * len(inside) // 3]), positive=False)  # a correction, but after a suspect
+    assert n_mi() == 0
+    s.undo()
+    s.undo()  # the suspect click is gone: MI learns again
+    s.click(tuple(inside[2 * len(inside) // 3]), positive=False)
+    assert n_mi() == 1
+    s.accept()
+    # A new object starts trusted; with mi_stop=0 only the suspect click itself is skipped.
+    loose = Engine.pretrained(device="cpu", adaptation="oaims:mi_stop=0")
+    s2 = loose.session(image)
+    mask = s2.click(object_centre(labels, lid))
+    inside = np.argwhere(mask & (labels == lid))
+    s2.click(tuple(inside[len(inside) // 3]), positive=True)
+    s2.click(tuple(inside[2 * len(inside) // 3]), positive=False)
+    assert sum(e["kind"] == "update" and e["extra"]["method"] == "mi" for e in s2.events) == 1

@@ -9,7 +9,10 @@
   click inside it, a negative one outside) carries no error signal for ``P_prev`` and is not
   learned from (``mi_gate``, on by default). Every click of the seed 000 robot lies on an error,
   so there this is algorithm 1 exactly; it keeps MI from learning wrong-label clicks, which
-  agree with the current mask by construction (docs/NOTES.md, "Session 4").
+  agree with the current mask by construction. While such a click is among the object's prompts
+  MI also skips every later one (``mi_stop``, on by default): they are made around a mask that
+  the suspect click shaped. Undo or clear lifts this; PI still learns from the accepted object
+  (docs/NOTES.md, "Session 4").
 * PI, on ``accept()`` (per annotated plane): stage 1, predict from the localisation prompt only
   and take one step on ``L_DF(P_1, P_final)``; stage 2, one click per error component of
   ``P_1`` vs ``P_final`` (largest first, up to ``max_clicks``, at the component centre), predict
@@ -91,9 +94,12 @@ class OAIMSAdapter(Adapter):
     def __init__(self, mi: bool = True, pi: bool = True, lr: float = LR, beta: float = BETA, max_clicks: int = 10,
                  replay_size: int = 0, replay_k: int = 2, seed: int = 0, mi_lr: float = MI_LR,
                  mi_own_optimizer: bool = True, anchor: float = 0.0, pi_stage1: bool = True,
-                 pi_stage2: bool = True, pi_refresh: bool = False, mi_gate: bool = True):
+                 pi_stage2: bool = True, pi_refresh: bool = False, mi_gate: bool = True,
+                 mi_stop: bool = True):
         self.mi, self.pi = mi, pi
         self.mi_gate = bool(mi_gate)
+        self.mi_stop = bool(mi_stop) and self.mi_gate
+        self._suspect: Prompt | None = None  # the last prompt that corrected nothing (mi_stop)
         self.mi_lr = mi_lr
         self.mi_own_optimizer = bool(mi_own_optimizer)
         # MI and PI keep separate Adam moments by default: MI's frequent pseudo-label steps
@@ -116,7 +122,7 @@ class OAIMSAdapter(Adapter):
         return {"name": self.name, "optimizer": "Adam", "lr": self.optimizer.lr, "mi_lr": self.mi_lr,
                 "mi_own_optimizer": self.mi_own_optimizer, "anchor": self.anchor,
                 "pi_stage1": self.pi_stage1, "pi_stage2": self.pi_stage2, "pi_refresh": self.pi_refresh,
-                "mi_gate": self.mi_gate, "beta": self.beta,
+                "mi_gate": self.mi_gate, "mi_stop": self.mi_stop, "beta": self.beta,
                 "max_clicks": self.max_clicks, "replay_size": self.replay_size, "replay_k": self.replay_k}
 
     def reset(self) -> None:
@@ -124,13 +130,18 @@ class OAIMSAdapter(Adapter):
         if self.mi_optimizer is not None:
             self.mi_optimizer.reset()
         self.buffer.clear()
+        self._suspect = None
 
     # -- Mid-Interaction ----------------------------------------------------------------------
     def on_prompt(self, engine: "Engine", ctx: "PromptContext") -> list[dict]:
         if not self.mi or not any(p.positive or p.kind in ("box", "prior") for p in ctx.previous):
             return []  # MI starts with the second prompt (t >= 2)
         s = ctx.session
+        if self._suspect is not None and any(p is self._suspect for p in ctx.previous):
+            return []  # a suspect prompt is still in place (mi_stop); undo or clear lifts this
         if self.mi_gate and not is_correction(ctx.new, s.mask_values(ctx.key, ctx.new.points)):
+            if self.mi_stop:
+                self._suspect = ctx.new
             return []  # nothing for P_prev to learn from this prompt
         x_prev = s.inputs(ctx.key, ctx.previous, ctx.window)[None]
         x_new = s.inputs(ctx.key, ctx.prompts, ctx.window)[None]
