@@ -291,3 +291,26 @@ def test_mi_stops_while_a_click_that_corrected_nothing_is_in_place(nuclei_crop):
     s2.click(tuple(inside[len(inside) // 3]), positive=True)
     s2.click(tuple(inside[2 * len(inside) // 3]), positive=False)
     assert sum(e["kind"] == "update" and e["extra"]["method"] == "mi" for e in s2.events) == 1
+
+
+@pytest.mark.parametrize("rewind", [True, False])
+def test_suspect_click_rewinds_the_objects_mi_steps(nuclei_crop, rewind):
+    """A click that corrects nothing undoes the MI steps already taken on its object (default)."""
+    image, labels = nuclei_crop
+    engine = Engine.pretrained(device="cpu", adaptation="oaims" if rewind else "oaims:mi_rewind=0")
+    s = engine.session(image)
+    lid = largest_ids(labels, 1)[0]
+    mask = s.click(object_centre(labels, lid))
+    before = engine.weights_hash
+    inside = np.argwhere(mask & (labels == lid))
+    mask = s.click(tuple(inside[len(inside) // 4]), positive=False)  # a correction: MI steps
+    assert engine.weights_hash != before
+    learnt = engine.weights_hash
+    s.click(tuple(np.argwhere(mask)[len(np.argwhere(mask)) // 2]), positive=True)  # corrects nothing
+    assert engine.weights_hash == (before if rewind else learnt)
+    rewinds = [e for e in s.events if e["kind"] == "update" and e["extra"]["method"] == "mi_rewind"]
+    assert len(rewinds) == int(rewind)
+    if rewind:
+        assert rewinds[0]["extra"]["weights_before"] == learnt and rewinds[0]["extra"]["weights_after"] == before
+    s.accept()  # PI still learns from the object
+    assert engine.weights_hash not in (before, learnt)

@@ -11,8 +11,10 @@
   so there this is algorithm 1 exactly; it keeps MI from learning wrong-label clicks, which
   agree with the current mask by construction. While such a click is among the object's prompts
   MI also skips every later one (``mi_stop``, on by default): they are made around a mask that
-  the suspect click shaped. Undo or clear lifts this; PI still learns from the accepted object
-  (docs/NOTES.md, "Session 4").
+  the suspect click shaped. Undo or clear lifts this; PI still learns from the accepted object.
+  The suspect click also undoes the MI steps already taken on its object (``mi_rewind``, on by
+  default; logged as an ``mi_rewind`` update): they were made before the user's clicks went
+  wrong, but are what PI would otherwise have to repair (docs/NOTES.md, "Session 4").
 * PI, on ``accept()`` (per annotated plane): stage 1, predict from the localisation prompt only
   and take one step on ``L_DF(P_1, P_final)``; stage 2, one click per error component of
   ``P_1`` vs ``P_final`` (largest first, up to ``max_clicks``, at the component centre), predict
@@ -28,6 +30,7 @@ polarity and a box's outline pixels as negative clicks (they lie outside the obj
 from __future__ import annotations
 
 import random
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -95,8 +98,10 @@ class OAIMSAdapter(Adapter):
                  replay_size: int = 0, replay_k: int = 2, seed: int = 0, mi_lr: float = MI_LR,
                  mi_own_optimizer: bool = True, anchor: float = 0.0, pi_stage1: bool = True,
                  pi_stage2: bool = True, pi_refresh: bool = False, mi_gate: bool = True,
-                 mi_stop: bool = True):
+                 mi_stop: bool = True, mi_rewind: bool = True):
         self.mi, self.pi = mi, pi
+        self.mi_rewind = bool(mi_rewind)
+        self._object_start: tuple | None = None  # (first prompt, weights before its MI steps)
         self.mi_gate = bool(mi_gate)
         self.mi_stop = bool(mi_stop) and self.mi_gate
         self._suspect: Prompt | None = None  # the last prompt that corrected nothing (mi_stop)
@@ -122,7 +127,7 @@ class OAIMSAdapter(Adapter):
         return {"name": self.name, "optimizer": "Adam", "lr": self.optimizer.lr, "mi_lr": self.mi_lr,
                 "mi_own_optimizer": self.mi_own_optimizer, "anchor": self.anchor,
                 "pi_stage1": self.pi_stage1, "pi_stage2": self.pi_stage2, "pi_refresh": self.pi_refresh,
-                "mi_gate": self.mi_gate, "mi_stop": self.mi_stop, "beta": self.beta,
+                "mi_gate": self.mi_gate, "mi_stop": self.mi_stop, "mi_rewind": self.mi_rewind, "beta": self.beta,
                 "max_clicks": self.max_clicks, "replay_size": self.replay_size, "replay_k": self.replay_k}
 
     def reset(self) -> None:
@@ -131,6 +136,7 @@ class OAIMSAdapter(Adapter):
             self.mi_optimizer.reset()
         self.buffer.clear()
         self._suspect = None
+        self._object_start = None
 
     # -- Mid-Interaction ----------------------------------------------------------------------
     def on_prompt(self, engine: "Engine", ctx: "PromptContext") -> list[dict]:
@@ -142,7 +148,11 @@ class OAIMSAdapter(Adapter):
         if self.mi_gate and not is_correction(ctx.new, s.mask_values(ctx.key, ctx.new.points)):
             if self.mi_stop:
                 self._suspect = ctx.new
+            if self.mi_rewind and self._object_start is not None and self._object_start[0] is ctx.previous[0]:
+                return [self._rewind(engine)]
             return []  # nothing for P_prev to learn from this prompt
+        if self.mi_rewind and (self._object_start is None or self._object_start[0] is not ctx.previous[0]):
+            self._object_start = (ctx.previous[0], {k: v.detach().clone() for k, v in engine.model.state_dict().items()})
         x_prev = s.inputs(ctx.key, ctx.previous, ctx.window)[None]
         x_new = s.inputs(ctx.key, ctx.prompts, ctx.window)[None]
         pseudo = engine.predict(x_new) > 0  # P_init, no gradient
@@ -158,6 +168,20 @@ class OAIMSAdapter(Adapter):
         if opt.last_logits is not None:
             ctx.logits = opt.last_logits[0]
         return [record]
+
+    def _rewind(self, engine: "Engine") -> dict:
+        """Put back the weights from before this object's MI steps (``mi_rewind``), as an update record."""
+        t0 = time.perf_counter()
+        with engine.lock:
+            record = {"method": "mi_rewind", "weights_before": engine.weights_hash, "loss": None,
+                      "rolled_back": False, "reason": "a click that corrected nothing: this object's MI steps undone"}
+            engine.model.load_state_dict(self._object_start[1])
+            engine.weights_changed()
+            record["weights_after"] = engine.weights_hash
+        self._object_start = None
+        record["adaptation"] = self.name
+        record["latency_ms"] = (time.perf_counter() - t0) * 1e3
+        return record
 
     # -- Post-Interaction ---------------------------------------------------------------------
     def on_accept(self, engine: "Engine", ctx: "AcceptContext") -> list[dict]:
