@@ -283,7 +283,13 @@ def test_mi_stops_while_a_click_that_corrected_nothing_is_in_place(nuclei_crop):
     s.click(tuple(inside[2 * len(inside) // 3]), positive=False)
     assert n_mi() == 1
     s.accept()
-    # A new object starts trusted; with mi_stop=0 only the suspect click itself is skipped.
+    # A new object starts trusted: its correcting click is learnt from.
+    lid2 = largest_ids(labels, 2)[1]
+    mask = s.click(object_centre(labels, lid2))
+    inside2 = np.argwhere(mask & (labels == lid2))
+    s.click(tuple(inside2[len(inside2) // 2]), positive=False)
+    assert n_mi() == 2
+    # With mi_stop=0 only the suspect click itself is skipped.
     loose = Engine.pretrained(device="cpu", adaptation="oaims:mi_stop=0")
     s2 = loose.session(image)
     mask = s2.click(object_centre(labels, lid))

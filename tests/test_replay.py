@@ -144,3 +144,22 @@ def test_replay_of_online_adaptation_is_identical(tmp_path, nuclei, base):
     report = replay(path, weights=base)
     assert report.identical, report.table()
     assert [o.object for o in report.objects] == [1, 2]
+
+
+def test_rewound_mi_steps_are_saved_and_replayed(tmp_path, nuclei, base):
+    """A click that corrects nothing rewinds the object's MI steps: logged, autosaved, replayed."""
+    image, c = nuclei
+    engine = Engine.pretrained(device="cpu", adaptation="oaims", weights=base)
+    s = engine.session(image)
+    path = tmp_path / "rewind.oaims.zarr"
+    SessionStore.create(path, image, engine=engine, session=s)
+    mask = s.click(c[0])
+    before = engine.weights_hash
+    inside = np.argwhere(mask)
+    mask = s.click(tuple(inside[len(inside) // 4]), positive=False)
+    s.click(tuple(np.argwhere(mask)[len(np.argwhere(mask)) // 2]), positive=True)
+    rewind = [e for e in s.events if e["kind"] == "update" and e["extra"]["method"] == "mi_rewind"]
+    assert len(rewind) == 1 and engine.weights_hash == before
+    s.accept()
+    report = replay(path, weights=base)
+    assert report.identical, report.table()
