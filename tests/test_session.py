@@ -26,9 +26,11 @@ def test_negative_click_removes_and_undo_redo(engine, nuclei_crop):
     y, x = object_centre(labels, lid)
     m1 = s.click((y, x))
     assert m1[y, x]
-    m2 = s.click((y, x), positive=False)
+    m2 = s.click((y, x), positive=False)  # the later click replaces the earlier one at its pixel
     assert not m2[y, x]
+    assert [p.positive for p in s._state(()).prompts] == [False]
     assert np.array_equal(s.undo(), m1)
+    assert [p.positive for p in s._state(()).prompts] == [True]
     assert np.array_equal(s.redo(), m2)
     s.undo()
     s.undo()

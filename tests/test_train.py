@@ -122,6 +122,32 @@ def test_blob_scenes_are_cell_like_and_off_by_default():
     assert len(np.unique(labels)) - 1 == labels.max()  # ids stay unique across tiles
     with pytest.raises(ValueError, match="p_blob_scene"):
         synth.SynthSettings(p_blob_scene=-0.1)
+    with pytest.raises(ValueError, match="blob_blur_sigma"):
+        synth.SynthSettings(blob_blur_sigma=(3.0, 1.0))
+
+
+def _edge_rise(image: np.ndarray, labels: np.ndarray) -> float:
+    """Mean absolute intensity step across label boundaries, relative to the object contrast."""
+    from scipy import ndimage
+
+    fg = labels > 0
+    inner = fg & ~ndimage.binary_erosion(fg)
+    outer = ndimage.binary_dilation(fg) & ~fg
+    core, bg = np.median(image[ndimage.binary_erosion(fg, iterations=4)]), np.median(image[~ndimage.binary_dilation(fg, iterations=4)])
+    return float(abs(image[inner].mean() - image[outer].mean()) / max(abs(core - bg), 1e-6))
+
+
+def test_soft_blob_blur_softens_cell_edges_only():
+    """``blob_blur_sigma`` blurs only the cell-like scenes: the intensity jump across their label
+    boundaries shrinks, the general scenes are drawn exactly as before."""
+    soft = synth.SynthSettings(p_blob_scene=1.0, blob_blur_sigma=(5.0, 6.0))
+    sharp = synth.SynthSettings(p_blob_scene=1.0, blob_blur_sigma=(0.0, 0.5))
+    rises = {name: np.median([_edge_rise(*synth.sample(np.random.default_rng(seed), st)) for seed in range(8)])
+             for name, st in (("soft", soft), ("sharp", sharp))}
+    assert rises["soft"] < 0.6 * rises["sharp"]
+    general = synth.SynthSettings(p_blob_scene=0.0, blob_blur_sigma=(5.0, 6.0))
+    a, b = synth.sample(np.random.default_rng(4), general), synth.sample(np.random.default_rng(4))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     with pytest.raises(ValueError, match="tiles"):
         synth.mosaic(np.random.default_rng(0), 0)
 
@@ -135,3 +161,24 @@ def test_synth_cli_writes_a_validation_pair(tmp_path):
     image, labels = tifffile.imread(tmp_path / "val" / "image.tif"), tifffile.imread(tmp_path / "val" / "labels.tif")
     assert image.shape == labels.shape == (256, 256) and labels.max() >= 2
     assert main(["synth", "--out", str(tmp_path / "bad"), "--blob-p", "3"]) == 2  # clear error, no traceback
+
+
+def test_weight_average_resumes_exactly_and_is_what_export_writes(tmp_path):
+    """``ema`` keeps a moving average of the weights in the checkpoint; resuming gives the same
+    average as an unbroken run, and the returned (exported) model is the average, not the last step."""
+    cfg = train.TrainConfig(steps=4, batch_size=2, channels=(8, 16), checkpoint_every=2, threads=1, ema=0.5)
+    full = train.train(cfg, tmp_path / "a")
+    train.train(cfg, tmp_path / "b", stop_after=2)
+    resumed = train.train(cfg, tmp_path / "b")
+    assert weights_hash(full) == weights_hash(resumed)
+    state = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    assert "ema" in state
+    raw = train.ClickUNet(4, cfg.channels)
+    raw.load_state_dict(state["model"])
+    assert weights_hash(raw) != weights_hash(full)
+    plain = train.TrainConfig(steps=4, batch_size=2, channels=(8, 16), checkpoint_every=2, threads=1)
+    last = train.train(plain, tmp_path / "c")
+    assert "ema" not in torch.load(tmp_path / "c" / "last.pt", weights_only=True)
+    assert weights_hash(last) == weights_hash(raw)  # the average draws no random numbers
+    with pytest.raises(ValueError, match="ema"):
+        train.TrainConfig(ema=1.0)

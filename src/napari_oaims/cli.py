@@ -14,7 +14,7 @@ def _synth_settings(args: argparse.Namespace):
 
     extra = {"kind_weights": args.kind_weights} if args.kind_weights else {}
     return SynthSettings(level=(args.level_min, 1.0), p_lowres=args.lowres_p, p_blob_scene=args.blob_p,
-                         lowres_factor=args.lowres_factor, **extra)
+                         lowres_factor=args.lowres_factor, blob_blur_sigma=(0.0, args.blob_blur_max), **extra)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -25,7 +25,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     settings = _synth_settings(args)
     cfg = train.TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
                             init=str(args.init) if args.init else None, synth=settings,
-                            p_single_click=args.single_click_p)
+                            p_single_click=args.single_click_p, ema=args.ema)
     bar = tqdm(total=cfg.steps, desc="train", unit="step", mininterval=5)
 
     def progress(step: int, total: int, loss: float) -> None:
@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extra share of samples trained with the first click alone")
     t.add_argument("--blob-p", type=float, default=0.0,
                    help="share of cell-like scenes (non-overlapping blobs, dim beside bright) in the synthetic data")
+    t.add_argument("--blob-blur-max", type=float, default=2.0,
+                   help="largest blur sigma (px) of the cell-like scenes (soft-edged widefield nuclei)")
+    t.add_argument("--ema", type=float, default=0.0,
+                   help="export an exponential moving average of the weights with this decay, e.g. 0.998 (0: off)")
     t.add_argument("--stop-after", type=int, default=None, help="stop at this step of the --steps schedule")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     t.add_argument("--export", type=Path, default=None, help="write the final weights here (.safetensors + .json)")
@@ -101,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--lowres-factor", type=float, default=3.0)
     v.add_argument("--kind-weights", type=_weights, default=None)
     v.add_argument("--blob-p", type=float, default=0.0, help="share of cell-like scenes")
+    v.add_argument("--blob-blur-max", type=float, default=2.0, help="largest blur sigma of the cell-like scenes")
     v.set_defaults(func=_cmd_synth)
 
     from . import bench, demo, replay

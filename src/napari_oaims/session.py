@@ -100,6 +100,16 @@ class AcceptContext:
     planes: dict[tuple[int, ...], tuple[list[Prompt], np.ndarray]]
 
 
+def _supersedes(new: Prompt, old: Prompt) -> bool:
+    """A click replaces an earlier click of the other label on the same pixel: the later one wins.
+
+    Both in the model's input would ask for opposite answers at one pixel; the user meant the
+    newer one. Undo brings the earlier click back.
+    """
+    return (new.kind == old.kind == "click" and new.positive != old.positive
+            and np.array_equal(new.points, old.points))
+
+
 def _bbox(mask: np.ndarray, offset: tuple[int, int] = (0, 0)) -> tuple[int, int, int, int] | None:
     rows = np.flatnonzero(mask.any(1))
     if len(rows) == 0:
@@ -349,7 +359,7 @@ class Session:
         t0 = time.perf_counter()
         st = self._state(key)
         previous = list(st.prompts)
-        prompts = previous + [prompt]
+        prompts = [p for p in previous if not _supersedes(prompt, p)] + [prompt]
         label = None if prompt.kind in ("box", "prior") else int(prompt.positive)
         if prompt.kind == "prior":  # stored before the event, so an autosave of the event can save it
             self.prior_masks[len(self.events)] = prompt.mask

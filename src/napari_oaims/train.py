@@ -43,6 +43,9 @@ class TrainConfig:
     #: Extra share of samples trained with the localisation click alone (budget 1). With
     #: ``K ~ U{1..max_clicks}`` only 1 in ``max_clicks`` samples teaches the first-click answer.
     p_single_click: float = 0.0
+    #: Decay of an exponential moving average of the weights (Polyak averaging); 0 turns it off.
+    #: When on, the averaged weights are what ``train`` returns and ``export`` writes.
+    ema: float = 0.0
     checkpoint_every: int = 100
     threads: int = 2
     init: str | None = None  # start from these weights (a fine-tuning stage) instead of random
@@ -51,6 +54,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.p_single_click <= 1.0:
             raise ValueError(f"p_single_click must lie in [0, 1], got {self.p_single_click}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must lie in [0, 1), got {self.ema}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -176,6 +181,7 @@ def train(
 
     ``stop_after`` ends the run at that step of the ``cfg.steps`` schedule (the learning-rate
     schedule is still the one of ``cfg.steps``); ``should_stop()`` cancels between steps.
+    With ``cfg.ema`` the returned model holds the moving average of the weights.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -190,6 +196,11 @@ def train(
         model.load_state_dict(init_model.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+    averaged = None
+    if cfg.ema > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema))
     rng = np.random.default_rng(cfg.seed)
     step, wall = 0, 0.0
     ckpt = out / "last.pt"
@@ -198,6 +209,8 @@ def train(
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
+        if averaged is not None:
+            averaged.load_state_dict(state["ema"])
         torch.set_rng_state(state["torch_rng"])
         meta = json.loads((out / "last.json").read_text())
         rng.bit_generator.state = meta["numpy_rng"]
@@ -219,6 +232,8 @@ def train(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
+        if averaged is not None:
+            averaged.update_parameters(model)
         step += 1
         wall += time.perf_counter() - t0
         log.write(json.dumps({"step": step, "loss": loss.item(), "wall_s": round(wall, 2)}) + "\n")
@@ -227,16 +242,18 @@ def train(
         if step % cfg.checkpoint_every == 0 or step == last:
             log.flush()
             tmp = out / "last.pt.tmp"
-            torch.save(
-                {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                 "torch_rng": torch.get_rng_state()},
-                tmp,
-            )
+            state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                     "torch_rng": torch.get_rng_state()}
+            if averaged is not None:
+                state["ema"] = averaged.state_dict()
+            torch.save(state, tmp)
             tmp.replace(ckpt)
             (out / "last.json").write_text(
                 json.dumps({"step": step, "wall_s": wall, "numpy_rng": rng.bit_generator.state, "config": cfg.to_dict()})
             )
     log.close()
+    if averaged is not None:
+        model.load_state_dict(averaged.module.state_dict())
     model.eval()
     return model
 
