@@ -218,7 +218,8 @@ def test_anchor_pulls_adapted_weights_toward_the_pretrained_ones(nuclei_crop):
 
 
 @pytest.mark.parametrize("spec, expected", [("pi:pi_stage2=0", ["pi_stage1"]), ("pi:pi_stage1=0", ["pi_stage2"]),
-                                            ("pi:pi_refresh=1", ["pi_stage1", "pi_stage2"])])
+                                            ("pi:pi_refresh=1", ["pi_stage1", "pi_stage2"]),
+                                            ("pi:pi_click_window=1", ["pi_stage1", "pi_stage2"])])
 def test_pi_stage_ablations(nuclei_crop, spec, expected):
     image, labels = nuclei_crop
     engine = Engine.pretrained(device="cpu", adaptation=spec)

@@ -98,8 +98,11 @@ class OAIMSAdapter(Adapter):
                  replay_size: int = 0, replay_k: int = 2, seed: int = 0, mi_lr: float = MI_LR,
                  mi_own_optimizer: bool = True, anchor: float = 0.0, pi_stage1: bool = True,
                  pi_stage2: bool = True, pi_refresh: bool = False, mi_gate: bool = True,
-                 mi_stop: bool = True, mi_rewind: bool = True):
+                 mi_stop: bool = True, mi_rewind: bool = True, pi_click_window: bool = False):
         self.mi, self.pi = mi, pi
+        # Ablation: train PI on the window a first click alone gets at inference (when the final
+        # mask fits in it) instead of one fitted around the final mask.
+        self.pi_click_window = bool(pi_click_window)
         self.mi_rewind = bool(mi_rewind)
         self._object_start: tuple | None = None  # (first prompt, weights before its MI steps)
         self.mi_gate = bool(mi_gate)
@@ -127,6 +130,7 @@ class OAIMSAdapter(Adapter):
         return {"name": self.name, "optimizer": "Adam", "lr": self.optimizer.lr, "mi_lr": self.mi_lr,
                 "mi_own_optimizer": self.mi_own_optimizer, "anchor": self.anchor,
                 "pi_stage1": self.pi_stage1, "pi_stage2": self.pi_stage2, "pi_refresh": self.pi_refresh,
+                "pi_click_window": self.pi_click_window,
                 "mi_gate": self.mi_gate, "mi_stop": self.mi_stop, "mi_rewind": self.mi_rewind, "beta": self.beta,
                 "max_clicks": self.max_clicks, "replay_size": self.replay_size, "replay_k": self.replay_k}
 
@@ -193,7 +197,13 @@ class OAIMSAdapter(Adapter):
             if first is None or not final.any():
                 continue
             s = ctx.session
-            window = s.choose_window(key, [first], _mask_bbox(final))
+            bbox = _mask_bbox(final)
+            window = s.choose_window(key, [first], bbox)
+            if self.pi_click_window:
+                own = s.choose_window(key, [first])
+                if own.y0 <= bbox[0] and own.x0 <= bbox[1] and bbox[2] <= own.y0 + own.size \
+                        and bbox[3] <= own.x0 + own.size:
+                    window = own
             target_np = work_target(final, window)
             target = _t(target_np[None, None], engine.device)
             x1 = s.inputs(key, [first], window)[None]
