@@ -219,7 +219,8 @@ def test_anchor_pulls_adapted_weights_toward_the_pretrained_ones(nuclei_crop):
 
 @pytest.mark.parametrize("spec, expected", [("pi:pi_stage2=0", ["pi_stage1"]), ("pi:pi_stage1=0", ["pi_stage2"]),
                                             ("pi:pi_refresh=1", ["pi_stage1", "pi_stage2"]),
-                                            ("pi:pi_click_window=1", ["pi_stage1", "pi_stage2"])])
+                                            ("pi:pi_click_window=1", ["pi_stage1", "pi_stage2"]),
+                                            ("pi:pi_stage1_steps=2", ["pi_stage1", "pi_stage1", "pi_stage2"])])
 def test_pi_stage_ablations(nuclei_crop, spec, expected):
     image, labels = nuclei_crop
     engine = Engine.pretrained(device="cpu", adaptation=spec)
@@ -227,6 +228,11 @@ def test_pi_stage_ablations(nuclei_crop, spec, expected):
     annotate(s, labels, largest_ids(labels, 1)[0], clicks=3)
     assert [e["extra"]["method"] for e in s.events if e["kind"] == "update"] == expected
     assert engine.updates == len(expected)
+
+
+def test_pi_stage1_steps_must_be_positive():
+    with pytest.raises(ValueError, match="pi_stage1_steps"):
+        Engine.pretrained(device="cpu", adaptation="pi:pi_stage1_steps=0")
 
 
 @pytest.mark.parametrize("gate", [True, False])

@@ -98,11 +98,15 @@ class OAIMSAdapter(Adapter):
                  replay_size: int = 0, replay_k: int = 2, seed: int = 0, mi_lr: float = MI_LR,
                  mi_own_optimizer: bool = True, anchor: float = 0.0, pi_stage1: bool = True,
                  pi_stage2: bool = True, pi_refresh: bool = False, mi_gate: bool = True,
-                 mi_stop: bool = True, mi_rewind: bool = True, pi_click_window: bool = False):
+                 mi_stop: bool = True, mi_rewind: bool = True, pi_click_window: bool = False,
+                 pi_stage1_steps: int = 1):
         self.mi, self.pi = mi, pi
         # Ablation: train PI on the window a first click alone gets at inference (when the final
         # mask fits in it) instead of one fitted around the final mask.
         self.pi_click_window = bool(pi_click_window)
+        if int(pi_stage1_steps) < 1:
+            raise ValueError(f"pi_stage1_steps must be at least 1, got {pi_stage1_steps}")
+        self.pi_stage1_steps = int(pi_stage1_steps)  # ablation: seed 000 takes one step
         self.mi_rewind = bool(mi_rewind)
         self._object_start: tuple | None = None  # (first prompt, weights before its MI steps)
         self.mi_gate = bool(mi_gate)
@@ -130,7 +134,7 @@ class OAIMSAdapter(Adapter):
         return {"name": self.name, "optimizer": "Adam", "lr": self.optimizer.lr, "mi_lr": self.mi_lr,
                 "mi_own_optimizer": self.mi_own_optimizer, "anchor": self.anchor,
                 "pi_stage1": self.pi_stage1, "pi_stage2": self.pi_stage2, "pi_refresh": self.pi_refresh,
-                "pi_click_window": self.pi_click_window,
+                "pi_click_window": self.pi_click_window, "pi_stage1_steps": self.pi_stage1_steps,
                 "mi_gate": self.mi_gate, "mi_stop": self.mi_stop, "mi_rewind": self.mi_rewind, "beta": self.beta,
                 "max_clicks": self.max_clicks, "replay_size": self.replay_size, "replay_k": self.replay_k}
 
@@ -212,11 +216,12 @@ class OAIMSAdapter(Adapter):
 
             def stage1(model):
                 logits = model(_t(x1, engine.device))
-                p1["mask"] = (logits.detach()[0, 0] > 0).cpu().numpy()
+                p1.setdefault("mask", (logits.detach()[0, 0] > 0).cpu().numpy())  # P1 before the update
                 return dice_focal(logits, target)
 
             if self.pi_stage1:
-                records.append(engine_step(self, engine, "pi_stage1", stage1, x1, target_np[None]))
+                for _ in range(self.pi_stage1_steps):
+                    records.append(engine_step(self, engine, "pi_stage1", stage1, x1, target_np[None]))
             if not self.pi_stage2:
                 continue
             if self.pi_refresh or not self.pi_stage1:  # P1 from the current weights
