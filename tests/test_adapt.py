@@ -230,6 +230,20 @@ def test_pi_stage_ablations(nuclei_crop, spec, expected):
     assert engine.updates == len(expected)
 
 
+def test_pi_click_window_trains_on_another_window(nuclei_crop):
+    """With ``pi_click_window`` PI's stage 1 sees the first click's own window, so the same
+    accepted object moves the weights differently from the default (window around the mask)."""
+    image, labels = nuclei_crop
+    lid = largest_ids(labels, 1)[0]
+    hashes = []
+    for spec in ("pi:pi_stage2=0", "pi:pi_stage2=0:pi_click_window=1"):
+        engine = Engine.pretrained(device="cpu", adaptation=spec)
+        annotate(engine.session(image), labels, lid, clicks=1)
+        assert engine.updates == 1
+        hashes.append(engine.weights_hash)
+    assert hashes[0] != hashes[1]
+
+
 def test_pi_stage1_steps_must_be_positive():
     with pytest.raises(ValueError, match="pi_stage1_steps"):
         Engine.pretrained(device="cpu", adaptation="pi:pi_stage1_steps=0")

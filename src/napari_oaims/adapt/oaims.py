@@ -22,6 +22,10 @@
   ``L_DF + beta L_CCG`` against ``P_final`` (Adam, ``lr`` default 1e-4).
 * Optional replay buffer (seed 003): the last ``replay_size`` stage-2 samples; ``replay_k`` of
   them are added to each stage-2 batch against forgetting.
+* Ablations, off by default (docs/NOTES.md, sessions 3 and 6): ``pi_stage1=0`` / ``pi_stage2=0``
+  skip a stage; ``pi_refresh=1`` makes stage-2 clicks from the model after the stage-1 step;
+  ``pi_click_window=1`` trains stage 1 on the window a first click alone gets; ``pi_stage1_steps``
+  takes more than one stage-1 step.
 
 Boxes and scribbles feed the same machinery: for CCG, a scribble's pixels act as clicks of its
 polarity and a box's outline pixels as negative clicks (they lie outside the object).
