@@ -244,9 +244,10 @@ def test_pi_click_window_trains_on_another_window(nuclei_crop):
     assert hashes[0] != hashes[1]
 
 
-def test_pi_stage1_steps_must_be_positive():
+@pytest.mark.parametrize("steps", ["0", "-1", "1.5"])
+def test_pi_stage1_steps_must_be_a_positive_whole_number(steps):
     with pytest.raises(ValueError, match="pi_stage1_steps"):
-        Engine.pretrained(device="cpu", adaptation="pi:pi_stage1_steps=0")
+        Engine.pretrained(device="cpu", adaptation=f"pi:pi_stage1_steps={steps}")
 
 
 @pytest.mark.parametrize("gate", [True, False])

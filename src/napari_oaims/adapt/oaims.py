@@ -108,8 +108,8 @@ class OAIMSAdapter(Adapter):
         # Ablation: train PI on the window a first click alone gets at inference (when the final
         # mask fits in it) instead of one fitted around the final mask.
         self.pi_click_window = bool(pi_click_window)
-        if int(pi_stage1_steps) < 1:
-            raise ValueError(f"pi_stage1_steps must be at least 1, got {pi_stage1_steps}")
+        if pi_stage1_steps != int(pi_stage1_steps) or pi_stage1_steps < 1:
+            raise ValueError(f"pi_stage1_steps must be a whole number >= 1, got {pi_stage1_steps}")
         self.pi_stage1_steps = int(pi_stage1_steps)  # ablation: seed 000 takes one step
         self.mi_rewind = bool(mi_rewind)
         self._object_start: tuple | None = None  # (first prompt, weights before its MI steps)
