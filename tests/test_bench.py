@@ -103,3 +103,30 @@ def test_bench_merge_joins_methods_run_apart(crop_files, tmp_path, capsys):
     assert "another protocol" in err and "seed" in err
     assert main(["bench", "merge", str(tmp_path / "m.png")]) == 2
     assert "not a readable JSON" in capsys.readouterr().err
+
+
+def test_breakdown_script_counts_never_reached_as_cap(tmp_path):
+    """docs/results/breakdown.py (session 7 analysis): NoC histogram, thirds and the frozen comparison."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    labels = np.zeros((8, 30), np.uint16)
+    labels[2:5, 1:4], labels[2:5, 25:28] = 1, 2  # one target in the left third, one in the right
+    tifffile.imwrite(tmp_path / "labels.tif", labels)
+
+    def result(none, oaims):
+        return {"shifts": {"invert": {"main": {"targets": [1, 2], "methods": {
+            "none": {"curves": none}, "oaims": {"curves": oaims}}}}}}
+
+    (tmp_path / "frozen.json").write_text(json.dumps(result([[0.5, 0.9], [0.5, 0.6]], [[0.5, 0.9], [0.5, 0.6]])))
+    (tmp_path / "probe.json").write_text(json.dumps(result([[0.5, 0.9], [0.5, 0.6]], [[0.9, 0.9], [0.5, 0.86]])))
+    script = Path(__file__).resolve().parents[1] / "docs" / "results" / "breakdown.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "probe.json"), "--labels",
+                          str(tmp_path / "labels.tif"), "--frozen", str(tmp_path / "frozen.json")],
+                         capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    assert "NoC@0.85 11.00 never: 1 histogram: {2: 1, 20: 1}" in lines[0]  # none: 2 clicks, never
+    assert "NoC@0.85 1.50 never: 0 histogram: {1: 1, 2: 1}" in lines[3]
+    assert "NoC@0.85 11.00 -> 1.50 (-86.4" in lines[4] and "Dice@1 +20.0" in lines[4]
+    assert "third 0: n=1 Dice@1 0.900 NoC 1.00" in lines[5] and "third 2: n=1 Dice@1 0.500 NoC 2.00" in lines[5]
