@@ -130,3 +130,9 @@ def test_breakdown_script_counts_never_reached_as_cap(tmp_path):
     assert "NoC@0.85 1.50 never: 0 histogram: {1: 1, 2: 1}" in lines[3]
     assert "NoC@0.85 11.00 -> 1.50 (-86.4" in lines[4] and "Dice@1 +20.0" in lines[4]
     assert "third 0: n=1 Dice@1 0.900 NoC 1.00" in lines[5] and "third 2: n=1 Dice@1 0.500 NoC 2.00" in lines[5]
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "probe.json"), "--shift", "edges"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "no main run for shift 'edges'" in bad.stderr and "Traceback" not in bad.stderr
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "probe.json"), "--labels",
+                          str(tmp_path / "frozen.json")], capture_output=True, text=True)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
