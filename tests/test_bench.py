@@ -43,8 +43,29 @@ def test_bench_adapt_and_latency(crop_files, tmp_path, capsys):
     rc = main(["bench", "latency", "--image", img, "--labels", lbl, "--sizes", "160", "320", "--objects", "2",
                "--clicks", "2", "--device", "cpu", "--out", str(tmp_path / "l.json")])
     assert rc == 0
-    rows = json.loads((tmp_path / "l.json").read_text())["rows"]
+    lat = json.loads((tmp_path / "l.json").read_text())
+    rows = lat["rows"]
     assert "cpu 320px MI click" in rows and rows["cpu 160px PI update"]["n"] == 2
+    assert lat["host"]["cuda"] is None and lat["host"]["torch"]
+
+
+def test_bench_adapt_jobs_gives_the_same_results(crop_files, tmp_path):
+    """Cells evaluated in worker processes match the one-process run, worst-first order included."""
+    img, lbl = crop_files
+    common = ["bench", "adapt", "--image", img, "--labels", lbl, "--shift", "invert", "--shift", "none",
+              "--methods", "none,oaims", "--order", "worst-first", "--clicks", "2", "--max-targets", "3",
+              "--device", "cpu"]
+    assert main(common + ["--out", str(tmp_path / "one.json")]) == 0
+    assert main(common + ["--jobs", "2", "--out", str(tmp_path / "two.json")]) == 0
+    one, two = (json.loads((tmp_path / f).read_text())["shifts"] for f in ("one.json", "two.json"))
+    for shift in ("invert", "none"):
+        assert one[shift]["main"]["targets"] == two[shift]["main"]["targets"]
+        for method in ("none", "oaims"):
+            a, b = one[shift]["main"]["methods"][method], two[shift]["main"]["methods"][method]
+            assert np.allclose(a["curves"], b["curves"], atol=1e-6) and len(a["curves"]) == 3
+            assert a["summary"]["updates"] == b["summary"]["updates"]
+    with pytest.raises(SystemExit, match="--jobs"):
+        main(common + ["--jobs", "0"])
 
 
 def test_shift_suite_is_deterministic(nuclei_crop):

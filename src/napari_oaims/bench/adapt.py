@@ -56,45 +56,97 @@ def _robot(args, **over) -> Robot:
                  seed=args.seed)
 
 
-def run(args: argparse.Namespace) -> int:
+def _evaluate(args: argparse.Namespace, shift: str, image, labels, seq: list[int], method: str, clicks: int,
+              over: dict, progress=None) -> dict:
+    """One (shift, run, method) cell: a fresh engine on ``seq``; returns its summary and curves."""
+    res = run_method(args, method, image, labels, seq, clicks, _robot(args, **over), progress=progress)
+    row = summary_row(res)
+    row["updates"] = res["updates"]
+    return {"summary": row, "curves": res["curves"]}
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _cells(args, tasks: list[tuple], desc: str) -> list[dict]:
+    """Evaluate ``tasks`` (``_evaluate`` arguments after ``args``), in order; ``--jobs`` processes.
+
+    One process shows a bar per target sequence; several share the CPU cores between them
+    (``cores // jobs`` torch threads each) and show one bar over the cells.
+    """
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     from tqdm import tqdm
 
+    if args.jobs <= 1 or len(tasks) <= 1:
+        out = []
+        for shift, image, labels, seq, method, clicks, over in tasks:
+            bar = tqdm(total=len(seq), desc=f"{shift}/{method}", leave=False)
+            out.append(_evaluate(args, shift, image, labels, seq, method, clicks, over,
+                                 progress=lambda i, n: bar.update(1)))
+            bar.close()
+        return out
+    plain = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
+    jobs = min(args.jobs, len(tasks))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    # "spawn": torch's thread pools do not survive a fork.
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker,
+                             initargs=(threads,)) as pool:
+        futures = [pool.submit(_evaluate, plain, *task) for task in tasks]
+        try:
+            with tqdm(total=len(futures), desc=desc, leave=False) as bar:
+                for f in futures:
+                    f.add_done_callback(lambda _: bar.update(1))
+                return [f.result() for f in futures]
+        except BaseException:  # an error or Ctrl-C: do not start the cells still waiting
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def run(args: argparse.Namespace) -> int:
     image0, labels0 = load_pair(args.image, args.labels)
     methods = [m.strip() for m in args.methods.split(",")]
     bad = [m for m in methods if parse_spec(m)[0] not in ADAPTERS]
     if bad:
         raise SystemExit(f"unknown method(s) {bad}; choose from {sorted(ADAPTERS)} (settings as name:key=value)")
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
     shifts = args.shift or list(SHIFTS)
     results: dict = {"settings": {k: str(v) for k, v in vars(args).items() if k != "func"}, "shifts": {}}
+    data = {shift: apply_shift(shift, image0, labels0) for shift in shifts}
+    ids = {shift: target_ids(labels) for shift, (_, labels) in data.items()}
+    runs = {"": {}}
+    if args.robustness:
+        runs.update({name: dict(setting) for name, setting in ROBUSTNESS.items()})
+    # Worst-first ordering and the robustness runs need the frozen model's Dice@1 per target.
+    frozen: dict = {shift: None for shift in shifts}
+    if args.order == "worst-first" or args.robustness:
+        cells = _cells(args, [(shift, *data[shift], ids[shift], "none", 1, {}) for shift in shifts], "frozen Dice@1")
+        frozen = {shift: {t: c[0] for t, c in zip(ids[shift], cell["curves"])} for shift, cell in zip(shifts, cells)}
+    plan = []  # (shift, run name, method, sequence, clicks, overrides)
+    for shift in shifts:
+        for run_name, over in runs.items():
+            seq = order_targets(ids[shift], over.get("order", args.order), args.seed, frozen[shift])[: args.max_targets]
+            chosen = methods if not run_name else [m for m in methods if m in args.robust_methods.split(",")]
+            plan += [(shift, run_name, m, seq, over.get("clicks", args.clicks), over) for m in chosen]
+    cells = _cells(args, [(sh, *data[sh], seq, m, k, over) for sh, _, m, seq, k, over in plan], "cells")
     plots: dict = {}
     for shift in shifts:
-        image, labels = apply_shift(shift, image0, labels0)
-        ids = target_ids(labels)
-        frozen = None
-        runs = {"": {}}
-        if args.robustness:
-            runs.update({name: dict(setting) for name, setting in ROBUSTNESS.items()})
-        needs_frozen = args.order == "worst-first" or args.robustness
-        if needs_frozen:
-            r = run_method(args, "none", image, labels, ids, 1, _robot(args))
-            frozen = {t: c[0] for t, c in zip(ids, r["curves"])}
         shift_out = {}
-        for run_name, over in runs.items():
-            order = over.get("order", args.order)
-            seq = order_targets(ids, order, args.seed, frozen)[: args.max_targets]
-            clicks = over.get("clicks", args.clicks)
-            rows, per = {}, {}
-            for method in (methods if not run_name else [m for m in methods if m in args.robust_methods.split(",")]):
-                bar = tqdm(total=len(seq), desc=f"{shift}{'/' + run_name if run_name else ''}/{method}", leave=False)
-                res = run_method(args, method, image, labels, seq, clicks, _robot(args, **over),
-                                 progress=lambda i, n: bar.update(1))
-                bar.close()
-                rows[method] = summary_row(res)
-                rows[method]["updates"] = res["updates"]
-                per[method] = {"summary": rows[method], "curves": res["curves"]}
+        for run_name in runs:
+            mine = [(p, c) for p, c in zip(plan, cells) if p[0] == shift and p[1] == run_name]
+            if not mine:
+                continue
+            seq, clicks = mine[0][0][3], mine[0][0][4]
+            per = {p[2]: c for p, c in mine}
             title = f"shift={shift}" + (f" run={run_name}" if run_name else "") + f" ({len(seq)} targets, {clicks} clicks)"
             print(title)
-            print(format_table(rows, COLUMNS))
+            print(format_table({m: c["summary"] for m, c in per.items()}, COLUMNS))
             half = len(seq) // 2  # overfitting check: early clicks on the later targets
             for m in per:
                 late = [c[:3] for c in per[m]["curves"][half:]]
@@ -159,5 +211,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--robust-methods", default="none,tsca,oaims", help="methods for the robustness runs")
     p.add_argument("--out", default=None)
     p.add_argument("--plot", default=None, help="Dice-vs-clicks PNG (a *_position.png is saved beside it)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="evaluate the (shift, run, method) cells in this many processes; the Dice numbers do not "
+                        "change, but the latency column is only comparable between runs with the same --jobs")
     add_robot_args(p)
     p.set_defaults(func=run)

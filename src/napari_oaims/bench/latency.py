@@ -29,6 +29,14 @@ def tile(image: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, 
     return np.ascontiguousarray(big), lab
 
 
+def _sync(engine) -> None:
+    """Wait for queued GPU work, so that a timing covers it (a no-op on the CPU)."""
+    import torch
+
+    if engine.device.type == "cuda":
+        torch.cuda.synchronize(engine.device)
+
+
 def measure(engine, image, labels, ids, clicks: int, seed: int) -> dict[str, list[float]]:
     """Per-click latencies (ms) and per-accept update latencies for one engine."""
     s = engine.session(image)
@@ -44,10 +52,12 @@ def measure(engine, image, labels, ids, clicks: int, seed: int) -> dict[str, lis
                 break
             t0 = time.perf_counter()
             pred = s.click((c.y, c.x), positive=c.positive)
+            _sync(engine)
             click_ms.append((time.perf_counter() - t0) * 1e3)
         if pred.any():
             t0 = time.perf_counter()
             s.accept()
+            _sync(engine)
             accept_ms.append((time.perf_counter() - t0) * 1e3)
         else:
             s.clear()
@@ -84,8 +94,11 @@ def run(args: argparse.Namespace) -> int:
                 rows[f"{device} {size}px {what}"] = {
                     "p50_ms": p50, "p95_ms": float(np.percentile(series, 95)) if series else float("nan"),
                     "n": len(series), "ratio_to_frozen": p50 / frozen if frozen else float("nan")}
-    print(f"{len(ids)} objects x {args.clicks} clicks; host: {platform.processor() or platform.machine()}, "
-          f"torch threads {torch.get_num_threads()}")
+    host = {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name() if "cuda" in devices else None}
+    print(f"{len(ids)} objects x {args.clicks} clicks; host: {host['cpu']}, torch {host['torch']}, "
+          f"threads {host['torch_threads']}" + (f", GPU {host['cuda']}" if host["cuda"] else ""))
     print(format_table(rows, ["p50_ms", "p95_ms", "n", "ratio_to_frozen"]))
     for device in devices:
         base, big = args.sizes[0], args.sizes[-1]
@@ -93,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         if a and b:
             print(f"{device}: frozen click p50 {big}px / {base}px = {b['p50_ms'] / a['p50_ms']:.3f}")
     if args.out:
-        write_json({"rows": rows, "raw_ms": raw, "objects": ids}, args.out)
+        write_json({"rows": rows, "raw_ms": raw, "objects": ids, "host": host}, args.out)
         print(f"saved {args.out}")
     return 0
 
