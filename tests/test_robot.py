@@ -132,6 +132,28 @@ def test_wrong_label_first_n_exact(ring):
     assert flipped == [False, True, True, True, True, False, False]
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("where", [(300, 200), (0, 0), (404, 404)])  # inside, at the top-left and bottom-right corners
+def test_clicks_do_not_depend_on_the_image_around_the_object(strategy, where, ring):
+    """The robot works on the box around prediction and target: the same object in a bigger
+    image gets the same clicks, shifted (ties and seeded draws included)."""
+    big = np.zeros((500, 500), bool)
+    y, x = where
+    big[y:y + H, x:x + W] = ring
+    robot_small, robot_big = Robot(strategy, seed=3), Robot(strategy, seed=3)
+    small_clicks = run_target(robot_small, ring, 0, 6)
+    robot_big.reset(0)
+    clicks, pred = [], np.zeros_like(big)
+    for _ in range(6):
+        c = robot_big.next_click(pred, big)
+        if c is None:
+            break
+        clicks.append(Click(c.y - y, c.x - x, c.positive))
+        pred = np.zeros_like(big)
+        pred[y:y + H, x:x + W] = toy_model(clicks)
+    assert clicks == small_clicks and len(clicks) >= 3
+
+
 def test_robot_avoids_pixels_it_already_clicked(ring):
     """After wrong clicks that changed nothing, the correct click lands on a fresh pixel."""
     robot = Robot("center", wrong_label=WrongLabel("first_n", n=4))

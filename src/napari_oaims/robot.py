@@ -277,35 +277,44 @@ class Robot:
         if image is not None and np.shape(image) != target.shape:
             raise ValueError(f"image shape {np.shape(image)} != target shape {target.shape}")
         index = len(self._rows)
-        if index == 0 and self.localise_first:
-            if not target.any():
-                raise ValueError("empty target: there is no object for the first click")
+        if index == 0 and self.localise_first and not target.any():
+            raise ValueError("empty target: there is no object for the first click")
+        localise = index == 0 and self.localise_first
+        if not localise and np.array_equal(pred, target):
+            return None
+        both = pred | target
+        # Every error lies inside the box of pred | target: work on that box, one pixel wider so
+        # that distances and components are the same as on the whole image (much faster on
+        # large images). Row-major order is kept, so ties and seeded draws do not change.
+        y0, x0, y1, x1 = _clip_box(*np.add(_bbox(both), (-1, -1, 1, 1)), *target.shape)
+        y, x, positive = self._pick(pred[y0:y1, x0:x1], target[y0:y1, x0:x1], localise, (y0, x0))
+        y, x, noise_kind = self._apply_noise(y + y0, x + x0, positive, target, image)
+        flipped = self._draw_flip(index)
+        click = Click(y, x, positive != flipped)
+        self._rows.append(click.to_dict() | {"index": index, "noise": noise_kind, "flipped": flipped})
+        return click
+
+    def _pick(self, pred: np.ndarray, target: np.ndarray, localise: bool, offset: tuple[int, int]) -> tuple[int, int, bool]:
+        """The click's pixel (in the box's coordinates) and polarity before noise and flips."""
+        if localise:
             if self.strategy == "uniform":
                 region = target
             else:
                 region = largest_error_component(np.zeros_like(target), target)[0]
         elif self.strategy == "uniform":
             region = pred ^ target
-            if not region.any():
-                return None
         else:
-            found = largest_error_component(pred, target)
-            if found is None:
-                return None
-            region = found[0]
-        if self._rows:  # a user does not click the same pixel twice: avoid earlier clicks
+            region = largest_error_component(pred, target)[0]
+        earlier = [(r["y"] - offset[0], r["x"] - offset[1]) for r in self._rows]
+        earlier = [(y, x) for y, x in earlier if 0 <= y < region.shape[0] and 0 <= x < region.shape[1]]
+        if earlier:  # a user does not click the same pixel twice: avoid earlier clicks
             fresh = region.copy()
-            fresh[tuple(np.array([(r["y"], r["x"]) for r in self._rows]).T)] = False
+            fresh[tuple(np.array(earlier).T)] = False
             if fresh.any():
                 region = fresh
         mode = "random" if self.strategy == "uniform" else self.strategy
         y, x = click_in_region(region, self._place_rng, mode)
-        positive = bool(target[y, x])
-        y, x, noise_kind = self._apply_noise(y, x, positive, target, image)
-        flipped = self._draw_flip(index)
-        click = Click(y, x, positive != flipped)
-        self._rows.append(click.to_dict() | {"index": index, "noise": noise_kind, "flipped": flipped})
-        return click
+        return y, x, bool(target[y, x])
 
     def _apply_noise(
         self, y: int, x: int, positive: bool, target: np.ndarray, image: np.ndarray | None
