@@ -272,6 +272,25 @@ def test_mi_learns_only_from_clicks_that_correct_the_mask(nuclei_crop, gate):
     assert len(mi) == (1 if gate else 2) and engine.weights_hash != h
 
 
+def test_mi_max_prompts_limits_mi_steps_per_object(nuclei_crop):
+    """With mi_max_prompts=2 MI learns from the second prompt only; PI still learns on accept."""
+    image, labels = nuclei_crop
+    lid = largest_ids(labels, 1)[0]
+    methods = {}
+    for spec in ("oaims", "oaims:mi_max_prompts=0", "oaims:mi_max_prompts=2"):
+        engine = Engine.pretrained(device="cpu", adaptation=spec)
+        s = engine.session(image)
+        annotate(s, labels, lid, clicks=4)
+        methods[spec] = [e["extra"]["method"] for e in s.events if e["kind"] == "update"]
+        n_clicks = sum(e["kind"] == "click" for e in s.events)
+        assert n_clicks >= 3
+    assert methods["oaims"].count("mi") == methods["oaims:mi_max_prompts=0"].count("mi") == n_clicks - 1
+    assert methods["oaims:mi_max_prompts=2"].count("mi") == 1
+    assert methods["oaims:mi_max_prompts=2"][-2:] == ["pi_stage1", "pi_stage2"]
+    with pytest.raises(ValueError, match="mi_max_prompts"):
+        ADAPTERS["oaims"](mi_max_prompts=-1)
+
+
 def test_is_correction_by_prompt_kind():
     from napari_oaims.adapt.oaims import is_correction
     from napari_oaims.session import Prompt

@@ -15,6 +15,9 @@
   The suspect click also undoes the MI steps already taken on its object (``mi_rewind``, on by
   default; logged as an ``mi_rewind`` update): they were made before the user's clicks went
   wrong, but are what PI would otherwise have to repair (docs/NOTES.md, "Session 4").
+  MI learns from an object's first ``mi_max_prompts`` prompts only (default 10, seed 000's T):
+  later clicks polish the boundary and MI steps on them drift the model (docs/NOTES.md,
+  "Session 8"); PI still learns from the accepted mask.
 * PI, on ``accept()`` (per annotated plane): stage 1, predict from the localisation prompt only
   and take one step on ``L_DF(P_1, P_final)``; stage 2, one click per error component of
   ``P_1`` vs ``P_final`` (largest first, up to ``max_clicks``, at the component centre), predict
@@ -55,6 +58,10 @@ if TYPE_CHECKING:  # pragma: no cover
 MAX_CCG_POINTS = 16
 #: Learning rate of the Mid-Interaction steps (the same as PI's by default, as in seed 000).
 MI_LR = LR
+#: MI learns from an object's first prompts only (seed 000's protocol has T = 10 clicks); later
+#: clicks polish the boundary, and MI steps on 40 more of them per object drifted the model
+#: (docs/NOTES.md, "Session 8"). PI still learns from the accepted mask. 0: no limit.
+MI_MAX_PROMPTS = 10
 
 
 def ccg_points(prompt: "Prompt", window: guidance.Window) -> list[tuple[float, float, bool]]:
@@ -103,8 +110,11 @@ class OAIMSAdapter(Adapter):
                  mi_own_optimizer: bool = True, anchor: float = 0.0, pi_stage1: bool = True,
                  pi_stage2: bool = True, pi_refresh: bool = False, mi_gate: bool = True,
                  mi_stop: bool = True, mi_rewind: bool = True, pi_click_window: bool = False,
-                 pi_stage1_steps: int = 1):
+                 pi_stage1_steps: int = 1, mi_max_prompts: int = MI_MAX_PROMPTS):
         self.mi, self.pi = mi, pi
+        if mi_max_prompts != int(mi_max_prompts) or mi_max_prompts < 0:
+            raise ValueError(f"mi_max_prompts must be a whole number >= 0 (0: no limit), got {mi_max_prompts}")
+        self.mi_max_prompts = int(mi_max_prompts)
         # Ablation: train PI on the window a first click alone gets at inference (when the final
         # mask fits in it) instead of one fitted around the final mask.
         self.pi_click_window = bool(pi_click_window)
@@ -139,7 +149,8 @@ class OAIMSAdapter(Adapter):
                 "mi_own_optimizer": self.mi_own_optimizer, "anchor": self.anchor,
                 "pi_stage1": self.pi_stage1, "pi_stage2": self.pi_stage2, "pi_refresh": self.pi_refresh,
                 "pi_click_window": self.pi_click_window, "pi_stage1_steps": self.pi_stage1_steps,
-                "mi_gate": self.mi_gate, "mi_stop": self.mi_stop, "mi_rewind": self.mi_rewind, "beta": self.beta,
+                "mi_gate": self.mi_gate, "mi_stop": self.mi_stop, "mi_rewind": self.mi_rewind,
+                "mi_max_prompts": self.mi_max_prompts, "beta": self.beta,
                 "max_clicks": self.max_clicks, "replay_size": self.replay_size, "replay_k": self.replay_k}
 
     def reset(self) -> None:
@@ -154,6 +165,8 @@ class OAIMSAdapter(Adapter):
     def on_prompt(self, engine: "Engine", ctx: "PromptContext") -> list[dict]:
         if not self.mi or not any(p.positive or p.kind in ("box", "prior") for p in ctx.previous):
             return []  # MI starts with the second prompt (t >= 2)
+        if self.mi_max_prompts and len(ctx.prompts) > self.mi_max_prompts:
+            return []  # past the object's first mi_max_prompts prompts: PI still learns from it
         s = ctx.session
         if self._suspect is not None and any(p is self._suspect for p in ctx.previous):
             return []  # a suspect prompt is still in place (mi_stop); undo or clear lifts this

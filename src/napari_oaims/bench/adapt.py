@@ -71,13 +71,23 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _worker_threads(jobs: int) -> int:
+    """Torch threads per cell: all of them in one process, the cores shared out between several."""
+    import os
+
+    import torch
+
+    return torch.get_num_threads() if jobs <= 1 else max(1, (os.cpu_count() or 1) // jobs)
+
+
 def _cells(args, tasks: list[tuple], desc: str) -> list[dict]:
     """Evaluate ``tasks`` (``_evaluate`` arguments after ``args``), in order; ``--jobs`` processes.
 
     One process shows a bar per target sequence; several share the CPU cores between them
-    (``cores // jobs`` torch threads each) and show one bar over the cells.
+    (``cores // jobs`` torch threads each) and show one bar over the cells. Frozen cells do not
+    depend on the thread count; adaptive ones can, in the last bits of each update, and along a
+    long sequence that can move a click and then the curves.
     """
-    import os
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -93,7 +103,7 @@ def _cells(args, tasks: list[tuple], desc: str) -> list[dict]:
         return out
     plain = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
     jobs = min(args.jobs, len(tasks))
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = _worker_threads(args.jobs)
     # "spawn": torch's thread pools do not survive a fork.
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker,
                              initargs=(threads,)) as pool:
@@ -118,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
     shifts = args.shift or list(SHIFTS)
     results: dict = {"settings": {k: str(v) for k, v in vars(args).items() if k != "func"}, "shifts": {}}
+    results["settings"]["torch_threads"] = str(_worker_threads(args.jobs))  # adaptive curves depend on it
     data = {shift: apply_shift(shift, image0, labels0) for shift in shifts}
     ids = {shift: target_ids(labels) for shift, (_, labels) in data.items()}
     runs = {"": {}}
@@ -212,7 +223,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None)
     p.add_argument("--plot", default=None, help="Dice-vs-clicks PNG (a *_position.png is saved beside it)")
     p.add_argument("--jobs", type=int, default=1,
-                   help="evaluate the (shift, run, method) cells in this many processes; the Dice numbers do not "
-                        "change, but the latency column is only comparable between runs with the same --jobs")
+                   help="evaluate the (shift, run, method) cells in this many processes, cores // N torch threads "
+                        "each; adaptive curves and latencies are only reproducible with the same thread count")
     add_robot_args(p)
     p.set_defaults(func=run)
