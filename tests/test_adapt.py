@@ -181,14 +181,20 @@ def test_adapter_spec_with_settings():
             make_adapter(bad)
 
 
-def test_mi_learning_rate_is_used_for_mi_steps_only(nuclei_crop):
+def annotated(spec, nuclei_crop, clicks):
+    """An engine with adaptation ``spec`` after one annotated object: (engine, session, base hash)."""
     image, labels = nuclei_crop
-    lid = largest_ids(labels, 1)[0]
+    engine = Engine.pretrained(device="cpu", adaptation=spec)
+    base = engine.weights_hash
+    s = engine.session(image)
+    annotate(s, labels, largest_ids(labels, 1)[0], clicks=clicks)
+    return engine, s, base
+
+
+def test_mi_learning_rate_is_used_for_mi_steps_only(nuclei_crop):
     hashes = {}
     for spec in ("mi:mi_lr=1e-4", "mi:mi_lr=0", "pi:mi_lr=0"):
-        engine = Engine.pretrained(device="cpu", adaptation=spec)
-        base = engine.weights_hash
-        annotate(engine.session(image), labels, lid, clicks=3)
+        engine, _, base = annotated(spec, nuclei_crop, 3)
         hashes[spec] = engine.weights_hash != base
     # lr 0 leaves MI weights unchanged; PI steps keep the main learning rate
     assert hashes == {"mi:mi_lr=1e-4": True, "mi:mi_lr=0": False, "pi:mi_lr=0": True}
@@ -274,13 +280,9 @@ def test_mi_learns_only_from_clicks_that_correct_the_mask(nuclei_crop, gate):
 
 def test_mi_max_prompts_limits_mi_steps_per_object(nuclei_crop):
     """With mi_max_prompts=2 MI learns from the second prompt only; PI still learns on accept."""
-    image, labels = nuclei_crop
-    lid = largest_ids(labels, 1)[0]
     methods = {}
     for spec in ("oaims", "oaims:mi_max_prompts=0", "oaims:mi_max_prompts=2"):
-        engine = Engine.pretrained(device="cpu", adaptation=spec)
-        s = engine.session(image)
-        annotate(s, labels, lid, clicks=4)
+        _, s, _ = annotated(spec, nuclei_crop, 4)
         methods[spec] = [e["extra"]["method"] for e in s.events if e["kind"] == "update"]
         n_clicks = sum(e["kind"] == "click" for e in s.events)
         assert n_clicks >= 3
