@@ -93,7 +93,7 @@ def _cells(args, tasks: list[tuple], desc: str) -> list[dict]:
 
     from tqdm import tqdm
 
-    if args.jobs <= 1 or len(tasks) <= 1:
+    if args.jobs <= 1:
         out = []
         for shift, image, labels, seq, method, clicks, over in tasks:
             bar = tqdm(total=len(seq), desc=f"{shift}/{method}", leave=False)
