@@ -49,7 +49,7 @@ def test_bench_adapt_and_latency(crop_files, tmp_path, capsys):
     assert lat["host"]["cuda"] is None and lat["host"]["torch"]
 
 
-def test_bench_adapt_jobs_gives_the_same_results(crop_files, tmp_path):
+def test_bench_adapt_jobs_gives_the_same_results(crop_files, tmp_path, capsys):
     """Cells evaluated in worker processes match the one-process run on a short sequence,
     worst-first order included (over long sequences adaptive curves can drift apart with the
     thread count, so the JSON records it)."""
@@ -70,6 +70,11 @@ def test_bench_adapt_jobs_gives_the_same_results(crop_files, tmp_path):
             assert a["summary"]["updates"] == b["summary"]["updates"]
     with pytest.raises(SystemExit, match="--jobs"):
         main(common + ["--jobs", "0"])
+    capsys.readouterr()
+    assert main(common + ["--methods", "oaims:mi_max_prompts=2.5"]) == 2
+    err = capsys.readouterr().err
+    assert "mi_max_prompts must be a whole number" in err
+    assert "/oaims:mi_max_prompts" not in err  # stopped before any cell (and its progress bar) started
 
 
 def test_shift_suite_is_deterministic(nuclei_crop):

@@ -12,7 +12,7 @@ import argparse
 
 import numpy as np
 
-from ..adapt import ADAPTERS, parse_spec
+from ..adapt import ADAPTERS, make_adapter, parse_spec
 from ..robot import Robot, WrongLabel
 from .clicks import add_robot_args, load_pair
 from .common import ModelMethod, format_table, run_targets, summary_row, target_ids, write_json
@@ -124,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     bad = [m for m in methods if parse_spec(m)[0] not in ADAPTERS]
     if bad:
         raise SystemExit(f"unknown method(s) {bad}; choose from {sorted(ADAPTERS)} (settings as name:key=value)")
+    for m in methods:  # bad settings fail here, before any long work
+        make_adapter(m)
     if args.jobs < 1:
         raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
     shifts = args.shift or list(SHIFTS)
