@@ -160,9 +160,42 @@ def test_breakdown_script_counts_never_reached_as_cap(tmp_path):
     assert "NoC@0.85 1.50 never: 0 histogram: {1: 1, 2: 1}" in lines[3]
     assert "NoC@0.85 11.00 -> 1.50 (-86.4" in lines[4] and "Dice@1 +20.0" in lines[4]
     assert "third 0: n=1 Dice@1 0.900 NoC 1.00" in lines[5] and "third 2: n=1 Dice@1 0.500 NoC 2.00" in lines[5]
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "probe.json"), "--frozen",
+                          str(tmp_path / "frozen.json"), "--halves"], capture_output=True, text=True, check=True).stdout
+    assert "1st half: n=1 Dice@1 0.900 NoC 1.00 (-50.0% vs frozen) | 2nd half: n=1 Dice@1 0.500 NoC 2.00 " \
+        "(-90.0% vs frozen)" in out.splitlines()[5]
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "probe.json"), "--skip", "2"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "NoC@0.85 2.00 never: 0 histogram: {2: 1}" in out.splitlines()[0]  # target 2 (never) left out
     bad = subprocess.run([sys.executable, str(script), str(tmp_path / "probe.json"), "--shift", "edges"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "no main run for shift 'edges'" in bad.stderr and "Traceback" not in bad.stderr
     bad = subprocess.run([sys.executable, str(script), str(tmp_path / "probe.json"), "--labels",
                           str(tmp_path / "frozen.json")], capture_output=True, text=True)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+
+def test_ceiling_script_learns_on_one_half_and_tests_on_the_other(crop_files, tmp_path):
+    """docs/results/ceiling.py (session 9 analysis): PI passes over the first half, frozen copies on the second."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    img, lbl = crop_files
+    script = Path(__file__).resolve().parents[1] / "docs" / "results" / "ceiling.py"
+    out = tmp_path / "c.json"
+    run = subprocess.run([sys.executable, str(script), "--image", img, "--labels", lbl, "--shift", "none",
+                          "--epochs", "2", "--clicks", "2", "--method", "pi:lr=1e-3", "--out", str(out)],
+                         capture_output=True, text=True, check=True)
+    rows = json.loads(out.read_text())["shifts"]["none"]
+    n_test = rows["frozen"]["n_targets"]
+    from napari_oaims.bench.common import target_ids
+
+    n_all = len(target_ids(np.load(lbl)))
+    assert n_test == n_all - n_all // 2 and rows["pi:lr=1e-3 x2 on 1st half"]["n_targets"] == n_test
+    assert "pi:lr=1e-3 x1 on 1st half" in run.stdout
+    # the learner's weights reach the frozen copies: the second half's curves move
+    assert rows["pi:lr=1e-3 x2 on 1st half"]["auc"] != rows["frozen"]["auc"]
+    bad = subprocess.run([sys.executable, str(script), "--image", img, "--labels", lbl, "--shift", "none",
+                          "--epochs", "0"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "at least 1" in bad.stderr and "Traceback" not in bad.stderr
