@@ -10,7 +10,7 @@ from a bench JSON (``--online``) on the same targets. Used in docs/NOTES.md (ses
 
     python docs/results/ceiling.py --image ../shared/data/nuclei2d/image.tif \
         --labels ../shared/data/nuclei2d/labels.tif --shift invert --shift illum --shift none \
-        --epochs 5 --online docs/results/adapt_125_all.json --out docs/results/ceiling.json
+        --epochs 8 --online docs/results/adapt_125_all.json --out docs/results/ceiling_pi.json
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from napari_oaims.bench.shifts import SHIFTS, apply_shift
 from napari_oaims.engine import Engine
 from napari_oaims.metrics import summarise
 from napari_oaims.robot import Robot
+
 
 def _row(curves: list[list[float]]) -> dict:
     return summarise(curves, ks=(1, 5, 10), thresholds=(0.85,))
@@ -51,6 +52,7 @@ def main() -> None:
     p.add_argument("--clicks", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--online", help="bench adapt JSON: its main-run curves on the same second half, for comparison")
+    p.add_argument("--weights", help="base weights (default: the shipped ones)")
     p.add_argument("--out")
     a = p.parse_args()
     if a.epochs < 1 or a.clicks < 1:
@@ -58,6 +60,7 @@ def main() -> None:
     try:
         image0, labels0 = load_pair(a.image, a.labels)
         online = json.loads(Path(a.online).read_text()) if a.online else None
+        Engine.pretrained(adaptation=a.method, weights=a.weights)  # bad settings or weights fail here
     except (OSError, ValueError) as err:
         raise SystemExit(f"ceiling.py: {err}") from None
     out = {"settings": vars(a), "shifts": {}}
@@ -67,7 +70,8 @@ def main() -> None:
         half = len(seq) // 2
         learn, test = seq[:half], seq[half:]
         robot = Robot(strategy="center", seed=a.seed)
-        res = {"frozen": _row(run_targets(_frozen_copy(Engine.pretrained(), image), labels, test, robot, a.clicks)["curves"])}
+        frozen = _frozen_copy(Engine.pretrained(weights=a.weights), image)
+        res = {"frozen": _row(run_targets(frozen, labels, test, robot, a.clicks)["curves"])}
         print(f"shift={shift}: learn on {len(learn)} targets, test on {len(test)} (Dice@1 / @5 / @10)")
         print(_fmt("frozen", res["frozen"]))
         if online is not None:
@@ -80,7 +84,7 @@ def main() -> None:
                         print(_fmt(f"online {m}, 2nd half", res[f"online {m}, 2nd half"]))
             else:
                 print(f"  ({a.online} has no main run of {shift} on this order: no online comparison)")
-        engine = Engine.pretrained(adaptation=a.method)
+        engine = Engine.pretrained(adaptation=a.method, weights=a.weights)
         learner = ModelMethod(engine, image)
         for epoch in range(1, a.epochs + 1):
             t0 = time.perf_counter()
