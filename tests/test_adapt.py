@@ -250,6 +250,54 @@ def test_pi_click_window_trains_on_another_window(nuclei_crop):
     assert hashes[0] != hashes[1]
 
 
+def test_early_steps_apply_to_the_first_objects_since_reset(nuclei_crop):
+    """``early_objects=1:early_steps=3``: three steps per PI stage on the first accepted object,
+    one on the next, three again after ``reset()``; bad values are refused."""
+    image, labels = nuclei_crop
+    first, second = largest_ids(labels, 2)
+    engine = Engine.pretrained(device="cpu", adaptation="pi:early_objects=1:early_steps=3")
+    assert engine.adapter.settings()["early_steps"] == 3
+
+    def methods(lid):
+        s = engine.session(image)
+        annotate(s, labels, lid, clicks=2)
+        return [e["extra"]["method"] for e in s.events if e["kind"] == "update"]
+
+    assert methods(first) == ["pi_stage1"] * 3 + ["pi_stage2"] * 3
+    assert methods(second) == ["pi_stage1", "pi_stage2"]
+    engine.reset()
+    assert methods(second) == ["pi_stage1"] * 3 + ["pi_stage2"] * 3
+    for bad in ("early_objects=-1", "early_steps=0", "early_steps=1.5"):
+        with pytest.raises(ValueError, match=bad.split("=")[0]):
+            Engine.pretrained(device="cpu", adaptation=f"pi:{bad}")
+
+
+def test_first_lr_scale_moves_the_first_block_at_its_own_rate(nuclei_crop):
+    """``first_lr_scale=0`` keeps PI from changing the first encoder block while the rest learns;
+    other scales move it; bad values and unknown prefixes are refused."""
+    image, labels = nuclei_crop
+    lid = largest_ids(labels, 1)[0]
+
+    def moved(spec):
+        engine = Engine.pretrained(device="cpu", adaptation=spec)
+        base = {k: v.clone() for k, v in engine.base_state().items()}
+        annotate(engine.session(image), labels, lid, clicks=2)
+        d = {n: float((p.detach() - base[n]).abs().max()) for n, p in engine.model.named_parameters()}
+        first = max(v for n, v in d.items() if n.startswith("encoders.0."))
+        rest = max(v for n, v in d.items() if not n.startswith("encoders.0."))
+        return first, rest
+
+    first, rest = moved("pi:first_lr_scale=0")
+    assert first == 0 and rest > 0
+    first, rest = moved("pi:first_lr_scale=3")
+    assert first > 0 and rest > 0
+    with pytest.raises(ValueError, match="scale"):
+        Engine.pretrained(device="cpu", adaptation="pi:first_lr_scale=-1")
+    with pytest.raises(ValueError, match="no parameter"):
+        engine = Engine.pretrained(device="cpu", adaptation="none")
+        GuardedOptimizer(lr_scales={"nowhere.": 2.0})._optimizer(engine.model)
+
+
 @pytest.mark.parametrize("steps", ["0", "-1", "1.5"])
 def test_pi_stage1_steps_must_be_a_positive_whole_number(steps):
     with pytest.raises(ValueError, match="pi_stage1_steps"):

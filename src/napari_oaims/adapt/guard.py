@@ -31,9 +31,16 @@ BETAS = (0.9, 0.999)
 class GuardedOptimizer:
     """Adam over all parameters of ``engine.model`` with a harmful-update guard."""
 
-    def __init__(self, lr: float = LR, spike_factor: float = 10.0, history: int = 20, anchor: float = 0.0):
+    def __init__(self, lr: float = LR, spike_factor: float = 10.0, history: int = 20, anchor: float = 0.0,
+                 lr_scales: dict[str, float] | None = None):
         if not 0.0 <= anchor < 1.0:
             raise ValueError(f"anchor must lie in [0, 1), got {anchor}")
+        for prefix, scale in (lr_scales or {}).items():
+            if not (np.isfinite(scale) and scale >= 0):
+                raise ValueError(f"learning-rate scale for {prefix!r} must be a number >= 0, got {scale}")
+        #: Learning-rate multipliers by parameter-name prefix (e.g. ``{"encoders.0.": 3}``); the
+        #: first matching prefix applies, other parameters use the plain rate.
+        self.lr_scales = dict(lr_scales or {})
         self.lr = lr
         self.anchor = float(anchor)
         self._anchor_state: dict[str, torch.Tensor] | None = None
@@ -59,7 +66,16 @@ class GuardedOptimizer:
 
     def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         if self._opt is None or self._model_id != id(model):
-            self._opt = torch.optim.Adam(model.parameters(), lr=self.lr, betas=BETAS)
+            groups: dict[float, list] = {}
+            matched = False
+            for name, param in model.named_parameters():
+                prefix = next((k for k in self.lr_scales if name.startswith(k)), None)
+                matched |= prefix is not None
+                groups.setdefault(float(self.lr_scales.get(prefix, 1.0)), []).append(param)
+            if self.lr_scales and not matched:
+                raise ValueError(f"no parameter name starts with any of {sorted(self.lr_scales)}")
+            self._opt = torch.optim.Adam([{"params": ps, "scale": sc} for sc, ps in groups.items()], lr=self.lr,
+                                         betas=BETAS)
             self._model_id = id(model)
             self._anchor_state = None
         return self._opt
@@ -112,7 +128,7 @@ class GuardedOptimizer:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 for group in opt.param_groups:
-                    group["lr"] = self.lr if lr is None else lr
+                    group["lr"] = (self.lr if lr is None else lr) * group["scale"]
                 opt.step()
                 if self.anchor > 0:
                     self._pull_to_anchor(engine)

@@ -28,7 +28,10 @@
 * Ablations, off by default (docs/NOTES.md, sessions 3 and 6): ``pi_stage1=0`` / ``pi_stage2=0``
   skip a stage; ``pi_refresh=1`` makes stage-2 clicks from the model after the stage-1 step;
   ``pi_click_window=1`` trains stage 1 on the window a first click alone gets; ``pi_stage1_steps``
-  takes more than one stage-1 step.
+  takes more than one stage-1 step; ``early_objects=N:early_steps=K`` makes each PI stage take
+  ``K`` steps on each of the first ``N`` objects accepted since the last reset (front-loads the
+  learning of a new domain, docs/NOTES.md, "Session 10"); ``first_lr_scale=K`` multiplies PI's
+  learning rate for the first encoder block (the low-level features that intensity shifts act on).
 
 Boxes and scribbles feed the same machinery: for CCG, a scribble's pixels act as clicks of its
 polarity and a box's outline pixels as negative clicks (they lie outside the object).
@@ -110,8 +113,14 @@ class OAIMSAdapter(Adapter):
                  mi_own_optimizer: bool = True, anchor: float = 0.0, pi_stage1: bool = True,
                  pi_stage2: bool = True, pi_refresh: bool = False, mi_gate: bool = True,
                  mi_stop: bool = True, mi_rewind: bool = True, pi_click_window: bool = False,
-                 pi_stage1_steps: int = 1, mi_max_prompts: int = MI_MAX_PROMPTS):
+                 pi_stage1_steps: int = 1, mi_max_prompts: int = MI_MAX_PROMPTS, early_objects: int = 0,
+                 early_steps: int = 1, first_lr_scale: float = 1.0):
         self.mi, self.pi = mi, pi
+        for key, value, low in (("early_objects", early_objects, 0), ("early_steps", early_steps, 1)):
+            if value != int(value) or value < low:
+                raise ValueError(f"{key} must be a whole number >= {low}, got {value}")
+        self.early_objects, self.early_steps = int(early_objects), int(early_steps)
+        self._accepted = 0  # objects accepted since the last reset (for early_objects)
         if mi_max_prompts != int(mi_max_prompts) or mi_max_prompts < 0:
             raise ValueError(f"mi_max_prompts must be a whole number >= 0 (0: no limit), got {mi_max_prompts}")
         self.mi_max_prompts = int(mi_max_prompts)
@@ -139,7 +148,9 @@ class OAIMSAdapter(Adapter):
         self.name = "oaims" if (mi and pi) else "mi" if mi else "pi"
         self.beta = beta
         self.max_clicks = max_clicks
-        self.optimizer = GuardedOptimizer(lr, anchor=anchor)
+        self.first_lr_scale = float(first_lr_scale)
+        scales = {"encoders.0.": self.first_lr_scale} if self.first_lr_scale != 1.0 else None
+        self.optimizer = GuardedOptimizer(lr, anchor=anchor, lr_scales=scales)
         self.replay_size, self.replay_k = replay_size, replay_k
         self.buffer: deque = deque(maxlen=max(replay_size, 1))
         self._rng = random.Random(seed)
@@ -150,7 +161,9 @@ class OAIMSAdapter(Adapter):
                 "pi_stage1": self.pi_stage1, "pi_stage2": self.pi_stage2, "pi_refresh": self.pi_refresh,
                 "pi_click_window": self.pi_click_window, "pi_stage1_steps": self.pi_stage1_steps,
                 "mi_gate": self.mi_gate, "mi_stop": self.mi_stop, "mi_rewind": self.mi_rewind,
-                "mi_max_prompts": self.mi_max_prompts, "beta": self.beta,
+                "mi_max_prompts": self.mi_max_prompts, "early_objects": self.early_objects,
+                "early_steps": self.early_steps, "first_lr_scale": self.first_lr_scale,
+                "beta": self.beta,
                 "max_clicks": self.max_clicks, "replay_size": self.replay_size, "replay_k": self.replay_k}
 
     def reset(self) -> None:
@@ -158,6 +171,7 @@ class OAIMSAdapter(Adapter):
         if self.mi_optimizer is not None:
             self.mi_optimizer.reset()
         self.buffer.clear()
+        self._accepted = 0
         self._suspect = None
         self._object_start = None
 
@@ -213,6 +227,8 @@ class OAIMSAdapter(Adapter):
         if not self.pi:
             return []
         records = []
+        steps = self.early_steps if self._accepted < self.early_objects else 1
+        self._accepted += 1
         for key, (prompts, final) in ctx.planes.items():
             first = next((p for p in prompts if p.positive), None)
             if first is None or not final.any():
@@ -237,7 +253,7 @@ class OAIMSAdapter(Adapter):
                 return dice_focal(logits, target)
 
             if self.pi_stage1:
-                for _ in range(self.pi_stage1_steps):
+                for _ in range(max(self.pi_stage1_steps, steps)):
                     records.append(engine_step(self, engine, "pi_stage1", stage1, x1, target_np[None]))
             if not self.pi_stage2:
                 continue
@@ -263,7 +279,8 @@ class OAIMSAdapter(Adapter):
                 return total_loss(model(_t(bx_np, engine.device)), _t(bt_np[:, None], engine.device), batch_c,
                                   beta=self.beta)
 
-            records.append(engine_step(self, engine, "pi_stage2", stage2, x2, target_np[None]))
+            for _ in range(steps):
+                records.append(engine_step(self, engine, "pi_stage2", stage2, x2, target_np[None]))
             if self.replay_size:
                 self.buffer.append((x2[0], target_np, clicks2))
         return records
