@@ -200,6 +200,14 @@ def test_mi_learning_rate_is_used_for_mi_steps_only(nuclei_crop):
     assert hashes == {"mi:mi_lr=1e-4": True, "mi:mi_lr=0": False, "pi:mi_lr=0": True}
 
 
+def weight_changes(spec, image, labels, lid, clicks):
+    """(engine, {parameter name: change from the pretrained weights}) after annotating ``lid``."""
+    engine = Engine.pretrained(device="cpu", adaptation=spec)
+    base = {k: v.clone() for k, v in engine.base_state().items()}
+    annotate(engine.session(image), labels, lid, clicks=clicks)
+    return engine, {n: p.detach() - base[n] for n, p in engine.model.named_parameters()}
+
+
 def test_anchor_pulls_adapted_weights_toward_the_pretrained_ones(nuclei_crop):
     """``anchor`` (decoupled L2-SP) keeps adapted weights closer to the pretrained ones than the
     same updates without it, and still learns; reset and bad values behave."""
@@ -207,11 +215,8 @@ def test_anchor_pulls_adapted_weights_toward_the_pretrained_ones(nuclei_crop):
     lid = largest_ids(labels, 1)[0]
 
     def drift(spec):
-        engine = Engine.pretrained(device="cpu", adaptation=spec)
-        base = {k: v.clone() for k, v in engine.base_state().items()}
-        annotate(engine.session(image), labels, lid, clicks=3)
-        d = sum(float((p.detach() - base[n]).pow(2).sum()) for n, p in engine.model.named_parameters())
-        return engine, d
+        engine, delta = weight_changes(spec, image, labels, lid, clicks=3)
+        return engine, sum(float(d.pow(2).sum()) for d in delta.values())
 
     free, d_free = drift("oaims")
     anchored, d_anchor = drift("oaims:anchor=0.2")
@@ -279,10 +284,7 @@ def test_first_lr_scale_moves_the_first_block_at_its_own_rate(nuclei_crop):
     lid = largest_ids(labels, 1)[0]
 
     def moved(spec):
-        engine = Engine.pretrained(device="cpu", adaptation=spec)
-        base = {k: v.clone() for k, v in engine.base_state().items()}
-        annotate(engine.session(image), labels, lid, clicks=2)
-        d = {n: float((p.detach() - base[n]).abs().max()) for n, p in engine.model.named_parameters()}
+        d = {n: float(v.abs().max()) for n, v in weight_changes(spec, image, labels, lid, clicks=2)[1].items()}
         first = max(v for n, v in d.items() if n.startswith("encoders.0."))
         rest = max(v for n, v in d.items() if not n.startswith("encoders.0."))
         return first, rest
