@@ -300,6 +300,37 @@ def test_first_lr_scale_moves_the_first_block_at_its_own_rate(nuclei_crop):
         GuardedOptimizer(lr_scales={"nowhere.": 2.0})._optimizer(engine.model)
 
 
+def test_pi_views_train_on_a_batch_of_views_with_one_step_per_stage(nuclei_crop, monkeypatch):
+    """``pi_views=3``: each PI stage is one step on three views (the user's click first, two
+    clicks inside the accepted mask); the weights move differently from one view; bad values fail."""
+    from napari_oaims.adapt import oaims
+
+    image, labels = nuclei_crop
+    lid = largest_ids(labels, 1)[0]
+    batches = []
+    real_step = oaims.engine_step
+
+    def spy(adapter, engine, method, loss_fn, check_x, check_target, **kw):
+        batches.append((method, len(check_x)))
+        return real_step(adapter, engine, method, loss_fn, check_x, check_target, **kw)
+
+    monkeypatch.setattr(oaims, "engine_step", spy)
+    hashes = {}
+    for spec in ("pi", "pi:pi_views=3"):
+        batches.clear()
+        engine = Engine.pretrained(device="cpu", adaptation=spec)
+        s = engine.session(image)
+        annotate(s, labels, lid, clicks=2)
+        hashes[spec] = engine.weights_hash
+        views = engine.adapter.pi_views
+        assert batches == [("pi_stage1", views), ("pi_stage2", views)]
+        inside = engine.adapter._extra_views(labels == lid)
+        assert len(inside) == views - 1 and all((labels == lid)[tuple(p.points[0])] for p in inside)
+    assert hashes["pi"] != hashes["pi:pi_views=3"]
+    with pytest.raises(ValueError, match="pi_views"):
+        Engine.pretrained(device="cpu", adaptation="pi:pi_views=0")
+
+
 @pytest.mark.parametrize("steps", ["0", "-1", "1.5"])
 def test_pi_stage1_steps_must_be_a_positive_whole_number(steps):
     with pytest.raises(ValueError, match="pi_stage1_steps"):

@@ -31,7 +31,10 @@
   takes more than one stage-1 step; ``early_objects=N:early_steps=K`` makes each PI stage take
   ``K`` steps on each of the first ``N`` objects accepted since the last reset (front-loads the
   learning of a new domain, docs/NOTES.md, "Session 10"); ``first_lr_scale=K`` multiplies PI's
-  learning rate for the first encoder block (the low-level features that intensity shifts act on).
+  learning rate for the first encoder block (the low-level features that intensity shifts act on);
+  ``pi_views=V`` trains both stages on a batch of V views of the accepted object: the user's
+  localisation click and V - 1 positive clicks drawn in the mask's inner half, each with its own
+  window and generated corrections (still one step per stage, on a less noisy gradient).
 
 Boxes and scribbles feed the same machinery: for CCG, a scribble's pixels act as clicks of its
 polarity and a box's outline pixels as negative clicks (they lie outside the object).
@@ -114,8 +117,11 @@ class OAIMSAdapter(Adapter):
                  pi_stage2: bool = True, pi_refresh: bool = False, mi_gate: bool = True,
                  mi_stop: bool = True, mi_rewind: bool = True, pi_click_window: bool = False,
                  pi_stage1_steps: int = 1, mi_max_prompts: int = MI_MAX_PROMPTS, early_objects: int = 0,
-                 early_steps: int = 1, first_lr_scale: float = 1.0):
+                 early_steps: int = 1, first_lr_scale: float = 1.0, pi_views: int = 1):
         self.mi, self.pi = mi, pi
+        if pi_views != int(pi_views) or pi_views < 1:
+            raise ValueError(f"pi_views must be a whole number >= 1, got {pi_views}")
+        self.pi_views = int(pi_views)
         for key, value, low in (("early_objects", early_objects, 0), ("early_steps", early_steps, 1)):
             if value != int(value) or value < low:
                 raise ValueError(f"{key} must be a whole number >= {low}, got {value}")
@@ -162,7 +168,7 @@ class OAIMSAdapter(Adapter):
                 "pi_click_window": self.pi_click_window, "pi_stage1_steps": self.pi_stage1_steps,
                 "mi_gate": self.mi_gate, "mi_stop": self.mi_stop, "mi_rewind": self.mi_rewind,
                 "mi_max_prompts": self.mi_max_prompts, "early_objects": self.early_objects,
-                "early_steps": self.early_steps, "first_lr_scale": self.first_lr_scale,
+                "early_steps": self.early_steps, "first_lr_scale": self.first_lr_scale, "pi_views": self.pi_views,
                 "beta": self.beta,
                 "max_clicks": self.max_clicks, "replay_size": self.replay_size, "replay_k": self.replay_k}
 
@@ -234,40 +240,31 @@ class OAIMSAdapter(Adapter):
             if first is None or not final.any():
                 continue
             s = ctx.session
-            bbox = _mask_bbox(final)
-            window = s.choose_window(key, [first], bbox)
-            if self.pi_click_window:
-                own = s.choose_window(key, [first])
-                if own.y0 <= bbox[0] and own.x0 <= bbox[1] and bbox[2] <= own.y0 + own.size \
-                        and bbox[3] <= own.x0 + own.size:
-                    window = own
-            target_np = work_target(final, window)
-            target = _t(target_np[None, None], engine.device)
-            x1 = s.inputs(key, [first], window)[None]
-            loc_clicks = ccg_points(first, window)
+            views = [self._view(s, key, click, final) for click in [first] + self._extra_views(final)]
+            x1 = np.stack([v["x1"] for v in views])
+            targets_np = np.stack([v["target"] for v in views])
+            target = _t(targets_np[:, None], engine.device)
             p1 = {}
 
             def stage1(model):
                 logits = model(_t(x1, engine.device))
-                p1.setdefault("mask", (logits.detach()[0, 0] > 0).cpu().numpy())  # P1 before the update
+                p1.setdefault("mask", (logits.detach()[:, 0] > 0).cpu().numpy())  # P1 before the update
                 return dice_focal(logits, target)
 
             if self.pi_stage1:
                 for _ in range(max(self.pi_stage1_steps, steps)):
-                    records.append(engine_step(self, engine, "pi_stage1", stage1, x1, target_np[None]))
+                    records.append(engine_step(self, engine, "pi_stage1", stage1, x1, targets_np))
             if not self.pi_stage2:
                 continue
             if self.pi_refresh or not self.pi_stage1:  # P1 from the current weights
-                p1["mask"] = engine.predict(x1)[0] > 0
-            generated = correction_clicks(p1["mask"], target_np, self.max_clicks, mode="center")
-            # Generated clicks are in working coordinates; map them back to plane pixels.
-            extra = []
-            for c in generated:
-                yx = (np.array([c.y, c.x]) + 0.5) / window.scale - 0.5 + np.array([window.y0, window.x0])
-                extra.append(Prompt("click", c.positive, np.rint(yx).astype(int)[None]))
-            x2 = s.inputs(key, [first] + extra, window)[None]
-            clicks2 = loc_clicks + [(float(c.y), float(c.x), c.positive) for c in generated]
-            batch_x, batch_t, batch_c = [x2[0]], [target_np], [clicks2]
+                p1["mask"] = engine.predict(x1) > 0
+            batch_x, batch_t, batch_c = [], [], []
+            for view, mask in zip(views, p1["mask"]):
+                x2, clicks2 = self._corrected_view(s, key, view, mask)
+                batch_x.append(x2)
+                batch_t.append(view["target"])
+                batch_c.append(clicks2)
+            own = (batch_x[0], batch_t[0], batch_c[0])  # the user's own click: what replay keeps
             if self.replay_size and self.buffer:
                 for bx, bt, bc in self._rng.sample(list(self.buffer), min(self.replay_k, len(self.buffer))):
                     batch_x.append(bx)
@@ -279,11 +276,47 @@ class OAIMSAdapter(Adapter):
                 return total_loss(model(_t(bx_np, engine.device)), _t(bt_np[:, None], engine.device), batch_c,
                                   beta=self.beta)
 
+            check_x, check_t = np.stack(batch_x[: len(views)]), np.stack(batch_t[: len(views)])
             for _ in range(steps):
-                records.append(engine_step(self, engine, "pi_stage2", stage2, x2, target_np[None]))
+                records.append(engine_step(self, engine, "pi_stage2", stage2, check_x, check_t))
             if self.replay_size:
-                self.buffer.append((x2[0], target_np, clicks2))
+                self.buffer.append(own)
         return records
+
+    def _extra_views(self, final: np.ndarray) -> list[Prompt]:
+        """``pi_views - 1`` more localisation clicks, drawn in the inner half of the accepted mask."""
+        if self.pi_views <= 1:
+            return []
+        from scipy import ndimage
+
+        dist = ndimage.distance_transform_edt(np.pad(final, 1))[1:-1, 1:-1]
+        inner = np.argwhere(dist >= 0.5 * dist.max())
+        picks = [inner[self._rng.randrange(len(inner))] for _ in range(self.pi_views - 1)]
+        return [Prompt("click", True, np.asarray(yx, int)[None]) for yx in picks]
+
+    def _view(self, s, key, click: Prompt, final: np.ndarray) -> dict:
+        """Window, working-size target, stage-1 input and CCG points for one localisation click."""
+        bbox = _mask_bbox(final)
+        window = s.choose_window(key, [click], bbox)
+        if self.pi_click_window:
+            own = s.choose_window(key, [click])
+            if own.y0 <= bbox[0] and own.x0 <= bbox[1] and bbox[2] <= own.y0 + own.size \
+                    and bbox[3] <= own.x0 + own.size:
+                window = own
+        return {"click": click, "window": window, "target": work_target(final, window),
+                "x1": s.inputs(key, [click], window), "ccg": ccg_points(click, window)}
+
+    def _corrected_view(self, s, key, view: dict, p1: np.ndarray) -> tuple[np.ndarray, list]:
+        """Stage-2 input and CCG points: the localisation click plus one click per error of ``p1``."""
+        window = view["window"]
+        generated = correction_clicks(p1, view["target"], self.max_clicks, mode="center")
+        # Generated clicks are in working coordinates; map them back to plane pixels.
+        extra = []
+        for c in generated:
+            yx = (np.array([c.y, c.x]) + 0.5) / window.scale - 0.5 + np.array([window.y0, window.x0])
+            extra.append(Prompt("click", c.positive, np.rint(yx).astype(int)[None]))
+        x2 = s.inputs(key, [view["click"]] + extra, window)
+        return x2, view["ccg"] + [(float(c.y), float(c.x), c.positive) for c in generated]
 
 
 def _mask_bbox(mask: np.ndarray):
