@@ -277,27 +277,34 @@ def test_early_steps_apply_to_the_first_objects_since_reset(nuclei_crop):
             Engine.pretrained(device="cpu", adaptation=f"pi:{bad}")
 
 
-def test_first_lr_scale_moves_the_first_block_at_its_own_rate(nuclei_crop):
-    """``first_lr_scale=0`` keeps PI from changing the first encoder block while the rest learns;
-    other scales move it; bad values and unknown prefixes are refused."""
+def test_lr_scales_move_the_first_block_and_the_norm_layers_at_their_own_rates(nuclei_crop):
+    """``first_lr_scale=0`` / ``norm_lr_scale=0`` keep PI from changing the first encoder block /
+    the GroupNorm affines while the rest learns; other scales move them; bad values and patterns
+    that match nothing are refused."""
     image, labels = nuclei_crop
     lid = largest_ids(labels, 1)[0]
+    engine = Engine.pretrained(device="cpu", adaptation="none")
+    norms = {n for n, _ in engine.model.named_parameters()
+             if isinstance(engine.model.get_submodule(n.rpartition(".")[0]), torch.nn.GroupNorm)}
+    assert norms
 
-    def moved(spec):
+    def moved(spec, part):
         d = {n: float(v.abs().max()) for n, v in weight_changes(spec, image, labels, lid, clicks=2)[1].items()}
-        first = max(v for n, v in d.items() if n.startswith("encoders.0."))
-        rest = max(v for n, v in d.items() if not n.startswith("encoders.0."))
-        return first, rest
+        return max(v for n, v in d.items() if part(n)), max(v for n, v in d.items() if not part(n))
 
-    first, rest = moved("pi:first_lr_scale=0")
-    assert first == 0 and rest > 0
-    first, rest = moved("pi:first_lr_scale=3")
-    assert first > 0 and rest > 0
-    with pytest.raises(ValueError, match="scale"):
-        Engine.pretrained(device="cpu", adaptation="pi:first_lr_scale=-1")
+    def first(name):
+        return name.startswith("encoders.0.") and name not in norms
+
+    assert moved("pi:first_lr_scale=0:norm_lr_scale=3", first)[0] == 0
+    inside, rest = moved("pi:first_lr_scale=3", first)
+    assert inside > 0 and rest > 0
+    inside, rest = moved("pi:norm_lr_scale=0", norms.__contains__)
+    assert inside == 0 and rest > 0
+    for bad in ("first_lr_scale=-1", "norm_lr_scale=nan"):
+        with pytest.raises(ValueError, match="scale|number"):
+            Engine.pretrained(device="cpu", adaptation=f"pi:{bad}")
     with pytest.raises(ValueError, match="no parameter"):
-        engine = Engine.pretrained(device="cpu", adaptation="none")
-        GuardedOptimizer(lr_scales={"nowhere.": 2.0})._optimizer(engine.model)
+        GuardedOptimizer(lr_scales={"^nowhere\\.": 2.0})._optimizer(engine.model)
 
 
 def test_pi_views_train_on_a_batch_of_views_with_one_step_per_stage(nuclei_crop, monkeypatch):

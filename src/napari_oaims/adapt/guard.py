@@ -13,6 +13,7 @@ from the pretrained refinement behaviour is bounded.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Callable
@@ -38,8 +39,10 @@ class GuardedOptimizer:
         for prefix, scale in (lr_scales or {}).items():
             if not (np.isfinite(scale) and scale >= 0):
                 raise ValueError(f"learning-rate scale for {prefix!r} must be a number >= 0, got {scale}")
-        #: Learning-rate multipliers by parameter-name prefix (e.g. ``{"encoders.0.": 3}``); the
-        #: first matching prefix applies, other parameters use the plain rate.
+        #: Learning-rate multipliers by regular expression, searched in ``"<parameter name>
+        #: (<module class>)"``, e.g. ``{"^encoders\\.0\\.": 3}`` (first encoder block) or
+        #: ``{"GroupNorm": 10}`` (every norm layer's affine); the first match applies, other
+        #: parameters use the plain rate.
         self.lr_scales = dict(lr_scales or {})
         self.lr = lr
         self.anchor = float(anchor)
@@ -69,11 +72,13 @@ class GuardedOptimizer:
             groups: dict[float, list] = {}
             matched = False
             for name, param in model.named_parameters():
-                prefix = next((k for k in self.lr_scales if name.startswith(k)), None)
-                matched |= prefix is not None
-                groups.setdefault(float(self.lr_scales.get(prefix, 1.0)), []).append(param)
+                owner = model.get_submodule(name.rpartition(".")[0])
+                label = f"{name} ({type(owner).__name__})"
+                pattern = next((k for k in self.lr_scales if re.search(k, label)), None)
+                matched |= pattern is not None
+                groups.setdefault(float(self.lr_scales.get(pattern, 1.0)), []).append(param)
             if self.lr_scales and not matched:
-                raise ValueError(f"no parameter name starts with any of {sorted(self.lr_scales)}")
+                raise ValueError(f"no parameter matches any of {sorted(self.lr_scales)}")
             self._opt = torch.optim.Adam([{"params": ps, "scale": sc} for sc, ps in groups.items()], lr=self.lr,
                                          betas=BETAS)
             self._model_id = id(model)

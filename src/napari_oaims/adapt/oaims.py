@@ -31,7 +31,9 @@
   takes more than one stage-1 step; ``early_objects=N:early_steps=K`` makes each PI stage take
   ``K`` steps on each of the first ``N`` objects accepted since the last reset (front-loads the
   learning of a new domain, docs/NOTES.md, "Session 10"); ``first_lr_scale=K`` multiplies PI's
-  learning rate for the first encoder block (the low-level features that intensity shifts act on);
+  learning rate for the first encoder block (the low-level features that intensity shifts act on),
+  ``norm_lr_scale=K`` for every GroupNorm's affine parameters (as TENT adapts norm layers only;
+  the norm rate applies where both match);
   ``pi_views=V`` trains both stages on a batch of V views of the accepted object: the user's
   localisation click and V - 1 positive clicks drawn in the mask's inner half, each with its own
   window and generated corrections (still one step per stage, on a less noisy gradient).
@@ -117,7 +119,8 @@ class OAIMSAdapter(Adapter):
                  pi_stage2: bool = True, pi_refresh: bool = False, mi_gate: bool = True,
                  mi_stop: bool = True, mi_rewind: bool = True, pi_click_window: bool = False,
                  pi_stage1_steps: int = 1, mi_max_prompts: int = MI_MAX_PROMPTS, early_objects: int = 0,
-                 early_steps: int = 1, first_lr_scale: float = 1.0, pi_views: int = 1):
+                 early_steps: int = 1, first_lr_scale: float = 1.0, norm_lr_scale: float = 1.0,
+                 pi_views: int = 1):
         self.mi, self.pi = mi, pi
         if pi_views != int(pi_views) or pi_views < 1:
             raise ValueError(f"pi_views must be a whole number >= 1, got {pi_views}")
@@ -154,9 +157,13 @@ class OAIMSAdapter(Adapter):
         self.name = "oaims" if (mi and pi) else "mi" if mi else "pi"
         self.beta = beta
         self.max_clicks = max_clicks
-        self.first_lr_scale = float(first_lr_scale)
-        scales = {"encoders.0.": self.first_lr_scale} if self.first_lr_scale != 1.0 else None
-        self.optimizer = GuardedOptimizer(lr, anchor=anchor, lr_scales=scales)
+        self.first_lr_scale, self.norm_lr_scale = float(first_lr_scale), float(norm_lr_scale)
+        scales = {}
+        if self.norm_lr_scale != 1.0:
+            scales["GroupNorm"] = self.norm_lr_scale
+        if self.first_lr_scale != 1.0:
+            scales[r"^encoders\.0\."] = self.first_lr_scale
+        self.optimizer = GuardedOptimizer(lr, anchor=anchor, lr_scales=scales or None)
         self.replay_size, self.replay_k = replay_size, replay_k
         self.buffer: deque = deque(maxlen=max(replay_size, 1))
         self._rng = random.Random(seed)
@@ -168,7 +175,8 @@ class OAIMSAdapter(Adapter):
                 "pi_click_window": self.pi_click_window, "pi_stage1_steps": self.pi_stage1_steps,
                 "mi_gate": self.mi_gate, "mi_stop": self.mi_stop, "mi_rewind": self.mi_rewind,
                 "mi_max_prompts": self.mi_max_prompts, "early_objects": self.early_objects,
-                "early_steps": self.early_steps, "first_lr_scale": self.first_lr_scale, "pi_views": self.pi_views,
+                "early_steps": self.early_steps, "first_lr_scale": self.first_lr_scale,
+                "norm_lr_scale": self.norm_lr_scale, "pi_views": self.pi_views,
                 "beta": self.beta,
                 "max_clicks": self.max_clicks, "replay_size": self.replay_size, "replay_k": self.replay_k}
 
