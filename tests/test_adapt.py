@@ -272,7 +272,7 @@ def test_early_steps_apply_to_the_first_objects_since_reset(nuclei_crop):
     assert methods(second) == ["pi_stage1", "pi_stage2"]
     engine.reset()
     assert methods(second) == ["pi_stage1"] * 3 + ["pi_stage2"] * 3
-    for bad in ("early_objects=-1", "early_steps=0", "early_steps=1.5"):
+    for bad in ("early_objects=-1", "early_steps=0", "early_steps=1.5", "early_steps=nan"):
         with pytest.raises(ValueError, match=bad.split("=")[0]):
             Engine.pretrained(device="cpu", adaptation=f"pi:{bad}")
 

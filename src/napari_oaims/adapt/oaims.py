@@ -122,23 +122,15 @@ class OAIMSAdapter(Adapter):
                  early_steps: int = 1, first_lr_scale: float = 1.0, norm_lr_scale: float = 1.0,
                  pi_views: int = 1):
         self.mi, self.pi = mi, pi
-        if pi_views != int(pi_views) or pi_views < 1:
-            raise ValueError(f"pi_views must be a whole number >= 1, got {pi_views}")
-        self.pi_views = int(pi_views)
-        for key, value, low in (("early_objects", early_objects, 0), ("early_steps", early_steps, 1)):
-            if value != int(value) or value < low:
-                raise ValueError(f"{key} must be a whole number >= {low}, got {value}")
-        self.early_objects, self.early_steps = int(early_objects), int(early_steps)
+        self.pi_views = _whole("pi_views", pi_views, 1)
+        self.early_objects = _whole("early_objects", early_objects, 0)
+        self.early_steps = _whole("early_steps", early_steps, 1)
         self._accepted = 0  # objects accepted since the last reset (for early_objects)
-        if mi_max_prompts != int(mi_max_prompts) or mi_max_prompts < 0:
-            raise ValueError(f"mi_max_prompts must be a whole number >= 0 (0: no limit), got {mi_max_prompts}")
-        self.mi_max_prompts = int(mi_max_prompts)
+        self.mi_max_prompts = _whole("mi_max_prompts", mi_max_prompts, 0, " (0: no limit)")
         # Ablation: train PI on the window a first click alone gets at inference (when the final
         # mask fits in it) instead of one fitted around the final mask.
         self.pi_click_window = bool(pi_click_window)
-        if pi_stage1_steps != int(pi_stage1_steps) or pi_stage1_steps < 1:
-            raise ValueError(f"pi_stage1_steps must be a whole number >= 1, got {pi_stage1_steps}")
-        self.pi_stage1_steps = int(pi_stage1_steps)  # ablation: seed 000 takes one step
+        self.pi_stage1_steps = _whole("pi_stage1_steps", pi_stage1_steps, 1)  # ablation: seed 000 takes one step
         self.mi_rewind = bool(mi_rewind)
         self._object_start: tuple | None = None  # (first prompt, weights before its MI steps)
         self.mi_gate = bool(mi_gate)
@@ -325,6 +317,13 @@ class OAIMSAdapter(Adapter):
             extra.append(Prompt("click", c.positive, np.rint(yx).astype(int)[None]))
         x2 = s.inputs(key, [view["click"]] + extra, window)
         return x2, view["ccg"] + [(float(c.y), float(c.x), c.positive) for c in generated]
+
+
+def _whole(name: str, value, low: int, note: str = "") -> int:
+    """``value`` as an int, or a ValueError naming the setting unless it is a whole number >= ``low``."""
+    if not (np.isfinite(value) and value == int(value) and value >= low):
+        raise ValueError(f"{name} must be a whole number >= {low}{note}, got {value}")
+    return int(value)
 
 
 def _mask_bbox(mask: np.ndarray):
