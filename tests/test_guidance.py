@@ -54,3 +54,20 @@ def test_crop_plane_pads_outside():
     plane = np.arange(16, dtype=np.float32).reshape(4, 4)
     crop = guidance.crop_plane(plane, guidance.Window(-2, -2, 4))
     assert crop[2, 2] == 0 and crop[3, 3] == 5 and crop[0, 0] == 0
+
+
+@pytest.mark.parametrize("diameter", [6, 12, 24, 48, 80])
+def test_estimate_diameter_finds_bright_and_dark_discs(diameter):
+    from scipy import ndimage
+
+    r = guidance.diameter_patch_radius()
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    disc = ndimage.gaussian_filter((np.hypot(yy, xx) <= diameter / 2).astype(float), 1.0)
+    rng = np.random.default_rng(diameter)
+    for patch in (disc, 1 - disc, 500 + 200 * disc + rng.normal(0, 10, disc.shape)):
+        assert abs(guidance.estimate_diameter(patch) / diameter - 1) < 0.15
+
+
+def test_estimate_diameter_rejects_a_small_patch():
+    with pytest.raises(ValueError, match="odd side"):
+        guidance.estimate_diameter(np.zeros((64, 64)))

@@ -218,3 +218,95 @@ def test_2d_with_swapped_plane_axes_keeps_the_image_shape(engine, nuclei_crop):
     y, x = object_centre(labels[:, :120], lid)
     mask = s.click((y, x))
     assert mask.shape == img.shape and mask[y, x]
+
+
+def _with_window(engine, **window):
+    from napari_oaims import Engine
+
+    config = {**engine.config, "window": {"min_size": 64, "context": 2.0, **window}}
+    return Engine(engine.model, config, device="cpu")
+
+
+def test_first_window_comes_from_the_weights_and_only_for_a_new_object(engine, nuclei, tmp_path):
+    """An object's first click is predicted on a ``window.first_size`` window (weights without it
+    keep 64 px); once the object has a mask, later clicks use the usual mask-sized window."""
+    from napari_oaims import Engine
+
+    assert engine.first_window == 64  # the shipped config has no first_size
+    image, labels = nuclei
+    lid = largest_ids(labels, 1)[0]
+    y, x = object_centre(labels, lid)
+    wide = _with_window(engine, first_size=96)
+    s = wide.session(image)
+    s.click((y, x))
+    first = s.events[-1]["extra"]
+    assert first["window"][2] == 96 and first["passes"] == 1
+    ys, xs = np.nonzero(s.mask)
+    s.click((int(ys.max()), int(xs.max())), positive=False)  # a correction: the mask now sets the window
+    extent = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
+    assert s.events[-1]["extra"]["window"][2] == max(64, int(np.ceil(2 * extent)))
+    s.clear()
+    s.click((y, x))
+    assert s.events[-1]["extra"]["window"][2] == 96  # a new object starts with the first window again
+    # Without first_size the first click keeps the 64-px window of earlier weights.
+    old = engine.session(image)
+    old.click((y, x))
+    assert old.events[-1]["extra"]["window"][2] == 64
+    # A box or a prior sets its own window, whatever first_size says.
+    s.clear()
+    s.box((y - 5, x - 5, y + 6, x + 6))
+    assert s.events[-1]["extra"]["window"][2] == 64
+    # Adapted weights keep the setting, and a per-engine override is saved with them.
+    path = wide.save(tmp_path / "adapted")
+    assert Engine.load(path, device="cpu").first_window == 96
+    engine.first_window = 160  # e.g. objects about 40 px across
+    big = engine.session(image)
+    big.click((y, x))
+    assert big.events[-1]["extra"]["window"][2] == 160
+    assert Engine.load(engine.save(tmp_path / "override"), device="cpu").first_window == 160
+    with pytest.raises(ValueError, match="first_size"):
+        engine.first_window = 3
+    assert engine.first_window == 160  # a rejected value changes nothing
+
+
+@pytest.mark.parametrize("bad", [0, -5, 12.5, "96", "Auto", True, 10**6, None])
+def test_bad_first_window_in_the_weights_is_a_clear_error(engine, bad):
+    with pytest.raises(ValueError, match="first_size"):
+        _with_window(engine, first_size=bad)
+
+
+def test_auto_first_window_follows_the_object_size(engine, nuclei):
+    """``first_window="auto"`` sizes the first window from the blob under the click, so a
+    nucleus shown twice as large gets a window about twice as large and is still segmented;
+    the fixed 64-px window of the shipped weights then answers with a fragment."""
+    from skimage.transform import rescale
+
+    image, labels = nuclei
+    big = rescale(image.astype(np.float32), 2, order=1, preserve_range=True)
+    big_labels = rescale(labels, 2, order=0, preserve_range=True, anti_aliasing=False).astype(labels.dtype)
+    ids = largest_ids(labels, 4)
+    fixed = [dice(engine.session(big).click(object_centre(big_labels, i)), big_labels == i) for i in ids]
+    engine.first_window = "auto"
+    sizes, auto = [], []
+    for img, lab, out in ((image, labels, None), (big, big_labels, auto)):
+        s = engine.session(img)
+        for i in ids:
+            mask = s.click(object_centre(lab, i))
+            sizes.append(s.events[-1]["extra"]["window"][2])
+            if out is not None:
+                out.append(dice(mask, lab == i))
+            s.clear()
+    small, large = np.array(sizes[:4]), np.array(sizes[4:])
+    assert np.all((small >= 48) & (small <= 200)) and 1.5 < np.median(large / small) < 2.5
+    assert np.mean(auto) > 0.75 and np.mean(auto) > np.mean(fixed) + 0.2
+
+
+def test_auto_first_window_at_the_border_and_on_a_tiny_image(engine, nuclei):
+    image, _ = nuclei
+    engine.first_window = "auto"
+    s = engine.session(image)
+    mask = s.click((0, 511))  # the patch around a corner click is mirrored, not zero-filled
+    assert mask.shape == image.shape and s.events[-1]["extra"]["window"][2] >= 32
+    tiny = image[200:220, 200:220]
+    s = engine.session(tiny)
+    assert s.click((10, 10)).shape == tiny.shape

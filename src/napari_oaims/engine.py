@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import guidance
 from .adapt import Adapter, make_adapter
 from .model import ClickUNet, autocast, load_weights, resolve_device, weights_hash
 from .session import Session
@@ -20,6 +21,23 @@ SHIPPED_WEIGHTS = "oaims_base"
 def shipped_weights_path() -> Path:
     """Path of the weights shipped inside the package (``.safetensors``; ``.json`` beside it)."""
     return Path(str(resources.files("napari_oaims") / "weights" / f"{SHIPPED_WEIGHTS}.safetensors"))
+
+
+def _first_window(config: dict[str, Any]) -> int | str:
+    """Window side for an object's first prompt, from the weights' ``window`` settings.
+
+    Weights exported before session 13 carry no ``first_size`` and keep ``min_size`` (64 px).
+    """
+    window = config.get("window") or {}
+    return _check_first_window(window.get("first_size", window.get("min_size", guidance.MIN_WINDOW)))
+
+
+def _check_first_window(size: Any) -> int | str:
+    if size == "auto":
+        return "auto"
+    if isinstance(size, bool) or not isinstance(size, (int, float)) or not 8 <= size <= 4096 or size != int(size):
+        raise ValueError(f"first_window (the weights' window.first_size) must be 'auto' or a whole number of pixels in [8, 4096], got {size!r}")
+    return int(size)
 
 
 class Engine:
@@ -45,6 +63,7 @@ class Engine:
         self.updates = 0
         self._hash: str | None = None
         self.adapter = make_adapter(adaptation)
+        self._first_window = _first_window(self.config)
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -81,6 +100,7 @@ class Engine:
         from .model import save_weights
 
         keep = {k: v for k, v in self.config.items() if k in ("version", "normalisation", "guidance", "window", "training")}
+        keep["window"] = {**keep.get("window", {}), "first_size": self.first_window}  # with any override
         extra = {**keep, "adapted_from": {"weights_hash": self.base_hash, "updates": self.updates,
                                           "adaptation": self.adapter.settings()}}
         with self.lock:
@@ -107,6 +127,20 @@ class Engine:
         return self
 
     # -- adaptation control ----------------------------------------------------------------------
+    @property
+    def first_window(self) -> int | str:
+        """Window side (image pixels) for an object's first click or scribble, before it has a mask.
+
+        Comes from the weights (``window.first_size``). Override it per engine with about four
+        object diameters for objects much bigger or smaller than a nucleus, or with ``"auto"``:
+        four diameters of the blob under each first click, measured from the image.
+        """
+        return self._first_window
+
+    @first_window.setter
+    def first_window(self, size: int | str) -> None:
+        self._first_window = _check_first_window(size)
+
     @property
     def adaptation(self) -> str:
         return self.adapter.name

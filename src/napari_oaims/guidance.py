@@ -33,6 +33,18 @@ NORM_PERCENTILES = (1.0, 99.8)
 #: Smallest window side in image pixels, and context factor around the object's extent.
 MIN_WINDOW = 64
 CONTEXT = 2.0
+#: Window side for an object's first prompt (no mask yet), as exported with new weights. The
+#: network is trained on 128-px tiles at native scale; a 64-px first window shows an object at
+#: twice its size, beyond the trained radii for nuclei-sized objects, and answers with too small
+#: a mask. Weights whose config has no ``window.first_size`` keep ``MIN_WINDOW`` (session 13).
+FIRST_WINDOW = 96
+#: ``first_window="auto"``: the first window is this many times the diameter of the blob under
+#: the click (:func:`estimate_diameter`), at least ``AUTO_MIN_WINDOW`` px (session 13: about four
+#: diameters answered nuclei equally well from 12 to 71 px across).
+AUTO_WINDOW_DIAMETERS = 4.0
+AUTO_MIN_WINDOW = 32
+#: Gaussian scales (px) searched by :func:`estimate_diameter`: objects about 4 to 110 px across.
+DIAMETER_SIGMAS = tuple(float(s) for s in np.geomspace(1.5, 40.0, 24))
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,37 @@ class Window:
             slice(ys - self.y0, ye - self.y0),
             slice(xs - self.x0, xe - self.x0),
         )
+
+
+def diameter_patch_radius(sigmas=DIAMETER_SIGMAS) -> int:
+    """Half-side of the patch :func:`estimate_diameter` needs (4 of the largest sigmas)."""
+    return int(4 * max(sigmas)) + 1
+
+
+def estimate_diameter(patch: np.ndarray, sigmas=DIAMETER_SIGMAS) -> float:
+    """Diameter (px) of the bright or dark blob at the centre of a square ``patch``.
+
+    The scale of the strongest scale-normalised Laplacian-of-Gaussian response at the centre
+    (Lindeberg's blob scale: a disc of diameter ``d`` answers most at ``sigma = d / (2 sqrt 2)``).
+    Each scale is one dot product with a zero-sum kernel, so this costs a few milliseconds.
+    ``patch`` must have an odd side of at least ``2 * diameter_patch_radius(sigmas) + 1``.
+    """
+    patch = np.asarray(patch, dtype=np.float64)
+    c = patch.shape[0] // 2
+    if patch.ndim != 2 or patch.shape[0] != patch.shape[1] or patch.shape[0] % 2 == 0 \
+            or c < diameter_patch_radius(sigmas):
+        raise ValueError(f"estimate_diameter needs a square patch with an odd side >= "
+                         f"{2 * diameter_patch_radius(sigmas) + 1}, got {patch.shape}")
+    responses = []
+    for sigma in sigmas:
+        h = int(4 * sigma) + 1
+        yy, xx = np.mgrid[-h:h + 1, -h:h + 1]
+        r2 = (yy * yy + xx * xx) / (sigma * sigma)
+        kernel = (r2 - 2.0) * np.exp(-r2 / 2.0)
+        kernel -= kernel.mean()  # zero sum: a constant offset gives no response
+        responses.append(abs(float(np.sum(kernel * patch[c - h:c + h + 1, c - h:c + h + 1]))) / (2 * np.pi * sigma * sigma))
+    best_sigma = float(sigmas[int(np.argmax(responses))])
+    return 2.0 * np.sqrt(2.0) * best_sigma
 
 
 def choose_window(

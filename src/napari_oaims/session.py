@@ -364,7 +364,7 @@ class Session:
         if prompt.kind == "prior":  # stored before the event, so an autosave of the event can save it
             self.prior_masks[len(self.events)] = prompt.mask
         self._log(prompt.kind, plane=key, coords=coords, label=label, extra={"adaptation": self.engine.adaptation})
-        window = self.choose_window(key, prompts, st.bbox)
+        window = self.choose_window(key, prompts, st.bbox, first=st.bbox is None)
         logits = None
         if window is not None:
             ctx = PromptContext(self, key, window, previous, prompts, prompt)
@@ -395,8 +395,12 @@ class Session:
             self.changed = (ch.key, ch.region) if ch.region is not None else None
 
     # -- prediction ----------------------------------------------------------------------------
-    def choose_window(self, key, prompts: list[Prompt], mask_bbox=None) -> guidance.Window | None:
-        """The local window for ``prompts`` (None when there is no positive prompt, box or prior)."""
+    def choose_window(self, key, prompts: list[Prompt], mask_bbox=None, first: bool = False) -> guidance.Window | None:
+        """The local window for ``prompts`` (None when there is no positive prompt, box or prior).
+
+        ``first``: the object has no mask yet, so with only clicks or scribbles the window side is
+        at least the engine's ``first_window`` (the weights' ``window.first_size``).
+        """
         pos = [p.points for p in prompts if p.positive and p.kind in ("click", "scribble")]
         extra = mask_bbox
         for p in prompts:
@@ -405,7 +409,24 @@ class Session:
         pts = np.concatenate(pos) if pos else np.zeros((0, 2))
         if len(pts) == 0 and extra is None:
             return None
-        return guidance.choose_window(pts, self.source.plane_shape, extra)
+        min_size = self._first_window(key, pts) if first and extra is None else guidance.MIN_WINDOW
+        return guidance.choose_window(pts, self.source.plane_shape, extra, min_size=min_size)
+
+    def _first_window(self, key, pts: np.ndarray) -> int:
+        """The engine's first-window side; with ``"auto"``, a few diameters of the blob under the prompt."""
+        size = self.engine.first_window
+        if size != "auto":
+            return size
+        centre = np.rint((pts.min(0) + pts.max(0)) / 2).astype(int)
+        r = guidance.diameter_patch_radius()
+        window = guidance.Window(int(centre[0]) - r, int(centre[1]) - r, 2 * r + 1)
+        patch = self.source.crop(key, window)
+        _, _, wy, wx = window.clip(self.source.plane_shape)
+        # Mirror the plane beyond its border instead of the zeros crop() puts there (no false edge).
+        pad = ((wy.start, window.size - wy.stop), (wx.start, window.size - wx.stop))
+        patch = np.pad(patch[wy, wx], pad, mode="reflect" if min(patch[wy, wx].shape) > 1 else "edge")
+        diameter = guidance.estimate_diameter(patch)
+        return max(guidance.AUTO_MIN_WINDOW, int(round(guidance.AUTO_WINDOW_DIAMETERS * diameter)))
 
     def inputs(self, key, prompts: list[Prompt], window: guidance.Window) -> np.ndarray:
         """The (4, S, S) network input for ``prompts`` on ``window`` of plane ``key``."""

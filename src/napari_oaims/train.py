@@ -277,7 +277,7 @@ def export(model: ClickUNet, out_dir: str | Path, cfg: TrainConfig, dest: str | 
         "version": 1,
         "normalisation": {"percentiles": list(guidance.NORM_PERCENTILES), "scope": "whole image or volume"},
         "guidance": {"sigma_work_px": guidance.GUIDANCE_SIGMA, "work_size": guidance.WORK_SIZE},
-        "window": {"min_size": guidance.MIN_WINDOW, "context": guidance.CONTEXT},
+        "window": {"min_size": guidance.MIN_WINDOW, "context": guidance.CONTEXT, "first_size": guidance.FIRST_WINDOW},
         "training": {
             "command": command,
             "recipe": "seed 000 algorithm 2: iterative simulated clicks, Dice-Focal + beta CCG",

@@ -299,7 +299,7 @@ class OAIMSAdapter(Adapter):
         bbox = _mask_bbox(final)
         window = s.choose_window(key, [click], bbox)
         if self.pi_click_window:
-            own = s.choose_window(key, [click])
+            own = s.choose_window(key, [click], first=True)
             if own.y0 <= bbox[0] and own.x0 <= bbox[1] and bbox[2] <= own.y0 + own.size \
                     and bbox[3] <= own.x0 + own.size:
                 window = own
