@@ -267,6 +267,8 @@ def test_first_window_comes_from_the_weights_and_only_for_a_new_object(engine, n
     with pytest.raises(ValueError, match="first_size"):
         engine.first_window = 3
     assert engine.first_window == 160  # a rejected value changes nothing
+    engine.first_window = None  # back to the weights' own
+    assert engine.first_window == 64
 
 
 @pytest.mark.parametrize("bad", [0, -5, 12.5, "96", "Auto", True, 10**6, None])

@@ -415,10 +415,22 @@ def test_model_controls(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, 
     w.save_weights(tmp_path / "adapted")
     wait(qtbot, w)
     assert (tmp_path / "adapted.safetensors").exists() and has(notes, "INFO", "saved weights")
+    # Object size: the first click's window is four diameters, "auto", or the weights' own (64).
+    assert w.size_choice.currentData() is None and w.engine.first_window == 64
+    w.set_object_size("auto")
+    assert w.engine.first_window == "auto" and w.size_choice.currentText() == "measure at each click"
+    w.set_object_size(25)
+    assert w.engine.first_window == 100 and w.size_choice.currentText() == "about 25 px across"
+    with pytest.raises(ValueError, match="object size"):
+        w.set_object_size(-3)
+    assert w.engine.first_window == 100
     old = w.engine
     w.load_weights(tmp_path / "adapted.safetensors")
     wait(qtbot, w)
     assert w.engine is not old and w.session.engine is w.engine and w.engine.weights_hash == old.weights_hash
+    assert w.engine.first_window == 100  # the choice carries over to loaded weights
+    w.set_object_size(None)
+    assert w.engine.first_window == 64  # the loaded weights' own
     w.load_weights(tmp_path / "missing.safetensors")
     wait(qtbot, w)
     assert has(notes, "ERROR", "load weights") and w.session.engine is w.engine

@@ -67,6 +67,16 @@ ADAPTATION_MODES = (
     ("both (OAIMS)", "oaims"),
 )
 DEVICES = ("auto", "cpu", "cuda", "mps")
+#: Object sizes offered in the dropdown: (label, diameter in px, "auto", or None for the weights'
+#: own first window). A diameter sets the first click's window to four diameters.
+OBJECT_SIZES = (
+    ("as the weights say", None),
+    ("measure at each click", "auto"),
+    ("about 10 px across", 10),
+    ("about 25 px across", 25),
+    ("about 50 px across", 50),
+    ("about 100 px across", 100),
+)
 #: Actions and their key bindings (napari key names).
 KEYS = {"toggle": "N", "accept": "K", "next": "J", "undo": "U", "redo": "Shift-U", "clear": "Q"}
 LAYER_NAMES = {"points": "clicks", "shapes": "boxes & scribbles", "preview": "preview", "objects": "objects"}
@@ -118,6 +128,7 @@ class AnnotatorWidget(QWidget):
         self._weights = weights
         self._device = device
         self._adaptation = engine.adaptation if engine is not None else adaptation
+        self._object_size: int | str | None = None
         self._queue: deque[_Job] = deque()
         self._running: _Job | None = None
         self._history: list = []  # "s" (a session prompt/clear) or ("accept", id, [(index, before, after)])
@@ -208,6 +219,13 @@ class AnnotatorWidget(QWidget):
         self.adaptation_choice.setToolTip("Online adaptation: the model learns from your clicks and accepted objects")
         self.adaptation_choice.activated.connect(lambda _: self.set_adaptation(self.adaptation_choice.currentData()))
         form.addRow("adaptation", self.adaptation_choice)
+        self.size_choice = QComboBox()
+        for label, size in OBJECT_SIZES:
+            self.size_choice.addItem(label, size)
+        self.size_choice.setToolTip("How large the objects are: the first click of an object is answered on a "
+                                    "window about four diameters wide (docs: 'Large or small objects')")
+        self.size_choice.activated.connect(lambda _: self.set_object_size(self.size_choice.currentData()))
+        form.addRow("object size", self.size_choice)
         self.weights_label = QLabel("shipped weights")
         form.addRow("weights", self.weights_label)
         row = QGridLayout()
@@ -336,6 +354,7 @@ class AnnotatorWidget(QWidget):
 
     def _engine_ready(self, engine: "Engine") -> None:
         self.engine = engine
+        self._apply_object_size(engine)
         if self._weights is not None:
             self.weights_label.setText(Path(self._weights).name)
         if engine.adaptation != self._adaptation:
@@ -369,9 +388,29 @@ class AnnotatorWidget(QWidget):
 
     def _swap_engine(self, engine: "Engine") -> None:
         self.engine = engine
+        self._apply_object_size(engine)
         if self.session is not None:
             self.session.engine = engine
         self._update_status()
+
+    def set_object_size(self, size: "int | str | None") -> None:
+        """Objects about ``size`` px across (the first click's window is four diameters), ``"auto"``
+        (measured at each first click) or None (the weights' own first window)."""
+        sizes = [value for _, value in OBJECT_SIZES]
+        if size not in sizes and not (isinstance(size, (int, float)) and not isinstance(size, bool) and 2 <= size <= 1024):
+            raise ValueError(f"object size must be None, 'auto' or a diameter of 2-1024 px, got {size!r}")
+        self._object_size = size
+        if size in sizes:
+            self.size_choice.setCurrentIndex(sizes.index(size))
+        if self.engine is not None:
+            self._apply_object_size(self.engine, force=True)
+
+    def _apply_object_size(self, engine: "Engine", force: bool = False) -> None:
+        """Give ``engine`` the chosen first window; with no choice, a new engine keeps its own."""
+        size = self._object_size
+        if size is None and not force:
+            return
+        engine.first_window = size if size is None or size == "auto" else int(round(4 * size))
 
     def _show_adaptation(self, name: str) -> None:
         index = self.adaptation_choice.findData(name)

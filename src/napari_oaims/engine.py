@@ -133,13 +133,14 @@ class Engine:
 
         Comes from the weights (``window.first_size``). Override it per engine with about four
         object diameters for objects much bigger or smaller than a nucleus, or with ``"auto"``:
-        four diameters of the blob under each first click, measured from the image.
+        four diameters of the blob under each first click, measured from the image. ``None``
+        goes back to the weights' value.
         """
         return self._first_window
 
     @first_window.setter
-    def first_window(self, size: int | str) -> None:
-        self._first_window = _check_first_window(size)
+    def first_window(self, size: int | str | None) -> None:
+        self._first_window = _first_window(self.config) if size is None else _check_first_window(size)
 
     @property
     def adaptation(self) -> str:
