@@ -199,3 +199,44 @@ def test_ceiling_script_learns_on_one_half_and_tests_on_the_other(crop_files, tm
     bad = subprocess.run([sys.executable, str(script), "--image", img, "--labels", lbl, "--shift", "none",
                           "--epochs", "0"], capture_output=True, text=True)
     assert bad.returncode != 0 and "at least 1" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_bench_first_window_option(crop_files, tmp_path, capsys):
+    """``--first-window`` reaches the engine: a window as large as the crop answers differently."""
+    img, lbl = crop_files
+    curves = {}
+    for fw in (None, "160", "auto"):
+        out = tmp_path / f"r{fw}.json"
+        extra = ["--first-window", fw] if fw else []
+        assert main(["bench", "clicks", "--image", img, "--labels", lbl, "--clicks", "1", "--max-targets", "4",
+                     "--methods", "model", "--device", "cpu", "--out", str(out)] + extra) == 0
+        data = json.loads(out.read_text())
+        assert data["settings"]["first_window"] == str(fw)
+        curves[fw] = data["methods"]["model"]["curves"]
+    assert curves["160"] != curves[None]
+    with pytest.raises(SystemExit):
+        main(["bench", "clicks", "--image", img, "--labels", lbl, "--first-window", "3"])
+    assert "whole number of pixels" in capsys.readouterr().err
+
+
+def test_scale_script_rescales_and_sets_the_first_window(nuclei_crop, tmp_path):
+    """docs/results/scale.py (session 13): first-click Dice per scale and first window."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    image, labels = nuclei_crop
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    tifffile.imwrite(tmp_path / "lbl.tif", labels)
+    script = Path(__file__).resolve().parents[1] / "docs" / "results" / "scale.py"
+    out = tmp_path / "s.json"
+    subprocess.run([sys.executable, str(script), "--image", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lbl.tif"),
+                    "--scales", "1", "2", "--first-window", "64", "4d", "auto", "--out", str(out)],
+                   capture_output=True, text=True, check=True)
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["scale"] for r in rows] == [1.0, 2.0]
+    assert rows[1]["median_diameter_px"] > 1.7 * rows[0]["median_diameter_px"]
+    for r in rows:
+        assert r["dice@1"]["64"]["first_window"] == 64 and r["dice@1"]["auto"]["first_window"] == "auto"
+        assert abs(r["dice@1"]["4d"]["first_window"] - 4 * r["median_diameter_px"]) <= 1  # diameter rounded in the JSON
+        assert all(0 < v["mean"] <= 1 for v in r["dice@1"].values())

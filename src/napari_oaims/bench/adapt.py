@@ -14,7 +14,7 @@ import numpy as np
 
 from ..adapt import ADAPTERS, make_adapter, parse_spec
 from ..robot import Robot, WrongLabel
-from .clicks import add_robot_args, load_pair
+from .clicks import add_robot_args, load_pair, make_engine
 from .common import ModelMethod, format_table, run_targets, summary_row, target_ids, write_json
 from .shifts import SHIFTS, apply_shift
 
@@ -42,9 +42,7 @@ def order_targets(ids: list[int], order: str, seed: int, frozen_dice1: dict[int,
 def run_method(args: argparse.Namespace, method: str, image, labels, ids, clicks: int, robot: Robot,
                progress=None) -> dict:
     """One method on one target sequence with a fresh engine on the base weights."""
-    from ..engine import Engine
-
-    engine = Engine.pretrained(device=args.device, adaptation=method, weights=args.weights)
+    engine = make_engine(args, adaptation=method)
     result = run_targets(ModelMethod(engine, image), labels, ids, robot, clicks, progress=progress)
     result["updates"] = engine.updates
     return result

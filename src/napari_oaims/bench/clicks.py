@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,6 +11,9 @@ from ..io import read_array
 from ..robot import Robot, WrongLabel
 from .classical import ClickSeeded
 from .common import ModelMethod, format_table, plot_curves, run_targets, summary_row, target_ids, write_json
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 METHODS = ("model", "random_walker", "watershed")
 COLUMNS = ["dice@1", "dice@3", "dice@5", "dice@10", "noc@0.80", "noc@0.85", "noc@0.90", "auc",
@@ -27,6 +31,31 @@ def add_robot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-targets", type=int, default=None, help="only the first N targets (in order)")
     p.add_argument("--device", default="auto")
     p.add_argument("--weights", default=None, help="weights to evaluate (default: the shipped ones)")
+    p.add_argument("--first-window", type=first_window_arg, default=None,
+                   help="window side (px) for each object's first click, or 'auto' (default: the weights' own)")
+
+
+def first_window_arg(text: str) -> int | str:
+    """``--first-window``: 'auto' or a whole number of pixels (checked by the engine)."""
+    if text == "auto":
+        return text
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if not 8 <= size <= 4096:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number of pixels in [8, 4096], got {text!r}")
+    return size
+
+
+def make_engine(args: argparse.Namespace, adaptation: str = "none") -> "Engine":
+    """A fresh engine on ``--weights`` with ``--first-window`` applied."""
+    from ..engine import Engine
+
+    engine = Engine.pretrained(device=args.device, adaptation=adaptation, weights=args.weights)
+    if getattr(args, "first_window", None) is not None:
+        engine.first_window = args.first_window
+    return engine
 
 
 def make_robot(args: argparse.Namespace) -> Robot:
@@ -46,8 +75,6 @@ def load_pair(image_path, labels_path) -> tuple[np.ndarray, np.ndarray]:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..engine import Engine
-
     image, labels = load_pair(args.image, args.labels)
     ids = target_ids(labels)[: args.max_targets]
     methods = [m.strip() for m in args.methods.split(",")]
@@ -56,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"unknown method(s) {sorted(unknown)}; choose from {METHODS}")
     rows, curves, per_method = {}, {}, {}
     for name in methods:
-        method = ModelMethod(Engine.pretrained(device=args.device, weights=args.weights), image) if name == "model" else ClickSeeded(image, name)
+        method = ModelMethod(make_engine(args), image) if name == "model" else ClickSeeded(image, name)
         bar = tqdm(total=len(ids), desc=name, unit="target", leave=False)
         result = run_targets(method, labels, ids, make_robot(args), args.clicks, progress=lambda i, n: bar.update(1))
         bar.close()
