@@ -150,6 +150,9 @@ class Session:
         self._pending: list = []
         #: Prior masks given with :meth:`prior`, by the ``seq`` of their event (for saving/replay).
         self.prior_masks: dict[int, np.ndarray] = {}
+        #: Equivalent diameters (px, largest plane) of the objects accepted so far: with
+        #: ``first_window="auto"`` their median sizes the next first window.
+        self.accepted_diameters: list[float] = []
         self._log("session", extra={"shape": list(self.source.spatial_shape), "plane_axes": list(self.source.plane_axes),
                                     "rgb": self.source.rgb, "channel_axis": self.source.channel_axis})
 
@@ -263,6 +266,8 @@ class Session:
                   extra={"area": area, "planes": [list(k) for k in planes], "adaptation": self.engine.adaptation,
                          "class_id": int(class_id), "class_name": str(class_name)})
         self._pending.append((self.object_id, self.engine.adapter, AcceptContext(self, planes)))
+        largest = max(int(np.count_nonzero(m)) for _, m in planes.values())
+        self.accepted_diameters.append(float(2.0 * np.sqrt(largest / np.pi)))
         self.planes = {}
         self._undo.clear()
         self._redo.clear()
@@ -409,14 +414,31 @@ class Session:
         pts = np.concatenate(pos) if pos else np.zeros((0, 2))
         if len(pts) == 0 and extra is None:
             return None
-        min_size = self._first_window(key, pts) if first and extra is None else guidance.MIN_WINDOW
+        if first and extra is None:
+            min_size = self._first_window(key, pts)
+        else:  # later windows keep the object at a trained scale too: at least 3/4 of the first window
+            size = self.engine.first_window
+            if size == "auto":
+                size = self._object_window() or guidance.MIN_WINDOW
+            min_size = max(guidance.MIN_WINDOW, int(round(guidance.LATER_WINDOW_SHARE * size)))
         return guidance.choose_window(pts, self.source.plane_shape, extra, min_size=min_size)
 
+    def _object_window(self) -> int | None:
+        """Four times the median diameter of the objects accepted so far (None before the first)."""
+        if not self.accepted_diameters:
+            return None
+        diameter = float(np.median(self.accepted_diameters))
+        return max(guidance.AUTO_MIN_WINDOW, int(round(guidance.AUTO_WINDOW_DIAMETERS * diameter)))
+
     def _first_window(self, key, pts: np.ndarray) -> int:
-        """The engine's first-window side; with ``"auto"``, a few diameters of the blob under the prompt."""
+        """The engine's first-window side. With ``"auto"``: four times the median diameter of the
+        objects accepted in this session, or, before the first one, of the blob under the prompt."""
         size = self.engine.first_window
         if size != "auto":
             return size
+        known = self._object_window()
+        if known is not None:
+            return known
         centre = np.rint((pts.min(0) + pts.max(0)) / 2).astype(int)
         r = guidance.diameter_patch_radius()
         window = guidance.Window(int(centre[0]) - r, int(centre[1]) - r, 2 * r + 1)
