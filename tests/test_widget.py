@@ -418,7 +418,7 @@ def test_model_controls(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, 
     # Object size: the first click's window is four diameters, "auto", or the weights' own (64).
     assert w.size_choice.currentData() is None and w.engine.first_window == 64
     w.set_object_size("auto")
-    assert w.engine.first_window == "auto" and w.size_choice.currentText() == "measure at each click"
+    assert w.engine.first_window == "auto" and w.size_choice.currentText() == "auto (learnt from accepted objects)"
     w.set_object_size(25)
     assert w.engine.first_window == 100 and w.size_choice.currentText() == "about 25 px across"
     with pytest.raises(ValueError, match="object size"):

@@ -71,7 +71,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 #: own first window). A diameter sets the first click's window to four diameters.
 OBJECT_SIZES = (
     ("as the weights say", None),
-    ("measure at each click", "auto"),
+    ("auto (learnt from accepted objects)", "auto"),
     ("about 10 px across", 10),
     ("about 25 px across", 25),
     ("about 50 px across", 50),
@@ -395,7 +395,8 @@ class AnnotatorWidget(QWidget):
 
     def set_object_size(self, size: "int | str | None") -> None:
         """Objects about ``size`` px across (the first click's window is four diameters), ``"auto"``
-        (measured at each first click) or None (the weights' own first window)."""
+        (from the objects accepted so far; measured under the click before the first) or None (the
+        weights' own first window)."""
         sizes = [value for _, value in OBJECT_SIZES]
         if size not in sizes and not (isinstance(size, (int, float)) and not isinstance(size, bool) and 2 <= size <= 1024):
             raise ValueError(f"object size must be None, 'auto' or a diameter of 2-1024 px, got {size!r}")

@@ -404,7 +404,8 @@ class Session:
         """The local window for ``prompts`` (None when there is no positive prompt, box or prior).
 
         ``first``: the object has no mask yet, so with only clicks or scribbles the window side is
-        at least the engine's ``first_window`` (the weights' ``window.first_size``).
+        at least the engine's ``first_window`` (the weights' ``window.first_size``). Other windows
+        are at least ``LATER_WINDOW_SHARE`` of it (and of ``MIN_WINDOW``).
         """
         pos = [p.points for p in prompts if p.positive and p.kind in ("click", "scribble")]
         extra = mask_bbox
