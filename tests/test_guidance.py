@@ -71,3 +71,8 @@ def test_estimate_diameter_finds_bright_and_dark_discs(diameter):
 def test_estimate_diameter_rejects_a_small_patch():
     with pytest.raises(ValueError, match="odd side"):
         guidance.estimate_diameter(np.zeros((64, 64)))
+    r = guidance.diameter_patch_radius()
+    patch = np.zeros((2 * r + 1, 2 * r + 1))
+    patch[r, r] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        guidance.estimate_diameter(patch)

@@ -431,6 +431,12 @@ def test_model_controls(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, 
     assert w.engine.first_window == 100  # the choice carries over to loaded weights
     w.set_object_size(None)
     assert w.engine.first_window == 64  # the loaded weights' own
+    w.size_choice.setCurrentIndex(1)  # the dropdown itself, as a user picks it
+    w.size_choice.activated.emit(1)
+    assert w.engine.first_window == "auto"
+    w.size_choice.setCurrentIndex(0)
+    w.size_choice.activated.emit(0)
+    assert w.engine.first_window == 64
     w.load_weights(tmp_path / "missing.safetensors")
     wait(qtbot, w)
     assert has(notes, "ERROR", "load weights") and w.session.engine is w.engine

@@ -23,7 +23,7 @@ def shipped_weights_path() -> Path:
     return Path(str(resources.files("napari_oaims") / "weights" / f"{SHIPPED_WEIGHTS}.safetensors"))
 
 
-def _first_window(config: dict[str, Any]) -> int | str:
+def _config_first_window(config: dict[str, Any]) -> int | str:
     """Window side for an object's first prompt, from the weights' ``window`` settings.
 
     Weights exported before session 13 carry no ``first_size`` and keep ``min_size`` (64 px).
@@ -63,7 +63,7 @@ class Engine:
         self.updates = 0
         self._hash: str | None = None
         self.adapter = make_adapter(adaptation)
-        self._first_window = _first_window(self.config)
+        self._first_window = _config_first_window(self.config)
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -140,7 +140,7 @@ class Engine:
 
     @first_window.setter
     def first_window(self, size: int | str | None) -> None:
-        self._first_window = _first_window(self.config) if size is None else _check_first_window(size)
+        self._first_window = _config_first_window(self.config) if size is None else _check_first_window(size)
 
     @property
     def adaptation(self) -> str:

@@ -104,6 +104,8 @@ def estimate_diameter(patch: np.ndarray, sigmas=DIAMETER_SIGMAS) -> float:
             or c < diameter_patch_radius(sigmas):
         raise ValueError(f"estimate_diameter needs a square patch with an odd side >= "
                          f"{2 * diameter_patch_radius(sigmas) + 1}, got {patch.shape}")
+    if not np.isfinite(patch).all():
+        raise ValueError("estimate_diameter needs finite values (normalise the patch first: NaN/inf -> 0)")
     responses = []
     for sigma in sigmas:
         h = int(4 * sigma) + 1
