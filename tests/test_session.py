@@ -308,11 +308,18 @@ def test_auto_first_window_follows_the_object_size(engine, nuclei):
         s.click(object_centre(big_labels, i))
         s.accept()
     d = np.median([2 * np.sqrt(np.count_nonzero(m) / np.pi) for m in (big_labels == i for i in ids[:3])])
-    assert np.allclose(np.median(s.accepted_diameters), d, rtol=0.3)
+    sizes = dict(s.accepted_diameters)
+    assert sorted(sizes) == [1, 2, 3] and np.allclose(np.median(list(sizes.values())), d, rtol=0.3)
+    # an object taken back no longer counts, and comes back with reinstate()
+    gone = s.withdraw(1)
+    assert gone == pytest.approx(2 * np.sqrt(np.count_nonzero(big_labels == ids[0]) / np.pi), rel=0.3)
+    assert sorted(s.accepted_diameters) == [2, 3] and s.withdraw(1) is None
+    s.reinstate(1, gone)
+    assert s.accepted_diameters == sizes
     y, x = object_centre(big_labels, ids[3])
     s.click((y, x))
     first = s.events[-1]["extra"]["window"][2]
-    assert first == max(32, round(4 * np.median(s.accepted_diameters)))
+    assert first == max(32, round(4 * np.median(list(s.accepted_diameters.values()))))
     s.click((y, x + 3), positive=True)
     assert s.events[-1]["extra"]["window"][2] >= round(0.75 * first)
 

@@ -19,7 +19,7 @@ import zarr
 from napari_oaims import Engine
 from napari_oaims import store as store_mod
 from napari_oaims.bench.store import kill_run, object_centres
-from napari_oaims.store import SessionStore, file_digest, normalise_event
+from napari_oaims.store import SessionStore, accepted_diameters, file_digest, normalise_event
 
 DATA = Path("/work/shared/data/nuclei2d")
 
@@ -166,6 +166,8 @@ def test_resume_continues_log_objects_and_model(tmp_path, engine, nuclei):
     adapted.weights_changed()
     store.save_model(adapted)
     n = len(s.events)
+    s_diameter = s.accepted_diameters[1]
+    assert s.events[-1]["extra"]["diameter"] == s_diameter > 0
     del store, s  # no close(): as if the process had died
     state = SessionStore.open(tmp_path / "r.oaims.zarr").resume(device="cpu")
     assert state.engine.weights_hash == adapted.weights_hash
@@ -173,6 +175,8 @@ def test_resume_continues_log_objects_and_model(tmp_path, engine, nuclei):
     r = state.session
     assert [e["seq"] for e in r.events] == list(range(n + 1)) and r.events[-1]["kind"] == "session"
     assert r.events[-1]["extra"]["resumed"] is True
+    # the accepted object's size is back for first_window="auto", as logged at accept
+    assert r.accepted_diameters == {1: s_diameter}
     r.click(centres[1])
     r.accept()
     assert r.events[-1]["object"] == 2
@@ -180,6 +184,19 @@ def test_resume_continues_log_objects_and_model(tmp_path, engine, nuclei):
     assert again.events() == [normalise_event(e) for e in r.events]
     assert [o["id"] for o in again.objects()] == [1, 2]
     assert again.model_path(adapted.weights_hash) is not None  # the snapshot replay restarts from
+
+
+def test_accepted_diameters_of_a_resumed_session():
+    """Logged diameters win; objects without one (older logs, labels written directly) use their
+    mean area per plane; objects no longer in the labels do not count."""
+    events = [{"kind": "accept", "object": 1, "extra": {"diameter": 20.0}},
+              {"kind": "accept", "object": 2, "extra": {}},
+              {"kind": "accept", "object": 4, "extra": {"diameter": 9.0}}]
+    objects = [{"id": 1, "area": 300, "planes": [[]]}, {"id": 2, "area": 2 * 314, "planes": [[0], [1]]},
+               {"id": 3, "area": 1257, "planes": [[]]}, {"id": 4, "area": 0, "planes": [[]]}]
+    d = accepted_diameters(events, objects)
+    assert set(d) == {1, 2, 3} and d[1] == 20.0
+    assert abs(d[2] - 20.0) < 0.1 and abs(d[3] - 40.0) < 0.1
 
 
 def test_kill9_keeps_every_acknowledged_event(tmp_path):

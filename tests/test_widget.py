@@ -122,12 +122,14 @@ def test_full_workflow_click_accept_undo_save_reopen(make_napari_viewer, qtbot, 
     assert not preview.data.any() and len(points.data) == 0
     assert list(objects.features["class_name"]) == ["nucleus"] and list(objects.features["index"]) == [1]
 
-    w.undo()  # takes the accepted object back
+    size = w.session.accepted_diameters[1]
+    assert size == pytest.approx(2 * np.sqrt(mask.sum() / np.pi), abs=0.01)
+    w.undo()  # takes the accepted object back; its size no longer counts for object size "auto"
     wait(qtbot, w)
-    assert not objects.data.any()
+    assert not objects.data.any() and w.session.accepted_diameters == {}
     w.redo()
     wait(qtbot, w)
-    assert set(np.unique(objects.data)) == {0, 1}
+    assert set(np.unique(objects.data)) == {0, 1} and w.session.accepted_diameters == {1: size}
 
     # a second object, its click undone and redone
     points.add(list(centre(labels, 60)))
@@ -511,6 +513,7 @@ def test_resume_session_in_the_widget(make_napari_viewer, qtbot, fresh_engine, n
         1: "nucleus", 2: "mitosis"}
     assert fresh_engine.updates == updates and fresh_engine.weights_hash == weights
     assert w2.store is not None and "autosave" in w2.store_label.text()
+    assert sorted(w2.session.accepted_diameters) == [1, 2]  # object size "auto" remembers them
 
     w2.layers["points"].add(list(centre(labels, 70)))
     wait(qtbot, w2)

@@ -134,6 +134,7 @@ class AnnotatorWidget(QWidget):
         self._history: list = []  # "s" (a session prompt/clear) or ("accept", id, [(index, before, after)])
         self._redo: list = []
         self._classes: dict[int, tuple[int, str]] = {}  # object id -> (class id, class name)
+        self._withdrawn: dict[int, float | None] = {}  # undone objects' diameters, for redo (object size "auto")
         self._preview_keys: set[tuple[int, ...]] = set()
         self._n_points = 0
         self._n_shapes = 0
@@ -547,6 +548,7 @@ class AnnotatorWidget(QWidget):
             self._connect(layer.events.data, self._on_image_data, "image")
         self._history.clear()
         self._redo.clear()
+        self._withdrawn.clear()
         self._stop_autosave(f"annotation of '{layer.name}' restarted")
         self.session = session
         self._make_layers()
@@ -566,11 +568,15 @@ class AnnotatorWidget(QWidget):
         """A new session on the same image (e.g. other plane axes); the current object is dropped."""
         if self.image_layer is None or self.engine is None:
             return
-        had_prompts = self.session is not None and any(st.prompts for st in self.session.planes.values())
+        old = self.session
+        had_prompts = old is not None and any(st.prompts for st in old.planes.values())
         self.session = None
         self.session = self.engine.session(self._image_data(self.image_layer),
                                            plane_axes=self._plane_axes(self.image_layer.ndim),
                                            rgb=bool(self.image_layer.rgb))
+        if old is not None and old.source.plane_axes == self.session.source.plane_axes:
+            # same objects seen the same way: their sizes still count for object size "auto"
+            self.session.accepted_diameters = dict(old.accepted_diameters)
         self._history = [h for h in self._history if h != "s"]
         self._redo.clear()
         self._number_objects()
@@ -1056,8 +1062,12 @@ class AnnotatorWidget(QWidget):
             objects.data[index] = before if undo else after
         if undo:
             self._classes.pop(object_id, None)
+            if self.session is not None:  # its size no longer counts for object size "auto"
+                self._withdrawn[object_id] = self.session.withdraw(object_id)
         else:
             self._classes[object_id] = cls
+            if self.session is not None and object_id in self._withdrawn:
+                self.session.reinstate(object_id, self._withdrawn.pop(object_id))
         self._apply_classes()
         objects.refresh()
         self._update_status()

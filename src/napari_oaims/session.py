@@ -23,7 +23,7 @@ label      1 positive / 0 negative prompt; ``None`` for other kinds
 latency_ms time from the call to the result (``predict``, ``accept``, ``update``)
 weights    short hash of the weights that made the prediction (or after an update)
 extra      kind-specific details (window, area, loss, ...; an ``accept`` holds ``area``,
-           ``planes``, ``adaptation``, ``class_id`` and ``class_name``)
+           ``planes``, ``adaptation``, ``class_id``, ``class_name`` and ``diameter``)
 ========== ==================================================================================
 """
 
@@ -150,9 +150,10 @@ class Session:
         self._pending: list = []
         #: Prior masks given with :meth:`prior`, by the ``seq`` of their event (for saving/replay).
         self.prior_masks: dict[int, np.ndarray] = {}
-        #: Equivalent diameters (px, largest plane) of the objects accepted so far: with
-        #: ``first_window="auto"`` their median sizes the next first window.
-        self.accepted_diameters: list[float] = []
+        #: Equivalent diameters (px, largest plane) of the objects accepted so far, by object id:
+        #: with ``first_window="auto"`` their median sizes the next first window. An object taken
+        #: back (:meth:`withdraw`) leaves it; a resumed session gets it back from the log.
+        self.accepted_diameters: dict[int, float] = {}
         self._log("session", extra={"shape": list(self.source.spatial_shape), "plane_axes": list(self.source.plane_axes),
                                     "rgb": self.source.rgb, "channel_axis": self.source.channel_axis})
 
@@ -262,12 +263,13 @@ class Session:
         t0 = time.perf_counter()
         final = self.mask
         area = int(sum(np.count_nonzero(m) for _, m in planes.values()))
+        largest = max(int(np.count_nonzero(m)) for _, m in planes.values())
+        diameter = round(float(2.0 * np.sqrt(largest / np.pi)), 2)
         self._log("accept", latency_ms=(time.perf_counter() - t0) * 1e3,
                   extra={"area": area, "planes": [list(k) for k in planes], "adaptation": self.engine.adaptation,
-                         "class_id": int(class_id), "class_name": str(class_name)})
+                         "class_id": int(class_id), "class_name": str(class_name), "diameter": diameter})
         self._pending.append((self.object_id, self.engine.adapter, AcceptContext(self, planes)))
-        largest = max(int(np.count_nonzero(m)) for _, m in planes.values())
-        self.accepted_diameters.append(float(2.0 * np.sqrt(largest / np.pi)))
+        self.accepted_diameters[self.object_id] = diameter
         self.planes = {}
         self._undo.clear()
         self._redo.clear()
@@ -275,6 +277,17 @@ class Session:
         if not defer_update:
             self.run_pending_updates()
         return final
+
+    def withdraw(self, object_id: int) -> float | None:
+        """An accepted object was taken back (e.g. undone in the viewer): its size no longer counts
+        for ``first_window="auto"``. Returns its diameter (to give back to :meth:`reinstate`).
+        What the model learnt from it stays learnt (:meth:`Engine.reset` undoes all learning)."""
+        return self.accepted_diameters.pop(int(object_id), None)
+
+    def reinstate(self, object_id: int, diameter: float | None) -> None:
+        """Count an accepted object's diameter again (a withdrawn object was brought back)."""
+        if diameter is not None:
+            self.accepted_diameters[int(object_id)] = float(diameter)
 
     def run_pending_updates(self) -> int:
         """Run deferred accept hooks in accept order; returns how many objects were processed."""
@@ -428,7 +441,7 @@ class Session:
         """Four times the median diameter of the objects accepted so far (None before the first)."""
         if not self.accepted_diameters:
             return None
-        diameter = float(np.median(self.accepted_diameters))
+        diameter = float(np.median(list(self.accepted_diameters.values())))
         return max(guidance.AUTO_MIN_WINDOW, int(round(guidance.AUTO_WINDOW_DIAMETERS * diameter)))
 
     def _first_window(self, key, pts: np.ndarray) -> int:

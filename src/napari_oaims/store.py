@@ -1043,6 +1043,7 @@ class SessionStore:
         objects = self.objects()
         accepted = [e["object"] for e in events if e["kind"] == "accept"] + [o["id"] for o in objects]
         session.object_id = max(accepted, default=0) + 1
+        session.accepted_diameters = accepted_diameters(events, objects)
         start = session.events[-1]
         start.update(seq=len(events), object=session.object_id)
         start["extra"]["resumed"] = True
@@ -1065,6 +1066,20 @@ class SessionStore:
 
     def __repr__(self) -> str:
         return f"SessionStore({str(self.path)!r}, events={self._next_seq}, objects={len(self._areas)})"
+
+
+def accepted_diameters(events: list[dict[str, Any]], objects: list[dict[str, Any]]) -> dict[int, float]:
+    """Diameters of the objects still in the labels, for ``first_window="auto"`` in a resumed
+    session: the one logged at accept, or, for objects without one (older logs, labels written
+    directly), the equivalent diameter of their mean area per plane."""
+    logged = {int(e["object"]): float(e["extra"]["diameter"]) for e in events
+              if e["kind"] == "accept" and "diameter" in (e.get("extra") or {})}
+    out = {}
+    for o in objects:
+        if o["area"] > 0:
+            area = o["area"] / max(len(o["planes"]), 1)
+            out[int(o["id"])] = logged.get(int(o["id"]), round(float(2.0 * np.sqrt(area / np.pi)), 2))
+    return out
 
 
 def prompts_from_events(events: list[dict[str, Any]], plane_axes, ndim: int) -> Prompts:
