@@ -154,6 +154,7 @@ class Session:
         #: with ``first_window="auto"`` their median sizes the next first window. An object taken
         #: back (:meth:`withdraw`) leaves it; a resumed session gets it back from the log.
         self.accepted_diameters: dict[int, float] = {}
+        self._estimates: dict[int, int] = {}  # "auto" first window measured for the current object
         self._log("session", extra={"shape": list(self.source.spatial_shape), "plane_axes": list(self.source.plane_axes),
                                     "rgb": self.source.rgb, "channel_axis": self.source.channel_axis})
 
@@ -418,7 +419,8 @@ class Session:
 
         ``first``: the object has no mask yet, so with only clicks or scribbles the window side is
         at least the engine's ``first_window`` (the weights' ``window.first_size``). Other windows
-        are at least ``LATER_WINDOW_SHARE`` of it (and of ``MIN_WINDOW``).
+        are at least ``LATER_WINDOW_SHARE`` of it (with ``"auto"``: of the accepted objects' size, or
+        of what this object's first click measured).
         """
         pos = [p.points for p in prompts if p.positive and p.kind in ("click", "scribble")]
         extra = mask_bbox
@@ -430,11 +432,11 @@ class Session:
             return None
         if first and extra is None:
             min_size = self._first_window(key, pts)
-        else:  # later windows keep the object at a trained scale too: at least 3/4 of the first window
+        else:  # later windows keep the object at the scale of its first window
             size = self.engine.first_window
             if size == "auto":
-                size = self._object_window() or guidance.MIN_WINDOW
-            min_size = max(guidance.MIN_WINDOW, int(round(guidance.LATER_WINDOW_SHARE * size)))
+                size = self._object_window() or self._estimates.get(self.object_id) or guidance.MIN_WINDOW
+            min_size = max(8, int(round(guidance.LATER_WINDOW_SHARE * size)))
         return guidance.choose_window(pts, self.source.plane_shape, extra, min_size=min_size)
 
     def _object_window(self) -> int | None:
@@ -462,7 +464,9 @@ class Session:
         pad = ((wy.start, window.size - wy.stop), (wx.start, window.size - wx.stop))
         patch = np.pad(patch[wy, wx], pad, mode="reflect" if min(patch[wy, wx].shape) > 1 else "edge")
         diameter = guidance.estimate_diameter(patch)
-        return max(guidance.AUTO_MIN_WINDOW, int(round(guidance.AUTO_WINDOW_DIAMETERS * diameter)))
+        size = max(guidance.AUTO_MIN_WINDOW, int(round(guidance.AUTO_WINDOW_DIAMETERS * diameter)))
+        self._estimates = {self.object_id: size}  # the object's later windows follow it
+        return size
 
     def inputs(self, key, prompts: list[Prompt], window: guidance.Window) -> np.ndarray:
         """The (4, S, S) network input for ``prompts`` on ``window`` of plane ``key``."""
