@@ -321,6 +321,9 @@ def test_auto_first_window_follows_the_object_size(engine, nuclei):
     gone = s.withdraw(1)
     assert gone == pytest.approx(2 * np.sqrt(np.count_nonzero(big_labels == ids[0]) / np.pi), rel=0.3)
     assert sorted(s.accepted_diameters) == [2, 3] and s.withdraw(1) is None
+    for bad in (float("nan"), -3.0, 0.0):
+        with pytest.raises(ValueError, match="diameter"):
+            s.reinstate(1, bad)
     s.reinstate(1, gone)
     assert s.accepted_diameters == sizes
     y, x = object_centre(big_labels, ids[3])

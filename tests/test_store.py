@@ -191,7 +191,8 @@ def test_accepted_diameters_of_a_resumed_session():
     mean area per plane; objects no longer in the labels do not count."""
     events = [{"kind": "accept", "object": 1, "extra": {"diameter": 20.0}},
               {"kind": "accept", "object": 2, "extra": {}},
-              {"kind": "accept", "object": 4, "extra": {"diameter": 9.0}}]
+              {"kind": "accept", "object": 4, "extra": {"diameter": 9.0}},
+              {"kind": "accept", "object": 3, "extra": {"diameter": "NaN?"}}]  # damaged: the area decides
     objects = [{"id": 1, "area": 300, "planes": [[]]}, {"id": 2, "area": 2 * 314, "planes": [[0], [1]]},
                {"id": 3, "area": 1257, "planes": [[]]}, {"id": 4, "area": 0, "planes": [[]]}]
     d = accepted_diameters(events, objects)

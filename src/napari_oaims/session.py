@@ -287,8 +287,11 @@ class Session:
 
     def reinstate(self, object_id: int, diameter: float | None) -> None:
         """Count an accepted object's diameter again (a withdrawn object was brought back)."""
-        if diameter is not None:
-            self.accepted_diameters[int(object_id)] = float(diameter)
+        if diameter is None:
+            return
+        if not np.isfinite(diameter) or diameter <= 0:
+            raise ValueError(f"an object's diameter must be a positive number of pixels, got {diameter!r}")
+        self.accepted_diameters[int(object_id)] = float(diameter)
 
     def run_pending_updates(self) -> int:
         """Run deferred accept hooks in accept order; returns how many objects were processed."""

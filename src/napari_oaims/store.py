@@ -1072,8 +1072,12 @@ def accepted_diameters(events: list[dict[str, Any]], objects: list[dict[str, Any
     """Diameters of the objects still in the labels, for ``first_window="auto"`` in a resumed
     session: the one logged at accept, or, for objects without one (older logs, labels written
     directly), the equivalent diameter of their mean area per plane."""
-    logged = {int(e["object"]): float(e["extra"]["diameter"]) for e in events
-              if e["kind"] == "accept" and "diameter" in (e.get("extra") or {})}
+    logged = {}
+    for e in events:
+        if e["kind"] == "accept":
+            value = (e.get("extra") or {}).get("diameter")
+            if isinstance(value, (int, float)) and np.isfinite(value) and value > 0:  # a damaged value: use the area
+                logged[int(e["object"])] = float(value)
     out = {}
     for o in objects:
         if o["area"] > 0:
