@@ -382,7 +382,7 @@ def test_mi_max_prompts_limits_mi_steps_per_object(nuclei_crop):
 
 
 def test_is_correction_by_prompt_kind():
-    from napari_oaims.adapt.oaims import is_correction
+    from napari_oaims.session import is_correction
     from napari_oaims.session import Prompt
 
     click = Prompt("click", True, np.array([[3, 4]]))
@@ -434,7 +434,8 @@ def test_mi_stops_while_a_click_that_corrected_nothing_is_in_place(nuclei_crop):
 def test_suspect_click_rewinds_the_objects_mi_steps(nuclei_crop, rewind):
     """A click that corrects nothing undoes the MI steps already taken on its object (default)."""
     image, labels = nuclei_crop
-    engine = Engine.pretrained(device="cpu", adaptation="oaims" if rewind else "oaims:mi_rewind=0")
+    # (pi_ignore=0: PI learns from all of the object, which the last line checks.)
+    engine = Engine.pretrained(device="cpu", adaptation="oaims:pi_ignore=0" if rewind else "oaims:mi_rewind=0:pi_ignore=0")
     s = engine.session(image)
     lid = largest_ids(labels, 1)[0]
     mask = s.click(object_centre(labels, lid))
@@ -443,7 +444,7 @@ def test_suspect_click_rewinds_the_objects_mi_steps(nuclei_crop, rewind):
     mask = s.click(tuple(inside[len(inside) // 4]), positive=False)  # a correction: MI steps
     assert engine.weights_hash != before
     learnt = engine.weights_hash
-    s.click(tuple(np.argwhere(mask)[len(np.argwhere(mask)) // 2]), positive=True)  # corrects nothing
+    s.click(edge_pixel(mask), positive=True)  # corrects nothing
     assert engine.weights_hash == (before if rewind else learnt)
     rewinds = [e for e in s.events if e["kind"] == "update" and e["extra"]["method"] == "mi_rewind"]
     assert len(rewinds) == int(rewind)
@@ -451,3 +452,85 @@ def test_suspect_click_rewinds_the_objects_mi_steps(nuclei_crop, rewind):
         assert rewinds[0]["extra"]["weights_before"] == learnt and rewinds[0]["extra"]["weights_after"] == before
     s.accept()  # PI still learns from the object
     assert engine.weights_hash not in (before, learnt)
+
+
+def edge_pixel(mask: np.ndarray) -> tuple[int, int]:
+    """A pixel of ``mask`` on its border (a click there vouches for a small part of the mask)."""
+    from scipy import ndimage
+
+    rim = np.argwhere(mask & ~ndimage.binary_erosion(mask))
+    return tuple(int(v) for v in rim[len(rim) // 2])
+
+
+def test_prompts_record_whether_they_corrected_the_mask(nuclei_crop):
+    image, labels = nuclei_crop
+    s = Engine.pretrained(device="cpu").session(image)
+    lid = largest_ids(labels, 1)[0]
+    mask = s.click(object_centre(labels, lid))
+    inside = np.argwhere(mask & (labels == lid))
+    s.click(tuple(inside[len(inside) // 3]), positive=True)  # inside the mask already: corrects nothing
+    s.click(tuple(inside[2 * len(inside) // 3]), positive=False)  # cuts the mask: a correction
+    assert [p.corrected for p in s.planes[()].prompts] == [None, False, True]  # the first has no mask to correct
+
+
+def doubtful_object(spec, nuclei_crop):
+    """An engine after one object whose prompts hold a positive click on the mask's border, which
+    corrected nothing; returns (engine, session, base hash, the doubtful click)."""
+    image, labels = nuclei_crop
+    engine = Engine.pretrained(device="cpu", adaptation=spec)
+    base = engine.weights_hash
+    s = engine.session(image)
+    lid = largest_ids(labels, 1)[0]
+    mask = s.click(object_centre(labels, lid))
+    click = edge_pixel(mask)
+    s.click(click, positive=True)
+    s.accept()
+    return engine, s, base, click
+
+
+def test_pi_leaves_out_what_a_doubtful_click_vouches_for(nuclei_crop):
+    from napari_oaims.adapt.oaims import OAIMSAdapter
+    from napari_oaims.session import Prompt
+
+    image, labels = nuclei_crop
+    # With clicks that all correct the mask, pi_ignore changes nothing.
+    lid = largest_ids(labels, 1)[0]
+    same = [annotated(spec, nuclei_crop, 3)[0].weights_hash for spec in ("pi", "pi:pi_ignore=0")]
+    assert same[0] == same[1]
+    # With a doubtful click, PI learns from less of the mask, so the weights differ. (A smaller
+    # disc than the default's: this click on the border of a small nucleus vouches for half of it.)
+    on, s, base, click = doubtful_object("pi:pi_ignore=0.3", nuclei_crop)
+    off = doubtful_object("pi:pi_ignore=0", nuclei_crop)[0]
+    assert on.weights_hash not in (base, off.weights_hash)
+    assert [e["extra"]["method"] for e in s.events if e["kind"] == "update"] == ["pi_stage1", "pi_stage2"]
+    # What is left out: mask pixels (the click's label) near the click; background pixels near it stay.
+    adapter = OAIMSAdapter(mi=False, pi=True, pi_ignore=0.3)
+    s2 = Engine.pretrained(device="cpu").session(image)
+    final = labels == lid
+    first = Prompt("click", True, np.array([object_centre(labels, lid)]))
+    view = adapter._view(s2, (), first, final)
+    doubt = Prompt("click", True, np.array([click]), corrected=False)
+    assert adapter._leave_out([view], [doubt], final) is None
+    w, target = view["weight"], view["target"]
+    cy, cx = view["window"].to_work(np.array(click))
+    radius = adapter.pi_ignore * 2 * np.sqrt(final.sum() / np.pi) * view["window"].scale
+    yy, xx = np.mgrid[: w.shape[0], : w.shape[1]]
+    near = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
+    assert (w[near & target] == 0).all() and (w[near & ~target] == 1).all() and (w[~near] == 1).all()
+    assert 0 < (w[target] == 0).mean() < 0.5  # part of the mask, not all of it
+
+
+def test_pi_skips_an_object_that_doubtful_clicks_vouch_for_entirely(nuclei_crop):
+    """A disc of 3 diameters around the doubtful click holds the whole mask: nothing left to learn."""
+    engine, s, base, _ = doubtful_object("pi:pi_ignore=3", nuclei_crop)
+    updates = [e["extra"] for e in s.events if e["kind"] == "update"]
+    assert [u["method"] for u in updates] == ["pi_skip"] and "corrected nothing" in updates[0]["reason"]
+    assert engine.weights_hash == base and engine.updates == 0
+
+
+@pytest.mark.parametrize("bad", ["-1", "nan", "inf"])
+def test_pi_ignore_must_be_a_non_negative_number(bad):
+    from napari_oaims.adapt import make_adapter
+
+    with pytest.raises(ValueError, match="pi_ignore"):
+        make_adapter(f"oaims:pi_ignore={bad}")

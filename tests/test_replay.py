@@ -163,3 +163,17 @@ def test_rewound_mi_steps_are_saved_and_replayed(tmp_path, nuclei, base):
     s.accept()
     report = replay(path, weights=base)
     assert report.identical, report.table()
+
+
+def test_a_replayed_session_starts_from_the_logged_object_sizes():
+    """Object size "auto" depends on the objects accepted before a resume: a replay takes them from
+    the resumed session's start event, or, in logs made before they were logged, carries them over."""
+    from types import SimpleNamespace
+
+    from napari_oaims.replay import _start_diameters
+
+    before = SimpleNamespace(accepted_diameters={1: 20.0, 2: 18.5})
+    assert _start_diameters({"extra": {"resumed": True, "accepted_diameters": {"2": 18.5}}}, before) == {2: 18.5}
+    assert _start_diameters({"extra": {"resumed": True}}, before) == {1: 20.0, 2: 18.5}
+    assert _start_diameters({"extra": {}}, before) == {}  # a new session, not a resumed one
+    assert _start_diameters({"extra": {"resumed": True}}, None) == {}

@@ -232,7 +232,7 @@ def test_first_window_comes_from_the_weights_and_only_for_a_new_object(engine, n
     keep 64 px); once the object has a mask, later clicks use the usual mask-sized window."""
     from napari_oaims import Engine
 
-    assert engine.first_window == 64  # the shipped config has no first_size
+    assert engine.first_window == "auto"  # the shipped weights' JSON asks for object-sized windows
     image, labels = nuclei
     lid = largest_ids(labels, 1)[0]
     y, x = object_centre(labels, lid)
@@ -249,7 +249,8 @@ def test_first_window_comes_from_the_weights_and_only_for_a_new_object(engine, n
     s.click((y, x))
     assert s.events[-1]["extra"]["window"][2] == 96  # a new object starts with the first window again
     # Without first_size the first click keeps the 64-px window of earlier weights.
-    old = engine.session(image)
+    old_config = {**engine.config, "window": {"min_size": 64, "context": 2.0}}
+    old = Engine(engine.model, old_config, device="cpu").session(image)
     old.click((y, x))
     assert old.events[-1]["extra"]["window"][2] == 64
     # A box or a prior sets its own window like a later click (at least first_size).
@@ -268,7 +269,7 @@ def test_first_window_comes_from_the_weights_and_only_for_a_new_object(engine, n
         engine.first_window = 3
     assert engine.first_window == 160  # a rejected value changes nothing
     engine.first_window = None  # back to the weights' own
-    assert engine.first_window == 64
+    assert engine.first_window == "auto"
 
 
 @pytest.mark.parametrize("bad", [0, -5, 12.5, "96", "Auto", True, 10**6, None])
@@ -280,13 +281,14 @@ def test_bad_first_window_in_the_weights_is_a_clear_error(engine, bad):
 def test_auto_first_window_follows_the_object_size(engine, nuclei):
     """``first_window="auto"`` sizes the first window from the blob under the click, so a
     nucleus shown twice as large gets a window about twice as large and is still segmented;
-    the fixed 64-px window of the shipped weights then answers with a fragment."""
+    a fixed 64-px window (the default before session 15) then answers with a fragment."""
     from skimage.transform import rescale
 
     image, labels = nuclei
     big = rescale(image.astype(np.float32), 2, order=1, preserve_range=True)
     big_labels = rescale(labels, 2, order=0, preserve_range=True, anti_aliasing=False).astype(labels.dtype)
     ids = largest_ids(labels, 4)
+    engine.first_window = 64
     fixed = [dice(engine.session(big).click(object_centre(big_labels, i)), big_labels == i) for i in ids]
     engine.first_window = "auto"
     sizes, auto = [], []

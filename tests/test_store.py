@@ -177,6 +177,7 @@ def test_resume_continues_log_objects_and_model(tmp_path, engine, nuclei):
     assert r.events[-1]["extra"]["resumed"] is True
     # the accepted object's size is back for first_window="auto", as logged at accept
     assert r.accepted_diameters == {1: s_diameter}
+    assert r.events[-1]["extra"]["accepted_diameters"] == {"1": s_diameter}  # a replay starts from them too
     r.click(centres[1])
     r.accept()
     assert r.events[-1]["object"] == 2

@@ -30,7 +30,7 @@ def test_train_resume_is_exact_and_export_records_recipe(tmp_path):
     t = config["training"]
     assert t["command"] == "oaims train --steps 4" and t["steps_done"] == 4 and t["config"]["seed"] == 0
     assert t["alpha"] == 0.7 and t["beta"] == 200 and t["ccg_sigma"] == 3
-    assert config["window"] == {"min_size": 64, "context": 2.0, "first_size": 96}
+    assert config["window"] == {"min_size": 64, "context": 2.0, "first_size": "auto"}
     assert torch.equal(model.head.weight, full.head.weight)
 
 

@@ -417,8 +417,8 @@ def test_model_controls(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, 
     w.save_weights(tmp_path / "adapted")
     wait(qtbot, w)
     assert (tmp_path / "adapted.safetensors").exists() and has(notes, "INFO", "saved weights")
-    # Object size: the first click's window is four diameters, "auto", or the weights' own (64).
-    assert w.size_choice.currentData() is None and w.engine.first_window == 64
+    # Object size: the first click's window is four diameters, "auto", or the weights' own ("auto").
+    assert w.size_choice.currentData() is None and w.engine.first_window == "auto"
     w.set_object_size("auto")
     assert w.engine.first_window == "auto" and w.size_choice.currentText() == "auto (learnt from accepted objects)"
     w.set_object_size(25)
@@ -432,13 +432,13 @@ def test_model_controls(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, 
     assert w.engine is not old and w.session.engine is w.engine and w.engine.weights_hash == old.weights_hash
     assert w.engine.first_window == 100  # the choice carries over to loaded weights
     w.set_object_size(None)
-    assert w.engine.first_window == 64  # the loaded weights' own
-    w.size_choice.setCurrentIndex(1)  # the dropdown itself, as a user picks it
-    w.size_choice.activated.emit(1)
-    assert w.engine.first_window == "auto"
+    assert w.engine.first_window == "auto"  # the loaded weights' own
+    w.size_choice.setCurrentIndex(4)  # the dropdown itself, as a user picks it
+    w.size_choice.activated.emit(4)
+    assert w.engine.first_window == 200
     w.size_choice.setCurrentIndex(0)
     w.size_choice.activated.emit(0)
-    assert w.engine.first_window == 64
+    assert w.engine.first_window == "auto"
     w.load_weights(tmp_path / "missing.safetensors")
     wait(qtbot, w)
     assert has(notes, "ERROR", "load weights") and w.session.engine is w.engine

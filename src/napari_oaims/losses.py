@@ -13,24 +13,32 @@ BETA = 200.0  # weight of the CCG loss
 CCG_SIGMA = 3.0  # CCG Gaussian sigma (working pixels), truncated at 3 sigma
 
 
-def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0,
+              weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Soft Dice loss; ``weight`` (0/1, the target's shape) leaves the pixels where it is 0 out."""
     prob = torch.sigmoid(logits.float())
+    if weight is not None:
+        prob, target = prob * weight, target * weight
     dims = (1, 2, 3)
     inter = (prob * target).sum(dims)
     denom = prob.sum(dims) + target.sum(dims)
     return (1 - (2 * inter + eps) / (denom + eps)).mean()
 
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0,
+               weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Focal loss, the mean over all pixels; pixels where ``weight`` is 0 add nothing."""
     logits = logits.float()
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     p_t = torch.exp(-bce)
-    return ((1 - p_t) ** gamma * bce).mean()
+    focal = (1 - p_t) ** gamma * bce
+    return (focal if weight is None else focal * weight).mean()
 
 
-def dice_focal(logits: torch.Tensor, target: torch.Tensor, alpha: float = ALPHA) -> torch.Tensor:
-    """``(1 - alpha) Dice + alpha Focal``."""
-    return (1 - alpha) * dice_loss(logits, target) + alpha * focal_loss(logits, target)
+def dice_focal(logits: torch.Tensor, target: torch.Tensor, alpha: float = ALPHA,
+               weight: torch.Tensor | None = None) -> torch.Tensor:
+    """``(1 - alpha) Dice + alpha Focal``; ``weight`` (0/1) leaves pixels out of both."""
+    return (1 - alpha) * dice_loss(logits, target, weight=weight) + alpha * focal_loss(logits, target, weight=weight)
 
 
 def ccg_weights(
@@ -81,9 +89,11 @@ def total_loss(
     alpha: float = ALPHA,
     beta: float = BETA,
     sigma: float = CCG_SIGMA,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``L_DF + beta L_CCG`` (eq. 5); just ``L_DF`` when ``clicks`` is None."""
-    loss = dice_focal(logits, target, alpha)
+    """``L_DF + beta L_CCG`` (eq. 5); just ``L_DF`` when ``clicks`` is None. ``weight`` (0/1)
+    leaves pixels out of ``L_DF`` (the CCG term keeps its own click-centred weights)."""
+    loss = dice_focal(logits, target, alpha, weight=weight)
     if clicks is not None and beta:
         loss = loss + beta * ccg_loss(logits, target, clicks, sigma)
     return loss

@@ -132,8 +132,9 @@ def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None 
                 else:
                     engine = Engine.load(snapshot, device=device)
                     report.notes.append(f"seq {e['seq']}: restarted from the saved weights {e['weights']}")
-            s = engine.session(image, **params)
+            previous, s = s, engine.session(image, **params)
             s.object_id = e["object"]
+            s.accepted_diameters = _start_diameters(e, previous)
             sessions.append(s)
             continue
         if s is None:
@@ -178,6 +179,17 @@ def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None 
     store.close()
     report.seconds = round(time.perf_counter() - t0, 3)
     return report
+
+
+def _start_diameters(event: dict[str, Any], previous) -> dict[int, float]:
+    """The accepted objects' sizes a (resumed) session started with, for object size "auto": as
+    logged at its start, or, in logs from before they were logged, those of the session before it."""
+    logged = event["extra"].get("accepted_diameters")
+    if isinstance(logged, dict):
+        return {int(k): float(v) for k, v in logged.items()}
+    if event["extra"].get("resumed") and previous is not None:
+        return dict(previous.accepted_diameters)
+    return {}
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

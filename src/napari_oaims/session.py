@@ -30,7 +30,7 @@ extra      kind-specific details (window, area, loss, ...; an ``accept`` holds `
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -56,6 +56,21 @@ class Prompt:
     points: np.ndarray
     box: tuple[int, int, int, int] | None = None
     mask: np.ndarray | None = None
+    #: Whether the prompt corrected the mask shown when it was given (:func:`is_correction`); None
+    #: for the first prompt of an object on its plane. A click that corrected nothing (a positive
+    #: click inside the mask, a negative one outside) is what a wrong-label click looks like.
+    corrected: bool | None = None
+
+
+def is_correction(prompt: Prompt, mask_values: np.ndarray) -> bool:
+    """Whether ``prompt`` corrects the mask whose values at its pixels are ``mask_values``.
+
+    A click or scribble corrects the mask where its polarity disagrees with it (any pixel);
+    boxes and prior masks always count as corrections.
+    """
+    if prompt.kind not in ("click", "scribble"):
+        return True
+    return bool(np.any(np.asarray(mask_values, bool) != bool(prompt.positive)))
 
 
 @dataclass
@@ -381,6 +396,8 @@ class Session:
         t0 = time.perf_counter()
         st = self._state(key)
         previous = list(st.prompts)
+        if previous:
+            prompt = replace(prompt, corrected=is_correction(prompt, self.mask_values(key, prompt.points)))
         prompts = [p for p in previous if not _supersedes(prompt, p)] + [prompt]
         label = None if prompt.kind in ("box", "prior") else int(prompt.positive)
         if prompt.kind == "prior":  # stored before the event, so an autosave of the event can save it

@@ -1047,6 +1047,8 @@ class SessionStore:
         start = session.events[-1]
         start.update(seq=len(events), object=session.object_id)
         start["extra"]["resumed"] = True
+        # What object size "auto" starts from here, so that a replay starts from it too.
+        start["extra"]["accepted_diameters"] = {str(k): v for k, v in session.accepted_diameters.items()}
         session.events = list(events) + [start]
         self.attach(session)
         return ResumeState(self, engine, session, image, self.labels(), self.prompts(), objects, session.events)

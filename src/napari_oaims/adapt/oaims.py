@@ -22,7 +22,11 @@
   and take one step on ``L_DF(P_1, P_final)``; stage 2, one click per error component of
   ``P_1`` vs ``P_final`` (largest first, up to ``max_clicks``, at the component centre), predict
   from the localisation prompt plus those clicks and take one step on
-  ``L_DF + beta L_CCG`` against ``P_final`` (Adam, ``lr`` default 1e-4).
+  ``L_DF + beta L_CCG`` against ``P_final`` (Adam, ``lr`` default 1e-4). Where the object's
+  prompts hold a click that corrected nothing (``Prompt.corrected`` False, what a wrong-label
+  click looks like), ``L_DF`` leaves out the pixels of that click's label within ``pi_ignore``
+  object diameters of it (default 0.5), and stage 2 makes no click there; when that is more than
+  half the mask, PI skips the plane (a ``pi_skip`` record).
 * Optional replay buffer (seed 003): the last ``replay_size`` stage-2 samples; ``replay_k`` of
   them are added to each stage-2 batch against forgetting.
 * Ablations, off by default (docs/NOTES.md, sessions 3 and 6): ``pi_stage1=0`` / ``pi_stage2=0``
@@ -70,6 +74,15 @@ MI_LR = LR
 #: clicks polish the boundary, and MI steps on 40 more of them per object drifted the model
 #: (docs/NOTES.md, "Session 8"). PI still learns from the accepted mask. 0: no limit.
 MI_MAX_PROMPTS = 10
+#: PI does not learn the part of an accepted mask that a doubtful click vouches for: pixels of that
+#: click's label within this many object diameters of it. A click is doubtful when it corrected
+#: nothing (``Prompt.corrected`` is False), as a wrong-label click always does; the mask near it is
+#: where the user's labels may be wrong. With 40% wrong-label clicks this lifted OAIMS from below the
+#: frozen model at some clicks to above it at every click (docs/NOTES.md, "Sessions 15 and 16").
+#: 0 turns it off. Only doubtful clicks trigger it, so with correcting clicks nothing changes.
+PI_IGNORE = 0.5
+#: PI skips an object's plane when less than this share of its mask is left to learn from.
+PI_IGNORE_KEEP = 0.5
 
 
 def ccg_points(prompt: "Prompt", window: guidance.Window) -> list[tuple[float, float, bool]]:
@@ -86,17 +99,6 @@ def ccg_points(prompt: "Prompt", window: guidance.Window) -> list[tuple[float, f
         pts = outline[:: max(1, len(outline) // MAX_CCG_POINTS)]
         return [(float(y), float(x), False) for y, x in window.to_work(pts)]
     return []
-
-
-def is_correction(prompt: "Prompt", mask_values: np.ndarray) -> bool:
-    """Whether ``prompt`` corrects the mask whose values at its pixels are ``mask_values``.
-
-    A click or scribble corrects the mask where its polarity disagrees with it (any pixel);
-    boxes and prior masks always count as corrections.
-    """
-    if prompt.kind not in ("click", "scribble"):
-        return True
-    return bool(np.any(np.asarray(mask_values, bool) != bool(prompt.positive)))
 
 
 def work_target(mask: np.ndarray, window: guidance.Window) -> np.ndarray:
@@ -120,8 +122,11 @@ class OAIMSAdapter(Adapter):
                  mi_stop: bool = True, mi_rewind: bool = True, pi_click_window: bool = False,
                  pi_stage1_steps: int = 1, mi_max_prompts: int = MI_MAX_PROMPTS, early_objects: int = 0,
                  early_steps: int = 1, first_lr_scale: float = 1.0, norm_lr_scale: float = 1.0,
-                 pi_views: int = 1):
+                 pi_views: int = 1, pi_ignore: float = PI_IGNORE):
         self.mi, self.pi = mi, pi
+        if not (np.isfinite(pi_ignore) and pi_ignore >= 0):
+            raise ValueError(f"pi_ignore must be a number of object diameters >= 0, got {pi_ignore}")
+        self.pi_ignore = float(pi_ignore)
         self.pi_views = _whole("pi_views", pi_views, 1)
         self.early_objects = _whole("early_objects", early_objects, 0)
         self.early_steps = _whole("early_steps", early_steps, 1)
@@ -168,7 +173,7 @@ class OAIMSAdapter(Adapter):
                 "mi_gate": self.mi_gate, "mi_stop": self.mi_stop, "mi_rewind": self.mi_rewind,
                 "mi_max_prompts": self.mi_max_prompts, "early_objects": self.early_objects,
                 "early_steps": self.early_steps, "first_lr_scale": self.first_lr_scale,
-                "norm_lr_scale": self.norm_lr_scale, "pi_views": self.pi_views,
+                "norm_lr_scale": self.norm_lr_scale, "pi_views": self.pi_views, "pi_ignore": self.pi_ignore,
                 "beta": self.beta,
                 "max_clicks": self.max_clicks, "replay_size": self.replay_size, "replay_k": self.replay_k}
 
@@ -190,7 +195,7 @@ class OAIMSAdapter(Adapter):
         s = ctx.session
         if self._suspect is not None and any(p is self._suspect for p in ctx.previous):
             return []  # a suspect prompt is still in place (mi_stop); undo or clear lifts this
-        if self.mi_gate and not is_correction(ctx.new, s.mask_values(ctx.key, ctx.new.points)):
+        if self.mi_gate and ctx.new.corrected is False:
             if self.mi_stop:
                 self._suspect = ctx.new
             if self.mi_rewind and self._object_start is not None and self._object_start[0] is ctx.previous[0]:
@@ -241,15 +246,22 @@ class OAIMSAdapter(Adapter):
                 continue
             s = ctx.session
             views = [self._view(s, key, click, final) for click in [first] + self._extra_views(final)]
+            doubtful = [p for p in prompts if p.corrected is False]
+            if self.pi_ignore and doubtful:
+                skip = self._leave_out(views, doubtful, final)
+                if skip is not None:
+                    records.append(self._skip_record(engine, skip))
+                    continue
             x1 = np.stack([v["x1"] for v in views])
             targets_np = np.stack([v["target"] for v in views])
             target = _t(targets_np[:, None], engine.device)
+            weight = _weights([v.get("weight") for v in views], engine.device)
             p1 = {}
 
             def stage1(model):
                 logits = model(_t(x1, engine.device))
                 p1.setdefault("mask", (logits.detach()[:, 0] > 0).cpu().numpy())  # P1 before the update
-                return dice_focal(logits, target)
+                return dice_focal(logits, target, weight=weight)
 
             if self.pi_stage1:
                 for _ in range(max(self.pi_stage1_steps, steps)):
@@ -258,23 +270,28 @@ class OAIMSAdapter(Adapter):
                 continue
             if self.pi_refresh or not self.pi_stage1:  # P1 from the current weights
                 p1["mask"] = engine.predict(x1) > 0
-            batch_x, batch_t, batch_c = [], [], []
+            batch_x, batch_t, batch_c, batch_w = [], [], [], []
             for view, mask in zip(views, p1["mask"]):
+                if view.get("weight") is not None:  # no generated clicks where PI does not learn
+                    mask = np.where(view["weight"] > 0, mask, view["target"])
                 x2, clicks2 = self._corrected_view(s, key, view, mask)
                 batch_x.append(x2)
                 batch_t.append(view["target"])
                 batch_c.append(clicks2)
-            own = (batch_x[0], batch_t[0], batch_c[0])  # the user's own click: what replay keeps
+                batch_w.append(view.get("weight"))
+            own = (batch_x[0], batch_t[0], batch_c[0], batch_w[0])  # the user's own click: what replay keeps
             if self.replay_size and self.buffer:
-                for bx, bt, bc in self._rng.sample(list(self.buffer), min(self.replay_k, len(self.buffer))):
+                for bx, bt, bc, bw in self._rng.sample(list(self.buffer), min(self.replay_k, len(self.buffer))):
                     batch_x.append(bx)
                     batch_t.append(bt)
                     batch_c.append(bc)
+                    batch_w.append(bw)
             bx_np, bt_np = np.stack(batch_x), np.stack(batch_t)
+            weight2 = _weights(batch_w, engine.device)
 
             def stage2(model):
                 return total_loss(model(_t(bx_np, engine.device)), _t(bt_np[:, None], engine.device), batch_c,
-                                  beta=self.beta)
+                                  beta=self.beta, weight=weight2)
 
             check_x, check_t = np.stack(batch_x[: len(views)]), np.stack(batch_t[: len(views)])
             for _ in range(steps):
@@ -282,6 +299,32 @@ class OAIMSAdapter(Adapter):
             if self.replay_size:
                 self.buffer.append(own)
         return records
+
+    def _leave_out(self, views: list[dict], doubtful: list[Prompt], final: np.ndarray) -> str | None:
+        """Give each view a ``weight`` (working size, 0 where PI does not learn): the pixels of a
+        doubtful prompt's label within ``pi_ignore`` object diameters of its points. Returns why
+        the plane is skipped instead, when too little of the mask is left (``PI_IGNORE_KEEP``)."""
+        diameter = 2.0 * np.sqrt(np.count_nonzero(final) / np.pi)
+        yy, xx = np.mgrid[: guidance.WORK_SIZE, : guidance.WORK_SIZE]
+        for view in views:
+            window, target = view["window"], view["target"]
+            radius = self.pi_ignore * diameter * window.scale
+            weight = np.ones(target.shape, np.float32)
+            for prompt in doubtful:
+                pts = prompt.points[:: max(1, len(prompt.points) // MAX_CCG_POINTS)]
+                for y, x in window.to_work(pts):
+                    weight[((yy - y) ** 2 + (xx - x) ** 2 <= radius * radius) & (target == prompt.positive)] = 0
+            view["weight"] = weight
+        kept = float((views[0]["weight"] * views[0]["target"]).sum()) / max(int(views[0]["target"].sum()), 1)
+        if kept < PI_IGNORE_KEEP:
+            return (f"clicks that corrected nothing vouch for {1 - kept:.0%} of the object's mask: "
+                    "not learnt from")
+        return None
+
+    def _skip_record(self, engine: "Engine", reason: str) -> dict:
+        """An update record for an object PI leaves alone (the weights do not change)."""
+        return {"method": "pi_skip", "weights_before": engine.weights_hash, "weights_after": engine.weights_hash,
+                "loss": None, "rolled_back": False, "reason": reason, "adaptation": self.name, "latency_ms": 0.0}
 
     def _extra_views(self, final: np.ndarray) -> list[Prompt]:
         """``pi_views - 1`` more localisation clicks, drawn in the inner half of the accepted mask."""
@@ -317,6 +360,14 @@ class OAIMSAdapter(Adapter):
             extra.append(Prompt("click", c.positive, np.rint(yx).astype(int)[None]))
         x2 = s.inputs(key, [view["click"]] + extra, window)
         return x2, view["ccg"] + [(float(c.y), float(c.x), c.positive) for c in generated]
+
+
+def _weights(per_sample: list, device) -> torch.Tensor | None:
+    """A (B, 1, S, S) loss weight from per-sample weights (None: every pixel counts), or None if all are None."""
+    if all(w is None for w in per_sample):
+        return None
+    size = (guidance.WORK_SIZE, guidance.WORK_SIZE)
+    return _t(np.stack([np.ones(size, np.float32) if w is None else w for w in per_sample])[:, None], device)
 
 
 def _whole(name: str, value, low: int, note: str = "") -> int:
