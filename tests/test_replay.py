@@ -96,6 +96,40 @@ def test_replay_across_a_resume(tmp_path, nuclei, base):
     assert [o.object for o in report.objects] == [1, 2]
 
 
+def test_replay_follows_an_undone_and_a_redone_accept(tmp_path, nuclei, base):
+    """The widget's undo of an accept withdraws the object's size from object size "auto" (and its
+    redo reinstates it): both are logged, so a replay picks the same windows for later objects."""
+    image, c = nuclei
+    engine = Engine.pretrained(device="cpu", adaptation="none", weights=base)
+    s = engine.session(image)
+    path = tmp_path / "undone.oaims.zarr"
+    store = SessionStore.create(path, image, engine=engine, session=s)
+    labels = np.zeros(image.shape, np.uint32)
+    for i in (0, 1):
+        s.click(c[i])
+        labels[s.accept()] = i + 1
+    sizes = dict(s.accepted_diameters)
+    # undo of object 2's accept, as the widget does it: the labels go back, its size is withdrawn
+    s.withdraw(2)
+    labels[labels == 2] = 0
+    store.write_labels(labels)
+    # undo and redo of object 1's accept: its size is back
+    s.reinstate(1, s.withdraw(1))
+    assert s.accepted_diameters == {1: sizes[1]}
+    s.click(c[4])
+    window = s.events[-1]["extra"]["window"][2]
+    # without the withdrawal the window would have been another size, so the log must carry it
+    assert window == max(32, round(4 * sizes[1])) != max(32, round(4 * np.median(list(sizes.values()))))
+    labels[s.accept()] = 3
+    store.close()
+    kinds = [e["kind"] for e in SessionStore.open(path, read_only=True).events()]
+    assert kinds.count("withdraw") == 2 and kinds.count("reinstate") == 1
+    report = replay(path, weights=base)
+    assert report.identical, report.table()
+    assert [(o.object, o.status, o.replayed_area > 0) for o in report.objects] == [
+        (1, "ok", True), (2, "ok", False), (3, "ok", True)]
+
+
 def test_replay_reports_a_changed_object(tmp_path, recorded, base):
     copy = tmp_path / "changed.oaims.zarr"
     shutil.copytree(recorded, copy)

@@ -130,6 +130,8 @@ def test_full_workflow_click_accept_undo_save_reopen(make_napari_viewer, qtbot, 
     w.redo()
     wait(qtbot, w)
     assert set(np.unique(objects.data)) == {0, 1} and w.session.accepted_diameters == {1: size}
+    # both are in the log, so a replay of the session withdraws and reinstates the size too
+    assert [(e["kind"], e["object"]) for e in w.session.events[-2:]] == [("withdraw", 1), ("reinstate", 1)]
 
     # a second object, its click undone and redone
     points.add(list(centre(labels, 60)))

@@ -117,6 +117,7 @@ def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None 
     params = store.session_params()
     replay_labels = np.zeros(tuple(store.meta["spatial_shape"]), np.uint32)
     sessions = []
+    undone: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # object id -> (mask, the labels it replaced)
     s = None
     for e in events:
         kind = e["kind"]
@@ -160,7 +161,18 @@ def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None 
         elif kind in ("undo", "redo", "clear"):
             getattr(s, kind)()
         elif kind == "accept":
-            replay_labels[s.accept(defer_update=True)] = e["object"]  # later objects win, as in the store
+            mask = s.accept(defer_update=True)
+            undone[e["object"]] = (mask, replay_labels[mask])
+            replay_labels[mask] = e["object"]  # later objects win, as in the store
+        elif kind == "withdraw":  # an accept undone in the viewer: its pixels go back to what was there
+            s.withdraw(e["object"])
+            if e["object"] in undone:
+                mask, before = undone[e["object"]]
+                replay_labels[mask] = before
+        elif kind == "reinstate":  # ... and redone
+            s.reinstate(e["object"], e["extra"].get("diameter"))
+            if e["object"] in undone:
+                replay_labels[undone[e["object"]][0]] = e["object"]
         elif kind == "update" and e["object"] < s.object_id and s.pending_updates:
             s.run_pending_updates()
     if s is not None:

@@ -14,7 +14,9 @@ key        meaning
 seq        0, 1, 2, ... within the session
 time       Unix time (s) when the event was recorded
 kind       ``click``, ``box``, ``scribble``, ``prior``, ``predict``, ``undo``, ``redo``,
-           ``clear``, ``accept``, ``update`` (a weights update by the adapter), ``session``
+           ``clear``, ``accept``, ``update`` (a weights update by the adapter), ``session``,
+           ``withdraw`` / ``reinstate`` (an accepted object taken back / brought back, e.g. by
+           the widget's undo / redo; ``extra.diameter`` is its size for object size "auto")
 object     id of the object the event belongs to (1, 2, ... in accept order)
 plane      coordinates on the non-plane axes (``[]`` for a 2D image)
 coords     click ``[y, x]``; box ``[y0, x0, y1, x1]``; scribble ``[[y, x], ...]`` (plane
@@ -297,16 +299,21 @@ class Session:
     def withdraw(self, object_id: int) -> float | None:
         """An accepted object was taken back (e.g. undone in the viewer): its size no longer counts
         for ``first_window="auto"``. Returns its diameter (to give back to :meth:`reinstate`).
-        What the model learnt from it stays learnt (:meth:`Engine.reset` undoes all learning)."""
-        return self.accepted_diameters.pop(int(object_id), None)
+        What the model learnt from it stays learnt (:meth:`Engine.reset` undoes all learning).
+        Logged as a ``withdraw`` event, so that a replay withdraws it too."""
+        diameter = self.accepted_diameters.pop(int(object_id), None)
+        self._log("withdraw", extra={"diameter": diameter}, object_id=int(object_id))
+        return diameter
 
     def reinstate(self, object_id: int, diameter: float | None) -> None:
-        """Count an accepted object's diameter again (a withdrawn object was brought back)."""
-        if diameter is None:
-            return
-        if not np.isfinite(diameter) or diameter <= 0:
+        """Count an accepted object's diameter again (a withdrawn object was brought back); logged
+        as a ``reinstate`` event."""
+        if diameter is not None and (not np.isfinite(diameter) or diameter <= 0):
             raise ValueError(f"an object's diameter must be a positive number of pixels, got {diameter!r}")
-        self.accepted_diameters[int(object_id)] = float(diameter)
+        if diameter is not None:
+            self.accepted_diameters[int(object_id)] = float(diameter)
+        self._log("reinstate", extra={"diameter": None if diameter is None else float(diameter)},
+                  object_id=int(object_id))
 
     def run_pending_updates(self) -> int:
         """Run deferred accept hooks in accept order; returns how many objects were processed."""

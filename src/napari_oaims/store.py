@@ -91,7 +91,7 @@ HASH_WIDTH = 16
 ROWS_PER_CHUNK = 256
 #: Event kind codes of the log's ``kind`` column (new kinds get the next free code).
 KIND_CODES = {"session": 0, "click": 1, "box": 2, "scribble": 3, "prior": 4, "predict": 5, "undo": 6,
-              "redo": 7, "clear": 8, "accept": 9, "update": 10}
+              "redo": 7, "clear": 8, "accept": 9, "update": 10, "withdraw": 11, "reinstate": 12}
 PROMPT_KINDS = ("click", "box", "scribble", "prior")
 _NGFF_AXES = {2: "yx", 3: "zyx", 4: "tzyx"}
 _TMP_PREFIX = "tmp-"
