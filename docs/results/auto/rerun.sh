@@ -13,8 +13,10 @@ $B bench merge $O/adapt_none_oaims.json $O/adapt_others.json --out $O/adapt_all.
 $B bench adapt --image $IMG --labels $LBL --shift none --shift low_snr --shift down3 --shift illum --wrong-label fraction --methods none,oaims --jobs 2 --out $O/wrong40_shifts.json > /tmp/oaims_wrong40.log 2>&1
 $B bench adapt --image $IMG --labels $LBL --shift edges --methods none,oaims --robustness --robust-methods none,oaims --jobs 2 --out $O/robust_edges.json > /tmp/oaims_robust_edges.log 2>&1
 $B bench adapt --image $IMG --labels $LBL --shift invert --methods none,oaims --robustness --robust-methods none,oaims --jobs 2 --out $O/robust_invert.json > /tmp/oaims_robust_invert.log 2>&1
-# Session 17: the 50-click check on edges with two more seeds (seed 0 is robust_edges.json's main and clicks50)
-for S in 1 2; do
-  OMP_NUM_THREADS=1 $B bench adapt --image $IMG --labels $LBL --shift edges --clicks 10 --methods oaims --seed $S --jobs 1 --out $O/clicks50_seeds/c10_seed$S.json
-  OMP_NUM_THREADS=1 $B bench adapt --image $IMG --labels $LBL --shift edges --clicks 50 --methods oaims --seed $S --jobs 1 --out $O/clicks50_seeds/c50_seed$S.json
+# Session 17: the 50-click check with more seeds (seed 0 is robust_*.json's main and clicks50)
+for SHIFT in edges invert; do
+  SEEDS="1 2"; [ $SHIFT = edges ] && SEEDS="1 2 3 4"
+  for S in $SEEDS; do for C in 10 50; do
+    OMP_NUM_THREADS=1 $B bench adapt --image $IMG --labels $LBL --shift $SHIFT --clicks $C --methods oaims --seed $S --jobs 1 --out $O/clicks50_seeds/${SHIFT}_c${C}_seed$S.json
+  done; done
 done
