@@ -130,6 +130,18 @@ def test_replay_follows_an_undone_and_a_redone_accept(tmp_path, nuclei, base):
         (1, "ok", True), (2, "ok", False), (3, "ok", True)]
 
 
+def test_replay_names_a_damaged_reinstate_event(tmp_path, recorded, base):
+    copy = tmp_path / "damaged.oaims.zarr"
+    shutil.copytree(recorded, copy)
+    store = SessionStore.open(copy)
+    last = store.events()[-1]
+    store.append_event({**last, "seq": last["seq"] + 1, "kind": "reinstate", "object": 1, "plane": [],
+                        "coords": None, "label": None, "latency_ms": None, "extra": {"diameter": -5.0}})
+    store.close()
+    with pytest.raises(ValueError, match=r"damaged: event seq \d+ \(reinstate\).*diameter"):
+        replay(copy, weights=base)
+
+
 def test_replay_reports_a_changed_object(tmp_path, recorded, base):
     copy = tmp_path / "changed.oaims.zarr"
     shutil.copytree(recorded, copy)

@@ -117,7 +117,7 @@ def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None 
     params = store.session_params()
     replay_labels = np.zeros(tuple(store.meta["spatial_shape"]), np.uint32)
     sessions = []
-    undone: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # object id -> (mask, the labels it replaced)
+    undone: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # object id -> (its pixels, the labels they replaced)
     s = None
     for e in events:
         kind = e["kind"]
@@ -161,18 +161,22 @@ def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None 
         elif kind in ("undo", "redo", "clear"):
             getattr(s, kind)()
         elif kind == "accept":
-            mask = s.accept(defer_update=True)
-            undone[e["object"]] = (mask, replay_labels[mask])
-            replay_labels[mask] = e["object"]  # later objects win, as in the store
+            where = np.flatnonzero(s.accept(defer_update=True))  # the object's pixels, as flat indices
+            flat = replay_labels.reshape(-1)
+            undone[e["object"]] = (where, flat[where])
+            flat[where] = e["object"]  # later objects win, as in the store
         elif kind == "withdraw":  # an accept undone in the viewer: its pixels go back to what was there
             s.withdraw(e["object"])
             if e["object"] in undone:
-                mask, before = undone[e["object"]]
-                replay_labels[mask] = before
+                where, before = undone[e["object"]]
+                replay_labels.reshape(-1)[where] = before
         elif kind == "reinstate":  # ... and redone
-            s.reinstate(e["object"], e["extra"].get("diameter"))
+            try:
+                s.reinstate(e["object"], e["extra"].get("diameter"))
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"session {store.path} is damaged: event seq {e['seq']} (reinstate): {err}") from None
             if e["object"] in undone:
-                replay_labels[undone[e["object"]][0]] = e["object"]
+                replay_labels.reshape(-1)[undone[e["object"]][0]] = e["object"]
         elif kind == "update" and e["object"] < s.object_id and s.pending_updates:
             s.run_pending_updates()
     if s is not None:
