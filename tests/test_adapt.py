@@ -534,3 +534,33 @@ def test_pi_ignore_must_be_a_non_negative_number(bad):
 
     with pytest.raises(ValueError, match="pi_ignore"):
         make_adapter(f"oaims:pi_ignore={bad}")
+
+
+def test_pi_sample_k_draws_the_number_of_stage2_clicks_as_pretraining_does(nuclei_crop):
+    """``pi_sample_k``: stage 2 gets the K largest error components' clicks, K ~ U{1..max_clicks}
+    from the adapter's seed (seed 000 A.2); without it, one click per component up to max_clicks."""
+    from napari_oaims.adapt.oaims import OAIMSAdapter
+    from napari_oaims.robot import error_components
+    from napari_oaims.session import Prompt
+
+    image, labels = nuclei_crop
+    lid = largest_ids(labels, 1)[0]
+    final = labels == lid
+    s = Engine.pretrained(device="cpu").session(image)
+    first = Prompt("click", True, np.array([object_centre(labels, lid)]))
+
+    def counts(**kwargs) -> list[int]:
+        adapter = OAIMSAdapter(mi=False, pi=True, max_clicks=6, **kwargs)
+        view = adapter._view(s, (), first, final)
+        p1 = view["target"].copy()
+        for i in range(8):  # eight separate false-positive squares: eight error components
+            p1[4 + 12 * i: 8 + 12 * i, 2:6] = True
+        assert len(error_components(p1, view["target"])) >= 6
+        return [len(adapter._corrected_view(s, (), view, p1)[1]) - 1 for _ in range(40)]
+
+    assert counts() == [6] * 40  # up to max_clicks, the largest first
+    drawn = counts(pi_sample_k=True, seed=3)
+    assert set(drawn) == set(range(1, 7))  # every K in 1..6 comes up in 40 draws
+    assert drawn == counts(pi_sample_k=True, seed=3)  # reproducible from the seed
+    assert drawn != counts(pi_sample_k=True, seed=4)
+    assert OAIMSAdapter(pi_sample_k=True).settings()["pi_sample_k"] is True

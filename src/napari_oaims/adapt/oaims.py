@@ -40,7 +40,11 @@
   the norm rate applies where both match);
   ``pi_views=V`` trains both stages on a batch of V views of the accepted object: the user's
   localisation click and V - 1 positive clicks drawn in the mask's inner half, each with its own
-  window and generated corrections (still one step per stage, on a less noisy gradient).
+  window and generated corrections (still one step per stage, on a less noisy gradient);
+  ``pi_sample_k=1`` gives stage 2 only the K largest error components' clicks, K ~ U{1..max_clicks}
+  drawn from the adapter's seed, as pretraining does (seed 000 A.2 says PI simulates clicks "similar
+  to training"; its algorithm 1, the default, takes one per component up to T). Off: it closed the
+  50-click gap on edges only by making the 10-click run worse (docs/NOTES.md, "Session 18").
 
 Boxes and scribbles feed the same machinery: for CCG, a scribble's pixels act as clicks of its
 polarity and a box's outline pixels as negative clicks (they lie outside the object).
@@ -122,8 +126,9 @@ class OAIMSAdapter(Adapter):
                  mi_stop: bool = True, mi_rewind: bool = True, pi_click_window: bool = False,
                  pi_stage1_steps: int = 1, mi_max_prompts: int = MI_MAX_PROMPTS, early_objects: int = 0,
                  early_steps: int = 1, first_lr_scale: float = 1.0, norm_lr_scale: float = 1.0,
-                 pi_views: int = 1, pi_ignore: float = PI_IGNORE):
+                 pi_views: int = 1, pi_ignore: float = PI_IGNORE, pi_sample_k: bool = False):
         self.mi, self.pi = mi, pi
+        self.pi_sample_k = bool(pi_sample_k)
         if not (np.isfinite(pi_ignore) and pi_ignore >= 0):
             raise ValueError(f"pi_ignore must be a number of object diameters >= 0, got {pi_ignore}")
         self.pi_ignore = float(pi_ignore)
@@ -174,6 +179,7 @@ class OAIMSAdapter(Adapter):
                 "mi_max_prompts": self.mi_max_prompts, "early_objects": self.early_objects,
                 "early_steps": self.early_steps, "first_lr_scale": self.first_lr_scale,
                 "norm_lr_scale": self.norm_lr_scale, "pi_views": self.pi_views, "pi_ignore": self.pi_ignore,
+                "pi_sample_k": self.pi_sample_k,
                 "beta": self.beta,
                 "max_clicks": self.max_clicks, "replay_size": self.replay_size, "replay_k": self.replay_k}
 
@@ -352,7 +358,10 @@ class OAIMSAdapter(Adapter):
     def _corrected_view(self, s, key, view: dict, p1: np.ndarray) -> tuple[np.ndarray, list]:
         """Stage-2 input and CCG points: the localisation click plus one click per error of ``p1``."""
         window = view["window"]
-        generated = correction_clicks(p1, view["target"], self.max_clicks, mode="center")
+        n = self.max_clicks
+        if self.pi_sample_k and n >= 1:  # K ~ U{1..max_clicks}, as in pretraining (seed 000 A.2)
+            n = self._rng.randint(1, n)
+        generated = correction_clicks(p1, view["target"], n, mode="center")
         # Generated clicks are in working coordinates; map them back to plane pixels.
         extra = []
         for c in generated:
