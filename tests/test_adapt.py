@@ -4,7 +4,7 @@ import torch
 
 from conftest import largest_ids, object_centre
 from napari_oaims import Engine
-from napari_oaims.adapt import ADAPTERS
+from napari_oaims.adapt import ADAPTERS, make_adapter
 from napari_oaims.adapt.guard import GuardedOptimizer
 from napari_oaims.robot import correction_clicks
 
@@ -125,6 +125,25 @@ def test_save_load_adapted(tmp_path, nuclei_crop):
     loaded = Engine.load(tmp_path / "adapted.safetensors", device="cpu")
     assert loaded.weights_hash == engine.weights_hash
     assert loaded.updates == engine.updates and loaded.adaptation == "pi"
+    assert loaded.adapter.settings() == engine.adapter.settings()
+
+
+def test_saved_adapter_settings_survive_a_change_of_defaults(tmp_path):
+    """Engine.load rebuilds the adapter from its saved settings, not from its name."""
+    from napari_oaims.adapt import adapter_from_settings
+    from napari_oaims.adapt.oaims import OAIMSAdapter
+
+    engine = Engine.pretrained(device="cpu", adaptation=OAIMSAdapter(replay_size=0, pi_sample_k=True, seed=5))
+    engine.save(tmp_path / "a")
+    loaded = Engine.load(tmp_path / "a.safetensors", device="cpu")
+    assert loaded.adaptation == "oaims" and loaded.adapter.settings() == engine.adapter.settings()
+    assert loaded.adapter.replay_size == 0 and loaded.adapter.seed == 5
+    for name in sorted(ADAPTERS) + ["oaims:replay_size=4:lr=3e-4", "tsca:ema=0.5"]:
+        settings = make_adapter(name).settings()
+        assert adapter_from_settings(settings).settings() == settings
+    for bad in ({"lr": 1e-4}, {"name": "nope"}, "oaims"):
+        with pytest.raises(ValueError, match="adapter settings|unknown adaptation"):
+            adapter_from_settings(bad)
     assert loaded.base_hash == Engine.pretrained(device="cpu").weights_hash
     loaded.reset()
     assert loaded.weights_hash == loaded.base_hash
@@ -564,3 +583,26 @@ def test_pi_sample_k_draws_the_number_of_stage2_clicks_as_pretraining_does(nucle
     assert drawn == counts(pi_sample_k=True, seed=3)  # reproducible from the seed
     assert drawn != counts(pi_sample_k=True, seed=4)
     assert OAIMSAdapter(pi_sample_k=True).settings()["pi_sample_k"] is True
+
+
+def test_replay_buffer_mixes_earlier_objects_into_stage2(nuclei_crop):
+    """The replay buffer (seed 003): each accepted object's own stage-2 sample is kept (up to
+    ``replay_size``); later stage-2 steps train on it too, so the weights part from a run without
+    replay only from the second object on. ``engine.reset()`` empties it."""
+    image, labels = nuclei_crop
+    ids = largest_ids(labels, 3)
+    engines = {spec: Engine.pretrained(device="cpu", adaptation=spec) for spec in ("pi:replay_size=0", "pi:replay_size=2")}
+    hashes = {spec: [] for spec in engines}
+    for spec, engine in engines.items():
+        s = engine.session(image)
+        for lid in ids:
+            annotate(s, labels, lid, clicks=2)
+            hashes[spec].append(engine.weights_hash)
+    plain, replay = hashes["pi:replay_size=0"], hashes["pi:replay_size=2"]
+    assert plain[0] == replay[0]  # nothing to replay at the first object
+    assert plain[1] != replay[1] and plain[2] != replay[2]
+    adapter = engines["pi:replay_size=2"].adapter
+    assert len(adapter.buffer) == 2  # three objects, the last two kept
+    engines["pi:replay_size=2"].reset()
+    assert len(adapter.buffer) == 0
+    assert Engine.pretrained(device="cpu", adaptation="oaims").adapter.settings()["replay_size"] == 16  # the default

@@ -223,3 +223,30 @@ def test_a_replayed_session_starts_from_the_logged_object_sizes():
     assert _start_diameters({"extra": {"resumed": True}}, before) == {1: 20.0, 2: 18.5}
     assert _start_diameters({"extra": {}}, before) == {}  # a new session, not a resumed one
     assert _start_diameters({"extra": {"resumed": True}}, None) == {}
+
+
+def test_replay_rebuilds_the_adapter_the_log_recorded(tmp_path, nuclei, base):
+    """The log holds the adapter's settings, not only its name: a session that learnt with
+    ``oaims`` without the replay buffer (an adapter named "oaims" whose settings differ from
+    today's defaults), and switched to ``pi`` with other settings mid-way, replays identically."""
+    from napari_oaims.adapt.oaims import OAIMSAdapter
+
+    image, c = nuclei
+    engine = Engine.pretrained(device="cpu", adaptation=OAIMSAdapter(replay_size=0), weights=base)
+    assert engine.adaptation == "oaims"
+    s = engine.session(image)
+    path = tmp_path / "settings.oaims.zarr"
+    SessionStore.create(path, image, engine=engine, session=s)
+    for i in range(3):
+        s.click(c[i])
+        s.click((c[i][0] + 6, c[i][1]), positive=False)
+        s.accept()
+    engine.adaptation = "pi:replay_size=1:lr=2e-4"
+    s.click(c[3])
+    s.accept()
+    events = SessionStore.open(path).events()
+    assert events[0]["extra"]["adapter"]["replay_size"] == 0
+    switched = [e for e in events if "adapter" in e["extra"] and e["kind"] != "session"]
+    assert [(e["kind"], e["extra"]["adapter"]["name"]) for e in switched] == [("click", "pi:replay_size=1:lr=2e-4")]
+    report = replay(path, weights=base)
+    assert report.identical, report.table()

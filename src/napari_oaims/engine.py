@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from . import guidance
-from .adapt import Adapter, make_adapter
+from .adapt import Adapter, adapter_from_settings, make_adapter
 from .model import ClickUNet, autocast, load_weights, resolve_device, weights_hash
 from .session import Session
 
@@ -87,7 +87,10 @@ class Engine:
                 shipped = None
             if shipped is not None and weights_hash(shipped) == base.get("weights_hash"):
                 base_state = shipped.state_dict()
-        mode = adaptation if adaptation is not None else (base or {}).get("adaptation", {}).get("name", "none")
+        mode = adaptation
+        if mode is None:  # the saved adapter, with its settings (older files: by name)
+            saved = (base or {}).get("adaptation", {})
+            mode = adapter_from_settings(saved) if "name" in saved else "none"
         engine = cls(model, config, device=device, adaptation=mode, base_state=base_state)
         engine.updates = int((base or {}).get("updates", 0))
         if base_state is not None:

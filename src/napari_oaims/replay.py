@@ -1,8 +1,10 @@
 """Replay a saved session from the base weights and check that every mask comes out the same.
 
 :func:`replay` re-runs the log of a ``*.oaims.zarr`` session (see :mod:`napari_oaims.store`) on a
-fresh engine with the shipped weights: every prompt is given again in order, with the adaptation
-recorded in its event (``extra["adaptation"]``), accepted objects are accepted again and their
+fresh engine with the shipped weights: every prompt is given again in order, with the adapter
+whose settings the log recorded (``extra["adapter"]`` of the session event and of the first prompt
+after a switch; logs from before session 18 hold only its name, ``extra["adaptation"]``, and
+replay with today's defaults for it), accepted objects are accepted again and their
 weights updates run at the point of the log where they were recorded (deferred updates included).
 A session that started from other weights (a resumed session, an engine adapted on earlier
 images) restarts from the snapshot ``model/<hash>`` saved for it.
@@ -95,6 +97,16 @@ def _compare(recorded: list[dict], replayed: list[dict], report: ReplayReport) -
                             "flight when the session stopped)")
 
 
+def _follow_adapter(engine, settings: dict | None, switched: bool = False) -> None:
+    """Give ``engine`` the adapter the log recorded. A prompt's settings mean the user switched
+    adapters there (``switched``: a fresh one, as then); a session's are kept when the engine's
+    adapter has the same settings (rebuilding it would drop its optimiser moments and replay buffer)."""
+    from .adapt import adapter_from_settings
+
+    if settings is not None and (switched or settings != engine.adapter.settings()):
+        engine.adaptation = adapter_from_settings(settings)
+
+
 def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None = None,
            weights: str | Path | None = None) -> ReplayReport:
     """Re-run the session at ``path`` from the base weights (the shipped ones, or the ``.safetensors``
@@ -133,6 +145,7 @@ def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None 
                 else:
                     engine = Engine.load(snapshot, device=device)
                     report.notes.append(f"seq {e['seq']}: restarted from the saved weights {e['weights']}")
+            _follow_adapter(engine, e["extra"].get("adapter"))
             previous, s = s, engine.session(image, **params)
             s.object_id = e["object"]
             s.accepted_diameters = _start_diameters(e, previous)
@@ -140,9 +153,11 @@ def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None 
             continue
         if s is None:
             raise ValueError(f"session {store.path} is damaged: its log does not start with a 'session' event")
-        name = e["extra"].get("adaptation") if kind in PROMPT_KINDS + ("accept",) else None
-        if name and name != engine.adaptation:
-            engine.adaptation = name
+        if kind in PROMPT_KINDS + ("accept",):
+            if "adapter" in e["extra"]:
+                _follow_adapter(engine, e["extra"]["adapter"], switched=True)
+            elif e["extra"].get("adaptation") and e["extra"]["adaptation"] != engine.adaptation:
+                engine.adaptation = e["extra"]["adaptation"]  # a log without adapter settings (before session 18)
         if kind in PROMPT_KINDS and s.pending_updates and e["weights"] != engine.weights_hash:
             s.run_pending_updates()  # the recorded update left no event (an adapter that logs nothing)
         plane, coords = e["plane"], e["coords"]

@@ -25,7 +25,9 @@ label      1 positive / 0 negative prompt; ``None`` for other kinds
 latency_ms time from the call to the result (``predict``, ``accept``, ``update``)
 weights    short hash of the weights that made the prediction (or after an update)
 extra      kind-specific details (window, area, loss, ...; an ``accept`` holds ``area``,
-           ``planes``, ``adaptation``, ``class_id``, ``class_name`` and ``diameter``)
+           ``planes``, ``adaptation``, ``class_id``, ``class_name`` and ``diameter``; prompts and
+           accepts hold ``adaptation``, the adapter's name; ``adapter``, its full settings, is in
+           the ``session`` event and in the first prompt or accept after the adapter changed)
 ========== ==================================================================================
 """
 
@@ -172,8 +174,10 @@ class Session:
         #: back (:meth:`withdraw`) leaves it; a resumed session gets it back from the log.
         self.accepted_diameters: dict[int, float] = {}
         self._estimates: dict[int, int] = {}  # "auto" first window measured for the current object
+        self._logged_adapter = self.engine.adapter  # the adapter whose settings the log last recorded
         self._log("session", extra={"shape": list(self.source.spatial_shape), "plane_axes": list(self.source.plane_axes),
-                                    "rgb": self.source.rgb, "channel_axis": self.source.channel_axis})
+                                    "rgb": self.source.rgb, "channel_axis": self.source.channel_axis,
+                                    "adapter": self.engine.adapter.settings()})
 
     # -- public prompts ------------------------------------------------------------------------
     @property
@@ -284,7 +288,7 @@ class Session:
         largest = max(int(np.count_nonzero(m)) for _, m in planes.values())
         diameter = round(float(2.0 * np.sqrt(largest / np.pi)), 2)
         self._log("accept", latency_ms=(time.perf_counter() - t0) * 1e3,
-                  extra={"area": area, "planes": [list(k) for k in planes], "adaptation": self.engine.adaptation,
+                  extra={"area": area, "planes": [list(k) for k in planes], **self._adaptation_extra(),
                          "class_id": int(class_id), "class_name": str(class_name), "diameter": diameter})
         self._pending.append((self.object_id, self.engine.adapter, AcceptContext(self, planes)))
         self.accepted_diameters[self.object_id] = diameter
@@ -380,6 +384,15 @@ class Session:
         self._listeners.append(listener)
 
     # -- internals -----------------------------------------------------------------------------
+    def _adaptation_extra(self) -> dict:
+        """The adaptation's name for a prompt or accept event, with the adapter's full settings when
+        the engine's adapter changed since the log last recorded them (so replay rebuilds it)."""
+        extra = {"adaptation": self.engine.adaptation}
+        if self.engine.adapter is not self._logged_adapter:
+            self._logged_adapter = self.engine.adapter
+            extra["adapter"] = self.engine.adapter.settings()
+        return extra
+
     def _log(self, kind: str, plane=None, coords=None, label=None, latency_ms=None, extra=None, object_id=None) -> dict:
         event = {
             "seq": len(self.events), "time": time.time(), "kind": kind,
@@ -409,7 +422,7 @@ class Session:
         label = None if prompt.kind in ("box", "prior") else int(prompt.positive)
         if prompt.kind == "prior":  # stored before the event, so an autosave of the event can save it
             self.prior_masks[len(self.events)] = prompt.mask
-        self._log(prompt.kind, plane=key, coords=coords, label=label, extra={"adaptation": self.engine.adaptation})
+        self._log(prompt.kind, plane=key, coords=coords, label=label, extra=self._adaptation_extra())
         window = self.choose_window(key, prompts, st.bbox, first=st.bbox is None)
         logits = None
         if window is not None:

@@ -20,3 +20,11 @@ for SHIFT in edges invert; do
     OMP_NUM_THREADS=1 $B bench adapt --image $IMG --labels $LBL --shift $SHIFT --clicks $C --methods oaims --seed $S --jobs 1 --out $O/clicks50_seeds/${SHIFT}_c${C}_seed$S.json
   done; done
 done
+# Session 18: two PI variants on edges, seeds 0 and 3 (neither kept; docs/results/auto/session18/).
+# The committed sample_k JSON came from an in-process patch before the option existed (method named
+# "oaims" there); the option gives the same curves (checked for seed 0, 10 clicks).
+for S in 0 3; do for C in 10 50; do
+  OMP_NUM_THREADS=1 $B bench adapt --image $IMG --labels $LBL --shift edges --clicks $C --methods oaims:pi_sample_k=1 --seed $S --jobs 1 --out $O/session18/sample_k_edges_c${C}_seed$S.json
+  OMP_NUM_THREADS=1 .venv/bin/python $O/session18/band.py 1 bench adapt --image $IMG --labels $LBL --shift edges --clicks $C --methods oaims --seed $S --jobs 1 --out $O/session18/band1_edges_c${C}_seed$S.json
+done; done
+python $O/clicks50_paired.py edges; python $O/clicks50_paired.py invert

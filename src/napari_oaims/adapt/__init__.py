@@ -7,6 +7,7 @@ with ``engine.adaptation = ...``.
 
 from __future__ import annotations
 
+import inspect
 from functools import partial
 
 from .base import Adapter
@@ -64,4 +65,21 @@ def make_adapter(name: "str | Adapter", **kwargs) -> Adapter:
     return adapter
 
 
-__all__ = ["ADAPTERS", "Adapter", "make_adapter"]
+def adapter_from_settings(settings: dict) -> Adapter:
+    """An adapter rebuilt from its :meth:`Adapter.settings` (saved with adapted weights, logged by
+    sessions), so that later changes of the defaults do not change it."""
+    if not isinstance(settings, dict) or "name" not in settings:
+        raise ValueError(f"adapter settings must be a dict with a 'name', got {settings!r}")
+    name = str(settings["name"])
+    base, _ = parse_spec(name)
+    factory = ADAPTERS.get(base)
+    if factory is None:
+        raise ValueError(f"unknown adaptation {base!r} in adapter settings; choose one of {sorted(ADAPTERS)}")
+    cls, fixed = (factory.func, factory.keywords) if isinstance(factory, partial) else (factory, {})
+    params = inspect.signature(cls.__init__).parameters
+    adapter = factory(**{k: v for k, v in settings.items() if k in params and k not in fixed and k != "self"})
+    adapter.name = name
+    return adapter
+
+
+__all__ = ["ADAPTERS", "Adapter", "adapter_from_settings", "make_adapter"]
