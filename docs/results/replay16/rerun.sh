@@ -1,7 +1,8 @@
 # Session 18: OAIMS and PI with a replay buffer of 16 (seed 003; `replay_size=16`, 2 replayed
 # samples per stage-2 step), every adaptive result of docs/results/auto/ again. The frozen model's
 # curves are unchanged, so its runs are not repeated (bench merge takes them from docs/results/auto/).
-# Two lanes of one-thread runs (about 85 min on the 2-core CPU): `bash rerun.sh a` and `bash rerun.sh b`.
+# Two lanes of one-thread runs (about 85 min on the 2-core CPU): `bash rerun.sh a & bash rerun.sh b`,
+# then `bash rerun.sh merge` (the merged table, plots and latency).
 # Edges seed 3 (10 and 50 clicks) was the screening run, made with the same command.
 IMG=../shared/data/nuclei2d/image.tif; LBL=../shared/data/nuclei2d/labels.tif
 O=docs/results/replay16
@@ -16,8 +17,24 @@ if [ "$1" = a ]; then
   run --methods $M --out $O/adapt_oaims.json
   run --shift invert --methods $M --robustness --robust-methods $M --out $O/robust_invert.json
   seeds invert "1 2"
-else
+elif [ "$1" = b ]; then
   seeds edges "1 2 4"
   run --methods $P --out $O/adapt_pi.json
   run --shift edges --methods $M --robustness --robust-methods $M --out $O/robust_edges.json
+fi
+# After both lanes: the merged table and the README's plots (session 16's other methods + these runs)
+if [ "$1" = merge ]; then
+python - <<'PY'
+import json
+d = json.load(open("docs/results/auto/adapt_all.json"))
+for runs in d["shifts"].values():
+    for body in runs.values():
+        for m in ("oaims", "pi"):
+            body["methods"].pop(m, None)
+d["settings"]["methods"] = ",".join(m for m in d["settings"]["methods"].split(",") if m not in ("oaims", "pi"))
+json.dump(d, open("/tmp/auto_others.json", "w"))
+PY
+$B bench merge /tmp/auto_others.json $O/adapt_oaims.json $O/adapt_pi.json --out $O/adapt_all.json --markdown $O/adapt_all.md --plot docs/auto_dice_vs_clicks.png
+$B bench latency --image $IMG --labels $LBL --sizes 512 2048 4096 --out $O/latency.json
+python $O/tables.py; python $O/compare.py
 fi
