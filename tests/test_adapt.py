@@ -141,6 +141,8 @@ def test_saved_adapter_settings_survive_a_change_of_defaults(tmp_path):
     for name in sorted(ADAPTERS) + ["oaims:replay_size=4:lr=3e-4", "tsca:ema=0.5"]:
         settings = make_adapter(name).settings()
         assert adapter_from_settings(settings).settings() == settings
+    with pytest.raises(ValueError, match="pi_sample_k"):
+        make_adapter("oaims:pi_sample_k=2")
     for bad in ({"lr": 1e-4}, {"name": "nope"}, "oaims"):
         with pytest.raises(ValueError, match="adapter settings|unknown adaptation"):
             adapter_from_settings(bad)

@@ -250,3 +250,16 @@ def test_replay_rebuilds_the_adapter_the_log_recorded(tmp_path, nuclei, base):
     assert [(e["kind"], e["extra"]["adapter"]["name"]) for e in switched] == [("click", "pi:replay_size=1:lr=2e-4")]
     report = replay(path, weights=base)
     assert report.identical, report.table()
+
+
+def test_replay_names_damaged_adapter_settings(tmp_path, recorded, base):
+    copy = tmp_path / "damaged-adapter.oaims.zarr"
+    shutil.copytree(recorded, copy)
+    store = SessionStore.open(copy)
+    last = store.events()[-1]
+    store.append_event({**last, "seq": last["seq"] + 1, "kind": "click", "object": last["object"] + 1,
+                        "plane": [], "coords": [5, 5], "label": 1, "latency_ms": None,
+                        "extra": {"adaptation": "oaims", "adapter": {"name": "oaims", "replay_size": "many"}}})
+    store.close()
+    with pytest.raises(ValueError, match=r"event seq \d+ \(click\) holds adapter settings that cannot be used"):
+        replay(copy, weights=base)

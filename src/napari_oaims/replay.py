@@ -97,14 +97,19 @@ def _compare(recorded: list[dict], replayed: list[dict], report: ReplayReport) -
                             "flight when the session stopped)")
 
 
-def _follow_adapter(engine, settings: dict | None, switched: bool = False) -> None:
+def _follow_adapter(engine, event: dict, switched: bool = False) -> None:
     """Give ``engine`` the adapter the log recorded. A prompt's settings mean the user switched
     adapters there (``switched``: a fresh one, as then); a session's are kept when the engine's
     adapter has the same settings (rebuilding it would drop its optimiser moments and replay buffer)."""
     from .adapt import adapter_from_settings
 
+    settings = event["extra"].get("adapter")
     if settings is not None and (switched or settings != engine.adapter.settings()):
-        engine.adaptation = adapter_from_settings(settings)
+        try:
+            engine.adaptation = adapter_from_settings(settings)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"event seq {event['seq']} ({event['kind']}) holds adapter settings that "
+                             f"cannot be used: {err}") from None
 
 
 def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None = None,
@@ -145,7 +150,7 @@ def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None 
                 else:
                     engine = Engine.load(snapshot, device=device)
                     report.notes.append(f"seq {e['seq']}: restarted from the saved weights {e['weights']}")
-            _follow_adapter(engine, e["extra"].get("adapter"))
+            _follow_adapter(engine, e)
             previous, s = s, engine.session(image, **params)
             s.object_id = e["object"]
             s.accepted_diameters = _start_diameters(e, previous)
@@ -155,7 +160,7 @@ def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None 
             raise ValueError(f"session {store.path} is damaged: its log does not start with a 'session' event")
         if kind in PROMPT_KINDS + ("accept",):
             if "adapter" in e["extra"]:
-                _follow_adapter(engine, e["extra"]["adapter"], switched=True)
+                _follow_adapter(engine, e, switched=True)
             elif e["extra"].get("adaptation") and e["extra"]["adaptation"] != engine.adaptation:
                 engine.adaptation = e["extra"]["adaptation"]  # a log without adapter settings (before session 18)
         if kind in PROMPT_KINDS and s.pending_updates and e["weights"] != engine.weights_hash:

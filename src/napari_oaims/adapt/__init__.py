@@ -77,7 +77,10 @@ def adapter_from_settings(settings: dict) -> Adapter:
         raise ValueError(f"unknown adaptation {base!r} in adapter settings; choose one of {sorted(ADAPTERS)}")
     cls, fixed = (factory.func, factory.keywords) if isinstance(factory, partial) else (factory, {})
     params = inspect.signature(cls.__init__).parameters
-    adapter = factory(**{k: v for k, v in settings.items() if k in params and k not in fixed and k != "self"})
+    try:
+        adapter = factory(**{k: v for k, v in settings.items() if k in params and k not in fixed and k != "self"})
+    except TypeError as err:
+        raise ValueError(f"adapter settings for {name!r}: {err}") from None
     adapter.name = name
     return adapter
 

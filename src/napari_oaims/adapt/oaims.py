@@ -133,6 +133,8 @@ class OAIMSAdapter(Adapter):
                  early_steps: int = 1, first_lr_scale: float = 1.0, norm_lr_scale: float = 1.0,
                  pi_views: int = 1, pi_ignore: float = PI_IGNORE, pi_sample_k: bool = False):
         self.mi, self.pi = mi, pi
+        if pi_sample_k not in (0, 1):  # False / True
+            raise ValueError(f"pi_sample_k must be 0 or 1, got {pi_sample_k}")
         self.pi_sample_k = bool(pi_sample_k)
         if not (np.isfinite(pi_ignore) and pi_ignore >= 0):
             raise ValueError(f"pi_ignore must be a number of object diameters >= 0, got {pi_ignore}")
