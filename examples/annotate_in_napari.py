@@ -11,7 +11,8 @@ click and every accepted object. Save the session from the widget to resume it l
 
 import napari
 
-from napari_oaims.api import annotate, sample_nuclei
+from napari_oaims.data import sample_nuclei
+from napari_oaims.plugin.api import annotate
 
 if __name__ == "__main__":
     image, _ = sample_nuclei()

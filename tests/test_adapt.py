@@ -6,18 +6,18 @@ from conftest import largest_ids, object_centre
 from napari_oaims import Engine
 from napari_oaims.adapt import ADAPTERS, make_adapter
 from napari_oaims.adapt.guard import GuardedOptimizer
-from napari_oaims.robot import correction_clicks
+from napari_oaims.simulate.robot import correction_clicks
 
 
 def annotate(session, labels, lid, clicks=3):
     target = labels == lid
-    mask = session.click(object_centre(labels, lid))
+    mask = session.click(object_centre(labels, lid)).mask
     for _ in range(clicks - 1):
         cs = correction_clicks(mask, target, 1, mode="center")
         if not cs:
             break
-        mask = session.click((cs[0].y, cs[0].x), positive=cs[0].positive)
-    return session.accept()
+        mask = session.click((cs[0].y, cs[0].x), positive=cs[0].positive).mask
+    return session.accept().mask
 
 
 @pytest.mark.parametrize("name", sorted(set(ADAPTERS) - {"none"}))
@@ -84,7 +84,7 @@ def test_contradicting_click_same_pixel(nuclei_crop):
     s = engine.session(image)
     y, x = object_centre(labels, largest_ids(labels, 1)[0])
     s.click((y, x))
-    mask = s.click((y, x), positive=False)  # the later click wins at that pixel
+    mask = s.click((y, x), positive=False).mask  # the later click wins at that pixel
     assert not mask[y, x]
     assert all(np.isfinite(p.detach()).all() for p in engine.model.parameters())
 
@@ -374,7 +374,7 @@ def test_mi_learns_only_from_clicks_that_correct_the_mask(nuclei_crop, gate):
     engine = Engine.pretrained(device="cpu", adaptation="oaims:mi_stop=0" if gate else "oaims:mi_gate=0")
     s = engine.session(image)
     lid = largest_ids(labels, 1)[0]
-    mask = s.click(object_centre(labels, lid))
+    mask = s.click(object_centre(labels, lid)).mask
     inside = np.argwhere(mask & (labels == lid))
     assert s.mask_values((), inside[:1]).all() and not s.mask_values((), [[-5, 3], [10**6, 0]]).any()
     h = engine.weights_hash
@@ -421,7 +421,7 @@ def test_mi_stops_while_a_click_that_corrected_nothing_is_in_place(nuclei_crop):
     engine = Engine.pretrained(device="cpu", adaptation="oaims")
     s = engine.session(image)
     lid = largest_ids(labels, 1)[0]
-    mask = s.click(object_centre(labels, lid))
+    mask = s.click(object_centre(labels, lid)).mask
     inside = np.argwhere(mask & (labels == lid))
 
     def n_mi():
@@ -437,14 +437,14 @@ def test_mi_stops_while_a_click_that_corrected_nothing_is_in_place(nuclei_crop):
     s.accept()
     # A new object starts trusted: its correcting click is learnt from.
     lid2 = largest_ids(labels, 2)[1]
-    mask = s.click(object_centre(labels, lid2))
+    mask = s.click(object_centre(labels, lid2)).mask
     inside2 = np.argwhere(mask & (labels == lid2))
     s.click(tuple(inside2[len(inside2) // 2]), positive=False)
     assert n_mi() == 2
     # With mi_stop=0 only the suspect click itself is skipped.
     loose = Engine.pretrained(device="cpu", adaptation="oaims:mi_stop=0")
     s2 = loose.session(image)
-    mask = s2.click(object_centre(labels, lid))
+    mask = s2.click(object_centre(labels, lid)).mask
     inside = np.argwhere(mask & (labels == lid))
     s2.click(tuple(inside[len(inside) // 3]), positive=True)
     s2.click(tuple(inside[2 * len(inside) // 3]), positive=False)
@@ -459,10 +459,10 @@ def test_suspect_click_rewinds_the_objects_mi_steps(nuclei_crop, rewind):
     engine = Engine.pretrained(device="cpu", adaptation="oaims:pi_ignore=0" if rewind else "oaims:mi_rewind=0:pi_ignore=0")
     s = engine.session(image)
     lid = largest_ids(labels, 1)[0]
-    mask = s.click(object_centre(labels, lid))
+    mask = s.click(object_centre(labels, lid)).mask
     before = engine.weights_hash
     inside = np.argwhere(mask & (labels == lid))
-    mask = s.click(tuple(inside[len(inside) // 4]), positive=False)  # a correction: MI steps
+    mask = s.click(tuple(inside[len(inside) // 4]), positive=False).mask  # a correction: MI steps
     assert engine.weights_hash != before
     learnt = engine.weights_hash
     s.click(edge_pixel(mask), positive=True)  # corrects nothing
@@ -487,7 +487,7 @@ def test_prompts_record_whether_they_corrected_the_mask(nuclei_crop):
     image, labels = nuclei_crop
     s = Engine.pretrained(device="cpu").session(image)
     lid = largest_ids(labels, 1)[0]
-    mask = s.click(object_centre(labels, lid))
+    mask = s.click(object_centre(labels, lid)).mask
     inside = np.argwhere(mask & (labels == lid))
     s.click(tuple(inside[len(inside) // 3]), positive=True)  # inside the mask already: corrects nothing
     s.click(tuple(inside[2 * len(inside) // 3]), positive=False)  # cuts the mask: a correction
@@ -502,7 +502,7 @@ def doubtful_object(spec, nuclei_crop):
     base = engine.weights_hash
     s = engine.session(image)
     lid = largest_ids(labels, 1)[0]
-    mask = s.click(object_centre(labels, lid))
+    mask = s.click(object_centre(labels, lid)).mask
     click = edge_pixel(mask)
     s.click(click, positive=True)
     s.accept()
@@ -529,7 +529,7 @@ def test_pi_leaves_out_what_a_doubtful_click_vouches_for(nuclei_crop):
     s2 = Engine.pretrained(device="cpu").session(image)
     final = labels == lid
     first = Prompt("click", True, np.array([object_centre(labels, lid)]))
-    view = adapter._view(s2, (), first, final)
+    view = adapter._view(s2.view(()), first, final)
     doubt = Prompt("click", True, np.array([click]), corrected=False)
     assert adapter._leave_out([view], [doubt], final) is None
     w, target = view["weight"], view["target"]
@@ -561,7 +561,7 @@ def test_pi_sample_k_draws_the_number_of_stage2_clicks_as_pretraining_does(nucle
     """``pi_sample_k``: stage 2 gets the K largest error components' clicks, K ~ U{1..max_clicks}
     from the adapter's seed (seed 000 A.2); without it, one click per component up to max_clicks."""
     from napari_oaims.adapt.oaims import OAIMSAdapter
-    from napari_oaims.robot import error_components
+    from napari_oaims.simulate.robot import error_components
     from napari_oaims.session import Prompt
 
     image, labels = nuclei_crop

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_oaims.bench.shifts import SHIFTS, apply_shift
+from napari_oaims.evaluation.shifts import SHIFTS, apply_shift
 from napari_oaims.cli import main
 
 
@@ -105,7 +105,7 @@ def test_demo_headless(tmp_path, capsys):
                "--device", "cpu"])
     assert rc == 0
     assert (tmp_path / "demo" / "demo_results.json").exists() and (tmp_path / "demo" / "demo_dice_vs_clicks.png").exists()
-    from napari_oaims.store import SessionStore
+    from napari_oaims.store.session_store import SessionStore
 
     store = SessionStore.open(tmp_path / "demo" / "demo.oaims.zarr")
     assert len(store.objects()) >= 1 and any(e["kind"] == "accept" for e in store.events())
@@ -135,72 +135,6 @@ def test_bench_merge_joins_methods_run_apart(crop_files, tmp_path, capsys):
     assert "not a readable JSON" in capsys.readouterr().err
 
 
-def test_breakdown_script_counts_never_reached_as_cap(tmp_path):
-    """docs/results/breakdown.py (session 7 analysis): NoC histogram, thirds and the frozen comparison."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    labels = np.zeros((8, 30), np.uint16)
-    labels[2:5, 1:4], labels[2:5, 25:28] = 1, 2  # one target in the left third, one in the right
-    tifffile.imwrite(tmp_path / "labels.tif", labels)
-
-    def result(none, oaims):
-        return {"shifts": {"invert": {"main": {"targets": [1, 2], "methods": {
-            "none": {"curves": none}, "oaims": {"curves": oaims}}}}}}
-
-    (tmp_path / "frozen.json").write_text(json.dumps(result([[0.5, 0.9], [0.5, 0.6]], [[0.5, 0.9], [0.5, 0.6]])))
-    (tmp_path / "probe.json").write_text(json.dumps(result([[0.5, 0.9], [0.5, 0.6]], [[0.9, 0.9], [0.5, 0.86]])))
-    script = Path(__file__).resolve().parents[1] / "docs" / "results" / "breakdown.py"
-    out = subprocess.run([sys.executable, str(script), str(tmp_path / "probe.json"), "--labels",
-                          str(tmp_path / "labels.tif"), "--frozen", str(tmp_path / "frozen.json")],
-                         capture_output=True, text=True, check=True).stdout
-    lines = out.splitlines()
-    assert "NoC@0.85 11.00 never: 1 histogram: {2: 1, 20: 1}" in lines[0]  # none: 2 clicks, never
-    assert "NoC@0.85 1.50 never: 0 histogram: {1: 1, 2: 1}" in lines[3]
-    assert "NoC@0.85 11.00 -> 1.50 (-86.4" in lines[4] and "Dice@1 +20.0" in lines[4]
-    assert "third 0: n=1 Dice@1 0.900 NoC 1.00" in lines[5] and "third 2: n=1 Dice@1 0.500 NoC 2.00" in lines[5]
-    out = subprocess.run([sys.executable, str(script), str(tmp_path / "probe.json"), "--frozen",
-                          str(tmp_path / "frozen.json"), "--halves"], capture_output=True, text=True, check=True).stdout
-    assert "1st half: n=1 Dice@1 0.900 NoC 1.00 (-50.0% vs frozen) | 2nd half: n=1 Dice@1 0.500 NoC 2.00 " \
-        "(-90.0% vs frozen)" in out.splitlines()[5]
-    out = subprocess.run([sys.executable, str(script), str(tmp_path / "probe.json"), "--skip", "2"],
-                         capture_output=True, text=True, check=True).stdout
-    assert "NoC@0.85 2.00 never: 0 histogram: {2: 1}" in out.splitlines()[0]  # target 2 (never) left out
-    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "probe.json"), "--shift", "edges"],
-                         capture_output=True, text=True)
-    assert bad.returncode != 0 and "no main run for shift 'edges'" in bad.stderr and "Traceback" not in bad.stderr
-    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "probe.json"), "--labels",
-                          str(tmp_path / "frozen.json")], capture_output=True, text=True)
-    assert bad.returncode != 0 and "Traceback" not in bad.stderr
-
-
-def test_ceiling_script_learns_on_one_half_and_tests_on_the_other(crop_files, tmp_path):
-    """docs/results/ceiling.py (session 9 analysis): PI passes over the first half, frozen copies on the second."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    img, lbl = crop_files
-    script = Path(__file__).resolve().parents[1] / "docs" / "results" / "ceiling.py"
-    out = tmp_path / "c.json"
-    run = subprocess.run([sys.executable, str(script), "--image", img, "--labels", lbl, "--shift", "none",
-                          "--epochs", "2", "--clicks", "2", "--method", "pi:lr=1e-3", "--out", str(out)],
-                         capture_output=True, text=True, check=True)
-    rows = json.loads(out.read_text())["shifts"]["none"]
-    n_test = rows["frozen"]["n_targets"]
-    from napari_oaims.bench.common import target_ids
-
-    n_all = len(target_ids(np.load(lbl)))
-    assert n_test == n_all - n_all // 2 and rows["pi:lr=1e-3 x2 on 1st half"]["n_targets"] == n_test
-    assert "pi:lr=1e-3 x1 on 1st half" in run.stdout
-    # the learner's weights reach the frozen copies: the second half's curves move
-    assert rows["pi:lr=1e-3 x2 on 1st half"]["auc"] != rows["frozen"]["auc"]
-    bad = subprocess.run([sys.executable, str(script), "--image", img, "--labels", lbl, "--shift", "none",
-                          "--epochs", "0"], capture_output=True, text=True)
-    assert bad.returncode != 0 and "at least 1" in bad.stderr and "Traceback" not in bad.stderr
-
-
 def test_bench_first_window_option(crop_files, tmp_path, capsys):
     """``--first-window`` reaches the engine: a window as large as the crop answers differently."""
     img, lbl = crop_files
@@ -218,25 +152,3 @@ def test_bench_first_window_option(crop_files, tmp_path, capsys):
         main(["bench", "clicks", "--image", img, "--labels", lbl, "--first-window", "3"])
     assert "whole number of pixels" in capsys.readouterr().err
 
-
-def test_scale_script_rescales_and_sets_the_first_window(nuclei_crop, tmp_path):
-    """docs/results/scale.py (session 13): first-click Dice per scale and first window."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    image, labels = nuclei_crop
-    tifffile.imwrite(tmp_path / "img.tif", image)
-    tifffile.imwrite(tmp_path / "lbl.tif", labels)
-    script = Path(__file__).resolve().parents[1] / "docs" / "results" / "scale.py"
-    out = tmp_path / "s.json"
-    subprocess.run([sys.executable, str(script), "--image", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lbl.tif"),
-                    "--scales", "1", "2", "--first-window", "64", "4d", "auto", "--out", str(out)],
-                   capture_output=True, text=True, check=True)
-    rows = json.loads(out.read_text())["rows"]
-    assert [r["scale"] for r in rows] == [1.0, 2.0]
-    assert rows[1]["median_diameter_px"] > 1.7 * rows[0]["median_diameter_px"]
-    for r in rows:
-        assert r["dice@1"]["64"]["first_window"] == 64 and r["dice@1"]["auto"]["first_window"] == "auto"
-        assert abs(r["dice@1"]["4d"]["first_window"] - 4 * r["median_diameter_px"]) <= 1  # diameter rounded in the JSON
-        assert all(0 < v["mean"] <= 1 for v in r["dice@1"].values())

@@ -9,7 +9,7 @@ from conftest import fill_disk, largest_ids, object_centre
 
 
 def test_full_disk_keeps_working_and_loses_nothing(engine, nuclei_crop, tiny_disk):
-    from napari_oaims.store import SessionStore
+    from napari_oaims.store.session_store import SessionStore
 
     image, labels = nuclei_crop
     s = engine.session(image[:128, :128])

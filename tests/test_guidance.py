@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_oaims import guidance
+from napari_oaims.core import guidance
 
 
 def test_window_covers_points_and_bbox_with_context():

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from napari_oaims.metrics import auc, dice, dice_at, dice_curve, final_dice, improving_share, noc, summarise
+from napari_oaims.evaluation.metrics import auc, dice, dice_at, dice_curve, final_dice, improving_share, noc, summarise
 
 
 def test_dice_edge_cases():

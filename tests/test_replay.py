@@ -12,11 +12,12 @@ import pytest
 import tifffile
 import zarr
 
-from napari_oaims import Engine, replay as replay_mod
-from napari_oaims.bench.store import object_centres
+from napari_oaims import Engine
+from napari_oaims.store import replay as replay_mod
+from napari_oaims.evaluation.store import object_centres
 from napari_oaims.engine import shipped_weights_path
-from napari_oaims.replay import replay
-from napari_oaims.store import ATTRS_KEY, SessionStore
+from napari_oaims.store.replay import replay
+from napari_oaims.store.session_store import ATTRS_KEY, SessionStore
 
 DATA = Path("/work/shared/data/nuclei2d")
 
@@ -107,7 +108,7 @@ def test_replay_follows_an_undone_and_a_redone_accept(tmp_path, nuclei, base):
     labels = np.zeros(image.shape, np.uint32)
     for i in (0, 1):
         s.click(c[i])
-        labels[s.accept()] = i + 1
+        labels[s.accept().mask] = i + 1
     sizes = dict(s.accepted_diameters)
     # undo of object 2's accept, as the widget does it: the labels go back, its size is withdrawn
     s.withdraw(2)
@@ -120,7 +121,7 @@ def test_replay_follows_an_undone_and_a_redone_accept(tmp_path, nuclei, base):
     window = s.events[-1]["extra"]["window"][2]
     # without the withdrawal the window would have been another size, so the log must carry it
     assert window == max(32, round(4 * sizes[1])) != max(32, round(4 * np.median(list(sizes.values()))))
-    labels[s.accept()] = 3
+    labels[s.accept().mask] = 3
     store.close()
     kinds = [e["kind"] for e in SessionStore.open(path, read_only=True).events()]
     assert kinds.count("withdraw") == 2 and kinds.count("reinstate") == 1
@@ -199,10 +200,10 @@ def test_rewound_mi_steps_are_saved_and_replayed(tmp_path, nuclei, base):
     s = engine.session(image)
     path = tmp_path / "rewind.oaims.zarr"
     SessionStore.create(path, image, engine=engine, session=s)
-    mask = s.click(c[0])
+    mask = s.click(c[0]).mask
     before = engine.weights_hash
     inside = np.argwhere(mask)
-    mask = s.click(tuple(inside[len(inside) // 4]), positive=False)
+    mask = s.click(tuple(inside[len(inside) // 4]), positive=False).mask
     s.click(tuple(np.argwhere(mask)[len(np.argwhere(mask)) // 2]), positive=True)
     rewind = [e for e in s.events if e["kind"] == "update" and e["extra"]["method"] == "mi_rewind"]
     assert len(rewind) == 1 and engine.weights_hash == before
@@ -216,7 +217,7 @@ def test_a_replayed_session_starts_from_the_logged_object_sizes():
     the resumed session's start event, or, in logs made before they were logged, carries them over."""
     from types import SimpleNamespace
 
-    from napari_oaims.replay import _start_diameters
+    from napari_oaims.store.replay import _start_diameters
 
     before = SimpleNamespace(accepted_diameters={1: 20.0, 2: 18.5})
     assert _start_diameters({"extra": {"resumed": True, "accepted_diameters": {"2": 18.5}}}, before) == {2: 18.5}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_oaims.robot import (
+from napari_oaims.simulate.robot import (
     STRATEGIES,
     Click,
     RealisticNoise,

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from conftest import largest_ids, object_centre
-from napari_oaims.metrics import dice
+from napari_oaims.evaluation.metrics import dice
 
 EVENT_KEYS = {"seq", "time", "kind", "object", "plane", "coords", "label", "latency_ms", "weights", "extra"}
 
@@ -12,7 +12,7 @@ def test_click_segments_a_real_nucleus(engine, nuclei_crop):
     s = engine.session(image)
     scores = []
     for lid in largest_ids(labels, 4):
-        mask = s.click(object_centre(labels, lid))
+        mask = s.click(object_centre(labels, lid)).mask
         assert mask.shape == image.shape and mask.dtype == bool
         scores.append(dice(mask, labels == lid))
         s.clear()
@@ -24,18 +24,18 @@ def test_negative_click_removes_and_undo_redo(engine, nuclei_crop):
     s = engine.session(image)
     lid = largest_ids(labels, 1)[0]
     y, x = object_centre(labels, lid)
-    m1 = s.click((y, x))
+    m1 = s.click((y, x)).mask
     assert m1[y, x]
-    m2 = s.click((y, x), positive=False)  # the later click replaces the earlier one at its pixel
+    m2 = s.click((y, x), positive=False).mask  # the later click replaces the earlier one at its pixel
     assert not m2[y, x]
-    assert [p.positive for p in s._state(()).prompts] == [False]
-    assert np.array_equal(s.undo(), m1)
-    assert [p.positive for p in s._state(()).prompts] == [True]
-    assert np.array_equal(s.redo(), m2)
+    assert [p.positive for p in s.prompts(())] == [False]
+    assert np.array_equal(s.undo().mask, m1)
+    assert [p.positive for p in s.prompts(())] == [True]
+    assert np.array_equal(s.redo().mask, m2)
     s.undo()
     s.undo()
     assert not s.mask.any()
-    assert s.undo().sum() == 0  # nothing left to undo: no-op
+    assert s.undo().mask.sum() == 0  # nothing left to undo: no-op
 
 
 def test_event_log_schema(engine, nuclei_crop):
@@ -62,14 +62,14 @@ def test_box_and_scribble_and_prior(engine, nuclei_crop):
     target = labels == lid
     ys, xs = np.nonzero(target)
     s = engine.session(image)
-    m = s.box((ys.min(), xs.min(), ys.max() + 1, xs.max() + 1))
+    m = s.box((ys.min(), xs.min(), ys.max() + 1, xs.max() + 1)).mask
     assert dice(m, target) > 0.6
     s.clear()
     cy, cx = object_centre(labels, lid)
-    m = s.scribble([[cy, cx - 2], [cy, cx + 2]])
+    m = s.scribble([[cy, cx - 2], [cy, cx + 2]]).mask
     assert m[cy, cx]
     s.clear()
-    m = s.prior(target)
+    m = s.prior(target).mask
     assert dice(m, target) > 0.6
     assert s.events[-2]["kind"] == "prior" and s.events[-2]["seq"] in s.prior_masks
 
@@ -77,9 +77,9 @@ def test_box_and_scribble_and_prior(engine, nuclei_crop):
 def test_clear_is_undoable(engine, nuclei_crop):
     image, labels = nuclei_crop
     s = engine.session(image)
-    m = s.click(object_centre(labels, largest_ids(labels, 1)[0]))
-    assert not s.clear().any()
-    assert np.array_equal(s.undo(), m)
+    m = s.click(object_centre(labels, largest_ids(labels, 1)[0])).mask
+    assert not s.clear().mask.any()
+    assert np.array_equal(s.undo().mask, m)
 
 
 @pytest.mark.parametrize(
@@ -146,26 +146,26 @@ def test_nan_pixels_are_handled(engine, nuclei_crop):
     img[1, 1] = np.inf
     s = engine.session(img)
     lid = largest_ids(labels, 1)[0]
-    mask = s.click(object_centre(labels, lid))
+    mask = s.click(object_centre(labels, lid)).mask
     assert dice(mask, labels == lid) > 0.5
 
 
 def test_nd_click_segments_its_plane(engine):
-    from napari_oaims.synth import volume
+    from napari_oaims.training.synth import volume
 
     vol, lab = volume(np.random.default_rng(0), shape=(8, 64, 64), n_objects=3)
     s = engine.session(vol)
     z = 4
     ids = [i for i in np.unique(lab[z]) if i]
     y, x = object_centre(lab[z], ids[0])
-    mask = s.click((z, y, x))
+    mask = s.click((z, y, x)).mask
     assert mask.shape == vol.shape and mask[z].any() and not np.delete(mask, z, axis=0).any()
     assert s.events[-1]["plane"] == [z]
     # Another plane of the same object, then a different orientation.
     s.click((z + 1, y, x))
     assert s.mask[z + 1].any() and s.mask[z].any()
     s2 = engine.session(vol, plane_axes=(0, 2))
-    m2 = s2.click((z, y, x))
+    m2 = s2.click((z, y, x)).mask
     assert m2[:, y, :].any() and not np.delete(m2, y, axis=1).any()
     assert s2.full_coords([y], (z, x)) == (z, y, x)
 
@@ -177,10 +177,10 @@ def test_rgb_and_multichannel(engine, nuclei_crop):
     rgb = np.stack([u8, u8 // 2, np.zeros_like(u8)], axis=-1)
     s = engine.session(rgb)
     assert s.source.rgb and s.spatial_shape == image.shape
-    assert dice(s.click(object_centre(labels, lid)), labels == lid) > 0.5
+    assert dice(s.click(object_centre(labels, lid)).mask, labels == lid) > 0.5
     multi = np.stack([image, np.random.default_rng(0).random(image.shape)], axis=0)
     s = engine.session(multi, channel_axis=0, channel=0)
-    assert dice(s.click(object_centre(labels, lid)), labels == lid) > 0.5
+    assert dice(s.click(object_centre(labels, lid)).mask, labels == lid) > 0.5
     with pytest.raises(ValueError, match="channel 5 out of range"):
         engine.session(multi, channel_axis=0, channel=5)
 
@@ -193,7 +193,7 @@ def test_lazy_zarr_image(engine, nuclei_crop, tmp_path):
     z[:] = image
     s = engine.session(zarr.open_array(str(tmp_path / "img.zarr"), mode="r"))
     lid = largest_ids(labels, 1)[0]
-    assert dice(s.click(object_centre(labels, lid)), labels == lid) > 0.6
+    assert dice(s.click(object_centre(labels, lid)).mask, labels == lid) > 0.6
 
 
 def test_large_image_click_touches_only_a_window(engine, nuclei):
@@ -202,12 +202,16 @@ def test_large_image_click_touches_only_a_window(engine, nuclei):
     s = engine.session(big)
     lid = largest_ids(labels, 1)[0]
     y, x = object_centre(labels, lid)
-    mask = s.click((y + 1024, x + 1024))
-    assert mask.shape == big.shape
+    result = s.click((y + 1024, x + 1024))
+    assert result.mask.shape == big.shape
     win = s.events[-1]["extra"]["window"]
     assert win[2] < 300  # local inference: the window is object-sized, not image-sized
-    region = s.changed[1]
+    (change,) = result.changes
+    region = change.region
+    assert change.plane == () and change.values.shape == (region[0].stop - region[0].start,
+                                                          region[1].stop - region[1].start)
     assert (region[0].stop - region[0].start) * (region[1].stop - region[1].start) < 300 * 300
+    assert np.array_equal(result.mask[region], change.values)  # the change is the mask there
 
 
 def test_2d_with_swapped_plane_axes_keeps_the_image_shape(engine, nuclei_crop):
@@ -216,7 +220,7 @@ def test_2d_with_swapped_plane_axes_keeps_the_image_shape(engine, nuclei_crop):
     s = engine.session(img, plane_axes=(1, 0))
     lid = largest_ids(labels[:, :120], 1)[0]
     y, x = object_centre(labels[:, :120], lid)
-    mask = s.click((y, x))
+    mask = s.click((y, x)).mask
     assert mask.shape == img.shape and mask[y, x]
 
 
@@ -295,7 +299,7 @@ def test_auto_first_window_follows_the_object_size(engine, nuclei):
     for img, lab, out in ((image, labels, None), (big, big_labels, auto)):
         s = engine.session(img)
         for i in ids:
-            mask = s.click(object_centre(lab, i))
+            mask = s.click(object_centre(lab, i)).mask
             sizes.append(s.events[-1]["extra"]["window"][2])
             if out is not None:
                 out.append(dice(mask, lab == i))
@@ -340,8 +344,8 @@ def test_auto_first_window_at_the_border_and_on_a_tiny_image(engine, nuclei):
     image, _ = nuclei
     engine.first_window = "auto"
     s = engine.session(image)
-    mask = s.click((0, 511))  # the patch around a corner click is mirrored, not zero-filled
+    mask = s.click((0, 511)).mask  # the patch around a corner click is mirrored, not zero-filled
     assert mask.shape == image.shape and s.events[-1]["extra"]["window"][2] >= 32
     tiny = image[200:220, 200:220]
     s = engine.session(tiny)
-    assert s.click((10, 10)).shape == tiny.shape
+    assert s.click((10, 10)).mask.shape == tiny.shape

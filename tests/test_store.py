@@ -17,9 +17,9 @@ import tifffile
 import zarr
 
 from napari_oaims import Engine
-from napari_oaims import store as store_mod
-from napari_oaims.bench.store import kill_run, object_centres
-from napari_oaims.store import SessionStore, accepted_diameters, file_digest, normalise_event
+from napari_oaims.store import session_store as store_mod
+from napari_oaims.evaluation.store import kill_run, object_centres
+from napari_oaims.store.session_store import SessionStore, accepted_diameters, file_digest, normalise_event
 
 DATA = Path("/work/shared/data/nuclei2d")
 
@@ -67,13 +67,13 @@ def annotate(s, centres):
     s.click((centres[0][0] + 15, centres[0][1] + 15), positive=False)
     s.undo()
     s.redo()
-    first = s.accept()
+    first = s.accept().mask
     s.box((centres[1][0] - 12, centres[1][1] - 12, centres[1][0] + 12, centres[1][1] + 12))
     s.scribble([(centres[1][0] - 2, centres[1][1]), (centres[1][0] + 2, centres[1][1])])
     prior = np.zeros(s.spatial_shape, bool)
     prior[centres[1][0] - 5: centres[1][0] + 5, centres[1][1] - 5: centres[1][1] + 5] = True
     s.prior(prior)
-    second = s.accept()
+    second = s.accept().mask
     s.click(centres[2])
     s.clear()
     return first, second, prior
@@ -139,7 +139,7 @@ def test_nd_and_rgb_images(tmp_path, engine, nuclei):
     store = SessionStore.create(tmp_path / "z.oaims.zarr", stack, engine=engine, session=s)
     yx = next(c for c in centres if c[0] < 120 and c[1] < 120)
     s.click((1, yx[0], yx[1]))
-    mask = s.accept()
+    mask = s.accept().mask
     store.close()
     again = SessionStore.open(store.path)
     np.testing.assert_array_equal(np.asarray(again.labels()[...]) == 1, mask)
@@ -236,7 +236,7 @@ def test_autosave_failure_warns_and_the_session_goes_on(tmp_path, engine, nuclei
     before = journal.read_bytes()
     journal.chmod(0o444)
     with as_unprivileged_user(), pytest.warns(RuntimeWarning, match="autosave to .*f.oaims.zarr failed"):
-        mask = s.click(centres[0])
+        mask = s.click(centres[0]).mask
     assert mask.any() and isinstance(store.error, PermissionError)
     assert journal.read_bytes() == before
     journal.chmod(0o644)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_oaims import synth, train
+from napari_oaims.training import synth
+from napari_oaims.training import pretrain as train
 from napari_oaims.model import load_weights, weights_hash
 
 

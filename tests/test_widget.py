@@ -13,11 +13,12 @@ pytest.importorskip("pytestqt")
 from napari.utils.notifications import notification_manager  # noqa: E402
 
 from napari_oaims import Engine  # noqa: E402
-from napari_oaims._widgets import KEYS, AnnotatorWidget  # noqa: E402
+from napari_oaims.plugin.widget import KEYS, AnnotatorWidget  # noqa: E402
 from napari_oaims.adapt import ADAPTERS, Adapter  # noqa: E402
-from napari_oaims.api import annotate, annotator, sample_nuclei  # noqa: E402
-from napari_oaims.robot import click_in_region  # noqa: E402
-from napari_oaims.synth import volume  # noqa: E402
+from napari_oaims.data import sample_nuclei  # noqa: E402
+from napari_oaims.plugin.api import annotate, annotator  # noqa: E402
+from napari_oaims.simulate.robot import click_in_region  # noqa: E402
+from napari_oaims.training.synth import volume  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -154,7 +155,7 @@ def test_full_workflow_click_accept_undo_save_reopen(make_napari_viewer, qtbot, 
     assert set(np.unique(objects.data)) == {0, 1, 2}
     assert not errors(notes)
 
-    store = pytest.importorskip("napari_oaims.store")
+    store = pytest.importorskip("napari_oaims.store.session_store")
     path = tmp_path / "nuclei.oaims.zarr"
     w.save_session(path)
     wait(qtbot, w)
@@ -478,7 +479,7 @@ def test_opens_from_the_plugin_menu_and_loads_its_own_model(make_napari_viewer, 
 def test_resume_session_in_the_widget(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, tmp_path):
     """Save, close, resume in a new viewer: objects, classes and the adapted model come back, and
     the log and object ids go on in the same store."""
-    from napari_oaims.store import SessionStore
+    from napari_oaims.store.session_store import SessionStore
 
     image, labels = nuclei
     fresh_engine.adaptation = "pi"
@@ -549,7 +550,7 @@ def test_autosave_on_a_full_disk_is_a_notification(make_napari_viewer, qtbot, fr
     import os
 
     from conftest import fill_disk
-    from napari_oaims.store import SessionStore
+    from napari_oaims.store.session_store import SessionStore
 
     image, labels = nuclei
     viewer = make_napari_viewer()

@@ -17,14 +17,16 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["Engine", "Session", "annotate", "__version__"]
+__all__ = ["Engine", "Session", "annotate", "sample_nuclei", "__version__"]
 
-_LAZY = {"Engine": "napari_oaims.engine", "Session": "napari_oaims.session", "annotate": "napari_oaims.api"}
+_LAZY = {"Engine": "napari_oaims.engine", "Session": "napari_oaims.session", "annotate": "napari_oaims.plugin.api",
+         "sample_nuclei": "napari_oaims.data"}
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import annotate
-    from .engine import Engine
-    from .session import Session
+    from napari_oaims.data import sample_nuclei
+    from napari_oaims.plugin.api import annotate
+    from napari_oaims.engine import Engine
+    from napari_oaims.session import Session
 
 
 def __getattr__(name: str):

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import guidance
-from .adapt import Adapter, adapter_from_settings, make_adapter
-from .model import ClickUNet, autocast, load_weights, resolve_device, weights_hash
-from .session import Session
+from napari_oaims.core import guidance
+from napari_oaims.adapt import Adapter, adapter_from_settings, make_adapter
+from napari_oaims.model import ClickUNet, autocast, load_weights, resolve_device, weights_hash
+from napari_oaims.session import Session
 
 SHIPPED_WEIGHTS = "oaims_base"
 
@@ -100,7 +100,7 @@ class Engine:
     def save(self, path: str | Path) -> Path:
         """Write the current (adapted) weights: ``path.safetensors`` + ``path.json`` with the base
         weights' hash, the number of updates and the adaptation settings."""
-        from .model import save_weights
+        from napari_oaims.model import save_weights
 
         keep = {k: v for k, v in self.config.items() if k in ("version", "normalisation", "guidance", "window", "training")}
         keep["window"] = {**keep.get("window", {}), "first_size": self.first_window}  # with any override
@@ -111,7 +111,7 @@ class Engine:
 
     def session(self, image, plane_axes=(-2, -1), channel_axis: int | None = None, rgb: bool | None = None,
                 channel: int | None = None) -> Session:
-        """A new annotation session on ``image`` (see :mod:`napari_oaims.images` for channels)."""
+        """A new annotation session on ``image`` (see :mod:`napari_oaims.core.source` for channels)."""
         return Session(self, image, plane_axes=plane_axes, channel_axis=channel_axis, rgb=rgb, channel=channel)
 
     def to(self, device="auto") -> "Engine":

@@ -3,85 +3,43 @@
 A :class:`Session` is made by :meth:`napari_oaims.Engine.session`. It keeps, for the object in
 progress, the prompts and the mask of every plane the user touched (a 2D image has one plane;
 in an nD image the plane of a click is given by its coordinates on the non-plane axes). Each
-prompt re-predicts that plane on a local window (see :mod:`napari_oaims.guidance`) and records
-two events: the prompt and the prediction.
-
-Event log schema (``Session.events``, one dict per event, in order):
-
-========== ==================================================================================
-key        meaning
-========== ==================================================================================
-seq        0, 1, 2, ... within the session
-time       Unix time (s) when the event was recorded
-kind       ``click``, ``box``, ``scribble``, ``prior``, ``predict``, ``undo``, ``redo``,
-           ``clear``, ``accept``, ``update`` (a weights update by the adapter), ``session``,
-           ``withdraw`` / ``reinstate`` (an accepted object taken back / brought back, e.g. by
-           the widget's undo / redo; ``extra.diameter`` is its size for object size "auto")
-object     id of the object the event belongs to (1, 2, ... in accept order)
-plane      coordinates on the non-plane axes (``[]`` for a 2D image)
-coords     click ``[y, x]``; box ``[y0, x0, y1, x1]``; scribble ``[[y, x], ...]`` (plane
-           coordinates); ``None`` otherwise
-label      1 positive / 0 negative prompt; ``None`` for other kinds
-latency_ms time from the call to the result (``predict``, ``accept``, ``update``)
-weights    short hash of the weights that made the prediction (or after an update)
-extra      kind-specific details (window, area, loss, ...; an ``accept`` holds ``area``,
-           ``planes``, ``adaptation``, ``class_id``, ``class_name`` and ``diameter``; prompts and
-           accepts hold ``adaptation``, the adapter's name; ``adapter``, its full settings, is in
-           the ``session`` event and in the first prompt or accept after the adapter changed)
-========== ==================================================================================
+prompt re-predicts that plane on a local window (see :mod:`napari_oaims.core.guidance`) and
+returns a :class:`Result`: the plane regions it changed, their new values, and the object's mask.
+Every step is recorded as an event (schema: :mod:`napari_oaims.core.events`) and handed to the
+listeners given to :meth:`Session.subscribe`, with the result it made.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-from skimage.transform import resize as _sk_resize
 
-from . import guidance
-from .images import ImageSource
+from napari_oaims.adapt.base import AcceptedObject, PromptUpdate
+from napari_oaims.core import geometry, guidance
+from napari_oaims.core.events import make_event
+from napari_oaims.core.history import History
+from napari_oaims.core.prompts import Prompt, is_correction, supersedes
+from napari_oaims.core.results import Accepted, PlaneChange, Result
+from napari_oaims.core.source import ImageSource
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .engine import Engine
+    from napari_oaims.engine import Engine
 
 #: Re-predict on a larger window (this factor) when the mask touches the window border.
 GROW = 1.8
 MAX_GROW_PASSES = 2
 
 
-@dataclass(frozen=True)
-class Prompt:
-    """One user prompt on a plane. ``points`` are plane pixels (N, 2)."""
-
-    kind: str  # click | box | scribble | prior
-    positive: bool
-    points: np.ndarray
-    box: tuple[int, int, int, int] | None = None
-    mask: np.ndarray | None = None
-    #: Whether the prompt corrected the mask shown when it was given (:func:`is_correction`); None
-    #: for the first prompt of an object on its plane. A click that corrected nothing (a positive
-    #: click inside the mask, a negative one outside) is what a wrong-label click looks like.
-    corrected: bool | None = None
-
-
-def is_correction(prompt: Prompt, mask_values: np.ndarray) -> bool:
-    """Whether ``prompt`` corrects the mask whose values at its pixels are ``mask_values``.
-
-    A click or scribble corrects the mask where its polarity disagrees with it (any pixel);
-    boxes and prior masks always count as corrections.
-    """
-    if prompt.kind not in ("click", "scribble"):
-        return True
-    return bool(np.any(np.asarray(mask_values, bool) != bool(prompt.positive)))
-
-
 @dataclass
 class PlaneState:
-    prompts: list[Prompt] = field(default_factory=list)
+    """The object in progress on one plane: its prompts and its mask."""
+
+    prompts: list[Prompt]
     mask: np.ndarray | None = None  # bool, plane shape, allocated lazily
-    bbox: tuple[int, int, int, int] | None = None  # (y0, x0, y1, x1) of mask, exclusive ends
+    bbox: geometry.Box | None = None  # of mask
 
 
 @dataclass
@@ -92,69 +50,26 @@ class _Change:
     region: tuple[slice, slice] | None
     before: np.ndarray | None
     after: np.ndarray | None
-    bbox_before: tuple | None
-    bbox_after: tuple | None
+    bbox_before: geometry.Box | None
+    bbox_after: geometry.Box | None
 
 
-@dataclass
-class PromptContext:
-    """What an adapter sees when a prompt arrives (before the shown prediction is made)."""
+class _Plane:
+    """The :class:`~napari_oaims.adapt.base.PlaneView` of one plane of a session (what adapters see)."""
 
-    session: "Session"
-    key: tuple[int, ...]
-    window: guidance.Window
-    previous: list[Prompt]
-    prompts: list[Prompt]
-    new: Prompt
-    #: An adapter that already predicted ``prompts`` on ``window`` with the current weights may
-    #: leave the working-size logits here; the session then shows them instead of predicting again.
-    logits: np.ndarray | None = None
+    def __init__(self, session: "Session", key: tuple[int, ...]):
+        self._session = session
+        self.key = key
 
+    def encode(self, prompts: list[Prompt], window: guidance.Window) -> np.ndarray:
+        return self._session._encode(self.key, prompts, window)
 
-@dataclass
-class AcceptContext:
-    """What an adapter sees when an object is accepted: per plane, its prompts and final mask."""
-
-    session: "Session"
-    planes: dict[tuple[int, ...], tuple[list[Prompt], np.ndarray]]
-
-
-def _supersedes(new: Prompt, old: Prompt) -> bool:
-    """A click replaces an earlier click of the other label on the same pixel: the later one wins.
-
-    Both in the model's input would ask for opposite answers at one pixel; the user meant the
-    newer one. Undo brings the earlier click back.
-    """
-    return (new.kind == old.kind == "click" and new.positive != old.positive
-            and np.array_equal(new.points, old.points))
-
-
-def _bbox(mask: np.ndarray, offset: tuple[int, int] = (0, 0)) -> tuple[int, int, int, int] | None:
-    rows = np.flatnonzero(mask.any(1))
-    if len(rows) == 0:
-        return None
-    cols = np.flatnonzero(mask.any(0))
-    return (rows[0] + offset[0], cols[0] + offset[1], rows[-1] + 1 + offset[0], cols[-1] + 1 + offset[1])
-
-
-def _union(a, b):
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-
-
-def _resize(array: np.ndarray, size: int) -> np.ndarray:
-    if array.shape[0] == size:
-        return array.astype(np.float32, copy=False)
-    return _sk_resize(array, (size, size), order=1, anti_aliasing=array.shape[0] > size, preserve_range=True).astype(
-        np.float32
-    )
+    def window(self, prompts: list[Prompt], mask_bbox=None) -> guidance.Window:
+        return self._session._choose_window(self.key, prompts, mask_bbox)
 
 
 class Session:
-    """Interactive segmentation of one image (see the module docstring for the event schema)."""
+    """Interactive segmentation of one image (see the module docstring)."""
 
     def __init__(self, engine: "Engine", image: Any, plane_axes=(-2, -1), channel_axis=None, rgb=None, channel=None):
         self.engine = engine
@@ -162,11 +77,9 @@ class Session:
         self.events: list[dict[str, Any]] = []
         self.object_id = 1
         self.planes: dict[tuple[int, ...], PlaneState] = {}
-        self.changed: tuple[tuple[int, ...], tuple[slice, slice]] | None = None
-        self._undo: list[list[_Change]] = []
-        self._redo: list[list[_Change]] = []
-        self._listeners: list[Callable[[dict], None]] = []
-        self._pending: list = []
+        self._history: History[list[_Change]] = History()
+        self._listeners: list[Callable[[dict, Result | None], None]] = []
+        self._pending: list[tuple[int, Any, AcceptedObject]] = []
         #: Prior masks given with :meth:`prior`, by the ``seq`` of their event (for saving/replay).
         self.prior_masks: dict[int, np.ndarray] = {}
         #: Equivalent diameters (px, largest plane) of the objects accepted so far, by object id:
@@ -184,13 +97,16 @@ class Session:
     def spatial_shape(self) -> tuple[int, ...]:
         return self.source.spatial_shape
 
-    def click(self, coords, positive: bool = True) -> np.ndarray:
-        """Add a positive/negative click at full spatial coordinates; returns the object mask."""
+    def click(self, coords, positive: bool = True) -> Result:
+        """Add a positive/negative click at full spatial coordinates ``coords``.
+
+        Returns the :class:`Result` (``.mask`` is the object's mask of the image's spatial shape).
+        """
         key, (y, x) = self.source.check_point(coords)
         prompt = Prompt("click", bool(positive), np.array([[y, x]]))
         return self._add(key, prompt, coords=[y, x])
 
-    def box(self, box, plane=None) -> np.ndarray:
+    def box(self, box, plane=None) -> Result:
         """Box ``(y0, x0, y1, x1)`` in plane coordinates (ends exclusive); ``plane`` for nD images."""
         key = self.source.check_key(plane)
         try:
@@ -208,7 +124,7 @@ class Session:
         prompt = Prompt("box", True, np.array([[b[0], b[1]], [b[2] - 1, b[3] - 1]]), box=b)
         return self._add(key, prompt, coords=list(b))
 
-    def scribble(self, points, positive: bool = True) -> np.ndarray:
+    def scribble(self, points, positive: bool = True) -> Result:
         """A scribble through ``points`` (N x ndim full coordinates, all on one plane)."""
         pts = np.asarray(points, dtype=np.float64)
         if pts.ndim != 2 or len(pts) == 0:
@@ -221,7 +137,7 @@ class Session:
         prompt = Prompt("scribble", bool(positive), path)
         return self._add(keys.pop(), prompt, coords=[list(yx) for _, yx in checked])
 
-    def prior(self, mask2d, plane=None) -> np.ndarray:
+    def prior(self, mask2d, plane=None) -> Result:
         """Give a prior mask for a plane (e.g. a rough outline); it feeds the prior channel."""
         key = self.source.check_key(plane)
         m = np.asarray(mask2d)
@@ -230,47 +146,49 @@ class Session:
         if m.dtype.kind not in "biuf":
             raise TypeError(f"prior mask must be boolean or numeric, got dtype {m.dtype}")
         m = np.nan_to_num(m.astype(np.float32)) > 0.5 if m.dtype.kind == "f" else m.astype(bool)
-        bb = _bbox(m)
+        bb = geometry.bbox(m)
         if bb is None:
             raise ValueError("prior mask is empty")
         prompt = Prompt("prior", True, np.array([[bb[0], bb[1]], [bb[2] - 1, bb[3] - 1]]), box=bb, mask=m)
         return self._add(key, prompt, coords=list(bb))
 
     # -- undo / redo / clear -------------------------------------------------------------------
-    def undo(self) -> np.ndarray:
+    def undo(self) -> Result:
         """Undo the last prompt or clear of the current object (no-op if there is none)."""
-        if self._undo:
-            action = self._undo.pop()
-            self._apply(action, before=True)
-            self._redo.append(action)
-            self._log("undo", plane=list(action[0].key))
-        return self.mask
+        action = self._history.undo()
+        if action is None:
+            return self._result(())
+        result = self._result(self._apply(action, before=True))
+        self._log("undo", plane=list(action[0].key), result=result)
+        return result
 
-    def redo(self) -> np.ndarray:
-        if self._redo:
-            action = self._redo.pop()
-            self._apply(action, before=False)
-            self._undo.append(action)
-            self._log("redo", plane=list(action[0].key))
-        return self.mask
+    def redo(self) -> Result:
+        """Redo what :meth:`undo` took back (no-op if there is nothing)."""
+        action = self._history.redo()
+        if action is None:
+            return self._result(())
+        result = self._result(self._apply(action, before=False))
+        self._log("redo", plane=list(action[0].key), result=result)
+        return result
 
-    def clear(self) -> np.ndarray:
+    def clear(self) -> Result:
         """Remove all prompts and the mask of the current object (undoable)."""
         changes = []
         for key, st in self.planes.items():
-            region = (slice(st.bbox[0], st.bbox[2]), slice(st.bbox[1], st.bbox[3])) if st.bbox else None
+            region = geometry.box_slices(st.bbox) if st.bbox else None
             before = st.mask[region].copy() if region else None
             changes.append(_Change(key, list(st.prompts), [], region, before,
                                    np.zeros_like(before) if before is not None else None, st.bbox, None))
+        applied: tuple[PlaneChange, ...] = ()
         if changes:
-            self._apply(changes, before=False)
-            self._undo.append(changes)
-            self._redo.clear()
-        self._log("clear")
-        return self.mask
+            applied = self._apply(changes, before=False)
+            self._history.push(changes)
+        result = self._result(applied)
+        self._log("clear", result=result)
+        return result
 
-    def accept(self, defer_update: bool = False, class_id: int = 1, class_name: str = "object") -> np.ndarray:
-        """The object is done: returns its mask and starts a new object.
+    def accept(self, defer_update: bool = False, class_id: int = 1, class_name: str = "object") -> Accepted:
+        """The object is done: returns it (:class:`Accepted`) and starts a new object.
 
         The adapter's accept hook (Post-Interaction learning) runs now, or, with
         ``defer_update=True``, later in :meth:`run_pending_updates` (a GUI runs that in a worker
@@ -279,26 +197,27 @@ class Session:
         """
         if int(class_id) < 1 or not str(class_name).strip():
             raise ValueError("an object's class needs class_id >= 1 and a non-empty class_name")
-        planes = {k: (list(st.prompts), st.mask.copy()) for k, st in self.planes.items() if st.bbox is not None}
+        planes = {k: st for k, st in self.planes.items() if st.bbox is not None}
         if not planes:
             raise ValueError("nothing to accept: the current object has an empty mask (add a positive prompt first)")
         t0 = time.perf_counter()
-        final = self.mask
-        area = int(sum(np.count_nonzero(m) for _, m in planes.values()))
-        largest = max(int(np.count_nonzero(m)) for _, m in planes.values())
+        snapshot = self._snapshot()
+        accepted = Accepted((), self.spatial_shape, self.source.plane_axes, snapshot, self.object_id,
+                            int(class_id), str(class_name))
+        largest = max(int(np.count_nonzero(c)) for _, c in snapshot.values())
         diameter = round(float(2.0 * np.sqrt(largest / np.pi)), 2)
-        self._log("accept", latency_ms=(time.perf_counter() - t0) * 1e3,
-                  extra={"area": area, "planes": [list(k) for k in planes], **self._adaptation_extra(),
+        self._log("accept", latency_ms=(time.perf_counter() - t0) * 1e3, result=accepted,
+                  extra={"area": accepted.area, "planes": [list(k) for k in snapshot], **self._adaptation_extra(),
                          "class_id": int(class_id), "class_name": str(class_name), "diameter": diameter})
-        self._pending.append((self.object_id, self.engine.adapter, AcceptContext(self, planes)))
+        views = [(_Plane(self, k), list(st.prompts), st.mask.copy()) for k, st in planes.items()]
+        self._pending.append((self.object_id, self.engine.adapter, AcceptedObject(views)))
         self.accepted_diameters[self.object_id] = diameter
         self.planes = {}
-        self._undo.clear()
-        self._redo.clear()
+        self._history.clear()
         self.object_id += 1
         if not defer_update:
             self.run_pending_updates()
-        return final
+        return accepted
 
     def withdraw(self, object_id: int) -> float | None:
         """An accepted object was taken back (e.g. undone in the viewer): its size no longer counts
@@ -323,8 +242,8 @@ class Session:
         """Run deferred accept hooks in accept order; returns how many objects were processed."""
         done = 0
         while self._pending:
-            object_id, adapter, ctx = self._pending.pop(0)
-            for record in adapter.on_accept(self.engine, ctx):
+            object_id, adapter, accepted = self._pending.pop(0)
+            for record in adapter.on_accept(self.engine, accepted):
                 self._log("update", latency_ms=record.pop("latency_ms", None), extra=record, object_id=object_id)
             done += 1
         return done
@@ -338,24 +257,11 @@ class Session:
     @property
     def mask(self) -> np.ndarray:
         """The current object's mask, of the image's spatial shape (bool)."""
-        if len(self.spatial_shape) == 2:
-            st = self.planes.get(())
-            if st is None or st.mask is None:
-                return np.zeros(self.spatial_shape, bool)
-            return st.mask.T.copy() if self.source.plane_axes[0] > self.source.plane_axes[1] else st.mask.copy()
-        out = np.zeros(self.spatial_shape, bool)  # lazily zeroed pages: only touched planes cost
-        for key, st in self.planes.items():
-            if st.bbox is not None:
-                view = out[self.source.plane_index(key)]
-                view[...] = st.mask.T if self.source.plane_axes[0] > self.source.plane_axes[1] else st.mask
-        return out
+        return self._result(()).mask
 
     def full_coords(self, plane, yx) -> tuple[int, ...]:
         """Full spatial coordinates of plane pixel ``yx`` on plane ``plane`` (inverse of the log's form)."""
-        it = iter(plane)
-        pa = self.source.plane_axes
-        return tuple(int(yx[0]) if a == pa[0] else int(yx[1]) if a == pa[1] else int(next(it))
-                     for a in range(len(self.spatial_shape)))
+        return tuple(int(c) for c in geometry.full_coords(self.source.plane_axes, len(self.spatial_shape), plane, yx))
 
     def plane_mask(self, plane=()) -> np.ndarray:
         """The current object's 2D mask on one plane."""
@@ -379,11 +285,32 @@ class Session:
         out[ok] = st.mask[pts[ok, 0], pts[ok, 1]]
         return out
 
-    def subscribe(self, listener: Callable[[dict], None]) -> None:
-        """Call ``listener(event)`` for every event from now on (e.g. to autosave)."""
+    def prompts(self, plane=()) -> list[Prompt]:
+        """The current object's prompts on one plane, in order."""
+        st = self.planes.get(self.source.check_key(plane))
+        return list(st.prompts) if st is not None else []
+
+    def subscribe(self, listener: Callable[[dict, Result | None], None]) -> None:
+        """Call ``listener(event, result)`` for every event from now on (e.g. to autosave).
+
+        ``result`` is the :class:`Result` a ``predict``, ``undo``, ``redo`` or ``clear`` event
+        made, the :class:`Accepted` object of an ``accept`` event, and None for other events.
+        """
         self._listeners.append(listener)
 
+    def view(self, plane=()) -> "_Plane":
+        """One plane as adapters see it (:class:`~napari_oaims.adapt.base.PlaneView`): the
+        network input and the window the session would use for any prompts on it."""
+        return _Plane(self, self.source.check_key(plane))
+
     # -- internals -----------------------------------------------------------------------------
+    def _snapshot(self) -> dict[tuple[int, ...], tuple[geometry.Box, np.ndarray]]:
+        return {k: (st.bbox, st.mask[geometry.box_slices(st.bbox)].copy())
+                for k, st in self.planes.items() if st.bbox is not None}
+
+    def _result(self, changes: tuple[PlaneChange, ...]) -> Result:
+        return Result(tuple(changes), self.spatial_shape, self.source.plane_axes, self._snapshot(), self.object_id)
+
     def _adaptation_extra(self) -> dict:
         """The adaptation's name for a prompt or accept event, with the adapter's full settings when
         the engine's adapter changed since the log last recorded them (so replay rebuilds it)."""
@@ -393,57 +320,47 @@ class Session:
             extra["adapter"] = self.engine.adapter.settings()
         return extra
 
-    def _log(self, kind: str, plane=None, coords=None, label=None, latency_ms=None, extra=None, object_id=None) -> dict:
-        event = {
-            "seq": len(self.events), "time": time.time(), "kind": kind,
-            "object": self.object_id if object_id is None else object_id,
-            "plane": list(plane) if plane is not None else [], "coords": coords, "label": label,
-            "latency_ms": None if latency_ms is None else round(float(latency_ms), 3),
-            "weights": self.engine.weights_hash, "extra": extra or {},
-        }
+    def _log(self, kind: str, plane=None, coords=None, label=None, latency_ms=None, extra=None, object_id=None,
+             result: Result | None = None) -> dict:
+        event = make_event(len(self.events), kind, self.object_id if object_id is None else object_id,
+                           self.engine.weights_hash, plane, coords, label, latency_ms, extra)
         self.events.append(event)
         for listener in self._listeners:
-            listener(event)
+            listener(event, result)
         return event
 
-    def _state(self, key) -> PlaneState:
-        st = self.planes.get(key)
-        if st is None:
-            st = self.planes[key] = PlaneState()
-        return st
-
-    def _add(self, key: tuple[int, ...], prompt: Prompt, coords) -> np.ndarray:
+    def _add(self, key: tuple[int, ...], prompt: Prompt, coords) -> Result:
         t0 = time.perf_counter()
-        st = self._state(key)
+        st = self.planes.setdefault(key, PlaneState([]))
         previous = list(st.prompts)
         if previous:
             prompt = replace(prompt, corrected=is_correction(prompt, self.mask_values(key, prompt.points)))
-        prompts = [p for p in previous if not _supersedes(prompt, p)] + [prompt]
+        prompts = [p for p in previous if not supersedes(prompt, p)] + [prompt]
         label = None if prompt.kind in ("box", "prior") else int(prompt.positive)
         if prompt.kind == "prior":  # stored before the event, so an autosave of the event can save it
             self.prior_masks[len(self.events)] = prompt.mask
         self._log(prompt.kind, plane=key, coords=coords, label=label, extra=self._adaptation_extra())
-        window = self.choose_window(key, prompts, st.bbox, first=st.bbox is None)
+        window = self._choose_window(key, prompts, st.bbox, first=st.bbox is None)
         logits = None
         if window is not None:
-            ctx = PromptContext(self, key, window, previous, prompts, prompt)
-            for record in self.engine.adapter.on_prompt(self.engine, ctx):
+            reply = self.engine.adapter.on_prompt(self.engine, PromptUpdate(_Plane(self, key), window, previous,
+                                                                            prompts, prompt))
+            for record in reply.records:
                 self._log("update", plane=key, latency_ms=record.pop("latency_ms", None), extra=record)
-            logits = ctx.logits
+            logits = reply.logits
         region, new_values, info = self._predict(key, prompts, window, st, logits)
         before = st.mask[region].copy() if region is not None and st.mask is not None else None
-        new_bbox = _bbox(new_values, (region[0].start, region[1].start)) if region is not None else None
+        new_bbox = geometry.bbox(new_values, (region[0].start, region[1].start)) if region is not None else None
         change = _Change(key, previous, prompts, region, before, new_values, st.bbox, new_bbox)
-        self._apply([change], before=False)
-        self._undo.append([change])
-        self._redo.clear()
-        latency = (time.perf_counter() - t0) * 1e3
-        self._log("predict", plane=key, latency_ms=latency, extra=info)
-        return self.mask
+        result = self._result(self._apply([change], before=False))
+        self._history.push([change])
+        self._log("predict", plane=key, latency_ms=(time.perf_counter() - t0) * 1e3, extra=info, result=result)
+        return result
 
-    def _apply(self, changes: list[_Change], before: bool) -> None:
+    def _apply(self, changes: list[_Change], before: bool) -> tuple[PlaneChange, ...]:
+        out = []
         for ch in changes:
-            st = self._state(ch.key)
+            st = self.planes.setdefault(ch.key, PlaneState([]))
             st.prompts = list(ch.prompts_before if before else ch.prompts_after)
             values = ch.before if before else ch.after
             if ch.region is not None:
@@ -451,10 +368,11 @@ class Session:
                     st.mask = np.zeros(self.source.plane_shape, bool)
                 st.mask[ch.region] = values
             st.bbox = ch.bbox_before if before else ch.bbox_after
-            self.changed = (ch.key, ch.region) if ch.region is not None else None
+            out.append(PlaneChange(ch.key, ch.region, None if values is None else values.copy()))
+        return tuple(out)
 
     # -- prediction ----------------------------------------------------------------------------
-    def choose_window(self, key, prompts: list[Prompt], mask_bbox=None, first: bool = False) -> guidance.Window | None:
+    def _choose_window(self, key, prompts: list[Prompt], mask_bbox=None, first: bool = False) -> guidance.Window | None:
         """The local window for ``prompts`` (None when there is no positive prompt, box or prior).
 
         ``first``: the object has no mask yet, so with only clicks or scribbles the window side is
@@ -466,7 +384,7 @@ class Session:
         extra = mask_bbox
         for p in prompts:
             if p.kind in ("box", "prior"):
-                extra = _union(extra, p.box)
+                extra = geometry.union(extra, p.box)
         pts = np.concatenate(pos) if pos else np.zeros((0, 2))
         if len(pts) == 0 and extra is None:
             return None
@@ -483,8 +401,7 @@ class Session:
         """Four times the median diameter of the objects accepted so far (None before the first)."""
         if not self.accepted_diameters:
             return None
-        diameter = float(np.median(list(self.accepted_diameters.values())))
-        return max(guidance.AUTO_MIN_WINDOW, int(round(guidance.AUTO_WINDOW_DIAMETERS * diameter)))
+        return guidance.window_for_diameter(float(np.median(list(self.accepted_diameters.values()))))
 
     def _first_window(self, key, pts: np.ndarray) -> int:
         """The engine's first-window side. With ``"auto"``: four times the median diameter of the
@@ -503,38 +420,18 @@ class Session:
         # Mirror the plane beyond its border instead of the zeros crop() puts there (no false edge).
         pad = ((wy.start, window.size - wy.stop), (wx.start, window.size - wx.stop))
         patch = np.pad(patch[wy, wx], pad, mode="reflect" if min(patch[wy, wx].shape) > 1 else "edge")
-        diameter = guidance.estimate_diameter(patch)
-        size = max(guidance.AUTO_MIN_WINDOW, int(round(guidance.AUTO_WINDOW_DIAMETERS * diameter)))
+        size = guidance.window_for_diameter(guidance.estimate_diameter(patch))
         self._estimates = {self.object_id: size}  # the object's later windows follow it
         return size
 
-    def inputs(self, key, prompts: list[Prompt], window: guidance.Window) -> np.ndarray:
+    def _encode(self, key, prompts: list[Prompt], window: guidance.Window) -> np.ndarray:
         """The (4, S, S) network input for ``prompts`` on ``window`` of plane ``key``."""
-        image = _resize(self.source.crop(key, window), guidance.WORK_SIZE)
-        pos = [window.to_work(p.points) for p in prompts if p.positive and p.kind in ("click", "scribble")]
-        neg = [window.to_work(p.points) for p in prompts if not p.positive]
-        prior = None
-        for p in prompts:
-            if p.kind == "box":
-                y0, x0 = window.to_work(np.array([p.box[0], p.box[1]]) - 0.5)
-                y1, x1 = window.to_work(np.array([p.box[2], p.box[3]]) - 0.5)
-                layer = guidance.box_prior((y0, x0, y1, x1))
-            elif p.kind == "prior":
-                layer = _resize(guidance.crop_plane(p.mask, window), guidance.WORK_SIZE)
-            else:
-                continue
-            prior = layer if prior is None else np.maximum(prior, layer)
-        return guidance.encode(
-            image,
-            np.concatenate(pos) if pos else np.zeros((0, 2)),
-            np.concatenate(neg) if neg else np.zeros((0, 2)),
-            prior,
-        )
+        return guidance.encode_prompts(self.source.crop(key, window), prompts, window)
 
-    def predict_window(self, key, prompts: list[Prompt], window: guidance.Window) -> np.ndarray:
+    def _predict_window(self, key, prompts: list[Prompt], window: guidance.Window) -> np.ndarray:
         """Logits at native window resolution (size x size) for ``prompts``."""
-        logits = self.engine.predict(self.inputs(key, prompts, window)[None])[0]
-        return _resize(logits, window.size)
+        logits = self.engine.predict(self._encode(key, prompts, window)[None])[0]
+        return guidance.resize_window(logits, window.size)
 
     def _predict(self, key, prompts, window, st: PlaneState, logits: np.ndarray | None = None):
         """Predict ``prompts`` on ``window`` (growing it if the mask hits its border).
@@ -545,16 +442,16 @@ class Session:
         """
         h, w = self.source.plane_shape
         if window is None:  # only negative prompts: nothing is segmented
-            region = (slice(st.bbox[0], st.bbox[2]), slice(st.bbox[1], st.bbox[3])) if st.bbox else None
+            region = geometry.box_slices(st.bbox) if st.bbox else None
             values = np.zeros((st.bbox[2] - st.bbox[0], st.bbox[3] - st.bbox[1]), bool) if st.bbox else None
             return region, values, {"window": None, "area": 0, "passes": 0}
         passes = 0
         while True:
             passes += 1
             if passes == 1 and logits is not None:
-                pred = _resize(logits, window.size) > 0
+                pred = guidance.resize_window(logits, window.size) > 0
             else:
-                pred = self.predict_window(key, prompts, window) > 0
+                pred = self._predict_window(key, prompts, window) > 0
             ys, xs, wy, wx = window.clip((h, w))
             inside = pred[wy, wx]
             touches = (
@@ -563,10 +460,10 @@ class Session:
             )
             if not touches or passes > MAX_GROW_PASSES or window.size >= 1.1 * max(h, w):
                 break
-            bb = _bbox(inside, (ys.start, xs.start))
-            window = guidance.choose_window(np.zeros((0, 2)), (h, w), _union(bb, st.bbox), min_size=int(window.size * GROW),
+            bb = geometry.bbox(inside, (ys.start, xs.start))
+            window = guidance.choose_window(np.zeros((0, 2)), (h, w), geometry.union(bb, st.bbox), min_size=int(window.size * GROW),
                                             context=1.0)
-        region_bb = _union((ys.start, xs.start, ys.stop, xs.stop), st.bbox)
+        region_bb = geometry.union((ys.start, xs.start, ys.stop, xs.stop), st.bbox)
         region = (slice(region_bb[0], region_bb[2]), slice(region_bb[1], region_bb[3]))
         values = np.zeros((region_bb[2] - region_bb[0], region_bb[3] - region_bb[1]), bool)
         values[ys.start - region_bb[0]: ys.stop - region_bb[0], xs.start - region_bb[1]: xs.stop - region_bb[1]] = inside

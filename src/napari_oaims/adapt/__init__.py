@@ -10,9 +10,9 @@ from __future__ import annotations
 import inspect
 from functools import partial
 
-from .base import Adapter
-from .baselines import IASA, TSCA, CrossEntropySelf, EntropyMin
-from .oaims import OAIMSAdapter
+from napari_oaims.adapt.base import Adapter
+from napari_oaims.adapt.baselines import IASA, TSCA, CrossEntropySelf, EntropyMin
+from napari_oaims.adapt.oaims import OAIMSAdapter
 
 ADAPTERS = {
     "none": Adapter,

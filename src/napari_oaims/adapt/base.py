@@ -1,29 +1,85 @@
-"""The adapter interface: how an engine learns from prompts and accepted objects."""
+"""The adapter interface: how an engine learns from prompts and accepted objects.
+
+An adapter never sees the session. It is handed what it may use through three small types:
+
+* :class:`PlaneView`, one plane of the image: ``encode(prompts, window)`` gives the network input
+  for prompts on a window, ``window(prompts, mask_bbox)`` the window the session would choose;
+* :class:`PromptUpdate`, a new prompt (before the shown prediction is made);
+* :class:`AcceptedObject`, an accepted object: per plane, its prompts and final mask.
+
+``on_prompt`` answers with an :class:`AdapterReply` (update records and, when the adapter already
+predicted the new prompts with the updated weights, those logits, so the session does not predict
+twice); ``on_accept`` with a list of update records.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from napari_oaims.core.guidance import Window
+from napari_oaims.core.prompts import Prompt
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine import Engine
-    from ..session import AcceptContext, PromptContext
+    from napari_oaims.engine import Engine
+
+
+class PlaneView(Protocol):
+    """One plane of the image being annotated, as an adapter may use it."""
+
+    key: tuple[int, ...]
+
+    def encode(self, prompts: list[Prompt], window: Window) -> np.ndarray:
+        """The (4, S, S) network input for ``prompts`` on ``window``."""
+
+    def window(self, prompts: list[Prompt], mask_bbox: tuple[int, int, int, int] | None = None) -> Window:
+        """The window the session would use for ``prompts`` around a mask with ``mask_bbox``."""
+
+
+@dataclass(frozen=True)
+class PromptUpdate:
+    """A prompt just given on ``view``: the prompts before it, after it, and the prompt itself."""
+
+    view: PlaneView
+    window: Window
+    previous: list[Prompt]
+    prompts: list[Prompt]
+    new: Prompt
+
+
+@dataclass
+class AdapterReply:
+    """What an adapter answers to a prompt: update records, and optionally the working-size
+    logits (S, S) of ``prompts`` on ``window`` predicted with the weights after the update."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    logits: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class AcceptedObject:
+    """An accepted object: per plane, ``(view, prompts, final mask)`` (the mask is the plane's)."""
+
+    planes: list[tuple[PlaneView, list[Prompt], np.ndarray]]
 
 
 class Adapter:
     """No adaptation (the frozen model). Subclasses override the two hooks.
 
-    Each hook returns a list of update records (dicts with at least ``method``, ``loss``,
-    ``latency_ms``, ``weights_before``, ``weights_after``), which the session logs as
-    ``update`` events.
+    Each update record is a dict with at least ``method``, ``loss``, ``latency_ms``,
+    ``weights_before``, ``weights_after``, ``rolled_back`` and ``reason``; the session logs it
+    as an ``update`` event.
     """
 
     name = "none"
 
-    def on_prompt(self, engine: "Engine", ctx: "PromptContext") -> list[dict[str, Any]]:
+    def on_prompt(self, engine: "Engine", update: PromptUpdate) -> AdapterReply:
         """Called after a prompt is added and before the prediction shown to the user."""
-        return []
+        return AdapterReply()
 
-    def on_accept(self, engine: "Engine", ctx: "AcceptContext") -> list[dict[str, Any]]:
+    def on_accept(self, engine: "Engine", accepted: AcceptedObject) -> list[dict[str, Any]]:
         """Called when the user accepts an object."""
         return []
 
@@ -34,7 +90,7 @@ class Adapter:
         """Move internal modules and optimiser state to ``device`` (called by ``Engine.to``)."""
         import torch
 
-        from .guard import GuardedOptimizer
+        from napari_oaims.adapt.guard import GuardedOptimizer
 
         for value in vars(self).values():
             if isinstance(value, torch.nn.Module):
@@ -43,5 +99,5 @@ class Adapter:
                 value.to(device)
 
     def settings(self) -> dict[str, Any]:
-        """JSON-serialisable settings (saved with adapted weights)."""
+        """JSON-serialisable settings (saved with adapted weights and in the session log)."""
         return {"name": self.name}

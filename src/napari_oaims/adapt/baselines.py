@@ -20,13 +20,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .base import Adapter
-from .guard import LR, GuardedOptimizer
-from .oaims import _t, ccg_points, engine_step
+from napari_oaims.adapt.base import AcceptedObject, Adapter, AdapterReply, PlaneView, PromptUpdate
+from napari_oaims.adapt.guard import LR, GuardedOptimizer
+from napari_oaims.adapt.oaims import _t, ccg_points, engine_step
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine import Engine
-    from ..session import AcceptContext, PromptContext
+    from napari_oaims.engine import Engine
 
 
 def sparse_click_loss(logits: torch.Tensor, clicks: list[tuple[float, float, bool]]) -> torch.Tensor:
@@ -57,21 +56,21 @@ class _PerClick(Adapter):
     def loss(self, model, x: torch.Tensor, clicks) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _update(self, engine, session, key, prompts, window, method) -> dict:
-        x = session.inputs(key, prompts, window)[None]
+    def _update(self, engine, view: PlaneView, prompts, window, method) -> dict:
+        x = view.encode(prompts, window)[None]
         clicks = [c for p in prompts for c in ccg_points(p, window)]
         xt = _t(x, engine.device)
         return engine_step(self, engine, method, lambda model: self.loss(model, xt, clicks), None, None)
 
-    def on_prompt(self, engine: "Engine", ctx: "PromptContext") -> list[dict]:
-        return [self._update(engine, ctx.session, ctx.key, ctx.prompts, ctx.window, "click")]
+    def on_prompt(self, engine: "Engine", update: PromptUpdate) -> AdapterReply:
+        return AdapterReply([self._update(engine, update.view, update.prompts, update.window, "click")])
 
-    def on_accept(self, engine: "Engine", ctx: "AcceptContext") -> list[dict]:
+    def on_accept(self, engine: "Engine", accepted: AcceptedObject) -> list[dict]:
         out = []
-        for key, (prompts, final) in ctx.planes.items():
-            window = ctx.session.choose_window(key, prompts, None)
+        for view, prompts, _final in accepted.planes:
+            window = view.window(prompts, None)
             if window is not None:
-                out.append(self._update(engine, ctx.session, key, prompts, window, "accept"))
+                out.append(self._update(engine, view, prompts, window, "accept"))
         return out
 
 
@@ -115,10 +114,10 @@ class TSCA(_PerClick):
         super().reset()
         self.student = None
 
-    def _update(self, engine, session, key, prompts, window, method) -> dict:
+    def _update(self, engine, view: PlaneView, prompts, window, method) -> dict:
         if self.student is None:
             self.student = copy.deepcopy(engine.model)
-        x = session.inputs(key, prompts, window)[None]
+        x = view.encode(prompts, window)[None]
         clicks = [c for p in prompts for c in ccg_points(p, window)]
         xt = _t(x, engine.device)
         teacher_pred = torch.from_numpy(engine.predict(x) > 0).float().to(engine.device)[:, None]

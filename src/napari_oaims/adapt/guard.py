@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine import Engine
+    from napari_oaims.engine import Engine
 
 #: Default optimiser settings for online adaptation (all parameters, one step per update).
 LR = 1e-4

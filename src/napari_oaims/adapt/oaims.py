@@ -61,16 +61,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .. import guidance
-from ..losses import BETA, dice_focal, total_loss
-from ..robot import correction_clicks
-from ..session import Prompt
-from .base import Adapter
-from .guard import LR, GuardedOptimizer
+from napari_oaims.core import guidance
+from napari_oaims.model.losses import BETA, dice_focal, total_loss
+from napari_oaims.simulate.robot import correction_clicks
+from napari_oaims.core.prompts import Prompt
+from napari_oaims.adapt.base import AcceptedObject, Adapter, AdapterReply, PlaneView, PromptUpdate
+from napari_oaims.adapt.guard import LR, GuardedOptimizer
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine import Engine
-    from ..session import AcceptContext, PromptContext
+    from napari_oaims.engine import Engine
 
 MAX_CCG_POINTS = 16
 #: Learning rate of the Mid-Interaction steps (the same as PI's by default, as in seed 000).
@@ -202,24 +201,23 @@ class OAIMSAdapter(Adapter):
         self._object_start = None
 
     # -- Mid-Interaction ----------------------------------------------------------------------
-    def on_prompt(self, engine: "Engine", ctx: "PromptContext") -> list[dict]:
+    def on_prompt(self, engine: "Engine", ctx: PromptUpdate) -> AdapterReply:
         if not self.mi or not any(p.positive or p.kind in ("box", "prior") for p in ctx.previous):
-            return []  # MI starts with the second prompt (t >= 2)
+            return AdapterReply()  # MI starts with the second prompt (t >= 2)
         if self.mi_max_prompts and len(ctx.prompts) > self.mi_max_prompts:
-            return []  # past the object's first mi_max_prompts prompts: PI still learns from it
-        s = ctx.session
+            return AdapterReply()  # past the object's first mi_max_prompts prompts: PI still learns from it
         if self._suspect is not None and any(p is self._suspect for p in ctx.previous):
-            return []  # a suspect prompt is still in place (mi_stop); undo or clear lifts this
+            return AdapterReply()  # a suspect prompt is still in place (mi_stop); undo or clear lifts this
         if self.mi_gate and ctx.new.corrected is False:
             if self.mi_stop:
                 self._suspect = ctx.new
             if self.mi_rewind and self._object_start is not None and self._object_start[0] is ctx.previous[0]:
-                return [self._rewind(engine)]
-            return []  # nothing for P_prev to learn from this prompt
+                return AdapterReply([self._rewind(engine)])
+            return AdapterReply()  # nothing for P_prev to learn from this prompt
         if self.mi_rewind and (self._object_start is None or self._object_start[0] is not ctx.previous[0]):
             self._object_start = (ctx.previous[0], {k: v.detach().clone() for k, v in engine.model.state_dict().items()})
-        x_prev = s.inputs(ctx.key, ctx.previous, ctx.window)[None]
-        x_new = s.inputs(ctx.key, ctx.prompts, ctx.window)[None]
+        x_prev = ctx.view.encode(ctx.previous, ctx.window)[None]
+        x_new = ctx.view.encode(ctx.prompts, ctx.window)[None]
         pseudo = engine.predict(x_new) > 0  # P_init, no gradient
         clicks = [ccg_points(ctx.new, ctx.window)]
         target = _t(pseudo[:, None], engine.device)
@@ -230,9 +228,7 @@ class OAIMSAdapter(Adapter):
         opt = self.mi_optimizer or self.optimizer
         record = engine_step(self, engine, "mi", loss_fn, x_new, pseudo, lr=self.mi_lr, optimizer=opt)
         # The collapse check already predicted P_t = f(I, C_t) with the new weights: show that.
-        if opt.last_logits is not None:
-            ctx.logits = opt.last_logits[0]
-        return [record]
+        return AdapterReply([record], None if opt.last_logits is None else opt.last_logits[0])
 
     def _rewind(self, engine: "Engine") -> dict:
         """Put back the weights from before this object's MI steps (``mi_rewind``), as an update record."""
@@ -249,18 +245,17 @@ class OAIMSAdapter(Adapter):
         return record
 
     # -- Post-Interaction ---------------------------------------------------------------------
-    def on_accept(self, engine: "Engine", ctx: "AcceptContext") -> list[dict]:
+    def on_accept(self, engine: "Engine", accepted: AcceptedObject) -> list[dict]:
         if not self.pi:
             return []
         records = []
         steps = self.early_steps if self._accepted < self.early_objects else 1
         self._accepted += 1
-        for key, (prompts, final) in ctx.planes.items():
+        for s, prompts, final in accepted.planes:
             first = next((p for p in prompts if p.positive), None)
             if first is None or not final.any():
                 continue
-            s = ctx.session
-            views = [self._view(s, key, click, final) for click in [first] + self._extra_views(final)]
+            views = [self._view(s, click, final) for click in [first] + self._extra_views(final)]
             doubtful = [p for p in prompts if p.corrected is False]
             if self.pi_ignore and doubtful:
                 skip = self._leave_out(views, doubtful, final)
@@ -289,7 +284,7 @@ class OAIMSAdapter(Adapter):
             for view, mask in zip(views, p1["mask"]):
                 if view.get("weight") is not None:  # no generated clicks where PI does not learn
                     mask = np.where(view["weight"] > 0, mask, view["target"])
-                x2, clicks2 = self._corrected_view(s, key, view, mask)
+                x2, clicks2 = self._corrected_view(s, view, mask)
                 batch_x.append(x2)
                 batch_t.append(view["target"])
                 batch_c.append(clicks2)
@@ -352,19 +347,14 @@ class OAIMSAdapter(Adapter):
         picks = [inner[self._rng.randrange(len(inner))] for _ in range(self.pi_views - 1)]
         return [Prompt("click", True, np.asarray(yx, int)[None]) for yx in picks]
 
-    def _view(self, s, key, click: Prompt, final: np.ndarray) -> dict:
+    def _view(self, s: PlaneView, click: Prompt, final: np.ndarray) -> dict:
         """Window, working-size target, stage-1 input and CCG points for one localisation click."""
         bbox = _mask_bbox(final)
-        window = s.choose_window(key, [click], bbox)
-        if self.pi_click_window:
-            own = s.choose_window(key, [click], first=True)
-            if own.y0 <= bbox[0] and own.x0 <= bbox[1] and bbox[2] <= own.y0 + own.size \
-                    and bbox[3] <= own.x0 + own.size:
-                window = own
+        window = s.window([click], bbox)
         return {"click": click, "window": window, "target": work_target(final, window),
-                "x1": s.inputs(key, [click], window), "ccg": ccg_points(click, window)}
+                "x1": s.encode([click], window), "ccg": ccg_points(click, window)}
 
-    def _corrected_view(self, s, key, view: dict, p1: np.ndarray) -> tuple[np.ndarray, list]:
+    def _corrected_view(self, s: PlaneView, view: dict, p1: np.ndarray) -> tuple[np.ndarray, list]:
         """Stage-2 input and CCG points: the localisation click plus one click per error of ``p1``."""
         window = view["window"]
         n = self.max_clicks
@@ -376,7 +366,7 @@ class OAIMSAdapter(Adapter):
         for c in generated:
             yx = (np.array([c.y, c.x]) + 0.5) / window.scale - 0.5 + np.array([window.y0, window.x0])
             extra.append(Prompt("click", c.positive, np.rint(yx).astype(int)[None]))
-        x2 = s.inputs(key, [view["click"]] + extra, window)
+        x2 = s.encode([view["click"]] + extra, window)
         return x2, view["ccg"] + [(float(c.y), float(c.x), c.positive) for c in generated]
 
 

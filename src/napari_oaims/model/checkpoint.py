@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from .unet import ClickUNet
+from napari_oaims.model.unet import ClickUNet
 
 FORMAT = "napari-oaims-weights"
 FORMAT_VERSION = 1

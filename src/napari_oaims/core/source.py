@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import guidance
+from napari_oaims.core import guidance
 
 MIN_PLANE_SIDE = 4
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)

@@ -1,6 +1,6 @@
 """Replay a saved session from the base weights and check that every mask comes out the same.
 
-:func:`replay` re-runs the log of a ``*.oaims.zarr`` session (see :mod:`napari_oaims.store`) on a
+:func:`replay` re-runs the log of a ``*.oaims.zarr`` session (see :mod:`napari_oaims.store.session_store`) on a
 fresh engine with the shipped weights: every prompt is given again in order, with the adapter
 whose settings the log recorded (``extra["adapter"]`` of the session event and of the first prompt
 after a switch; logs from before session 18 hold only its name, ``extra["adaptation"]``, and
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import dice
-from .store import PROMPT_KINDS, SessionStore, normalise_event
+from napari_oaims.evaluation.metrics import dice
+from napari_oaims.store.session_store import PROMPT_KINDS, SessionStore, normalise_event
 
 _COMPARED = ("kind", "object", "plane", "coords", "label", "weights")
 _MAX_MISMATCHES = 20
@@ -101,7 +101,7 @@ def _follow_adapter(engine, event: dict, switched: bool = False) -> None:
     """Give ``engine`` the adapter the log recorded. A prompt's settings mean the user switched
     adapters there (``switched``: a fresh one, as then); a session's are kept when the engine's
     adapter has the same settings (rebuilding it would drop its optimiser moments and replay buffer)."""
-    from .adapt import adapter_from_settings
+    from napari_oaims.adapt import adapter_from_settings
 
     settings = event["extra"].get("adapter")
     if settings is not None and (switched or settings != engine.adapter.settings()):
@@ -117,7 +117,7 @@ def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None 
     """Re-run the session at ``path`` from the base weights (the shipped ones, or the ``.safetensors``
     file ``weights``; their hash must be the session's base hash); see the module docstring.
     ``image_path`` is the new location of a referenced image that moved."""
-    from .engine import Engine
+    from napari_oaims.engine import Engine
 
     t0 = time.perf_counter()
     store = SessionStore.open(path, image_path=image_path, read_only=True)
@@ -181,7 +181,7 @@ def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None 
         elif kind in ("undo", "redo", "clear"):
             getattr(s, kind)()
         elif kind == "accept":
-            where = np.flatnonzero(s.accept(defer_update=True))  # the object's pixels, as flat indices
+            where = np.flatnonzero(s.accept(defer_update=True).mask)  # the object's pixels, as flat indices
             flat = replay_labels.reshape(-1)
             undone[e["object"]] = (where, flat[where])
             flat[where] = e["object"]  # later objects win, as in the store

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .store import SUFFIX, SessionStore, _is_session
+from napari_oaims.store.session_store import SUFFIX, SessionStore, _is_session
 
 POSITIVE_COLOUR = "#00ff00"
 NEGATIVE_COLOUR = "red"

@@ -214,7 +214,7 @@ def mosaic(rng: np.random.Generator, tiles: int = 4,
     placed, so that whole-image normalisation treats every tile alike. Used as a synthetic
     validation set for choosing training recipes without touching real data.
     """
-    from .guidance import normalise, robust_range
+    from napari_oaims.core.guidance import normalise, robust_range
 
     if tiles < 1:
         raise ValueError(f"tiles must be >= 1, got {tiles}")

@@ -30,9 +30,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from qtpy.QtWidgets import QApplication
 
-    from ..api import annotate, annotator, sample_nuclei
-    from ..robot import click_in_region
-    from .common import format_table, target_ids, write_json
+    from napari_oaims.data import sample_nuclei
+    from napari_oaims.plugin.api import annotate, annotator
+    from napari_oaims.simulate.robot import click_in_region
+    from napari_oaims.evaluation.common import format_table, target_ids, write_json
 
     if args.threads:
         torch.set_num_threads(args.threads)

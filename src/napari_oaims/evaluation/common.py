@@ -9,8 +9,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..metrics import dice, summarise
-from ..robot import Click, Robot
+from napari_oaims.evaluation.metrics import dice, summarise
+from napari_oaims.simulate.robot import Click, Robot
 
 
 class ModelMethod:
@@ -24,7 +24,7 @@ class ModelMethod:
         pass
 
     def click(self, c: Click) -> np.ndarray:
-        return self.session.click((c.y, c.x), positive=c.positive)
+        return self.session.click((c.y, c.x), positive=c.positive).mask
 
     def finish(self, mask: np.ndarray) -> None:
         if mask.any():

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .store import SUFFIX, SessionStore, _is_session
+from napari_oaims.store.session_store import SUFFIX, SessionStore, _is_session
 
 
 def _positive_flags(meta: dict[str, Any], n: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import format_table, write_json
+from napari_oaims.evaluation.common import format_table, write_json
 
 #: Settings that define the protocol: results that differ in one of them are not comparable.
 PROTOCOL = ("image", "labels", "robot", "noise", "wrong_label", "order", "seed", "clicks")
@@ -89,7 +89,7 @@ def markdown_table(result: dict, run: str = "main", ks=(1, 5, 10), noc: str = "n
 
 
 def run(args: argparse.Namespace) -> int:
-    from .adapt import COLUMNS, plot_suite
+    from napari_oaims.evaluation.adapt import COLUMNS, plot_suite
 
     merged = merge_results([load_result(p) for p in args.results], [str(p) for p in args.results])
     for shift, runs in merged["shifts"].items():

@@ -1,12 +1,10 @@
 """The small public API for notebooks and scripts.
 
-``annotate`` opens napari with the annotator docked; ``sample_nuclei`` loads the real nuclei
-image shipped with the package. Neither imports torch or napari until it is called.
+``annotate`` opens napari with the annotator docked; it imports napari only when it is called.
 """
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,22 +12,10 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-    from ._widgets import AnnotatorWidget
+    from napari_oaims.plugin.widget import AnnotatorWidget
 
 #: Title of the docked annotator (also its key in ``viewer.window.dock_widgets``).
 WIDGET_NAME = "OAIMS annotator"
-
-
-def sample_nuclei() -> tuple[np.ndarray, np.ndarray]:
-    """The shipped 512 x 512 nuclei image (uint16) and its instance labels (DSB 2018, via StarDist)."""
-    import tifffile
-
-    folder = resources.files("napari_oaims") / "data"
-    with resources.as_file(folder / "nuclei2d_image.tif") as p:
-        image = tifffile.imread(p)
-    with resources.as_file(folder / "nuclei2d_labels.tif") as p:
-        labels = tifffile.imread(p)
-    return image, labels
 
 
 def annotate(image: Any, viewer: "napari.Viewer | None" = None, **engine_kwargs) -> "napari.Viewer":
@@ -43,7 +29,7 @@ def annotate(image: Any, viewer: "napari.Viewer | None" = None, **engine_kwargs)
     """
     import napari
 
-    from ._widgets import AnnotatorWidget
+    from napari_oaims.plugin.widget import AnnotatorWidget
 
     if isinstance(image, str):
         if viewer is None or image not in viewer.layers:

@@ -54,8 +54,8 @@ from qtpy.QtWidgets import (
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-    from .engine import Engine
-    from .session import Session
+    from napari_oaims.engine import Engine
+    from napari_oaims.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -347,8 +347,8 @@ class AnnotatorWidget(QWidget):
     # Engine
     # ------------------------------------------------------------------------------------------
     def _load_engine(self) -> "Engine":
-        from .adapt import ADAPTERS
-        from .engine import Engine
+        from napari_oaims.adapt import ADAPTERS
+        from napari_oaims.engine import Engine
 
         mode = self._adaptation if self._adaptation in ADAPTERS else "none"
         return Engine.pretrained(device=self._device, adaptation=mode, weights=self._weights)
@@ -421,7 +421,7 @@ class AnnotatorWidget(QWidget):
 
     def set_adaptation(self, name: str) -> None:
         """Switch online adaptation (``none``, ``mi``, ``pi``, ``oaims``); weights learnt so far are kept."""
-        from .adapt import ADAPTERS
+        from napari_oaims.adapt import ADAPTERS
 
         current = self.engine.adaptation if self.engine is not None else "none"
         if name not in ADAPTERS:
@@ -451,7 +451,7 @@ class AnnotatorWidget(QWidget):
     def load_weights(self, path: str | Path) -> None:
         """Load adapted weights written by :meth:`save_weights` (``.safetensors`` + ``.json``)."""
         def work():
-            from .engine import Engine
+            from napari_oaims.engine import Engine
 
             return Engine.load(path, device=self._device, adaptation=self._adaptation_or_none())
 
@@ -473,7 +473,7 @@ class AnnotatorWidget(QWidget):
                           progress="Saving weights"))
 
     def _adaptation_or_none(self) -> str:
-        from .adapt import ADAPTERS
+        from napari_oaims.adapt import ADAPTERS
 
         return self._adaptation if self._adaptation in ADAPTERS else "none"
 
@@ -814,27 +814,23 @@ class AnnotatorWidget(QWidget):
         if session is None:
             raise ValueError(f"{kind} ignored: no image is being annotated")
         if kind == "click":
-            session.click(coords, positive)
+            result = session.click(coords, positive)
         elif kind == "box":
-            session.box(coords, plane=plane)
+            result = session.box(coords, plane=plane)
         else:
-            session.scribble(coords, positive)
-        changed = session.changed
-        if changed is None:
-            return session, None
-        key, region = changed
-        return session, (key, region, session.planes[key].mask[region].copy())
+            result = session.scribble(coords, positive)
+        return session, result
 
-    def _show_prompt(self, result, t0: float) -> None:
-        session, change = result
+    def _show_prompt(self, done, t0: float) -> None:
+        session, result = done
         if session is not self.session:
             return
         self._history.append("s")
         self._redo.clear()
-        if change is not None:
-            key, region, values = change
-            self._paint_preview(self._index(key, region), values)
-            self._preview_keys.add(key)
+        for change in result.changes:
+            if change.region is not None:
+                self._paint_preview(self._index(change.plane, change.region), change.values)
+                self._preview_keys.add(change.plane)
         self.last_latency_ms = (time.perf_counter() - t0) * 1e3
         self._update_status()
 
@@ -1110,7 +1106,7 @@ class AnnotatorWidget(QWidget):
         image_path = image_path if image_path and Path(image_path).exists() else None
 
         def work():
-            from .store import SessionStore
+            from napari_oaims.store.session_store import SessionStore
 
             store = SessionStore.create(path, engine=session.engine, session=session, image_path=image_path,
                                         overwrite=True)  # attaches: autosave from now on
@@ -1152,7 +1148,7 @@ class AnnotatorWidget(QWidget):
         engine = self.engine
 
         def work():
-            from .store import SessionStore
+            from napari_oaims.store.session_store import SessionStore
 
             store = SessionStore.open(path)
             try:
@@ -1175,7 +1171,7 @@ class AnnotatorWidget(QWidget):
                 raise
 
         def adopt(state, labels):
-            from .store import SUFFIX
+            from napari_oaims.store.session_store import SUFFIX
 
             self._stop_autosave()
             params = state.store.session_params()

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import write_json
+from napari_oaims.evaluation.common import write_json
 
 DATA = Path("/work/shared/data/nuclei2d")
 
@@ -37,8 +37,8 @@ def object_centres(labels: np.ndarray) -> list[tuple[int, tuple[int, int]]]:
     """``(id, (y, x))``: the robot's centre click (distance-transform maximum) in each object."""
     from scipy import ndimage
 
-    from ..robot import click_in_region
-    from .common import target_ids
+    from napari_oaims.simulate.robot import click_in_region
+    from napari_oaims.evaluation.common import target_ids
 
     slices = ndimage.find_objects(labels.astype(np.int64))
     out = []
@@ -61,7 +61,7 @@ def annotate(session, centres, n_objects: int, on_object=None) -> int:
     while done < n_objects:
         _, yx = centres[k % len(centres)]
         k += 1
-        if session.click(yx).any():
+        if session.click(yx).mask.any():
             session.accept()
             done += 1
             if on_object is not None:
@@ -92,8 +92,8 @@ def _folder_sizes(path: Path) -> dict[str, int]:
 
 def bench_autosave(workdir: Path, n_objects: int, adaptation: str, data: Path) -> dict[str, Any]:
     """Annotate ``n_objects`` objects with autosave on; time every event; measure the folder."""
-    from ..engine import Engine
-    from ..store import SessionStore, normalise_event
+    from napari_oaims.engine import Engine
+    from napari_oaims.store.session_store import SessionStore, normalise_event
 
     image, labels = _load_data(data)
     engine = Engine.pretrained(device="cpu", adaptation=adaptation)
@@ -110,9 +110,9 @@ def bench_autosave(workdir: Path, n_objects: int, adaptation: str, data: Path) -
     store.append_event = timed_append  # instrument this instance only
     per_kind: dict[str, list[float]] = {}
 
-    def autosave(event):
+    def autosave(event, result=None):
         t0 = time.perf_counter()
-        store.autosave(session, event)
+        store.autosave(session, event, result)
         per_kind.setdefault(event["kind"], []).append((time.perf_counter() - t0) * 1e3)
 
     session.subscribe(autosave)
@@ -133,7 +133,7 @@ def bench_autosave(workdir: Path, n_objects: int, adaptation: str, data: Path) -
 # -- kill test -------------------------------------------------------------------------------------
 def _child(mode: str, path: Path, data: Path, seed: int) -> None:
     """Annotate (or append events) with autosave forever, printing ``seq`` after each saved event."""
-    from ..store import SessionStore
+    from napari_oaims.store.session_store import SessionStore
 
     image, labels = _load_data(data)
     out = sys.stdout.fileno()
@@ -149,7 +149,7 @@ def _child(mode: str, path: Path, data: Path, seed: int) -> None:
             seq += 1
     import torch
 
-    from ..engine import Engine
+    from napari_oaims.engine import Engine
 
     torch.set_num_threads(1)
     engine = Engine.pretrained(device="cpu")
@@ -157,7 +157,7 @@ def _child(mode: str, path: Path, data: Path, seed: int) -> None:
     SessionStore.create(path, image, engine=engine, session=session)  # saves the session's first event
     for event in session.events:
         os.write(out, b"%d\n" % event["seq"])
-    session.subscribe(lambda event: os.write(out, b"%d\n" % event["seq"]))  # after the store's listener
+    session.subscribe(lambda event, _result: os.write(out, b"%d\n" % event["seq"]))  # after the store's listener
     os.write(out, b"ready\n")
     centres = object_centres(labels)
     random.Random(seed).shuffle(centres)
@@ -168,11 +168,11 @@ def kill_run(path: Path, mode: str = "annotate", delay_s: float = 1.0, data: Pat
              min_acks: int = 0, timeout_s: float = 300.0) -> dict[str, Any]:
     """Start a child that autosaves into ``path``, SIGKILL it ``delay_s`` after it is ready (and has
     acknowledged ``min_acks`` events), then compare acknowledged events with the store."""
-    from ..store import SessionStore
+    from napari_oaims.store.session_store import SessionStore
 
     pkg_root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "napari_oaims.bench.store", "--child", mode, str(path), "--data", str(data),
+    cmd = [sys.executable, "-m", "napari_oaims.evaluation.store", "--child", mode, str(path), "--data", str(data),
            "--seed", str(seed)]
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env)
@@ -288,7 +288,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd)
 
 
-if __name__ == "__main__":  # the kill-test child: python -m napari_oaims.bench.store --child MODE PATH
+if __name__ == "__main__":  # the kill-test child: python -m napari_oaims.evaluation.store --child MODE PATH
     _p = argparse.ArgumentParser()
     _p.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), required=True)
     _p.add_argument("--data", type=Path, default=DATA)

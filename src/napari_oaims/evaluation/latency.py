@@ -14,9 +14,9 @@ import time
 
 import numpy as np
 
-from ..robot import Robot
-from .clicks import load_pair
-from .common import format_table, target_ids, write_json
+from napari_oaims.simulate.robot import Robot
+from napari_oaims.evaluation.clicks import load_pair
+from napari_oaims.evaluation.common import format_table, target_ids, write_json
 
 
 def tile(image: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +51,7 @@ def measure(engine, image, labels, ids, clicks: int, seed: int) -> dict[str, lis
             if c is None:
                 break
             t0 = time.perf_counter()
-            pred = s.click((c.y, c.x), positive=c.positive)
+            pred = s.click((c.y, c.x), positive=c.positive).mask
             _sync(engine)
             click_ms.append((time.perf_counter() - t0) * 1e3)
         if pred.any():
@@ -67,7 +67,7 @@ def measure(engine, image, labels, ids, clicks: int, seed: int) -> dict[str, lis
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..engine import Engine
+    from napari_oaims.engine import Engine
 
     image, labels = load_pair(args.image, args.labels)
     ids = target_ids(labels)

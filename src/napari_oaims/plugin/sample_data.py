@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .api import sample_nuclei
+from napari_oaims.data import sample_nuclei
 
 
 def nuclei_2d() -> list[tuple]:
@@ -15,7 +15,7 @@ def nuclei_2d() -> list[tuple]:
 
 def volume_3d() -> list[tuple]:
     """A synthetic 3D stack of nuclei-like objects (32 x 96 x 96) and its ground truth."""
-    from .synth import volume
+    from napari_oaims.training.synth import volume
 
     image, labels = volume(np.random.default_rng(0))
     return [

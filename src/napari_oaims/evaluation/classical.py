@@ -12,9 +12,9 @@ from skimage.draw import disk
 from skimage.filters import sobel
 from skimage.segmentation import random_walker, watershed
 
-from .. import guidance
-from ..images import ImageSource
-from ..robot import Click
+from napari_oaims.core import guidance
+from napari_oaims.core.source import ImageSource
+from napari_oaims.simulate.robot import Click
 
 
 class ClickSeeded:

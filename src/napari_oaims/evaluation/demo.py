@@ -26,7 +26,7 @@ class _StoredMethod:
     """The model through a session that autosaves into a :class:`SessionStore`."""
 
     def __init__(self, engine, image, store_path: Path):
-        from .store import SessionStore
+        from napari_oaims.store.session_store import SessionStore
 
         self.session = engine.session(image)
         self.store = SessionStore.create(store_path, image, engine=engine, session=self.session, overwrite=True)
@@ -35,7 +35,7 @@ class _StoredMethod:
         pass
 
     def click(self, c):
-        return self.session.click((c.y, c.x), positive=c.positive)
+        return self.session.click((c.y, c.x), positive=c.positive).mask
 
     def finish(self, mask: np.ndarray) -> None:
         if mask.any():
@@ -49,10 +49,10 @@ class _StoredMethod:
 def run_headless(out: Path, objects: int, clicks: int, seed: int, device: str) -> dict:
     from tqdm import tqdm
 
-    from .api import sample_nuclei
-    from .bench.common import ModelMethod, format_table, plot_curves, run_targets, summary_row, target_ids, write_json
-    from .engine import Engine
-    from .robot import Robot
+    from napari_oaims.data import sample_nuclei
+    from napari_oaims.evaluation.common import ModelMethod, format_table, plot_curves, run_targets, summary_row, target_ids, write_json
+    from napari_oaims.engine import Engine
+    from napari_oaims.simulate.robot import Robot
 
     image, labels = sample_nuclei()
     ids = target_ids(labels)
@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     import napari
 
-    from .api import annotate, sample_nuclei
+    from napari_oaims.data import sample_nuclei
+    from napari_oaims.plugin.api import annotate
 
     image, _ = sample_nuclei()
     annotate(image, device=args.device, adaptation="oaims")

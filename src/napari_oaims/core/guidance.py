@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from skimage.transform import resize as _sk_resize
 
 #: Working size (pixels) of the square window the network sees.
 WORK_SIZE = 128
@@ -150,6 +151,14 @@ def choose_window(
     return Window(y0, x0, size)
 
 
+def window_for_diameter(diameter: float) -> int:
+    """The first-window side for objects ``diameter`` px across: :data:`AUTO_WINDOW_DIAMETERS`
+    diameters, at least :data:`AUTO_MIN_WINDOW` px (the model answers best at this scale)."""
+    if not (np.isfinite(diameter) and diameter > 0):
+        raise ValueError(f"an object diameter must be a positive number of pixels, got {diameter!r}")
+    return max(AUTO_MIN_WINDOW, int(round(AUTO_WINDOW_DIAMETERS * float(diameter))))
+
+
 def robust_range(image: np.ndarray, max_samples: int = 2_000_000) -> tuple[float, float]:
     """Percentiles (1, 99.8) of the finite values of ``image``, on a strided subsample if big."""
     flat = np.asarray(image).reshape(-1)
@@ -245,3 +254,33 @@ def encode(
     return np.stack(
         [image_work, guidance_map(pos_work, size), guidance_map(neg_work, size), prior]
     ).astype(np.float32)
+
+
+def resize_window(array: np.ndarray, size: int) -> np.ndarray:
+    """Resize a square window (image crop or logits) to ``size x size`` for inference:
+    bilinear, anti-aliased when shrinking."""
+    if array.shape[0] == size:
+        return array.astype(np.float32, copy=False)
+    return _sk_resize(array, (size, size), order=1, anti_aliasing=array.shape[0] > size,
+                      preserve_range=True).astype(np.float32)
+
+
+def encode_prompts(crop: np.ndarray, prompts, window: Window) -> np.ndarray:
+    """The (4, S, S) network input for ``prompts`` (:class:`~napari_oaims.core.prompts.Prompt`)
+    on ``window``, whose normalised image crop (window size) is ``crop``."""
+    image = resize_window(crop, WORK_SIZE)
+    pos = [window.to_work(p.points) for p in prompts if p.positive and p.kind in ("click", "scribble")]
+    neg = [window.to_work(p.points) for p in prompts if not p.positive]
+    prior = None
+    for p in prompts:
+        if p.kind == "box":
+            y0, x0 = window.to_work(np.array([p.box[0], p.box[1]]) - 0.5)
+            y1, x1 = window.to_work(np.array([p.box[2], p.box[3]]) - 0.5)
+            layer = box_prior((y0, x0, y1, x1))
+        elif p.kind == "prior":
+            layer = resize_window(crop_plane(p.mask, window), WORK_SIZE)
+        else:
+            continue
+        prior = layer if prior is None else np.maximum(prior, layer)
+    return encode(image, np.concatenate(pos) if pos else np.zeros((0, 2)),
+                  np.concatenate(neg) if neg else np.zeros((0, 2)), prior)

@@ -12,11 +12,11 @@ import argparse
 
 import numpy as np
 
-from ..adapt import ADAPTERS, make_adapter, parse_spec
-from ..robot import Robot, WrongLabel
-from .clicks import add_robot_args, load_pair, make_engine
-from .common import ModelMethod, format_table, run_targets, summary_row, target_ids, write_json
-from .shifts import SHIFTS, apply_shift
+from napari_oaims.adapt import ADAPTERS, make_adapter, parse_spec
+from napari_oaims.simulate.robot import Robot, WrongLabel
+from napari_oaims.evaluation.clicks import add_robot_args, load_pair, make_engine
+from napari_oaims.evaluation.common import ModelMethod, format_table, run_targets, summary_row, target_ids, write_json
+from napari_oaims.evaluation.shifts import SHIFTS, apply_shift
 
 DEFAULT_METHODS = ("none", "ia_sa", "tsca", "ce", "entropy", "pi", "mi", "oaims")
 COLUMNS = ["dice@1", "dice@5", "dice@10", "noc@0.80", "noc@0.85", "noc@0.90", "auc", "latency_p50_ms"]

@@ -73,9 +73,13 @@ import numpy as np
 import zarr
 from zarr.storage import LocalStore
 
+from napari_oaims.core.events import KIND_CODES, PROMPT_KINDS, dumps, normalise_event
+from napari_oaims.core.labels import paint, paint_planes
+from napari_oaims.core.results import Accepted
+
 if TYPE_CHECKING:  # pragma: no cover
-    from .engine import Engine
-    from .session import Session
+    from napari_oaims.engine import Engine
+    from napari_oaims.session import Session
 
 SUFFIX = ".oaims.zarr"
 FORMAT = "napari-oaims-session"
@@ -89,34 +93,12 @@ SAMPLE_BLOCK = 2**20
 COMPACT_EVERY = 64
 HASH_WIDTH = 16
 ROWS_PER_CHUNK = 256
-#: Event kind codes of the log's ``kind`` column (new kinds get the next free code).
-KIND_CODES = {"session": 0, "click": 1, "box": 2, "scribble": 3, "prior": 4, "predict": 5, "undo": 6,
-              "redo": 7, "clear": 8, "accept": 9, "update": 10, "withdraw": 11, "reinstate": 12}
-PROMPT_KINDS = ("click", "box", "scribble", "prior")
 _NGFF_AXES = {2: "yx", 3: "zyx", 4: "tzyx"}
 _TMP_PREFIX = "tmp-"
 
 
 # -- small helpers ---------------------------------------------------------------------------------
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot store a {type(obj).__name__} in the session log")
-
-
-def _dumps(obj) -> str:
-    return json.dumps(obj, default=_json_default, separators=(",", ":"))
-
-
-def normalise_event(event: dict[str, Any]) -> dict[str, Any]:
-    """The event as it reads back from disk (plain Python types)."""
-    return json.loads(_dumps(event))
+_dumps = dumps
 
 
 def full_coords(plane_axes, ndim: int, plane, yx) -> list[float]:
@@ -406,7 +388,7 @@ class SessionStore:
         replaced only with ``overwrite=True``; other folders are never replaced. Objects the session
         accepted before it was attached are not in the labels (add them with :meth:`commit_object`).
         """
-        from .images import ImageSource
+        from napari_oaims.core.source import ImageSource
 
         path = Path(path).absolute()
         if path.exists():
@@ -620,15 +602,6 @@ class SessionStore:
             areas[r["id"]] = r["area"]
         return areas
 
-    def _paint(self, index: tuple, mask: np.ndarray, object_id: int, transpose: bool = False) -> tuple[int, dict]:
-        """Set ``object_id`` where ``mask`` in the label region ``index``; returns (pixels, overwritten ids)."""
-        old = np.asarray(self._labels[index])
-        m = mask.T if transpose else mask
-        hit = old[m]
-        ids, counts = np.unique(hit[(hit != 0) & (hit != object_id)], return_counts=True)
-        self._labels[index] = np.where(m, np.uint32(object_id), old)
-        return int(np.count_nonzero(m)), dict(zip(ids.tolist(), counts.tolist()))
-
     def _record_object(self, object_id: int, area: int, planes, overwritten: dict, class_id: int,
                        class_name: str) -> None:
         """Journal a new objects-table row; ``areas`` holds the new (absolute, so replaying the journal
@@ -659,7 +632,7 @@ class SessionStore:
         planes = sorted({tuple(int(index[a].start + c) for a, c in zip(other, coords))
                          for coords in zip(*np.nonzero(sub.any(axis=tuple(pa))))}) if other else [()]
         with self._lock:
-            area, overwritten = self._paint(index, sub, object_id)
+            area, overwritten, _ = paint(self._labels, index, sub, object_id)
             self._record_object(object_id, area, [list(p) for p in planes], overwritten, class_id, class_name)
 
     def write_labels(self, labels: np.ndarray, class_name: str = "object") -> None:
@@ -921,7 +894,7 @@ class SessionStore:
 
     def load_engine(self, device="auto") -> "Engine":
         """An engine with the saved adapted weights (the shipped weights if none were saved)."""
-        from .engine import Engine
+        from napari_oaims.engine import Engine
 
         p = self.model_path()
         if p is not None:
@@ -958,20 +931,20 @@ class SessionStore:
             self._catch_up(session)
 
     def _listener(self, session: "Session"):
-        def listener(event: dict) -> None:
+        def listener(event: dict, result=None) -> None:
             if self._session is session:
-                self.autosave(session, event)
+                self.autosave(session, event, result)
 
         return listener
 
-    def autosave(self, session: "Session", event: dict) -> None:
+    def autosave(self, session: "Session", event: dict, result=None) -> None:
         """What :meth:`attach` does for each event. Errors are not raised (the session must go on):
         they are kept in :attr:`error` and reported once (to :attr:`on_error` if set, else as a
         RuntimeWarning), and saving is retried at the next event; ``on_error(None)`` is called
         when saving works again."""
         with self._lock:
             try:
-                self._catch_up(session, event)
+                self._catch_up(session, event, result)
                 if self.error is not None and self.on_error is not None:
                     self.on_error(None)
                 self.error = None
@@ -984,44 +957,30 @@ class SessionStore:
                                       "saving is retried at the next event", RuntimeWarning, stacklevel=3)
                 self.error = err
 
-    def _catch_up(self, session: "Session", event: dict | None = None) -> None:
+    def _catch_up(self, session: "Session", event: dict | None = None, result=None) -> None:
         self._save_priors(session)  # a prior's mask is in the session from the event after its own
         for ev in session.events[self._next_seq:]:
             if ev["seq"] < self._next_seq:
                 continue
-            if ev["kind"] == "accept" and ev is event:
-                self._commit_planes(session, ev)
+            if ev["kind"] == "accept" and ev is event and isinstance(result, Accepted):
+                self._commit_accepted(result, ev)
             self.append_event(ev)
             if ev["kind"] == "update":
                 self.save_model(session.engine)
 
-    def _commit_planes(self, session: "Session", event: dict) -> None:
-        """Paint the object being accepted (still in ``session.planes`` during its accept event)."""
-        src = session.source
-        transpose = src.plane_axes[0] > src.plane_axes[1]
-        area, overwritten, planes = 0, {}, []
-        for key, st in session.planes.items():
-            if st.bbox is None:
-                continue
-            y0, x0, y1, x1 = st.bbox
-            index = list(src.plane_index(key))
-            index[src.plane_axes[0]] = slice(y0, y1)
-            index[src.plane_axes[1]] = slice(x0, x1)
-            n, over = self._paint(tuple(index), st.mask[y0:y1, x0:x1], event["object"], transpose)
-            area += n
-            planes.append(list(key))
-            for k, v in over.items():
-                overwritten[k] = overwritten.get(k, 0) + v
+    def _commit_accepted(self, accepted: Accepted, event: dict) -> None:
+        """Paint an accepted object into the labels and journal its objects-table row."""
+        area, overwritten, _ = paint_planes(self._labels, accepted.plane_axes, accepted.planes, accepted.object_id)
         extra = event.get("extra") or {}
-        self._record_object(event["object"], area, planes, overwritten, int(extra.get("class_id", 1)),
-                            str(extra.get("class_name", "object")))
+        self._record_object(accepted.object_id, area, [list(k) for k in accepted.planes], overwritten,
+                            int(extra.get("class_id", 1)), str(extra.get("class_name", "object")))
 
     def resume(self, engine: "Engine | None" = None, device="auto") -> ResumeState:
         """Continue the saved session: restores the adapted weights (into ``engine`` if given, which
         must have the same base weights), and returns a new autosaved Session whose log continues
         the stored one (``seq`` and object ids go on), with the image, labels and prompt layers."""
         self._writable()
-        from .model import load_weights
+        from napari_oaims.model import load_weights
 
         events = self.events()
         if [e["seq"] for e in events] != list(range(len(events))):

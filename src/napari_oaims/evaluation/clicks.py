@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..io import read_array
-from ..robot import Robot, WrongLabel
-from .classical import ClickSeeded
-from .common import ModelMethod, format_table, plot_curves, run_targets, summary_row, target_ids, write_json
+from napari_oaims.core.files import read_array
+from napari_oaims.simulate.robot import Robot, WrongLabel
+from napari_oaims.evaluation.classical import ClickSeeded
+from napari_oaims.evaluation.common import ModelMethod, format_table, plot_curves, run_targets, summary_row, target_ids, write_json
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from napari_oaims.engine import Engine
 
 METHODS = ("model", "random_walker", "watershed")
 COLUMNS = ["dice@1", "dice@3", "dice@5", "dice@10", "noc@0.80", "noc@0.85", "noc@0.90", "auc",
@@ -50,7 +50,7 @@ def first_window_arg(text: str) -> int | str:
 
 def make_engine(args: argparse.Namespace, adaptation: str = "none") -> "Engine":
     """A fresh engine on ``--weights`` with ``--first-window`` applied."""
-    from ..engine import Engine
+    from napari_oaims.engine import Engine
 
     engine = Engine.pretrained(device=args.device, adaptation=adaptation, weights=args.weights)
     if getattr(args, "first_window", None) is not None:

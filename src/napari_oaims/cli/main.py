@@ -10,7 +10,7 @@ from pathlib import Path
 
 def _synth_settings(args: argparse.Namespace):
     """The synthetic-data settings given on the command line (``train`` and ``synth``)."""
-    from .synth import SynthSettings
+    from napari_oaims.training.synth import SynthSettings
 
     extra = {"kind_weights": args.kind_weights} if args.kind_weights else {}
     return SynthSettings(level=(args.level_min, 1.0), p_lowres=args.lowres_p, p_blob_scene=args.blob_p,
@@ -20,7 +20,7 @@ def _synth_settings(args: argparse.Namespace):
 def _cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from . import train
+    from napari_oaims.training import pretrain as train
 
     settings = _synth_settings(args)
     cfg = train.TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
@@ -46,7 +46,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     import numpy as np
     import tifffile
 
-    from .synth import mosaic
+    from napari_oaims.training.synth import mosaic
 
     image, labels = mosaic(np.random.default_rng(args.seed), args.tiles, _synth_settings(args))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--blob-blur-max", type=float, default=2.0, help="largest blur sigma of the cell-like scenes")
     v.set_defaults(func=_cmd_synth)
 
-    from . import bench, demo, replay
+    from napari_oaims import evaluation as bench
+    from napari_oaims.evaluation import demo
+    from napari_oaims.store import replay
 
     demo.register(sub)
     bench.register(sub)

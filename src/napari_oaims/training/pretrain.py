@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from . import guidance, synth
-from .losses import ALPHA, BETA, CCG_SIGMA, total_loss
-from .model import ClickUNet, save_weights
-from .robot import click_in_region, correction_clicks
+from napari_oaims.core import guidance
+from napari_oaims.training import synth
+from napari_oaims.model.losses import ALPHA, BETA, CCG_SIGMA, total_loss
+from napari_oaims.model import ClickUNet, save_weights
+from napari_oaims.simulate.robot import click_in_region, correction_clicks
 
 
 @dataclass
@@ -190,7 +191,7 @@ def train(
     torch.manual_seed(cfg.seed)
     model = ClickUNet(4, cfg.channels)
     if cfg.init:
-        from .model import load_weights
+        from napari_oaims.model import load_weights
 
         init_model, _ = load_weights(cfg.init)
         model.load_state_dict(init_model.state_dict())
@@ -269,7 +270,7 @@ def export(model: ClickUNet, out_dir: str | Path, cfg: TrainConfig, dest: str | 
     meta = json.loads((Path(out_dir) / "last.json").read_text())
     stages = []
     if cfg.init:
-        from .model import read_config
+        from napari_oaims.model import read_config
 
         init_cfg = read_config(cfg.init)
         stages = init_cfg.get("training", {}).get("stages", []) or [init_cfg.get("training", {})]
@@ -285,7 +286,7 @@ def export(model: ClickUNet, out_dir: str | Path, cfg: TrainConfig, dest: str | 
             "steps_done": meta["step"], "wall_time_s": round(meta["wall_s"], 1),
             "final_loss_last100": round(final_loss(out_dir), 4),
             "config": cfg.to_dict(),
-            "data": "procedural only (napari_oaims.synth); no real images",
+            "data": "procedural only (napari_oaims.training.synth); no real images",
         },
     }
     if stages:  # a fine-tuning stage: keep the recipe of every earlier stage

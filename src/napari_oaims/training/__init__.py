@@ -1,0 +1,1 @@
+"""Procedural training data (domain randomisation) and pretraining of the click model."""
