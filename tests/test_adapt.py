@@ -133,7 +133,7 @@ def test_saved_adapter_settings_survive_a_change_of_defaults(tmp_path):
     from napari_oaims.adapt import adapter_from_settings
     from napari_oaims.adapt.oaims import OAIMSAdapter
 
-    engine = Engine.pretrained(device="cpu", adaptation=OAIMSAdapter(replay_size=0, pi_sample_k=True, seed=5))
+    engine = Engine.pretrained(device="cpu", adaptation=OAIMSAdapter(replay_size=0, pi_ignore=0.25, seed=5))
     engine.save(tmp_path / "a")
     loaded = Engine.load(tmp_path / "a.safetensors", device="cpu")
     assert loaded.adaptation == "oaims" and loaded.adapter.settings() == engine.adapter.settings()
@@ -141,8 +141,8 @@ def test_saved_adapter_settings_survive_a_change_of_defaults(tmp_path):
     for name in sorted(ADAPTERS) + ["oaims:replay_size=4:lr=3e-4", "tsca:ema=0.5"]:
         settings = make_adapter(name).settings()
         assert adapter_from_settings(settings).settings() == settings
-    with pytest.raises(ValueError, match="pi_sample_k"):
-        make_adapter("oaims:pi_sample_k=2")
+    with pytest.raises(ValueError, match="replay_size"):
+        make_adapter("oaims:replay_size=-1")
     for bad in ({"lr": 1e-4}, {"name": "nope"}, "oaims"):
         with pytest.raises(ValueError, match="adapter settings|unknown adaptation"):
             adapter_from_settings(bad)
@@ -194,12 +194,41 @@ def test_adapter_spec_with_settings():
     a = make_adapter("oaims:mi_lr=3e-5")
     assert a.name == "oaims:mi_lr=3e-5" and a.mi_lr == 3e-5 and a.optimizer.lr == 1e-4 and a.mi and a.pi
     assert make_adapter("pi").name == "pi" and make_adapter("oaims").mi_lr == 1e-4
-    assert make_adapter("oaims").mi_optimizer is not None  # MI keeps its own Adam moments
-    assert make_adapter("oaims:mi_own_optimizer=0").mi_optimizer is None
-    for bad, match in (("oaims:mi_lr", "key=value"), ("oaims:mi_lr=fast", "not a number"),
-                       ("oaims:wings=2", "wings"), ("nope:lr=1", "unknown adaptation")):
+    assert make_adapter("oaims").mi_optimizer is not make_adapter("oaims").optimizer  # MI keeps its own moments
+    assert parse_spec("oaims:mi_gate=false:max_clicks=3") == ("oaims", {"mi_gate": False, "max_clicks": 3})
+    for bad, match in (("oaims:mi_lr", "key=value"), ("oaims:mi_lr=fast", "real number"),
+                       ("oaims:max_clicks=2.5", "whole number"), ("oaims:mi_gate=maybe", "true/false"),
+                       ("oaims:wings=2", "unknown setting 'wings'.*mi_lr"), ("nope:lr=1", "unknown adaptation"),
+                       ("oaims:mi=0", "unknown setting 'mi'"), ("none:lr=1", "no settings")):
         with pytest.raises(ValueError, match=match):
             make_adapter(bad)
+
+
+@pytest.mark.parametrize("retired", ["anchor=0.2", "mi_own_optimizer=0", "pi_stage1=0", "pi_stage2=0", "pi_refresh=1",
+                                     "pi_click_window=1", "pi_stage1_steps=2", "early_objects=2", "early_steps=3",
+                                     "first_lr_scale=3", "norm_lr_scale=3", "pi_views=3", "pi_sample_k=1"])
+def test_retired_settings_are_refused_with_a_clear_message(retired):
+    from napari_oaims.adapt import OAIMSSettings, make_adapter, parse_spec
+
+    key = retired.split("=")[0]
+    with pytest.raises(ValueError, match=f"{key}.*retired in version 0.2.0"):
+        parse_spec(f"oaims:{retired}")
+    with pytest.raises(ValueError, match="retired"):
+        make_adapter("oaims", **{key: 1})
+    with pytest.raises(TypeError):
+        OAIMSSettings(**{key: 1})
+
+
+def test_logged_settings_with_retired_keys_restore_at_the_shipped_value_only():
+    """A log written before the settings were retired names them all at their shipped values:
+    it restores to today's adapter; a run that used another value is refused, naming the key."""
+    from napari_oaims.adapt import adapter_from_settings
+    from napari_oaims.adapt.settings import RETIRED
+
+    old = {**make_adapter("oaims").settings(), **RETIRED}
+    assert adapter_from_settings(old).settings() == make_adapter("oaims").settings()
+    with pytest.raises(ValueError, match="pi_views=3.*retired in format version 2"):
+        adapter_from_settings({**old, "pi_views": 3})
 
 
 def annotated(spec, nuclei_crop, clicks):
@@ -229,140 +258,11 @@ def weight_changes(spec, image, labels, lid, clicks):
     return engine, {n: p.detach() - base[n] for n, p in engine.model.named_parameters()}
 
 
-def test_anchor_pulls_adapted_weights_toward_the_pretrained_ones(nuclei_crop):
-    """``anchor`` (decoupled L2-SP) keeps adapted weights closer to the pretrained ones than the
-    same updates without it, and still learns; reset and bad values behave."""
-    image, labels = nuclei_crop
-    lid = largest_ids(labels, 1)[0]
-
-    def drift(spec):
-        engine, delta = weight_changes(spec, image, labels, lid, clicks=3)
-        return engine, sum(float(d.pow(2).sum()) for d in delta.values())
-
-    free, d_free = drift("oaims")
-    anchored, d_anchor = drift("oaims:anchor=0.2")
-    assert 0 < d_anchor < d_free
-    assert anchored.adapter.settings()["anchor"] == 0.2
-    anchored.reset()
-    assert anchored.weights_hash == anchored.base_hash
-    with pytest.raises(ValueError, match="anchor"):
-        GuardedOptimizer(anchor=1.5)
 
 
-@pytest.mark.parametrize("spec, expected", [("pi:pi_stage2=0", ["pi_stage1"]), ("pi:pi_stage1=0", ["pi_stage2"]),
-                                            ("pi:pi_refresh=1", ["pi_stage1", "pi_stage2"]),
-                                            ("pi:pi_click_window=1", ["pi_stage1", "pi_stage2"]),
-                                            ("pi:pi_stage1_steps=2", ["pi_stage1", "pi_stage1", "pi_stage2"])])
-def test_pi_stage_ablations(nuclei_crop, spec, expected):
-    image, labels = nuclei_crop
-    engine = Engine.pretrained(device="cpu", adaptation=spec)
-    s = engine.session(image)
-    annotate(s, labels, largest_ids(labels, 1)[0], clicks=3)
-    assert [e["extra"]["method"] for e in s.events if e["kind"] == "update"] == expected
-    assert engine.updates == len(expected)
 
 
-def test_pi_click_window_trains_on_another_window(nuclei_crop):
-    """With ``pi_click_window`` PI's stage 1 sees the first click's own window, so the same
-    accepted object moves the weights differently from the default (window around the mask)."""
-    image, labels = nuclei_crop
-    lid = largest_ids(labels, 1)[0]
-    hashes = []
-    for spec in ("pi:pi_stage2=0", "pi:pi_stage2=0:pi_click_window=1"):
-        engine = Engine.pretrained(device="cpu", adaptation=spec)
-        annotate(engine.session(image), labels, lid, clicks=1)
-        assert engine.updates == 1
-        hashes.append(engine.weights_hash)
-    assert hashes[0] != hashes[1]
 
-
-def test_early_steps_apply_to_the_first_objects_since_reset(nuclei_crop):
-    """``early_objects=1:early_steps=3``: three steps per PI stage on the first accepted object,
-    one on the next, three again after ``reset()``; bad values are refused."""
-    image, labels = nuclei_crop
-    first, second = largest_ids(labels, 2)
-    engine = Engine.pretrained(device="cpu", adaptation="pi:early_objects=1:early_steps=3")
-    assert engine.adapter.settings()["early_steps"] == 3
-
-    def methods(lid):
-        s = engine.session(image)
-        annotate(s, labels, lid, clicks=2)
-        return [e["extra"]["method"] for e in s.events if e["kind"] == "update"]
-
-    assert methods(first) == ["pi_stage1"] * 3 + ["pi_stage2"] * 3
-    assert methods(second) == ["pi_stage1", "pi_stage2"]
-    engine.reset()
-    assert methods(second) == ["pi_stage1"] * 3 + ["pi_stage2"] * 3
-    for bad in ("early_objects=-1", "early_steps=0", "early_steps=1.5", "early_steps=nan"):
-        with pytest.raises(ValueError, match=bad.split("=")[0]):
-            Engine.pretrained(device="cpu", adaptation=f"pi:{bad}")
-
-
-def test_lr_scales_move_the_first_block_and_the_norm_layers_at_their_own_rates(nuclei_crop):
-    """``first_lr_scale=0`` / ``norm_lr_scale=0`` keep PI from changing the first encoder block /
-    the GroupNorm affines while the rest learns; other scales move them; bad values and patterns
-    that match nothing are refused."""
-    image, labels = nuclei_crop
-    lid = largest_ids(labels, 1)[0]
-    engine = Engine.pretrained(device="cpu", adaptation="none")
-    norms = {n for n, _ in engine.model.named_parameters()
-             if isinstance(engine.model.get_submodule(n.rpartition(".")[0]), torch.nn.GroupNorm)}
-    assert norms
-
-    def moved(spec, part):
-        d = {n: float(v.abs().max()) for n, v in weight_changes(spec, image, labels, lid, clicks=2)[1].items()}
-        return max(v for n, v in d.items() if part(n)), max(v for n, v in d.items() if not part(n))
-
-    def first(name):
-        return name.startswith("encoders.0.") and name not in norms
-
-    assert moved("pi:first_lr_scale=0:norm_lr_scale=3", first)[0] == 0
-    inside, rest = moved("pi:first_lr_scale=3", first)
-    assert inside > 0 and rest > 0
-    inside, rest = moved("pi:norm_lr_scale=0", norms.__contains__)
-    assert inside == 0 and rest > 0
-    for bad in ("first_lr_scale=-1", "norm_lr_scale=nan"):
-        with pytest.raises(ValueError, match="scale|number"):
-            Engine.pretrained(device="cpu", adaptation=f"pi:{bad}")
-    with pytest.raises(ValueError, match="no parameter"):
-        GuardedOptimizer(lr_scales={"^nowhere\\.": 2.0})._optimizer(engine.model)
-
-
-def test_pi_views_train_on_a_batch_of_views_with_one_step_per_stage(nuclei_crop, monkeypatch):
-    """``pi_views=3``: each PI stage is one step on three views (the user's click first, two
-    clicks inside the accepted mask); the weights move differently from one view; bad values fail."""
-    from napari_oaims.adapt import oaims
-
-    image, labels = nuclei_crop
-    lid = largest_ids(labels, 1)[0]
-    batches = []
-    real_step = oaims.engine_step
-
-    def spy(adapter, engine, method, loss_fn, check_x, check_target, **kw):
-        batches.append((method, len(check_x)))
-        return real_step(adapter, engine, method, loss_fn, check_x, check_target, **kw)
-
-    monkeypatch.setattr(oaims, "engine_step", spy)
-    hashes = {}
-    for spec in ("pi", "pi:pi_views=3"):
-        batches.clear()
-        engine = Engine.pretrained(device="cpu", adaptation=spec)
-        s = engine.session(image)
-        annotate(s, labels, lid, clicks=2)
-        hashes[spec] = engine.weights_hash
-        views = engine.adapter.pi_views
-        assert batches == [("pi_stage1", views), ("pi_stage2", views)]
-        inside = engine.adapter._extra_views(labels == lid)
-        assert len(inside) == views - 1 and all((labels == lid)[tuple(p.points[0])] for p in inside)
-    assert hashes["pi"] != hashes["pi:pi_views=3"]
-    with pytest.raises(ValueError, match="pi_views"):
-        Engine.pretrained(device="cpu", adaptation="pi:pi_views=0")
-
-
-@pytest.mark.parametrize("steps", ["0", "-1", "1.5"])
-def test_pi_stage1_steps_must_be_a_positive_whole_number(steps):
-    with pytest.raises(ValueError, match="pi_stage1_steps"):
-        Engine.pretrained(device="cpu", adaptation=f"pi:pi_stage1_steps={steps}")
 
 
 @pytest.mark.parametrize("gate", [True, False])
@@ -399,12 +299,12 @@ def test_mi_max_prompts_limits_mi_steps_per_object(nuclei_crop):
     assert methods["oaims:mi_max_prompts=2"].count("mi") == 1
     assert methods["oaims:mi_max_prompts=2"][-2:] == ["pi_stage1", "pi_stage2"]
     with pytest.raises(ValueError, match="mi_max_prompts"):
-        ADAPTERS["oaims"](mi_max_prompts=-1)
+        make_adapter("oaims", mi_max_prompts=-1)
 
 
 def test_is_correction_by_prompt_kind():
-    from napari_oaims.session import is_correction
-    from napari_oaims.session import Prompt
+    from napari_oaims.core.prompts import is_correction
+    from napari_oaims.core.prompts import Prompt
 
     click = Prompt("click", True, np.array([[3, 4]]))
     assert not is_correction(click, [True]) and is_correction(click, [False])
@@ -511,7 +411,7 @@ def doubtful_object(spec, nuclei_crop):
 
 def test_pi_leaves_out_what_a_doubtful_click_vouches_for(nuclei_crop):
     from napari_oaims.adapt.oaims import OAIMSAdapter
-    from napari_oaims.session import Prompt
+    from napari_oaims.core.prompts import Prompt
 
     image, labels = nuclei_crop
     # With clicks that all correct the mask, pi_ignore changes nothing.
@@ -556,35 +456,6 @@ def test_pi_ignore_must_be_a_non_negative_number(bad):
     with pytest.raises(ValueError, match="pi_ignore"):
         make_adapter(f"oaims:pi_ignore={bad}")
 
-
-def test_pi_sample_k_draws_the_number_of_stage2_clicks_as_pretraining_does(nuclei_crop):
-    """``pi_sample_k``: stage 2 gets the K largest error components' clicks, K ~ U{1..max_clicks}
-    from the adapter's seed (seed 000 A.2); without it, one click per component up to max_clicks."""
-    from napari_oaims.adapt.oaims import OAIMSAdapter
-    from napari_oaims.simulate.robot import error_components
-    from napari_oaims.session import Prompt
-
-    image, labels = nuclei_crop
-    lid = largest_ids(labels, 1)[0]
-    final = labels == lid
-    s = Engine.pretrained(device="cpu").session(image)
-    first = Prompt("click", True, np.array([object_centre(labels, lid)]))
-
-    def counts(**kwargs) -> list[int]:
-        adapter = OAIMSAdapter(mi=False, pi=True, max_clicks=6, **kwargs)
-        view = adapter._view(s, (), first, final)
-        p1 = view["target"].copy()
-        for i in range(8):  # eight separate false-positive squares: eight error components
-            p1[4 + 12 * i: 8 + 12 * i, 2:6] = True
-        assert len(error_components(p1, view["target"])) >= 6
-        return [len(adapter._corrected_view(s, (), view, p1)[1]) - 1 for _ in range(40)]
-
-    assert counts() == [6] * 40  # up to max_clicks, the largest first
-    drawn = counts(pi_sample_k=True, seed=3)
-    assert set(drawn) == set(range(1, 7))  # every K in 1..6 comes up in 40 draws
-    assert drawn == counts(pi_sample_k=True, seed=3)  # reproducible from the seed
-    assert drawn != counts(pi_sample_k=True, seed=4)
-    assert OAIMSAdapter(pi_sample_k=True).settings()["pi_sample_k"] is True
 
 
 def test_replay_buffer_mixes_earlier_objects_into_stage2(nuclei_crop):

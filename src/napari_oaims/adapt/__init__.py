@@ -1,88 +1,108 @@
-"""Online adaptation strategies behind one interface (GUIDE 3.3).
+"""Online adaptation behind one narrow interface (GUIDE 3.3).
 
 ``none`` (frozen), ``mi``, ``pi``, ``oaims`` (MI + PI) and the baselines ``ia_sa``, ``tsca``,
-``ce`` and ``entropy``. Select with ``Engine.pretrained(adaptation=...)`` or switch at run time
-with ``engine.adaptation = ...``.
+``ce`` and ``entropy``. Choose with ``Engine.pretrained(adaptation=...)`` (a name or an
+:class:`Adapter`), switch at run time with ``engine.adaptation = ...``, and set values with
+:func:`make_adapter` (a settings dataclass or keyword arguments)::
+
+    engine.adaptation = make_adapter("oaims", mi_lr=3e-5)
 """
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 from functools import partial
+from typing import Any
 
 from napari_oaims.adapt.base import Adapter
 from napari_oaims.adapt.baselines import IASA, TSCA, CrossEntropySelf, EntropyMin
 from napari_oaims.adapt.oaims import OAIMSAdapter
+from napari_oaims.adapt.settings import (
+    RETIRED,
+    BaselineSettings,
+    OAIMSSettings,
+    TSCASettings,
+    drop_retired,
+    parse_spec,
+)
 
-ADAPTERS = {
-    "none": Adapter,
-    "mi": partial(OAIMSAdapter, mi=True, pi=False),
-    "pi": partial(OAIMSAdapter, mi=False, pi=True),
-    "oaims": partial(OAIMSAdapter, mi=True, pi=True),
-    "ia_sa": IASA,
-    "tsca": TSCA,
-    "ce": CrossEntropySelf,
-    "entropy": EntropyMin,
+#: name -> (factory taking ``(settings=None, **overrides)``, its settings dataclass or None)
+ADAPTERS: dict[str, tuple[Any, type | None]] = {
+    "none": (lambda settings=None: Adapter(), None),
+    "mi": (partial(OAIMSAdapter, mi=True, pi=False), OAIMSSettings),
+    "pi": (partial(OAIMSAdapter, mi=False, pi=True), OAIMSSettings),
+    "oaims": (partial(OAIMSAdapter, mi=True, pi=True), OAIMSSettings),
+    "ia_sa": (IASA, BaselineSettings),
+    "tsca": (TSCA, TSCASettings),
+    "ce": (CrossEntropySelf, BaselineSettings),
+    "entropy": (EntropyMin, BaselineSettings),
 }
+#: Settings fixed by the adapter's name (``mi`` and ``pi`` for the OAIMS family).
+_FIXED = {"mi", "pi"}
 
 
-def parse_spec(spec: str) -> tuple[str, dict]:
-    """``"oaims:mi_lr=3e-5:replay_size=16"`` -> ``("oaims", {"mi_lr": 3e-05, "replay_size": 16})``."""
-    name, *pairs = str(spec).strip().split(":")
-    kwargs: dict = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"bad adaptation setting {pair!r} in {spec!r}: use name:key=value")
-        for cast in (int, float):
-            try:
-                kwargs[key.strip()] = cast(value)
-                break
-            except ValueError:
-                continue
-        else:
-            raise ValueError(f"adaptation setting {key}={value!r} in {spec!r} is not a number")
-    return name.lower(), kwargs
+def make_adapter(name: "str | Adapter", settings: Any = None, **overrides) -> Adapter:
+    """An adapter by name (see :data:`ADAPTERS`), or the given instance.
 
+    Parameters
+    ----------
+    name : str or Adapter
+        ``"none"``, ``"mi"``, ``"pi"``, ``"oaims"``, ``"ia_sa"``, ``"tsca"``, ``"ce"`` or
+        ``"entropy"``. The command-line form ``"oaims:mi_lr=3e-5"`` is accepted too (see
+        :func:`~napari_oaims.adapt.settings.parse_spec`).
+    settings : dataclass, optional
+        The adapter's settings (e.g. :class:`OAIMSSettings`).
+    **overrides
+        Settings by keyword.
 
-def make_adapter(name: "str | Adapter", **kwargs) -> Adapter:
-    """An adapter by name (see ``ADAPTERS``) or the given instance; keyword arguments go to it.
-
-    A name may carry numeric settings: ``"oaims:mi_lr=3e-5"`` (benchmarks use this)."""
+    Returns
+    -------
+    Adapter
+    """
     if isinstance(name, Adapter):
         return name
-    base, settings = parse_spec(name)
-    try:
-        factory = ADAPTERS[base]
-    except KeyError:
-        raise ValueError(f"unknown adaptation {base!r}; choose one of {sorted(ADAPTERS)}") from None
-    try:
-        adapter = factory(**{**settings, **kwargs})
-    except TypeError as err:
-        raise ValueError(f"adaptation {name!r}: {err}") from None
-    if settings:
+    base, spec_values = parse_spec(name)
+    factory, cls = ADAPTERS[base]
+    values = {**spec_values, **overrides}
+    if cls is None:
+        if values or settings is not None:
+            raise ValueError(f"adaptation {base!r} takes no settings, got {sorted(values)}")
+        return factory()
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)} | set(values) & _FIXED)
+    if unknown:
+        retired = [k for k in unknown if k in RETIRED]
+        why = f" ({', '.join(retired)}: retired in version 0.2.0)" if retired else ""
+        raise ValueError(f"unknown settings {unknown} for adaptation {base!r}{why}; it takes "
+                         f"{', '.join(f.name for f in dataclasses.fields(cls) if f.name not in _FIXED)}")
+    adapter = factory(settings, **values)
+    if spec_values:
         adapter.name = str(name)
     return adapter
 
 
 def adapter_from_settings(settings: dict) -> Adapter:
-    """An adapter rebuilt from its :meth:`Adapter.settings` (saved with adapted weights, logged by
-    sessions), so that later changes of the defaults do not change it."""
+    """An adapter rebuilt from its :meth:`Adapter.settings` (saved with adapted weights and in
+    session logs), so that later changes of the defaults do not change it. Retired settings at
+    their shipped value are dropped; other values of them raise ``ValueError``."""
     if not isinstance(settings, dict) or "name" not in settings:
         raise ValueError(f"adapter settings must be a dict with a 'name', got {settings!r}")
     name = str(settings["name"])
-    base, _ = parse_spec(name)
-    factory = ADAPTERS.get(base)
-    if factory is None:
+    base = name.split(":")[0].strip().lower()
+    if base not in ADAPTERS:
         raise ValueError(f"unknown adaptation {base!r} in adapter settings; choose one of {sorted(ADAPTERS)}")
-    cls, fixed = (factory.func, factory.keywords) if isinstance(factory, partial) else (factory, {})
-    params = inspect.signature(cls.__init__).parameters
-    try:
-        adapter = factory(**{k: v for k, v in settings.items() if k in params and k not in fixed and k != "self"})
-    except TypeError as err:
-        raise ValueError(f"adapter settings for {name!r}: {err}") from None
+    factory, cls = ADAPTERS[base]
+    values = drop_retired({k: v for k, v in settings.items() if k not in ("name", "optimizer")})
+    if cls is None:
+        adapter = factory()
+    else:
+        known = {f.name for f in dataclasses.fields(cls)} - _FIXED
+        try:
+            adapter = factory(None, **{k: v for k, v in values.items() if k in known})
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"adapter settings for {name!r}: {err}") from None
     adapter.name = name
     return adapter
 
 
-__all__ = ["ADAPTERS", "Adapter", "adapter_from_settings", "make_adapter"]
+__all__ = ["ADAPTERS", "Adapter", "BaselineSettings", "OAIMSSettings", "TSCASettings", "adapter_from_settings",
+           "make_adapter", "parse_spec"]

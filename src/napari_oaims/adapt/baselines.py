@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,8 +22,9 @@ import torch
 from torch.nn import functional as F
 
 from napari_oaims.adapt.base import AcceptedObject, Adapter, AdapterReply, PlaneView, PromptUpdate
-from napari_oaims.adapt.guard import LR, GuardedOptimizer
+from napari_oaims.adapt.guard import GuardedOptimizer
 from napari_oaims.adapt.oaims import _t, ccg_points, engine_step
+from napari_oaims.adapt.settings import BaselineSettings, TSCASettings
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
@@ -44,11 +46,14 @@ def sparse_click_loss(logits: torch.Tensor, clicks: list[tuple[float, float, boo
 class _PerClick(Adapter):
     """Shared plumbing: a loss on ``f(I, C_t)`` after each prompt and on all prompts at accept."""
 
-    def __init__(self, lr: float = LR):
-        self.optimizer = GuardedOptimizer(lr)
+    settings_class = BaselineSettings
+
+    def __init__(self, settings: BaselineSettings | None = None, **overrides):
+        self.config = replace(settings or self.settings_class(), **overrides)
+        self.optimizer = GuardedOptimizer(self.config.lr)
 
     def settings(self) -> dict[str, Any]:
-        return {"name": self.name, "optimizer": "Adam", "lr": self.optimizer.lr}
+        return {"name": self.name, "optimizer": "Adam", **asdict(self.config)}
 
     def reset(self) -> None:
         self.optimizer.reset()
@@ -102,13 +107,12 @@ class TSCA(_PerClick):
 
     name = "tsca"
 
-    def __init__(self, lr: float = LR, ema: float = 0.9, consistency: float = 1.0):
-        super().__init__(lr)
-        self.ema, self.consistency = ema, consistency
-        self.student: torch.nn.Module | None = None
+    settings_class = TSCASettings
 
-    def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "ema": self.ema, "consistency": self.consistency}
+    def __init__(self, settings: TSCASettings | None = None, **overrides):
+        super().__init__(settings, **overrides)
+        self.ema, self.consistency = self.config.ema, self.config.consistency
+        self.student: torch.nn.Module | None = None
 
     def reset(self) -> None:
         super().reset()

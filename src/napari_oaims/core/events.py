@@ -9,7 +9,9 @@ kind       one of :data:`KINDS`: ``session`` (first event), the prompts ``click`
            ``scribble``, ``prior``; ``predict`` (the answer to a prompt), ``undo``, ``redo``,
            ``clear``, ``accept``, ``update`` (a weights update by the adapter), ``withdraw`` /
            ``reinstate`` (an accepted object taken back / brought back, e.g. by the widget's
-           undo / redo; ``extra.diameter`` is its size for object size "auto")
+           undo / redo; ``extra.diameter`` is its size for object size "auto"), ``propagate``
+           (the object carried through a stack: ``extra`` holds method, settings, anchors, slices
+           changed, time and the weights hash)
 object     id of the object the event belongs to (1, 2, ... in accept order)
 plane      coordinates on the non-plane axes (``[]`` for a 2D image)
 coords     click ``[y, x]``; box ``[y0, x0, y1, x1]``; scribble ``[[y, x], ...]`` (plane
@@ -36,7 +38,8 @@ import numpy as np
 
 #: Event kinds, with the code each has in a saved log (new kinds get the next free code).
 KIND_CODES = {"session": 0, "click": 1, "box": 2, "scribble": 3, "prior": 4, "predict": 5, "undo": 6,
-              "redo": 7, "clear": 8, "accept": 9, "update": 10, "withdraw": 11, "reinstate": 12}
+              "redo": 7, "clear": 8, "accept": 9, "update": 10, "withdraw": 11, "reinstate": 12,
+              "propagate": 13}
 KINDS = tuple(KIND_CODES)
 PROMPT_KINDS = ("click", "box", "scribble", "prior")
 

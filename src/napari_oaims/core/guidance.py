@@ -34,22 +34,20 @@ NORM_PERCENTILES = (1.0, 99.8)
 #: Smallest window side in image pixels, and context factor around the object's extent.
 MIN_WINDOW = 64
 CONTEXT = 2.0
-#: First window for an object's first prompt (no mask yet), as exported with new weights and set in
-#: the shipped weights' JSON: ``"auto"`` sizes it to the blob under the click (see below). The
-#: network is trained on 128-px tiles at native scale; a fixed 64-px first window shows a nucleus at
-#: twice its size and answers with too small a mask, and fails on objects 2-3x larger (session 13).
-#: Weights whose config has no ``window.first_size`` keep ``MIN_WINDOW`` (64 px). Session 15 made
-#: ``"auto"`` the default (it was 96 for new exports and 64 for the shipped weights before).
+#: First window for an object's first prompt (no mask yet), as exported with new weights:
+#: ``"auto"`` sizes it to the blob under the click (see below). The network is trained on 128-px
+#: tiles at native scale; a fixed 64-px first window shows a nucleus at twice its size and answers
+#: with too small a mask, and fails on objects 2-3x larger. Weights whose config has no
+#: ``window.first_size`` keep ``MIN_WINDOW`` (64 px).
 FIRST_WINDOW: int | str = "auto"
 #: ``first_window="auto"``: the first window is this many times the diameter of the blob under
-#: the click (:func:`estimate_diameter`), at least ``AUTO_MIN_WINDOW`` px (session 13: about four
-#: diameters answered nuclei equally well from 12 to 71 px across).
+#: the click (:func:`estimate_diameter`), at least ``AUTO_MIN_WINDOW`` px (about four diameters
+#: answered nuclei equally well from 12 to 71 px across).
 AUTO_WINDOW_DIAMETERS = 4.0
 AUTO_MIN_WINDOW = 32
 #: Windows after the first (the object has a mask) are at least this share of the object's first
-#: window, so the mask-based ``CONTEXT`` rule does not show the object at another scale: a jump
-#: of scale at the second click lost 3-7 points of Dice@2 with ``"auto"`` (session 14). With the
-#: fixed 64-px first window (weights without ``first_size``) this changes nothing.
+#: window, so the mask-based ``CONTEXT`` rule does not show the object at another scale (a jump of
+#: scale at the second click lost 3-7 points of Dice@2 with ``"auto"``).
 LATER_WINDOW_SHARE = 1.0
 #: Gaussian scales (px) searched by :func:`estimate_diameter`: objects about 4 to 110 px across.
 DIAMETER_SIGMAS = tuple(float(s) for s in np.geomspace(1.5, 40.0, 24))
@@ -188,14 +186,6 @@ def crop_plane(plane, window: Window, fill: float = 0.0) -> np.ndarray:
     if ys.stop > ys.start and xs.stop > xs.start:
         out[wy, wx] = np.asarray(plane[ys, xs], dtype=np.float32)
     return out
-
-
-def resize(array: np.ndarray, size: int, order: int = 1) -> np.ndarray:
-    """Resize a square 2D float array to ``size x size`` (bilinear by default)."""
-    if array.shape[0] == size:
-        return array.astype(np.float32, copy=False)
-    zoom = size / array.shape[0]
-    return ndimage.zoom(array, zoom, order=order, mode="nearest", grid_mode=True).astype(np.float32)
 
 
 def guidance_map(points: np.ndarray, size: int = WORK_SIZE, sigma: float = GUIDANCE_SIGMA) -> np.ndarray:
