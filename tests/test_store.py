@@ -17,9 +17,10 @@ import tifffile
 import zarr
 
 from napari_oaims import Engine
-from napari_oaims.store import session_store as store_mod
+from napari_oaims.store import layout as store_mod
 from napari_oaims.evaluation.store import kill_run, object_centres
-from napari_oaims.store.session_store import SessionStore, accepted_diameters, file_digest, normalise_event
+from napari_oaims.core.events import normalise_event
+from napari_oaims.store.session_store import SessionStore, accepted_diameters, file_digest
 
 DATA = Path("/work/shared/data/nuclei2d")
 
@@ -435,3 +436,91 @@ def test_accepted_class_goes_into_the_log_and_the_objects_table(tmp_path, engine
     store.close()
     rows = SessionStore.open(tmp_path / "c.oaims.zarr", read_only=True).objects()
     assert [(o["id"], o["class_id"], o["class_name"]) for o in rows] == [(1, 3, "mitosis"), (2, 1, "object")]
+
+
+def _mi_session(nuclei, tmp_path, name="mi.oaims.zarr"):
+    image, labels, _ = nuclei
+    engine = Engine.pretrained(device="cpu", adaptation="oaims")
+    s = engine.session(image)
+    store = SessionStore.create(tmp_path / name, image, engine=engine, session=s)
+    return engine, s, store, labels
+
+
+def _annotate_with_corrections(s, labels, lid, clicks=4):
+    from napari_oaims.simulate.robot import Robot
+
+    target = labels == lid
+    robot = Robot(seed=0)
+    robot.reset(lid)
+    pred = np.zeros_like(target)
+    for _ in range(clicks):
+        c = robot.next_click(pred, target)
+        if c is None:
+            break
+        pred = s.click((c.y, c.x), positive=c.positive).mask
+
+
+def test_adapted_weights_are_written_at_accept_not_after_every_update(nuclei, tmp_path, monkeypatch):
+    engine, s, store, labels = _mi_session(nuclei, tmp_path)
+    saves = []
+    real = SessionStore.save_model
+
+    def counting(self, eng, name="current"):
+        saves.append(eng.weights_hash)
+        return real(self, eng, name)
+
+    monkeypatch.setattr(SessionStore, "save_model", counting)
+    ids = [int(i) for i in np.unique(labels) if i][:3]
+    for lid in ids:
+        _annotate_with_corrections(s, labels, lid)
+        s.accept()
+    updates = sum(e["kind"] == "update" and not e["extra"].get("rolled_back") for e in s.events)
+    assert updates > 2 * len(ids)  # MI steps on corrections plus two PI steps per object
+    assert len(saves) <= 2 * len(ids) + 1  # at accept and after an object's PI updates, not after each update
+    store.close()
+    reopened = SessionStore.open(store.path)
+    state = reopened.resume(device="cpu")
+    assert state.weights == engine.weights_hash and state.lost_updates == 0
+    assert "as the log left them" in state.weights_note
+    state.store.close()
+
+
+def test_a_crash_loses_at_most_the_updates_since_the_last_write_and_resume_says_so(nuclei, tmp_path):
+    engine, s, store, labels = _mi_session(nuclei, tmp_path)
+    store.model_save_interval_s = 1e9  # this test's timing must not decide what is written
+    lid = [int(i) for i in np.unique(labels) if i][0]
+    _annotate_with_corrections(s, labels, lid, clicks=2)
+    s.accept()  # PI updates: written at the next event or at close
+    lid2 = [int(i) for i in np.unique(labels) if i][1]
+    _annotate_with_corrections(s, labels, lid2, clicks=3)  # MI updates since the last write
+    logged = s.events[-1]["weights"]
+    # No close(): the process dies here. The journal holds every event; the weights file holds
+    # the weights as of the first event after the PI run.
+    state = SessionStore.open(store.path).resume(device="cpu")
+    assert state.weights != logged
+    assert 0 < state.lost_updates <= 3
+    assert f"the {state.lost_updates} update(s) logged after them were lost" in state.weights_note
+    state.store.close()
+
+
+def test_format_version_1_folders_open_and_are_migrated_only_when_written(nuclei, tmp_path):
+    image, _, _ = nuclei
+    store = SessionStore.create(tmp_path / "v1.oaims.zarr", image, session=Engine.pretrained(device="cpu").session(image))
+    store.close()
+    meta_file = store.path / "zarr.json"
+    meta = json.loads(meta_file.read_text())
+    meta["attributes"]["napari_oaims"]["format_version"] = 1
+    meta_file.write_text(json.dumps(meta))
+    before = tree_digest(store.path)
+    ro = SessionStore.open(store.path, read_only=True)
+    assert ro.events() and ro.meta["format_version"] == 1
+    ro.close()
+    assert tree_digest(store.path) == before  # reading changes nothing on disk
+    state = SessionStore.open(store.path).resume(device="cpu")
+    assert json.loads(meta_file.read_text())["attributes"]["napari_oaims"]["format_version"] == 2
+    state.store.close()
+    for bad, match in ((99, "format version 99.*update napari-oaims"), ("two", "unknown format version 'two'")):
+        meta["attributes"]["napari_oaims"]["format_version"] = bad
+        meta_file.write_text(json.dumps(meta))
+        with pytest.raises(ValueError, match=match):
+            SessionStore.open(store.path, read_only=True)

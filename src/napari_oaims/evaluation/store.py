@@ -93,7 +93,8 @@ def _folder_sizes(path: Path) -> dict[str, int]:
 def bench_autosave(workdir: Path, n_objects: int, adaptation: str, data: Path) -> dict[str, Any]:
     """Annotate ``n_objects`` objects with autosave on; time every event; measure the folder."""
     from napari_oaims.engine import Engine
-    from napari_oaims.store.session_store import SessionStore, normalise_event
+    from napari_oaims.core.events import normalise_event
+    from napari_oaims.store.session_store import SessionStore
 
     image, labels = _load_data(data)
     engine = Engine.pretrained(device="cpu", adaptation=adaptation)

@@ -7,7 +7,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from napari_oaims.store.session_store import SUFFIX, SessionStore, _is_session
+from napari_oaims.store.layout import SUFFIX, _is_session
+from napari_oaims.store.session_store import SessionStore
 
 POSITIVE_COLOUR = "#00ff00"
 NEGATIVE_COLOUR = "red"

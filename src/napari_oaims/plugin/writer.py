@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from napari_oaims.store.session_store import SUFFIX, SessionStore, _is_session
+from napari_oaims.store.layout import SUFFIX, _is_session
+from napari_oaims.store.session_store import SessionStore
 
 
 def _positive_flags(meta: dict[str, Any], n: int) -> np.ndarray:

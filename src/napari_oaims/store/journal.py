@@ -1,0 +1,223 @@
+"""The session's tables and its write-ahead journal.
+
+Tables (``objects/``, ``log/``) are groups of 1-D or 2-D arrays sharing their first axis; the group
+attr ``length`` is the number of committed rows (arrays may be longer: capacity grows in chunks).
+Rows are written first and ``length`` last, and every file write of Zarr's LocalStore is atomic
+(temporary file + rename), so a crash leaves the previous committed state readable.
+
+Every event is first appended as one JSON line to ``log/journal.jsonl`` (one unbuffered
+``write``: it survives ``kill -9``; ``fsync`` is not called, so a power cut may lose what the OS
+had not flushed). Journal records are compacted into the arrays every :data:`COMPACT_EVERY`
+records and on close; readers merge arrays and journal, and a torn last journal line (the record
+in flight) is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+import zarr
+
+from napari_oaims.core.events import dumps as _dumps
+from napari_oaims.core.events import normalise_event
+from napari_oaims.store.layout import COMPACT_EVERY, HASH_WIDTH, ROWS_PER_CHUNK
+
+
+class _Table:
+    """Arrays in one group sharing their first axis; the group attr ``length`` counts committed rows."""
+
+    def __init__(self, group: zarr.Group, columns: dict[str, tuple[str, int]]):
+        self.group = group
+        self.columns = columns
+        self.arrays = {}
+        for name in columns:
+            try:
+                self.arrays[name] = group[name]
+            except KeyError:
+                raise KeyError(f"{group.path}/{name}") from None
+        length = group.attrs.get("length")
+        if not isinstance(length, int) or length < 0:
+            raise ValueError(f"table {group.path} has no valid 'length' attribute")
+        self.length = length
+        short = [n for n, a in self.arrays.items() if a.shape[0] < length]
+        if short:
+            raise ValueError(f"table {group.path}: arrays {short} are shorter than its length {length}")
+
+    @classmethod
+    def create(cls, group: zarr.Group, columns: dict[str, tuple[str, int]], **attrs) -> "_Table":
+        for name, (dtype, width) in columns.items():
+            shape, chunks = ((0,), (ROWS_PER_CHUNK,)) if width == 0 else ((0, width), (ROWS_PER_CHUNK, width))
+            fill = -1 if dtype in ("i1", "i4", "i8") else (np.nan if dtype == "f8" else None)
+            kw = {} if fill is None else {"fill_value": fill}
+            group.create_array(name, shape=shape, chunks=chunks, dtype=str if dtype == "str" else dtype, **kw)
+        group.attrs.update({"length": 0, **attrs})
+        return cls(group, columns)
+
+    def append(self, rows: dict[str, np.ndarray]) -> None:
+        k = len(next(iter(rows.values())))
+        if k == 0:
+            return
+        n = self.length
+        for name, arr in self.arrays.items():
+            if arr.shape[0] < n + k:
+                cap = max(n + k, 2 * arr.shape[0], ROWS_PER_CHUNK)
+                cap = -(-cap // ROWS_PER_CHUNK) * ROWS_PER_CHUNK
+                arr.resize((cap, *arr.shape[1:]))
+            arr[n:n + k] = rows[name]
+        self.group.attrs["length"] = n + k
+        self.length = n + k
+
+    def read(self) -> dict[str, np.ndarray]:
+        out = {}
+        for name, arr in self.arrays.items():
+            try:
+                out[name] = arr[: self.length]
+            except Exception as err:  # noqa: BLE001 - a damaged chunk: name the array
+                raise ValueError(f"array {self.group.path}/{name} is damaged: {err}") from err
+        return out
+
+
+_LOG_COLUMNS = {"time": ("f8", 0), "seq": ("i8", 0), "kind": ("u1", 0), "object": ("i4", 0), "plane": ("i4", -1),
+                "coords": ("str", 0), "label": ("i1", 0), "latency_ms": ("f8", 0), "weights": ("u1", HASH_WIDTH),
+                "extra": ("str", 0)}
+_OBJECT_COLUMNS = {"id": ("i4", 0), "class_id": ("i4", 0), "class_name": ("str", 0), "area": ("i8", 0),
+                   "planes": ("str", 0)}
+
+
+def _log_columns(plane_width: int) -> dict[str, tuple[str, int]]:
+    return {k: (d, plane_width if w == -1 else w) for k, (d, w) in _LOG_COLUMNS.items()}
+
+
+class JournalMixin:
+    """The event log and objects table of a :class:`~napari_oaims.store.SessionStore`: reading
+    arrays plus journal, appending through the journal, compaction."""
+
+    def _read_rows(self) -> list[dict[str, Any]]:
+        cols = self._log.read()
+        names = {c: k for k, c in self._kinds.items()}
+        out = []
+        try:
+            for i in range(self._log.length):
+                plane = cols["plane"][i]
+                out.append({
+                    "seq": int(cols["seq"][i]), "time": float(cols["time"][i]), "kind": names[int(cols["kind"][i])],
+                    "object": int(cols["object"][i]), "plane": [int(v) for v in plane if v >= 0],
+                    "coords": json.loads(cols["coords"][i]),
+                    "label": None if cols["label"][i] < 0 else int(cols["label"][i]),
+                    "latency_ms": None if np.isnan(cols["latency_ms"][i]) else float(cols["latency_ms"][i]),
+                    "weights": bytes(cols["weights"][i]).rstrip(b"\0").decode("ascii"),
+                    "extra": json.loads(cols["extra"][i]),
+                })
+        except (KeyError, ValueError, UnicodeDecodeError) as err:
+            raise ValueError(f"session {self.path} is damaged: log row {len(out)} unreadable ({err})") from err
+        return out
+
+    def _read_journal(self, repair: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Journal records not yet in the arrays: (events, objects-table rows)."""
+        if not self._journal.is_file():
+            return [], []
+        data = self._journal.read_bytes()
+        lines = data.split(b"\n")
+        tail = lines.pop()  # b"" after a complete last line; else the torn event in flight
+        if tail and repair:
+            os.truncate(self._journal, len(data) - len(tail))
+        done = {e["seq"] for e in self._rows}
+        done_ids = set(self._objects.read()["id"].tolist())
+        events, objects = [], []
+        for n, line in enumerate(lines):
+            try:
+                record = json.loads(line)
+                if "object_row" in record:
+                    if record["object_row"]["id"] not in done_ids:
+                        objects.append(record["object_row"])
+                elif record["seq"] not in done:
+                    events.append(record)
+            except (ValueError, KeyError, TypeError) as err:
+                raise ValueError(f"session {self.path} is damaged: {self._journal} line {n + 1} is garbled") from err
+        return events, objects
+
+    def events(self) -> list[dict[str, Any]]:
+        """The whole interaction log, ordered by ``seq``."""
+        with self._lock:
+            return sorted(self._rows + self._pending_events, key=lambda e: e["seq"])
+
+    def append_event(self, event: dict[str, Any]) -> None:
+        """Append one event to the log (journal write now, compaction into the arrays when due)."""
+        self._writable()
+        ev = normalise_event(event)
+        with self._lock:
+            self._journal_write(ev)
+            self._pending_events.append(ev)
+            self._next_seq = max(self._next_seq, ev["seq"] + 1)
+            self._compact_if_due()
+
+    def _journal_write(self, record: dict[str, Any]) -> None:
+        line = (_dumps(record) + "\n").encode()
+        try:
+            with open(self._journal, "ab", buffering=0) as fh:  # one write(2): all or nothing on kill -9
+                fh.write(line)
+        except PermissionError as err:
+            raise PermissionError(f"cannot write the session log {self._journal}: {err}") from err
+
+    def _compact_if_due(self) -> None:
+        if len(self._pending_events) + len(self._pending_objects) >= COMPACT_EVERY:
+            self.compact()
+
+    def compact(self) -> None:
+        """Move the journal's records into the log and objects arrays, then empty the journal."""
+        with self._lock:
+            if self.read_only or not (self._pending_events or self._pending_objects):
+                return
+            if self._pending_objects:
+                self._compact_objects()
+            if self._pending_events:
+                self._compact_events()
+            if self._journal.exists():
+                os.truncate(self._journal, 0)
+
+    def _compact_objects(self) -> None:
+        n = self._objects.length
+        if n and any(r["areas"] for r in self._pending_objects):
+            ids = self._objects.arrays["id"][:n]
+            old = self._objects.arrays["area"][:n]
+            self._objects.arrays["area"][:n] = np.array([self._areas.get(int(i), a) for i, a in zip(ids, old)], np.int64)
+        rows = self._pending_objects
+        self._objects.append({
+            "id": np.array([r["id"] for r in rows], np.int32), "class_id": np.array([r["class_id"] for r in rows], np.int32),
+            "class_name": np.array([r["class_name"] for r in rows], dtype=object),
+            "area": np.array([self._areas[r["id"]] for r in rows], np.int64),
+            "planes": np.array([_dumps(r["planes"]) for r in rows], dtype=object)})
+        self._pending_objects = []
+
+    def _compact_events(self) -> None:
+        events = self._pending_events
+        new = sorted({e["kind"] for e in events} - set(self._kinds))
+        if new:
+            self._kinds.update({k: max(self._kinds.values()) + 1 + i for i, k in enumerate(new)})
+            self._log.group.attrs["kinds"] = self._kinds
+        w = self.plane_width
+        planes = np.full((len(events), w), -1, np.int32)
+        for i, e in enumerate(events):
+            if len(e["plane"]) > w:
+                raise ValueError(f"event {e['seq']} has a plane of {len(e['plane'])} coordinates; this session "
+                                 f"stores {w}")
+            planes[i, : len(e["plane"])] = e["plane"]
+        weights = np.zeros((len(events), HASH_WIDTH), np.uint8)
+        for i, e in enumerate(events):
+            b = str(e["weights"]).encode("ascii")[:HASH_WIDTH]
+            weights[i, : len(b)] = np.frombuffer(b, np.uint8)
+        self._log.append({
+            "time": np.array([e["time"] for e in events], np.float64),
+            "seq": np.array([e["seq"] for e in events], np.int64),
+            "kind": np.array([self._kinds[e["kind"]] for e in events], np.uint8),
+            "object": np.array([e["object"] for e in events], np.int32), "plane": planes,
+            "coords": np.array([_dumps(e["coords"]) for e in events], dtype=object),
+            "label": np.array([-1 if e["label"] is None else e["label"] for e in events], np.int8),
+            "latency_ms": np.array([np.nan if e["latency_ms"] is None else e["latency_ms"] for e in events]),
+            "weights": weights, "extra": np.array([_dumps(e["extra"]) for e in events], dtype=object),
+        })
+        self._rows.extend(events)
+        self._pending_events = []
