@@ -36,7 +36,7 @@ def engine():
 
 
 def object_centre(labels: np.ndarray, label_id: int) -> tuple[int, int]:
-    from napari_oaims.simulate.robot import click_in_region
+    from napari_oaims.simulate.clicks import click_in_region
 
     return click_in_region(labels == label_id)
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_oaims.evaluation.shifts import SHIFTS, apply_shift
 from napari_oaims.cli import main
+from napari_oaims.evaluation.shifts import SHIFTS, apply_shift
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_bench_adapt_jobs_gives_the_same_results(crop_files, tmp_path, capsys):
     capsys.readouterr()
     assert main(common + ["--methods", "oaims:mi_max_prompts=2.5"]) == 2
     err = capsys.readouterr().err
-    assert "mi_max_prompts must be a whole number" in err
+    assert "mi_max_prompts='2.5' must be a whole number" in err
     assert "/oaims:mi_max_prompts" not in err  # stopped before any cell (and its progress bar) started
 
 
@@ -101,14 +101,30 @@ def test_bad_inputs_to_bench(tmp_path, crop_files, capsys):
 
 
 def test_demo_headless(tmp_path, capsys):
-    rc = main(["demo", "--headless", "--out", str(tmp_path / "demo"), "--objects", "2", "--clicks", "2",
-               "--device", "cpu"])
+    """The headless demo saves one object row per accepted object and explains its table."""
+    out_dir = tmp_path / "demo"
+    rc = main(["demo", "--headless", "--out", str(out_dir), "--objects", "3", "--clicks", "2", "--device", "cpu"])
     assert rc == 0
-    assert (tmp_path / "demo" / "demo_results.json").exists() and (tmp_path / "demo" / "demo_dice_vs_clicks.png").exists()
+    assert (out_dir / "demo_results.json").exists() and (out_dir / "demo_dice_vs_clicks.png").exists()
     from napari_oaims.store.session_store import SessionStore
 
-    store = SessionStore.open(tmp_path / "demo" / "demo.oaims.zarr")
-    assert len(store.objects()) >= 1 and any(e["kind"] == "accept" for e in store.events())
+    store = SessionStore.open(out_dir / "demo.oaims.zarr", read_only=True)
+    accepted = [e["object"] for e in store.events() if e["kind"] == "accept"]
+    assert len(accepted) >= 1
+    rows = store.objects()
+    assert len(rows) == len(accepted)  # accepting autosaves the object: no second row
+    assert sorted(r["id"] for r in rows) == sorted(accepted)
+    store.close()
+    out = capsys.readouterr().out
+    for line in ("good outline within 1 click", "good outline within 2 clicks", "never good within 2 clicks",
+                 "ms per click (median)", "median after one warm-up nucleus", "frozen model", "learning model"):
+        assert line in out
+    results = json.loads((out_dir / "demo_results.json").read_text())
+    learning = results["plain"]["learning model (OAIMS)"]
+    assert learning["objects"] == 3 and learning["updates"] == results["rows"]["learning model (OAIMS)"]["updates"]
+    assert learning["good_within"]["2"] + learning["never_good"] == 3
+    assert len(results["curves"]["frozen model"]) == 3 and len(results["latency_ms"]["frozen model"]) == 3
+    assert {"dice@1", "noc@0.85", "auc", "latency_p50_ms"} <= set(results["rows"]["frozen model"])
 
 
 def test_bench_merge_joins_methods_run_apart(crop_files, tmp_path, capsys):
@@ -152,3 +168,29 @@ def test_bench_first_window_option(crop_files, tmp_path, capsys):
         main(["bench", "clicks", "--image", img, "--labels", lbl, "--first-window", "3"])
     assert "whole number of pixels" in capsys.readouterr().err
 
+
+
+def test_benchmarks_are_plain_functions(crop_files, tmp_path):
+    """The benchmarks take typed arguments and return their results; only ``cli`` parses arguments."""
+    from pathlib import Path
+
+    import napari_oaims.evaluation as evaluation
+    from napari_oaims.evaluation.adapt import run_suite
+    from napari_oaims.evaluation.clicks import compare_methods
+    from napari_oaims.evaluation.common import Protocol
+
+    img, lbl = crop_files
+    seen = []
+    res = compare_methods(img, lbl, ["watershed"], Protocol(clicks=2, max_targets=2), out=tmp_path / "w.json",
+                          progress=lambda *step: seen.append(step))
+    assert res["settings"]["bench"] == "clicks"
+    assert res["targets"] == json.loads((tmp_path / "w.json").read_text())["targets"]
+    assert len(res["methods"]["watershed"]["curves"]) == 2 and seen[-1] == ("watershed", 2, 2)
+    with pytest.raises(ValueError, match="unknown method"):
+        compare_methods(img, lbl, ["magic"])
+    with pytest.raises(ValueError, match="jobs"):
+        run_suite(img, lbl, ["none"], jobs=0)
+    with pytest.raises(ValueError, match="unknown adaptation"):
+        run_suite(img, lbl, ["nope"])
+    for module in Path(evaluation.__file__).parent.glob("*.py"):
+        assert "argparse" not in module.read_text(), module.name

@@ -13,7 +13,7 @@ import tifffile
 import zarr
 
 from napari_oaims import Engine
-from napari_oaims.store import replay as replay_mod
+from napari_oaims.cli import replay as replay_mod
 from napari_oaims.evaluation.store import object_centres
 from napari_oaims.engine import shipped_weights_path
 from napari_oaims.store.replay import replay

@@ -1,20 +1,10 @@
 import numpy as np
 import pytest
 
-from napari_oaims.simulate.robot import (
-    STRATEGIES,
-    Click,
-    RealisticNoise,
-    ReplayRobot,
-    Robot,
-    WrongLabel,
-    box_from_mask,
-    error_components,
-    largest_error_component,
-    load_clicks,
-    save_clicks,
-    scribble_from_region,
-)
+from napari_oaims.simulate.clicks import Click, correction_clicks, error_components, largest_error_component
+from napari_oaims.simulate.prompts import box_from_mask, scribble_from_region
+from napari_oaims.simulate.records import ReplayRobot, load_clicks, save_clicks
+from napari_oaims.simulate.robot import STRATEGIES, RealisticNoise, Robot, WrongLabel
 
 H = W = 96
 YY, XX = np.mgrid[:H, :W]
@@ -316,3 +306,24 @@ def test_bad_input_raises(ring):
         WrongLabel("sometimes")
     with pytest.raises(ValueError):
         WrongLabel(p=1.5)
+
+
+def test_correction_clicks_one_per_error_component_largest_first(ring):
+    pred = disc(48, 48, 30)  # the hole (a false positive, 314 px) and nothing missed
+    pred[40:56, 70:80] = False  # a missed piece of the ring (false negative, 160 px)
+    clicks = correction_clicks(pred, ring, 5, mode="center")
+    assert [c.positive for c in clicks] == [False, True]
+    assert np.hypot(clicks[0].y - 48, clicks[0].x - 48) <= 1.5 and ring[clicks[1].y, clicks[1].x]
+    assert correction_clicks(pred, ring, 1, mode="center") == clicks[:1]
+    assert correction_clicks(pred, ring, 5, mode="center", min_size=200) == clicks[:1]
+    assert correction_clicks(ring, ring, 5) == []
+
+
+def test_one_click_generator_for_pretraining_and_adaptation():
+    """Pretraining and Post-Interaction adaptation simulate clicks with the same function."""
+    from napari_oaims.adapt import oaims
+    from napari_oaims.simulate import clicks, robot
+    from napari_oaims.training import pretrain
+
+    assert pretrain.correction_clicks is clicks.correction_clicks
+    assert oaims.correction_clicks is clicks.correction_clicks and robot.correction_clicks is clicks.correction_clicks

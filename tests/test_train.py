@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from napari_oaims.training import synth
-from napari_oaims.training import pretrain as train
 from napari_oaims.model import load_weights, weights_hash
+from napari_oaims.training import pretrain as train
+from napari_oaims.training import synth
 
 
 def test_synth_is_deterministic_and_varied():
@@ -135,7 +135,8 @@ def _edge_rise(image: np.ndarray, labels: np.ndarray) -> float:
     fg = labels > 0
     inner = fg & ~ndimage.binary_erosion(fg)
     outer = ndimage.binary_dilation(fg) & ~fg
-    core, bg = np.median(image[ndimage.binary_erosion(fg, iterations=4)]), np.median(image[~ndimage.binary_dilation(fg, iterations=4)])
+    core = np.median(image[ndimage.binary_erosion(fg, iterations=4)])
+    bg = np.median(image[~ndimage.binary_dilation(fg, iterations=4)])
     return float(abs(image[inner].mean() - image[outer].mean()) / max(abs(core - bg), 1e-6))
 
 

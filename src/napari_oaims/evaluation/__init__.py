@@ -1,20 +1,5 @@
-"""Benchmarks (``oaims bench ...``): robot-user protocols, adaptation, latency, storage, GUI."""
+"""Evaluation: robot-user protocols, metrics, adaptation suites, latency, storage and GUI benchmarks.
 
-from __future__ import annotations
-
-import argparse
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``oaims bench <name>`` for every benchmark module."""
-    from napari_oaims.evaluation import adapt
-    from napari_oaims.evaluation import clicks
-    from napari_oaims.evaluation import gui
-    from napari_oaims.evaluation import latency
-    from napari_oaims.evaluation import merge
-    from napari_oaims.evaluation import store
-
-    bench = sub.add_parser("bench", help="benchmarks: clicks, adapt, merge, latency, store, napari")
-    bsub = bench.add_subparsers(dest="bench", required=True)
-    for module in (clicks, adapt, merge, latency, store, gui):
-        module.register(bsub)
+Each module holds plain functions; ``oaims bench ...`` (:mod:`napari_oaims.cli.bench`) parses the
+command line and calls them.
+"""

@@ -1,16 +1,76 @@
-"""Shared pieces of the benchmarks: methods, the robot-user loop, tables and plots."""
+"""Shared pieces of the benchmarks: the robot-user protocol, methods, the robot-user loop,
+tables and plots."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_oaims.core.files import read_array
 from napari_oaims.evaluation.metrics import dice, summarise
-from napari_oaims.simulate.robot import Click, Robot
+from napari_oaims.simulate.robot import Click, Robot, WrongLabel
+
+if TYPE_CHECKING:
+    from napari_oaims.engine import Engine
+
+#: ``progress(what, done, total)``: ``done`` of ``total`` steps of the work named ``what``.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The robot user and the engine a benchmark runs with (the same for every method).
+
+    ``clicks`` per target; ``robot`` strategy, ``noise`` (None or ``"realistic"``) and
+    ``wrong_label`` mode (None, ``"fraction"``, ``"first_n"`` or ``"targets"``) of
+    :class:`~napari_oaims.simulate.robot.Robot`, seeded with ``seed``; only the first
+    ``max_targets`` targets (None: all); the engine on ``device`` with ``weights`` (None: the
+    shipped ones) and ``first_window`` (None: the weights' own first-click window).
+    """
+
+    clicks: int = 10
+    robot: str = "center"
+    noise: str | None = None
+    wrong_label: str | None = None
+    seed: int = 0
+    max_targets: int | None = None
+    device: str = "auto"
+    weights: str | None = None
+    first_window: int | str | None = None
+
+    def make_robot(self) -> Robot:
+        """A fresh robot of this protocol."""
+        wrong = WrongLabel(mode=self.wrong_label) if self.wrong_label else None
+        return Robot(strategy=self.robot, noise=self.noise, wrong_label=wrong, seed=self.seed)
+
+    def make_engine(self, adaptation: str = "none") -> "Engine":
+        """A fresh engine on ``weights`` with ``first_window`` applied."""
+        from napari_oaims.engine import Engine
+
+        engine = Engine.pretrained(device=self.device, adaptation=adaptation, weights=self.weights)
+        if self.first_window is not None:
+            engine.first_window = self.first_window
+        return engine
+
+    def settings(self) -> dict[str, str]:
+        """The protocol as text, for the ``settings`` of a results file."""
+        return {k: str(v) for k, v in asdict(self).items()}
+
+
+def load_pair(image_path: str | Path, labels_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """An image and its 2D integer label image, checked to match."""
+    image, labels = read_array(image_path), read_array(labels_path)
+    if labels.shape != image.shape[: labels.ndim] or labels.ndim != 2:
+        raise ValueError(f"labels {labels.shape} must be a 2D label image matching the image {image.shape}")
+    if labels.dtype.kind not in "iub":
+        raise ValueError(f"labels must be an integer label image, got dtype {labels.dtype}")
+    return image, labels
 
 
 class ModelMethod:
@@ -33,20 +93,16 @@ class ModelMethod:
             self.session.clear()
 
 
-def _bbox_slices(mask: np.ndarray, pad: int = 64):
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    return (slice(max(rows[0] - pad, 0), rows[-1] + 1 + pad), slice(max(cols[0] - pad, 0), cols[-1] + 1 + pad))
-
-
 def run_targets(method, labels: np.ndarray, ids: list[int], robot: Robot, n_clicks: int,
                 progress: Callable[[int, int], None] | None = None,
                 should_stop: Callable[[], bool] | None = None) -> dict:
     """The robot-user loop: for each target in order, ``n_clicks`` clicks, Dice after each.
 
-    A robot with nothing left to correct repeats the last Dice. Returns per-target Dice curves and
-    per-click latencies (ms, the method's click call only).
+    A robot with nothing left to correct repeats the last Dice. Returns per-target Dice ``curves``,
+    per-click latencies ``latency_ms`` (ms, the method's click call only) and the same latencies
+    per target (``target_latency_ms``).
     """
-    curves, latencies = [], []
+    curves, latencies, per_target = [], [], []
     for i, tid in enumerate(ids):
         if should_stop is not None and should_stop():
             break
@@ -54,7 +110,7 @@ def run_targets(method, labels: np.ndarray, ids: list[int], robot: Robot, n_clic
         robot.reset(int(tid))
         method.start()
         pred = np.zeros_like(target)
-        curve = []
+        curve, ms = [], []
         for _ in range(n_clicks):
             c = robot.next_click(pred, target)
             if c is None:
@@ -62,13 +118,15 @@ def run_targets(method, labels: np.ndarray, ids: list[int], robot: Robot, n_clic
                 continue
             t0 = time.perf_counter()
             pred = method.click(c)
-            latencies.append((time.perf_counter() - t0) * 1e3)
+            ms.append((time.perf_counter() - t0) * 1e3)
             curve.append(dice(pred, target))
         method.finish(pred)
         curves.append(curve)
+        latencies += ms
+        per_target.append(ms)
         if progress is not None:
             progress(i + 1, len(ids))
-    return {"curves": curves, "latency_ms": latencies}
+    return {"curves": curves, "latency_ms": latencies, "target_latency_ms": per_target}
 
 
 def summary_row(result: dict, ks=(1, 3, 5, 10)) -> dict:

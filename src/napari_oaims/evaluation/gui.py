@@ -11,7 +11,6 @@ Needs a display (or Xvfb).
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import time
@@ -25,7 +24,7 @@ def _percentiles(values: list[float]) -> dict[str, float]:
             "mean_ms": float(v.mean()), "max_ms": float(v.max())}
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args) -> int:
     import napari
     import torch
     from qtpy.QtWidgets import QApplication
@@ -106,15 +105,3 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         viewer.close()
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("napari", help="click-to-preview latency in a real napari viewer (needs a display or Xvfb)")
-    p.add_argument("--clicks", type=int, default=50, help="measured clicks (one per nucleus)")
-    p.add_argument("--warmup", type=int, default=3, help="clicks before measuring")
-    p.add_argument("--adaptation", default="none", help="none, mi, pi or oaims")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--hidden", action="store_true", help="do not show the window (no drawing)")
-    p.add_argument("--out", default=None, help="results JSON")
-    p.set_defaults(func=run)

@@ -1,22 +1,25 @@
 """``oaims bench latency``: click and update latency vs image size (GUIDE 4).
 
-On the nuclei image tiled to each size, the same objects (those of the top-left tile) get the
-same robot clicks. Measured: a frozen click (``none``), an MI click (``mi``: everything between
+On the image tiled to each size, the same objects (those of the top-left tile) get the same
+robot clicks. Measured: a frozen click (``none``), an MI click (``mi``: everything between
 the click and the returned mask, including the update), and a PI update (``pi``: the accept
 hook). Medians and p95 from one run; ratios to the frozen click at the same size.
 """
 
 from __future__ import annotations
 
-import argparse
 import platform
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
+from napari_oaims.evaluation.common import Progress, format_table, load_pair, target_ids, write_json
 from napari_oaims.simulate.robot import Robot
-from napari_oaims.evaluation.clicks import load_pair
-from napari_oaims.evaluation.common import format_table, target_ids, write_json
+
+MODES = ("none", "mi", "pi")
+WHAT = {"none": "frozen click", "mi": "MI click", "pi": "PI update"}
 
 
 def tile(image: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,62 +67,78 @@ def measure(engine, image, labels, ids, clicks: int, seed: int) -> dict[str, lis
     return {"click": click_ms, "accept": accept_ms}
 
 
-def run(args: argparse.Namespace) -> int:
+def available_devices() -> list[str]:
+    """``cpu`` and, where torch has them, ``cuda`` and ``mps``."""
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (
+        ["mps"] if mps is not None and mps.is_available() else [])
+
+
+def measure_sizes(image: str | Path, labels: str | Path, sizes: Sequence[int] = (512, 2048, 4096),
+                  modes: Sequence[str] = MODES, objects: int = 20, clicks: int = 3, seed: int = 0,
+                  device: str = "all", out: str | Path | None = None, progress: Progress | None = None) -> dict:
+    """Latency of each mode of ``modes`` (``none``: a frozen click, ``mi``: an MI click, ``pi``: a PI
+    update) on ``image`` tiled to each size of ``sizes``, for ``objects`` seeded random objects
+    with ``clicks`` robot clicks each, on ``device`` (``"all"``: every available one).
+
+    Returns (and with ``out`` writes as JSON) ``rows`` (``"{device} {size}px {what}"`` -> p50, p95,
+    n, ratio of the p50 to the frozen click's at that size), ``raw_ms``, ``objects``, ``host`` and
+    ``settings``. ``progress("latency", done, total)`` counts (device, size, mode) runs.
+    """
     import torch
 
     from napari_oaims.engine import Engine
 
-    image, labels = load_pair(args.image, args.labels)
-    ids = target_ids(labels)
-    ids = [ids[i] for i in np.random.default_rng(args.seed).permutation(len(ids))][: args.objects]
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (
-        ["mps"] if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available() else [])
-    if args.device != "all":
-        devices = [args.device]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise ValueError(f"unknown mode(s) {bad}; choose from {MODES}")
+    img0, lab0 = load_pair(image, labels)
+    ids = target_ids(lab0)
+    ids = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))][:objects]
+    devices = available_devices() if device == "all" else [device]
     rows, raw = {}, {}
-    for device in devices:
-        for size in args.sizes:
-            img, lab = tile(image, labels, size)
+    total, done = len(devices) * len(sizes) * len(modes), 0
+    for dev in devices:
+        for size in sizes:
+            img, lab = tile(img0, lab0, size)
             frozen = None
-            for mode in args.modes:
-                engine = Engine.pretrained(device=device, adaptation=mode)
-                m = measure(engine, img, lab, ids, args.clicks, args.seed)
+            for mode in modes:
+                engine = Engine.pretrained(device=dev, adaptation=mode)
+                m = measure(engine, img, lab, ids, clicks, seed)
                 if mode == "none":
                     frozen = float(np.median(m["click"]))
-                key = f"{device} {size} {mode}"
-                raw[key] = m
+                raw[f"{dev} {size} {mode}"] = m
                 series = m["accept"] if mode == "pi" else m["click"]
-                what = "PI update" if mode == "pi" else ("MI click" if mode == "mi" else "frozen click")
                 p50 = float(np.median(series)) if series else float("nan")
-                rows[f"{device} {size}px {what}"] = {
+                rows[f"{dev} {size}px {WHAT[mode]}"] = {
                     "p50_ms": p50, "p95_ms": float(np.percentile(series, 95)) if series else float("nan"),
                     "n": len(series), "ratio_to_frozen": p50 / frozen if frozen else float("nan")}
+                done += 1
+                if progress is not None:
+                    progress("latency", done, total)
     host = {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name() if "cuda" in devices else None}
-    print(f"{len(ids)} objects x {args.clicks} clicks; host: {host['cpu']}, torch {host['torch']}, "
-          f"threads {host['torch_threads']}" + (f", GPU {host['cuda']}" if host["cuda"] else ""))
-    print(format_table(rows, ["p50_ms", "p95_ms", "n", "ratio_to_frozen"]))
-    for device in devices:
-        base, big = args.sizes[0], args.sizes[-1]
-        a, b = rows.get(f"{device} {base}px frozen click"), rows.get(f"{device} {big}px frozen click")
+    settings = {"bench": "latency", "image": str(image), "labels": str(labels), "sizes": list(sizes),
+                "modes": list(modes), "objects": objects, "clicks": clicks, "seed": seed, "devices": devices}
+    results = {"rows": rows, "raw_ms": raw, "objects": ids, "host": host, "settings": settings}
+    if out:
+        write_json(results, out)
+    return results
+
+
+def report(results: dict) -> str:
+    """The host line, the latency table and, per device, how the frozen click scales with size."""
+    host, s = results["host"], results["settings"]
+    lines = [f"{len(results['objects'])} objects x {s['clicks']} clicks; host: {host['cpu']}, torch {host['torch']}, "
+             f"threads {host['torch_threads']}" + (f", GPU {host['cuda']}" if host["cuda"] else ""),
+             format_table(results["rows"], ["p50_ms", "p95_ms", "n", "ratio_to_frozen"])]
+    rows = results["rows"]
+    for dev in s["devices"]:
+        base, big = s["sizes"][0], s["sizes"][-1]
+        a, b = rows.get(f"{dev} {base}px frozen click"), rows.get(f"{dev} {big}px frozen click")
         if a and b:
-            print(f"{device}: frozen click p50 {big}px / {base}px = {b['p50_ms'] / a['p50_ms']:.3f}")
-    if args.out:
-        write_json({"rows": rows, "raw_ms": raw, "objects": ids, "host": host}, args.out)
-        print(f"saved {args.out}")
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("latency", help="frozen / MI click and PI update latency vs image size")
-    p.add_argument("--image", required=True)
-    p.add_argument("--labels", required=True)
-    p.add_argument("--sizes", type=int, nargs="+", default=[512, 2048, 4096])
-    p.add_argument("--modes", nargs="+", default=["none", "mi", "pi"], choices=["none", "mi", "pi"])
-    p.add_argument("--objects", type=int, default=20)
-    p.add_argument("--clicks", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="all", help="cpu, cuda, mps, or all available")
-    p.add_argument("--out", default=None)
-    p.set_defaults(func=run)
+            lines.append(f"{dev}: frozen click p50 {big}px / {base}px = {b['p50_ms'] / a['p50_ms']:.3f}")
+    return "\n".join(lines)

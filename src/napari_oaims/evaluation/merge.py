@@ -9,11 +9,11 @@ found in several files must have identical curves there.
 
 from __future__ import annotations
 
-import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
-from napari_oaims.evaluation.common import format_table, write_json
+from napari_oaims.evaluation.common import write_json
 
 #: Settings that define the protocol: results that differ in one of them are not comparable.
 PROTOCOL = ("image", "labels", "robot", "noise", "wrong_label", "order", "seed", "clicks")
@@ -88,37 +88,30 @@ def markdown_table(result: dict, run: str = "main", ks=(1, 5, 10), noc: str = "n
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
-    from napari_oaims.evaluation.adapt import COLUMNS, plot_suite
+def merge_files(paths: Sequence[str | Path], out: str | Path | None = None, markdown: str | Path | None = None,
+                plot: str | Path | None = None) -> dict:
+    """Merge the ``bench adapt`` results in the files ``paths`` (:func:`merge_results`).
 
-    merged = merge_results([load_result(p) for p in args.results], [str(p) for p in args.results])
-    for shift, runs in merged["shifts"].items():
-        for run_name, body in runs.items():
-            rows = {m: per["summary"] for m, per in body["methods"].items()}
-            extra = f" run={run_name}" if run_name != "main" else ""
-            print(f"shift={shift}{extra} ({len(body['targets'])} targets)")
-            print(format_table(rows, COLUMNS))
-    table = markdown_table(merged)
-    print("\nDice@1/5/10 (NoC@0.85), targets in brackets:\n" + table)
-    if args.markdown:
-        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text(table + "\n")
-        print(f"saved {args.markdown}")
-    if args.out:
-        write_json(merged, args.out)
-        print(f"saved {args.out}")
-    if args.plot:
-        plots = {shift: {m: per["curves"] for m, per in runs["main"]["methods"].items()}
-                 for shift, runs in merged["shifts"].items() if "main" in runs}
-        plot_suite(plots, args.plot)
-        print(f"saved {args.plot}")
-    return 0
+    Returns the merged result; with ``out`` writes it as JSON, with ``markdown`` writes its
+    :func:`markdown_table`, with ``plot`` saves its Dice-vs-clicks and Dice@1-vs-position plots
+    (:func:`~napari_oaims.evaluation.adapt.plot_suite`).
+    """
+    from napari_oaims.evaluation.adapt import plot_suite, suite_curves
+
+    merged = merge_results([load_result(p) for p in paths], [str(p) for p in paths])
+    if markdown:
+        Path(markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(markdown).write_text(markdown_table(merged) + "\n")
+    if out:
+        write_json(merged, out)
+    if plot:
+        plot_suite(suite_curves(merged), plot)
+    return merged
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("merge", help="join 'bench adapt' results made separately (same protocol) into one table")
-    p.add_argument("results", nargs="+", help="JSON files written by 'oaims bench adapt --out'")
-    p.add_argument("--out", default=None, help="merged JSON")
-    p.add_argument("--markdown", default=None, help="write the shifts x methods table here")
-    p.add_argument("--plot", default=None, help="Dice-vs-clicks PNG (a *_position.png is saved beside it)")
-    p.set_defaults(func=run)
+def report(merged: dict) -> str:
+    """One table per shift and run, then the shifts x methods table (Markdown)."""
+    from napari_oaims.evaluation.adapt import report as tables
+
+    return (tables(merged, late=False) + "\n\nDice@1/5/10 (NoC@0.85), targets in brackets:\n"
+            + markdown_table(merged))

@@ -22,7 +22,7 @@ edges      boundary-only contrast: the gradient magnitude (Sobel) of the lightly
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage

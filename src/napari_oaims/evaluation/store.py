@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import signal
@@ -30,7 +29,8 @@ import numpy as np
 
 from napari_oaims.evaluation.common import write_json
 
-DATA = Path("/work/shared/data/nuclei2d")
+#: ``data=None``: the nuclei sample shipped with the package.
+DATA: Path | None = None
 
 
 def object_centres(labels: np.ndarray) -> list[tuple[int, tuple[int, int]]]:
@@ -49,10 +49,15 @@ def object_centres(labels: np.ndarray) -> list[tuple[int, tuple[int, int]]]:
     return out
 
 
-def _load_data(data: Path) -> tuple[np.ndarray, np.ndarray]:
-    import tifffile
+def _load_data(data: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """``image.tif`` and ``labels.tif`` of folder ``data``, or the shipped nuclei sample."""
+    if data is None or str(data) == "":
+        from napari_oaims.data import sample_nuclei
 
-    return tifffile.imread(data / "image.tif"), tifffile.imread(data / "labels.tif")
+        return sample_nuclei()
+    from napari_oaims.core.files import read_array
+
+    return read_array(Path(data) / "image.tif"), read_array(Path(data) / "labels.tif")
 
 
 def annotate(session, centres, n_objects: int, on_object=None) -> int:
@@ -173,8 +178,8 @@ def kill_run(path: Path, mode: str = "annotate", delay_s: float = 1.0, data: Pat
 
     pkg_root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "napari_oaims.evaluation.store", "--child", mode, str(path), "--data", str(data),
-           "--seed", str(seed)]
+    cmd = [sys.executable, "-m", "napari_oaims.evaluation.store", mode, str(path), "" if data is None else str(data),
+           str(seed)]
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env)
         lines: list[bytes] = []
@@ -254,7 +259,8 @@ def _print_table(res: dict[str, Any]) -> None:
               f"most unacknowledged events found in one run: {k['extra_max']}")
 
 
-def _cmd(args: argparse.Namespace) -> int:
+def run(args) -> int:
+    """``oaims bench store`` with the command's options ``args``."""
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="oaims-bench-store-"))
     workdir.mkdir(parents=True, exist_ok=True)
     res: dict[str, Any] = {"workdir": str(workdir), "cpu_count": os.cpu_count()}
@@ -271,28 +277,6 @@ def _cmd(args: argparse.Namespace) -> int:
     return 0 if res.get("kill", {}).get("all_ok", True) else 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``oaims bench store``."""
-    p = sub.add_parser("store", help="autosave cost, session size and kill -9 safety of .oaims.zarr sessions",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--objects", type=int, default=100, help="objects to annotate for the cost/size part (0: skip)")
-    p.add_argument("--adaptation", default="none", help="engine adaptation while annotating")
-    p.add_argument("--kill-runs", type=int, default=20, help="kill -9 runs (0: skip)")
-    p.add_argument("--kill-mode", choices=("annotate", "append", "both"), default="annotate",
-                   help="what the killed child does: annotate with the engine, append events in a tight loop, or "
-                        "alternate")
-    p.add_argument("--kill-max-s", type=float, default=3.0, help="kill at a uniform random time in [0, this] s")
-    p.add_argument("--data", type=Path, default=DATA, help="folder with image.tif and labels.tif")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workdir", default=None, help="where sessions are written (default: a new temporary folder)")
-    p.add_argument("--out", default=None, help="save the results as JSON here")
-    p.set_defaults(func=_cmd)
-
-
-if __name__ == "__main__":  # the kill-test child: python -m napari_oaims.evaluation.store --child MODE PATH
-    _p = argparse.ArgumentParser()
-    _p.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), required=True)
-    _p.add_argument("--data", type=Path, default=DATA)
-    _p.add_argument("--seed", type=int, default=0)
-    _a = _p.parse_args()
-    _child(_a.child[0], Path(_a.child[1]), _a.data, _a.seed)
+if __name__ == "__main__":  # the kill-test child: python -m napari_oaims.evaluation.store MODE PATH DATA SEED
+    _mode, _path, _data, _seed = sys.argv[1:5]
+    _child(_mode, Path(_path), Path(_data) if _data else None, int(_seed))

@@ -1,1 +1,9 @@
-"""Simulated users: robot clickers, noise and wrong labels, boxes and scribbles (GUIDE 3.5)."""
+"""Simulated users (GUIDE 3.5), torch-free.
+
+- :mod:`~napari_oaims.simulate.clicks`: error regions and click placement, and
+  :func:`~napari_oaims.simulate.clicks.correction_clicks`, the click generator that pretraining and
+  Post-Interaction adaptation share;
+- :mod:`~napari_oaims.simulate.robot`: the seeded benchmark robot, realistic noise, wrong labels;
+- :mod:`~napari_oaims.simulate.prompts`: box and scribble prompts drawn from a mask;
+- :mod:`~napari_oaims.simulate.records`: saving, loading and replaying recorded clicks.
+"""

@@ -1,150 +1,36 @@
-"""Simulated users (GUIDE 3.5): where a robot clicks, given the prediction and the ground truth.
+"""Benchmark robots (GUIDE 3.5): a seeded simulated user that clicks one click at a time.
 
-The primitives here are shared by pretraining (seed 000 algorithm 2), Post-Interaction click
-generation (algorithm 1, stage 2) and the benchmark robots (:class:`Robot`, :class:`ReplayRobot`),
-which also come with box and scribble prompts and JSON click files. Importable without torch.
+:class:`Robot` clicks on the largest error of the current prediction (placement strategies of
+seed 000), optionally with the realistic click noise of seed 004 (:class:`RealisticNoise`) and
+wrong-label clicks (:class:`WrongLabel`); it records every click (see
+:mod:`napari_oaims.simulate.records` to save and replay them). The click primitives live in
+:mod:`napari_oaims.simulate.clicks` and are re-exported here. Importable without torch.
 """
 
 from __future__ import annotations
 
-import json
 import zlib
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Union
 
 import numpy as np
 from scipy import ndimage
-from skimage.morphology import skeletonize
 
+from napari_oaims.core.geometry import bbox
+from napari_oaims.simulate.clicks import (
+    Click,
+    check_masks,
+    click_in_region,
+    correction_clicks,
+    error_components,
+    largest_error_component,
+)
 
-@dataclass(frozen=True)
-class Click:
-    """One click: plane coordinates (y, x) and polarity."""
-
-    y: int
-    x: int
-    positive: bool
-
-    def to_dict(self) -> dict:
-        return {"y": int(self.y), "x": int(self.x), "positive": bool(self.positive)}
-
-    @classmethod
-    def from_dict(cls, row: Mapping) -> Click:
-        """Inverse of ``to_dict``; extra keys are ignored."""
-        return cls(int(row["y"]), int(row["x"]), bool(row["positive"]))
-
-
-def error_components(pred: np.ndarray, target: np.ndarray) -> list[tuple[np.ndarray, bool]]:
-    """Connected error regions, largest first, as ``(mask, positive)``.
-
-    ``positive`` is True for a false negative (the user would click foreground there) and False
-    for a false positive.
-    """
-    pred = np.asarray(pred, bool)
-    target = np.asarray(target, bool)
-    out: list[tuple[int, np.ndarray, bool]] = []
-    for err, positive in ((target & ~pred, True), (pred & ~target, False)):
-        lab, n = ndimage.label(err)
-        if n == 0:
-            continue
-        sizes = np.bincount(lab.ravel())[1:]
-        for i in np.argsort(sizes)[::-1]:
-            out.append((int(sizes[i]), lab == (i + 1), positive))
-    out.sort(key=lambda t: -t[0])
-    return [(m, p) for _, m, p in out]
-
-
-def click_in_region(region: np.ndarray, rng: np.random.Generator | None = None, mode: str = "center") -> tuple[int, int]:
-    """A pixel inside ``region``.
-
-    ``center``: the maximum of the distance transform (seed 000 protocol; ties broken by the
-    first such pixel); ``random``: uniform over the region; ``edt``: sampled with probability
-    proportional to the distance transform (favours the interior).
-    """
-    region = np.asarray(region, bool)
-    if not region.any():
-        raise ValueError("cannot click in an empty region")
-    if mode == "random":
-        ys, xs = np.nonzero(region)
-        i = int(rng.integers(len(ys))) if rng is not None else 0
-        return int(ys[i]), int(xs[i])
-    # Pad so that the image border counts as outside the region.
-    dist = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
-    if mode == "center":
-        y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-        return int(y), int(x)
-    if mode == "edt":
-        ys, xs = np.nonzero(region)
-        w = dist[ys, xs] ** 2
-        i = int(rng.choice(len(ys), p=w / w.sum()))
-        return int(ys[i]), int(xs[i])
-    raise ValueError(f"unknown click mode {mode!r}; use 'center', 'random' or 'edt'")
-
-
-def correction_clicks(
-    pred: np.ndarray,
-    target: np.ndarray,
-    max_clicks: int,
-    rng: np.random.Generator | None = None,
-    mode: str = "random",
-    min_size: int = 1,
-) -> list[Click]:
-    """One click per error component, largest first, up to ``max_clicks`` (algorithm 2 / PI stage 2)."""
-    clicks = []
-    for region, positive in error_components(pred, target):
-        if len(clicks) >= max_clicks:
-            break
-        if region.sum() < min_size:
-            continue
-        y, x = click_in_region(region, rng, mode)
-        clicks.append(Click(y, x, positive))
-    return clicks
-
-
-# --------------------------------------------------------------------------------------------------
-# Benchmark robots (GUIDE 3.5): one click at a time, seeded, recordable and replayable.
-# --------------------------------------------------------------------------------------------------
+__all__ = ["STRATEGIES", "WRONG_LABEL_MODES", "Click", "RealisticNoise", "Robot", "TargetId", "WrongLabel",
+           "click_in_region", "correction_clicks", "error_components", "largest_error_component"]
 
 STRATEGIES = ("center", "random", "edt", "uniform")
 WRONG_LABEL_MODES = ("fraction", "first_n", "targets")
-BOX_KINDS = ("perfect", "careful", "sloppy")
-CAREFUL_MARGIN = (0.05, 0.10)  # careful box: each side pushed out by U(5%, 10%) of the extent
-SLOPPY_JITTER = 0.30  # sloppy box: each side moved by U(-30%, +30%) of the extent
-TargetId = Union[int, str]
-
-
-def _check_masks(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pred = np.asarray(pred, bool)
-    target = np.asarray(target, bool)
-    if target.ndim != 2:
-        raise ValueError(f"target must be a 2D mask, got shape {target.shape}")
-    if pred.shape != target.shape:
-        raise ValueError(f"pred shape {pred.shape} != target shape {target.shape}")
-    return pred, target
-
-
-def largest_error_component(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, bool] | None:
-    """The largest connected error region as ``(mask, positive)``, or None if ``pred == target``.
-
-    Same definition as the first entry of :func:`error_components` (FN -> positive, FP -> negative;
-    4-connectivity), but without building a mask per component. Ties: FN before FP, then the
-    lower label.
-    """
-    pred, target = _check_masks(pred, target)
-    best: tuple[int, np.ndarray, int, bool] | None = None
-    for err, positive in ((target & ~pred, True), (pred & ~target, False)):
-        lab, n = ndimage.label(err)
-        if n == 0:
-            continue
-        sizes = np.bincount(lab.ravel())[1:]
-        i = int(np.argmax(sizes))
-        if best is None or sizes[i] > best[0]:
-            best = (int(sizes[i]), lab, i + 1, positive)
-    if best is None:
-        return None
-    return best[1] == best[2], best[3]
+TargetId = int | str
 
 
 @dataclass(frozen=True)
@@ -216,12 +102,14 @@ class Robot:
     component of the target; the whole target for ``uniform``), regardless of ``pred``, unless
     ``localise_first`` is False. Later clicks go into the largest error component (FN -> positive,
     FP -> negative), avoiding pixels already clicked for this target when the component has others
-    (so a correction after wrong-label clicks does not land on the same pixel). Then ``noise`` (None, ``"realistic"`` or a :class:`RealisticNoise`) moves the
-    click and ``wrong_label`` (:class:`WrongLabel` or None) flips its polarity.
+    (so a correction after wrong-label clicks does not land on the same pixel). Then ``noise``
+    (None, ``"realistic"`` or a :class:`RealisticNoise`) moves the click and ``wrong_label``
+    (:class:`WrongLabel` or None) flips its polarity.
 
     Random draws come from three streams (placement, noise, labels) seeded by ``(seed, target id)``,
     so a target's clicks do not depend on which targets came before it, and noise decisions are the
-    same for every strategy. Every click is recorded in :attr:`sequences` for :func:`save_clicks`.
+    same for every strategy. Every click is recorded in :attr:`sequences` (for
+    :func:`napari_oaims.simulate.records.save_clicks`).
     """
 
     def __init__(
@@ -273,7 +161,7 @@ class Robot:
         ``image`` (same shape) is only used by the realistic noise. Raises ValueError for non-2D or
         mismatched masks, and for an empty target on the localisation click.
         """
-        pred, target = _check_masks(pred, target)
+        pred, target = check_masks(pred, target)
         if image is not None and np.shape(image) != target.shape:
             raise ValueError(f"image shape {np.shape(image)} != target shape {target.shape}")
         index = len(self._rows)
@@ -286,7 +174,8 @@ class Robot:
         # Every error lies inside the box of pred | target: work on that box, one pixel wider so
         # that distances and components are the same as on the whole image (much faster on
         # large images). Row-major order is kept, so ties and seeded draws do not change.
-        y0, x0, y1, x1 = _clip_box(*np.add(_bbox(both), (-1, -1, 1, 1)), *target.shape)
+        y0, x0, y1, x1 = bbox(both)
+        y0, x0, y1, x1 = max(0, y0 - 1), max(0, x0 - 1), min(target.shape[0], y1 + 1), min(target.shape[1], x1 + 1)
         y, x, positive = self._pick(pred[y0:y1, x0:x1], target[y0:y1, x0:x1], localise, (y0, x0))
         y, x, noise_kind = self._apply_noise(y + y0, x + x0, positive, target, image)
         flipped = self._draw_flip(index)
@@ -294,7 +183,8 @@ class Robot:
         self._rows.append(click.to_dict() | {"index": index, "noise": noise_kind, "flipped": flipped})
         return click
 
-    def _pick(self, pred: np.ndarray, target: np.ndarray, localise: bool, offset: tuple[int, int]) -> tuple[int, int, bool]:
+    def _pick(self, pred: np.ndarray, target: np.ndarray, localise: bool,
+              offset: tuple[int, int]) -> tuple[int, int, bool]:
         """The click's pixel (in the box's coordinates) and polarity before noise and flips."""
         if localise:
             if self.strategy == "uniform":
@@ -362,165 +252,3 @@ class Robot:
         if wl.mode == "first_n":
             return bool(eligible and index - (0 if wl.include_first else 1) < wl.n)
         return bool(eligible and self.target_flipped)
-
-
-class ReplayRobot:
-    """Replays recorded click sequences (e.g. from :func:`load_clicks`) through ``next_click``."""
-
-    def __init__(self, sequences: Mapping[TargetId, Sequence[Mapping | Click]]) -> None:
-        self._sequences = {
-            k: [c if isinstance(c, Click) else Click.from_dict(c) for c in v] for k, v in sequences.items()
-        }
-        self.target_index: TargetId | None = None
-        self._pos = 0
-
-    def reset(self, target_index: TargetId = 0) -> None:
-        """Start replaying the sequence of ``target_index`` (KeyError if it was not recorded)."""
-        if target_index not in self._sequences:
-            raise KeyError(f"no recorded clicks for target {target_index!r}")
-        self.target_index = target_index
-        self._pos = 0
-
-    def next_click(
-        self, pred: np.ndarray | None = None, target: np.ndarray | None = None, image: np.ndarray | None = None
-    ) -> Click | None:
-        """The next recorded click, or None when the sequence has ended; masks are only shape-checked."""
-        if self.target_index is None:
-            self.reset(next(iter(self._sequences)))
-        seq = self._sequences[self.target_index]
-        if self._pos >= len(seq):
-            return None
-        click = seq[self._pos]
-        if pred is not None and target is not None:
-            _, target = _check_masks(pred, target)
-            if not (0 <= click.y < target.shape[0] and 0 <= click.x < target.shape[1]):
-                raise ValueError(f"recorded click {click} lies outside the image {target.shape}")
-        self._pos += 1
-        return click
-
-
-def _json_default(o: object) -> object:
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"cannot store {type(o).__name__} in a click file")
-
-
-def save_clicks(path: str | Path, sequences: Mapping[TargetId, Sequence[Mapping | Click]]) -> None:
-    """Write click sequences (target id -> list of ``Click`` or ``Click.to_dict()`` rows with optional
-    extra JSON-serialisable keys) as JSON; target ids keep their type (int or str)."""
-    targets = []
-    for tid, clicks in sequences.items():
-        if isinstance(tid, np.integer):
-            tid = int(tid)
-        if isinstance(tid, bool) or not isinstance(tid, (int, str)):
-            raise ValueError(f"target ids must be int or str, got {tid!r}")
-        rows = []
-        for c in clicks:
-            row = c.to_dict() if isinstance(c, Click) else dict(c)
-            if not {"y", "x", "positive"} <= row.keys():
-                raise ValueError(f"click row {row!r} lacks y, x or positive")
-            rows.append(row)
-        targets.append({"id": tid, "clicks": rows})
-    doc = {"format": "napari-oaims-clicks", "version": 1, "targets": targets}
-    Path(path).write_text(json.dumps(doc, indent=1, default=_json_default))
-
-
-def load_clicks(path: str | Path) -> dict[TargetId, list[dict]]:
-    """Read a file written by :func:`save_clicks`: target id -> list of click rows (dicts)."""
-    doc = json.loads(Path(path).read_text())
-    if doc.get("format") != "napari-oaims-clicks":
-        raise ValueError(f"{path} is not a napari-oaims click file")
-    return {t["id"]: t["clicks"] for t in doc["targets"]}
-
-
-def _bbox(target: np.ndarray) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(target)
-    return int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1
-
-
-def _clip_box(y0: int, x0: int, y1: int, x1: int, h: int, w: int) -> tuple[int, int, int, int]:
-    return max(0, int(y0)), max(0, int(x0)), min(h, int(y1)), min(w, int(x1))
-
-
-def box_from_mask(
-    target: np.ndarray, kind: str = "perfect", rng: np.random.Generator | None = None
-) -> tuple[int, int, int, int]:
-    """A box prompt ``(y0, x0, y1, x1)`` (y1, x1 exclusive) drawn around a 2D object.
-
-    ``perfect``: the tight bounding box. ``careful``: each side pushed out by U(5%, 10%) of the
-    object's extent along that axis (at least 1 px). ``sloppy``: each side moved in or out by
-    U(-30%, +30%) of the extent; redrawn (up to 100 times, then the perfect box) until the box is
-    non-empty and contains at least one object pixel. Boxes are clipped to the image. ``rng`` None
-    means ``default_rng(0)``.
-    """
-    target = np.asarray(target, bool)
-    if target.ndim != 2:
-        raise ValueError(f"target must be a 2D mask, got shape {target.shape}")
-    if not target.any():
-        raise ValueError("empty target: cannot draw a box")
-    if kind not in BOX_KINDS:
-        raise ValueError(f"unknown box kind {kind!r}; use one of {BOX_KINDS}")
-    rng = rng if rng is not None else np.random.default_rng(0)
-    box = _bbox(target)
-    if kind == "perfect":
-        return box
-    y0, x0, y1, x1 = box
-    h, w = target.shape
-    ext = np.array([y1 - y0, x1 - x0, y1 - y0, x1 - x0], float)
-    if kind == "careful":
-        out = np.maximum(1, np.rint(rng.uniform(*CAREFUL_MARGIN, size=4) * ext)).astype(int)
-        return _clip_box(y0 - out[0], x0 - out[1], y1 + out[2], x1 + out[3], h, w)
-    for _ in range(100):
-        out = np.rint(rng.uniform(-SLOPPY_JITTER, SLOPPY_JITTER, size=4) * ext).astype(int)
-        b = _clip_box(y0 - out[0], x0 - out[1], y1 + out[2], x1 + out[3], h, w)
-        if b[0] < b[2] and b[1] < b[3] and target[b[0] : b[2], b[1] : b[3]].any():
-            return b
-    return box
-
-
-_NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
-
-
-def scribble_from_region(region: np.ndarray, rng: np.random.Generator | None = None, max_len: int = 50) -> np.ndarray:
-    """A scribble inside ``region``: an 8-connected polyline along its skeleton, as (N, 2) ``(y, x)`` ints.
-
-    Starts at a skeleton pixel (random with ``rng``, else the one deepest inside the region) and walks
-    along the skeleton to a pixel at most ``max_len - 1`` steps away (the farthest reachable; random
-    among ties with ``rng``). A region whose skeleton has fewer than 2 pixels gives its centre point.
-    """
-    region = np.asarray(region, bool)
-    if region.ndim != 2:
-        raise ValueError(f"region must be a 2D mask, got shape {region.shape}")
-    if not region.any():
-        raise ValueError("cannot scribble in an empty region")
-    if max_len < 1:
-        raise ValueError("max_len must be >= 1")
-    skel = skeletonize(region) & region
-    pts = np.argwhere(skel)
-    if len(pts) < 2 or max_len == 1:
-        return np.array([click_in_region(region, mode="center")], dtype=int)
-    if rng is not None:
-        start = tuple(int(v) for v in pts[rng.integers(len(pts))])
-    else:
-        dist = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
-        start = tuple(int(v) for v in pts[np.argmax(dist[skel])])
-    h, w = skel.shape
-    parent: dict[tuple[int, int], tuple[int, int] | None] = {start: None}
-    frontier = last = [start]
-    for _ in range(max_len - 1):
-        nxt = []
-        for y, x in frontier:
-            for dy, dx in _NEIGHBOURS:
-                q = (y + dy, x + dx)
-                if 0 <= q[0] < h and 0 <= q[1] < w and skel[q] and q not in parent:
-                    parent[q] = (y, x)
-                    nxt.append(q)
-        if not nxt:
-            break
-        frontier = last = nxt
-    node: tuple[int, int] | None = last[int(rng.integers(len(last)))] if rng is not None else last[0]
-    path = []
-    while node is not None:
-        path.append(node)
-        node = parent[node]
-    return np.array(path[::-1], dtype=int)

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from scipy import ndimage
 
 from napari_oaims.core import guidance
-from napari_oaims.training import synth
-from napari_oaims.model.losses import ALPHA, BETA, CCG_SIGMA, total_loss
 from napari_oaims.model import ClickUNet, save_weights
-from napari_oaims.simulate.robot import click_in_region, correction_clicks
+from napari_oaims.model.losses import ALPHA, BETA, CCG_SIGMA, total_loss
+from napari_oaims.simulate.clicks import click_in_region, correction_clicks
+from napari_oaims.training import synth
 
 
 @dataclass
@@ -250,7 +250,8 @@ def train(
             torch.save(state, tmp)
             tmp.replace(ckpt)
             (out / "last.json").write_text(
-                json.dumps({"step": step, "wall_s": wall, "numpy_rng": rng.bit_generator.state, "config": cfg.to_dict()})
+                json.dumps({"step": step, "wall_s": wall, "numpy_rng": rng.bit_generator.state,
+                            "config": cfg.to_dict()})
             )
     log.close()
     if averaged is not None:

@@ -9,6 +9,7 @@ Poisson and Gaussian noise, gamma and uneven illumination. Nothing here reads re
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -33,20 +34,20 @@ class SynthSettings:
     p_inverted: float = 0.3
     #: Share of samples rendered as an upsampled low-resolution image, and the largest factor.
     #: Inference windows of small objects are enlarged (a 64 px window -> 128 working px), so
-    #: their noise and texture are coarser than one working pixel. 0 keeps the original recipe.
+    #: their noise and texture are coarser than one working pixel. 0 (default): no such samples.
     p_lowres: float = 0.0
     lowres_factor: float = 3.0
     #: Share of samples drawn as a cell-like scene: only ellipses and star-convex blobs of
     #: radius ``blob_radius``, placed without overlap, over a smooth background, with
     #: brightness ``blob_level`` (dim beside bright objects, as in fluorescent nuclei). The
     #: general scenes make a single click very ambiguous, so a model trained on them alone
-    #: answers a first click on a plain blob with a cautious small mask. 0 keeps the recipe.
+    #: answers a first click on a plain blob with a cautious small mask. 0 (default): none.
     p_blob_scene: float = 0.0
     blob_radius: tuple[float, float] = (5.0, 22.0)
     blob_level: tuple[float, float] = (0.15, 1.0)
     #: Blur of the cell-like scenes. Widefield nuclei have soft edges (a 10-90% rise over about
     #: 7 px, a Gaussian of sigma ~2.7 px), and a 64 px window enlarged to 128 working px doubles
-    #: that: much softer than the general scenes' blur. The default keeps the earlier recipe.
+    #: that: much softer than the general scenes' blur. The default is the general scenes' range.
     blob_blur_sigma: tuple[float, float] = (0.0, 2.0)
 
     def __post_init__(self) -> None:
@@ -60,7 +61,8 @@ class SynthSettings:
             raise ValueError(f"kind_weights needs {len(KINDS)} non-negative numbers ({', '.join(KINDS)}) "
                              f"with a positive sum, got {self.kind_weights}")
         if not 0.0 <= self.blob_blur_sigma[0] <= self.blob_blur_sigma[1]:
-            raise ValueError(f"blob_blur_sigma must be a range (low, high) with 0 <= low <= high, got {self.blob_blur_sigma}")
+            raise ValueError("blob_blur_sigma must be a range (low, high) with 0 <= low <= high, "
+                             f"got {self.blob_blur_sigma}")
         if not 0.0 < self.level[0] <= self.level[1]:
             raise ValueError(f"level must be a range (low, high) with 0 < low <= high, got {self.level}")
 
@@ -143,7 +145,7 @@ def sample(rng: np.random.Generator, settings: SynthSettings = SynthSettings()) 
     """One synthetic image (float32, arbitrary range) and its instance labels (int32, 0 = bg)."""
     s = settings
     size = s.size
-    blob = s.p_blob_scene > 0 and rng.random() < s.p_blob_scene  # no draw when off (recipe kept)
+    blob = s.p_blob_scene > 0 and rng.random() < s.p_blob_scene  # no random draw when off
     labels = np.zeros((size, size), np.int32)
     n = int(rng.integers(1, s.max_objects + 1))
     weights = np.asarray(s.kind_weights if not blob else (0.6, 0.4, 0, 0, 0), float)
@@ -229,6 +231,20 @@ def mosaic(rng: np.random.Generator, tiles: int = 4,
             labels[sl] = np.where(lab > 0, lab + labels.max(), 0)
     return image, labels
 
+
+def write_mosaic(out: str | Path, tiles: int = 4, seed: int = 1000,
+                 settings: SynthSettings = SynthSettings()) -> dict:
+    """Write a :func:`mosaic` of seed ``seed`` as ``image.tif`` and ``labels.tif`` into folder ``out``
+    (a synthetic validation pair); returns their paths, the shape and the number of objects."""
+    import tifffile
+
+    image, labels = mosaic(np.random.default_rng(seed), tiles, settings)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(out / "image.tif", image)
+    tifffile.imwrite(out / "labels.tif", labels)
+    return {"image": out / "image.tif", "labels": out / "labels.tif", "shape": image.shape,
+            "objects": int(labels.max())}
 
 def volume(
     rng: np.random.Generator, shape: tuple[int, int, int] = (32, 96, 96), n_objects: int = 6
