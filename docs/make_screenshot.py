@@ -16,8 +16,8 @@ import numpy as np
 from qtpy.QtWidgets import QApplication
 
 from napari_oaims.data import sample_nuclei
-from napari_oaims.plugin.api import annotate, annotator
 from napari_oaims.evaluation.metrics import dice
+from napari_oaims.plugin.api import annotate, annotator
 from napari_oaims.simulate.robot import click_in_region, correction_clicks
 
 OUT = Path(__file__).resolve().parent / "screenshot.png"

@@ -11,9 +11,9 @@ import zarr
 from napari.layers import Layer
 
 from napari_oaims import Engine
+from napari_oaims.evaluation.store import object_centres
 from napari_oaims.plugin.reader import get_reader
 from napari_oaims.plugin.writer import write_session
-from napari_oaims.evaluation.store import object_centres
 from napari_oaims.store.session_store import SessionStore, file_digest
 
 DATA = Path("/work/shared/data/nuclei2d")

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_oaims.plugin.sample_data import nuclei_2d, volume_3d
 from napari_oaims.data import sample_nuclei
+from napari_oaims.plugin.sample_data import nuclei_2d, volume_3d
 
 MANIFEST = Path(__file__).resolve().parents[1] / "napari.yaml"
 

@@ -13,10 +13,10 @@ pytest.importorskip("pytestqt")
 from napari.utils.notifications import notification_manager  # noqa: E402
 
 from napari_oaims import Engine  # noqa: E402
-from napari_oaims.plugin.widget import KEYS, AnnotatorWidget  # noqa: E402
 from napari_oaims.adapt import ADAPTERS, Adapter  # noqa: E402
 from napari_oaims.data import sample_nuclei  # noqa: E402
 from napari_oaims.plugin.api import annotate, annotator  # noqa: E402
+from napari_oaims.plugin.widget import KEYS, AnnotatorWidget  # noqa: E402
 from napari_oaims.simulate.robot import click_in_region  # noqa: E402
 from napari_oaims.training.synth import volume  # noqa: E402
 
@@ -106,7 +106,7 @@ def test_full_workflow_click_accept_undo_save_reopen(make_napari_viewer, qtbot, 
 
     # a negative click far away in the background: polarity shown by colour, mask kept
     w.toggle_positive()
-    assert not w.positive and not w.positive_check.isChecked()
+    assert not w.positive and not w.annotate_panel.positive_check.isChecked()
     points.add([5, 5])
     wait(qtbot, w)
     assert np.allclose(points.face_color[-1], [1, 0, 0, 1]) and np.allclose(points.face_color[0], [0, 1, 0, 1])
@@ -115,7 +115,7 @@ def test_full_workflow_click_accept_undo_save_reopen(make_napari_viewer, qtbot, 
     w.set_positive(True)
     mask = preview.data.astype(bool)
 
-    w.class_choice.setCurrentText("nucleus")
+    w.annotate_panel.class_choice.setCurrentText("nucleus")
     w.accept()
     wait(qtbot, w)
     assert set(np.unique(objects.data)) == {0, 1}
@@ -159,14 +159,14 @@ def test_full_workflow_click_accept_undo_save_reopen(make_napari_viewer, qtbot, 
     path = tmp_path / "nuclei.oaims.zarr"
     w.save_session(path)
     wait(qtbot, w)
-    assert path.is_dir() and w.store is not None and "autosave" in w.store_label.text(), notes
+    assert path.is_dir() and w.store is not None and "autosave" in w.session_panel.store_label.text(), notes
     saved = store.SessionStore.open(path, read_only=True)
     assert np.array_equal(np.asarray(saved.labels()), objects.data)
     assert {o["id"]: o["class_name"] for o in saved.objects()} == {1: "nucleus", 2: "nucleus"}
 
     points.add(list(centre(labels, 90)))  # autosaved from now on
     wait(qtbot, w)
-    w.class_choice.setCurrentText("other")
+    w.annotate_panel.class_choice.setCurrentText("other")
     w.accept()
     wait(qtbot, w)
     assert set(np.unique(objects.data)) == {0, 1, 2, 3}
@@ -185,20 +185,178 @@ def test_full_workflow_click_accept_undo_save_reopen(make_napari_viewer, qtbot, 
     assert not errors(notes)
 
 
-def test_keys_are_bound_and_documented(make_napari_viewer, qtbot, fresh_engine, nuclei):
+def press(viewer, qtbot, key: str, layer=None) -> None:
+    """Press ``key`` (a napari key name) in the viewer's canvas, with ``layer`` active."""
+    from qtpy.QtCore import Qt
+
+    if layer is not None:
+        viewer.layers.selection.active = layer
+    *mods, name = key.split("-")
+    modifier = Qt.KeyboardModifier.ShiftModifier if mods == ["Shift"] else Qt.KeyboardModifier.NoModifier
+    qtbot.keyClick(viewer.window._qt_viewer, getattr(Qt.Key, f"Key_{name}"), modifier)
+
+
+def keymaps(viewer):
+    """Every keymap napari itself consults besides the layers' own: the viewer's and the classes'."""
+    classes = [napari.components.ViewerModel, napari.layers.Layer, napari.layers.Image, napari.layers.Points,
+               napari.layers.Shapes, napari.layers.Labels]
+    return {"viewer": dict(viewer.keymap), **{c.__name__: dict(c.class_keymap) for c in classes}}
+
+
+def test_keys_are_bound_on_the_plugin_layers_only(make_napari_viewer, qtbot, fresh_engine, nuclei):
+    from napari.utils.key_bindings import coerce_keybinding
+
+    image, labels = nuclei
+    viewer = make_napari_viewer()
+    theirs = []  # another plugin's viewer-wide binding of one of the annotator's keys
+    viewer.bind_key(KEYS["accept"], lambda v: theirs.append(v))
+    before = keymaps(viewer)
+    w = start(viewer, qtbot, fresh_engine, image, name="nuclei")
+    assert keymaps(viewer) == before  # napari's and other plugins' bindings are untouched
+    ours = {coerce_keybinding(k) for k in KEYS.values()}
+    for kind, layer in w.layers.items():
+        assert ours <= set(layer.keymap), kind
+    assert not ours & set(viewer.layers["nuclei"].keymap)
+    for name, text in KEYS.items():
+        assert text in w.annotate_panel.buttons.get(name, w.annotate_panel.positive_check).text()
+
+    points, preview, objects = w.layers["points"], w.layers["preview"], w.layers["objects"]
+    press(viewer, qtbot, KEYS["toggle"], points)
+    assert not w.positive and not w.annotate_panel.positive_check.isChecked()
+    press(viewer, qtbot, KEYS["toggle"], w.layers["shapes"])
+    assert w.positive
+    points.add(list(centre(labels, 30)))
+    wait(qtbot, w)
+    shown = preview.data.copy()
+    assert shown.any()
+    press(viewer, qtbot, KEYS["clear"], preview)
+    wait(qtbot, w)
+    assert not preview.data.any() and len(points.data) == 0
+    press(viewer, qtbot, KEYS["undo"], preview)
+    wait(qtbot, w)
+    assert np.array_equal(preview.data, shown) and len(points.data) == 1
+    press(viewer, qtbot, KEYS["redo"], objects)
+    wait(qtbot, w)
+    assert not preview.data.any()
+    press(viewer, qtbot, KEYS["undo"], objects)
+    wait(qtbot, w)
+    assert preview.data.any()
+
+    # the image layer is not the annotator's: there the key is the other plugin's
+    press(viewer, qtbot, KEYS["accept"], viewer.layers["nuclei"])
+    wait(qtbot, w)
+    assert theirs == [viewer] and not objects.data.any()
+    press(viewer, qtbot, KEYS["accept"], objects)
+    wait(qtbot, w)
+    assert theirs == [viewer] and objects.data.max() == 1 and not preview.data.any()
+    press(viewer, qtbot, KEYS["next"], objects)  # nothing to accept: ready for the next object
+    wait(qtbot, w)
+    assert viewer.layers.selection.active is points and points.mode == "add"
+
+    w.detach()
+    for layer in (points, preview, objects):
+        assert not ours & set(layer.keymap)
+    assert keymaps(viewer) == before
+    press(viewer, qtbot, KEYS["accept"], objects)
+    assert theirs == [viewer, viewer]
+
+
+def test_a_new_objects_layer_gets_the_keys_and_a_detached_one_loses_them(make_napari_viewer, qtbot, fresh_engine,
+                                                                         nuclei):
+    from napari.utils.key_bindings import coerce_keybinding
+
     image, labels = nuclei
     viewer = make_napari_viewer()
     w = start(viewer, qtbot, fresh_engine, image)
-    bound = {str(k) for k in viewer.keymap}
-    assert {"N", "K", "J", "U", "Shift+U", "Q"} <= bound | {k.replace("-", "+") for k in bound}
-    for name, text in KEYS.items():
-        assert text in w.buttons.get(name, w.positive_check).text()
-    from app_model.types import KeyBinding
+    old = w.layers["objects"]
+    viewer.layers.remove(old)
+    wait(qtbot, w)
+    assert not {coerce_keybinding(k) for k in KEYS.values()} & set(old.keymap)
+    w.layers["points"].add(list(centre(labels, 30)))
+    wait(qtbot, w)
+    w.accept()
+    wait(qtbot, w)
+    new = w.layers["objects"]
+    assert new is not old and new.data.max() == 1
+    w.layers["points"].add(list(centre(labels, 60)))
+    wait(qtbot, w)
+    press(viewer, qtbot, KEYS["accept"], new)
+    wait(qtbot, w)
+    assert set(np.unique(new.data)) == {0, 1, 2}
 
-    viewer.keymap[KeyBinding.from_str(KEYS["toggle"])](viewer)
-    assert not w.positive
-    w.detach()
-    assert not any(str(k) in ("N", "K", "U") for k in viewer.keymap)
+
+def test_the_widget_imports_neither_torch_nor_the_model():
+    """Opening the annotator stays fast: the model (and torch) load later, in a worker."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport napari_oaims\nassert 'napari' not in sys.modules and 'qtpy' not in sys.modules\n"
+            "import napari_oaims.plugin.widget\n"
+            "heavy = [m for m in ('torch', 'napari_oaims.engine', 'napari_oaims.model') if m in sys.modules]\n"
+            "assert not heavy, heavy\nprint('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
+
+
+def test_the_preview_redraws_only_what_a_step_changed(make_napari_viewer, qtbot, fresh_engine, nuclei):
+    image, labels = nuclei
+    viewer = make_napari_viewer()
+    w = start(viewer, qtbot, fresh_engine, image)
+    preview = w.layers["preview"]
+    partial = []
+    preview.events.labels_update.connect(lambda e: partial.append(e.data.shape[:2]))
+    w.layers["points"].add(list(centre(labels, 30)))
+    wait(qtbot, w)
+    w.undo()
+    wait(qtbot, w)
+    assert len(partial) == 2  # napari's partial refresh, once per step
+    assert all(h * x < image.size / 4 for h, x in partial)  # a window around the object, not the slice
+
+
+def test_an_undone_accept_gives_the_overlapped_object_back(make_napari_viewer, qtbot, fresh_engine, nuclei):
+    image, labels = nuclei
+    viewer = make_napari_viewer()
+    w = start(viewer, qtbot, fresh_engine, image)
+    objects = w.layers["objects"]
+    w.layers["points"].add(list(centre(labels, 30)))
+    wait(qtbot, w)
+    w.accept()
+    wait(qtbot, w)
+    first = objects.data == 1
+    ys, xs = np.nonzero(first)
+    w.layers["shapes"].add(np.array([[ys.min() - 3, xs.min() - 3], [ys.max() + 3, xs.max() + 3]]),
+                           shape_type="rectangle")  # the same nucleus again: the new object wins
+    wait(qtbot, w)
+    w.accept()
+    wait(qtbot, w)
+    assert (objects.data[first] == 2).any()
+    w.undo()
+    wait(qtbot, w)
+    assert np.array_equal(objects.data == 1, first) and not (objects.data == 2).any()
+    w.redo()
+    wait(qtbot, w)
+    assert (objects.data[first] == 2).any()
+
+
+def test_a_session_on_transposed_plane_axes(make_napari_viewer, qtbot, fresh_engine):
+    """A session whose plane reads (x, y) (e.g. a resumed one): preview and objects stay in place."""
+    image, labels = volume(np.random.default_rng(0))
+    viewer = make_napari_viewer()
+    w = start(viewer, qtbot, fresh_engine, image)
+    w.open_session(w.image_layer, fresh_engine.session(image, plane_axes=(2, 1)), fresh_engine)
+    assert w.session.source.plane_axes == (2, 1)
+    ids, counts = np.unique(labels[labels > 0], return_counts=True)
+    obj = int(ids[np.argmax(counts)])
+    z = int(np.argmax((labels == obj).sum((1, 2))))
+    y, x = click_in_region(labels[z] == obj)
+    w.layers["points"].add([z, y, x])
+    wait(qtbot, w)
+    preview = w.layers["preview"].data.astype(bool)
+    assert np.array_equal(preview, w.session.mask) and (preview[z] & (labels[z] == obj)).any()
+    assert np.allclose(w.layers["points"].data, [[z, y, x]])
+    w.accept()
+    wait(qtbot, w)
+    assert np.array_equal(w.layers["objects"].data == 1, preview) and not w.layers["preview"].data.any()
 
 
 def test_click_on_a_slice_of_a_3d_stack_commits_only_there(make_napari_viewer, qtbot, fresh_engine):
@@ -377,14 +535,14 @@ def test_clicks_during_an_update_are_queued_in_order(make_napari_viewer, qtbot, 
     points.add(list(centre(labels, 30)))
     wait(qtbot, w)
     w.accept()
-    qtbot.waitUntil(lambda: w._running is not None and w._running.thread, timeout=5000)
+    qtbot.waitUntil(lambda: w.jobs.running is not None and w.jobs.running.thread, timeout=5000)
     t0 = time.perf_counter()
     first, second = centre(labels, 60), centre(labels, 61)
     points.add(list(first))
     w.set_positive(False)
     points.add(list(second))
     assert time.perf_counter() - t0 < 0.5  # the viewer did not wait for the update
-    assert w.busy and len(w._queue) == 2 and "queued" in w.status.text()
+    assert w.busy and w.jobs.waiting == 2 and "queued" in w.status.text()
     wait(qtbot, w)
     clicks = [e for e in w.session.events if e["kind"] == "click" and e["object"] == 2]
     assert [tuple(c["coords"]) for c in clicks] == [tuple(first), tuple(second)]
@@ -398,34 +556,35 @@ def test_model_controls(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, 
     image, _ = nuclei
     viewer = make_napari_viewer()
     w = start(viewer, qtbot, fresh_engine, image)
-    labels = [w.adaptation_choice.itemText(i) for i in range(w.adaptation_choice.count())]
-    assert [w.adaptation_choice.itemData(i) for i in range(len(labels))] == ["none", "mi", "pi", "oaims"]
+    labels = [w.model_panel.adaptation_choice.itemText(i) for i in range(w.model_panel.adaptation_choice.count())]
+    assert [w.model_panel.adaptation_choice.itemData(i) for i in range(len(labels))] == ["none", "mi", "pi", "oaims"]
     for name in ("mi", "pi", "oaims"):
         w.set_adaptation(name)
         wait(qtbot, w)
         if name in ADAPTERS:
-            assert w.engine.adaptation == name and w.adaptation_choice.currentData() == name
+            assert w.engine.adaptation == name and w.model_panel.adaptation_choice.currentData() == name
         else:
             assert has(notes, "WARNING", f"adaptation '{name}' is not available")
-            assert w.engine.adaptation == "none" and w.adaptation_choice.currentData() == "none"
+            assert w.engine.adaptation == "none" and w.model_panel.adaptation_choice.currentData() == "none"
     w.set_adaptation("none")
     wait(qtbot, w)
 
-    devices = w.device_choice.model()
+    devices = w.model_panel.device_choice.model()
     import torch
 
-    assert devices.item(w.device_choice.findText("cpu")).isEnabled()
-    assert devices.item(w.device_choice.findText("cuda")).isEnabled() == torch.cuda.is_available()
+    assert devices.item(w.model_panel.device_choice.findText("cpu")).isEnabled()
+    assert devices.item(w.model_panel.device_choice.findText("cuda")).isEnabled() == torch.cuda.is_available()
 
     w.save_weights(tmp_path / "adapted")
     wait(qtbot, w)
     assert (tmp_path / "adapted.safetensors").exists() and has(notes, "INFO", "saved weights")
     # Object size: the first click's window is four diameters, "auto", or the weights' own ("auto").
-    assert w.size_choice.currentData() is None and w.engine.first_window == "auto"
+    assert w.model_panel.size_choice.currentData() is None and w.engine.first_window == "auto"
     w.set_object_size("auto")
-    assert w.engine.first_window == "auto" and w.size_choice.currentText() == "auto (learnt from accepted objects)"
+    assert w.engine.first_window == "auto"
+    assert w.model_panel.size_choice.currentText() == "auto (learnt from accepted objects)"
     w.set_object_size(25)
-    assert w.engine.first_window == 100 and w.size_choice.currentText() == "about 25 px across"
+    assert w.engine.first_window == 100 and w.model_panel.size_choice.currentText() == "about 25 px across"
     with pytest.raises(ValueError, match="object size"):
         w.set_object_size(-3)
     assert w.engine.first_window == 100
@@ -436,11 +595,11 @@ def test_model_controls(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, 
     assert w.engine.first_window == 100  # the choice carries over to loaded weights
     w.set_object_size(None)
     assert w.engine.first_window == "auto"  # the loaded weights' own
-    w.size_choice.setCurrentIndex(4)  # the dropdown itself, as a user picks it
-    w.size_choice.activated.emit(4)
+    w.model_panel.size_choice.setCurrentIndex(4)  # the dropdown itself, as a user picks it
+    w.model_panel.size_choice.activated.emit(4)
     assert w.engine.first_window == 200
-    w.size_choice.setCurrentIndex(0)
-    w.size_choice.activated.emit(0)
+    w.model_panel.size_choice.setCurrentIndex(0)
+    w.model_panel.size_choice.activated.emit(0)
     assert w.engine.first_window == "auto"
     w.load_weights(tmp_path / "missing.safetensors")
     wait(qtbot, w)
@@ -489,7 +648,7 @@ def test_resume_session_in_the_widget(make_napari_viewer, qtbot, fresh_engine, n
     for k, cls in ((10, "nucleus"), (40, "mitosis")):
         w.layers["points"].add(list(centre(labels, k)))
         wait(qtbot, w)
-        w.class_choice.setCurrentText(cls)
+        w.annotate_panel.class_choice.setCurrentText(cls)
         w.accept()
         wait(qtbot, w)
         if k == 10:
@@ -515,12 +674,12 @@ def test_resume_session_in_the_widget(make_napari_viewer, qtbot, fresh_engine, n
     assert dict(zip(w2.layers["objects"].features["index"], w2.layers["objects"].features["class_name"])) == {
         1: "nucleus", 2: "mitosis"}
     assert fresh_engine.updates == updates and fresh_engine.weights_hash == weights
-    assert w2.store is not None and "autosave" in w2.store_label.text()
+    assert w2.store is not None and "autosave" in w2.session_panel.store_label.text()
     assert sorted(w2.session.accepted_diameters) == [1, 2]  # object size "auto" remembers them
 
     w2.layers["points"].add(list(centre(labels, 70)))
     wait(qtbot, w2)
-    w2.class_choice.setCurrentText("mitosis")
+    w2.annotate_panel.class_choice.setCurrentText("mitosis")
     w2.accept()
     wait(qtbot, w2)
     assert set(np.unique(w2.layers["objects"].data)) == {0, 1, 2, 3}
@@ -549,8 +708,9 @@ def test_autosave_on_a_full_disk_is_a_notification(make_napari_viewer, qtbot, fr
     notification once space is back, and then everything is on disk (256 KiB tmpfs; needs root)."""
     import os
 
-    from conftest import fill_disk
     from napari_oaims.store.session_store import SessionStore
+
+    from conftest import fill_disk
 
     image, labels = nuclei
     viewer = make_napari_viewer()
@@ -570,12 +730,12 @@ def test_autosave_on_a_full_disk_is_a_notification(make_napari_viewer, qtbot, fr
         if w.store.error is not None:
             break
     qtbot.waitUntil(lambda: has(notes, "warning", "autosave to s.oaims.zarr failed"), timeout=5000)
-    assert "FAILING" in w.store_label.text() and not errors(notes)
+    assert "FAILING" in w.session_panel.store_label.text() and not errors(notes)
     os.remove(tiny_disk / "filler")
     w.layers["points"].add(click)
     wait(qtbot, w)
     qtbot.waitUntil(lambda: has(notes, "info", "works again"), timeout=5000)
-    assert "FAILING" not in w.store_label.text()
+    assert "FAILING" not in w.session_panel.store_label.text()
     events = [e["seq"] for e in w.session.events]
     w.close()
     assert [e["seq"] for e in SessionStore.open(path, read_only=True).events()] == events

@@ -349,7 +349,12 @@ class Session:
                 self._log("update", plane=key, latency_ms=record.pop("latency_ms", None), extra=record)
             logits = reply.logits
         region, new_values, info = self._predict(key, prompts, window, st, logits)
-        before = st.mask[region].copy() if region is not None and st.mask is not None else None
+        if region is None:
+            before = None
+        elif st.mask is None:  # the plane's first mask: it was empty there
+            before = np.zeros((region[0].stop - region[0].start, region[1].stop - region[1].start), bool)
+        else:
+            before = st.mask[region].copy()
         new_bbox = geometry.bbox(new_values, (region[0].start, region[1].start)) if region is not None else None
         change = _Change(key, previous, prompts, region, before, new_values, st.bbox, new_bbox)
         result = self._result(self._apply([change], before=False))

@@ -17,7 +17,7 @@ def paint(labels: Any, index: tuple, mask: np.ndarray, object_id: int) -> tuple[
     painted, the pixels taken from each other object (``{id: count}``) and the region's values
     before painting (for undo).
     """
-    before = np.asarray(labels[index])
+    before = np.array(labels[index])  # a copy: painting must not change it
     mask = np.asarray(mask, bool)
     if mask.shape != before.shape:
         raise ValueError(f"object mask of shape {mask.shape} does not fit the label region of shape {before.shape}")

@@ -1,0 +1,69 @@
+"""The *Annotate* panel: click polarity, the class of the next object, and the actions with their keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from qtpy.QtWidgets import QCheckBox, QComboBox, QGridLayout, QGroupBox, QLabel, QPushButton
+
+from napari_oaims.plugin.widget.keys import KEYS
+
+#: (action, button text, tooltip), in the order shown.
+ACTIONS = (
+    ("accept", "Accept", "Commit the preview as a new object and learn from it"),
+    ("next", "Next object", "Accept the object if there is one, then start a new one"),
+    ("undo", "Undo", "Undo the last prompt, clear or accept"),
+    ("redo", "Redo", "Redo what was undone"),
+    ("clear", "Clear object", "Remove all prompts of the current object (undoable)"),
+)
+KEY_HINT = ("Keys work while one of the annotator's layers (clicks, boxes & scribbles, preview, objects) "
+            "is selected")
+
+
+class AnnotatePanel(QGroupBox):
+    """``actions``: action name -> callable (``toggle`` and those of :data:`ACTIONS`)."""
+
+    def __init__(self, actions: Mapping[str, Callable[[], None]], set_positive: Callable[[bool], None]):
+        super().__init__("Annotate")
+        grid = QGridLayout(self)
+        self.positive_check = QCheckBox(f"positive clicks [{KEYS['toggle']}]")
+        self.positive_check.setChecked(True)
+        self.positive_check.setToolTip("Green points add to the object, red points remove from it")
+        self.positive_check.toggled.connect(set_positive)
+        grid.addWidget(self.positive_check, 0, 0, 1, 2)
+        grid.addWidget(QLabel("class"), 1, 0)
+        self.class_choice = QComboBox()
+        self.class_choice.setEditable(True)
+        self.class_choice.setInsertPolicy(QComboBox.InsertPolicy.InsertAtBottom)
+        self.class_choice.addItem("object")
+        self.class_choice.setToolTip("Class of the next accepted object (type a new name to add a class)")
+        grid.addWidget(self.class_choice, 1, 1)
+        self.buttons: dict[str, QPushButton] = {}
+        for i, (name, text, tip) in enumerate(ACTIONS):
+            button = QPushButton(f"{text} [{KEYS[name]}]")
+            button.setToolTip(f"{tip}. {KEY_HINT}.")
+            button.clicked.connect(lambda _=False, f=actions[name]: f())
+            grid.addWidget(button, 2 + i // 2, i % 2)
+            self.buttons[name] = button
+        button = QPushButton("Propagate through stack (coming)")
+        button.setEnabled(False)
+        button.setToolTip("Student-teacher propagation of the object through the stack: coming in a later version")
+        grid.addWidget(button, 5, 0, 1, 2)
+        self.buttons["propagate"] = button
+
+    def show_positive(self, positive: bool) -> None:
+        if self.positive_check.isChecked() != positive:
+            self.positive_check.setChecked(positive)
+
+    def current_class(self) -> tuple[int, str]:
+        """(class id, class name) for the next accepted object; a new name becomes a new class."""
+        name = self.class_choice.currentText().strip() or "object"
+        if self.class_choice.findText(name) < 0:
+            self.class_choice.addItem(name)
+        return self.class_choice.findText(name) + 1, name
+
+    def add_classes(self, names: Iterable[str]) -> None:
+        """Offer these class names (those not offered yet)."""
+        for name in names:
+            if self.class_choice.findText(name) < 0:
+                self.class_choice.addItem(name)

@@ -1,0 +1,151 @@
+"""What the user does to the object in progress and to accepted objects, with one undo history.
+
+The history (:class:`napari_oaims.core.history.History`) holds two kinds of step: :data:`SESSION`,
+a prompt or clear that the session itself can undo, and an
+:class:`~napari_oaims.plugin.widget.objects.ObjectStep`, an accepted object. Undo right after an
+accept takes the object back out of the objects layer; accepting drops the session steps of the
+object (the session starts a new object).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from napari.utils.notifications import show_warning
+
+from napari_oaims.core.history import History
+from napari_oaims.plugin.widget.jobs import Job
+from napari_oaims.plugin.widget.objects import ObjectStep
+
+if TYPE_CHECKING:  # pragma: no cover
+    from napari_oaims.core.results import Result
+    from napari_oaims.plugin.widget.annotator import AnnotatorWidget
+    from napari_oaims.session import Session
+
+#: A history step the session undoes itself (a prompt or a clear of the current object).
+SESSION = "session"
+
+
+class Editor:
+    """Prompts, undo/redo, clear, accept and next object of an :class:`AnnotatorWidget`."""
+
+    def __init__(self, annotator: "AnnotatorWidget"):
+        self._w = annotator
+        self.history: History[str | ObjectStep] = History()
+        #: Time from a prompt to its preview on screen (ms), of the last prompt.
+        self.last_latency_ms: float | None = None
+
+    def _session(self, what: str) -> "Session | None":
+        session = self._w.session
+        if session is None:
+            show_warning(f"OAIMS: nothing to {what}: no image is being annotated")
+        return session
+
+    def _show(self, session: "Session", result: "Result") -> None:
+        self._w.layers.show(result)
+        self._w.layers.sync_prompts(session, self._w.positive)
+
+    # -- prompts -------------------------------------------------------------------------------
+    def prompt(self, name: str, call: Callable[["Session"], "Result"], t0: float) -> None:
+        """Queue ``call(session)`` (a prompt) in a worker; its preview is shown when it returns."""
+        def work():
+            session = self._w.session
+            if session is None:
+                raise ValueError(f"{name} ignored: no image is being annotated")
+            return session, call(session)
+
+        def done(out):
+            session, result = out
+            if session is not self._w.session:
+                return
+            self.history.push(SESSION)
+            self._w.layers.show(result)
+            self.last_latency_ms = (time.perf_counter() - t0) * 1e3
+            self._w.update_status()
+
+        self._w.jobs.submit(Job(name, work, done, thread=True))
+
+    # -- undo / redo / clear -------------------------------------------------------------------
+    def step(self, undo: bool) -> None:
+        """Undo (or redo) the last step: a prompt or clear, or an accepted object."""
+        what = "undo" if undo else "redo"
+
+        def work():  # the history is looked up when the job runs: jobs before it may change it
+            session = self._session(what)
+            if session is None:
+                return
+            step = self.history.undo() if undo else self.history.redo()
+            if step is SESSION:
+                self._show(session, session.undo() if undo else session.redo())
+            elif step is not None:
+                self._w.objects.apply(step, undo=undo, session=session)
+                self._w.session_panel.object_changed(step)
+                self._w.update_status()
+
+        self._w.jobs.submit(Job(what, work))
+
+    def clear(self) -> None:
+        """Remove all prompts and the mask of the current object (undoable)."""
+        def work():
+            session = self._session("clear")
+            if session is not None and self._has_prompts(session):
+                self._show(session, session.clear())
+                self.history.push(SESSION)
+
+        self._w.jobs.submit(Job("clear", work))
+
+    # -- accept --------------------------------------------------------------------------------
+    def accept(self) -> None:
+        """Commit the object into the objects layer (new id, chosen class), then learn from it."""
+        self._w.jobs.submit(Job("accept", self._accept))
+
+    def next_object(self) -> None:
+        """Accept the object if it has a mask, else drop its prompts; then wait for a new click."""
+        def work():
+            session = self._session("finish")
+            if session is None:
+                return
+            if any(session.plane_mask(key).any() for key in self._w.layers.planes):
+                self._accept()
+            elif self._has_prompts(session):
+                self._show(session, session.clear())
+                self.history.push(SESSION)
+            self._w.layers.select_points()
+
+        self._w.jobs.submit(Job("next object", work))
+
+    def _accept(self) -> None:
+        session = self._session("accept")
+        if session is None:
+            return
+        class_id, class_name = self._w.annotate_panel.current_class()
+        try:  # an attached store paints the object with its class (autosave)
+            accepted = session.accept(defer_update=True, class_id=class_id, class_name=class_name)
+        except ValueError as err:
+            show_warning(f"OAIMS: {err}")
+            return
+        self._w.objects.use(self._w.layers.objects())
+        self.history.drop(lambda step: step is not SESSION)
+        self.history.push(self._w.objects.add(accepted))
+        self._w.layers.clear_object(accepted)
+        self._w.layers.sync_prompts(session, self._w.positive)
+        engine = self._w.engine
+        learning = engine is not None and engine.adaptation != "none"
+        self._w.jobs.submit(Job("learning from the object", session.run_pending_updates,
+                                lambda _: self._w.update_status(), thread=True,
+                                progress="Learning from the object" if learning else None))
+        self._w.update_status()
+
+    def _has_prompts(self, session: "Session") -> bool:
+        return any(session.prompts(key) for key in self._w.layers.planes)
+
+    # -- history upkeep ------------------------------------------------------------------------
+    def forget_session_steps(self) -> None:
+        """A new session: its history starts empty; accepted objects stay undoable (not redoable)."""
+        self.history.drop(lambda step: step is not SESSION and not step.undone)
+
+    def forget_objects(self) -> None:
+        """The objects layer went away: its objects can no longer be undone or redone."""
+        self.history.drop(lambda step: step is SESSION)

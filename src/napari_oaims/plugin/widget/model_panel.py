@@ -1,0 +1,223 @@
+"""The *Model* panel: the engine's device, online adaptation, object size and weights.
+
+Torch is imported only when the model is first needed, in a worker thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from napari.utils.notifications import show_info, show_warning
+from qtpy.QtWidgets import QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QLabel, QPushButton
+
+from napari_oaims.plugin.widget.jobs import Job
+
+if TYPE_CHECKING:  # pragma: no cover
+    from napari_oaims.engine import Engine
+    from napari_oaims.plugin.widget.annotator import AnnotatorWidget
+
+#: Adaptation modes offered in the dropdown: (label, adapter name).
+ADAPTATION_MODES = (
+    ("off", "none"),
+    ("after each click (MI)", "mi"),
+    ("after each object (PI)", "pi"),
+    ("both (OAIMS)", "oaims"),
+)
+DEVICES = ("auto", "cpu", "cuda", "mps")
+#: Object sizes offered in the dropdown: (label, diameter in px, "auto", or None for the weights'
+#: own first window). A diameter sets the first click's window
+#: (:func:`napari_oaims.core.guidance.window_for_diameter`).
+OBJECT_SIZES = (
+    ("as the weights say", None),
+    ("auto (learnt from accepted objects)", "auto"),
+    ("about 10 px across", 10),
+    ("about 25 px across", 25),
+    ("about 50 px across", 50),
+    ("about 100 px across", 100),
+)
+
+
+def available_devices() -> dict[str, bool]:
+    """Which devices this machine offers (imports torch)."""
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return {"auto": True, "cpu": True, "cuda": torch.cuda.is_available(), "mps": bool(mps and mps.is_available())}
+
+
+def first_window(size: "int | float | str | None") -> "int | str | None":
+    """The engine's ``first_window`` for an object size (a diameter in px, ``"auto"`` or None)."""
+    if size is None or size == "auto":
+        return size
+    from napari_oaims.core.guidance import window_for_diameter
+
+    return window_for_diameter(size)
+
+
+class ModelPanel(QGroupBox):
+    """Chooses and changes the annotator's engine (``annotator.engine``)."""
+
+    def __init__(self, annotator: "AnnotatorWidget", device: str, adaptation: str, weights: str | Path | None):
+        super().__init__("Model")
+        self._w = annotator
+        self.device = device
+        self.adaptation = adaptation
+        self.weights = weights
+        self.object_size: int | str | None = None
+        form = QFormLayout(self)
+        self.device_choice = QComboBox()
+        self.device_choice.addItems(list(DEVICES))
+        self.device_choice.setCurrentText(str(device))
+        self.device_choice.activated.connect(lambda _: self.set_device(self.device_choice.currentText()))
+        form.addRow("device", self.device_choice)
+        self.adaptation_choice = QComboBox()
+        for label, name in ADAPTATION_MODES:
+            self.adaptation_choice.addItem(label, name)
+        self._show_adaptation(adaptation)
+        self.adaptation_choice.setToolTip("Online adaptation: the model learns from your clicks and accepted objects")
+        self.adaptation_choice.activated.connect(lambda _: self.set_adaptation(self.adaptation_choice.currentData()))
+        form.addRow("adaptation", self.adaptation_choice)
+        self.size_choice = QComboBox()
+        for label, size in OBJECT_SIZES:
+            self.size_choice.addItem(label, size)
+        self.size_choice.setToolTip("How large the objects are: the first click of an object is answered on a "
+                                    "window about four diameters wide (docs: 'Large or small objects')")
+        self.size_choice.activated.connect(lambda _: self.set_object_size(self.size_choice.currentData()))
+        form.addRow("object size", self.size_choice)
+        self.weights_label = QLabel("shipped weights")
+        form.addRow("weights", self.weights_label)
+        row = QGridLayout()
+        self.buttons: dict[str, QPushButton] = {}
+        for i, (name, text, slot) in enumerate([("load_weights", "Load weights…", self._ask_load_weights),
+                                                ("save_weights", "Save weights…", self._ask_save_weights),
+                                                ("reset", "Reset model", self.reset_model)]):
+            button = QPushButton(text)
+            button.clicked.connect(lambda _=False, f=slot: f())
+            row.addWidget(button, 0, i)
+            self.buttons[name] = button
+        form.addRow(row)
+
+    # -- the engine ----------------------------------------------------------------------------
+    def load_engine(self) -> None:
+        """Load the model in a worker (the shipped or the given weights)."""
+        def work():
+            from napari_oaims.engine import Engine
+
+            return Engine.pretrained(device=self.device, adaptation=self._known_adaptation(), weights=self.weights)
+
+        self._w.jobs.submit(Job("load model", work, self.engine_ready, thread=True, progress="Loading the OAIMS model"))
+
+    def engine_ready(self, engine: "Engine") -> None:
+        """A first engine: apply the panel's choices to it."""
+        self._w.swap_engine(engine)
+        if self.weights is not None:
+            self.weights_label.setText(Path(self.weights).name)
+        if engine.adaptation != self.adaptation:
+            self.set_adaptation(self.adaptation)
+        available = available_devices()
+        model = self.device_choice.model()
+        for i, name in enumerate(DEVICES):
+            item = model.item(i)
+            item.setEnabled(available[name])
+            if not available[name]:
+                item.setToolTip(f"{name} is not available on this machine")
+        self._w.update_status()
+
+    def apply_object_size(self, engine: "Engine", force: bool = False) -> None:
+        """Give ``engine`` the chosen first window; with no choice, a new engine keeps its own."""
+        if self.object_size is not None or force:
+            engine.first_window = first_window(self.object_size)
+
+    def _known_adaptation(self) -> str:
+        from napari_oaims.adapt import ADAPTERS
+
+        return self.adaptation if self.adaptation in ADAPTERS else "none"
+
+    # -- the controls --------------------------------------------------------------------------
+    def set_device(self, name: str) -> None:
+        self.device = name
+        engine = self._w.engine
+        if engine is not None:
+            self._w.jobs.submit(Job(f"device {name}", lambda: engine.to(name), self._w.swap_engine, thread=True,
+                                    progress=f"Moving the model to {name}"))
+
+    def set_object_size(self, size: "int | str | None") -> None:
+        sizes = [value for _, value in OBJECT_SIZES]
+        number = isinstance(size, (int, float)) and not isinstance(size, bool)
+        if size not in sizes and not (number and 2 <= size <= 1024):
+            raise ValueError(f"object size must be None, 'auto' or a diameter of 2-1024 px, got {size!r}")
+        self.object_size = size
+        if size in sizes:
+            self.size_choice.setCurrentIndex(sizes.index(size))
+        if self._w.engine is not None:
+            self.apply_object_size(self._w.engine, force=True)
+
+    def _show_adaptation(self, name: str) -> None:
+        index = self.adaptation_choice.findData(name)
+        if index >= 0:
+            self.adaptation_choice.setCurrentIndex(index)
+
+    def set_adaptation(self, name: str) -> None:
+        engine = self._w.engine
+        if engine is None:  # checked when the model is loaded
+            self.adaptation = name
+            self._show_adaptation(name)
+            return
+        from napari_oaims.adapt import ADAPTERS
+
+        if name not in ADAPTERS:
+            show_warning(f"OAIMS: adaptation '{name}' is not available in this version "
+                         f"(available: {', '.join(sorted(ADAPTERS))}); keeping '{engine.adaptation}'")
+            self.adaptation = engine.adaptation
+            self._show_adaptation(engine.adaptation)
+            return
+        self.adaptation = name
+        self._show_adaptation(name)
+
+        def work():
+            engine.adaptation = name
+
+        self._w.jobs.submit(Job("adaptation", work, lambda _: self._w.update_status()))
+
+    def reset_model(self) -> None:
+        def work():
+            if self._w.engine is None:
+                raise ValueError("the model is not loaded yet")
+            self._w.engine.reset()
+            show_info("OAIMS: model reset to the pretrained weights")
+
+        self._w.jobs.submit(Job("reset model", work, lambda _: self._w.update_status()))
+
+    def load_weights(self, path: str | Path) -> None:
+        def work():
+            from napari_oaims.engine import Engine
+
+            return Engine.load(path, device=self.device, adaptation=self._known_adaptation())
+
+        def done(engine):
+            self._w.swap_engine(engine)
+            self.weights_label.setText(Path(path).name)
+            show_info(f"OAIMS: loaded weights {Path(path).name} ({engine.updates} updates)")
+
+        self._w.jobs.submit(Job("load weights", work, done, thread=True, progress="Loading weights"))
+
+    def save_weights(self, path: str | Path) -> None:
+        def work():
+            if self._w.engine is None:
+                raise ValueError("the model is not loaded yet")
+            return self._w.engine.save(path)
+
+        self._w.jobs.submit(Job("save weights", work, lambda p: show_info(f"OAIMS: saved weights to {p}"),
+                                thread=True, progress="Saving weights"))
+
+    def _ask_load_weights(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load adapted weights", "", "Weights (*.safetensors)")
+        if path:
+            self.load_weights(path)
+
+    def _ask_save_weights(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save adapted weights", "oaims_adapted.safetensors",
+                                              "Weights (*.safetensors)")
+        if path:
+            self.save_weights(path)
