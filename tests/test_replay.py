@@ -5,27 +5,25 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
-import tifffile
 import zarr
 
 from napari_oaims import Engine
 from napari_oaims.cli import replay as replay_mod
-from napari_oaims.evaluation.store import object_centres
+from napari_oaims.core.events import dumps
+from napari_oaims.data import sample_nuclei
 from napari_oaims.engine import shipped_weights_path
+from napari_oaims.evaluation.store import object_centres
+from napari_oaims.store import SessionStore
+from napari_oaims.store.layout import ATTRS_KEY
 from napari_oaims.store.replay import replay
-from napari_oaims.store.session_store import ATTRS_KEY, SessionStore
-
-DATA = Path("/work/shared/data/nuclei2d")
 
 
 @pytest.fixture(scope="module")
 def nuclei():
-    image = tifffile.imread(DATA / "image.tif")
-    labels = tifffile.imread(DATA / "labels.tif")
+    image, labels = sample_nuclei()
     return image, [yx for _, yx in object_centres(labels)]
 
 
@@ -191,6 +189,34 @@ def test_replay_of_online_adaptation_is_identical(tmp_path, nuclei, base):
     report = replay(path, weights=base)
     assert report.identical, report.table()
     assert [o.object for o in report.objects] == [1, 2]
+
+
+def test_a_format_version_1_folder_replays_and_a_retired_setting_is_named(tmp_path, nuclei, base):
+    """Version 1 logged adapter settings with the retired experiment settings: at their shipped
+    values the folder replays identically; another value is refused, naming the event and setting."""
+    from test_store import as_version_1
+
+    image, c = nuclei
+    engine = Engine.pretrained(device="cpu", adaptation="oaims", weights=base)
+    s = engine.session(image)
+    path = tmp_path / "v1.oaims.zarr"
+    SessionStore.create(path, image, engine=engine, session=s)
+    s.click(c[0])
+    s.click((c[0][0] + 10, c[0][1]), positive=False)
+    s.accept()
+    s.click(c[1])
+    s.accept()
+    SessionStore.open(path).close()
+    as_version_1(path)
+    report = replay(path, weights=base)
+    assert report.identical, report.table()
+    root = zarr.open_group(path, mode="r+")
+    first = json.loads(str(root["log/extra"][0]))
+    first["adapter"]["pi_views"] = 4  # an experiment this version cannot reproduce
+    root["log/extra"][0] = dumps(first)
+    with pytest.raises(ValueError, match=r"event seq 0 \(session\) holds adapter settings that cannot be used.*"
+                                         r"pi_views=4.*retired in format version 2"):
+        replay(path, weights=base)
 
 
 def test_rewound_mi_steps_are_saved_and_replayed(tmp_path, nuclei, base):

@@ -17,12 +17,13 @@ import tifffile
 import zarr
 
 from napari_oaims import Engine
-from napari_oaims.store import layout as store_mod
+from napari_oaims.core.events import dumps, normalise_event
+from napari_oaims.data import sample_nuclei
 from napari_oaims.evaluation.store import kill_run, object_centres
-from napari_oaims.core.events import normalise_event
-from napari_oaims.store.session_store import SessionStore, accepted_diameters, file_digest
-
-DATA = Path("/work/shared/data/nuclei2d")
+from napari_oaims.store import SessionStore
+from napari_oaims.store import layout as store_mod
+from napari_oaims.store.layout import file_digest
+from napari_oaims.store.resume import accepted_diameters
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +33,7 @@ def engine():
 
 @pytest.fixture(scope="module")
 def nuclei():
-    image = tifffile.imread(DATA / "image.tif")
-    labels = tifffile.imread(DATA / "labels.tif")
+    image, labels = sample_nuclei()
     return image, labels, [yx for _, yx in object_centres(labels)]
 
 
@@ -171,7 +171,9 @@ def test_resume_continues_log_objects_and_model(tmp_path, engine, nuclei):
     assert s.events[-1]["extra"]["diameter"] == s_diameter > 0
     del store, s  # no close(): as if the process had died
     state = SessionStore.open(tmp_path / "r.oaims.zarr").resume(device="cpu")
-    assert state.engine.weights_hash == adapted.weights_hash
+    assert state.engine.weights_hash == adapted.weights_hash == state.weights
+    assert not state.weights_match and state.lost_updates == 0  # saved outside the log, not lost by a crash
+    assert state.logged_weights == engine.weights_hash and "replaced outside the log" in state.weights_note
     assert state.engine.base_hash == engine.base_hash
     r = state.session
     assert [e["seq"] for e in r.events] == list(range(n + 1)) and r.events[-1]["kind"] == "session"
@@ -286,9 +288,11 @@ def test_existing_session_needs_overwrite(tmp_path, nuclei):
     assert not [p for p in tmp_path.iterdir() if p.name != "s.oaims.zarr"]  # no temporary folders left
 
 
-@pytest.mark.parametrize("damage", ["delete array", "garble array metadata", "garble root metadata",
-                                    "garble chunk", "garble journal", "drop table length"])
-def test_damaged_session(tmp_path, nuclei, damage):
+@pytest.mark.parametrize("damage, part", [
+    ("delete array", "log/kind"), ("garble array metadata", "seq"), ("garble root metadata", "zarr.json"),
+    ("garble chunk", "log/time"), ("truncate chunk", "log/seq"), ("garble journal", "journal.jsonl line 1"),
+    ("drop table length", "objects"), ("garble weights metadata", "current.json")])
+def test_damaged_session(tmp_path, nuclei, damage, part):
     image, _, _ = nuclei
     path = tmp_path / "d.oaims.zarr"
     store = SessionStore.create(path, image)
@@ -305,6 +309,12 @@ def test_damaged_session(tmp_path, nuclei, damage):
         (path / "zarr.json").write_bytes(b"\x00\xff garbage")
     elif damage == "garble chunk":
         (path / "log" / "time" / "c" / "0").write_bytes(b"garbage")
+    elif damage == "truncate chunk":
+        chunk = path / "log" / "seq" / "c" / "0"
+        chunk.write_bytes(chunk.read_bytes()[:10])
+    elif damage == "garble weights metadata":
+        (path / "model").mkdir(exist_ok=True)
+        (path / "model" / "current.json").write_text('{"weights_hash": "abc", ')
     elif damage == "garble journal":
         with (path / "log" / "journal.jsonl").open("r+b") as f:
             f.write(b"#garbled#")
@@ -313,10 +323,9 @@ def test_damaged_session(tmp_path, nuclei, damage):
         del meta["attributes"]["length"]
         (path / "objects" / "zarr.json").write_text(json.dumps(meta))
     before = tree_digest(path)
-    with pytest.raises(ValueError, match=re.escape(f"session {path} is damaged")):
-        SessionStore.open(path)
-    with pytest.raises(ValueError, match="damaged"):
-        SessionStore.open(path, read_only=True)
+    for read_only in (False, True):
+        with pytest.raises(ValueError, match=re.escape(f"session {path} is damaged") + ".*" + re.escape(part)):
+            SessionStore.open(path, read_only=read_only)
     assert tree_digest(path) == before  # opening a damaged session changes nothing
 
 
@@ -470,6 +479,7 @@ def test_adapted_weights_are_written_at_accept_not_after_every_update(nuclei, tm
         return real(self, eng, name)
 
     monkeypatch.setattr(SessionStore, "save_model", counting)
+    store.model_save_interval_s = 1e9  # this test's timing must not decide what is written
     ids = [int(i) for i in np.unique(labels) if i][:3]
     for lid in ids:
         _annotate_with_corrections(s, labels, lid)
@@ -480,9 +490,35 @@ def test_adapted_weights_are_written_at_accept_not_after_every_update(nuclei, tm
     store.close()
     reopened = SessionStore.open(store.path)
     state = reopened.resume(device="cpu")
-    assert state.weights == engine.weights_hash and state.lost_updates == 0
+    assert state.weights == engine.weights_hash and state.lost_updates == 0 and state.weights_match
     assert "as the log left them" in state.weights_note
     state.store.close()
+
+
+def test_while_updates_go_on_weights_are_written_at_most_every_interval(nuclei, tmp_path, monkeypatch):
+    engine, s, store, labels = _mi_session(nuclei, tmp_path)
+    store.model_save_interval_s = 0.0  # every update is "due": the file follows each one
+    written = []
+    real = SessionStore.save_model
+
+    def recording(self, eng, name="current"):
+        out = real(self, eng, name)
+        written.append(json.loads((self.path / "model" / "current.json").read_text())["weights_hash"])
+        return out
+
+    monkeypatch.setattr(SessionStore, "save_model", recording)
+    _annotate_with_corrections(s, labels, [int(i) for i in np.unique(labels) if i][0], clicks=3)
+    mi = [e for e in s.events if e["kind"] == "update"]
+    assert mi and {e["weights"] for e in mi} <= set(written)  # no accept yet: written by the interval rule
+    store.model_save_interval_s = 1e9
+    s.accept()  # written at accept; its Post-Interaction updates follow
+    n = sum(e["kind"] == "update" for e in s.events)
+    assert n > len(mi)
+    written.clear()
+    _annotate_with_corrections(s, labels, [int(i) for i in np.unique(labels) if i][1], clicks=3)
+    assert sum(e["kind"] == "update" for e in s.events) > n  # Mid-Interaction updates of the next object
+    assert len(written) == 1  # within the interval: only at that object's first event (for the PI updates)
+    store.close()
 
 
 def test_a_crash_loses_at_most_the_updates_since_the_last_write_and_resume_says_so(nuclei, tmp_path):
@@ -497,30 +533,105 @@ def test_a_crash_loses_at_most_the_updates_since_the_last_write_and_resume_says_
     # No close(): the process dies here. The journal holds every event; the weights file holds
     # the weights as of the first event after the PI run.
     state = SessionStore.open(store.path).resume(device="cpu")
-    assert state.weights != logged
+    assert state.weights != logged and not state.weights_match and state.logged_weights == logged
     assert 0 < state.lost_updates <= 3
     assert f"the {state.lost_updates} update(s) logged after them were lost" in state.weights_note
     state.store.close()
 
 
-def test_format_version_1_folders_open_and_are_migrated_only_when_written(nuclei, tmp_path):
-    image, _, _ = nuclei
-    store = SessionStore.create(tmp_path / "v1.oaims.zarr", image, session=Engine.pretrained(device="cpu").session(image))
+def test_kill9_while_learning_loses_at_most_the_updates_since_the_last_weights_write(tmp_path):
+    """A real ``kill -9`` of a session that adapts online: every acknowledged event is there, the
+    saved weights load and are weights the log names, and resume says what the crash lost."""
+    result = kill_run(tmp_path / "ka.oaims.zarr", "adapt", delay_s=0.3, min_acks=12)
+    assert result["ok"] and result["lost"] == 0, result
+    saved = result["weights"]
+    assert saved["updates"] > 0 and saved["known"], result  # PI updates ran, and the log names the saved weights
+    state = SessionStore.open(tmp_path / "ka.oaims.zarr").resume(device="cpu")
+    assert state.weights == saved["hash"] and state.lost_updates == saved["lost_updates"]
+    assert state.weights_match == (state.lost_updates == 0)
+    if state.lost_updates:
+        assert f"the {state.lost_updates} update(s) logged after them were lost" in state.weights_note
+    # what is lost are the updates of one object at most (the last one accepted): weights are
+    # written at each accept and at the next object's first event
+    events = state.events[:-1]
+    last = max(i for i, e in enumerate(events) if e["weights"] == state.weights)
+    assert len({e["object"] for e in events[last + 1:] if e["kind"] == "update"}) <= 1
+    state.store.close()
+
+
+def test_damaged_weights_file_is_named_and_nothing_changes(tmp_path, nuclei):
+    engine, s, store, labels = _mi_session(nuclei, tmp_path, "w.oaims.zarr")
+    _annotate_with_corrections(s, labels, [int(i) for i in np.unique(labels) if i][0], clicks=2)
+    s.accept()
     store.close()
+    weights = store.path / "model" / "current.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    reopened = SessionStore.open(store.path)
+    before = tree_digest(store.path)
+    with pytest.raises(ValueError, match=re.escape(f"session {store.path} is damaged: its saved weights cannot be "
+                                                   "loaded") + ".*current.safetensors"):
+        reopened.resume(device="cpu")
+    assert tree_digest(store.path) == before
+
+
+def as_version_1(path: Path) -> None:
+    """Make a folder what format version 1 wrote: version 1 in the attrs, and adapter settings (in
+    the log and in the saved weights) that name the retired experiment settings at the values the
+    shipped behaviour used."""
+    from napari_oaims.adapt.settings import RETIRED
+
+    root = zarr.open_group(path, mode="r+")
+    meta = dict(root.attrs["napari_oaims"])
+    meta["format_version"] = 1
+    root.attrs["napari_oaims"] = meta
+    n = root["log"].attrs["length"]
+    rows = [json.loads(str(v)) for v in root["log/extra"][:n]]
+    rows = [{**v, "adapter": {**v["adapter"], **RETIRED}} if "adapter" in v else v for v in rows]
+    root["log/extra"][:n] = np.array([dumps(v) for v in rows], dtype=object)
+    model = path / "model" / "current.json"
+    if model.is_file():
+        config = json.loads(model.read_text())
+        config["adapted_from"]["adaptation"] = {**config["adapted_from"]["adaptation"], **RETIRED}
+        model.write_text(json.dumps(config))
+
+
+def test_format_version_1_folders_open_resume_and_are_migrated_on_read(nuclei, tmp_path):
+    engine, s, store, labels = _mi_session(nuclei, tmp_path, "v1.oaims.zarr")
+    _annotate_with_corrections(s, labels, [int(i) for i in np.unique(labels) if i][0], clicks=2)
+    s.accept()
+    store.close()
+    today = SessionStore.open(store.path, read_only=True).events()
+    assert any("adapter" in e["extra"] for e in today)
+    as_version_1(store.path)
     meta_file = store.path / "zarr.json"
-    meta = json.loads(meta_file.read_text())
-    meta["attributes"]["napari_oaims"]["format_version"] = 1
-    meta_file.write_text(json.dumps(meta))
     before = tree_digest(store.path)
     ro = SessionStore.open(store.path, read_only=True)
-    assert ro.events() and ro.meta["format_version"] == 1
+    assert ro.meta["format_version"] == 1
+    assert ro.events() == today  # migrated on read: no retired settings in the adapter settings
     ro.close()
     assert tree_digest(store.path) == before  # reading changes nothing on disk
     state = SessionStore.open(store.path).resume(device="cpu")
-    assert json.loads(meta_file.read_text())["attributes"]["napari_oaims"]["format_version"] == 2
+    assert state.weights_match and state.weights == engine.weights_hash
+    assert state.engine.adapter.settings() == engine.adapter.settings()
     state.store.close()
-    for bad, match in ((99, "format version 99.*update napari-oaims"), ("two", "unknown format version 'two'")):
+    meta = json.loads(meta_file.read_text())["attributes"]["napari_oaims"]
+    assert meta["format_version"] == 2 and meta["upgraded_from"] == 1
+    assert SessionStore.open(store.path, read_only=True).events()[: len(today)] == today  # old rows still migrated
+
+
+def test_unknown_and_newer_format_versions_are_refused(nuclei, tmp_path):
+    image, _, _ = nuclei
+    store = SessionStore.create(tmp_path / "v.oaims.zarr", image)
+    store.close()
+    meta_file = store.path / "zarr.json"
+    meta = json.loads(meta_file.read_text())
+    for bad, match in ((99, "format version 99, newer than this napari-oaims reads.*update napari-oaims"),
+                       ("two", "damaged: unknown format version 'two'"), (True, "unknown format version True"),
+                       (None, "unknown format version None")):
         meta["attributes"]["napari_oaims"]["format_version"] = bad
         meta_file.write_text(json.dumps(meta))
-        with pytest.raises(ValueError, match=match):
-            SessionStore.open(store.path, read_only=True)
+        before = tree_digest(store.path)
+        for read_only in (True, False):
+            with pytest.raises(ValueError, match=match):
+                SessionStore.open(store.path, read_only=read_only)
+        assert tree_digest(store.path) == before

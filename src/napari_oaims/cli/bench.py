@@ -184,7 +184,7 @@ def _store(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--objects", type=int, default=100, help="objects to annotate for the cost/size part (0: skip)")
     p.add_argument("--adaptation", default="none", help="engine adaptation while annotating")
     p.add_argument("--kill-runs", type=int, default=20, help="kill -9 runs (0: skip)")
-    p.add_argument("--kill-mode", choices=("annotate", "append", "both"), default="annotate",
+    p.add_argument("--kill-mode", choices=("annotate", "append", "adapt", "both"), default="annotate",
                    help="what the killed child does: annotate with the engine, append events in a tight loop, or "
                         "alternate")
     p.add_argument("--kill-max-s", type=float, default=3.0, help="kill at a uniform random time in [0, this] s")

@@ -58,9 +58,11 @@ def open_image(path: str | Path) -> Any:
 
 
 def read_array(path: str | Path) -> np.ndarray:
-    """The whole array in a ``.tif``/``.tiff``, ``.npy`` or ``.zarr`` (see :func:`open_image`)."""
+    """The whole array in a ``.tif``/``.tiff``, ``.npy`` or ``.zarr``, in memory (the eager form
+    of :func:`open_image`: no file stays mapped)."""
     data = open_image(path)
     try:
-        return np.asarray(data[...])
-    except Exception as err:  # noqa: BLE001 - a damaged chunk
+        out = data[...]
+        return np.array(out) if isinstance(out, np.memmap) else np.asarray(out)
+    except Exception as err:  # noqa: BLE001 - a damaged chunk, a truncated memory-mapped file
         raise ValueError(f"cannot read {path}: {type(err).__name__}: {err}") from err

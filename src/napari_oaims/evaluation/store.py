@@ -6,10 +6,12 @@
    per event kind.
 2. Size: the session folder after ``--objects`` accepted objects, by part.
 3. Kill test: ``--kill-runs`` child processes annotate (or, with ``--kill-mode append``, append
-   events in a tight loop) and autosave while the parent sends SIGKILL at a random moment. The
-   child prints the seq of each event after ``append_event`` returned; the parent then opens the
-   store and checks that every acknowledged event is readable (at most one more, the event in
-   flight).
+   events in a tight loop; with ``adapt``, annotate with online adaptation) and autosave while the
+   parent sends SIGKILL at a random moment. The child prints the seq of each event after
+   ``append_event`` returned; the parent then opens the store and checks that every acknowledged
+   event is readable (at most one more, the event in flight) and, when weights were saved, that
+   the saved weights load and are weights the log names (the updates logged after them are the
+   ones the crash lost).
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ def object_centres(labels: np.ndarray) -> list[tuple[int, tuple[int, int]]]:
     """``(id, (y, x))``: the robot's centre click (distance-transform maximum) in each object."""
     from scipy import ndimage
 
-    from napari_oaims.simulate.robot import click_in_region
     from napari_oaims.evaluation.common import target_ids
+    from napari_oaims.simulate.robot import click_in_region
 
     slices = ndimage.find_objects(labels.astype(np.int64))
     out = []
@@ -97,8 +99,8 @@ def _folder_sizes(path: Path) -> dict[str, int]:
 
 def bench_autosave(workdir: Path, n_objects: int, adaptation: str, data: Path) -> dict[str, Any]:
     """Annotate ``n_objects`` objects with autosave on; time every event; measure the folder."""
-    from napari_oaims.engine import Engine
     from napari_oaims.core.events import normalise_event
+    from napari_oaims.engine import Engine
     from napari_oaims.store.session_store import SessionStore
 
     image, labels = _load_data(data)
@@ -158,7 +160,7 @@ def _child(mode: str, path: Path, data: Path, seed: int) -> None:
     from napari_oaims.engine import Engine
 
     torch.set_num_threads(1)
-    engine = Engine.pretrained(device="cpu")
+    engine = Engine.pretrained(device="cpu", adaptation="oaims" if mode == "adapt" else "none")
     session = engine.session(image)
     SessionStore.create(path, image, engine=engine, session=session)  # saves the session's first event
     for event in session.events:
@@ -213,16 +215,35 @@ def kill_run(path: Path, mode: str = "annotate", delay_s: float = 1.0, data: Pat
     result: dict[str, Any] = {"mode": mode, "delay_s": round(delay_s, 3), "acked": len(acked)}
     try:
         store = SessionStore.open(path, read_only=True)
-        stored = {e["seq"] for e in store.events()}
+        events = store.events()
+        stored = {e["seq"] for e in events}
         store.labels()[...]
         objects = store.objects()
+        weights = _saved_weights(store, events)
         store.close()
     except (ValueError, FileNotFoundError) as exc:
         return {**result, "opened": False, "error": str(exc), "lost": len(acked), "extra": 0, "ok": False}
     lost = sorted(set(acked) - stored)
     extra = sorted(stored - set(acked))
     return {**result, "opened": True, "stored": len(stored), "objects": len(objects), "lost": len(lost),
-            "extra": len(extra), "ok": not lost and len(extra) <= 1}
+            "extra": len(extra), "weights": weights,
+            "ok": not lost and len(extra) <= 1 and weights.get("known", True)}
+
+
+def _saved_weights(store, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The saved adapted weights of a killed session: their hash (of the tensors, loaded), whether
+    the log names them, and how many logged updates came after them."""
+    p = store.model_path()
+    if p is None:
+        return {}
+    from napari_oaims.model import load_weights, weights_hash
+    from napari_oaims.store.resume import lost_updates
+
+    model, _ = load_weights(p)  # a torn file would raise here
+    h = weights_hash(model)
+    updates = sum(e["kind"] == "update" for e in events)
+    return {"hash": h, "known": any(e["weights"] == h for e in events), "updates": updates,
+            "lost_updates": lost_updates(events, h)}
 
 
 def bench_kill(workdir: Path, runs: int, mode: str, max_delay_s: float, data: Path, seed: int) -> dict[str, Any]:
@@ -232,8 +253,10 @@ def bench_kill(workdir: Path, runs: int, mode: str, max_delay_s: float, data: Pa
         m = mode if mode != "both" else ("annotate", "append")[i % 2]
         path = workdir / f"kill-{i}.oaims.zarr"
         r = kill_run(path, m, rng.uniform(0.0, max_delay_s), data, seed + i)
+        w = r.get("weights") or {}
+        lost_w = f", updates lost {w['lost_updates']}/{w['updates']}" if w.get("updates") else ""
         print(f"  kill run {i + 1}/{runs} ({m}, after {r['delay_s']:.2f} s): acked {r['acked']}, stored "
-              f"{r.get('stored', '-')}, lost {r['lost']}, ok {r['ok']}", flush=True)
+              f"{r.get('stored', '-')}, lost {r['lost']}{lost_w}, ok {r['ok']}", flush=True)
         results.append(r)
     return {"runs": results, "all_ok": all(r["ok"] for r in results),
             "lost_total": sum(r["lost"] for r in results), "extra_max": max((r["extra"] for r in results), default=0)}

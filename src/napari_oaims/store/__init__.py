@@ -1,5 +1,16 @@
-"""Sessions on disk: the ``*.oaims.zarr`` layout, the journal, autosave, resume and replay."""
+"""Sessions on disk: one ``*.oaims.zarr`` folder per annotated image.
 
+Modules: :mod:`~napari_oaims.store.layout` (format, versions, folder layout, image storage and
+digests), :mod:`~napari_oaims.store.journal` (tables, write-ahead journal, compaction),
+:mod:`~napari_oaims.store.session_store` (:class:`SessionStore`: create, open, labels, objects),
+:mod:`~napari_oaims.store.autosave` (following a live session, model files),
+:mod:`~napari_oaims.store.resume` (continuing a saved session), :mod:`~napari_oaims.store.prompts`
+(prompt layers) and :mod:`~napari_oaims.store.replay` (re-running a log).
+"""
+
+from napari_oaims.store.layout import FORMAT_VERSION, SUFFIX
+from napari_oaims.store.prompts import Prompts
+from napari_oaims.store.resume import ResumeState
 from napari_oaims.store.session_store import SessionStore
 
-__all__ = ["SessionStore"]
+__all__ = ["FORMAT_VERSION", "SUFFIX", "Prompts", "ResumeState", "SessionStore"]

@@ -3,10 +3,11 @@
 Every event goes to the journal; an accepted object is painted into the labels at once (a region
 write) and its objects-table row is journaled as ``{"object_row": {...}}`` (with the new absolute
 areas of the objects it painted over, so applying a row twice is harmless). Adapted weights are
-written to ``model/current.*`` when an object is accepted, at the first event after a run of
-updates, and at most every :data:`MODEL_SAVE_INTERVAL_S` seconds while updates go on, not after
-every update: after ``kill -9`` only the updates since the last write are lost, and
-:meth:`~napari_oaims.store.SessionStore.resume` says which weights it loaded.
+written to ``model/current.*`` when an object is accepted, at the first event of the next object
+after an accepted object's (Post-Interaction) updates, at most every :data:`MODEL_SAVE_INTERVAL_S`
+seconds while updates go on, and on close; not after every update (format version 2; version 1
+wrote them after every update). After ``kill -9`` only the updates since the last write are lost,
+and :meth:`~napari_oaims.store.SessionStore.resume` says which weights it loaded.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from napari_oaims.core.events import normalise_event
 from napari_oaims.core.labels import paint_planes
 from napari_oaims.core.results import Accepted
-from napari_oaims.store.layout import ATTRS_KEY, FORMAT_VERSION
+from napari_oaims.store.layout import ATTRS_KEY, FORMAT_VERSION, written_with
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
@@ -61,12 +62,13 @@ class AutosaveMixin:
                 self.root.attrs[ATTRS_KEY] = self.meta
             target = self.path / "model" / name
             exists = target.with_suffix(".json").is_file()
-            if name == "current" and (self._model_hash == engine.weights_hash if exists
-                                      else engine.weights_hash == engine.base_hash):
-                return target.with_suffix(".safetensors")  # nothing new to save
-            out = engine.save(target)
+            with engine.lock:  # the hash recorded is the hash of the weights written (updates may run in a worker)
+                current = engine.weights_hash
+                if name == "current" and (self._model_hash == current if exists else current == engine.base_hash):
+                    return target.with_suffix(".safetensors")  # nothing new to save
+                out = engine.save(target)
             if name == "current":
-                self._model_hash = engine.weights_hash
+                self._model_hash = current
             return out
 
     def model_path(self, weights: str | None = None) -> Path | None:
@@ -80,7 +82,10 @@ class AutosaveMixin:
 
         p = self.model_path()
         if p is not None:
-            return Engine.load(p, device=device)
+            try:
+                return Engine.load(p, device=device)
+            except (FileNotFoundError, ValueError) as err:
+                raise ValueError(f"session {self.path} is damaged: its saved weights cannot be loaded ({err})") from err
         engine = Engine.pretrained(device=device)
         base = self.meta.get("base_hash")
         if base is not None and engine.base_hash != base:
@@ -105,10 +110,11 @@ class AutosaveMixin:
                 raise ValueError(f"session {self.path} was recorded with base weights {base}; this engine's base "
                                  f"weights are {session.engine.base_hash}")
             start = next((e for e in session.events if e["seq"] >= self._next_seq and e["kind"] == "session"), None)
-            if start is not None and start["weights"] != session.engine.base_hash:
-                if self.model_path(start["weights"]) is None and start["weights"] == session.engine.weights_hash:
-                    self.save_model(session.engine, name=start["weights"])
+            if (start is not None and start["weights"] != session.engine.base_hash
+                    and self.model_path(start["weights"]) is None and start["weights"] == session.engine.weights_hash):
+                self.save_model(session.engine, name=start["weights"])  # the snapshot replay restarts from
             if self.meta.get("format_version") != FORMAT_VERSION:  # an older folder: written as today's from now on
+                self.meta["upgraded_from"] = written_with(self.meta)
                 self.meta["format_version"] = FORMAT_VERSION
                 self.root.attrs[ATTRS_KEY] = self.meta
             self._session = session
@@ -157,20 +163,15 @@ class AutosaveMixin:
         """Write adapted weights at an accept, at the first prompt after the updates of an accepted
         object (Post-Interaction), and at most every :attr:`model_save_interval_s` seconds while
         the current object's updates go on."""
-        pending: set = self.__dict__.setdefault("_model_pending", set())
         if event["kind"] == "update":
-            pending.add(event["object"])
-            if time.monotonic() - self.__dict__.get("_model_saved_at", 0.0) < self.model_save_interval_s:
+            self._model_pending.add(event["object"])
+            if time.monotonic() - self._model_saved_at < self.model_save_interval_s:
                 return
-        elif not (event["kind"] == "accept" or pending - {event["object"]}):
+        elif not (event["kind"] == "accept" or self._model_pending - {event["object"]}):
             return
         self.save_model(engine)
-        pending.clear()
+        self._model_pending.clear()
         self._model_saved_at = time.monotonic()
-
-    @property
-    def _model_dirty(self) -> bool:
-        return bool(self.__dict__.get("_model_pending"))
 
     def _commit_accepted(self, accepted: Accepted, event: dict) -> None:
         """Paint an accepted object into the labels and journal its objects-table row."""

@@ -26,18 +26,24 @@ from napari_oaims.core.events import normalise_event
 from napari_oaims.store.layout import COMPACT_EVERY, HASH_WIDTH, ROWS_PER_CHUNK
 
 
+def node(group: zarr.Group, key: str):
+    """``group[key]``, or a ``ValueError`` naming the node when it is missing or unreadable."""
+    where = f"{group.path}/{key}".lstrip("/")
+    try:
+        return group[key]
+    except KeyError:
+        raise ValueError(f"{where} is missing") from None
+    except Exception as err:  # noqa: BLE001 - whatever Zarr raises for damaged metadata
+        raise ValueError(f"{where} is unreadable ({type(err).__name__}: {err})") from None
+
+
 class _Table:
     """Arrays in one group sharing their first axis; the group attr ``length`` counts committed rows."""
 
     def __init__(self, group: zarr.Group, columns: dict[str, tuple[str, int]]):
         self.group = group
         self.columns = columns
-        self.arrays = {}
-        for name in columns:
-            try:
-                self.arrays[name] = group[name]
-            except KeyError:
-                raise KeyError(f"{group.path}/{name}") from None
+        self.arrays = {name: node(group, name) for name in columns}
         length = group.attrs.get("length")
         if not isinstance(length, int) or length < 0:
             raise ValueError(f"table {group.path} has no valid 'length' attribute")
@@ -93,7 +99,9 @@ def _log_columns(plane_width: int) -> dict[str, tuple[str, int]]:
 
 class JournalMixin:
     """The event log and objects table of a :class:`~napari_oaims.store.SessionStore`: reading
-    arrays plus journal, appending through the journal, compaction."""
+    arrays plus journal, appending through the journal, compaction. An objects-table row is
+    journaled as ``{"object_row": {...}}`` with the new absolute areas of the objects it painted
+    over (``areas``), so that applying a row twice is harmless."""
 
     def _read_rows(self) -> list[dict[str, Any]]:
         cols = self._log.read()
@@ -139,6 +147,41 @@ class JournalMixin:
                 raise ValueError(f"session {self.path} is damaged: {self._journal} line {n + 1} is garbled") from err
         return events, objects
 
+    # -- objects table (arrays + journaled rows) --------------------------------------------------
+    def objects(self) -> list[dict[str, Any]]:
+        """One dict per object: id, class_id, class_name, area, planes."""
+        rows = self._committed_objects() + [{k: r[k] for k in _OBJECT_COLUMNS} for r in self._pending_objects]
+        for r in rows:
+            r["area"] = self._areas.get(r["id"], r["area"])
+        return rows
+
+    def _committed_objects(self) -> list[dict[str, Any]]:
+        cols = self._objects.read()
+        return [{"id": int(i), "class_id": int(c), "class_name": str(n), "area": int(a), "planes": json.loads(p)}
+                for i, c, n, a, p in zip(cols["id"], cols["class_id"], cols["class_name"], cols["area"],
+                                         cols["planes"])]
+
+    def _current_areas(self) -> dict[int, int]:
+        areas = {o["id"]: o["area"] for o in self._committed_objects()}
+        for r in self._pending_objects:
+            areas.update({int(i): int(a) for i, a in r["areas"]})
+            areas[r["id"]] = r["area"]
+        return areas
+
+    def _record_object(self, object_id: int, area: int, planes, overwritten: dict, class_id: int,
+                       class_name: str) -> None:
+        """Journal a new objects-table row; ``areas`` holds the new (absolute, so replaying the journal
+        twice is harmless) areas of the objects it painted over."""
+        updates = [[int(i), self._areas[i] - int(n)] for i, n in sorted(overwritten.items()) if i in self._areas]
+        row = {"id": int(object_id), "class_id": int(class_id), "class_name": str(class_name), "area": int(area),
+               "planes": planes, "areas": updates}
+        self._journal_write({"object_row": row})
+        self._pending_objects.append(row)
+        self._areas.update(dict(updates))
+        self._areas[row["id"]] = row["area"]
+        self._compact_if_due()
+
+    # -- event log -------------------------------------------------------------------------------
     def events(self) -> list[dict[str, Any]]:
         """The whole interaction log, ordered by ``seq``."""
         with self._lock:
@@ -183,10 +226,12 @@ class JournalMixin:
         if n and any(r["areas"] for r in self._pending_objects):
             ids = self._objects.arrays["id"][:n]
             old = self._objects.arrays["area"][:n]
-            self._objects.arrays["area"][:n] = np.array([self._areas.get(int(i), a) for i, a in zip(ids, old)], np.int64)
+            new = [self._areas.get(int(i), a) for i, a in zip(ids, old)]
+            self._objects.arrays["area"][:n] = np.array(new, np.int64)
         rows = self._pending_objects
         self._objects.append({
-            "id": np.array([r["id"] for r in rows], np.int32), "class_id": np.array([r["class_id"] for r in rows], np.int32),
+            "id": np.array([r["id"] for r in rows], np.int32),
+            "class_id": np.array([r["class_id"] for r in rows], np.int32),
             "class_name": np.array([r["class_name"] for r in rows], dtype=object),
             "area": np.array([self._areas[r["id"]] for r in rows], np.int64),
             "planes": np.array([_dumps(r["planes"]) for r in rows], dtype=object)})

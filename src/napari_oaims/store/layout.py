@@ -4,8 +4,8 @@ A session folder holds everything needed to reopen, resume or replay the work::
 
     NAME.oaims.zarr/
       zarr.json           root group. attrs "ome": the NGFF multiscales of the image (embedded mode);
-                          attrs "napari_oaims": format, version, image info, session parameters,
-                          base weights hash
+                          attrs "napari_oaims": format, format_version (upgraded_from), image info,
+                          session parameters, base weights hash
       s0/                 the image (embedded mode): single-scale OME-Zarr, axes in NGFF order
                           (t, c, z, y, x); ``image_info["order"]`` maps them back to the caller's order
       labels/objects/     the accepted objects: NGFF labels "objects" (uint32, spatial axes only),
@@ -30,10 +30,11 @@ Rows are written first and ``length`` last, and every file write of Zarr's Local
 (temporary file + rename), so a crash leaves the previous committed state readable.
 
 Event log: columns ``time`` f8 (Unix s), ``seq`` i8, ``kind`` u1 (code table in the log group's
-attr ``kinds``, see :data:`KIND_CODES`), ``object`` i4, ``plane`` (n, P) i4 padded with -1,
-``coords`` str (JSON), ``label`` i1 (-1 none), ``latency_ms`` f8 (NaN none; f8 so that a log reads
-back exactly as it was recorded), ``weights`` (n, 16) u1 (ASCII of the weights hash, zero padded),
-``extra`` str (JSON). The schema of an event is documented in :mod:`napari_oaims.session`.
+attr ``kinds``, see :data:`napari_oaims.core.events.KIND_CODES`), ``object`` i4, ``plane``
+(n, P) i4 padded with -1, ``coords`` str (JSON), ``label`` i1 (-1 none), ``latency_ms`` f8 (NaN
+none; f8 so that a log reads back exactly as it was recorded), ``weights`` (n, 16) u1 (ASCII of
+the weights hash, zero padded), ``extra`` str (JSON). The schema of an event is documented in
+:mod:`napari_oaims.core.events`.
 
 Autosave (:meth:`SessionStore.attach`): every event is first appended as one JSON line to
 ``log/journal.jsonl`` (one unbuffered ``write``: it survives ``kill -9``; ``fsync`` is not called,
@@ -42,9 +43,10 @@ at once (a region write) and its objects-table row is journaled as ``{"object_ro
 (with the new absolute areas of objects it painted over, so applying a row twice is harmless).
 Journal records are compacted into the arrays every :data:`COMPACT_EVERY` records and on
 :meth:`SessionStore.close`; readers merge arrays and journal, and a torn last journal line (the
-record in flight) is ignored. Writing one row to the ten log arrays costs 3 ms per array on the
-development VM (a Zarr write is a thread hop, an encode and a file rename); a journal line costs
-microseconds.
+record in flight) is ignored. A row written to the ten log arrays costs milliseconds per array (a
+Zarr write is a thread hop, an encode and a file rename); a journal line costs microseconds.
+Adapted weights (``model/current.*``) are written when an object is accepted and at most every
+few seconds while updates go on (see :mod:`napari_oaims.store.autosave`).
 
 Images larger than ``reference_threshold`` (512 MiB) with a known file are stored as a reference:
 path, size, shape, dtype and a digest. Files up to :data:`FULL_HASH_MAX` are hashed whole
@@ -52,6 +54,21 @@ path, size, shape, dtype and a digest. Files up to :data:`FULL_HASH_MAX` are has
 endian) followed by :data:`SAMPLE_BLOCKS` blocks of :data:`SAMPLE_BLOCK` bytes at evenly spaced
 offsets from the start to the end of the file. Folders (e.g. ``.zarr``) get ``sha256-tree``: the
 sorted relative paths and sizes of all files plus the content of their JSON metadata files.
+
+Format versions (attr ``napari_oaims.format_version``; :data:`VERSIONS` says what each changed):
+
+1. Adapted weights were written after every weights update; adapter settings in the log
+   (``extra["adapter"]``) name experiment settings that were retired later
+   (:data:`napari_oaims.adapt.settings.RETIRED`).
+2. Adapted weights are written at accept (and at most every few seconds while updates go on), so
+   a crash may lose the updates since the last write (``ResumeState`` says so); adapter settings in
+   the log carry no retired settings.
+
+An older folder opens and resumes: it is migrated on read, in memory (retired settings at the value
+the shipped behaviour used are dropped from the log's adapter settings; other values are kept, and
+replaying them is refused with a message). Nothing on disk changes on a read-only open; once a
+writable store autosaves into it, the folder is marked version 2 and ``upgraded_from`` records the
+version it was written with. A folder of a newer version is refused with a message.
 """
 
 from __future__ import annotations
@@ -62,12 +79,20 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_oaims.core.files import open_image
 
 SUFFIX = ".oaims.zarr"
 FORMAT = "napari-oaims-session"
 FORMAT_VERSION = 2
+#: What each format version changed (details in the module docstring).
+VERSIONS = {1: "adapted weights written after every update; adapter settings may name retired settings",
+            2: "adapted weights written at accept; adapter settings without retired settings"}
 #: Format versions this package reads (older ones are migrated on read; nothing on disk changes).
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = tuple(VERSIONS)
 ATTRS_KEY = "napari_oaims"
 LABELS_NAME = "objects"
 REFERENCE_THRESHOLD = 512 * 2**20
@@ -79,7 +104,6 @@ HASH_WIDTH = 16
 ROWS_PER_CHUNK = 256
 _NGFF_AXES = {2: "yx", 3: "zyx", 4: "tzyx"}
 _TMP_PREFIX = "tmp-"
-
 
 
 def file_digest(path: str | Path) -> tuple[str, str]:
@@ -124,14 +148,6 @@ def _check_writable_target(path: Path) -> None:
         raise PermissionError(f"cannot save the session to {path}: the folder {anc} is not writable")
 
 
-def _is_session(path: Path) -> bool:
-    try:
-        meta = json.loads((path / "zarr.json").read_text())
-        return meta.get("attributes", {}).get(ATTRS_KEY, {}).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def _ngff_layout(shape: tuple[int, ...], channel_axis: int | None) -> tuple[list[int], str, tuple[int, ...]]:
     """Stored axis order (permutation of the image axes), NGFF axis names and chunks."""
     spatial = [a for a in range(len(shape)) if a != channel_axis]
@@ -171,3 +187,112 @@ def _recover_swaps(folder: Path) -> None:
                 p.rename(target)
         elif p.is_dir() and p.name.startswith(_TMP_PREFIX):
             shutil.rmtree(p, ignore_errors=True)
+
+
+def is_session(path: Path) -> bool:
+    """Whether folder ``path`` is a napari-oaims session (any format version)."""
+    try:
+        meta = json.loads((Path(path) / "zarr.json").read_text())
+        return meta.get("attributes", {}).get(ATTRS_KEY, {}).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+_is_session = is_session
+
+
+def read_format(path: Path) -> dict[str, Any]:
+    """The ``napari_oaims`` attrs of the session folder ``path``, after checking that it is one
+    and that this package reads its format version (a clear ``ValueError`` otherwise)."""
+    meta_file = path / "zarr.json"
+    if not meta_file.is_file():
+        v2 = any((path / n).exists() for n in (".zgroup", ".zarray"))
+        kind = "a Zarr v2 folder" if v2 else "not a Zarr folder (no zarr.json)"
+        raise ValueError(f"{path} is {kind}, not a napari-oaims session")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"session {path} is damaged: {meta_file} is not valid JSON ({err})") from err
+    attrs = meta.get("attributes", {}) if isinstance(meta, dict) else {}
+    ours = attrs.get(ATTRS_KEY) if isinstance(attrs, dict) else None
+    if not isinstance(ours, dict) or ours.get("format") != FORMAT:
+        raise ValueError(f"{path} is a Zarr folder but not a napari-oaims session (no '{ATTRS_KEY}' metadata)")
+    version = ours.get("format_version")
+    readable = ", ".join(map(str, READABLE_VERSIONS))
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise ValueError(f"session {path} has format version {version}, newer than this napari-oaims reads "
+                         f"(versions {readable}): update napari-oaims")
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise ValueError(f"session {path} is damaged: unknown format version {version!r} (this napari-oaims reads "
+                         f"versions {readable})")
+    return ours
+
+
+def written_with(meta: dict[str, Any]) -> int:
+    """The oldest format version whose rules wrote part of this folder."""
+    return int(meta.get("upgraded_from", meta["format_version"]))
+
+
+def migrate_events(events: list[dict[str, Any]], version: int) -> list[dict[str, Any]]:
+    """Events of a folder written with format ``version``, as version :data:`FORMAT_VERSION`
+    writes them (in place, in memory): retired adapter settings at their shipped value are dropped;
+    other values of them are kept, so that using them is refused with a message."""
+    if version >= 2:
+        return events
+    logged = [e["extra"]["adapter"] for e in events
+              if isinstance(e.get("extra"), dict) and isinstance(e["extra"].get("adapter"), dict)]
+    if logged:
+        from napari_oaims.adapt.settings import RETIRED
+
+        for settings in logged:
+            for key in [k for k in settings if k in RETIRED and settings[k] == RETIRED[k]]:
+                del settings[key]
+    return events
+
+
+def reference_info(image_path: Path, shape, dtype) -> dict[str, Any]:
+    """The image record of a referenced image: path, digest, size, shape, dtype (checked against
+    the file)."""
+    image_path = Path(image_path).absolute()
+    on_disk = open_image(image_path)
+    if tuple(on_disk.shape) != tuple(shape) or np.dtype(on_disk.dtype) != dtype:
+        raise ValueError(f"image_path {image_path} holds a {on_disk.dtype} image of shape {tuple(on_disk.shape)}, "
+                         f"not the {dtype} image of shape {tuple(shape)} being saved")
+    method, digest = file_digest(image_path)
+    size = sum(f.stat().st_size for f in image_path.rglob("*") if f.is_file()) if image_path.is_dir() \
+        else image_path.stat().st_size
+    return {"mode": "reference", "path": str(image_path), "hash_method": method, "hash": digest,
+            "size_bytes": size, "shape": list(shape), "dtype": str(dtype)}
+
+
+def check_reference(info: dict[str, Any], candidate: Path, session: Path) -> None:
+    """Raise a clear error unless ``candidate`` is the referenced image ``info`` of ``session``."""
+    method, digest = file_digest(candidate)
+    if method != info["hash_method"] or digest != info["hash"]:
+        raise ValueError(f"image file {candidate} is not the image of session {session}: its {method} digest "
+                         f"differs from the recorded one ({info['hash'][:12]}...)")
+
+
+def write_image(root, image, channel_axis: int | None) -> dict[str, Any]:
+    """Embed ``image`` in group ``root`` as single-scale OME-Zarr; returns its image record."""
+    import dask.array as da
+    from ome_zarr.writer import write_image as ngff_write
+
+    shape = tuple(int(s) for s in image.shape)
+    order, axes, chunks = _ngff_layout(shape, channel_axis)
+    data = image if isinstance(image, da.Array) else da.from_array(image, chunks=tuple(
+        chunks[order.index(a)] for a in range(len(shape))))
+    data = data.transpose(order).rechunk(chunks)
+    ngff_write(data, root, scale_factors=[], axes=axes, storage_options={"chunks": chunks}, name="image")
+    return {"mode": "embedded", "shape": list(shape), "dtype": str(np.dtype(image.dtype)), "axes": axes,
+            "order": order}
+
+
+def write_labels_image(root, spatial: tuple[int, ...]) -> None:
+    """An empty NGFF label image :data:`LABELS_NAME` (uint32) of the spatial shape."""
+    import dask.array as da
+    from ome_zarr.writer import write_labels
+
+    _, axes, chunks = _ngff_layout(spatial, None)
+    write_labels(da.zeros(spatial, dtype=np.uint32, chunks=chunks), root, name=LABELS_NAME, scaler=None,
+                 scale_factors=[], axes=axes, storage_options={"chunks": chunks})

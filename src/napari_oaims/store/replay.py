@@ -1,9 +1,9 @@
 """Replay a saved session from the base weights and check that every mask comes out the same.
 
-:func:`replay` re-runs the log of a ``*.oaims.zarr`` session (see :mod:`napari_oaims.store.session_store`) on a
+:func:`replay` re-runs the log of a ``*.oaims.zarr`` session (see :mod:`napari_oaims.store.layout`) on a
 fresh engine with the shipped weights: every prompt is given again in order, with the adapter
 whose settings the log recorded (``extra["adapter"]`` of the session event and of the first prompt
-after a switch; logs from before session 18 hold only its name, ``extra["adaptation"]``, and
+after a switch; older format version 1 logs may hold only its name, ``extra["adaptation"]``, and
 replay with today's defaults for it), accepted objects are accepted again and their
 weights updates run at the point of the log where they were recorded (deferred updates included).
 A session that started from other weights (a resumed session, an engine adapted on earlier
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from napari_oaims.evaluation.metrics import dice
 from napari_oaims.core.events import PROMPT_KINDS, normalise_event
+from napari_oaims.evaluation.metrics import dice
 from napari_oaims.store.session_store import SessionStore
 
 _COMPARED = ("kind", "object", "plane", "coords", "label", "weights")
@@ -68,8 +68,8 @@ class ReplayReport:
 
     def table(self) -> str:
         """A printable summary."""
-        lines = [f"replay of {self.path} on {self.device} (base weights {self.base_hash}): {self.events} events, "
-                 f"{self.prompts} prompts, {len(self.objects)} objects, {self.seconds:.1f} s",
+        lines = [(f"replay of {self.path} on {self.device} (base weights {self.base_hash}): {self.events} events, "
+                  f"{self.prompts} prompts, {len(self.objects)} objects, {self.seconds:.1f} s"),
                  f"{'object':>6}  {'dice':>7}  {'identical':>9}  {'stored px':>9}  {'replayed px':>11}  status"]
         lines += [f"{o.object:>6}  {o.dice:>7.4f}  {str(o.identical):>9}  {o.stored_area:>9}  {o.replayed_area:>11}  "
                   f"{o.status}" for o in self.objects]
@@ -160,7 +160,7 @@ def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None 
             if "adapter" in e["extra"]:
                 _follow_adapter(engine, e, switched=True)
             elif e["extra"].get("adaptation") and e["extra"]["adaptation"] != engine.adaptation:
-                engine.adaptation = e["extra"]["adaptation"]  # a log without adapter settings (before session 18)
+                engine.adaptation = e["extra"]["adaptation"]  # a log without adapter settings (older version 1 logs)
         if kind in PROMPT_KINDS and s.pending_updates and e["weights"] != engine.weights_hash:
             s.run_pending_updates()  # the recorded update left no event (an adapter that logs nothing)
         plane, coords = e["plane"], e["coords"]

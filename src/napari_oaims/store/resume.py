@@ -1,4 +1,9 @@
-"""Resuming a saved session, and what a log implies (object sizes, prompt layers)."""
+"""Resuming a saved session: weights, object ids, object sizes and the log go on.
+
+Adapted weights are written at accept and at most every few seconds while updates go on (format
+version 2), so after ``kill -9`` the saved weights may be older than the log's last ones:
+:class:`ResumeState` says which weights were loaded and how many logged updates they lack.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_oaims.core import geometry
+from napari_oaims.store.prompts import Prompts
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
     from napari_oaims.session import Session
     from napari_oaims.store.session_store import SessionStore
-
-
-@dataclass
-class Prompts:
-    """Prompt layers: points (N, ndim) with a positive flag each, shapes (vertices per shape) with types."""
-
-    points: np.ndarray
-    positive: np.ndarray
-    shapes: list[np.ndarray]
-    shape_types: list[str]
 
 
 @dataclass
@@ -39,16 +34,24 @@ class ResumeState:
     events: list[dict[str, Any]] = field(repr=False)
     #: Hash of the weights the resumed engine started from.
     weights: str = ""
+    #: Whether they are the weights the log's last event names (False after a crash lost updates).
+    weights_match: bool = True
+    #: Hash of the weights the log's last event names.
+    logged_weights: str = ""
     #: Weights updates recorded in the log after the saved weights (lost in a crash; 0 normally).
     lost_updates: int = 0
 
     @property
     def weights_note(self) -> str:
         """One line on which weights were loaded (for a status line or a log)."""
+        if self.weights_match:
+            return f"resumed with weights {self.weights}, as the log left them"
         if self.lost_updates:
             return (f"resumed with weights {self.weights}, the last ones saved; the {self.lost_updates} update(s) "
-                    "logged after them were lost (the session was not closed)")
-        return f"resumed with weights {self.weights}, as the log left them"
+                    f"logged after them were lost (the session was not closed; the log ends with weights "
+                    f"{self.logged_weights})")
+        return (f"resumed with the saved weights {self.weights}; the log ends with weights {self.logged_weights} "
+                "(the saved weights were replaced outside the log)")
 
 
 class ResumeMixin:
@@ -71,7 +74,10 @@ class ResumeMixin:
             if base is not None and engine.base_hash != base:
                 raise ValueError(f"session {self.path} was adapted from base weights {base}; the given engine's base "
                                  f"weights are {engine.base_hash}")
-            model, config = load_weights(self.model_path())
+            try:
+                model, config = load_weights(self.model_path())
+            except (FileNotFoundError, ValueError) as err:
+                raise ValueError(f"session {self.path} is damaged: its saved weights cannot be loaded ({err})") from err
             with engine.lock:
                 engine.model.load_state_dict(model.state_dict())
                 engine.weights_changed()
@@ -89,8 +95,10 @@ class ResumeMixin:
         start["extra"]["accepted_diameters"] = {str(k): v for k, v in session.accepted_diameters.items()}
         session.events = list(events) + [start]
         self.attach(session)
+        logged = next((e["weights"] for e in reversed(events) if e.get("weights")), engine.weights_hash)
         return ResumeState(self, engine, session, image, self.labels(), self.prompts(), objects, session.events,
-                           weights=engine.weights_hash, lost_updates=lost_updates(events, engine.weights_hash))
+                           weights=engine.weights_hash, weights_match=engine.weights_hash == logged,
+                           logged_weights=logged, lost_updates=lost_updates(events, engine.weights_hash))
 
 
 def accepted_diameters(events: list[dict[str, Any]], objects: list[dict[str, Any]]) -> dict[int, float]:
@@ -109,59 +117,6 @@ def accepted_diameters(events: list[dict[str, Any]], objects: list[dict[str, Any
             area = o["area"] / max(len(o["planes"]), 1)
             out[int(o["id"])] = logged.get(int(o["id"]), round(float(2.0 * np.sqrt(area / np.pi)), 2))
     return out
-
-
-def prompts_from_events(events: list[dict[str, Any]], plane_axes, ndim: int) -> Prompts:
-    """Prompt layers implied by a log: the prompts in force at each accept (undo/redo/clear applied)
-    plus those of the object in progress. Priors are masks, not drawn shapes, and are left out."""
-    kept: list[dict] = []
-    cur: list[dict] = []
-    undo: list[tuple[list, list]] = []
-    redo: list[tuple[list, list]] = []
-    touched = False
-    for e in events:
-        k = e["kind"]
-        if k in ("click", "box", "scribble", "prior"):
-            undo.append((cur, cur + [e]))
-            redo.clear()
-            cur, touched = cur + [e], True
-        elif k == "undo" and undo:
-            before, after = undo.pop()
-            redo.append((before, after))
-            cur = before
-        elif k == "redo" and redo:
-            before, after = redo.pop()
-            undo.append((before, after))
-            cur = after
-        elif k == "clear":
-            if touched:
-                undo.append((cur, []))
-                redo.clear()
-            cur = []
-        elif k in ("accept", "session"):
-            if k == "accept":
-                kept.extend(cur)
-            cur, undo, redo, touched = [], [], [], False
-    kept.extend(cur)
-    pts, pos, shapes, types = [], [], [], []
-    for e in kept:
-        plane, c = e["plane"], e["coords"]
-        if e["kind"] == "click":
-            pts.append(_full(plane_axes, ndim, plane, c))
-            pos.append(bool(e["label"]))
-        elif e["kind"] == "box":
-            y0, x0, y1, x1 = c
-            shapes.append(np.array([_full(plane_axes, ndim, plane, yx)
-                                    for yx in ((y0, x0), (y0, x1), (y1, x1), (y1, x0))]))
-            types.append("rectangle")
-        elif e["kind"] == "scribble":
-            shapes.append(np.array([_full(plane_axes, ndim, plane, yx) for yx in c]))
-            types.append("path")
-    return Prompts(np.array(pts, np.float64).reshape(-1, ndim), np.array(pos, bool), shapes, types)
-
-
-def _full(plane_axes, ndim: int, plane, yx) -> list[float]:
-    return [float(v) for v in geometry.full_coords(plane_axes, ndim, plane, yx)]
 
 
 def lost_updates(events: list[dict[str, Any]], weights: str) -> int:

@@ -14,48 +14,56 @@ import threading
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
 from zarr.storage import LocalStore
 
 from napari_oaims.core.events import KIND_CODES
-from napari_oaims.core.files import open_image
 from napari_oaims.core.events import dumps as _dumps
-from napari_oaims.core.labels import paint, planes_of_labels
+from napari_oaims.core.files import open_image
+from napari_oaims.core.geometry import bbox_nd
+from napari_oaims.core.labels import object_planes, paint, planes_of_labels
 from napari_oaims.store.autosave import AutosaveMixin
-from napari_oaims.store.journal import _OBJECT_COLUMNS, JournalMixin, _log_columns, _Table
+from napari_oaims.store.journal import _OBJECT_COLUMNS, JournalMixin, _log_columns, _Table, node
 from napari_oaims.store.layout import (
     _TMP_PREFIX,
     ATTRS_KEY,
     FORMAT,
     FORMAT_VERSION,
     LABELS_NAME,
-    READABLE_VERSIONS,
     REFERENCE_THRESHOLD,
     SUFFIX,
     _can_write,
     _check_writable_target,
-    _is_session,
-    _ngff_layout,
     _recover_swaps,
     _replace_dir,
+    check_reference,
     file_digest,
+    is_session,
+    migrate_events,
+    read_format,
+    reference_info,
+    write_image,
+    write_labels_image,
+    written_with,
 )
-from napari_oaims.store.resume import Prompts, ResumeMixin, ResumeState, accepted_diameters, prompts_from_events
+from napari_oaims.store.prompts import PromptLayersMixin, Prompts, prompts_from_events
+from napari_oaims.store.resume import ResumeMixin, ResumeState, accepted_diameters
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
     from napari_oaims.session import Session
 
-__all__ = ["SUFFIX", "Prompts", "ResumeState", "SessionStore", "accepted_diameters", "file_digest",
+__all__ = ["ATTRS_KEY", "SUFFIX", "Prompts", "ResumeState", "SessionStore", "accepted_diameters", "file_digest",
            "prompts_from_events"]
 
 
-class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin):
-    """One ``*.oaims.zarr`` session folder (layout in the module docstring).
+class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
+    """One ``*.oaims.zarr`` session folder (layout in :mod:`napari_oaims.store.layout`).
 
     Make one with :meth:`create`, reopen one with :meth:`open`. :meth:`attach` autosaves a live
     :class:`~napari_oaims.session.Session`; :meth:`resume` continues a saved one.
@@ -76,24 +84,29 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin):
         self._next_seq = 0
         self._saved_priors: set[int] = set()
         self._model_hash: str | None = None
+        self._model_pending: set[int] = set()  # objects whose weights updates are not in model/current yet
+        self._model_saved_at = 0.0
         try:
             meta = root.attrs[ATTRS_KEY]
             self.meta: dict[str, Any] = dict(meta)
             self.plane_width = int(meta["plane_width"])
-            self._labels = root[f"labels/{LABELS_NAME}/{self._dataset_path(f'labels/{LABELS_NAME}')}"]
-            self._log = _Table(root["log"], _log_columns(self.plane_width))
-            self._objects = _Table(root["objects"], _OBJECT_COLUMNS)
+            self._labels = node(root, f"labels/{LABELS_NAME}/{self._dataset_path(f'labels/{LABELS_NAME}')}")
+            self._log = _Table(node(root, "log"), _log_columns(self.plane_width))
+            self._objects = _Table(node(root, "objects"), _OBJECT_COLUMNS)
             self._kinds: dict[str, int] = dict(self._log.group.attrs["kinds"])
             if self.meta["image"]["mode"] == "embedded":
-                self._image_array = root[self._dataset_path("")]
+                self._image_array = node(root, self._dataset_path(""))
             self._journal = path / "log" / "journal.jsonl"
             self._rows = self._read_rows()
             self._pending_events, self._pending_objects = self._read_journal(repair=not read_only)
             self._areas = self._current_areas()
+            migrate_events(self._rows, written_with(self.meta))  # an older folder, as today's (in memory)
+            migrate_events(self._pending_events, written_with(self.meta))
         except Exception as err:  # noqa: BLE001 - whatever Zarr raises for a broken node: a damaged session
             if isinstance(err, ValueError) and str(path) in str(err):
                 raise
-            raise ValueError(f"session {path} is damaged: {type(err).__name__}: {err}") from err
+            what = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
+            raise ValueError(f"session {path} is damaged: {what}") from err
         seqs = [e["seq"] for e in self._rows + self._pending_events]
         self._next_seq = max(seqs) + 1 if seqs else 0
         self._saved_priors = {int(k) for k in root["priors"].array_keys()} if "priors" in root else set()
@@ -129,7 +142,7 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin):
                 raise ValueError(f"cannot save the session to {path}: a file with that name exists")
             if not overwrite:
                 raise FileExistsError(f"{path} already exists; pass overwrite=True to replace that session")
-            if not _is_session(path):
+            if not is_session(path):
                 raise ValueError(f"refusing to overwrite {path}: it is not a napari-oaims session")
         _check_writable_target(path)
         if isinstance(image, (str, Path)):
@@ -160,9 +173,9 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin):
             path.parent.mkdir(parents=True, exist_ok=True)
             root = zarr.open_group(LocalStore(tmp), mode="w-", zarr_format=3)
             if reference:
-                info = cls._reference_info(Path(image_path), shape, dtype)
+                info = reference_info(Path(image_path), shape, dtype)
             else:
-                info = cls._write_image(root, image, src.channel_axis)
+                info = write_image(root, image, src.channel_axis)
             cls._write_skeleton(root, src, info, params, engine)
             _replace_dir(tmp, path)
         except PermissionError as err:
@@ -179,41 +192,9 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin):
         return store
 
     @staticmethod
-    def _reference_info(image_path: Path, shape, dtype) -> dict[str, Any]:
-        image_path = image_path.absolute()
-        on_disk = open_image(image_path)
-        if tuple(on_disk.shape) != tuple(shape) or np.dtype(on_disk.dtype) != dtype:
-            raise ValueError(f"image_path {image_path} holds a {on_disk.dtype} image of shape {tuple(on_disk.shape)}, "
-                             f"not the {dtype} image of shape {tuple(shape)} being saved")
-        method, digest = file_digest(image_path)
-        size = sum(f.stat().st_size for f in image_path.rglob("*") if f.is_file()) if image_path.is_dir() \
-            else image_path.stat().st_size
-        return {"mode": "reference", "path": str(image_path), "hash_method": method, "hash": digest,
-                "size_bytes": size, "shape": list(shape), "dtype": str(dtype)}
-
-    @staticmethod
-    def _write_image(root: zarr.Group, image, channel_axis: int | None) -> dict[str, Any]:
-        import dask.array as da
-        from ome_zarr.writer import write_image
-
-        shape = tuple(int(s) for s in image.shape)
-        order, axes, chunks = _ngff_layout(shape, channel_axis)
-        data = image if isinstance(image, da.Array) else da.from_array(image, chunks=tuple(
-            chunks[order.index(a)] for a in range(len(shape))))
-        data = data.transpose(order).rechunk(chunks)
-        write_image(data, root, scale_factors=[], axes=axes, storage_options={"chunks": chunks}, name="image")
-        return {"mode": "embedded", "shape": list(shape), "dtype": str(np.dtype(image.dtype)), "axes": axes,
-                "order": order}
-
-    @staticmethod
     def _write_skeleton(root: zarr.Group, src, info, params, engine) -> None:
-        import dask.array as da
-        from ome_zarr.writer import write_labels
-
         spatial = src.spatial_shape
-        _, axes, chunks = _ngff_layout(spatial, None)
-        write_labels(da.zeros(spatial, dtype=np.uint32, chunks=chunks), root, name=LABELS_NAME, scaler=None,
-                     scale_factors=[], axes=axes, storage_options={"chunks": chunks})
+        write_labels_image(root, spatial)
         plane_width = max(1, len(spatial) - 2)
         _Table.create(root.create_group("log"), _log_columns(plane_width), kinds=KIND_CODES)
         _Table.create(root.create_group("objects"), _OBJECT_COLUMNS)
@@ -235,26 +216,7 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin):
             raise FileNotFoundError(f"no session at {path}")
         if not path.is_dir():
             raise ValueError(f"{path} is a file, not a napari-oaims session folder")
-        meta_file = path / "zarr.json"
-        if not meta_file.is_file():
-            v2 = any((path / n).exists() for n in (".zgroup", ".zarray"))
-            kind = "a Zarr v2 folder" if v2 else "not a Zarr folder (no zarr.json)"
-            raise ValueError(f"{path} is {kind}, not a napari-oaims session")
-        try:
-            meta = json.loads(meta_file.read_text())
-        except (ValueError, UnicodeDecodeError) as err:
-            raise ValueError(f"session {path} is damaged: {meta_file} is not valid JSON ({err})") from err
-        attrs = meta.get("attributes", {}) if isinstance(meta, dict) else {}
-        ours = attrs.get(ATTRS_KEY) if isinstance(attrs, dict) else None
-        if not isinstance(ours, dict) or ours.get("format") != FORMAT:
-            raise ValueError(f"{path} is a Zarr folder but not a napari-oaims session (no '{ATTRS_KEY}' metadata)")
-        version = ours.get("format_version")
-        if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
-            raise ValueError(f"session {path} has format version {version}; this napari-oaims reads versions "
-                             f"{', '.join(map(str, READABLE_VERSIONS))}: update napari-oaims")
-        if version not in READABLE_VERSIONS:
-            raise ValueError(f"session {path} is damaged: unknown format version {version!r} (this napari-oaims reads "
-                             f"{', '.join(map(str, READABLE_VERSIONS))})")
+        read_format(path)
         if not read_only and not _can_write(path):
             raise PermissionError(f"session folder {path} is read-only; open it with read_only=True or copy it")
         try:
@@ -269,8 +231,12 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin):
 
     # -- image -----------------------------------------------------------------------------------
     def _dataset_path(self, group: str) -> str:
-        node = self.root[group] if group else self.root
-        return node.attrs["ome"]["multiscales"][0]["datasets"][0]["path"]
+        g = node(self.root, group) if group else self.root
+        try:
+            return g.attrs["ome"]["multiscales"][0]["datasets"][0]["path"]
+        except (KeyError, IndexError, TypeError) as err:
+            where = group or "the root group"
+            raise ValueError(f"{where} has no valid OME-Zarr multiscales metadata ({err})") from None
 
     def _check_reference(self, image_path: str | Path | None) -> None:
         info = self.meta["image"]
@@ -286,10 +252,7 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin):
                     f"session {self.path} references the image file {recorded}, which is missing (moved or "
                     f"deleted); open it with SessionStore.open({str(self.path)!r}, image_path=NEW_LOCATION)")
             raise FileNotFoundError(f"image file not found: {candidate}")
-        method, digest = file_digest(candidate)
-        if method != info["hash_method"] or digest != info["hash"]:
-            raise ValueError(f"image file {candidate} is not the image of session {self.path}: its {method} digest "
-                             f"differs from the recorded one ({info['hash'][:12]}...)")
+        check_reference(info, candidate, self.path)
         if candidate != recorded and not self.read_only:
             info = {**info, "path": str(candidate)}
             self.meta["image"] = info
@@ -319,39 +282,6 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin):
         """The accepted-objects label image (a Zarr array; spatial axes of the image)."""
         return self._labels
 
-    def objects(self) -> list[dict[str, Any]]:
-        """One dict per object: id, class_id, class_name, area, planes."""
-        rows = self._committed_objects() + [{k: r[k] for k in _OBJECT_COLUMNS} for r in self._pending_objects]
-        for r in rows:
-            r["area"] = self._areas.get(r["id"], r["area"])
-        return rows
-
-    def _committed_objects(self) -> list[dict[str, Any]]:
-        cols = self._objects.read()
-        return [{"id": int(i), "class_id": int(c), "class_name": str(n), "area": int(a), "planes": json.loads(p)}
-                for i, c, n, a, p in zip(cols["id"], cols["class_id"], cols["class_name"], cols["area"],
-                                         cols["planes"])]
-
-    def _current_areas(self) -> dict[int, int]:
-        areas = {o["id"]: o["area"] for o in self._committed_objects()}
-        for r in self._pending_objects:
-            areas.update({int(i): int(a) for i, a in r["areas"]})
-            areas[r["id"]] = r["area"]
-        return areas
-
-    def _record_object(self, object_id: int, area: int, planes, overwritten: dict, class_id: int,
-                       class_name: str) -> None:
-        """Journal a new objects-table row; ``areas`` holds the new (absolute, so replaying the journal
-        twice is harmless) areas of the objects it painted over."""
-        updates = [[int(i), self._areas[i] - int(n)] for i, n in sorted(overwritten.items()) if i in self._areas]
-        row = {"id": int(object_id), "class_id": int(class_id), "class_name": str(class_name), "area": int(area),
-               "planes": planes, "areas": updates}
-        self._journal_write({"object_row": row})
-        self._pending_objects.append(row)
-        self._areas.update(dict(updates))
-        self._areas[row["id"]] = row["area"]
-        self._compact_if_due()
-
     def commit_object(self, object_id: int, mask: np.ndarray, class_id: int = 1, class_name: str = "object") -> None:
         """Write an accepted object's mask (image spatial shape) into the labels (its region only;
         it wins over earlier objects there) and add it to the objects table."""
@@ -359,17 +289,12 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin):
         mask = np.asarray(mask, bool)
         if mask.shape != self._labels.shape:
             raise ValueError(f"object mask has shape {mask.shape}; the labels have shape {self._labels.shape}")
-        nz = [np.flatnonzero(mask.any(axis=tuple(b for b in range(mask.ndim) if b != a))) for a in range(mask.ndim)]
-        if any(len(v) == 0 for v in nz):
+        index = bbox_nd(mask)
+        if index is None:
             raise ValueError(f"object {object_id} has an empty mask")
-        index = tuple(slice(int(v[0]), int(v[-1]) + 1) for v in nz)
-        pa = [a % mask.ndim for a in self.meta["session"]["plane_axes"]]
-        other = [a for a in range(mask.ndim) if a not in pa]
-        sub = mask[index]
-        planes = sorted({tuple(int(index[a].start + c) for a, c in zip(other, coords))
-                         for coords in zip(*np.nonzero(sub.any(axis=tuple(pa))))}) if other else [()]
+        planes = object_planes(mask, self.meta["session"]["plane_axes"])
         with self._lock:
-            area, overwritten, _ = paint(self._labels, index, sub, object_id)
+            area, overwritten, _ = paint(self._labels, index, mask[index], object_id)
             self._record_object(object_id, area, [list(p) for p in planes], overwritten, class_id, class_name)
 
     def write_labels(self, labels: np.ndarray, class_name: str = "object") -> None:
@@ -387,9 +312,9 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin):
         keep = ids != 0
         ids, areas = ids[keep], areas[keep]
         planes = planes_of_labels(labels, self.meta["session"]["plane_axes"])
-        rows = {"id": ids.astype(np.int32), "class_id": np.array([known.get(int(i), {}).get("class_id", 1) for i in ids],
-                                                                 np.int32),
-                "class_name": np.array([known.get(int(i), {}).get("class_name", class_name) for i in ids], dtype=object),
+        old = [known.get(int(i), {}) for i in ids]
+        rows = {"id": ids.astype(np.int32), "class_id": np.array([o.get("class_id", 1) for o in old], np.int32),
+                "class_name": np.array([o.get("class_name", class_name) for o in old], dtype=object),
                 "area": areas.astype(np.int64), "planes": np.array([_dumps(planes[int(i)]) for i in ids], dtype=object)}
         with self._lock:
             self.compact()
@@ -405,52 +330,6 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin):
         _replace_dir(self.path / tmp_name, self.path / name)
         return self.root[name]
 
-    # -- prompt layers ---------------------------------------------------------------------------
-    def write_prompts(self, points, point_positive, shapes, shape_types) -> None:
-        """Store the prompt layers: ``points`` (N, ndim) with ``point_positive`` (N,), ``shapes`` a list
-        of (K_i, ndim) vertex arrays with ``shape_types`` ("rectangle", "path", ...). Replaces the
-        previous prompt layers atomically."""
-        self._writable()
-        ndim = len(self.meta["spatial_shape"])
-        pts = np.asarray(points, np.float64).reshape(-1, ndim) if len(points) else np.zeros((0, ndim))
-        pos = np.asarray(point_positive, bool).reshape(-1)
-        if len(pos) != len(pts):
-            raise ValueError(f"{len(pts)} points but {len(pos)} positive flags")
-        verts = [np.asarray(s, np.float64).reshape(-1, ndim) for s in shapes]
-        types = [str(shape_types)] * len(verts) if isinstance(shape_types, str) else [str(t) for t in shape_types]
-        if len(types) != len(verts):
-            raise ValueError(f"{len(verts)} shapes but {len(types)} shape types")
-        offsets = np.concatenate([[0], np.cumsum([len(v) for v in verts])]).astype(np.int64)
-
-        def build(g: zarr.Group) -> None:
-            p, s = g.create_group("points"), g.create_group("shapes")
-            p.create_array("coords", data=pts, chunks=(max(1, len(pts)), ndim))
-            p.create_array("positive", data=pos, chunks=(max(1, len(pos)),))
-            allv = np.concatenate(verts) if verts else np.zeros((0, ndim))
-            s.create_array("vertices", data=allv, chunks=(max(1, len(allv)), ndim))
-            s.create_array("offsets", data=offsets, chunks=(len(offsets),))
-            t = s.create_array("type", shape=(len(types),), dtype=str, chunks=(max(1, len(types)),))
-            if types:
-                t[:] = np.array(types, dtype=object)
-
-        with self._lock:
-            self._rebuild_group("prompts", build)
-
-    def prompts(self) -> Prompts:
-        """The stored prompt layers, or, if none were written, the prompts of the log (accepted and
-        current objects, undo/redo applied): clicks as points, boxes as rectangles, scribbles as paths."""
-        ndim = len(self.meta["spatial_shape"])
-        if (self.path / "prompts" / "zarr.json").is_file():
-            try:
-                g = zarr.open_group(LocalStore(self.path / "prompts", read_only=True), mode="r")
-                offs = g["shapes/offsets"][:]
-                verts = g["shapes/vertices"][:]
-                return Prompts(g["points/coords"][:].reshape(-1, ndim), g["points/positive"][:].astype(bool),
-                               [verts[a:b] for a, b in zip(offs[:-1], offs[1:])], [str(t) for t in g["shapes/type"][:]])
-            except Exception as err:  # noqa: BLE001
-                raise ValueError(f"session {self.path} is damaged: prompt layers unreadable ({err})") from err
-        return prompts_from_events(self.events(), self.meta["session"]["plane_axes"], ndim)
-
     # -- event log -------------------------------------------------------------------------------
     def _writable(self) -> None:
         if self.read_only:
@@ -461,7 +340,7 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin):
         with self._lock:
             session, self._session = self._session, None
             if not self.read_only:
-                if session is not None and self._model_dirty:
+                if session is not None and self._model_pending:
                     self.save_model(session.engine)
                     self._model_pending.clear()
                 self.compact()
