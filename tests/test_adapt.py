@@ -423,7 +423,8 @@ def test_pi_leaves_out_what_a_doubtful_click_vouches_for(nuclei_crop):
     on, s, base, click = doubtful_object("pi:pi_ignore=0.3", nuclei_crop)
     off = doubtful_object("pi:pi_ignore=0", nuclei_crop)[0]
     assert on.weights_hash not in (base, off.weights_hash)
-    assert [e["extra"]["method"] for e in s.events if e["kind"] == "update"] == ["pi_stage1", "pi_stage2"]
+    # The doubtful click corrected nothing, so stage 2 has no user errors to learn from.
+    assert [e["extra"]["method"] for e in s.events if e["kind"] == "update"] == ["pi_stage1", "pi_stage2_skip"]
     # What is left out: mask pixels (the click's label) near the click; background pixels near it stay.
     adapter = OAIMSAdapter(mi=False, pi=True, pi_ignore=0.3)
     s2 = Engine.pretrained(device="cpu").session(image)
@@ -479,3 +480,20 @@ def test_replay_buffer_mixes_earlier_objects_into_stage2(nuclei_crop):
     engines["pi:replay_size=2"].reset()
     assert len(adapter.buffer) == 0
     assert Engine.pretrained(device="cpu", adaptation="oaims").adapter.settings()["replay_size"] == 16  # the default
+
+
+def test_pi_learns_no_stage_2_from_previews_accepted_untouched(nuclei_crop):
+    """An accepted preview nobody corrected: stage 1 learns it, stage 2 (generated correction clicks
+    on the slivers between the model's own answers) is left out and logged; with a correction, both run."""
+    image, labels = nuclei_crop
+    engine = Engine.pretrained(device="cpu", adaptation="pi")
+    s = engine.session(image)
+    for lid in largest_ids(labels, 3):
+        s.click(object_centre(labels, lid))
+        s.accept()
+    methods = [e["extra"]["method"] for e in s.events if e["kind"] == "update"]
+    assert methods == ["pi_stage1", "pi_stage2_skip"] * 3
+    skipped = [e for e in s.events if e["kind"] == "update" and e["extra"]["method"] == "pi_stage2_skip"]
+    assert all(e["extra"]["weights_before"] == e["extra"]["weights_after"] for e in skipped)
+    corrected, s2, _ = annotated("pi", nuclei_crop, 3)
+    assert [e["extra"]["method"] for e in s2.events if e["kind"] == "update"][-2:] == ["pi_stage1", "pi_stage2"]

@@ -285,7 +285,7 @@ def test_bad_first_window_in_the_weights_is_a_clear_error(engine, bad):
 def test_auto_first_window_follows_the_object_size(engine, nuclei):
     """``first_window="auto"`` sizes the first window from the blob under the click, so a
     nucleus shown twice as large gets a window about twice as large and is still segmented;
-    a fixed 64-px window (the default before session 15) then answers with a fragment."""
+    a fixed 64-px window then answers with a fragment."""
     from skimage.transform import rescale
 
     image, labels = nuclei

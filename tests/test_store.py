@@ -635,3 +635,16 @@ def test_unknown_and_newer_format_versions_are_refused(nuclei, tmp_path):
             with pytest.raises(ValueError, match=match):
                 SessionStore.open(store.path, read_only=read_only)
         assert tree_digest(store.path) == before
+
+
+def test_resume_without_saved_weights_restores_the_logged_adapter(tmp_path):
+    from napari_oaims.data import sample_nuclei
+
+    image, _ = sample_nuclei()
+    engine = Engine.pretrained(device="cpu", adaptation="pi")
+    s = engine.session(image[:96, :96])
+    store = SessionStore.create(tmp_path / "a.oaims.zarr", image[:96, :96], engine=engine, session=s)
+    store.close()
+    state = SessionStore.open(store.path).resume(device="cpu")
+    assert state.engine.adaptation == "pi" and state.engine.adapter.settings() == engine.adapter.settings()
+    state.store.close()

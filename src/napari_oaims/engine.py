@@ -26,7 +26,7 @@ def shipped_weights_path() -> Path:
 def _config_first_window(config: dict[str, Any]) -> int | str:
     """Window side for an object's first prompt, from the weights' ``window`` settings.
 
-    Weights exported before session 13 carry no ``first_size`` and keep ``min_size`` (64 px).
+    Weights whose JSON has no ``window.first_size`` keep ``min_size`` (64 px).
     """
     window = config.get("window") or {}
     return _check_first_window(window.get("first_size", window.get("min_size", guidance.MIN_WINDOW)))

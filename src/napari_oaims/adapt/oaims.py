@@ -16,7 +16,10 @@
   takes one step on ``L_DF(P_1, P_final)``; stage 2 makes one click per error component of
   ``P_1`` against ``P_final`` (largest first, up to ``max_clicks``, at the component centre),
   predicts from the localisation prompt plus those clicks and takes one step on
-  ``L_DF + beta L_CCG`` against ``P_final`` (Adam, rate ``lr``). Where the object's prompts hold a
+  ``L_DF + beta L_CCG`` against ``P_final`` (Adam, rate ``lr``). Stage 2 runs only when a prompt
+  of the plane corrected the mask: for a preview accepted untouched the errors of ``P_1`` are
+  slivers of the model's own answer, and clicks there teach it to cut its masks (logged as a
+  ``pi_stage2_skip`` record). Where the object's prompts hold a
   click that corrected nothing, ``L_DF`` leaves out the pixels of that click's label within
   ``pi_ignore`` object diameters of it and stage 2 makes no click there; when that is more than
   half the mask, PI skips the plane (a ``pi_skip`` record).
@@ -186,6 +189,12 @@ class OAIMSAdapter(Adapter):
                 return dice_focal(logits, target, weight=weight)
 
             records.append(engine_step(self, engine, "pi_stage1", stage1, x1, targets_np))
+            if not any(p.corrected for p in prompts):
+                # An accepted preview nobody corrected: the errors of P_1 against it are slivers of
+                # the model's own answer, and clicks made there teach the model to cut its masks.
+                records.append(self._skip_record(engine, "no correction: stage 2 has no user errors to learn",
+                                                 "pi_stage2_skip"))
+                continue
             batch_x, batch_t, batch_c, batch_w = [], [], [], []
             for view, mask in zip(views, p1["mask"]):
                 if view.get("weight") is not None:  # no generated clicks where PI does not learn
@@ -236,9 +245,9 @@ class OAIMSAdapter(Adapter):
                     "not learnt from")
         return None
 
-    def _skip_record(self, engine: "Engine", reason: str) -> dict:
-        """An update record for an object PI leaves alone (the weights do not change)."""
-        return {"method": "pi_skip", "weights_before": engine.weights_hash, "weights_after": engine.weights_hash,
+    def _skip_record(self, engine: "Engine", reason: str, method: str = "pi_skip") -> dict:
+        """An update record for a PI step left out (the weights do not change)."""
+        return {"method": method, "weights_before": engine.weights_hash, "weights_after": engine.weights_hash,
                 "loss": None, "rolled_back": False, "reason": reason, "adaptation": self.name, "latency_ms": 0.0}
 
     def _view(self, s: PlaneView, click: Prompt, final: np.ndarray) -> dict:

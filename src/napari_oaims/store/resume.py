@@ -69,6 +69,12 @@ class ResumeMixin:
             raise ValueError(f"session {self.path} is damaged: its log has gaps in seq")
         if engine is None:
             engine = self.load_engine(device)
+            if self.model_path() is None:  # no adapted weights yet: the adapter the log last used
+                logged = [e["extra"]["adapter"] for e in events if isinstance((e.get("extra") or {}).get("adapter"), dict)]
+                if logged:
+                    from napari_oaims.adapt import adapter_from_settings
+
+                    engine.adaptation = adapter_from_settings(logged[-1])
         elif self.model_path() is not None:
             base = self.meta.get("base_hash")
             if base is not None and engine.base_hash != base:
