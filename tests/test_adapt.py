@@ -2,11 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import largest_ids, object_centre
 from napari_oaims import Engine
 from napari_oaims.adapt import ADAPTERS, make_adapter
 from napari_oaims.adapt.guard import GuardedOptimizer
 from napari_oaims.simulate.robot import correction_clicks
+
+from conftest import largest_ids, object_centre
 
 
 def annotate(session, labels, lid, clicks=3):
@@ -196,17 +197,38 @@ def test_adapter_spec_with_settings():
     assert make_adapter("pi").name == "pi" and make_adapter("oaims").mi_lr == 1e-4
     assert make_adapter("oaims").mi_optimizer is not make_adapter("oaims").optimizer  # MI keeps its own moments
     assert parse_spec("oaims:mi_gate=false:max_clicks=3") == ("oaims", {"mi_gate": False, "max_clicks": 3})
-    for bad, match in (("oaims:mi_lr", "key=value"), ("oaims:mi_lr=fast", "real number"),
-                       ("oaims:max_clicks=2.5", "whole number"), ("oaims:mi_gate=maybe", "true/false"),
-                       ("oaims:wings=2", "unknown setting 'wings'.*mi_lr"), ("nope:lr=1", "unknown adaptation"),
-                       ("oaims:mi=0", "unknown setting 'mi'"), ("none:lr=1", "no settings")):
+    for bad, match in (
+        ("oaims:mi_lr", "key=value"),
+        ("oaims:mi_lr=fast", "real number"),
+        ("oaims:max_clicks=2.5", "whole number"),
+        ("oaims:mi_gate=maybe", "true/false"),
+        ("oaims:wings=2", "unknown setting 'wings'.*mi_lr"),
+        ("nope:lr=1", "unknown adaptation"),
+        ("oaims:mi=0", "unknown setting 'mi'"),
+        ("none:lr=1", "no settings"),
+    ):
         with pytest.raises(ValueError, match=match):
             make_adapter(bad)
 
 
-@pytest.mark.parametrize("retired", ["anchor=0.2", "mi_own_optimizer=0", "pi_stage1=0", "pi_stage2=0", "pi_refresh=1",
-                                     "pi_click_window=1", "pi_stage1_steps=2", "early_objects=2", "early_steps=3",
-                                     "first_lr_scale=3", "norm_lr_scale=3", "pi_views=3", "pi_sample_k=1"])
+@pytest.mark.parametrize(
+    "retired",
+    [
+        "anchor=0.2",
+        "mi_own_optimizer=0",
+        "pi_stage1=0",
+        "pi_stage2=0",
+        "pi_refresh=1",
+        "pi_click_window=1",
+        "pi_stage1_steps=2",
+        "early_objects=2",
+        "early_steps=3",
+        "first_lr_scale=3",
+        "norm_lr_scale=3",
+        "pi_views=3",
+        "pi_sample_k=1",
+    ],
+)
 def test_retired_settings_are_refused_with_a_clear_message(retired):
     from napari_oaims.adapt import OAIMSSettings, make_adapter, parse_spec
 
@@ -258,13 +280,6 @@ def weight_changes(spec, image, labels, lid, clicks):
     return engine, {n: p.detach() - base[n] for n, p in engine.model.named_parameters()}
 
 
-
-
-
-
-
-
-
 @pytest.mark.parametrize("gate", [True, False])
 def test_mi_learns_only_from_clicks_that_correct_the_mask(nuclei_crop, gate):
     """A positive click inside the shown mask (what a wrong-label click looks like) is no
@@ -303,8 +318,7 @@ def test_mi_max_prompts_limits_mi_steps_per_object(nuclei_crop):
 
 
 def test_is_correction_by_prompt_kind():
-    from napari_oaims.core.prompts import is_correction
-    from napari_oaims.core.prompts import Prompt
+    from napari_oaims.core.prompts import Prompt, is_correction
 
     click = Prompt("click", True, np.array([[3, 4]]))
     assert not is_correction(click, [True]) and is_correction(click, [False])
@@ -356,7 +370,9 @@ def test_suspect_click_rewinds_the_objects_mi_steps(nuclei_crop, rewind):
     """A click that corrects nothing undoes the MI steps already taken on its object (default)."""
     image, labels = nuclei_crop
     # (pi_ignore=0: PI learns from all of the object, which the last line checks.)
-    engine = Engine.pretrained(device="cpu", adaptation="oaims:pi_ignore=0" if rewind else "oaims:mi_rewind=0:pi_ignore=0")
+    engine = Engine.pretrained(
+        device="cpu", adaptation="oaims:pi_ignore=0" if rewind else "oaims:mi_rewind=0:pi_ignore=0"
+    )
     s = engine.session(image)
     lid = largest_ids(labels, 1)[0]
     mask = s.click(object_centre(labels, lid)).mask
@@ -458,14 +474,15 @@ def test_pi_ignore_must_be_a_non_negative_number(bad):
         make_adapter(f"oaims:pi_ignore={bad}")
 
 
-
 def test_replay_buffer_mixes_earlier_objects_into_stage2(nuclei_crop):
     """The replay buffer (seed 003): each accepted object's own stage-2 sample is kept (up to
     ``replay_size``); later stage-2 steps train on it too, so the weights part from a run without
     replay only from the second object on. ``engine.reset()`` empties it."""
     image, labels = nuclei_crop
     ids = largest_ids(labels, 3)
-    engines = {spec: Engine.pretrained(device="cpu", adaptation=spec) for spec in ("pi:replay_size=0", "pi:replay_size=2")}
+    engines = {
+        spec: Engine.pretrained(device="cpu", adaptation=spec) for spec in ("pi:replay_size=0", "pi:replay_size=2")
+    }
     hashes = {spec: [] for spec in engines}
     for spec, engine in engines.items():
         s = engine.session(image)

@@ -20,8 +20,26 @@ def crop_files(nuclei_crop, tmp_path):
 
 def test_bench_clicks_writes_table_json_plot(crop_files, tmp_path, capsys):
     img, lbl = crop_files
-    rc = main(["bench", "clicks", "--image", img, "--labels", lbl, "--clicks", "2", "--max-targets", "2",
-               "--device", "cpu", "--out", str(tmp_path / "r.json"), "--plot", str(tmp_path / "c.png")])
+    rc = main(
+        [
+            "bench",
+            "clicks",
+            "--image",
+            img,
+            "--labels",
+            lbl,
+            "--clicks",
+            "2",
+            "--max-targets",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "r.json"),
+            "--plot",
+            str(tmp_path / "c.png"),
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "random_walker" in out and "watershed" in out and "dice@1" in out
@@ -33,15 +51,55 @@ def test_bench_clicks_writes_table_json_plot(crop_files, tmp_path, capsys):
 
 def test_bench_adapt_and_latency(crop_files, tmp_path, capsys):
     img, lbl = crop_files
-    rc = main(["bench", "adapt", "--image", img, "--labels", lbl, "--shift", "invert", "--methods", "none,oaims",
-               "--clicks", "2", "--max-targets", "2", "--device", "cpu", "--out", str(tmp_path / "a.json"),
-               "--plot", str(tmp_path / "a.png")])
+    rc = main(
+        [
+            "bench",
+            "adapt",
+            "--image",
+            img,
+            "--labels",
+            lbl,
+            "--shift",
+            "invert",
+            "--methods",
+            "none,oaims",
+            "--clicks",
+            "2",
+            "--max-targets",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "a.json"),
+            "--plot",
+            str(tmp_path / "a.png"),
+        ]
+    )
     assert rc == 0
     data = json.loads((tmp_path / "a.json").read_text())
     oaims = data["shifts"]["invert"]["main"]["methods"]["oaims"]
     assert oaims["summary"]["updates"] > 0 and (tmp_path / "a_position.png").exists()
-    rc = main(["bench", "latency", "--image", img, "--labels", lbl, "--sizes", "160", "320", "--objects", "2",
-               "--clicks", "2", "--device", "cpu", "--out", str(tmp_path / "l.json")])
+    rc = main(
+        [
+            "bench",
+            "latency",
+            "--image",
+            img,
+            "--labels",
+            lbl,
+            "--sizes",
+            "160",
+            "320",
+            "--objects",
+            "2",
+            "--clicks",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "l.json"),
+        ]
+    )
     assert rc == 0
     lat = json.loads((tmp_path / "l.json").read_text())
     rows = lat["rows"]
@@ -54,9 +112,28 @@ def test_bench_adapt_jobs_gives_the_same_results(crop_files, tmp_path, capsys):
     worst-first order included (over long sequences adaptive curves can drift apart with the
     thread count, so the JSON records it)."""
     img, lbl = crop_files
-    common = ["bench", "adapt", "--image", img, "--labels", lbl, "--shift", "invert", "--shift", "none",
-              "--methods", "none,oaims", "--order", "worst-first", "--clicks", "2", "--max-targets", "3",
-              "--device", "cpu"]
+    common = [
+        "bench",
+        "adapt",
+        "--image",
+        img,
+        "--labels",
+        lbl,
+        "--shift",
+        "invert",
+        "--shift",
+        "none",
+        "--methods",
+        "none,oaims",
+        "--order",
+        "worst-first",
+        "--clicks",
+        "2",
+        "--max-targets",
+        "3",
+        "--device",
+        "cpu",
+    ]
     assert main(common + ["--out", str(tmp_path / "one.json")]) == 0
     assert main(common + ["--jobs", "2", "--out", str(tmp_path / "two.json")]) == 0
     one, two = (json.loads((tmp_path / f).read_text()) for f in ("one.json", "two.json"))
@@ -116,8 +193,15 @@ def test_demo_headless(tmp_path, capsys):
     assert sorted(r["id"] for r in rows) == sorted(accepted)
     store.close()
     out = capsys.readouterr().out
-    for line in ("good outline within 1 click", "good outline within 2 clicks", "never good within 2 clicks",
-                 "ms per click (median)", "median after one warm-up nucleus", "frozen model", "learning model"):
+    for line in (
+        "good outline within 1 click",
+        "good outline within 2 clicks",
+        "never good within 2 clicks",
+        "ms per click (median)",
+        "median after one warm-up nucleus",
+        "frozen model",
+        "learning model",
+    ):
         assert line in out
     results = json.loads((out_dir / "demo_results.json").read_text())
     learning = results["plain"]["learning model (OAIMS)"]
@@ -129,14 +213,40 @@ def test_demo_headless(tmp_path, capsys):
 
 def test_bench_merge_joins_methods_run_apart(crop_files, tmp_path, capsys):
     img, lbl = crop_files
-    common = ["bench", "adapt", "--image", img, "--labels", lbl, "--shift", "invert", "--clicks", "2",
-              "--max-targets", "2", "--device", "cpu"]
+    common = [
+        "bench",
+        "adapt",
+        "--image",
+        img,
+        "--labels",
+        lbl,
+        "--shift",
+        "invert",
+        "--clicks",
+        "2",
+        "--max-targets",
+        "2",
+        "--device",
+        "cpu",
+    ]
     assert main([*common, "--methods", "none,pi", "--out", str(tmp_path / "a.json")]) == 0
     assert main([*common, "--methods", "none,mi", "--out", str(tmp_path / "b.json")]) == 0
     assert main([*common, "--methods", "mi", "--seed", "5", "--out", str(tmp_path / "c.json")]) == 0
     capsys.readouterr()
-    rc = main(["bench", "merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(tmp_path / "m.json"),
-               "--markdown", str(tmp_path / "m.md"), "--plot", str(tmp_path / "m.png")])
+    rc = main(
+        [
+            "bench",
+            "merge",
+            str(tmp_path / "a.json"),
+            str(tmp_path / "b.json"),
+            "--out",
+            str(tmp_path / "m.json"),
+            "--markdown",
+            str(tmp_path / "m.md"),
+            "--plot",
+            str(tmp_path / "m.png"),
+        ]
+    )
     assert rc == 0
     merged = json.loads((tmp_path / "m.json").read_text())
     assert list(merged["shifts"]["invert"]["main"]["methods"]) == ["none", "pi", "mi"]
@@ -158,8 +268,30 @@ def test_bench_first_window_option(crop_files, tmp_path, capsys):
     for fw in (None, "160", "auto"):
         out = tmp_path / f"r{fw}.json"
         extra = ["--first-window", fw] if fw else []
-        assert main(["bench", "clicks", "--image", img, "--labels", lbl, "--clicks", "1", "--max-targets", "4",
-                     "--methods", "model", "--device", "cpu", "--out", str(out)] + extra) == 0
+        assert (
+            main(
+                [
+                    "bench",
+                    "clicks",
+                    "--image",
+                    img,
+                    "--labels",
+                    lbl,
+                    "--clicks",
+                    "1",
+                    "--max-targets",
+                    "4",
+                    "--methods",
+                    "model",
+                    "--device",
+                    "cpu",
+                    "--out",
+                    str(out),
+                ]
+                + extra
+            )
+            == 0
+        )
         data = json.loads(out.read_text())
         assert data["settings"]["first_window"] == str(fw)
         curves[fw] = data["methods"]["model"]["curves"]
@@ -167,7 +299,6 @@ def test_bench_first_window_option(crop_files, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["bench", "clicks", "--image", img, "--labels", lbl, "--first-window", "3"])
     assert "whole number of pixels" in capsys.readouterr().err
-
 
 
 def test_benchmarks_are_plain_functions(crop_files, tmp_path):
@@ -181,8 +312,14 @@ def test_benchmarks_are_plain_functions(crop_files, tmp_path):
 
     img, lbl = crop_files
     seen = []
-    res = compare_methods(img, lbl, ["watershed"], Protocol(clicks=2, max_targets=2), out=tmp_path / "w.json",
-                          progress=lambda *step: seen.append(step))
+    res = compare_methods(
+        img,
+        lbl,
+        ["watershed"],
+        Protocol(clicks=2, max_targets=2),
+        out=tmp_path / "w.json",
+        progress=lambda *step: seen.append(step),
+    )
     assert res["settings"]["bench"] == "clicks"
     assert res["targets"] == json.loads((tmp_path / "w.json").read_text())["targets"]
     assert len(res["methods"]["watershed"]["curves"]) == 2 and seen[-1] == ("watershed", 2, 2)

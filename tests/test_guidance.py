@@ -61,7 +61,7 @@ def test_estimate_diameter_finds_bright_and_dark_discs(diameter):
     from scipy import ndimage
 
     r = guidance.diameter_patch_radius()
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
     disc = ndimage.gaussian_filter((np.hypot(yy, xx) <= diameter / 2).astype(float), 1.0)
     rng = np.random.default_rng(diameter)
     for patch in (disc, 1 - disc, 500 + 200 * disc + rng.normal(0, 10, disc.shape)):

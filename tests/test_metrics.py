@@ -65,8 +65,19 @@ def test_final_dice_and_improving_share():
 def test_summarise_keys_and_values():
     curves = [[0.5, 0.8, 0.9], [0.2, 0.4, 0.6, 0.86, 0.95], [0.7]]
     s = summarise(curves)
-    expected = {"dice@1", "dice@3", "dice@5", "dice@10", "noc@0.80", "noc@0.85", "noc@0.90",
-                "auc", "final_dice", "improving_share", "n_targets"}
+    expected = {
+        "dice@1",
+        "dice@3",
+        "dice@5",
+        "dice@10",
+        "noc@0.80",
+        "noc@0.85",
+        "noc@0.90",
+        "auc",
+        "final_dice",
+        "improving_share",
+        "n_targets",
+    }
     assert set(s) == expected
     assert s["n_targets"] == 3
     assert s["dice@1"] == pytest.approx((0.5 + 0.2 + 0.7) / 3)

@@ -55,7 +55,7 @@ def recorded(tmp_path_factory, nuclei, base):
     s.click(c[3])
     s.clear()
     prior = np.zeros(image.shape, bool)
-    prior[c[2][0] - 4: c[2][0] + 4, c[2][1] - 4: c[2][1] + 4] = True
+    prior[c[2][0] - 4 : c[2][0] + 4, c[2][1] - 4 : c[2][1] + 4] = True
     s.prior(prior)
     s.run_pending_updates()
     s.click(c[2])
@@ -74,7 +74,10 @@ def test_replay_is_identical_on_cpu(tmp_path, recorded, base, capsys):
     report = json.loads(out.read_text())
     assert report["identical"] is True and report["mismatches"] == []
     assert [(o["object"], o["dice"], o["identical"], o["status"]) for o in report["objects"]] == [
-        (1, 1.0, True, "ok"), (2, 1.0, True, "ok"), (3, 1.0, True, "ok")]
+        (1, 1.0, True, "ok"),
+        (2, 1.0, True, "ok"),
+        (3, 1.0, True, "ok"),
+    ]
     assert report["prompts"] == 7 and all(o["stored_area"] > 0 for o in report["objects"])
 
 
@@ -126,7 +129,10 @@ def test_replay_follows_an_undone_and_a_redone_accept(tmp_path, nuclei, base):
     report = replay(path, weights=base)
     assert report.identical, report.table()
     assert [(o.object, o.status, o.replayed_area > 0) for o in report.objects] == [
-        (1, "ok", True), (2, "ok", False), (3, "ok", True)]
+        (1, "ok", True),
+        (2, "ok", False),
+        (3, "ok", True),
+    ]
 
 
 def test_replay_names_a_damaged_reinstate_event(tmp_path, recorded, base):
@@ -134,8 +140,19 @@ def test_replay_names_a_damaged_reinstate_event(tmp_path, recorded, base):
     shutil.copytree(recorded, copy)
     store = SessionStore.open(copy)
     last = store.events()[-1]
-    store.append_event({**last, "seq": last["seq"] + 1, "kind": "reinstate", "object": 1, "plane": [],
-                        "coords": None, "label": None, "latency_ms": None, "extra": {"diameter": -5.0}})
+    store.append_event(
+        {
+            **last,
+            "seq": last["seq"] + 1,
+            "kind": "reinstate",
+            "object": 1,
+            "plane": [],
+            "coords": None,
+            "label": None,
+            "latency_ms": None,
+            "extra": {"diameter": -5.0},
+        }
+    )
     store.close()
     with pytest.raises(ValueError, match=r"damaged: event seq \d+ \(reinstate\).*diameter"):
         replay(copy, weights=base)
@@ -214,8 +231,11 @@ def test_a_format_version_1_folder_replays_and_a_retired_setting_is_named(tmp_pa
     first = json.loads(str(root["log/extra"][0]))
     first["adapter"]["pi_views"] = 4  # an experiment this version cannot reproduce
     root["log/extra"][0] = dumps(first)
-    with pytest.raises(ValueError, match=r"event seq 0 \(session\) holds adapter settings that cannot be used.*"
-                                         r"pi_views=4.*retired in format version 2"):
+    with pytest.raises(
+        ValueError,
+        match=r"event seq 0 \(session\) holds adapter settings that cannot be used.*"
+        r"pi_views=4.*retired in format version 2",
+    ):
         replay(path, weights=base)
 
 
@@ -284,9 +304,19 @@ def test_replay_names_damaged_adapter_settings(tmp_path, recorded, base):
     shutil.copytree(recorded, copy)
     store = SessionStore.open(copy)
     last = store.events()[-1]
-    store.append_event({**last, "seq": last["seq"] + 1, "kind": "click", "object": last["object"] + 1,
-                        "plane": [], "coords": [5, 5], "label": 1, "latency_ms": None,
-                        "extra": {"adaptation": "oaims", "adapter": {"name": "oaims", "replay_size": "many"}}})
+    store.append_event(
+        {
+            **last,
+            "seq": last["seq"] + 1,
+            "kind": "click",
+            "object": last["object"] + 1,
+            "plane": [],
+            "coords": [5, 5],
+            "label": 1,
+            "latency_ms": None,
+            "extra": {"adaptation": "oaims", "adapter": {"name": "oaims", "replay_size": "many"}},
+        }
+    )
     store.close()
     with pytest.raises(ValueError, match=r"event seq \d+ \(click\) holds adapter settings that cannot be used"):
         replay(copy, weights=base)

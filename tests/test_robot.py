@@ -129,7 +129,7 @@ def test_clicks_do_not_depend_on_the_image_around_the_object(strategy, where, ri
     image gets the same clicks, shifted (ties and seeded draws included)."""
     big = np.zeros((500, 500), bool)
     y, x = where
-    big[y:y + H, x:x + W] = ring
+    big[y : y + H, x : x + W] = ring
     robot_small, robot_big = Robot(strategy, seed=3), Robot(strategy, seed=3)
     small_clicks = run_target(robot_small, ring, 0, 6)
     robot_big.reset(0)
@@ -140,7 +140,7 @@ def test_clicks_do_not_depend_on_the_image_around_the_object(strategy, where, ri
             break
         clicks.append(Click(c.y - y, c.x - x, c.positive))
         pred = np.zeros_like(big)
-        pred[y:y + H, x:x + W] = toy_model(clicks)
+        pred[y : y + H, x : x + W] = toy_model(clicks)
     assert clicks == small_clicks and len(clicks) >= 3
 
 

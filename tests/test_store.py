@@ -72,7 +72,7 @@ def annotate(s, centres):
     s.box((centres[1][0] - 12, centres[1][1] - 12, centres[1][0] + 12, centres[1][1] + 12))
     s.scribble([(centres[1][0] - 2, centres[1][1]), (centres[1][0] + 2, centres[1][1])])
     prior = np.zeros(s.spatial_shape, bool)
-    prior[centres[1][0] - 5: centres[1][0] + 5, centres[1][1] - 5: centres[1][1] + 5] = True
+    prior[centres[1][0] - 5 : centres[1][0] + 5, centres[1][1] - 5 : centres[1][1] + 5] = True
     s.prior(prior)
     second = s.accept().mask
     s.click(centres[2])
@@ -101,7 +101,9 @@ def test_autosave_reopen_equal(tmp_path, engine, nuclei):
     np.testing.assert_array_equal(labels, expected)
     objects = again.objects()
     assert [(o["id"], o["area"], o["planes"]) for o in objects] == [
-        (1, int((expected == 1).sum()), [[]]), (2, int(second.sum()), [[]])]
+        (1, int((expected == 1).sum()), [[]]),
+        (2, int(second.sum()), [[]]),
+    ]
     assert journaled == objects  # the same before compaction (journal) and after (arrays)
     np.testing.assert_array_equal(np.asarray(again.image()), image)
     prior_seq = next(e["seq"] for e in s.events if e["kind"] == "prior")
@@ -193,12 +195,18 @@ def test_resume_continues_log_objects_and_model(tmp_path, engine, nuclei):
 def test_accepted_diameters_of_a_resumed_session():
     """Logged diameters win; objects without one (older logs, labels written directly) use their
     mean area per plane; objects no longer in the labels do not count."""
-    events = [{"kind": "accept", "object": 1, "extra": {"diameter": 20.0}},
-              {"kind": "accept", "object": 2, "extra": {}},
-              {"kind": "accept", "object": 4, "extra": {"diameter": 9.0}},
-              {"kind": "accept", "object": 3, "extra": {"diameter": "NaN?"}}]  # damaged: the area decides
-    objects = [{"id": 1, "area": 300, "planes": [[]]}, {"id": 2, "area": 2 * 314, "planes": [[0], [1]]},
-               {"id": 3, "area": 1257, "planes": [[]]}, {"id": 4, "area": 0, "planes": [[]]}]
+    events = [
+        {"kind": "accept", "object": 1, "extra": {"diameter": 20.0}},
+        {"kind": "accept", "object": 2, "extra": {}},
+        {"kind": "accept", "object": 4, "extra": {"diameter": 9.0}},
+        {"kind": "accept", "object": 3, "extra": {"diameter": "NaN?"}},
+    ]  # damaged: the area decides
+    objects = [
+        {"id": 1, "area": 300, "planes": [[]]},
+        {"id": 2, "area": 2 * 314, "planes": [[0], [1]]},
+        {"id": 3, "area": 1257, "planes": [[]]},
+        {"id": 4, "area": 0, "planes": [[]]},
+    ]
     d = accepted_diameters(events, objects)
     assert set(d) == {1, 2, 3} and d[1] == 20.0
     assert abs(d[2] - 20.0) < 0.1 and abs(d[3] - 40.0) < 0.1
@@ -216,8 +224,18 @@ def test_kill9_keeps_every_acknowledged_event(tmp_path):
 def test_torn_journal_line_is_the_event_in_flight(tmp_path, nuclei):
     image, _, _ = nuclei
     store = SessionStore.create(tmp_path / "t.oaims.zarr", image)
-    ev = {"seq": 0, "time": 1.5, "kind": "click", "object": 1, "plane": [], "coords": [3, 4], "label": 1,
-          "latency_ms": None, "weights": "abc", "extra": {}}
+    ev = {
+        "seq": 0,
+        "time": 1.5,
+        "kind": "click",
+        "object": 1,
+        "plane": [],
+        "coords": [3, 4],
+        "label": 1,
+        "latency_ms": None,
+        "weights": "abc",
+        "extra": {},
+    }
     store.append_event(ev)
     store.close()
     journal = tmp_path / "t.oaims.zarr" / "log" / "journal.jsonl"
@@ -288,17 +306,38 @@ def test_existing_session_needs_overwrite(tmp_path, nuclei):
     assert not [p for p in tmp_path.iterdir() if p.name != "s.oaims.zarr"]  # no temporary folders left
 
 
-@pytest.mark.parametrize("damage, part", [
-    ("delete array", "log/kind"), ("garble array metadata", "seq"), ("garble root metadata", "zarr.json"),
-    ("garble chunk", "log/time"), ("truncate chunk", "log/seq"), ("garble journal", "journal.jsonl line 1"),
-    ("drop table length", "objects"), ("garble weights metadata", "current.json")])
+@pytest.mark.parametrize(
+    "damage, part",
+    [
+        ("delete array", "log/kind"),
+        ("garble array metadata", "seq"),
+        ("garble root metadata", "zarr.json"),
+        ("garble chunk", "log/time"),
+        ("truncate chunk", "log/seq"),
+        ("garble journal", "journal.jsonl line 1"),
+        ("drop table length", "objects"),
+        ("garble weights metadata", "current.json"),
+    ],
+)
 def test_damaged_session(tmp_path, nuclei, damage, part):
     image, _, _ = nuclei
     path = tmp_path / "d.oaims.zarr"
     store = SessionStore.create(path, image)
     for i in range(3):
-        store.append_event({"seq": i, "time": float(i), "kind": "click", "object": 1, "plane": [], "coords": [1, 2],
-                            "label": 1, "latency_ms": None, "weights": "w", "extra": {}})
+        store.append_event(
+            {
+                "seq": i,
+                "time": float(i),
+                "kind": "click",
+                "object": 1,
+                "plane": [],
+                "coords": [1, 2],
+                "label": 1,
+                "latency_ms": None,
+                "weights": "w",
+                "extra": {},
+            }
+        )
     if damage != "garble journal":
         store.close()
     if damage == "delete array":
@@ -346,8 +385,20 @@ def test_read_only_folder(nuclei):
     folder = Path(tempfile.mkdtemp(prefix="oaims-ro-"))
     try:
         existing = SessionStore.create(folder / "old.oaims.zarr", image)
-        existing.append_event({"seq": 0, "time": 1.0, "kind": "session", "object": 1, "plane": [], "coords": None,
-                               "label": None, "latency_ms": None, "weights": "w", "extra": {}})
+        existing.append_event(
+            {
+                "seq": 0,
+                "time": 1.0,
+                "kind": "session",
+                "object": 1,
+                "plane": [],
+                "coords": None,
+                "label": None,
+                "latency_ms": None,
+                "weights": "w",
+                "extra": {},
+            }
+        )
         existing.close()
         for p in [folder, *folder.rglob("*")]:
             p.chmod(0o555 if p.is_dir() else 0o444)
@@ -555,7 +606,7 @@ def test_kill9_while_learning_loses_at_most_the_updates_since_the_last_weights_w
     # written at each accept and at the next object's first event
     events = state.events[:-1]
     last = max(i for i, e in enumerate(events) if e["weights"] == state.weights)
-    assert len({e["object"] for e in events[last + 1:] if e["kind"] == "update"}) <= 1
+    assert len({e["object"] for e in events[last + 1 :] if e["kind"] == "update"}) <= 1
     state.store.close()
 
 
@@ -568,8 +619,11 @@ def test_damaged_weights_file_is_named_and_nothing_changes(tmp_path, nuclei):
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated
     reopened = SessionStore.open(store.path)
     before = tree_digest(store.path)
-    with pytest.raises(ValueError, match=re.escape(f"session {store.path} is damaged: its saved weights cannot be "
-                                                   "loaded") + ".*current.safetensors"):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"session {store.path} is damaged: its saved weights cannot be loaded")
+        + ".*current.safetensors",
+    ):
         reopened.resume(device="cpu")
     assert tree_digest(store.path) == before
 
@@ -625,9 +679,12 @@ def test_unknown_and_newer_format_versions_are_refused(nuclei, tmp_path):
     store.close()
     meta_file = store.path / "zarr.json"
     meta = json.loads(meta_file.read_text())
-    for bad, match in ((99, "format version 99, newer than this napari-oaims reads.*update napari-oaims"),
-                       ("two", "damaged: unknown format version 'two'"), (True, "unknown format version True"),
-                       (None, "unknown format version None")):
+    for bad, match in (
+        (99, "format version 99, newer than this napari-oaims reads.*update napari-oaims"),
+        ("two", "damaged: unknown format version 'two'"),
+        (True, "unknown format version True"),
+        (None, "unknown format version None"),
+    ):
         meta["attributes"]["napari_oaims"]["format_version"] = bad
         meta_file.write_text(json.dumps(meta))
         before = tree_digest(store.path)

@@ -86,8 +86,9 @@ def test_single_click_share_and_kind_weights():
     for s in train.make_batch(model, np.random.default_rng(1), cfg):
         assert len(s.pos) == 1 and not s.neg
     a = train.make_batch(model, np.random.default_rng(2), train.TrainConfig(batch_size=3, channels=(8, 16)))
-    b = train.make_batch(model, np.random.default_rng(2), train.TrainConfig(batch_size=3, channels=(8, 16),
-                                                                             p_single_click=0.0))
+    b = train.make_batch(
+        model, np.random.default_rng(2), train.TrainConfig(batch_size=3, channels=(8, 16), p_single_click=0.0)
+    )
     assert [s.pos for s in a] == [s.pos for s in b]
     with pytest.raises(ValueError, match="p_single_click"):
         train.TrainConfig(p_single_click=2.0)
@@ -145,8 +146,10 @@ def test_soft_blob_blur_softens_cell_edges_only():
     boundaries shrinks, the general scenes are drawn exactly as before."""
     soft = synth.SynthSettings(p_blob_scene=1.0, blob_blur_sigma=(5.0, 6.0))
     sharp = synth.SynthSettings(p_blob_scene=1.0, blob_blur_sigma=(0.0, 0.5))
-    rises = {name: np.median([_edge_rise(*synth.sample(np.random.default_rng(seed), st)) for seed in range(8)])
-             for name, st in (("soft", soft), ("sharp", sharp))}
+    rises = {
+        name: np.median([_edge_rise(*synth.sample(np.random.default_rng(seed), st)) for seed in range(8)])
+        for name, st in (("soft", soft), ("sharp", sharp))
+    }
     assert rises["soft"] < 0.6 * rises["sharp"]
     general = synth.SynthSettings(p_blob_scene=0.0, blob_blur_sigma=(5.0, 6.0))
     a, b = synth.sample(np.random.default_rng(4), general), synth.sample(np.random.default_rng(4))

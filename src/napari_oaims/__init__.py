@@ -19,13 +19,17 @@ from typing import TYPE_CHECKING
 __version__ = "0.2.0"
 __all__ = ["Engine", "Session", "annotate", "sample_nuclei", "__version__"]
 
-_LAZY = {"Engine": "napari_oaims.engine", "Session": "napari_oaims.session", "annotate": "napari_oaims.plugin.api",
-         "sample_nuclei": "napari_oaims.data"}
+_LAZY = {
+    "Engine": "napari_oaims.engine",
+    "Session": "napari_oaims.session",
+    "annotate": "napari_oaims.plugin.api",
+    "sample_nuclei": "napari_oaims.data",
+}
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.data import sample_nuclei
-    from napari_oaims.plugin.api import annotate
     from napari_oaims.engine import Engine
+    from napari_oaims.plugin.api import annotate
     from napari_oaims.session import Session
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from napari_oaims.core import guidance
 from napari_oaims.adapt import Adapter, adapter_from_settings, make_adapter
+from napari_oaims.core import guidance
 from napari_oaims.model import ClickUNet, autocast, load_weights, resolve_device, weights_hash
 from napari_oaims.session import Session
 
@@ -36,7 +36,10 @@ def _check_first_window(size: Any) -> int | str:
     if size == "auto":
         return "auto"
     if isinstance(size, bool) or not isinstance(size, (int, float)) or not 8 <= size <= 4096 or size != int(size):
-        raise ValueError(f"first_window (the weights' window.first_size) must be 'auto' or a whole number of pixels in [8, 4096], got {size!r}")
+        raise ValueError(
+            "first_window (the weights' window.first_size) must be 'auto' or a whole number of pixels in "
+            f"[8, 4096], got {size!r}"
+        )
     return int(size)
 
 
@@ -48,8 +51,14 @@ class Engine:
     thread while it keeps the engine.
     """
 
-    def __init__(self, model: ClickUNet, config: dict[str, Any] | None = None, device="auto",
-                 adaptation: str | Adapter = "none", base_state: dict | None = None):
+    def __init__(
+        self,
+        model: ClickUNet,
+        config: dict[str, Any] | None = None,
+        device="auto",
+        adaptation: str | Adapter = "none",
+        base_state: dict | None = None,
+    ):
         self.device = resolve_device(device)
         if self.device.type == "cpu":
             # Process-wide CPU flag: denormal floats make convolutions several times slower.
@@ -67,7 +76,9 @@ class Engine:
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
-    def pretrained(cls, device="auto", adaptation: str | Adapter = "none", weights: str | Path | None = None) -> "Engine":
+    def pretrained(
+        cls, device="auto", adaptation: str | Adapter = "none", weights: str | Path | None = None
+    ) -> "Engine":
         """The shipped weights (or ``weights``, a ``.safetensors`` path with its ``.json``)."""
         path = Path(weights) if weights is not None else shipped_weights_path()
         model, config = load_weights(path)
@@ -102,15 +113,29 @@ class Engine:
         weights' hash, the number of updates and the adaptation settings."""
         from napari_oaims.model import save_weights
 
-        keep = {k: v for k, v in self.config.items() if k in ("version", "normalisation", "guidance", "window", "training")}
+        keep = {
+            k: v for k, v in self.config.items() if k in ("version", "normalisation", "guidance", "window", "training")
+        }
         keep["window"] = {**keep.get("window", {}), "first_size": self.first_window}  # with any override
-        extra = {**keep, "adapted_from": {"weights_hash": self.base_hash, "updates": self.updates,
-                                          "adaptation": self.adapter.settings()}}
+        extra = {
+            **keep,
+            "adapted_from": {
+                "weights_hash": self.base_hash,
+                "updates": self.updates,
+                "adaptation": self.adapter.settings(),
+            },
+        }
         with self.lock:
             return save_weights(self.model, path, extra)
 
-    def session(self, image, plane_axes=(-2, -1), channel_axis: int | None = None, rgb: bool | None = None,
-                channel: int | None = None) -> Session:
+    def session(
+        self,
+        image,
+        plane_axes=(-2, -1),
+        channel_axis: int | None = None,
+        rgb: bool | None = None,
+        channel: int | None = None,
+    ) -> Session:
         """A new annotation session on ``image`` (see :mod:`napari_oaims.core.source` for channels)."""
         return Session(self, image, plane_axes=plane_axes, channel_axis=channel_axis, rgb=rgb, channel=channel)
 

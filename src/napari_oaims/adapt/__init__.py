@@ -5,7 +5,12 @@
 :class:`Adapter`), switch at run time with ``engine.adaptation = ...``, and set values with
 :func:`make_adapter` (a settings dataclass or keyword arguments)::
 
-    engine.adaptation = make_adapter("oaims", mi_lr=3e-5)
+    engine.adaptation = make_adapter("oaims", OAIMSSettings(mi_lr=3e-5))
+    engine.adaptation = make_adapter("oaims", mi_lr=3e-5)  # the same
+
+``adapter.settings()`` is the JSON form stored in session logs and with adapted weights;
+:func:`adapter_from_settings` rebuilds the adapter from it. ``"oaims:mi_lr=3e-5"`` is the
+command-line form (:func:`parse_spec`).
 """
 
 from __future__ import annotations
@@ -48,18 +53,29 @@ def make_adapter(name: "str | Adapter", settings: Any = None, **overrides) -> Ad
     ----------
     name : str or Adapter
         ``"none"``, ``"mi"``, ``"pi"``, ``"oaims"``, ``"ia_sa"``, ``"tsca"``, ``"ce"`` or
-        ``"entropy"``. The command-line form ``"oaims:mi_lr=3e-5"`` is accepted too (see
-        :func:`~napari_oaims.adapt.settings.parse_spec`).
+        ``"entropy"``. The name fixes ``mi`` and ``pi`` of :class:`OAIMSSettings`. The
+        command-line and benchmark form ``"oaims:mi_lr=3e-5"`` is accepted too (see
+        :func:`~napari_oaims.adapt.settings.parse_spec`); the adapter is then named by it.
     settings : dataclass, optional
-        The adapter's settings (e.g. :class:`OAIMSSettings`).
+        The adapter's settings, of its exact class: :class:`OAIMSSettings` for the OAIMS family,
+        :class:`TSCASettings` for ``tsca``, :class:`BaselineSettings` for the other baselines.
     **overrides
-        Settings by keyword.
+        Settings by keyword (applied over ``settings``).
 
     Returns
     -------
     Adapter
+
+    Raises
+    ------
+    ValueError
+        An unknown adaptation, an unknown or retired setting, or a value out of range.
+    TypeError
+        ``settings`` of another adapter's class.
     """
     if isinstance(name, Adapter):
+        if settings is not None or overrides:
+            raise ValueError("settings apply to an adapter made by name, not to a given Adapter instance")
         return name
     base, spec_values = parse_spec(name)
     factory, cls = ADAPTERS[base]
@@ -71,9 +87,13 @@ def make_adapter(name: "str | Adapter", settings: Any = None, **overrides) -> Ad
     unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)} | set(values) & _FIXED)
     if unknown:
         retired = [k for k in unknown if k in RETIRED]
-        why = f" ({', '.join(retired)}: retired in version 0.2.0)" if retired else ""
-        raise ValueError(f"unknown settings {unknown} for adaptation {base!r}{why}; it takes "
-                         f"{', '.join(f.name for f in dataclasses.fields(cls) if f.name not in _FIXED)}")
+        why = f" ({', '.join(retired)}: retired in version 0.2.0, format version 2)" if retired else ""
+        raise ValueError(
+            f"unknown settings {unknown} for adaptation {base!r}{why}; it takes "
+            f"{', '.join(f.name for f in dataclasses.fields(cls) if f.name not in _FIXED)}"
+        )
+    if settings is not None and type(settings) is not cls:
+        raise TypeError(f"adaptation {base!r} takes {cls.__name__}, got {type(settings).__name__}")
     adapter = factory(settings, **values)
     if spec_values:
         adapter.name = str(name)
@@ -104,5 +124,13 @@ def adapter_from_settings(settings: dict) -> Adapter:
     return adapter
 
 
-__all__ = ["ADAPTERS", "Adapter", "BaselineSettings", "OAIMSSettings", "TSCASettings", "adapter_from_settings",
-           "make_adapter", "parse_spec"]
+__all__ = [
+    "ADAPTERS",
+    "Adapter",
+    "BaselineSettings",
+    "OAIMSSettings",
+    "TSCASettings",
+    "adapter_from_settings",
+    "make_adapter",
+    "parse_spec",
+]

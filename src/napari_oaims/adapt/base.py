@@ -93,9 +93,7 @@ class Adapter:
         from napari_oaims.adapt.guard import GuardedOptimizer
 
         for value in vars(self).values():
-            if isinstance(value, torch.nn.Module):
-                value.to(device)
-            elif isinstance(value, GuardedOptimizer):
+            if isinstance(value, (torch.nn.Module, GuardedOptimizer)):
                 value.to(device)
 
     def settings(self) -> dict[str, Any]:

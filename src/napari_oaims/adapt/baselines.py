@@ -38,7 +38,7 @@ def sparse_click_loss(logits: torch.Tensor, clicks: list[tuple[float, float, boo
         yi, xi = int(round(y)), int(round(x))
         if not (0 <= yi < s and 0 <= xi < s):
             continue
-        patch = logits[0, 0, max(yi - 1, 0): yi + 2, max(xi - 1, 0): xi + 2]
+        patch = logits[0, 0, max(yi - 1, 0) : yi + 2, max(xi - 1, 0) : xi + 2]
         losses.append(F.binary_cross_entropy_with_logits(patch, torch.full_like(patch, float(positive))))
     return torch.stack(losses).mean() if losses else logits.sum() * 0.0
 
@@ -129,7 +129,8 @@ class TSCA(_PerClick):
         def loss_fn(_model):
             logits = self.student(xt)
             return sparse_click_loss(logits, clicks) + self.consistency * F.binary_cross_entropy_with_logits(
-                logits, teacher_pred)
+                logits, teacher_pred
+            )
 
         # The guarded optimiser steps the student: point it at a stand-in engine view.
         record = self.optimizer.step(_StudentView(engine, self.student), method, loss_fn, None, None)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -75,7 +76,9 @@ class GuardedOptimizer:
             opt = self._optimizer(model)
             model.train()
             snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            opt_state = {k: {n: (t.clone() if torch.is_tensor(t) else t) for n, t in v.items()} for k, v in opt.state.items()}
+            opt_state = {
+                k: {n: (t.clone() if torch.is_tensor(t) else t) for n, t in v.items()} for k, v in opt.state.items()
+            }
             try:
                 loss = loss_fn(model)
             finally:

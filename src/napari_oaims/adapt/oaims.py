@@ -1,17 +1,19 @@
 """OAIMS: Mid-Interaction and Post-Interaction adaptation (seed 000 algorithm 1, GUIDE 3.3).
 
+The model learns while the user annotates, from two kinds of update, each one guarded step
+(:class:`~napari_oaims.adapt.guard.GuardedOptimizer`: a harmful step is refused or rolled back).
+
 * **MI**, after each prompt ``c_t`` from the second on: ``P_init = f(I, C_t)`` without gradient
   is the pseudo label, ``P_prev = f(I, C_{t-1})`` the prediction (recomputed with gradient on the
-  same window); one Adam step (its own optimiser state, rate ``mi_lr``) on
-  ``L_DF(P_prev, P_init) + beta L_CCG(P_prev, P_init, c_t)``. The session then shows
-  ``P_t = f(I, C_t)`` with the updated weights. MI learns from *corrections* only (``mi_gate``):
-  a click that agrees everywhere with the mask it would correct (a positive click inside it, a
-  negative one outside; what a wrong-label click looks like) carries no error signal and is not
-  learnt from. While such a click is among the object's prompts MI also skips every later one
-  (``mi_stop``: they are made around a mask the suspect click shaped; undo or clear lifts this),
-  and the suspect click undoes the MI steps already taken on its object (``mi_rewind``, logged
-  as an ``mi_rewind`` update). MI learns from an object's first ``mi_max_prompts`` prompts only
-  (10, the seed's T): later clicks polish the boundary, and MI steps on them drift the model.
+  same window); one Adam step (rate ``mi_lr``) on ``L_DF(P_prev, P_init) + beta L_CCG(P_prev,
+  P_init, c_t)``. The session then shows ``P_t = f(I, C_t)`` with the updated weights. MI learns
+  from *corrections* only (``mi_gate``): a click that agrees everywhere with the mask it would
+  correct (a positive click inside it, a negative one outside; what a wrong-label click looks
+  like) carries no error signal and is not learnt from. While such a click is among the object's
+  prompts MI also skips every later one (``mi_stop``: they are made around a mask the suspect
+  click shaped; undo or clear lifts this), and the suspect click undoes the MI steps already
+  taken on its object (``mi_rewind``, logged as an ``mi_rewind`` update). MI learns from an
+  object's first ``mi_max_prompts`` prompts only.
 * **PI**, on accept, per annotated plane: stage 1 predicts from the localisation prompt only and
   takes one step on ``L_DF(P_1, P_final)``; stage 2 makes one click per error component of
   ``P_1`` against ``P_final`` (largest first, up to ``max_clicks``, at the component centre),
@@ -19,16 +21,46 @@
   ``L_DF + beta L_CCG`` against ``P_final`` (Adam, rate ``lr``). Stage 2 runs only when a prompt
   of the plane corrected the mask: for a preview accepted untouched the errors of ``P_1`` are
   slivers of the model's own answer, and clicks there teach it to cut its masks (logged as a
-  ``pi_stage2_skip`` record). Where the object's prompts hold a
-  click that corrected nothing, ``L_DF`` leaves out the pixels of that click's label within
-  ``pi_ignore`` object diameters of it and stage 2 makes no click there; when that is more than
-  half the mask, PI skips the plane (a ``pi_skip`` record).
+  ``pi_stage2_skip`` record). Where the object's prompts hold a click that corrected nothing,
+  ``L_DF`` leaves out the pixels of that click's label within ``pi_ignore`` object diameters of
+  it and stage 2 makes no click there; when that is more than half the mask, PI skips the plane
+  (a ``pi_skip`` record).
 * **Replay** (seed 003): the last ``replay_size`` stage-2 samples (one per accepted object and
-  plane); ``replay_k`` of them, drawn from the adapter's seed, join each stage-2 batch, so that
-  objects that took many clicks do not make the next objects' first clicks worse.
+  plane); ``replay_k`` of them, drawn with the adapter's ``seed``, join each stage-2 batch.
 
 Boxes and scribbles feed the same machinery: for CCG, a scribble's pixels act as clicks of its
 polarity and a box's outline pixels as negative clicks (they lie outside the object).
+
+Settings (:class:`~napari_oaims.adapt.settings.OAIMSSettings`, defaults in brackets)
+-------------------------------------------------------------------------------------
+``lr``, ``mi_lr`` [1e-4, 1e-4]
+    Adam rates of PI and of MI, over all parameters. MI and PI keep separate Adam moments: MI's
+    frequent pseudo-label steps would otherwise inflate the second moments that scale PI's
+    steps, which learn from the user's final mask.
+``beta`` [200]
+    Weight of the CCG loss, the pretraining value, so that adaptation keeps the objective the
+    model was trained with.
+``max_clicks`` [10]
+    Most generated clicks in PI's stage 2 (one per error component, largest first).
+``replay_size``, ``replay_k`` [16, 2]
+    Replay against forgetting: without it, an object that took many clicks pulls the model
+    towards itself and makes the next objects' first clicks worse. ``replay_size=0`` turns it off.
+``seed`` [0]
+    Seed of the replay draws (runs are reproducible).
+``mi_gate``, ``mi_stop``, ``mi_rewind`` [on]
+    Protection against wrong-label clicks. Correcting clicks never trigger them, so they change
+    nothing for a careful user.
+``mi_max_prompts`` [10]
+    The method's interaction budget (its T): later clicks only polish the boundary, and many MI
+    steps on them drift the model. PI still learns from the accepted mask (0: no limit).
+``pi_ignore`` [0.5]
+    How far (in object diameters) around a doubtful click PI distrusts the accepted mask (0: PI
+    trusts all of it). Like the MI guards it never acts when every click corrected the mask.
+
+Each PI stage takes exactly one step on one view of the plane (the localisation prompt's
+window), stage 1 before stage 2, with one learning rate for all parameters and no pull towards
+the pretrained weights: variants of these measured no better and are not offered (see
+:data:`~napari_oaims.adapt.settings.RETIRED` for how logs naming them are read).
 """
 
 from __future__ import annotations
@@ -42,13 +74,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from napari_oaims.core import guidance
-from napari_oaims.model.losses import dice_focal, total_loss
-from napari_oaims.simulate.robot import correction_clicks
-from napari_oaims.core.prompts import Prompt
 from napari_oaims.adapt.base import AcceptedObject, Adapter, AdapterReply, PlaneView, PromptUpdate
 from napari_oaims.adapt.guard import GuardedOptimizer
 from napari_oaims.adapt.settings import OAIMSSettings
+from napari_oaims.core import guidance
+from napari_oaims.core.prompts import Prompt
+from napari_oaims.model.losses import dice_focal, total_loss
+from napari_oaims.simulate.robot import correction_clicks
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
@@ -93,8 +125,6 @@ class OAIMSAdapter(Adapter):
         c = self.config
         self.name = "oaims" if (c.mi and c.pi) else "mi" if c.mi else "pi"
         self.optimizer = GuardedOptimizer(c.lr)
-        # MI and PI keep separate Adam moments: MI's frequent pseudo-label steps would otherwise
-        # inflate the second moments that scale PI's steps.
         self.mi_optimizer = GuardedOptimizer(c.mi_lr)
         self.buffer: deque = deque(maxlen=max(c.replay_size, 1))
         self._rng = random.Random(c.seed)
@@ -132,7 +162,10 @@ class OAIMSAdapter(Adapter):
                 return AdapterReply([self._rewind(engine)])
             return AdapterReply()  # nothing for P_prev to learn from this prompt
         if self.mi_rewind and (self._object_start is None or self._object_start[0] is not ctx.previous[0]):
-            self._object_start = (ctx.previous[0], {k: v.detach().clone() for k, v in engine.model.state_dict().items()})
+            self._object_start = (
+                ctx.previous[0],
+                {k: v.detach().clone() for k, v in engine.model.state_dict().items()},
+            )
         x_prev = ctx.view.encode(ctx.previous, ctx.window)[None]
         x_new = ctx.view.encode(ctx.prompts, ctx.window)[None]
         pseudo = engine.predict(x_new) > 0  # P_init, no gradient
@@ -151,8 +184,13 @@ class OAIMSAdapter(Adapter):
         """Put back the weights from before this object's MI steps (``mi_rewind``), as an update record."""
         t0 = time.perf_counter()
         with engine.lock:
-            record = {"method": "mi_rewind", "weights_before": engine.weights_hash, "loss": None,
-                      "rolled_back": False, "reason": "a click that corrected nothing: this object's MI steps undone"}
+            record = {
+                "method": "mi_rewind",
+                "weights_before": engine.weights_hash,
+                "loss": None,
+                "rolled_back": False,
+                "reason": "a click that corrected nothing: this object's MI steps undone",
+            }
             engine.model.load_state_dict(self._object_start[1])
             engine.weights_changed()
             record["weights_after"] = engine.weights_hash
@@ -192,8 +230,9 @@ class OAIMSAdapter(Adapter):
             if not any(p.corrected for p in prompts):
                 # An accepted preview nobody corrected: the errors of P_1 against it are slivers of
                 # the model's own answer, and clicks made there teach the model to cut its masks.
-                records.append(self._skip_record(engine, "no correction: stage 2 has no user errors to learn",
-                                                 "pi_stage2_skip"))
+                records.append(
+                    self._skip_record(engine, "no correction: stage 2 has no user errors to learn", "pi_stage2_skip")
+                )
                 continue
             batch_x, batch_t, batch_c, batch_w = [], [], [], []
             for view, mask in zip(views, p1["mask"]):
@@ -215,8 +254,13 @@ class OAIMSAdapter(Adapter):
             weight2 = _weights(batch_w, engine.device)
 
             def stage2(model):
-                return total_loss(model(_t(bx_np, engine.device)), _t(bt_np[:, None], engine.device), batch_c,
-                                  beta=self.beta, weight=weight2)
+                return total_loss(
+                    model(_t(bx_np, engine.device)),
+                    _t(bt_np[:, None], engine.device),
+                    batch_c,
+                    beta=self.beta,
+                    weight=weight2,
+                )
 
             check_x, check_t = np.stack(batch_x[: len(views)]), np.stack(batch_t[: len(views)])
             records.append(engine_step(self, engine, "pi_stage2", stage2, check_x, check_t))
@@ -241,21 +285,33 @@ class OAIMSAdapter(Adapter):
             view["weight"] = weight
         kept = float((views[0]["weight"] * views[0]["target"]).sum()) / max(int(views[0]["target"].sum()), 1)
         if kept < PI_IGNORE_KEEP:
-            return (f"clicks that corrected nothing vouch for {1 - kept:.0%} of the object's mask: "
-                    "not learnt from")
+            return f"clicks that corrected nothing vouch for {1 - kept:.0%} of the object's mask: not learnt from"
         return None
 
     def _skip_record(self, engine: "Engine", reason: str, method: str = "pi_skip") -> dict:
         """An update record for a PI step left out (the weights do not change)."""
-        return {"method": method, "weights_before": engine.weights_hash, "weights_after": engine.weights_hash,
-                "loss": None, "rolled_back": False, "reason": reason, "adaptation": self.name, "latency_ms": 0.0}
+        return {
+            "method": method,
+            "weights_before": engine.weights_hash,
+            "weights_after": engine.weights_hash,
+            "loss": None,
+            "rolled_back": False,
+            "reason": reason,
+            "adaptation": self.name,
+            "latency_ms": 0.0,
+        }
 
     def _view(self, s: PlaneView, click: Prompt, final: np.ndarray) -> dict:
         """Window, working-size target, stage-1 input and CCG points for one localisation click."""
         bbox = _mask_bbox(final)
         window = s.window([click], bbox)
-        return {"click": click, "window": window, "target": work_target(final, window),
-                "x1": s.encode([click], window), "ccg": ccg_points(click, window)}
+        return {
+            "click": click,
+            "window": window,
+            "target": work_target(final, window),
+            "x1": s.encode([click], window),
+            "ccg": ccg_points(click, window),
+        }
 
     def _corrected_view(self, s: PlaneView, view: dict, p1: np.ndarray) -> tuple[np.ndarray, list]:
         """Stage-2 input and CCG points: the localisation click plus one click per error of ``p1``."""
@@ -283,8 +339,9 @@ def _mask_bbox(mask: np.ndarray):
     return (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
 
 
-def engine_step(adapter, engine, method, loss_fn, check_x, check_target,
-                optimizer: GuardedOptimizer | None = None) -> dict:
+def engine_step(
+    adapter, engine, method, loss_fn, check_x, check_target, optimizer: GuardedOptimizer | None = None
+) -> dict:
     """One guarded step with ``optimizer`` (default ``adapter.optimizer``), tagged with the adapter's name."""
     record = (optimizer or adapter.optimizer).step(engine, method, loss_fn, check_x, check_target)
     record["adaptation"] = adapter.name

@@ -24,9 +24,19 @@ LR = 1e-4
 
 #: Settings retired in format version 2 (package 0.2.0), with the value the shipped behaviour used.
 RETIRED: dict[str, Any] = {
-    "anchor": 0.0, "mi_own_optimizer": True, "pi_stage1": True, "pi_stage2": True, "pi_refresh": False,
-    "pi_click_window": False, "pi_stage1_steps": 1, "early_objects": 0, "early_steps": 1,
-    "first_lr_scale": 1.0, "norm_lr_scale": 1.0, "pi_views": 1, "pi_sample_k": False,
+    "anchor": 0.0,
+    "mi_own_optimizer": True,
+    "pi_stage1": True,
+    "pi_stage2": True,
+    "pi_refresh": False,
+    "pi_click_window": False,
+    "pi_stage1_steps": 1,
+    "early_objects": 0,
+    "early_steps": 1,
+    "first_lr_scale": 1.0,
+    "norm_lr_scale": 1.0,
+    "pi_views": 1,
+    "pi_sample_k": False,
 }
 
 
@@ -37,8 +47,12 @@ def _check(name: str, ok: bool, need: str, value: Any) -> None:
 
 def _finite_positive(name: str, value: float, allow_zero: bool = False) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    _check(name, ok and (value >= 0 if allow_zero else value > 0), "a finite number " + (">= 0" if allow_zero else "> 0"),
-           value)
+    _check(
+        name,
+        ok and (value >= 0 if allow_zero else value > 0),
+        "a finite number " + (">= 0" if allow_zero else "> 0"),
+        value,
+    )
 
 
 def _whole(name: str, value: Any, low: int) -> None:
@@ -137,8 +151,10 @@ def _convert(cls: type, key: str, text: str) -> Any:
     try:
         return int(text) if kind == "int" else float(text)
     except ValueError:
-        raise ValueError(f"adaptation setting {key}={text!r} must be a{'' if kind == 'int' else ' real'} "
-                         f"{'whole ' if kind == 'int' else ''}number") from None
+        raise ValueError(
+            f"adaptation setting {key}={text!r} must be a{'' if kind == 'int' else ' real'} "
+            f"{'whole ' if kind == 'int' else ''}number"
+        ) from None
 
 
 def settings_class(name: str) -> type:
@@ -169,11 +185,15 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
         if not sep or not key:
             raise ValueError(f"bad adaptation setting {pair!r} in {spec!r}: use name:key=value")
         if key in RETIRED:
-            raise ValueError(f"adaptation setting {key!r} was retired in version 0.2.0; {name!r} takes "
-                             f"{', '.join(k for k in valid if k not in fixed) or 'no settings'}")
+            raise ValueError(
+                f"adaptation setting {key!r} was retired in version 0.2.0 (format version 2); {name!r} takes "
+                f"{', '.join(k for k in valid if k not in fixed) or 'no settings'}"
+            )
         if key not in valid or key in fixed:
-            raise ValueError(f"unknown setting {key!r} for adaptation {name!r}; it takes "
-                             f"{', '.join(k for k in valid if k not in fixed) or 'no settings'}")
+            raise ValueError(
+                f"unknown setting {key!r} for adaptation {name!r}; it takes "
+                f"{', '.join(k for k in valid if k not in fixed) or 'no settings'}"
+            )
         out[key] = _convert(cls, key, value)
     return name, out
 
@@ -185,9 +205,11 @@ def drop_retired(settings: dict[str, Any]) -> dict[str, Any]:
     for key, value in settings.items():
         if key in RETIRED:
             if value != RETIRED[key]:
-                raise ValueError(f"these adapter settings use {key}={value!r}, an experiment setting retired in "
-                                 f"format version 2 (package 0.2.0); they cannot be reproduced by this version "
-                                 f"(only {key}={RETIRED[key]!r}, the shipped behaviour, can)")
+                raise ValueError(
+                    f"these adapter settings use {key}={value!r}, an experiment setting retired in "
+                    f"format version 2 (package 0.2.0): the log cannot be replayed exactly by this version "
+                    f"(it keeps only {key}={RETIRED[key]!r}, the shipped behaviour)"
+                )
             continue
         out[key] = value
     return out

@@ -9,8 +9,9 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     from napari_oaims.cli import bench, demo, replay, train
 
-    p = argparse.ArgumentParser(prog="oaims",
-                                description="napari-oaims: interactive segmentation that learns from clicks")
+    p = argparse.ArgumentParser(
+        prog="oaims", description="napari-oaims: interactive segmentation that learns from clicks"
+    )
     sub = p.add_subparsers(dest="command", required=True)
     train.register(sub)
     demo.register(sub)

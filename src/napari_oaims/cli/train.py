@@ -21,8 +21,14 @@ def _synth_settings(args: argparse.Namespace):
     from napari_oaims.training.synth import SynthSettings
 
     extra = {"kind_weights": args.kind_weights} if args.kind_weights else {}
-    return SynthSettings(level=(args.level_min, 1.0), p_lowres=args.lowres_p, p_blob_scene=args.blob_p,
-                         lowres_factor=args.lowres_factor, blob_blur_sigma=(0.0, args.blob_blur_max), **extra)
+    return SynthSettings(
+        level=(args.level_min, 1.0),
+        p_lowres=args.lowres_p,
+        p_blob_scene=args.blob_p,
+        lowres_factor=args.lowres_factor,
+        blob_blur_sigma=(0.0, args.blob_blur_max),
+        **extra,
+    )
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -30,9 +36,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from napari_oaims.training import pretrain
 
-    cfg = pretrain.TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed,
-                               threads=args.threads, init=str(args.init) if args.init else None,
-                               synth=_synth_settings(args), p_single_click=args.single_click_p, ema=args.ema)
+    cfg = pretrain.TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        threads=args.threads,
+        init=str(args.init) if args.init else None,
+        synth=_synth_settings(args),
+        p_single_click=args.single_click_p,
+        ema=args.ema,
+    )
     bar = tqdm(total=cfg.steps, desc="train", unit="step", mininterval=5)
 
     def progress(step: int, total: int, loss: float) -> None:
@@ -61,17 +75,34 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 def _synth_args(p: argparse.ArgumentParser) -> None:
     """The synthetic-data options shared by ``train`` and ``synth``."""
-    p.add_argument("--level-min", type=float, default=0.4,
-                   help="dimmest object brightness as a share of the contrast (synthetic data)")
-    p.add_argument("--lowres-p", type=float, default=0.0,
-                   help="share of synthetic images rendered at low resolution and upsampled")
+    p.add_argument(
+        "--level-min",
+        type=float,
+        default=0.4,
+        help="dimmest object brightness as a share of the contrast (synthetic data)",
+    )
+    p.add_argument(
+        "--lowres-p", type=float, default=0.0, help="share of synthetic images rendered at low resolution and upsampled"
+    )
     p.add_argument("--lowres-factor", type=float, default=3.0, help="largest upsampling factor of --lowres-p")
-    p.add_argument("--kind-weights", type=_weights, default=None,
-                   help="relative frequencies of ellipse,star,deformed,tube,branch objects, e.g. 0.5,0.3,0.1,0.05,0.05")
-    p.add_argument("--blob-p", type=float, default=0.0,
-                   help="share of cell-like scenes (non-overlapping blobs, dim beside bright) in the synthetic data")
-    p.add_argument("--blob-blur-max", type=float, default=2.0,
-                   help="largest blur sigma (px) of the cell-like scenes (soft-edged widefield nuclei)")
+    p.add_argument(
+        "--kind-weights",
+        type=_weights,
+        default=None,
+        help="relative frequencies of ellipse,star,deformed,tube,branch objects, e.g. 0.5,0.3,0.1,0.05,0.05",
+    )
+    p.add_argument(
+        "--blob-p",
+        type=float,
+        default=0.0,
+        help="share of cell-like scenes (non-overlapping blobs, dim beside bright) in the synthetic data",
+    )
+    p.add_argument(
+        "--blob-blur-max",
+        type=float,
+        default=2.0,
+        help="largest blur sigma (px) of the cell-like scenes (soft-edged widefield nuclei)",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -85,10 +116,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", type=Path, default=Path("runs/base"), help="checkpoint/log folder (resumes from it)")
     t.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tuning stage)")
     _synth_args(t)
-    t.add_argument("--single-click-p", type=float, default=0.0,
-                   help="extra share of samples trained with the first click alone")
-    t.add_argument("--ema", type=float, default=0.0,
-                   help="export an exponential moving average of the weights with this decay, e.g. 0.998 (0: off)")
+    t.add_argument(
+        "--single-click-p", type=float, default=0.0, help="extra share of samples trained with the first click alone"
+    )
+    t.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="export an exponential moving average of the weights with this decay, e.g. 0.998 (0: off)",
+    )
     t.add_argument("--stop-after", type=int, default=None, help="stop at this step of the --steps schedule")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     t.add_argument("--export", type=Path, default=None, help="write the final weights here (.safetensors + .json)")

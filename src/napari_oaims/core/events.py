@@ -37,23 +37,51 @@ from typing import Any
 import numpy as np
 
 #: Event kinds, with the code each has in a saved log (new kinds get the next free code).
-KIND_CODES = {"session": 0, "click": 1, "box": 2, "scribble": 3, "prior": 4, "predict": 5, "undo": 6,
-              "redo": 7, "clear": 8, "accept": 9, "update": 10, "withdraw": 11, "reinstate": 12,
-              "propagate": 13}
+KIND_CODES = {
+    "session": 0,
+    "click": 1,
+    "box": 2,
+    "scribble": 3,
+    "prior": 4,
+    "predict": 5,
+    "undo": 6,
+    "redo": 7,
+    "clear": 8,
+    "accept": 9,
+    "update": 10,
+    "withdraw": 11,
+    "reinstate": 12,
+    "propagate": 13,
+}
 KINDS = tuple(KIND_CODES)
 PROMPT_KINDS = ("click", "box", "scribble", "prior")
 
 
-def make_event(seq: int, kind: str, object_id: int, weights: str, plane=None, coords=None, label=None,
-               latency_ms: float | None = None, extra: dict | None = None) -> dict[str, Any]:
+def make_event(
+    seq: int,
+    kind: str,
+    object_id: int,
+    weights: str,
+    plane=None,
+    coords=None,
+    label=None,
+    latency_ms: float | None = None,
+    extra: dict | None = None,
+) -> dict[str, Any]:
     """A new event dict with every key of the schema."""
     if kind not in KIND_CODES:
         raise ValueError(f"unknown event kind {kind!r}; the log knows {sorted(KIND_CODES)}")
     return {
-        "seq": int(seq), "time": time.time(), "kind": kind, "object": int(object_id),
-        "plane": list(plane) if plane is not None else [], "coords": coords, "label": label,
+        "seq": int(seq),
+        "time": time.time(),
+        "kind": kind,
+        "object": int(object_id),
+        "plane": list(plane) if plane is not None else [],
+        "coords": coords,
+        "label": label,
         "latency_ms": None if latency_ms is None else round(float(latency_ms), 3),
-        "weights": weights, "extra": extra or {},
+        "weights": weights,
+        "extra": extra or {},
     }
 
 

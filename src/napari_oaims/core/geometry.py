@@ -20,8 +20,12 @@ def bbox(mask: np.ndarray, offset: tuple[int, int] = (0, 0)) -> Box | None:
     if len(rows) == 0:
         return None
     cols = np.flatnonzero(mask.any(0))
-    return (int(rows[0]) + offset[0], int(cols[0]) + offset[1], int(rows[-1]) + 1 + offset[0],
-            int(cols[-1]) + 1 + offset[1])
+    return (
+        int(rows[0]) + offset[0],
+        int(cols[0]) + offset[1],
+        int(rows[-1]) + 1 + offset[0],
+        int(cols[-1]) + 1 + offset[1],
+    )
 
 
 def bbox_nd(mask: np.ndarray) -> tuple[slice, ...] | None:
@@ -69,8 +73,9 @@ def split_coords(plane_axes: Sequence[int], coords: Sequence[float]) -> tuple[tu
     return key, (coords[pa[0]], coords[pa[1]])
 
 
-def plane_index(plane_axes: Sequence[int], ndim: int, key: Sequence[int],
-                region: tuple[slice, slice] | None = None) -> tuple:
+def plane_index(
+    plane_axes: Sequence[int], ndim: int, key: Sequence[int], region: tuple[slice, slice] | None = None
+) -> tuple:
     """Index into an array of the image's spatial shape for plane ``key`` (``region``: plane
     slices, default the whole plane). Indexing with it gives a 2D array whose axes are in
     increasing axis order, i.e. transposed with respect to ``(y, x)`` when the plane axes are."""

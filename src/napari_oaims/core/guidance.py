@@ -102,20 +102,28 @@ def estimate_diameter(patch: np.ndarray, sigmas=DIAMETER_SIGMAS) -> float:
     """
     patch = np.asarray(patch, dtype=np.float64)
     c = patch.shape[0] // 2
-    if patch.ndim != 2 or patch.shape[0] != patch.shape[1] or patch.shape[0] % 2 == 0 \
-            or c < diameter_patch_radius(sigmas):
-        raise ValueError(f"estimate_diameter needs a square patch with an odd side >= "
-                         f"{2 * diameter_patch_radius(sigmas) + 1}, got {patch.shape}")
+    if (
+        patch.ndim != 2
+        or patch.shape[0] != patch.shape[1]
+        or patch.shape[0] % 2 == 0
+        or c < diameter_patch_radius(sigmas)
+    ):
+        raise ValueError(
+            f"estimate_diameter needs a square patch with an odd side >= "
+            f"{2 * diameter_patch_radius(sigmas) + 1}, got {patch.shape}"
+        )
     if not np.isfinite(patch).all():
         raise ValueError("estimate_diameter needs finite values (normalise the patch first: NaN/inf -> 0)")
     responses = []
     for sigma in sigmas:
         h = int(4 * sigma) + 1
-        yy, xx = np.mgrid[-h:h + 1, -h:h + 1]
+        yy, xx = np.mgrid[-h : h + 1, -h : h + 1]
         r2 = (yy * yy + xx * xx) / (sigma * sigma)
         kernel = (r2 - 2.0) * np.exp(-r2 / 2.0)
         kernel -= kernel.mean()  # zero sum: a constant offset gives no response
-        responses.append(abs(float(np.sum(kernel * patch[c - h:c + h + 1, c - h:c + h + 1]))) / (2 * np.pi * sigma * sigma))
+        responses.append(
+            abs(float(np.sum(kernel * patch[c - h : c + h + 1, c - h : c + h + 1]))) / (2 * np.pi * sigma * sigma)
+        )
     best_sigma = float(sigmas[int(np.argmax(responses))])
     return 2.0 * np.sqrt(2.0) * best_sigma
 
@@ -241,9 +249,7 @@ def encode(
     """Stack the four input channels (4, S, S) from working-size pieces."""
     size = image_work.shape[0]
     prior = np.zeros((size, size), np.float32) if prior_work is None else prior_work
-    return np.stack(
-        [image_work, guidance_map(pos_work, size), guidance_map(neg_work, size), prior]
-    ).astype(np.float32)
+    return np.stack([image_work, guidance_map(pos_work, size), guidance_map(neg_work, size), prior]).astype(np.float32)
 
 
 def resize_window(array: np.ndarray, size: int) -> np.ndarray:
@@ -251,8 +257,9 @@ def resize_window(array: np.ndarray, size: int) -> np.ndarray:
     bilinear, anti-aliased when shrinking."""
     if array.shape[0] == size:
         return array.astype(np.float32, copy=False)
-    return _sk_resize(array, (size, size), order=1, anti_aliasing=array.shape[0] > size,
-                      preserve_range=True).astype(np.float32)
+    return _sk_resize(array, (size, size), order=1, anti_aliasing=array.shape[0] > size, preserve_range=True).astype(
+        np.float32
+    )
 
 
 def encode_prompts(crop: np.ndarray, prompts, window: Window) -> np.ndarray:
@@ -272,5 +279,6 @@ def encode_prompts(crop: np.ndarray, prompts, window: Window) -> np.ndarray:
         else:
             continue
         prior = layer if prior is None else np.maximum(prior, layer)
-    return encode(image, np.concatenate(pos) if pos else np.zeros((0, 2)),
-                  np.concatenate(neg) if neg else np.zeros((0, 2)), prior)
+    return encode(
+        image, np.concatenate(pos) if pos else np.zeros((0, 2)), np.concatenate(neg) if neg else np.zeros((0, 2)), prior
+    )

@@ -27,8 +27,9 @@ def paint(labels: Any, index: tuple, mask: np.ndarray, object_id: int) -> tuple[
     return int(np.count_nonzero(mask)), dict(zip(ids.tolist(), counts.tolist())), before
 
 
-def paint_planes(labels: Any, plane_axes, planes: Mapping[tuple[int, ...], tuple[geometry.Box, np.ndarray]],
-                 object_id: int) -> tuple[int, dict[int, int], list[tuple[tuple, np.ndarray, np.ndarray]]]:
+def paint_planes(
+    labels: Any, plane_axes, planes: Mapping[tuple[int, ...], tuple[geometry.Box, np.ndarray]], object_id: int
+) -> tuple[int, dict[int, int], list[tuple[tuple, np.ndarray, np.ndarray]]]:
     """Paint an object given per plane as ``(box, crop)`` (plane coordinates, ``crop`` the mask in
     ``box``). Returns the pixels painted, the pixels taken from other objects, and per plane
     ``(index, before, after)`` so that the caller can undo it."""

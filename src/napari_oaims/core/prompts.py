@@ -47,5 +47,4 @@ def supersedes(new: Prompt, old: Prompt) -> bool:
     Both in the model's input would ask for opposite answers at one pixel; the user meant the
     newer one. Undo brings the earlier click back.
     """
-    return (new.kind == old.kind == "click" and new.positive != old.positive
-            and np.array_equal(new.points, old.points))
+    return new.kind == old.kind == "click" and new.positive != old.positive and np.array_equal(new.points, old.points)

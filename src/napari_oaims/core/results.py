@@ -42,7 +42,8 @@ class Result:
         flip = geometry.transposed(self.plane_axes, len(self.shape))
         for key, (box, crop) in self.planes.items():
             out[geometry.plane_index(self.plane_axes, len(self.shape), key, geometry.box_slices(box))] = (
-                crop.T if flip else crop)
+                crop.T if flip else crop
+            )
         return out
 
     @property

@@ -63,8 +63,9 @@ def run_method(protocol: Protocol, method: str, image, labels, ids, clicks: int,
     return result
 
 
-def _evaluate(protocol: Protocol, shift: str, image, labels, seq: list[int], method: str, clicks: int,
-              over: dict, progress=None) -> dict:
+def _evaluate(
+    protocol: Protocol, shift: str, image, labels, seq: list[int], method: str, clicks: int, over: dict, progress=None
+) -> dict:
     """One (shift, run, method) cell: a fresh engine on ``seq``; returns its summary and curves."""
     if "wrong_label" in over:
         protocol = dataclasses.replace(protocol, wrong_label=over["wrong_label"])
@@ -109,8 +110,9 @@ def _cells(protocol: Protocol, tasks: list[tuple], jobs: int, desc: str, progres
         return out
     threads = worker_threads(jobs)
     # "spawn": torch's thread pools do not survive a fork.
-    with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=get_context("spawn"), initializer=_init_worker,
-                             initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(
+        min(jobs, len(tasks)), mp_context=get_context("spawn"), initializer=_init_worker, initargs=(threads,)
+    ) as pool:
         futures = [pool.submit(_evaluate, protocol, *task) for task in tasks]
         done = [0]
 
@@ -128,11 +130,20 @@ def _cells(protocol: Protocol, tasks: list[tuple], jobs: int, desc: str, progres
             raise
 
 
-def run_suite(image: str | Path, labels: str | Path, methods: Sequence[str] = DEFAULT_METHODS,
-              shifts: Sequence[str] | None = None, order: str = "random", robustness: bool = False,
-              robust_methods: Sequence[str] = ROBUST_METHODS, protocol: Protocol | None = None, jobs: int = 1,
-              out: str | Path | None = None, plot: str | Path | None = None,
-              progress: Progress | None = None) -> dict:
+def run_suite(
+    image: str | Path,
+    labels: str | Path,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    shifts: Sequence[str] | None = None,
+    order: str = "random",
+    robustness: bool = False,
+    robust_methods: Sequence[str] = ROBUST_METHODS,
+    protocol: Protocol | None = None,
+    jobs: int = 1,
+    out: str | Path | None = None,
+    plot: str | Path | None = None,
+    progress: Progress | None = None,
+) -> dict:
     """Every adaptation method (spec strings such as ``"oaims:mi_lr=3e-5"``) on every shift of
     ``shifts`` (None: the whole suite, :data:`~napari_oaims.evaluation.shifts.SHIFTS`).
 
@@ -159,11 +170,21 @@ def run_suite(image: str | Path, labels: str | Path, methods: Sequence[str] = DE
     if unknown:
         raise ValueError(f"unknown shift(s) {unknown}; choose from {sorted(SHIFTS)}")
     image0, labels0 = load_pair(image, labels)
-    settings = {"bench": "adapt", "image": str(image), "labels": str(labels), "shift": str(shifts),
-                "methods": ",".join(methods), "order": order, "robustness": str(robustness),
-                "robust_methods": ",".join(robust_methods), "out": str(out), "plot": str(plot), "jobs": str(jobs),
-                **protocol.settings(),
-                "torch_threads": str(worker_threads(jobs))}  # adaptive curves depend on it
+    settings = {
+        "bench": "adapt",
+        "image": str(image),
+        "labels": str(labels),
+        "shift": str(shifts),
+        "methods": ",".join(methods),
+        "order": order,
+        "robustness": str(robustness),
+        "robust_methods": ",".join(robust_methods),
+        "out": str(out),
+        "plot": str(plot),
+        "jobs": str(jobs),
+        **protocol.settings(),
+        "torch_threads": str(worker_threads(jobs)),
+    }  # adaptive curves depend on it
     data = {shift: apply_shift(shift, image0, labels0) for shift in shifts}
     ids = {shift: target_ids(lab) for shift, (_, lab) in data.items()}
     runs: dict[str, dict] = {"": {}}
@@ -172,8 +193,13 @@ def run_suite(image: str | Path, labels: str | Path, methods: Sequence[str] = DE
     # Worst-first ordering and the robustness runs need the frozen model's Dice@1 per target.
     frozen: dict = dict.fromkeys(shifts)
     if order == "worst-first" or robustness:
-        cells = _cells(protocol, [(shift, *data[shift], ids[shift], "none", 1, {}) for shift in shifts], jobs,
-                       "frozen Dice@1", progress)
+        cells = _cells(
+            protocol,
+            [(shift, *data[shift], ids[shift], "none", 1, {}) for shift in shifts],
+            jobs,
+            "frozen Dice@1",
+            progress,
+        )
         frozen = {shift: {t: c[0] for t, c in zip(ids[shift], cell["curves"])} for shift, cell in zip(shifts, cells)}
     plan = []  # (shift, run name, method, sequence, clicks, overrides)
     for shift in shifts:
@@ -182,8 +208,9 @@ def run_suite(image: str | Path, labels: str | Path, methods: Sequence[str] = DE
             seq = seq[: protocol.max_targets]
             chosen = methods if not run_name else [m for m in methods if m in robust_methods]
             plan += [(shift, run_name, m, seq, over.get("clicks", protocol.clicks), over) for m in chosen]
-    cells = _cells(protocol, [(sh, *data[sh], seq, m, k, over) for sh, _, m, seq, k, over in plan], jobs, "cells",
-                   progress)
+    cells = _cells(
+        protocol, [(sh, *data[sh], seq, m, k, over) for sh, _, m, seq, k, over in plan], jobs, "cells", progress
+    )
     results: dict = {"settings": settings, "shifts": {}}
     for shift in shifts:
         shift_out = {}
@@ -208,8 +235,11 @@ def run_suite(image: str | Path, labels: str | Path, methods: Sequence[str] = DE
 
 def suite_curves(results: dict, run: str = "main") -> dict[str, dict[str, list[list[float]]]]:
     """shift -> method -> Dice curves of run ``run`` of a :func:`run_suite` result."""
-    return {shift: {m: per["curves"] for m, per in runs[run]["methods"].items()}
-            for shift, runs in results["shifts"].items() if run in runs}
+    return {
+        shift: {m: per["curves"] for m, per in runs[run]["methods"].items()}
+        for shift, runs in results["shifts"].items()
+        if run in runs
+    }
 
 
 def report(results: dict, late: bool = True) -> str:
@@ -224,8 +254,11 @@ def report(results: dict, late: bool = True) -> str:
             lines.append(f"shift={shift}{extra} ({len(body['targets'])} targets, {clicks} clicks)")
             lines.append(format_table({m: c["summary"] for m, c in per.items()}, COLUMNS))
             if late:
-                lines += [f"  {m}: Dice@1..3 on the second half of the sequence: {c['late_dice@1-3']}"
-                          for m, c in per.items() if "late_dice@1-3" in c]
+                lines += [
+                    f"  {m}: Dice@1..3 on the second half of the sequence: {c['late_dice@1-3']}"
+                    for m, c in per.items()
+                    if "late_dice@1-3" in c
+                ]
     return "\n".join(lines)
 
 
@@ -255,8 +288,9 @@ def plot_suite(plots: dict[str, dict[str, list[list[float]]]], path: str | Path,
                 else:
                     d1 = arr[:, 0]
                     k = min(window, len(d1))
-                    ax.plot(np.arange(k, len(d1) + 1), np.convolve(d1, np.ones(k) / k, mode="valid"), label=method,
-                            lw=1.4)
+                    ax.plot(
+                        np.arange(k, len(d1) + 1), np.convolve(d1, np.ones(k) / k, mode="valid"), label=method, lw=1.4
+                    )
                     ax.set_xlabel("position in sequence")
                     ax.set_ylabel(f"Dice@1 (moving mean of {k})")
             ax.set_title(shift)

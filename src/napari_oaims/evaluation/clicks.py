@@ -22,13 +22,29 @@ from napari_oaims.evaluation.common import (
 __all__ = ["COLUMNS", "METHODS", "compare_methods", "load_pair", "report"]
 
 METHODS = ("model", "random_walker", "watershed")
-COLUMNS = ["dice@1", "dice@3", "dice@5", "dice@10", "noc@0.80", "noc@0.85", "noc@0.90", "auc",
-           "latency_p50_ms", "latency_p95_ms"]
+COLUMNS = [
+    "dice@1",
+    "dice@3",
+    "dice@5",
+    "dice@10",
+    "noc@0.80",
+    "noc@0.85",
+    "noc@0.90",
+    "auc",
+    "latency_p50_ms",
+    "latency_p95_ms",
+]
 
 
-def compare_methods(image: str | Path, labels: str | Path, methods: Sequence[str] = METHODS,
-                    protocol: Protocol | None = None, out: str | Path | None = None,
-                    plot: str | Path | None = None, progress: Progress | None = None) -> dict:
+def compare_methods(
+    image: str | Path,
+    labels: str | Path,
+    methods: Sequence[str] = METHODS,
+    protocol: Protocol | None = None,
+    out: str | Path | None = None,
+    plot: str | Path | None = None,
+    progress: Progress | None = None,
+) -> dict:
     """Every method of ``methods`` on the targets of ``labels`` (files), one after the other, with
     the robot user of ``protocol`` (None: :class:`Protocol`'s defaults).
 
@@ -49,22 +65,35 @@ def compare_methods(image: str | Path, labels: str | Path, methods: Sequence[str
         method = ModelMethod(protocol.make_engine(), img) if name == "model" else ClickSeeded(img, name)
         step = None if progress is None else (lambda i, n, name=name: progress(name, i, n))
         result = run_targets(method, lab, ids, protocol.make_robot(), protocol.clicks, progress=step)
-        per_method[name] = {"summary": summary_row(result), "curves": result["curves"],
-                            "latency_ms": [round(v, 2) for v in result["latency_ms"]]}
-    settings = {"bench": "clicks", "image": str(image), "labels": str(labels), "methods": ",".join(methods),
-                "out": str(out), "plot": str(plot), **protocol.settings()}
+        per_method[name] = {
+            "summary": summary_row(result),
+            "curves": result["curves"],
+            "latency_ms": [round(v, 2) for v in result["latency_ms"]],
+        }
+    settings = {
+        "bench": "clicks",
+        "image": str(image),
+        "labels": str(labels),
+        "methods": ",".join(methods),
+        "out": str(out),
+        "plot": str(plot),
+        **protocol.settings(),
+    }
     results = {"settings": settings, "targets": ids, "methods": per_method}
     if out:
         write_json(results, out)
     if plot:
-        plot_curves({m: r["curves"] for m, r in per_method.items()}, plot,
-                    f"{len(ids)} targets, robot {protocol.robot}")
+        plot_curves(
+            {m: r["curves"] for m, r in per_method.items()}, plot, f"{len(ids)} targets, robot {protocol.robot}"
+        )
     return results
 
 
 def report(results: dict) -> str:
     """The protocol line and the methods table of a :func:`compare_methods` result."""
     s = results["settings"]
-    head = (f"{len(results['targets'])} targets, {s['clicks']} clicks, robot={s['robot']}, noise={s['noise']}, "
-            f"wrong_label={s['wrong_label']}, seed={s['seed']}")
+    head = (
+        f"{len(results['targets'])} targets, {s['clicks']} clicks, robot={s['robot']}, noise={s['noise']}, "
+        f"wrong_label={s['wrong_label']}, seed={s['seed']}"
+    )
     return head + "\n" + format_table({m: r["summary"] for m, r in results["methods"].items()}, COLUMNS)

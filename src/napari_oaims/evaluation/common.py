@@ -93,9 +93,15 @@ class ModelMethod:
             self.session.clear()
 
 
-def run_targets(method, labels: np.ndarray, ids: list[int], robot: Robot, n_clicks: int,
-                progress: Callable[[int, int], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> dict:
+def run_targets(
+    method,
+    labels: np.ndarray,
+    ids: list[int],
+    robot: Robot,
+    n_clicks: int,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict:
     """The robot-user loop: for each target in order, ``n_clicks`` clicks, Dice after each.
 
     A robot with nothing left to correct repeats the last Dice. Returns per-target Dice ``curves``,

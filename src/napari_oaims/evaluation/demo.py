@@ -65,8 +65,9 @@ class _StoredMethod:
             self.session.clear()
 
 
-def plain_summary(curves: list[list[float]], target_latency_ms: list[list[float]], updates: int,
-                  ks: tuple[int, ...]) -> dict:
+def plain_summary(
+    curves: list[list[float]], target_latency_ms: list[list[float]], updates: int, ks: tuple[int, ...]
+) -> dict:
     """What :func:`summary_table` shows for one model: ``good_within`` (k -> nuclei whose outline was
     good after at most k clicks; a user would accept it then), the mean clicks to a good outline
     over the nuclei that got one, the nuclei that ``never_good``, the median click latency after
@@ -75,15 +76,24 @@ def plain_summary(curves: list[list[float]], target_latency_ms: list[list[float]
     hits = [r for r in reached if r is not None]
     timed = target_latency_ms[WARMUP_OBJECTS:] if len(target_latency_ms) > WARMUP_OBJECTS else target_latency_ms
     ms = [v for per in timed for v in per]
-    return {"objects": len(curves),
-            "good_within": {str(k): sum(r is not None and r <= k for r in reached) for k in ks},
-            "clicks_to_good_mean": float(np.mean(hits)) if hits else float("nan"),
-            "never_good": len(curves) - len(hits), "click_ms_median": float(np.median(ms)) if ms else float("nan"),
-            "updates": int(updates)}
+    return {
+        "objects": len(curves),
+        "good_within": {str(k): sum(r is not None and r <= k for r in reached) for k in ks},
+        "clicks_to_good_mean": float(np.mean(hits)) if hits else float("nan"),
+        "never_good": len(curves) - len(hits),
+        "click_ms_median": float(np.median(ms)) if ms else float("nan"),
+        "updates": int(updates),
+    }
 
 
-def run_headless(out: str | Path, objects: int = 30, clicks: int = 5, seed: int = 0, device: str = "auto",
-                 progress: Progress | None = None) -> dict:
+def run_headless(
+    out: str | Path,
+    objects: int = 30,
+    clicks: int = 5,
+    seed: int = 0,
+    device: str = "auto",
+    progress: Progress | None = None,
+) -> dict:
     """Annotate ``objects`` seeded random nuclei of the sample, at most ``clicks`` robot clicks
     each, with the frozen model and then the learning one (``progress(model, done, total)``
     counts objects).
@@ -114,8 +124,11 @@ def run_headless(out: str | Path, objects: int = 30, clicks: int = 5, seed: int 
     ids = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))][:objects]
     ks = tuple(sorted({k for k in (1, 3, 5, 10) if k <= clicks} | {clicks}))
     out.mkdir(parents=True, exist_ok=True)
-    files = {"results": out / "demo_results.json", "plot": out / "demo_dice_vs_clicks.png",
-             "session": out / "demo.oaims.zarr"}
+    files = {
+        "results": out / "demo_results.json",
+        "plot": out / "demo_dice_vs_clicks.png",
+        "session": out / "demo.oaims.zarr",
+    }
     rows, plain, curves, latency = {}, {}, {}, {}
     for mode, name in NAMES.items():
         engine = Engine.pretrained(device=device, adaptation=mode)
@@ -130,9 +143,17 @@ def run_headless(out: str | Path, objects: int = 30, clicks: int = 5, seed: int 
         if mode == "oaims":
             method.store.save_model(engine)
             method.store.close()
-    results = {"objects": ids, "clicks": clicks, "good_dice": GOOD_DICE, "warmup_objects": WARMUP_OBJECTS,
-               "rows": rows, "plain": plain, "curves": curves, "latency_ms": latency,
-               "files": {k: str(v) for k, v in files.items()}}
+    results = {
+        "objects": ids,
+        "clicks": clicks,
+        "good_dice": GOOD_DICE,
+        "warmup_objects": WARMUP_OBJECTS,
+        "rows": rows,
+        "plain": plain,
+        "curves": curves,
+        "latency_ms": latency,
+        "files": {k: str(v) for k, v in files.items()},
+    }
     write_json(results, files["results"])
     plot_curves(curves, files["plot"], f"nuclei sample: {len(ids)} objects, robot user")
     return results
@@ -143,27 +164,44 @@ def summary_table(results: dict) -> str:
     n, clicks = len(results["objects"]), results["clicks"]
     plain = results["plain"]
     ks = list(next(iter(plain.values()))["good_within"])
-    measures = [(f"good outline within {k} click{'s' if k != '1' else ''}",
-                 lambda p, k=k: f"{p['good_within'][k]} of {n}") for k in ks]
-    measures += [("clicks to a good outline (mean)", lambda p: f"{p['clicks_to_good_mean']:.1f}"),
-                 (f"never good within {clicks} clicks", lambda p: str(p["never_good"])),
-                 ("ms per click (median)", lambda p: f"{p['click_ms_median']:.0f}"),
-                 ("times the model learned", lambda p: str(p["updates"]))]
+    measures = [
+        (f"good outline within {k} click{'s' if k != '1' else ''}", lambda p, k=k: f"{p['good_within'][k]} of {n}")
+        for k in ks
+    ]
+    measures += [
+        ("clicks to a good outline (mean)", lambda p: f"{p['clicks_to_good_mean']:.1f}"),
+        (f"never good within {clicks} clicks", lambda p: str(p["never_good"])),
+        ("ms per click (median)", lambda p: f"{p['click_ms_median']:.0f}"),
+        ("times the model learned", lambda p: str(p["updates"])),
+    ]
     first = max(len(label) for label, _ in measures) + 2
     widths = [max(len(name), 8) for name in plain]
-    lines = [(f"{n} nuclei of the sample, at most {clicks} clicks each (a simulated user clicks on the biggest "
-              "mistake each time)"), ""]
+    lines = [
+        (
+            f"{n} nuclei of the sample, at most {clicks} clicks each (a simulated user clicks on the biggest "
+            "mistake each time)"
+        ),
+        "",
+    ]
     lines.append(" " * first + "   ".join(f"{name:>{w}}" for name, w in zip(plain, widths)))
     for label, cell in measures:
         lines.append(f"{label:<{first}}" + "   ".join(f"{cell(p):>{w}}" for p, w in zip(plain.values(), widths)))
     warm = results["warmup_objects"]
     warm = "one warm-up nucleus" if warm == 1 else f"{warm} warm-up nuclei"
-    lines += ["",
-              (f"good outline: Dice overlap with the expert's outline of at least {results['good_dice']} "
-               "(1 is a perfect match); within k clicks: after at most k (a user would accept it then)."),
-              "clicks to a good outline: mean over the nuclei that got one; those that never did are counted below it.",
-              (f"ms per click: time from a click to its outline, median after {warm}; the learning model's time "
-               "includes learning from the click."),
-              ("times the model learned: updates from the corrections (while clicking and when a nucleus is "
-               "accepted); the frozen model never learns.")]
+    lines += [
+        "",
+        (
+            f"good outline: Dice overlap with the expert's outline of at least {results['good_dice']} "
+            "(1 is a perfect match); within k clicks: after at most k (a user would accept it then)."
+        ),
+        "clicks to a good outline: mean over the nuclei that got one; those that never did are counted below it.",
+        (
+            f"ms per click: time from a click to its outline, median after {warm}; the learning model's time "
+            "includes learning from the click."
+        ),
+        (
+            "times the model learned: updates from the corrections (while clicking and when a nucleus is "
+            "accepted); the frozen model never learns."
+        ),
+    ]
     return "\n".join(lines)

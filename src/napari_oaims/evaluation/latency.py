@@ -72,13 +72,25 @@ def available_devices() -> list[str]:
     import torch
 
     mps = getattr(torch.backends, "mps", None)
-    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (
-        ["mps"] if mps is not None and mps.is_available() else [])
+    return (
+        ["cpu"]
+        + (["cuda"] if torch.cuda.is_available() else [])
+        + (["mps"] if mps is not None and mps.is_available() else [])
+    )
 
 
-def measure_sizes(image: str | Path, labels: str | Path, sizes: Sequence[int] = (512, 2048, 4096),
-                  modes: Sequence[str] = MODES, objects: int = 20, clicks: int = 3, seed: int = 0,
-                  device: str = "all", out: str | Path | None = None, progress: Progress | None = None) -> dict:
+def measure_sizes(
+    image: str | Path,
+    labels: str | Path,
+    sizes: Sequence[int] = (512, 2048, 4096),
+    modes: Sequence[str] = MODES,
+    objects: int = 20,
+    clicks: int = 3,
+    seed: int = 0,
+    device: str = "all",
+    out: str | Path | None = None,
+    progress: Progress | None = None,
+) -> dict:
     """Latency of each mode of ``modes`` (``none``: a frozen click, ``mi``: an MI click, ``pi``: a PI
     update) on ``image`` tiled to each size of ``sizes``, for ``objects`` seeded random objects
     with ``clicks`` robot clicks each, on ``device`` (``"all"``: every available one).
@@ -113,16 +125,31 @@ def measure_sizes(image: str | Path, labels: str | Path, sizes: Sequence[int] = 
                 series = m["accept"] if mode == "pi" else m["click"]
                 p50 = float(np.median(series)) if series else float("nan")
                 rows[f"{dev} {size}px {WHAT[mode]}"] = {
-                    "p50_ms": p50, "p95_ms": float(np.percentile(series, 95)) if series else float("nan"),
-                    "n": len(series), "ratio_to_frozen": p50 / frozen if frozen else float("nan")}
+                    "p50_ms": p50,
+                    "p95_ms": float(np.percentile(series, 95)) if series else float("nan"),
+                    "n": len(series),
+                    "ratio_to_frozen": p50 / frozen if frozen else float("nan"),
+                }
                 done += 1
                 if progress is not None:
                     progress("latency", done, total)
-    host = {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name() if "cuda" in devices else None}
-    settings = {"bench": "latency", "image": str(image), "labels": str(labels), "sizes": list(sizes),
-                "modes": list(modes), "objects": objects, "clicks": clicks, "seed": seed, "devices": devices}
+    host = {
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name() if "cuda" in devices else None,
+    }
+    settings = {
+        "bench": "latency",
+        "image": str(image),
+        "labels": str(labels),
+        "sizes": list(sizes),
+        "modes": list(modes),
+        "objects": objects,
+        "clicks": clicks,
+        "seed": seed,
+        "devices": devices,
+    }
     results = {"rows": rows, "raw_ms": raw, "objects": ids, "host": host, "settings": settings}
     if out:
         write_json(results, out)
@@ -132,9 +159,11 @@ def measure_sizes(image: str | Path, labels: str | Path, sizes: Sequence[int] = 
 def report(results: dict) -> str:
     """The host line, the latency table and, per device, how the frozen click scales with size."""
     host, s = results["host"], results["settings"]
-    lines = [f"{len(results['objects'])} objects x {s['clicks']} clicks; host: {host['cpu']}, torch {host['torch']}, "
-             f"threads {host['torch_threads']}" + (f", GPU {host['cuda']}" if host["cuda"] else ""),
-             format_table(results["rows"], ["p50_ms", "p95_ms", "n", "ratio_to_frozen"])]
+    lines = [
+        f"{len(results['objects'])} objects x {s['clicks']} clicks; host: {host['cpu']}, torch {host['torch']}, "
+        f"threads {host['torch_threads']}" + (f", GPU {host['cuda']}" if host["cuda"] else ""),
+        format_table(results["rows"], ["p50_ms", "p95_ms", "n", "ratio_to_frozen"]),
+    ]
     rows = results["rows"]
     for dev in s["devices"]:
         base, big = s["sizes"][0], s["sizes"][-1]

@@ -55,8 +55,10 @@ def merge_results(results: list[dict], names: list[str] | None = None) -> dict:
                 for method, per in body["methods"].items():
                     known = out["methods"].get(method)
                     if known is not None and known["curves"] != per["curves"]:
-                        raise ValueError(f"{name}: method {method!r} on shift {shift!r} run {run!r} differs from "
-                                         "an earlier file; merge only one run of each method")
+                        raise ValueError(
+                            f"{name}: method {method!r} on shift {shift!r} run {run!r} differs from "
+                            "an earlier file; merge only one run of each method"
+                        )
                     out["methods"][method] = per
                     if method not in methods:
                         methods.append(method)
@@ -88,8 +90,12 @@ def markdown_table(result: dict, run: str = "main", ks=(1, 5, 10), noc: str = "n
     return "\n".join(lines)
 
 
-def merge_files(paths: Sequence[str | Path], out: str | Path | None = None, markdown: str | Path | None = None,
-                plot: str | Path | None = None) -> dict:
+def merge_files(
+    paths: Sequence[str | Path],
+    out: str | Path | None = None,
+    markdown: str | Path | None = None,
+    plot: str | Path | None = None,
+) -> dict:
     """Merge the ``bench adapt`` results in the files ``paths`` (:func:`merge_results`).
 
     Returns the merged result; with ``out`` writes it as JSON, with ``markdown`` writes its
@@ -113,5 +119,4 @@ def report(merged: dict) -> str:
     """One table per shift and run, then the shifts x methods table (Markdown)."""
     from napari_oaims.evaluation.adapt import report as tables
 
-    return (tables(merged, late=False) + "\n\nDice@1/5/10 (NoC@0.85), targets in brackets:\n"
-            + markdown_table(merged))
+    return tables(merged, late=False) + "\n\nDice@1/5/10 (NoC@0.85), targets in brackets:\n" + markdown_table(merged)

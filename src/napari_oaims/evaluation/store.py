@@ -82,9 +82,12 @@ def annotate(session, centres, n_objects: int, on_object=None) -> int:
 
 def _quantiles(values: list[float]) -> dict[str, float]:
     a = np.asarray(values, float)
-    return {"n": int(len(a)), "p50_ms": round(float(np.percentile(a, 50)), 3) if len(a) else float("nan"),
-            "p95_ms": round(float(np.percentile(a, 95)), 3) if len(a) else float("nan"),
-            "max_ms": round(float(a.max()), 3) if len(a) else float("nan")}
+    return {
+        "n": int(len(a)),
+        "p50_ms": round(float(np.percentile(a, 50)), 3) if len(a) else float("nan"),
+        "p95_ms": round(float(np.percentile(a, 95)), 3) if len(a) else float("nan"),
+        "max_ms": round(float(a.max()), 3) if len(a) else float("nan"),
+    }
 
 
 def _folder_sizes(path: Path) -> dict[str, int]:
@@ -131,11 +134,16 @@ def bench_autosave(workdir: Path, n_objects: int, adaptation: str, data: Path) -
     store.close()
     reopened = SessionStore.open(store.path, read_only=True)
     ok = reopened.events() == [normalise_event(e) for e in session.events]
-    return {"objects": done, "events": len(session.events), "annotate_s": round(seconds, 1),
-            "append_event": _quantiles(append_ms),
-            "autosave_all": _quantiles([v for vs in per_kind.values() for v in vs]),
-            "autosave_by_kind": {k: _quantiles(v) for k, v in sorted(per_kind.items())},
-            "size_bytes": _folder_sizes(store.path), "reopened_equal": ok}
+    return {
+        "objects": done,
+        "events": len(session.events),
+        "annotate_s": round(seconds, 1),
+        "append_event": _quantiles(append_ms),
+        "autosave_all": _quantiles([v for vs in per_kind.values() for v in vs]),
+        "autosave_by_kind": {k: _quantiles(v) for k, v in sorted(per_kind.items())},
+        "size_bytes": _folder_sizes(store.path),
+        "reopened_equal": ok,
+    }
 
 
 # -- kill test -------------------------------------------------------------------------------------
@@ -148,8 +156,17 @@ def _child(mode: str, path: Path, data: Path, seed: int) -> None:
     if mode == "append":
         store = SessionStore.create(path, image)
         os.write(out, b"ready\n")
-        template = {"time": 0.0, "kind": "predict", "object": 1, "plane": [], "coords": None, "label": None,
-                    "latency_ms": 12.5, "weights": "0" * 16, "extra": {"window": [0, 0, 64], "area": 100, "passes": 1}}
+        template = {
+            "time": 0.0,
+            "kind": "predict",
+            "object": 1,
+            "plane": [],
+            "coords": None,
+            "label": None,
+            "latency_ms": 12.5,
+            "weights": "0" * 16,
+            "extra": {"window": [0, 0, 64], "area": 100, "passes": 1},
+        }
         seq = 0
         while True:
             store.append_event({**template, "seq": seq, "time": time.time(), "object": seq // 3 + 1})
@@ -172,16 +189,30 @@ def _child(mode: str, path: Path, data: Path, seed: int) -> None:
     annotate(session, centres, 10**9)
 
 
-def kill_run(path: Path, mode: str = "annotate", delay_s: float = 1.0, data: Path = DATA, seed: int = 0,
-             min_acks: int = 0, timeout_s: float = 300.0) -> dict[str, Any]:
+def kill_run(
+    path: Path,
+    mode: str = "annotate",
+    delay_s: float = 1.0,
+    data: Path = DATA,
+    seed: int = 0,
+    min_acks: int = 0,
+    timeout_s: float = 300.0,
+) -> dict[str, Any]:
     """Start a child that autosaves into ``path``, SIGKILL it ``delay_s`` after it is ready (and has
     acknowledged ``min_acks`` events), then compare acknowledged events with the store."""
     from napari_oaims.store.session_store import SessionStore
 
     pkg_root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "napari_oaims.evaluation.store", mode, str(path), "" if data is None else str(data),
-           str(seed)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "napari_oaims.evaluation.store",
+        mode,
+        str(path),
+        "" if data is None else str(data),
+        str(seed),
+    ]
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env)
         lines: list[bytes] = []
@@ -225,9 +256,16 @@ def kill_run(path: Path, mode: str = "annotate", delay_s: float = 1.0, data: Pat
         return {**result, "opened": False, "error": str(exc), "lost": len(acked), "extra": 0, "ok": False}
     lost = sorted(set(acked) - stored)
     extra = sorted(stored - set(acked))
-    return {**result, "opened": True, "stored": len(stored), "objects": len(objects), "lost": len(lost),
-            "extra": len(extra), "weights": weights,
-            "ok": not lost and len(extra) <= 1 and weights.get("known", True)}
+    return {
+        **result,
+        "opened": True,
+        "stored": len(stored),
+        "objects": len(objects),
+        "lost": len(lost),
+        "extra": len(extra),
+        "weights": weights,
+        "ok": not lost and len(extra) <= 1 and weights.get("known", True),
+    }
 
 
 def _saved_weights(store, events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -242,8 +280,12 @@ def _saved_weights(store, events: list[dict[str, Any]]) -> dict[str, Any]:
     model, _ = load_weights(p)  # a torn file would raise here
     h = weights_hash(model)
     updates = sum(e["kind"] == "update" for e in events)
-    return {"hash": h, "known": any(e["weights"] == h for e in events), "updates": updates,
-            "lost_updates": lost_updates(events, h)}
+    return {
+        "hash": h,
+        "known": any(e["weights"] == h for e in events),
+        "updates": updates,
+        "lost_updates": lost_updates(events, h),
+    }
 
 
 def bench_kill(workdir: Path, runs: int, mode: str, max_delay_s: float, data: Path, seed: int) -> dict[str, Any]:
@@ -255,11 +297,18 @@ def bench_kill(workdir: Path, runs: int, mode: str, max_delay_s: float, data: Pa
         r = kill_run(path, m, rng.uniform(0.0, max_delay_s), data, seed + i)
         w = r.get("weights") or {}
         lost_w = f", updates lost {w['lost_updates']}/{w['updates']}" if w.get("updates") else ""
-        print(f"  kill run {i + 1}/{runs} ({m}, after {r['delay_s']:.2f} s): acked {r['acked']}, stored "
-              f"{r.get('stored', '-')}, lost {r['lost']}{lost_w}, ok {r['ok']}", flush=True)
+        print(
+            f"  kill run {i + 1}/{runs} ({m}, after {r['delay_s']:.2f} s): acked {r['acked']}, stored "
+            f"{r.get('stored', '-')}, lost {r['lost']}{lost_w}, ok {r['ok']}",
+            flush=True,
+        )
         results.append(r)
-    return {"runs": results, "all_ok": all(r["ok"] for r in results),
-            "lost_total": sum(r["lost"] for r in results), "extra_max": max((r["extra"] for r in results), default=0)}
+    return {
+        "runs": results,
+        "all_ok": all(r["ok"] for r in results),
+        "lost_total": sum(r["lost"] for r in results),
+        "extra_max": max((r["extra"] for r in results), default=0),
+    }
 
 
 def _print_table(res: dict[str, Any]) -> None:
@@ -278,8 +327,10 @@ def _print_table(res: dict[str, Any]) -> None:
     if k:
         n = len(k["runs"])
         ok = sum(r["ok"] for r in k["runs"])
-        print(f"\nkill -9 test: {ok}/{n} runs consistent; acknowledged events lost: {k['lost_total']}; "
-              f"most unacknowledged events found in one run: {k['extra_max']}")
+        print(
+            f"\nkill -9 test: {ok}/{n} runs consistent; acknowledged events lost: {k['lost_total']}; "
+            f"most unacknowledged events found in one run: {k['extra_max']}"
+        )
 
 
 def run(args) -> int:

@@ -13,8 +13,9 @@ BETA = 200.0  # weight of the CCG loss
 CCG_SIGMA = 3.0  # CCG Gaussian sigma (working pixels), truncated at 3 sigma
 
 
-def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0,
-              weight: torch.Tensor | None = None) -> torch.Tensor:
+def dice_loss(
+    logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Soft Dice loss; ``weight`` (0/1, the target's shape) leaves the pixels where it is 0 out."""
     prob = torch.sigmoid(logits.float())
     if weight is not None:
@@ -25,8 +26,9 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0,
     return (1 - (2 * inter + eps) / (denom + eps)).mean()
 
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0,
-               weight: torch.Tensor | None = None) -> torch.Tensor:
+def focal_loss(
+    logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Focal loss, the mean over all pixels; pixels where ``weight`` is 0 add nothing."""
     logits = logits.float()
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
@@ -35,8 +37,9 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0,
     return (focal if weight is None else focal * weight).mean()
 
 
-def dice_focal(logits: torch.Tensor, target: torch.Tensor, alpha: float = ALPHA,
-               weight: torch.Tensor | None = None) -> torch.Tensor:
+def dice_focal(
+    logits: torch.Tensor, target: torch.Tensor, alpha: float = ALPHA, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """``(1 - alpha) Dice + alpha Focal``; ``weight`` (0/1) leaves pixels out of both."""
     return (1 - alpha) * dice_loss(logits, target, weight=weight) + alpha * focal_loss(logits, target, weight=weight)
 

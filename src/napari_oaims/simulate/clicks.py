@@ -88,8 +88,9 @@ def largest_error_component(pred: np.ndarray, target: np.ndarray) -> tuple[np.nd
     return best[1] == best[2], best[3]
 
 
-def click_in_region(region: np.ndarray, rng: np.random.Generator | None = None,
-                    mode: str = "center") -> tuple[int, int]:
+def click_in_region(
+    region: np.ndarray, rng: np.random.Generator | None = None, mode: str = "center"
+) -> tuple[int, int]:
     """A pixel inside ``region``.
 
     ``center``: the maximum of the distance transform (seed 000 protocol; ties broken by the

@@ -25,8 +25,19 @@ from napari_oaims.simulate.clicks import (
     largest_error_component,
 )
 
-__all__ = ["STRATEGIES", "WRONG_LABEL_MODES", "Click", "RealisticNoise", "Robot", "TargetId", "WrongLabel",
-           "click_in_region", "correction_clicks", "error_components", "largest_error_component"]
+__all__ = [
+    "STRATEGIES",
+    "WRONG_LABEL_MODES",
+    "Click",
+    "RealisticNoise",
+    "Robot",
+    "TargetId",
+    "WrongLabel",
+    "click_in_region",
+    "correction_clicks",
+    "error_components",
+    "largest_error_component",
+]
 
 STRATEGIES = ("center", "random", "edt", "uniform")
 WRONG_LABEL_MODES = ("fraction", "first_n", "targets")
@@ -183,8 +194,9 @@ class Robot:
         self._rows.append(click.to_dict() | {"index": index, "noise": noise_kind, "flipped": flipped})
         return click
 
-    def _pick(self, pred: np.ndarray, target: np.ndarray, localise: bool,
-              offset: tuple[int, int]) -> tuple[int, int, bool]:
+    def _pick(
+        self, pred: np.ndarray, target: np.ndarray, localise: bool, offset: tuple[int, int]
+    ) -> tuple[int, int, bool]:
         """The click's pixel (in the box's coordinates) and polarity before noise and flips."""
         if localise:
             if self.strategy == "uniform":

@@ -48,8 +48,9 @@ class AutosaveMixin:
         for seq, mask in list(session.prior_masks.items()):
             if seq not in self._saved_priors:
                 m = np.asarray(mask, bool)
-                self.root["priors"].create_array(str(seq), data=m, chunks=tuple(min(s, 512) for s in m.shape),
-                                                 overwrite=True)
+                self.root["priors"].create_array(
+                    str(seq), data=m, chunks=tuple(min(s, 512) for s in m.shape), overwrite=True
+                )
                 self._saved_priors.add(seq)
 
     # -- model -----------------------------------------------------------------------------------
@@ -89,8 +90,10 @@ class AutosaveMixin:
         engine = Engine.pretrained(device=device)
         base = self.meta.get("base_hash")
         if base is not None and engine.base_hash != base:
-            raise ValueError(f"session {self.path} was made with base weights {base}, but this napari-oaims ships "
-                             f"{engine.base_hash} (and the session saved no adapted weights)")
+            raise ValueError(
+                f"session {self.path} was made with base weights {base}, but this napari-oaims ships "
+                f"{engine.base_hash} (and the session saved no adapted weights)"
+            )
         return engine
 
     # -- autosave and resume ---------------------------------------------------------------------
@@ -103,15 +106,23 @@ class AutosaveMixin:
                 known = [e for e in session.events if e["seq"] == self._next_seq - 1]
                 last = self.events()[-1]
                 if not known or normalise_event(known[0])["time"] != last["time"] or known[0]["kind"] != last["kind"]:
-                    raise ValueError(f"this session's log does not continue the log stored in {self.path}; use "
-                                     "SessionStore.open(path).resume() to continue a saved session")
+                    raise ValueError(
+                        f"this session's log does not continue the log stored in {self.path}; use "
+                        "SessionStore.open(path).resume() to continue a saved session"
+                    )
             base = self.meta.get("base_hash")
             if base is not None and session.engine.base_hash != base:
-                raise ValueError(f"session {self.path} was recorded with base weights {base}; this engine's base "
-                                 f"weights are {session.engine.base_hash}")
+                raise ValueError(
+                    f"session {self.path} was recorded with base weights {base}; this engine's base "
+                    f"weights are {session.engine.base_hash}"
+                )
             start = next((e for e in session.events if e["seq"] >= self._next_seq and e["kind"] == "session"), None)
-            if (start is not None and start["weights"] != session.engine.base_hash
-                    and self.model_path(start["weights"]) is None and start["weights"] == session.engine.weights_hash):
+            if (
+                start is not None
+                and start["weights"] != session.engine.base_hash
+                and self.model_path(start["weights"]) is None
+                and start["weights"] == session.engine.weights_hash
+            ):
                 self.save_model(session.engine, name=start["weights"])  # the snapshot replay restarts from
             if self.meta.get("format_version") != FORMAT_VERSION:  # an older folder: written as today's from now on
                 self.meta["upgraded_from"] = written_with(self.meta)
@@ -145,13 +156,17 @@ class AutosaveMixin:
                     if self.on_error is not None:
                         self.on_error(err)
                     else:
-                        warnings.warn(f"autosave to {self.path} failed ({err}); the session goes on in memory and "
-                                      "saving is retried at the next event", RuntimeWarning, stacklevel=3)
+                        warnings.warn(
+                            f"autosave to {self.path} failed ({err}); the session goes on in memory and "
+                            "saving is retried at the next event",
+                            RuntimeWarning,
+                            stacklevel=3,
+                        )
                 self.error = err
 
     def _catch_up(self, session: "Session", event: dict | None = None, result=None) -> None:
         self._save_priors(session)  # a prior's mask is in the session from the event after its own
-        for ev in session.events[self._next_seq:]:
+        for ev in session.events[self._next_seq :]:
             if ev["seq"] < self._next_seq:
                 continue
             if ev["kind"] == "accept" and ev is event and isinstance(result, Accepted):
@@ -177,5 +192,11 @@ class AutosaveMixin:
         """Paint an accepted object into the labels and journal its objects-table row."""
         area, overwritten, _ = paint_planes(self._labels, accepted.plane_axes, accepted.planes, accepted.object_id)
         extra = event.get("extra") or {}
-        self._record_object(accepted.object_id, area, [list(k) for k in accepted.planes], overwritten,
-                            int(extra.get("class_id", 1)), str(extra.get("class_name", "object")))
+        self._record_object(
+            accepted.object_id,
+            area,
+            [list(k) for k in accepted.planes],
+            overwritten,
+            int(extra.get("class_id", 1)),
+            str(extra.get("class_name", "object")),
+        )

@@ -72,7 +72,7 @@ class _Table:
                 cap = max(n + k, 2 * arr.shape[0], ROWS_PER_CHUNK)
                 cap = -(-cap // ROWS_PER_CHUNK) * ROWS_PER_CHUNK
                 arr.resize((cap, *arr.shape[1:]))
-            arr[n:n + k] = rows[name]
+            arr[n : n + k] = rows[name]
         self.group.attrs["length"] = n + k
         self.length = n + k
 
@@ -86,11 +86,25 @@ class _Table:
         return out
 
 
-_LOG_COLUMNS = {"time": ("f8", 0), "seq": ("i8", 0), "kind": ("u1", 0), "object": ("i4", 0), "plane": ("i4", -1),
-                "coords": ("str", 0), "label": ("i1", 0), "latency_ms": ("f8", 0), "weights": ("u1", HASH_WIDTH),
-                "extra": ("str", 0)}
-_OBJECT_COLUMNS = {"id": ("i4", 0), "class_id": ("i4", 0), "class_name": ("str", 0), "area": ("i8", 0),
-                   "planes": ("str", 0)}
+_LOG_COLUMNS = {
+    "time": ("f8", 0),
+    "seq": ("i8", 0),
+    "kind": ("u1", 0),
+    "object": ("i4", 0),
+    "plane": ("i4", -1),
+    "coords": ("str", 0),
+    "label": ("i1", 0),
+    "latency_ms": ("f8", 0),
+    "weights": ("u1", HASH_WIDTH),
+    "extra": ("str", 0),
+}
+_OBJECT_COLUMNS = {
+    "id": ("i4", 0),
+    "class_id": ("i4", 0),
+    "class_name": ("str", 0),
+    "area": ("i8", 0),
+    "planes": ("str", 0),
+}
 
 
 def _log_columns(plane_width: int) -> dict[str, tuple[str, int]]:
@@ -110,15 +124,20 @@ class JournalMixin:
         try:
             for i in range(self._log.length):
                 plane = cols["plane"][i]
-                out.append({
-                    "seq": int(cols["seq"][i]), "time": float(cols["time"][i]), "kind": names[int(cols["kind"][i])],
-                    "object": int(cols["object"][i]), "plane": [int(v) for v in plane if v >= 0],
-                    "coords": json.loads(cols["coords"][i]),
-                    "label": None if cols["label"][i] < 0 else int(cols["label"][i]),
-                    "latency_ms": None if np.isnan(cols["latency_ms"][i]) else float(cols["latency_ms"][i]),
-                    "weights": bytes(cols["weights"][i]).rstrip(b"\0").decode("ascii"),
-                    "extra": json.loads(cols["extra"][i]),
-                })
+                out.append(
+                    {
+                        "seq": int(cols["seq"][i]),
+                        "time": float(cols["time"][i]),
+                        "kind": names[int(cols["kind"][i])],
+                        "object": int(cols["object"][i]),
+                        "plane": [int(v) for v in plane if v >= 0],
+                        "coords": json.loads(cols["coords"][i]),
+                        "label": None if cols["label"][i] < 0 else int(cols["label"][i]),
+                        "latency_ms": None if np.isnan(cols["latency_ms"][i]) else float(cols["latency_ms"][i]),
+                        "weights": bytes(cols["weights"][i]).rstrip(b"\0").decode("ascii"),
+                        "extra": json.loads(cols["extra"][i]),
+                    }
+                )
         except (KeyError, ValueError, UnicodeDecodeError) as err:
             raise ValueError(f"session {self.path} is damaged: log row {len(out)} unreadable ({err})") from err
         return out
@@ -157,9 +176,10 @@ class JournalMixin:
 
     def _committed_objects(self) -> list[dict[str, Any]]:
         cols = self._objects.read()
-        return [{"id": int(i), "class_id": int(c), "class_name": str(n), "area": int(a), "planes": json.loads(p)}
-                for i, c, n, a, p in zip(cols["id"], cols["class_id"], cols["class_name"], cols["area"],
-                                         cols["planes"])]
+        return [
+            {"id": int(i), "class_id": int(c), "class_name": str(n), "area": int(a), "planes": json.loads(p)}
+            for i, c, n, a, p in zip(cols["id"], cols["class_id"], cols["class_name"], cols["area"], cols["planes"])
+        ]
 
     def _current_areas(self) -> dict[int, int]:
         areas = {o["id"]: o["area"] for o in self._committed_objects()}
@@ -168,13 +188,20 @@ class JournalMixin:
             areas[r["id"]] = r["area"]
         return areas
 
-    def _record_object(self, object_id: int, area: int, planes, overwritten: dict, class_id: int,
-                       class_name: str) -> None:
+    def _record_object(
+        self, object_id: int, area: int, planes, overwritten: dict, class_id: int, class_name: str
+    ) -> None:
         """Journal a new objects-table row; ``areas`` holds the new (absolute, so replaying the journal
         twice is harmless) areas of the objects it painted over."""
         updates = [[int(i), self._areas[i] - int(n)] for i, n in sorted(overwritten.items()) if i in self._areas]
-        row = {"id": int(object_id), "class_id": int(class_id), "class_name": str(class_name), "area": int(area),
-               "planes": planes, "areas": updates}
+        row = {
+            "id": int(object_id),
+            "class_id": int(class_id),
+            "class_name": str(class_name),
+            "area": int(area),
+            "planes": planes,
+            "areas": updates,
+        }
         self._journal_write({"object_row": row})
         self._pending_objects.append(row)
         self._areas.update(dict(updates))
@@ -229,12 +256,15 @@ class JournalMixin:
             new = [self._areas.get(int(i), a) for i, a in zip(ids, old)]
             self._objects.arrays["area"][:n] = np.array(new, np.int64)
         rows = self._pending_objects
-        self._objects.append({
-            "id": np.array([r["id"] for r in rows], np.int32),
-            "class_id": np.array([r["class_id"] for r in rows], np.int32),
-            "class_name": np.array([r["class_name"] for r in rows], dtype=object),
-            "area": np.array([self._areas[r["id"]] for r in rows], np.int64),
-            "planes": np.array([_dumps(r["planes"]) for r in rows], dtype=object)})
+        self._objects.append(
+            {
+                "id": np.array([r["id"] for r in rows], np.int32),
+                "class_id": np.array([r["class_id"] for r in rows], np.int32),
+                "class_name": np.array([r["class_name"] for r in rows], dtype=object),
+                "area": np.array([self._areas[r["id"]] for r in rows], np.int64),
+                "planes": np.array([_dumps(r["planes"]) for r in rows], dtype=object),
+            }
+        )
         self._pending_objects = []
 
     def _compact_events(self) -> None:
@@ -247,22 +277,27 @@ class JournalMixin:
         planes = np.full((len(events), w), -1, np.int32)
         for i, e in enumerate(events):
             if len(e["plane"]) > w:
-                raise ValueError(f"event {e['seq']} has a plane of {len(e['plane'])} coordinates; this session "
-                                 f"stores {w}")
+                raise ValueError(
+                    f"event {e['seq']} has a plane of {len(e['plane'])} coordinates; this session stores {w}"
+                )
             planes[i, : len(e["plane"])] = e["plane"]
         weights = np.zeros((len(events), HASH_WIDTH), np.uint8)
         for i, e in enumerate(events):
             b = str(e["weights"]).encode("ascii")[:HASH_WIDTH]
             weights[i, : len(b)] = np.frombuffer(b, np.uint8)
-        self._log.append({
-            "time": np.array([e["time"] for e in events], np.float64),
-            "seq": np.array([e["seq"] for e in events], np.int64),
-            "kind": np.array([self._kinds[e["kind"]] for e in events], np.uint8),
-            "object": np.array([e["object"] for e in events], np.int32), "plane": planes,
-            "coords": np.array([_dumps(e["coords"]) for e in events], dtype=object),
-            "label": np.array([-1 if e["label"] is None else e["label"] for e in events], np.int8),
-            "latency_ms": np.array([np.nan if e["latency_ms"] is None else e["latency_ms"] for e in events]),
-            "weights": weights, "extra": np.array([_dumps(e["extra"]) for e in events], dtype=object),
-        })
+        self._log.append(
+            {
+                "time": np.array([e["time"] for e in events], np.float64),
+                "seq": np.array([e["seq"] for e in events], np.int64),
+                "kind": np.array([self._kinds[e["kind"]] for e in events], np.uint8),
+                "object": np.array([e["object"] for e in events], np.int32),
+                "plane": planes,
+                "coords": np.array([_dumps(e["coords"]) for e in events], dtype=object),
+                "label": np.array([-1 if e["label"] is None else e["label"] for e in events], np.int8),
+                "latency_ms": np.array([np.nan if e["latency_ms"] is None else e["latency_ms"] for e in events]),
+                "weights": weights,
+                "extra": np.array([_dumps(e["extra"]) for e in events], dtype=object),
+            }
+        )
         self._rows.extend(events)
         self._pending_events = []

@@ -89,8 +89,10 @@ SUFFIX = ".oaims.zarr"
 FORMAT = "napari-oaims-session"
 FORMAT_VERSION = 2
 #: What each format version changed (details in the module docstring).
-VERSIONS = {1: "adapted weights written after every update; adapter settings may name retired settings",
-            2: "adapted weights written at accept; adapter settings without retired settings"}
+VERSIONS = {
+    1: "adapted weights written after every update; adapter settings may name retired settings",
+    2: "adapted weights written at accept; adapter settings without retired settings",
+}
 #: Format versions this package reads (older ones are migrated on read; nothing on disk changes).
 READABLE_VERSIONS = tuple(VERSIONS)
 ATTRS_KEY = "napari_oaims"
@@ -220,11 +222,15 @@ def read_format(path: Path) -> dict[str, Any]:
     version = ours.get("format_version")
     readable = ", ".join(map(str, READABLE_VERSIONS))
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
-        raise ValueError(f"session {path} has format version {version}, newer than this napari-oaims reads "
-                         f"(versions {readable}): update napari-oaims")
+        raise ValueError(
+            f"session {path} has format version {version}, newer than this napari-oaims reads "
+            f"(versions {readable}): update napari-oaims"
+        )
     if version not in READABLE_VERSIONS or isinstance(version, bool):
-        raise ValueError(f"session {path} is damaged: unknown format version {version!r} (this napari-oaims reads "
-                         f"versions {readable})")
+        raise ValueError(
+            f"session {path} is damaged: unknown format version {version!r} (this napari-oaims reads "
+            f"versions {readable})"
+        )
     return ours
 
 
@@ -239,8 +245,11 @@ def migrate_events(events: list[dict[str, Any]], version: int) -> list[dict[str,
     other values of them are kept, so that using them is refused with a message."""
     if version >= 2:
         return events
-    logged = [e["extra"]["adapter"] for e in events
-              if isinstance(e.get("extra"), dict) and isinstance(e["extra"].get("adapter"), dict)]
+    logged = [
+        e["extra"]["adapter"]
+        for e in events
+        if isinstance(e.get("extra"), dict) and isinstance(e["extra"].get("adapter"), dict)
+    ]
     if logged:
         from napari_oaims.adapt.settings import RETIRED
 
@@ -256,21 +265,35 @@ def reference_info(image_path: Path, shape, dtype) -> dict[str, Any]:
     image_path = Path(image_path).absolute()
     on_disk = open_image(image_path)
     if tuple(on_disk.shape) != tuple(shape) or np.dtype(on_disk.dtype) != dtype:
-        raise ValueError(f"image_path {image_path} holds a {on_disk.dtype} image of shape {tuple(on_disk.shape)}, "
-                         f"not the {dtype} image of shape {tuple(shape)} being saved")
+        raise ValueError(
+            f"image_path {image_path} holds a {on_disk.dtype} image of shape {tuple(on_disk.shape)}, "
+            f"not the {dtype} image of shape {tuple(shape)} being saved"
+        )
     method, digest = file_digest(image_path)
-    size = sum(f.stat().st_size for f in image_path.rglob("*") if f.is_file()) if image_path.is_dir() \
+    size = (
+        sum(f.stat().st_size for f in image_path.rglob("*") if f.is_file())
+        if image_path.is_dir()
         else image_path.stat().st_size
-    return {"mode": "reference", "path": str(image_path), "hash_method": method, "hash": digest,
-            "size_bytes": size, "shape": list(shape), "dtype": str(dtype)}
+    )
+    return {
+        "mode": "reference",
+        "path": str(image_path),
+        "hash_method": method,
+        "hash": digest,
+        "size_bytes": size,
+        "shape": list(shape),
+        "dtype": str(dtype),
+    }
 
 
 def check_reference(info: dict[str, Any], candidate: Path, session: Path) -> None:
     """Raise a clear error unless ``candidate`` is the referenced image ``info`` of ``session``."""
     method, digest = file_digest(candidate)
     if method != info["hash_method"] or digest != info["hash"]:
-        raise ValueError(f"image file {candidate} is not the image of session {session}: its {method} digest "
-                         f"differs from the recorded one ({info['hash'][:12]}...)")
+        raise ValueError(
+            f"image file {candidate} is not the image of session {session}: its {method} digest "
+            f"differs from the recorded one ({info['hash'][:12]}...)"
+        )
 
 
 def write_image(root, image, channel_axis: int | None) -> dict[str, Any]:
@@ -280,12 +303,14 @@ def write_image(root, image, channel_axis: int | None) -> dict[str, Any]:
 
     shape = tuple(int(s) for s in image.shape)
     order, axes, chunks = _ngff_layout(shape, channel_axis)
-    data = image if isinstance(image, da.Array) else da.from_array(image, chunks=tuple(
-        chunks[order.index(a)] for a in range(len(shape))))
+    data = (
+        image
+        if isinstance(image, da.Array)
+        else da.from_array(image, chunks=tuple(chunks[order.index(a)] for a in range(len(shape))))
+    )
     data = data.transpose(order).rechunk(chunks)
     ngff_write(data, root, scale_factors=[], axes=axes, storage_options={"chunks": chunks}, name="image")
-    return {"mode": "embedded", "shape": list(shape), "dtype": str(np.dtype(image.dtype)), "axes": axes,
-            "order": order}
+    return {"mode": "embedded", "shape": list(shape), "dtype": str(np.dtype(image.dtype)), "axes": axes, "order": order}
 
 
 def write_labels_image(root, spatial: tuple[int, ...]) -> None:
@@ -294,5 +319,12 @@ def write_labels_image(root, spatial: tuple[int, ...]) -> None:
     from ome_zarr.writer import write_labels
 
     _, axes, chunks = _ngff_layout(spatial, None)
-    write_labels(da.zeros(spatial, dtype=np.uint32, chunks=chunks), root, name=LABELS_NAME, scaler=None,
-                 scale_factors=[], axes=axes, storage_options={"chunks": chunks})
+    write_labels(
+        da.zeros(spatial, dtype=np.uint32, chunks=chunks),
+        root,
+        name=LABELS_NAME,
+        scaler=None,
+        scale_factors=[],
+        axes=axes,
+        storage_options={"chunks": chunks},
+    )

@@ -71,8 +71,12 @@ class PromptLayersMixin:
                 g = zarr.open_group(LocalStore(self.path / "prompts", read_only=True), mode="r")
                 offs = g["shapes/offsets"][:]
                 verts = g["shapes/vertices"][:]
-                return Prompts(g["points/coords"][:].reshape(-1, ndim), g["points/positive"][:].astype(bool),
-                               [verts[a:b] for a, b in zip(offs[:-1], offs[1:])], [str(t) for t in g["shapes/type"][:]])
+                return Prompts(
+                    g["points/coords"][:].reshape(-1, ndim),
+                    g["points/positive"][:].astype(bool),
+                    [verts[a:b] for a, b in zip(offs[:-1], offs[1:])],
+                    [str(t) for t in g["shapes/type"][:]],
+                )
             except Exception as err:  # noqa: BLE001 - whatever Zarr raises for a damaged node
                 raise ValueError(f"session {self.path} is damaged: prompt layers unreadable ({err})") from err
         return prompts_from_events(self.events(), self.meta["session"]["plane_axes"], ndim)
@@ -118,8 +122,9 @@ def prompts_from_events(events: list[dict[str, Any]], plane_axes, ndim: int) -> 
             pos.append(bool(e["label"]))
         elif e["kind"] == "box":
             y0, x0, y1, x1 = c
-            shapes.append(np.array([_full(plane_axes, ndim, plane, yx)
-                                    for yx in ((y0, x0), (y0, x1), (y1, x1), (y1, x0))]))
+            shapes.append(
+                np.array([_full(plane_axes, ndim, plane, yx) for yx in ((y0, x0), (y0, x1), (y1, x1), (y1, x0))])
+            )
             types.append("rectangle")
         elif e["kind"] == "scribble":
             shapes.append(np.array([_full(plane_axes, ndim, plane, yx) for yx in c]))

@@ -68,11 +68,18 @@ class ReplayReport:
 
     def table(self) -> str:
         """A printable summary."""
-        lines = [(f"replay of {self.path} on {self.device} (base weights {self.base_hash}): {self.events} events, "
-                  f"{self.prompts} prompts, {len(self.objects)} objects, {self.seconds:.1f} s"),
-                 f"{'object':>6}  {'dice':>7}  {'identical':>9}  {'stored px':>9}  {'replayed px':>11}  status"]
-        lines += [f"{o.object:>6}  {o.dice:>7.4f}  {str(o.identical):>9}  {o.stored_area:>9}  {o.replayed_area:>11}  "
-                  f"{o.status}" for o in self.objects]
+        lines = [
+            (
+                f"replay of {self.path} on {self.device} (base weights {self.base_hash}): {self.events} events, "
+                f"{self.prompts} prompts, {len(self.objects)} objects, {self.seconds:.1f} s"
+            ),
+            f"{'object':>6}  {'dice':>7}  {'identical':>9}  {'stored px':>9}  {'replayed px':>11}  status",
+        ]
+        lines += [
+            f"{o.object:>6}  {o.dice:>7.4f}  {str(o.identical):>9}  {o.stored_area:>9}  {o.replayed_area:>11}  "
+            f"{o.status}"
+            for o in self.objects
+        ]
         lines += [f"note: {n}" for n in self.notes]
         lines += [f"mismatch: {m}" for m in self.mismatches]
         lines.append("IDENTICAL" if self.identical else "DIFFERS")
@@ -85,14 +92,18 @@ def _compare(recorded: list[dict], replayed: list[dict], report: ReplayReport) -
         if rec["kind"] == "predict" and rep["kind"] == "predict":
             diffs += [f"extra.{k}" for k in ("window", "area") if rec["extra"].get(k) != rep["extra"].get(k)]
         if diffs and len(report.mismatches) < _MAX_MISMATCHES:
-            report.mismatches.append(f"event seq {rec['seq']} ({rec['kind']}): {', '.join(diffs)} differ (recorded "
-                                     f"{ {k: rec.get(k) for k in _COMPARED} }, replayed "
-                                     f"{ {k: rep.get(k) for k in _COMPARED} })")
+            report.mismatches.append(
+                f"event seq {rec['seq']} ({rec['kind']}): {', '.join(diffs)} differ (recorded "
+                f"{ {k: rec.get(k) for k in _COMPARED} }, replayed "
+                f"{ {k: rep.get(k) for k in _COMPARED} })"
+            )
     if len(replayed) < len(recorded):
         report.mismatches.append(f"replay produced {len(replayed)} events where the log has {len(recorded)}")
     elif len(replayed) > len(recorded):
-        report.notes.append(f"the log ends {len(replayed) - len(recorded)} event(s) early (the last action was in "
-                            "flight when the session stopped)")
+        report.notes.append(
+            f"the log ends {len(replayed) - len(recorded)} event(s) early (the last action was in "
+            "flight when the session stopped)"
+        )
 
 
 def _follow_adapter(engine, event: dict, switched: bool = False) -> None:
@@ -106,12 +117,14 @@ def _follow_adapter(engine, event: dict, switched: bool = False) -> None:
         try:
             engine.adaptation = adapter_from_settings(settings)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"event seq {event['seq']} ({event['kind']}) holds adapter settings that "
-                             f"cannot be used: {err}") from None
+            raise ValueError(
+                f"event seq {event['seq']} ({event['kind']}) holds adapter settings that cannot be used: {err}"
+            ) from None
 
 
-def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None = None,
-           weights: str | Path | None = None) -> ReplayReport:
+def replay(
+    path: str | Path, device: str = "cpu", image_path: str | Path | None = None, weights: str | Path | None = None
+) -> ReplayReport:
     """Re-run the session at ``path`` from the base weights (the shipped ones, or the ``.safetensors``
     file ``weights``; their hash must be the session's base hash); see the module docstring.
     ``image_path`` is the new location of a referenced image that moved."""
@@ -124,10 +137,13 @@ def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None 
     base = store.meta.get("base_hash")
     if base is not None and base != engine.base_hash:
         source = f"{weights} holds" if weights is not None else "this napari-oaims ships"
-        raise ValueError(f"session {store.path} was recorded with base weights {base}, but {source} "
-                         f"{engine.base_hash}: replay needs the same base weights")
-    report = ReplayReport(str(store.path), device, engine.base_hash, len(events),
-                          sum(e["kind"] in PROMPT_KINDS for e in events))
+        raise ValueError(
+            f"session {store.path} was recorded with base weights {base}, but {source} "
+            f"{engine.base_hash}: replay needs the same base weights"
+        )
+    report = ReplayReport(
+        str(store.path), device, engine.base_hash, len(events), sum(e["kind"] in PROMPT_KINDS for e in events)
+    )
     image = store.image()
     params = store.session_params()
     replay_labels = np.zeros(tuple(store.meta["spatial_shape"]), np.uint32)
@@ -140,8 +156,10 @@ def replay(path: str | Path, device: str = "cpu", image_path: str | Path | None 
             if engine.weights_hash != e["weights"]:
                 snapshot = store.model_path(e["weights"])
                 if snapshot is None:
-                    msg = (f"the session at seq {e['seq']} started from weights {e['weights']}, which are neither the "
-                           f"replay's weights ({engine.weights_hash}) nor a snapshot in {store.path / 'model'}")
+                    msg = (
+                        f"the session at seq {e['seq']} started from weights {e['weights']}, which are neither the "
+                        f"replay's weights ({engine.weights_hash}) nor a snapshot in {store.path / 'model'}"
+                    )
                     if s is None:
                         raise ValueError(msg)
                     report.mismatches.append(msg)

@@ -47,11 +47,15 @@ class ResumeState:
         if self.weights_match:
             return f"resumed with weights {self.weights}, as the log left them"
         if self.lost_updates:
-            return (f"resumed with weights {self.weights}, the last ones saved; the {self.lost_updates} update(s) "
-                    f"logged after them were lost (the session was not closed; the log ends with weights "
-                    f"{self.logged_weights})")
-        return (f"resumed with the saved weights {self.weights}; the log ends with weights {self.logged_weights} "
-                "(the saved weights were replaced outside the log)")
+            return (
+                f"resumed with weights {self.weights}, the last ones saved; the {self.lost_updates} update(s) "
+                f"logged after them were lost (the session was not closed; the log ends with weights "
+                f"{self.logged_weights})"
+            )
+        return (
+            f"resumed with the saved weights {self.weights}; the log ends with weights {self.logged_weights} "
+            "(the saved weights were replaced outside the log)"
+        )
 
 
 class ResumeMixin:
@@ -70,7 +74,9 @@ class ResumeMixin:
         if engine is None:
             engine = self.load_engine(device)
             if self.model_path() is None:  # no adapted weights yet: the adapter the log last used
-                logged = [e["extra"]["adapter"] for e in events if isinstance((e.get("extra") or {}).get("adapter"), dict)]
+                logged = [
+                    e["extra"]["adapter"] for e in events if isinstance((e.get("extra") or {}).get("adapter"), dict)
+                ]
                 if logged:
                     from napari_oaims.adapt import adapter_from_settings
 
@@ -78,8 +84,10 @@ class ResumeMixin:
         elif self.model_path() is not None:
             base = self.meta.get("base_hash")
             if base is not None and engine.base_hash != base:
-                raise ValueError(f"session {self.path} was adapted from base weights {base}; the given engine's base "
-                                 f"weights are {engine.base_hash}")
+                raise ValueError(
+                    f"session {self.path} was adapted from base weights {base}; the given engine's base "
+                    f"weights are {engine.base_hash}"
+                )
             try:
                 model, config = load_weights(self.model_path())
             except (FileNotFoundError, ValueError) as err:
@@ -102,9 +110,20 @@ class ResumeMixin:
         session.events = list(events) + [start]
         self.attach(session)
         logged = next((e["weights"] for e in reversed(events) if e.get("weights")), engine.weights_hash)
-        return ResumeState(self, engine, session, image, self.labels(), self.prompts(), objects, session.events,
-                           weights=engine.weights_hash, weights_match=engine.weights_hash == logged,
-                           logged_weights=logged, lost_updates=lost_updates(events, engine.weights_hash))
+        return ResumeState(
+            self,
+            engine,
+            session,
+            image,
+            self.labels(),
+            self.prompts(),
+            objects,
+            session.events,
+            weights=engine.weights_hash,
+            weights_match=engine.weights_hash == logged,
+            logged_weights=logged,
+            lost_updates=lost_updates(events, engine.weights_hash),
+        )
 
 
 def accepted_diameters(events: list[dict[str, Any]], objects: list[dict[str, Any]]) -> dict[int, float]:
@@ -129,4 +148,4 @@ def lost_updates(events: list[dict[str, Any]], weights: str) -> int:
     """Update events logged after the last event made with ``weights`` (none when the weights
     are the log's last; all when no event has them)."""
     last = max((i for i, e in enumerate(events) if e.get("weights") == weights), default=-1)
-    return sum(1 for e in events[last + 1:] if e["kind"] == "update" and not (e.get("extra") or {}).get("rolled_back"))
+    return sum(1 for e in events[last + 1 :] if e["kind"] == "update" and not (e.get("extra") or {}).get("rolled_back"))

@@ -58,8 +58,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
     from napari_oaims.session import Session
 
-__all__ = ["ATTRS_KEY", "SUFFIX", "Prompts", "ResumeState", "SessionStore", "accepted_diameters", "file_digest",
-           "prompts_from_events"]
+__all__ = [
+    "ATTRS_KEY",
+    "SUFFIX",
+    "Prompts",
+    "ResumeState",
+    "SessionStore",
+    "accepted_diameters",
+    "file_digest",
+    "prompts_from_events",
+]
 
 
 class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
@@ -119,11 +127,22 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, image: Any = None, *, engine: "Engine | None" = None,
-               session: "Session | None" = None, image_path: str | Path | None = None,
-               reference: bool | None = None, overwrite: bool = False, plane_axes=(-2, -1),
-               channel_axis: int | None = None, rgb: bool | None = None, channel: int | None = None,
-               reference_threshold: int = REFERENCE_THRESHOLD) -> "SessionStore":
+    def create(
+        cls,
+        path: str | Path,
+        image: Any = None,
+        *,
+        engine: "Engine | None" = None,
+        session: "Session | None" = None,
+        image_path: str | Path | None = None,
+        reference: bool | None = None,
+        overwrite: bool = False,
+        plane_axes=(-2, -1),
+        channel_axis: int | None = None,
+        rgb: bool | None = None,
+        channel: int | None = None,
+        reference_threshold: int = REFERENCE_THRESHOLD,
+    ) -> "SessionStore":
         """Write a new session folder at ``path`` and return it open for writing.
 
         ``image`` is an array (NumPy, Zarr, Dask) or an image file path; with ``session`` it
@@ -164,10 +183,17 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
         if reference and image_path is None:
             raise ValueError("a referenced image needs image_path (the file the image was read from)")
         if not reference and nbytes > reference_threshold:
-            warnings.warn(f"embedding a {nbytes / 2**30:.1f} GiB image in {path}; pass image_path to store a "
-                          "reference to its file instead", stacklevel=2)
-        params = {"plane_axes": list(src.plane_axes), "channel_axis": src.channel_axis, "rgb": src.rgb,
-                  "channel": src.channel}
+            warnings.warn(
+                f"embedding a {nbytes / 2**30:.1f} GiB image in {path}; pass image_path to store a "
+                "reference to its file instead",
+                stacklevel=2,
+            )
+        params = {
+            "plane_axes": list(src.plane_axes),
+            "channel_axis": src.channel_axis,
+            "rgb": src.rgb,
+            "channel": src.channel,
+        }
         tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -200,9 +226,14 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
         _Table.create(root.create_group("objects"), _OBJECT_COLUMNS)
         root.create_group("priors")
         root.attrs[ATTRS_KEY] = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "session_id": uuid.uuid4().hex,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "image": info, "session": params,
-            "spatial_shape": list(spatial), "plane_width": plane_width,
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "session_id": uuid.uuid4().hex,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "image": info,
+            "session": params,
+            "spatial_shape": list(spatial),
+            "plane_width": plane_width,
             "base_hash": engine.base_hash if engine is not None else None,
         }
 
@@ -250,7 +281,8 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
             if image_path is None:
                 raise FileNotFoundError(
                     f"session {self.path} references the image file {recorded}, which is missing (moved or "
-                    f"deleted); open it with SessionStore.open({str(self.path)!r}, image_path=NEW_LOCATION)")
+                    f"deleted); open it with SessionStore.open({str(self.path)!r}, image_path=NEW_LOCATION)"
+                )
             raise FileNotFoundError(f"image file not found: {candidate}")
         check_reference(info, candidate, self.path)
         if candidate != recorded and not self.read_only:
@@ -303,8 +335,9 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
         self._writable()
         labels = np.asarray(labels)
         if labels.shape != self._labels.shape:
-            raise ValueError(f"labels of shape {labels.shape} do not fit the session image (labels shape "
-                             f"{self._labels.shape})")
+            raise ValueError(
+                f"labels of shape {labels.shape} do not fit the session image (labels shape {self._labels.shape})"
+            )
         if labels.dtype.kind not in "biu" or (labels.size and labels.min() < 0):
             raise ValueError(f"labels must hold non-negative integers, got dtype {labels.dtype}")
         known = {o["id"]: o for o in self.objects()}
@@ -313,9 +346,13 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
         ids, areas = ids[keep], areas[keep]
         planes = planes_of_labels(labels, self.meta["session"]["plane_axes"])
         old = [known.get(int(i), {}) for i in ids]
-        rows = {"id": ids.astype(np.int32), "class_id": np.array([o.get("class_id", 1) for o in old], np.int32),
-                "class_name": np.array([o.get("class_name", class_name) for o in old], dtype=object),
-                "area": areas.astype(np.int64), "planes": np.array([_dumps(planes[int(i)]) for i in ids], dtype=object)}
+        rows = {
+            "id": ids.astype(np.int32),
+            "class_id": np.array([o.get("class_id", 1) for o in old], np.int32),
+            "class_name": np.array([o.get("class_name", class_name) for o in old], dtype=object),
+            "area": areas.astype(np.int64),
+            "planes": np.array([_dumps(planes[int(i)]) for i in ids], dtype=object),
+        }
         with self._lock:
             self.compact()
             self._labels[...] = labels.astype(np.uint32)

@@ -243,15 +243,20 @@ def train(
         if step % cfg.checkpoint_every == 0 or step == last:
             log.flush()
             tmp = out / "last.pt.tmp"
-            state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                     "torch_rng": torch.get_rng_state()}
+            state = {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+            }
             if averaged is not None:
                 state["ema"] = averaged.state_dict()
             torch.save(state, tmp)
             tmp.replace(ckpt)
             (out / "last.json").write_text(
-                json.dumps({"step": step, "wall_s": wall, "numpy_rng": rng.bit_generator.state,
-                            "config": cfg.to_dict()})
+                json.dumps(
+                    {"step": step, "wall_s": wall, "numpy_rng": rng.bit_generator.state, "config": cfg.to_dict()}
+                )
             )
     log.close()
     if averaged is not None:
@@ -283,8 +288,11 @@ def export(model: ClickUNet, out_dir: str | Path, cfg: TrainConfig, dest: str | 
         "training": {
             "command": command,
             "recipe": "seed 000 algorithm 2: iterative simulated clicks, Dice-Focal + beta CCG",
-            "alpha": ALPHA, "beta": BETA, "ccg_sigma": CCG_SIGMA,
-            "steps_done": meta["step"], "wall_time_s": round(meta["wall_s"], 1),
+            "alpha": ALPHA,
+            "beta": BETA,
+            "ccg_sigma": CCG_SIGMA,
+            "steps_done": meta["step"],
+            "wall_time_s": round(meta["wall_s"], 1),
             "final_loss_last100": round(final_loss(out_dir), 4),
             "config": cfg.to_dict(),
             "data": "procedural only (napari_oaims.training.synth); no real images",

@@ -58,11 +58,14 @@ class SynthSettings:
         if not 0.0 <= self.p_blob_scene <= 1.0:
             raise ValueError(f"p_blob_scene must lie in [0, 1], got {self.p_blob_scene}")
         if len(self.kind_weights) != len(KINDS) or min(self.kind_weights) < 0 or sum(self.kind_weights) <= 0:
-            raise ValueError(f"kind_weights needs {len(KINDS)} non-negative numbers ({', '.join(KINDS)}) "
-                             f"with a positive sum, got {self.kind_weights}")
+            raise ValueError(
+                f"kind_weights needs {len(KINDS)} non-negative numbers ({', '.join(KINDS)}) "
+                f"with a positive sum, got {self.kind_weights}"
+            )
         if not 0.0 <= self.blob_blur_sigma[0] <= self.blob_blur_sigma[1]:
-            raise ValueError("blob_blur_sigma must be a range (low, high) with 0 <= low <= high, "
-                             f"got {self.blob_blur_sigma}")
+            raise ValueError(
+                f"blob_blur_sigma must be a range (low, high) with 0 <= low <= high, got {self.blob_blur_sigma}"
+            )
         if not 0.0 < self.level[0] <= self.level[1]:
             raise ValueError(f"level must be a range (low, high) with 0 < low <= high, got {self.level}")
 
@@ -208,8 +211,9 @@ def sample(rng: np.random.Generator, settings: SynthSettings = SynthSettings()) 
     return (image * scale + rng.uniform(0, 100)).astype(np.float32), out
 
 
-def mosaic(rng: np.random.Generator, tiles: int = 4,
-           settings: SynthSettings = SynthSettings()) -> tuple[np.ndarray, np.ndarray]:
+def mosaic(
+    rng: np.random.Generator, tiles: int = 4, settings: SynthSettings = SynthSettings()
+) -> tuple[np.ndarray, np.ndarray]:
     """A ``tiles x tiles`` grid of samples as one image (float32 in about [0, 1]) and its labels.
 
     Each tile is put on a common intensity scale (its 1-99.8 percentile range) before it is
@@ -226,14 +230,13 @@ def mosaic(rng: np.random.Generator, tiles: int = 4,
     for ty in range(tiles):
         for tx in range(tiles):
             img, lab = sample(rng, settings)
-            sl = np.s_[ty * size:(ty + 1) * size, tx * size:(tx + 1) * size]
+            sl = np.s_[ty * size : (ty + 1) * size, tx * size : (tx + 1) * size]
             image[sl] = normalise(img, *robust_range(img))
             labels[sl] = np.where(lab > 0, lab + labels.max(), 0)
     return image, labels
 
 
-def write_mosaic(out: str | Path, tiles: int = 4, seed: int = 1000,
-                 settings: SynthSettings = SynthSettings()) -> dict:
+def write_mosaic(out: str | Path, tiles: int = 4, seed: int = 1000, settings: SynthSettings = SynthSettings()) -> dict:
     """Write a :func:`mosaic` of seed ``seed`` as ``image.tif`` and ``labels.tif`` into folder ``out``
     (a synthetic validation pair); returns their paths, the shape and the number of objects."""
     import tifffile
@@ -243,8 +246,13 @@ def write_mosaic(out: str | Path, tiles: int = 4, seed: int = 1000,
     out.mkdir(parents=True, exist_ok=True)
     tifffile.imwrite(out / "image.tif", image)
     tifffile.imwrite(out / "labels.tif", labels)
-    return {"image": out / "image.tif", "labels": out / "labels.tif", "shape": image.shape,
-            "objects": int(labels.max())}
+    return {
+        "image": out / "image.tif",
+        "labels": out / "labels.tif",
+        "shape": image.shape,
+        "objects": int(labels.max()),
+    }
+
 
 def volume(
     rng: np.random.Generator, shape: tuple[int, int, int] = (32, 96, 96), n_objects: int = 6
