@@ -5,6 +5,7 @@ import torch
 from napari_oaims import Engine
 from napari_oaims.adapt import ADAPTERS, make_adapter
 from napari_oaims.adapt.guard import GuardedOptimizer
+from napari_oaims.adapt.settings import RETIRED
 from napari_oaims.simulate.robot import correction_clicks
 
 from conftest import largest_ids, object_centre
@@ -233,24 +234,143 @@ def test_retired_settings_are_refused_with_a_clear_message(retired):
     from napari_oaims.adapt import OAIMSSettings, make_adapter, parse_spec
 
     key = retired.split("=")[0]
-    with pytest.raises(ValueError, match=f"{key}.*retired in version 0.2.0"):
-        parse_spec(f"oaims:{retired}")
-    with pytest.raises(ValueError, match="retired"):
-        make_adapter("oaims", **{key: 1})
+    # On the command line a retired key is refused even at its shipped value: nobody should set it.
+    for spec in (f"oaims:{retired}", f"pi:{key}={RETIRED[key]}", f"oaims:mi_lr=3e-5:{retired}"):
+        with pytest.raises(
+            ValueError,
+            match=rf"'{key}' was retired in version 0.2.0 \(format version 2\); "
+            r"'(oaims|pi)' takes lr, mi_lr, beta, .*pi_ignore$",
+        ):
+            parse_spec(spec)
+        with pytest.raises(ValueError, match="retired in version 0.2.0"):
+            make_adapter(spec)
+    with pytest.raises(ValueError, match=rf"\['{key}'\] for adaptation 'oaims' \({key}: retired in version 0.2.0"):
+        make_adapter("oaims", **{key: RETIRED[key]})
+    with pytest.raises(ValueError, match="unknown setting"):
+        make_adapter("tsca", **{key: RETIRED[key]})  # not a setting of the baselines either
     with pytest.raises(TypeError):
-        OAIMSSettings(**{key: 1})
+        OAIMSSettings(**{key: RETIRED[key]})
+    assert key not in make_adapter("oaims").settings()
+
+
+def test_guarded_optimizer_has_one_learning_rate_and_no_anchor():
+    """Adam over all parameters at one rate; the retired pull towards the pretrained weights
+    (``anchor``) and per-layer rates (``lr_scales``) are gone."""
+    import inspect
+
+    assert list(inspect.signature(GuardedOptimizer).parameters) == ["lr", "spike_factor", "history"]
+    for retired in ({"anchor": 0.1}, {"lr_scales": {"first": 2.0}}):
+        with pytest.raises(TypeError):
+            GuardedOptimizer(1e-4, **retired)
+
+
+#: The adapter settings that version 0.1.0 logged for ``"oaims"`` (its defaults, retired keys included).
+OLD_OAIMS_SETTINGS = {
+    "name": "oaims", "optimizer": "Adam", "lr": 0.0001, "mi_lr": 0.0001, "mi_own_optimizer": True, "anchor": 0.0,
+    "pi_stage1": True, "pi_stage2": True, "pi_refresh": False, "pi_click_window": False, "pi_stage1_steps": 1,
+    "mi_gate": True, "mi_stop": True, "mi_rewind": True, "mi_max_prompts": 10, "early_objects": 0, "early_steps": 1,
+    "first_lr_scale": 1.0, "norm_lr_scale": 1.0, "pi_views": 1, "pi_ignore": 0.5, "pi_sample_k": False,
+    "beta": 200.0, "max_clicks": 10, "replay_size": 16, "replay_k": 2, "seed": 0,
+}  # fmt: skip
 
 
 def test_logged_settings_with_retired_keys_restore_at_the_shipped_value_only():
     """A log written before the settings were retired names them all at their shipped values:
     it restores to today's adapter; a run that used another value is refused, naming the key."""
     from napari_oaims.adapt import adapter_from_settings
-    from napari_oaims.adapt.settings import RETIRED
 
-    old = {**make_adapter("oaims").settings(), **RETIRED}
-    assert adapter_from_settings(old).settings() == make_adapter("oaims").settings()
-    with pytest.raises(ValueError, match="pi_views=3.*retired in format version 2"):
-        adapter_from_settings({**old, "pi_views": 3})
+    today = make_adapter("oaims").settings()
+    assert adapter_from_settings(OLD_OAIMS_SETTINGS).settings() == today
+    assert adapter_from_settings({**OLD_OAIMS_SETTINGS, "name": "pi"}).settings() == make_adapter("pi").settings()
+    assert adapter_from_settings({**today, **RETIRED}).settings() == today
+    kept = adapter_from_settings({**OLD_OAIMS_SETTINGS, "mi_lr": 3e-5, "replay_size": 0})
+    assert kept.mi_lr == 3e-5 and kept.replay_size == 0
+    assert set(RETIRED) == set(OLD_OAIMS_SETTINGS) - set(today)  # every retired key, and nothing else
+
+
+@pytest.mark.parametrize("key", sorted(RETIRED))
+def test_logged_retired_setting_at_another_value_is_refused(key):
+    from napari_oaims.adapt import adapter_from_settings
+
+    other = {bool: lambda v: not v, int: lambda v: v + 2, float: lambda v: v + 0.5}[type(RETIRED[key])](RETIRED[key])
+    with pytest.raises(
+        ValueError,
+        match=rf"{key}={other!r}.*retired in format version 2 \(package 0.2.0\)"
+        r".*cannot be replayed exactly",
+    ):
+        adapter_from_settings({**OLD_OAIMS_SETTINGS, key: other})
+
+
+def test_old_weights_file_with_retired_settings(tmp_path):
+    """Adapted weights saved by version 0.1.0 name the retired settings: they load at the shipped
+    values (the adapter is today's), and are refused with the setting's name otherwise."""
+    import json
+
+    engine = Engine.pretrained(device="cpu", adaptation="oaims")
+    engine.save(tmp_path / "a")
+    meta = tmp_path / "a.json"
+    config = json.loads(meta.read_text())
+    config["adapted_from"]["adaptation"] = OLD_OAIMS_SETTINGS
+    meta.write_text(json.dumps(config))
+    loaded = Engine.load(tmp_path / "a.safetensors", device="cpu")
+    assert loaded.adaptation == "oaims" and loaded.adapter.settings() == engine.adapter.settings()
+    config["adapted_from"]["adaptation"] = {**OLD_OAIMS_SETTINGS, "anchor": 0.2}
+    meta.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="anchor=0.2.*cannot be replayed exactly"):
+        Engine.load(tmp_path / "a.safetensors", device="cpu")
+    assert Engine.load(tmp_path / "a.safetensors", device="cpu", adaptation="none").adaptation == "none"
+
+
+def test_settings_dataclasses_are_the_api():
+    """``make_adapter(name, settings, **overrides)``: typed, frozen, validated settings whose
+    JSON form (``Adapter.settings()``) rebuilds the same adapter."""
+    import dataclasses
+    import json
+
+    from napari_oaims.adapt import BaselineSettings, OAIMSSettings, TSCASettings, adapter_from_settings, parse_spec
+
+    a = make_adapter("oaims", OAIMSSettings(mi_lr=3e-5, replay_size=4))
+    assert a.settings() == make_adapter("oaims", mi_lr=3e-5, replay_size=4).settings()
+    assert a.name == "oaims" and a.mi_lr == 3e-5 and a.replay_size == 4 and a.lr == 1e-4
+    assert make_adapter("oaims", OAIMSSettings(mi_lr=3e-5), mi_lr=1e-5).mi_lr == 1e-5  # keywords win
+    mi = make_adapter("mi", OAIMSSettings(seed=3))  # the name fixes mi and pi
+    assert (mi.name, mi.mi, mi.pi, mi.seed) == ("mi", True, False, 3)
+    assert make_adapter("tsca", TSCASettings(ema=0.5)).ema == 0.5
+    assert make_adapter("ia_sa", BaselineSettings(lr=2e-4)).settings() == {
+        "name": "ia_sa",
+        "optimizer": "Adam",
+        "lr": 2e-4,
+    }
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        OAIMSSettings().lr = 1.0  # type: ignore[misc]
+    for bad, cls in (("tsca", OAIMSSettings), ("ia_sa", TSCASettings), ("oaims", BaselineSettings)):
+        with pytest.raises(TypeError, match=f"takes {ADAPTERS[bad][1].__name__}"):
+            make_adapter(bad, cls())
+    with pytest.raises(ValueError, match="given Adapter instance"):
+        make_adapter(make_adapter("oaims"), mi_lr=1e-5)
+    for kwargs, match in (
+        ({"replay_k": -1}, "replay_k must be a whole number >= 0"),
+        ({"max_clicks": 2.5}, "max_clicks must be a whole number"),
+        ({"lr": float("nan")}, "lr must be a finite number"),
+        ({"mi_gate": 1}, "mi_gate must be True or False"),
+        ({"mi": False, "pi": False}, "at least one of mi and pi"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            OAIMSSettings(**kwargs)
+    for kwargs, match in (({"ema": 1.0}, "ema must be in"), ({"consistency": -1.0}, "consistency"), ({"lr": -1}, "lr")):
+        with pytest.raises(ValueError, match=match):
+            TSCASettings(**kwargs)
+    # The command-line form converts with each field's type.
+    assert parse_spec("oaims:lr=1:mi_rewind=1:mi_stop=FALSE:seed=7") == (
+        "oaims",
+        {"lr": 1.0, "mi_rewind": True, "mi_stop": False, "seed": 7},
+    )
+    assert type(parse_spec("tsca:ema=0")[1]["ema"]) is float and parse_spec("none") == ("none", {})
+    # JSON round trip for every adapter, through a file as the logs and weights JSON keep it.
+    for name in sorted(ADAPTERS):
+        settings = json.loads(json.dumps(make_adapter(name).settings()))
+        assert settings["name"] == name
+        assert adapter_from_settings(settings).settings() == settings
 
 
 def annotated(spec, nuclei_crop, clicks):
