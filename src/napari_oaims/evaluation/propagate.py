@@ -1,0 +1,330 @@
+"""``oaims bench propagate``: the 3D effort protocol for propagation methods (plain functions).
+
+The robot annotates the object's largest slice (clicks at the centre of the largest error, up to
+``anchor_clicks``, until that slice reaches Dice ``anchor_target``), propagates, then clicks at
+the centre of the largest error on the slice with the most wrong voxels (or on the slice
+:meth:`Session.suggest_slice` names, for ``ema+suggest``), re-propagating after each click, until
+the object reaches 3D Dice ``target`` (cap ``cap`` clicks, anchor clicks included).
+
+Reported per case and per method: clicks to the target (``cap`` when not reached), Dice after
+the first propagation, slices touched, Dice per slice against the distance to the nearest
+anchor after the first propagation (drift), and milliseconds per propagated slice beside the
+milliseconds of one click (the cost ratios). Data: the procedural suite of
+:mod:`napari_oaims.training.volumes` and, for evaluation only, a labelled 3D stack (e.g.
+``shared/data/nuclei3d_synthetic``: every object large enough, or the ``max_objects`` largest).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_oaims.evaluation.metrics import dice
+from napari_oaims.simulate.clicks import click_in_region, largest_error_component
+
+#: Methods of the benchmark: the propagation methods, and ``ema`` guided by ``suggest_slice``.
+BENCH_METHODS = ("ema", "frozen", "registration", "copy", "ema+suggest")
+
+
+def _click(session, coords, positive, latencies: list[float]):
+    t0 = time.perf_counter()
+    out = session.click(coords, positive=positive)
+    latencies.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def _full(axis_pos: int, yx, axis: int = 0) -> tuple[int, int, int]:
+    return (axis_pos, int(yx[0]), int(yx[1]))
+
+
+def run_case(engine, image: np.ndarray, target: np.ndarray, method: str = "ema", target_dice: float = 0.9,
+             cap: int = 50, anchor_clicks: int = 5, anchor_target: float = 0.9, settings: dict | None = None,
+             first_only: bool = False, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """The protocol on one object (``target``, bool, the image's shape; propagation along axis 0
+    with planes (1, 2)). Returns the case's numbers (see the module docstring)."""
+    if method not in BENCH_METHODS:
+        raise ValueError(f"unknown benchmark method {method!r}; use one of {BENCH_METHODS}")
+    target = np.asarray(target, bool)
+    if target.ndim != 3 or not target.any():
+        raise ValueError("the target must be a non-empty 3D mask")
+    prop_method = "ema" if method == "ema+suggest" else method
+    session = engine.session(image, plane_axes=(1, 2))
+    areas = target.sum((1, 2))
+    z0 = int(np.argmax(areas))
+    latencies: list[float] = []
+    clicks = 0
+    mask = np.zeros(target.shape, bool)
+    for _ in range(anchor_clicks):
+        err = largest_error_component(mask[z0], target[z0])
+        if err is None:
+            break
+        yx = click_in_region(err[0])
+        mask = _click(session, _full(z0, yx), err[1], latencies).mask
+        clicks += 1
+        if dice(mask[z0], target[z0]) >= anchor_target:
+            break
+    anchor_dice = dice(mask[z0], target[z0])
+    prop_ms: list[float] = []
+    touched = {z0}
+
+    def propagate():
+        res = session.propagate(axis=0, method=prop_method, settings=settings)
+        if res.info.get("ms_per_slice") is not None:
+            prop_ms.append(res.info["ms_per_slice"])
+        return res.mask
+
+    mask = propagate()
+    first = dice(mask, target)
+    drift = _drift(mask, target, sorted(k[0] for k, st in session.planes.items() if st.prompts))
+    curve = [first]
+    suggested = 0
+    while not first_only and dice(mask, target) < target_dice and clicks < cap:
+        if should_stop is not None and should_stop():
+            break
+        wrong = (mask ^ target).sum((1, 2))
+        if not wrong.any():
+            break
+        z = int(np.argmax(wrong))
+        if method == "ema+suggest":
+            zs = session.suggest_slice(axis=0)
+            if zs is not None and wrong[zs] > 0:
+                z, suggested = zs, suggested + 1
+        err = largest_error_component(mask[z], target[z])
+        yx = click_in_region(err[0])
+        _click(session, _full(z, yx), err[1], latencies)
+        clicks += 1
+        touched.add(z)
+        mask = propagate()
+        curve.append(dice(mask, target))
+    final = dice(mask, target)
+    reached = final >= target_dice
+    return {"method": method, "clicks": clicks if reached else cap, "reached": bool(reached), "clicks_used": clicks,
+            "anchor_dice": round(anchor_dice, 4), "first_dice": round(first, 4), "final_dice": round(final, 4),
+            "slices_touched": len(touched), "object_slices": int((areas > 0).sum()), "curve": [round(c, 4) for c in curve],
+            "drift": drift, "ms_per_slice": float(np.mean(prop_ms)) if prop_ms else None,
+            "click_ms": float(np.median(latencies)) if latencies else None, "suggested": suggested,
+            **({"_mask": mask} if first_only else {})}
+
+
+def _drift(mask: np.ndarray, target: np.ndarray, anchors: Sequence[int]) -> list[list[float]]:
+    """``[distance to the nearest anchor, Dice]`` for every slice holding the object or the mask."""
+    out = []
+    for z in range(target.shape[0]):
+        if (target[z].any() or mask[z].any()) and anchors:
+            d = min(abs(z - a) for a in anchors)
+            out.append([int(d), round(dice(mask[z], target[z]), 4)])
+    return out
+
+
+def procedural_cases(n_per_kind: int = 2, shape=(24, 64, 64), seed: int = 0, kinds=None) -> list[dict]:
+    """Cases of the procedural suite: ``{"name", "kind", "image", "target", "spec"}``."""
+    from napari_oaims.training.volumes import KINDS, make_volume, suite
+
+    out = []
+    for i, spec in enumerate(suite(n_per_kind, tuple(shape), seed, kinds or KINDS)):
+        image, labels = make_volume(spec)
+        out.append({"name": f"{spec.kind}_{i}", "kind": spec.kind, "image": image, "target": labels == 1,
+                    "spec": spec.to_dict()})
+    return out
+
+
+def stack_cases(image_path: str | Path, labels_path: str | Path, max_objects: int | None = 8,
+                min_slices: int = 3, crop_margin: int = 12) -> list[dict]:
+    """Cases from a labelled 3D stack: the ``max_objects`` largest objects spanning at least
+    ``min_slices`` slices, each in a crop around it (the whole z range; ``crop_margin`` px in y/x)."""
+    from napari_oaims.core.files import read_array
+
+    image, labels = read_array(image_path), read_array(labels_path)
+    if labels.ndim != 3 or labels.shape != image.shape[:3]:
+        raise ValueError(f"need a 3D image and matching labels, got {image.shape} and {labels.shape}")
+    ids, counts = np.unique(labels[labels > 0], return_counts=True)
+    order = [int(i) for i in ids[np.argsort(counts)[::-1]]]
+    out = []
+    for lid in order:
+        m = labels == lid
+        zs = np.flatnonzero(m.any((1, 2)))
+        if len(zs) < min_slices:
+            continue
+        ys, xs = np.flatnonzero(m.any((0, 2))), np.flatnonzero(m.any((0, 1)))
+        y0, y1 = max(ys[0] - crop_margin, 0), min(ys[-1] + 1 + crop_margin, m.shape[1])
+        x0, x1 = max(xs[0] - crop_margin, 0), min(xs[-1] + 1 + crop_margin, m.shape[2])
+        out.append({"name": f"object_{lid}", "kind": "stack", "image": np.asarray(image[:, y0:y1, x0:x1]),
+                    "target": m[:, y0:y1, x0:x1], "spec": {"label": lid, "crop": [int(y0), int(y1), int(x0), int(x1)]}})
+        if max_objects is not None and len(out) >= max_objects:
+            break
+    return out
+
+
+def summarise(rows: list[dict], smooth_kinds=("ellipsoid", "abrupt")) -> dict[str, dict]:
+    """Per method: median clicks, mean first-propagation Dice, medians on smooth shapes, slices
+    touched, cost per slice and per click, and drift (mean Dice by distance to the anchor)."""
+    out: dict[str, dict] = {}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        rs = [r for r in rows if r["method"] == method]
+        smooth = [r for r in rs if r.get("kind") in smooth_kinds]
+        drift: dict[int, list[float]] = {}
+        for r in rs:
+            for d, v in r["drift"]:
+                drift.setdefault(int(d), []).append(v)
+        ms = [r["ms_per_slice"] for r in rs if r["ms_per_slice"] is not None]
+        cms = [r["click_ms"] for r in rs if r["click_ms"] is not None]
+        out[method] = {
+            "cases": len(rs),
+            "clicks_median": float(np.median([r["clicks"] for r in rs])),
+            "clicks_mean": float(np.mean([r["clicks"] for r in rs])),
+            "reached": float(np.mean([r["reached"] for r in rs])),
+            "first_dice": float(np.mean([r["first_dice"] for r in rs])),
+            "final_dice": float(np.mean([r["final_dice"] for r in rs])),
+            "smooth_clicks_median": float(np.median([r["clicks"] for r in smooth])) if smooth else float("nan"),
+            "smooth_first_dice": float(np.mean([r["first_dice"] for r in smooth])) if smooth else float("nan"),
+            "slices_touched": float(np.mean([r["slices_touched"] for r in rs])),
+            "ms_per_slice": float(np.median(ms)) if ms else float("nan"),
+            "click_ms": float(np.median(cms)) if cms else float("nan"),
+            "drift": {d: round(float(np.mean(v)), 4) for d, v in sorted(drift.items())},
+        }
+        out[method]["slice_per_click"] = out[method]["ms_per_slice"] / out[method]["click_ms"]
+    return out
+
+
+def bench_propagate(methods: Sequence[str] = BENCH_METHODS, data: str = "procedural", n_per_kind: int = 2,
+                    shape=(24, 64, 64), stack: tuple[str, str] | None = None, max_objects: int | None = 8,
+                    target_dice: float = 0.9, cap: int = 50, device: str = "cpu", weights: str | None = None,
+                    settings: dict | None = None, first_only: bool = False, out: str | Path | None = None,
+                    progress: Callable[[str, int, int], None] | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Run the protocol for ``methods`` on ``data`` (``"procedural"``, or ``"stack"`` with
+    ``stack=(image path, labels path)``); write ``propagate_<data>.json`` and a plot into ``out``.
+
+    Returns ``{"settings", "rows", "summary", "table"}``.
+    """
+    from napari_oaims.engine import Engine
+
+    unknown = [m for m in methods if m not in BENCH_METHODS]
+    if unknown:
+        raise ValueError(f"unknown benchmark methods {unknown}; use some of {BENCH_METHODS}")
+    if data == "procedural":
+        cases = procedural_cases(n_per_kind, shape)
+    elif data == "stack":
+        if stack is None:
+            raise ValueError("data='stack' needs stack=(image path, labels path)")
+        cases = stack_cases(*stack, max_objects=max_objects)
+    else:
+        raise ValueError(f"unknown data {data!r}; use 'procedural' or 'stack'")
+    rows = []
+    total = len(cases) * len(methods)
+    for m in methods:
+        for case in cases:
+            if should_stop is not None and should_stop():
+                break
+            engine = Engine.pretrained(device=device, weights=weights)  # fresh weights per case: no learning
+            t0 = time.perf_counter()
+            row = run_case(engine, case["image"], case["target"], m, target_dice, cap, settings=settings,
+                           first_only=first_only, should_stop=should_stop)
+            row.update({"case": case["name"], "kind": case["kind"], "seconds": round(time.perf_counter() - t0, 2)})
+            rows.append(row)
+            if progress is not None:
+                progress("propagate", len(rows), total)
+    summary = summarise(rows)
+    result = {"settings": {"methods": list(methods), "data": data, "n_per_kind": n_per_kind, "shape": list(shape),
+                           "stack": list(stack) if stack else None, "max_objects": max_objects,
+                           "target_dice": target_dice, "cap": cap, "device": device, "weights": weights,
+                           "propagate_settings": settings, "first_only": first_only},
+              "rows": rows, "summary": summary, "table": format_summary(summary)}
+    if out is not None:
+        from napari_oaims.evaluation.common import write_json
+
+        out = Path(out)
+        write_json(result, out / f"propagate_{data}.json")
+        plot_summary(rows, out / f"propagate_{data}.png", f"propagation, {data} ({len(cases)} objects)")
+    return result
+
+
+def format_summary(summary: dict[str, dict]) -> str:
+    """A markdown table of :func:`summarise`."""
+    cols = ["cases", "clicks_median", "clicks_mean", "reached", "first_dice", "final_dice", "smooth_clicks_median",
+            "smooth_first_dice", "slices_touched", "ms_per_slice", "click_ms", "slice_per_click"]
+    lines = ["| method | " + " | ".join(cols) + " |", "|" + " --- |" * (len(cols) + 1)]
+    for m, row in summary.items():
+        cells = [f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c]) for c in cols]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_summary(rows: list[dict], path: str | Path, title: str) -> None:
+    """Clicks to the target per method (box plot) and drift (mean Dice vs distance to the anchor)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    a1.boxplot([[r["clicks"] for r in rows if r["method"] == m] for m in methods])
+    a1.set_xticks(range(1, len(methods) + 1), methods, rotation=20)
+    a1.set_ylabel("clicks to 3D Dice target")
+    a1.set_title(title)
+    a1.grid(alpha=0.3)
+    summary = summarise(rows)
+    for m in methods:
+        d = summary[m]["drift"]
+        a2.plot(list(d), list(d.values()), marker="o", ms=3, label=m)
+    a2.set_xlabel("slices from the anchor (first propagation)")
+    a2.set_ylabel("mean slice Dice")
+    a2.grid(alpha=0.3)
+    a2.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def memory_check(workdir: str | Path, side: int = 1024, method: str = "ema", device: str = "cpu",
+                 weights: str | None = None) -> dict[str, Any]:
+    """Propagate through a lazily read Zarr volume of ``side**3`` float32 voxels (4 GiB for 1024)
+    and report the growth of the process's peak memory (target: <= 300 MiB).
+
+    The Zarr array is written sparsely (only the chunks around one procedural object; the rest is
+    the fill value), so it costs little disk. The session's own per-plane masks are included in
+    the growth (``side**2`` bytes for each slice the object reaches).
+    """
+    import resource
+
+    import zarr
+
+    from napari_oaims.engine import Engine
+    from napari_oaims.training.volumes import VolumeSpec, make_volume
+
+    if side < 128:
+        raise ValueError("side must be at least 128")
+    path = Path(workdir) / f"volume_{side}.zarr"
+    obj, labels = make_volume(VolumeSpec(kind="ellipsoid", shape=(64, 128, 128), seed=1, neighbours=0))
+    z0, y0 = side // 2 - 32, side // 2 - 64
+    if not path.exists():
+        arr = zarr.create_array(store=str(path), shape=(side, side, side), chunks=(1, 256, 256), dtype="float32",
+                                fill_value=float(np.median(obj)))
+        arr[z0:z0 + 64, y0:y0 + 128, y0:y0 + 128] = obj
+    arr = zarr.open_array(str(path), mode="r")
+    target = labels == 1
+    engine = Engine.pretrained(device=device, weights=weights)
+    session = engine.session(arr, plane_axes=(1, 2))
+    zc = int(np.argmax(target.sum((1, 2))))
+    yx = click_in_region(target[zc])
+    session.click((z0 + zc, y0 + yx[0], y0 + yx[1]))
+
+    def peak_mib() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+    before = peak_mib()
+    t0 = time.perf_counter()
+    res = session.propagate(axis=0, method=method)
+    seconds = time.perf_counter() - t0
+    after = peak_mib()
+    got = {k[0] - z0: crop for k, (_, crop) in res.planes.items()}
+    return {"volume_gib": side**3 * 4 / 2**30, "method": method, "peak_before_mib": round(before, 1),
+            "peak_after_mib": round(after, 1), "growth_mib": round(after - before, 1), "seconds": round(seconds, 1),
+            "slices": len(got), "object_slices": int(target.any((1, 2)).sum()),
+            "ms_per_slice": res.info.get("ms_per_slice")}

@@ -1,0 +1,72 @@
+"""3D propagation: carry the object of a session through a stack (or a time-lapse).
+
+GUI-free. :meth:`napari_oaims.Session.propagate` and :meth:`napari_oaims.Session.suggest_slice`
+are the entry points; this package computes, the session applies (one undoable step, one
+``propagate`` event). Methods (:data:`METHODS`): ``"ema"``, the student-teacher EMA adapter of
+seed 002 (:mod:`.ema`); ``"frozen"``, the same loop without adaptation; ``"registration"``, the
+nearest anchor's mask warped by 2D optical flow (seed 003 algorithm 2, :mod:`.registration`);
+``"copy"``, the nearest anchor's mask. Plan, stopping and fusion: :mod:`.run`; settings and the
+values chosen for them: :mod:`.settings`; where to look next: :mod:`.suggest`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from napari_oaims.core import geometry
+from napari_oaims.core.prompts import Prompt
+from napari_oaims.core.results import Result
+from napari_oaims.propagate.run import Outcome, resolve_axis, resolve_extent, run
+from napari_oaims.propagate.settings import METHODS, PropagateSettings, resolve
+from napari_oaims.propagate.suggest import suggest
+
+
+@dataclass(frozen=True, eq=False)
+class Propagated(Result):
+    """What :meth:`Session.propagate` did: a :class:`Result` (``.mask`` is the object's whole
+    mask, ``.changes`` the planes it changed) with the propagation's details."""
+
+    cancelled: bool = False
+    axis: int | None = None
+    method: str = "ema"
+    anchors: tuple = ()
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+#: A negative click at least this deep in a component of a propagated mask (a share of the
+#: component's deepest point) removes the whole component; nearer its edge it trims it.
+REMOVE_DEPTH = 0.5
+
+
+def edit_prior(mask: np.ndarray, bbox: geometry.Box, prompt: Prompt) -> Prompt | None:
+    """The prior a prompt on a propagated plane starts from (``mask``: the plane's mask, ``bbox``
+    its box): the mask itself, so that the prompt edits it. A negative click in the middle of a
+    component says that the object is not there: the component leaves the prior (the model
+    alone would redraw it); if nothing is left the plane starts empty (None), and as an anchor
+    with an empty mask it marks where the object ends."""
+    if prompt.kind == "click" and not prompt.positive:
+        from scipy import ndimage
+
+        y, x = (int(v) for v in prompt.points[0])
+        if mask[y, x]:
+            box = geometry.box_slices(bbox)
+            crop = np.pad(mask[box], 1)
+            lab, _ = ndimage.label(crop)
+            cy, cx = y - bbox[0] + 1, x - bbox[1] + 1
+            component = lab == lab[cy, cx]
+            depth = ndimage.distance_transform_edt(component)
+            if depth[cy, cx] >= REMOVE_DEPTH * depth.max():
+                mask = mask.copy()
+                mask[box] &= ~component[1:-1, 1:-1]
+                bbox = geometry.bbox(mask)
+                if bbox is None:
+                    return None
+    return Prompt("prior", True, np.array([[bbox[0], bbox[1]], [bbox[2] - 1, bbox[3] - 1]]), box=tuple(bbox),
+                  mask=mask.copy())
+
+
+__all__ = ["edit_prior", "METHODS", "Outcome", "Propagated", "PropagateSettings", "resolve", "resolve_axis", "resolve_extent",
+           "run", "suggest"]

@@ -1,0 +1,117 @@
+"""Settings of a propagation, with the values chosen on procedural volumes.
+
+Every value a propagation depends on is here, so that the ``propagate`` event of the log, which
+records :meth:`PropagateSettings.to_dict`, is enough to redo it exactly (the augmentations are
+drawn from ``seed``). ``research/propagation/README.md`` has the measurements behind the defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+#: Propagation methods: the student-teacher EMA adapter (seed 002), the same loop without
+#: adaptation, the nearest anchor's mask warped by 2D registration (seed 003 algorithm 2), and the
+#: nearest anchor's mask copied.
+METHODS = ("ema", "frozen", "registration", "copy")
+FLOWS = ("ilk", "tvl1")
+
+
+@dataclass(frozen=True)
+class PropagateSettings:
+    """How a propagation runs (see the module docstring; units: working pixels unless said)."""
+
+    # -- prompts derived from the previous slice's mask --------------------------------------
+    #: One positive click at the deepest point of each component of the previous mask whose
+    #: area is at least this share of the largest component's (0: every component; None: none).
+    click_share: float | None = 0.15
+    #: Move the previous mask onto the slice by 2D optical flow before it is the prior (follows
+    #: objects that move between slices; the registration proxy as a prior, GUIDE 3.4).
+    warp_prior: bool = True
+
+    # -- stopping beyond the outermost anchors -------------------------------------------------
+    #: The mask vanished: fewer pixels than this share of the area of the slice it came from ...
+    min_area_share: float = 0.1
+    #: ... or than this many pixels.
+    min_area_px: int = 4
+    #: Overlap (IoU) with the previous slice's mask below this: the object was lost or left.
+    min_overlap: float = 0.3
+    #: Area more than this many times the previous slice's: the mask leaked.
+    max_growth: float = 2.0
+    #: Image contrast between the mask and a ring around it below this share of the anchor's:
+    #: the object has faded out (the model would otherwise redraw the prior on empty slices).
+    min_contrast: float = 0.35
+    #: Stop rules also apply between two anchors (default: fill the gap whatever happens).
+    stop_between: bool = False
+
+    # -- the EMA adapter (seed 002) -------------------------------------------------------------
+    lr: float = 1e-4  # Adam on the student
+    steps: int = 1  # student steps per slice
+    alpha: float = 0.99  # teacher EMA momentum (seed 002 Table 4.5)
+    lam: float = 2.0  # weight of the interactive loss on the anchors' prompts (seed 002 Table 4.2)
+    temperature: float = 1.5  # on the teacher's logits before the mean over augmentations
+    band: tuple[float, float] = (0.4, 0.6)  # "uncertain" mean probability
+    ratio_cut: float = 0.3  # uncertain share of the object's box above which N = n_high
+    n_low: int = 4
+    n_high: int = 16  # seed 002 Table 4.4: a cap of 16 beats 32
+    confident: float = 0.3  # pseudo-label kept where |p - 0.5| >= this ...
+    max_std: float = 0.15  # ... and the augmentations' std of p is at most this
+    max_anchors: int = 2  # anchors (nearest first) whose prompts give the interactive loss
+    #: Weight of a dense loss on the anchors seen as a propagation step would see them (their
+    #: image, a perturbed copy of their mask as the prior, their mask as the target); 0: the
+    #: seed's losses only.
+    anchor_mask: float = 0.0
+    seed: int = 0  # augmentations
+
+    # -- registration proxy ---------------------------------------------------------------------
+    flow: str = "ilk"
+    flow_radius: int = 7  # ILK window radius (image pixels)
+
+    def __post_init__(self) -> None:
+        if self.flow not in FLOWS:
+            raise ValueError(f"unknown flow {self.flow!r}; use one of {FLOWS}")
+        if not (0 < self.alpha < 1 and self.lr >= 0 and self.steps >= 0 and self.temperature > 0):
+            raise ValueError("need 0 < alpha < 1, lr >= 0, steps >= 0 and temperature > 0")
+        if not (1 <= self.n_low <= self.n_high <= 64):
+            raise ValueError(f"need 1 <= n_low <= n_high <= 64, got {self.n_low}, {self.n_high}")
+        if not (0 <= self.min_overlap < 1 and self.max_growth > 1 and 0 <= self.min_area_share < 1):
+            raise ValueError("need 0 <= min_overlap < 1, max_growth > 1 and 0 <= min_area_share < 1")
+        if self.max_anchors < 0:
+            raise ValueError("max_anchors must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["band"] = list(self.band)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "PropagateSettings":
+        """Inverse of :meth:`to_dict` (unknown keys are an error: they would not be honoured)."""
+        d = dict(d or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown propagation settings {unknown}; known: {sorted(known)}")
+        if "band" in d:
+            d["band"] = tuple(float(v) for v in d["band"])
+        return cls(**d)
+
+    def with_(self, **changes) -> "PropagateSettings":
+        return replace(self, **changes) if changes else self
+
+
+def resolve(settings: "PropagateSettings | dict | None", overrides: dict[str, Any]) -> PropagateSettings:
+    """Settings from a :class:`PropagateSettings`, a dict (as logged) or None, with ``overrides``."""
+    if isinstance(settings, PropagateSettings):
+        base = settings
+    else:
+        base = PropagateSettings.from_dict(settings)
+    if overrides:
+        known = {f.name for f in fields(PropagateSettings)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(f"propagate() got unknown settings {unknown}; known: {sorted(known)}")
+        if "band" in overrides:
+            overrides = {**overrides, "band": tuple(overrides["band"])}
+        base = replace(base, **overrides)
+    return base
