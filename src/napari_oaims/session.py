@@ -21,16 +21,14 @@ from napari_oaims.adapt.base import AcceptedObject, PromptUpdate
 from napari_oaims.core import geometry, guidance
 from napari_oaims.core.events import make_event
 from napari_oaims.core.history import History
-from napari_oaims.core.prompts import Prompt, is_correction, supersedes
+from napari_oaims.core.history import PlaneEdit as _Change
+from napari_oaims.core.prompts import Prompt, box_prompt, is_correction, prior_prompt, supersedes
 from napari_oaims.core.results import Accepted, PlaneChange, Result
 from napari_oaims.core.source import ImageSource
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
 
-#: Re-predict on a larger window (this factor) when the mask touches the window border.
-GROW = 1.8
-MAX_GROW_PASSES = 2
 
 
 @dataclass
@@ -40,18 +38,6 @@ class PlaneState:
     prompts: list[Prompt]
     mask: np.ndarray | None = None  # bool, plane shape, allocated lazily
     bbox: geometry.Box | None = None  # of mask
-
-
-@dataclass
-class _Change:
-    key: tuple[int, ...]
-    prompts_before: list[Prompt]
-    prompts_after: list[Prompt]
-    region: tuple[slice, slice] | None
-    before: np.ndarray | None
-    after: np.ndarray | None
-    bbox_before: geometry.Box | None
-    bbox_after: geometry.Box | None
 
 
 class _Plane:
@@ -109,19 +95,8 @@ class Session:
     def box(self, box, plane=None) -> Result:
         """Box ``(y0, x0, y1, x1)`` in plane coordinates (ends exclusive); ``plane`` for nD images."""
         key = self.source.check_key(plane)
-        try:
-            y0, x0, y1, x1 = (float(v) for v in box)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"a box is (y0, x0, y1, x1), got {box!r}") from err
-        if not all(np.isfinite([y0, x0, y1, x1])):
-            raise ValueError(f"box corners must be finite, got {box!r}")
-        if y1 <= y0 or x1 <= x0:
-            raise ValueError(f"box corners are inverted or empty: need y0 < y1 and x0 < x1, got {box!r}")
-        h, w = self.source.plane_shape
-        b = (int(max(np.floor(y0), 0)), int(max(np.floor(x0), 0)), int(min(np.ceil(y1), h)), int(min(np.ceil(x1), w)))
-        if b[2] <= b[0] or b[3] <= b[1]:
-            raise ValueError(f"box {box!r} lies outside the image plane of shape {self.source.plane_shape}")
-        prompt = Prompt("box", True, np.array([[b[0], b[1]], [b[2] - 1, b[3] - 1]]), box=b)
+        prompt = box_prompt(box, self.source.plane_shape)
+        b = prompt.box
         return self._add(key, prompt, coords=list(b))
 
     def scribble(self, points, positive: bool = True) -> Result:
@@ -140,16 +115,8 @@ class Session:
     def prior(self, mask2d, plane=None) -> Result:
         """Give a prior mask for a plane (e.g. a rough outline); it feeds the prior channel."""
         key = self.source.check_key(plane)
-        m = np.asarray(mask2d)
-        if m.shape != self.source.plane_shape:
-            raise ValueError(f"prior mask must have the plane shape {self.source.plane_shape}, got {m.shape}")
-        if m.dtype.kind not in "biuf":
-            raise TypeError(f"prior mask must be boolean or numeric, got dtype {m.dtype}")
-        m = np.nan_to_num(m.astype(np.float32)) > 0.5 if m.dtype.kind == "f" else m.astype(bool)
-        bb = geometry.bbox(m)
-        if bb is None:
-            raise ValueError("prior mask is empty")
-        prompt = Prompt("prior", True, np.array([[bb[0], bb[1]], [bb[2] - 1, bb[3] - 1]]), box=bb, mask=m)
+        prompt = prior_prompt(mask2d, self.source.plane_shape)
+        bb = prompt.box
         return self._add(key, prompt, coords=list(bb))
 
     # -- undo / redo / clear -------------------------------------------------------------------
@@ -275,15 +242,8 @@ class Session:
 
         Points outside the plane read as background.
         """
-        pts = np.rint(np.asarray(points, dtype=np.float64).reshape(-1, 2)).astype(int)
-        out = np.zeros(len(pts), bool)
         st = self.planes.get(self.source.check_key(plane))
-        if st is None or st.mask is None:
-            return out
-        h, w = st.mask.shape
-        ok = (pts[:, 0] >= 0) & (pts[:, 0] < h) & (pts[:, 1] >= 0) & (pts[:, 1] < w)
-        out[ok] = st.mask[pts[ok, 0], pts[ok, 1]]
-        return out
+        return geometry.values_at(None if st is None else st.mask, points)
 
     def prompts(self, plane=()) -> list[Prompt]:
         """The current object's prompts on one plane, in order."""
@@ -490,15 +450,8 @@ class Session:
         known = self._object_window()
         if known is not None:
             return known
-        centre = np.rint((pts.min(0) + pts.max(0)) / 2).astype(int)
-        r = guidance.diameter_patch_radius()
-        window = guidance.Window(int(centre[0]) - r, int(centre[1]) - r, 2 * r + 1)
-        patch = self.source.crop(key, window)
-        _, _, wy, wx = window.clip(self.source.plane_shape)
-        # Mirror the plane beyond its border instead of the zeros crop() puts there (no false edge).
-        pad = ((wy.start, window.size - wy.stop), (wx.start, window.size - wx.stop))
-        patch = np.pad(patch[wy, wx], pad, mode="reflect" if min(patch[wy, wx].shape) > 1 else "edge")
-        size = guidance.window_for_diameter(guidance.estimate_diameter(patch))
+        size = guidance.window_for_diameter(guidance.diameter_at(lambda w: self.source.crop(key, w), pts,
+                                                                   self.source.plane_shape))
         self._estimates = {self.object_id: size}  # the object's later windows follow it
         return size
 
@@ -532,15 +485,10 @@ class Session:
                 pred = self._predict_window(key, prompts, window) > 0
             ys, xs, wy, wx = window.clip((h, w))
             inside = pred[wy, wx]
-            touches = (
-                (ys.start > 0 and inside[0].any()) or (ys.stop < h and inside[-1].any())
-                or (xs.start > 0 and inside[:, 0].any()) or (xs.stop < w and inside[:, -1].any())
-            )
-            if not touches or passes > MAX_GROW_PASSES or window.size >= 1.1 * max(h, w):
+            larger = guidance.grown_window(window, inside, (h, w), st.bbox, passes)
+            if larger is None:
                 break
-            bb = geometry.bbox(inside, (ys.start, xs.start))
-            window = guidance.choose_window(np.zeros((0, 2)), (h, w), geometry.union(bb, st.bbox), min_size=int(window.size * GROW),
-                                            context=1.0)
+            window = larger
         region_bb = geometry.union((ys.start, xs.start, ys.stop, xs.stop), st.bbox)
         region = (slice(region_bb[0], region_bb[2]), slice(region_bb[1], region_bb[3]))
         values = np.zeros((region_bb[2] - region_bb[0], region_bb[3] - region_bb[1]), bool)

@@ -89,3 +89,15 @@ def transposed(plane_axes: Sequence[int], ndim: int) -> bool:
     """Whether a plane indexed with :func:`plane_index` reads as ``(x, y)`` instead of ``(y, x)``."""
     pa = plane_axes_of(plane_axes, ndim)
     return pa[0] > pa[1]
+
+
+def values_at(mask: np.ndarray | None, points) -> np.ndarray:
+    """``mask`` at plane pixels ``points`` (N x 2, rounded); points outside it (or no mask) read False."""
+    pts = np.rint(np.asarray(points, dtype=np.float64).reshape(-1, 2)).astype(int)
+    out = np.zeros(len(pts), bool)
+    if mask is None:
+        return out
+    h, w = mask.shape
+    ok = (pts[:, 0] >= 0) & (pts[:, 0] < h) & (pts[:, 1] >= 0) & (pts[:, 1] < w)
+    out[ok] = mask[pts[ok, 0], pts[ok, 1]]
+    return out

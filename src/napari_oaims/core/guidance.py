@@ -165,6 +165,51 @@ def window_for_diameter(diameter: float) -> int:
     return max(AUTO_MIN_WINDOW, int(round(AUTO_WINDOW_DIAMETERS * float(diameter))))
 
 
+def diameter_at(crop, points: np.ndarray, plane_shape: tuple[int, int]) -> float:
+    """:func:`estimate_diameter` of the blob at the centre of ``points`` (N x 2). ``crop(window)``
+    gives a window of the plane; beyond the plane's border the patch is mirrored, not zero-filled
+    (no false edge)."""
+    centre = np.rint((points.min(0) + points.max(0)) / 2).astype(int)
+    r = diameter_patch_radius()
+    window = Window(int(centre[0]) - r, int(centre[1]) - r, 2 * r + 1)
+    patch = crop(window)
+    _, _, wy, wx = window.clip(plane_shape)
+    pad = ((wy.start, window.size - wy.stop), (wx.start, window.size - wx.stop))
+    inside = patch[wy, wx]
+    return estimate_diameter(np.pad(inside, pad, mode="reflect" if min(inside.shape) > 1 else "edge"))
+
+
+#: Re-predict on a larger window (this factor) when the mask touches the window border, at most
+#: ``MAX_GROW_PASSES`` times.
+GROW = 1.8
+MAX_GROW_PASSES = 2
+
+
+def grown_window(window: Window, inside: np.ndarray, plane_shape: tuple[int, int], known_box=None,
+                 passes: int = 1) -> Window | None:
+    """The larger window to predict again on when the mask ``inside`` (the part of the window on
+    the plane) touches a window border that is not the plane's; None when the mask fits (or after
+    ``MAX_GROW_PASSES``, or when the window already covers the plane). ``known_box`` is a box the
+    new window must also hold (the object's mask so far)."""
+    h, w = plane_shape
+    ys, xs, _, _ = window.clip((h, w))
+    touches = ((ys.start > 0 and inside[0].any()) or (ys.stop < h and inside[-1].any())
+               or (xs.start > 0 and inside[:, 0].any()) or (xs.stop < w and inside[:, -1].any()))
+    if not touches or passes > MAX_GROW_PASSES or window.size >= 1.1 * max(h, w):
+        return None
+    bb = bbox_of(inside, (ys.start, xs.start))
+    if known_box is not None:
+        bb = (min(bb[0], known_box[0]), min(bb[1], known_box[1]), max(bb[2], known_box[2]), max(bb[3], known_box[3]))
+    return choose_window(np.zeros((0, 2)), (h, w), bb, min_size=int(window.size * GROW), context=1.0)
+
+
+def bbox_of(mask: np.ndarray, offset: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Bounding box of a non-empty 2D mask, shifted by ``offset``."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return (int(rows[0]) + offset[0], int(cols[0]) + offset[1], int(rows[-1]) + 1 + offset[0],
+            int(cols[-1]) + 1 + offset[1])
+
+
 def robust_range(image: np.ndarray, max_samples: int = 2_000_000) -> tuple[float, float]:
     """Percentiles (1, 99.8) of the finite values of ``image``, on a strided subsample if big."""
     flat = np.asarray(image).reshape(-1)

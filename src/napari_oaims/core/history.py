@@ -6,7 +6,8 @@ clears what could be redone; undo moves the last step to the redo stack and back
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -60,3 +61,17 @@ class History(Generic[T]):
     def last(self) -> T | None:
         """The step :meth:`undo` would take back."""
         return self._undo[-1] if self._undo else None
+
+
+@dataclass
+class PlaneEdit:
+    """One plane's part of a session step: its prompts and mask region before and after."""
+
+    key: tuple[int, ...]
+    prompts_before: list[Any]
+    prompts_after: list[Any]
+    region: tuple[slice, slice] | None
+    before: Any
+    after: Any
+    bbox_before: tuple[int, int, int, int] | None
+    bbox_after: tuple[int, int, int, int] | None

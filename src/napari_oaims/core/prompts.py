@@ -48,3 +48,38 @@ def supersedes(new: Prompt, old: Prompt) -> bool:
     newer one. Undo brings the earlier click back.
     """
     return new.kind == old.kind == "click" and new.positive != old.positive and np.array_equal(new.points, old.points)
+
+
+def box_prompt(box, plane_shape: tuple[int, int]) -> Prompt:
+    """A box prompt from ``(y0, x0, y1, x1)`` (plane pixels, ends exclusive), clipped to the plane.
+
+    Raises ``ValueError`` for a malformed, non-finite, inverted or outside box.
+    """
+    try:
+        y0, x0, y1, x1 = (float(v) for v in box)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"a box is (y0, x0, y1, x1), got {box!r}") from err
+    if not all(np.isfinite([y0, x0, y1, x1])):
+        raise ValueError(f"box corners must be finite, got {box!r}")
+    if y1 <= y0 or x1 <= x0:
+        raise ValueError(f"box corners are inverted or empty: need y0 < y1 and x0 < x1, got {box!r}")
+    h, w = plane_shape
+    b = (int(max(np.floor(y0), 0)), int(max(np.floor(x0), 0)), int(min(np.ceil(y1), h)), int(min(np.ceil(x1), w)))
+    if b[2] <= b[0] or b[3] <= b[1]:
+        raise ValueError(f"box {box!r} lies outside the image plane of shape {tuple(plane_shape)}")
+    return Prompt("box", True, np.array([[b[0], b[1]], [b[2] - 1, b[3] - 1]]), box=b)
+
+
+def prior_prompt(mask2d, plane_shape: tuple[int, int]) -> Prompt:
+    """A prior-mask prompt (boolean or numeric plane mask; numbers > 0.5 count, NaN does not)."""
+    m = np.asarray(mask2d)
+    if m.shape != tuple(plane_shape):
+        raise ValueError(f"prior mask must have the plane shape {tuple(plane_shape)}, got {m.shape}")
+    if m.dtype.kind not in "biuf":
+        raise TypeError(f"prior mask must be boolean or numeric, got dtype {m.dtype}")
+    m = np.nan_to_num(m.astype(np.float32)) > 0.5 if m.dtype.kind == "f" else m.astype(bool)
+    rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+    if len(rows) == 0:
+        raise ValueError("prior mask is empty")
+    bb = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+    return Prompt("prior", True, np.array([[bb[0], bb[1]], [bb[2] - 1, bb[3] - 1]]), box=bb, mask=m)

@@ -37,9 +37,6 @@ from napari_oaims.propagate.settings import METHODS, PropagateSettings, resolve
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.session import Session
 
-#: Re-predict on a larger window when the mask touches its border (as :mod:`napari_oaims.session`).
-GROW = 1.8
-MAX_GROW_PASSES = 2
 #: Anchor contrast below this (normalised intensity) leaves out the contrast stop rule.
 MIN_ANCHOR_CONTRAST = 0.03
 
@@ -251,13 +248,10 @@ class _Context:
                                 np.zeros((0, 2)), prior)
             logits = self.predict(x[None])[0]
             pred = guidance.resize_window(logits, window.size)[wy, wx] > 0
-            touches = ((ys.start > 0 and pred[0].any()) or (ys.stop < h and pred[-1].any())
-                       or (xs.start > 0 and pred[:, 0].any()) or (xs.stop < w and pred[:, -1].any()))
-            if not touches or passes > MAX_GROW_PASSES or window.size >= 1.1 * max(h, w):
+            larger = guidance.grown_window(window, pred, (h, w), prev.box, passes)
+            if larger is None:
                 break
-            bb = geometry.bbox(pred, (ys.start, xs.start))
-            window = guidance.choose_window(np.zeros((0, 2)), (h, w), geometry.union(bb, prev.box),
-                                            min_size=int(window.size * GROW), context=1.0)
+            window = larger
         info: dict[str, Any] = {"passes": passes, "window": [window.y0, window.x0, window.size]}
         if self.teacher is not None:
             info.update(self.teacher.adapt(x, logits, rng, anchors))

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from napari_oaims.core.events import PROMPT_KINDS, normalise_event
-from napari_oaims.evaluation.metrics import dice
+from napari_oaims.core.overlap import dice
 from napari_oaims.store.session_store import SessionStore
 
 _COMPARED = ("kind", "object", "plane", "coords", "label", "weights")
