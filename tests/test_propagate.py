@@ -12,7 +12,7 @@ import torch
 
 from napari_oaims import Engine
 from napari_oaims.evaluation.metrics import dice
-from napari_oaims.propagate import METHODS, PropagateSettings, Propagated
+from napari_oaims.propagate import METHODS, Propagated, PropagateSettings
 from napari_oaims.simulate.clicks import click_in_region, largest_error_component
 from napari_oaims.training.volumes import KINDS, VolumeSpec, make_volume, suite
 
@@ -51,13 +51,22 @@ def annotate(session, target, z=None, clicks=3):
 
 
 def state(session):
-    return (session.mask.copy(), {k: list(st.prompts) for k, st in session.planes.items()}, len(session.events),
-            session._history.can_undo, session._history.can_redo)
+    return (
+        session.mask.copy(),
+        {k: list(st.prompts) for k, st in session.planes.items()},
+        len(session.events),
+        session._history.can_undo,
+        session._history.can_redo,
+    )
 
 
 def same_state(a, b):
-    return np.array_equal(a[0], b[0]) and a[1].keys() == b[1].keys() and all(
-        len(a[1][k]) == len(b[1][k]) for k in a[1]) and a[2:] == b[2:]
+    return (
+        np.array_equal(a[0], b[0])
+        and a[1].keys() == b[1].keys()
+        and all(len(a[1][k]) == len(b[1][k]) for k in a[1])
+        and a[2:] == b[2:]
+    )
 
 
 # -- the object through the stack ------------------------------------------------------------------
@@ -69,8 +78,12 @@ def test_ema_propagates_and_stops_at_the_ends(blob):
     s = engine.session(image, plane_axes=(1, 2))
     z = annotate(s, target)
     seen, ticks = [], []
-    res = s.propagate(axis=0, method="ema", on_slice=lambda k, m: seen.append((k, m.shape)),
-                      progress=lambda d, t: ticks.append((d, t)))
+    res = s.propagate(
+        axis=0,
+        method="ema",
+        on_slice=lambda k, m: seen.append((k, m.shape)),
+        progress=lambda d, t: ticks.append((d, t)),
+    )
     assert isinstance(res, Propagated) and not res.cancelled
     mask = res.mask
     assert mask.shape == image.shape and mask.dtype == bool
@@ -152,9 +165,10 @@ def test_corrections_on_propagated_slices(shared_engine, blob):
     assert np.array_equal(s.mask, first) and not s.prompts((zc,))
 
 
-def test_negative_click_in_the_middle_marks_the_end(shared_engine, blob):
+def test_negative_click_in_the_middle_marks_the_end(blob):
     image, target = blob
-    s = shared_engine.session(image, plane_axes=(1, 2))
+    engine = Engine.pretrained(device="cpu", adaptation="oaims")
+    s = engine.session(image, plane_axes=(1, 2))
     z = annotate(s, target)
     s.propagate(method="frozen")
     zs = [k for k in range(12) if s.plane_mask((k,)).any() and k > z]
@@ -163,7 +177,12 @@ def test_negative_click_in_the_middle_marks_the_end(shared_engine, blob):
     assert not r.mask[end].any() and s.prompts((end,))  # an empty anchor
     res = s.propagate(method="frozen")
     assert not res.mask[end:].any(), "propagation went past the end marker"
-    assert res.mask[z + 1:end].any()
+    assert res.mask[z + 1 : end].any()
+    # accept: PI learns from the anchors (the empty end marker and propagated planes are skipped)
+    h0 = engine.weights_hash
+    acc = s.accept()
+    assert acc.area == int(res.mask.sum()) and engine.weights_hash != h0
+    assert {e["kind"] for e in s.events} >= {"propagate", "accept", "update"}
 
 
 def test_between_two_anchors_fills_from_both_ends(shared_engine):
@@ -175,7 +194,7 @@ def test_between_two_anchors_fills_from_both_ends(shared_engine):
     annotate(s, target, a)
     annotate(s, target, b)
     res = s.propagate(method="frozen")
-    inside = [k for k in range(a + 1, b)]
+    inside = list(range(a + 1, b))
     assert all(res.mask[k].any() for k in inside)
     assert np.mean([dice(res.mask[k], target[k]) for k in inside]) > 0.6
     assert {c["from"] for c in res.info["chains"]} == {a, b}
@@ -291,10 +310,16 @@ def test_bad_input(shared_engine, blob):
     s.undo()
     z = annotate(s, target)
     before = state(s)
-    for bad, match in [({"axis": 3}, "out of range"), ({"axis": 1}, "plane axis"), ({"axis": "z"}, "integer"),
-                       ({"extent": (5, 40)}, "outside"), ({"extent": (6, 6)}, "outside"),
-                       ({"extent": (0, 2)}, "empty masks|prompt"), ({"method": "magic"}, "unknown propagation method"),
-                       ({"flow": "magic"}, "unknown flow")]:
+    for bad, match in [
+        ({"axis": 3}, "out of range"),
+        ({"axis": 1}, "plane axis"),
+        ({"axis": "z"}, "integer"),
+        ({"extent": (5, 40)}, "outside"),
+        ({"extent": (6, 6)}, "outside"),
+        ({"extent": (0, 2)}, "empty masks|prompt"),
+        ({"method": "magic"}, "unknown propagation method"),
+        ({"flow": "magic"}, "unknown flow"),
+    ]:
         with pytest.raises(ValueError, match=match):
             s.propagate(**bad)
         assert same_state(before, state(s))
@@ -302,7 +327,7 @@ def test_bad_input(shared_engine, blob):
         s.propagate(not_a_setting=1)
     # an extent limits what is redone
     res = s.propagate(method="frozen", extent=(z - 1, z + 2))
-    assert not res.mask[: z - 1].any() and not res.mask[z + 2:].any()
+    assert not res.mask[: z - 1].any() and not res.mask[z + 2 :].any()
 
 
 def test_nan_slices_and_one_slice_volume(shared_engine, blob):

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from conftest import largest_ids, object_centre
 from napari_oaims.evaluation.metrics import dice
+
+from conftest import largest_ids, object_centre
 
 EVENT_KEYS = {"seq", "time", "kind", "object", "plane", "coords", "label", "latency_ms", "weights", "extra"}
 
@@ -84,8 +85,13 @@ def test_clear_is_undoable(engine, nuclei_crop):
 
 @pytest.mark.parametrize(
     "coords, match",
-    [((-1, 5), "outside"), ((5, 160), "outside"), ((1, 2, 3), "expected 2 coordinates"), ((np.nan, 3), "finite"),
-     (("a", 3), "numbers")],
+    [
+        ((-1, 5), "outside"),
+        ((5, 160), "outside"),
+        ((1, 2, 3), "expected 2 coordinates"),
+        ((np.nan, 3), "finite"),
+        (("a", 3), "numbers"),
+    ],
 )
 def test_bad_clicks_change_nothing(engine, nuclei_crop, coords, match):
     s = engine.session(nuclei_crop[0])
@@ -208,8 +214,10 @@ def test_large_image_click_touches_only_a_window(engine, nuclei):
     assert win[2] < 300  # local inference: the window is object-sized, not image-sized
     (change,) = result.changes
     region = change.region
-    assert change.plane == () and change.values.shape == (region[0].stop - region[0].start,
-                                                          region[1].stop - region[1].start)
+    assert change.plane == () and change.values.shape == (
+        region[0].stop - region[0].start,
+        region[1].stop - region[1].start,
+    )
     assert (region[0].stop - region[0].start) * (region[1].stop - region[1].start) < 300 * 300
     assert np.array_equal(result.mask[region], change.values)  # the change is the mask there
 

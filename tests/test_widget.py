@@ -198,8 +198,14 @@ def press(viewer, qtbot, key: str, layer=None) -> None:
 
 def keymaps(viewer):
     """Every keymap napari itself consults besides the layers' own: the viewer's and the classes'."""
-    classes = [napari.components.ViewerModel, napari.layers.Layer, napari.layers.Image, napari.layers.Points,
-               napari.layers.Shapes, napari.layers.Labels]
+    classes = [
+        napari.components.ViewerModel,
+        napari.layers.Layer,
+        napari.layers.Image,
+        napari.layers.Points,
+        napari.layers.Shapes,
+        napari.layers.Labels,
+    ]
     return {"viewer": dict(viewer.keymap), **{c.__name__: dict(c.class_keymap) for c in classes}}
 
 
@@ -261,8 +267,9 @@ def test_keys_are_bound_on_the_plugin_layers_only(make_napari_viewer, qtbot, fre
     assert theirs == [viewer, viewer]
 
 
-def test_a_new_objects_layer_gets_the_keys_and_a_detached_one_loses_them(make_napari_viewer, qtbot, fresh_engine,
-                                                                         nuclei):
+def test_a_new_objects_layer_gets_the_keys_and_a_detached_one_loses_them(
+    make_napari_viewer, qtbot, fresh_engine, nuclei
+):
     from napari.utils.key_bindings import coerce_keybinding
 
     image, labels = nuclei
@@ -290,10 +297,12 @@ def test_the_widget_imports_neither_torch_nor_the_model():
     import subprocess
     import sys
 
-    code = ("import sys\nimport napari_oaims\nassert 'napari' not in sys.modules and 'qtpy' not in sys.modules\n"
-            "import napari_oaims.plugin.widget\n"
-            "heavy = [m for m in ('torch', 'napari_oaims.engine', 'napari_oaims.model') if m in sys.modules]\n"
-            "assert not heavy, heavy\nprint('ok')")
+    code = (
+        "import sys\nimport napari_oaims\nassert 'napari' not in sys.modules and 'qtpy' not in sys.modules\n"
+        "import napari_oaims.plugin.widget\n"
+        "heavy = [m for m in ('torch', 'napari_oaims.engine', 'napari_oaims.model') if m in sys.modules]\n"
+        "assert not heavy, heavy\nprint('ok')"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
 
@@ -324,8 +333,9 @@ def test_an_undone_accept_gives_the_overlapped_object_back(make_napari_viewer, q
     wait(qtbot, w)
     first = objects.data == 1
     ys, xs = np.nonzero(first)
-    w.layers["shapes"].add(np.array([[ys.min() - 3, xs.min() - 3], [ys.max() + 3, xs.max() + 3]]),
-                           shape_type="rectangle")  # the same nucleus again: the new object wins
+    w.layers["shapes"].add(
+        np.array([[ys.min() - 3, xs.min() - 3], [ys.max() + 3, xs.max() + 3]]), shape_type="rectangle"
+    )  # the same nucleus again: the new object wins
     wait(qtbot, w)
     w.accept()
     wait(qtbot, w)
@@ -672,7 +682,9 @@ def test_resume_session_in_the_widget(make_napari_viewer, qtbot, fresh_engine, n
     assert has(notes, "info", "resumed resume.oaims.zarr: 2 objects")
     assert np.array_equal(w2.layers["objects"].data, saved_labels)
     assert dict(zip(w2.layers["objects"].features["index"], w2.layers["objects"].features["class_name"])) == {
-        1: "nucleus", 2: "mitosis"}
+        1: "nucleus",
+        2: "mitosis",
+    }
     assert fresh_engine.updates == updates and fresh_engine.weights_hash == weights
     assert w2.store is not None and "autosave" in w2.session_panel.store_label.text()
     assert sorted(w2.session.accepted_diameters) == [1, 2]  # object size "auto" remembers them
@@ -688,7 +700,10 @@ def test_resume_session_in_the_widget(make_napari_viewer, qtbot, fresh_engine, n
     events = reopened.events()
     assert [e["seq"] for e in events] == list(range(len(events))) and len(events) > n_events
     assert {o["id"]: o["class_name"] for o in reopened.objects() if o["area"]} == {
-        1: "nucleus", 2: "mitosis", 3: "mitosis"}
+        1: "nucleus",
+        2: "mitosis",
+        3: "mitosis",
+    }
     assert np.array_equal(np.asarray(reopened.labels()), w2.layers["objects"].data)
 
 

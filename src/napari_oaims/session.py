@@ -12,8 +12,9 @@ listeners given to :meth:`Session.subscribe`, with the result it made.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,7 +29,6 @@ from napari_oaims.core.source import ImageSource
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
-
 
 
 @dataclass
@@ -74,9 +74,16 @@ class Session:
         self.accepted_diameters: dict[int, float] = {}
         self._estimates: dict[int, int] = {}  # "auto" first window measured for the current object
         self._logged_adapter = self.engine.adapter  # the adapter whose settings the log last recorded
-        self._log("session", extra={"shape": list(self.source.spatial_shape), "plane_axes": list(self.source.plane_axes),
-                                    "rgb": self.source.rgb, "channel_axis": self.source.channel_axis,
-                                    "adapter": self.engine.adapter.settings()})
+        self._log(
+            "session",
+            extra={
+                "shape": list(self.source.spatial_shape),
+                "plane_axes": list(self.source.plane_axes),
+                "rgb": self.source.rgb,
+                "channel_axis": self.source.channel_axis,
+                "adapter": self.engine.adapter.settings(),
+            },
+        )
 
     # -- public prompts ------------------------------------------------------------------------
     @property
@@ -144,8 +151,18 @@ class Session:
         for key, st in self.planes.items():
             region = geometry.box_slices(st.bbox) if st.bbox else None
             before = st.mask[region].copy() if region else None
-            changes.append(_Change(key, list(st.prompts), [], region, before,
-                                   np.zeros_like(before) if before is not None else None, st.bbox, None))
+            changes.append(
+                _Change(
+                    key,
+                    list(st.prompts),
+                    [],
+                    region,
+                    before,
+                    np.zeros_like(before) if before is not None else None,
+                    st.bbox,
+                    None,
+                )
+            )
         applied: tuple[PlaneChange, ...] = ()
         if changes:
             applied = self._apply(changes, before=False)
@@ -169,13 +186,24 @@ class Session:
             raise ValueError("nothing to accept: the current object has an empty mask (add a positive prompt first)")
         t0 = time.perf_counter()
         snapshot = self._snapshot()
-        accepted = Accepted((), self.spatial_shape, self.source.plane_axes, snapshot, self.object_id,
-                            int(class_id), str(class_name))
+        accepted = Accepted(
+            (), self.spatial_shape, self.source.plane_axes, snapshot, self.object_id, int(class_id), str(class_name)
+        )
         largest = max(int(np.count_nonzero(c)) for _, c in snapshot.values())
         diameter = round(float(2.0 * np.sqrt(largest / np.pi)), 2)
-        self._log("accept", latency_ms=(time.perf_counter() - t0) * 1e3, result=accepted,
-                  extra={"area": accepted.area, "planes": [list(k) for k in snapshot], **self._adaptation_extra(),
-                         "class_id": int(class_id), "class_name": str(class_name), "diameter": diameter})
+        self._log(
+            "accept",
+            latency_ms=(time.perf_counter() - t0) * 1e3,
+            result=accepted,
+            extra={
+                "area": accepted.area,
+                "planes": [list(k) for k in snapshot],
+                **self._adaptation_extra(),
+                "class_id": int(class_id),
+                "class_name": str(class_name),
+                "diameter": diameter,
+            },
+        )
         views = [(_Plane(self, k), list(st.prompts), st.mask.copy()) for k, st in planes.items()]
         self._pending.append((self.object_id, self.engine.adapter, AcceptedObject(views)))
         self.accepted_diameters[self.object_id] = diameter
@@ -202,8 +230,9 @@ class Session:
             raise ValueError(f"an object's diameter must be a positive number of pixels, got {diameter!r}")
         if diameter is not None:
             self.accepted_diameters[int(object_id)] = float(diameter)
-        self._log("reinstate", extra={"diameter": None if diameter is None else float(diameter)},
-                  object_id=int(object_id))
+        self._log(
+            "reinstate", extra={"diameter": None if diameter is None else float(diameter)}, object_id=int(object_id)
+        )
 
     def run_pending_updates(self) -> int:
         """Run deferred accept hooks in accept order; returns how many objects were processed."""
@@ -264,8 +293,17 @@ class Session:
         return _Plane(self, self.source.check_key(plane))
 
     # -- 3D propagation ------------------------------------------------------------------------
-    def propagate(self, axis=None, method: str = "ema", extent=None, progress=None, cancel=None, on_slice=None,
-                  settings=None, **overrides):
+    def propagate(
+        self,
+        axis=None,
+        method: str = "ema",
+        extent=None,
+        progress=None,
+        cancel=None,
+        on_slice=None,
+        settings=None,
+        **overrides,
+    ):
         """Carry the object through the stack along ``axis`` (see :mod:`napari_oaims.propagate`).
 
         Anchors are the planes with prompts; every other plane of their lines within ``extent``
@@ -281,15 +319,38 @@ class Session:
         from napari_oaims.propagate import Propagated, run
 
         t0 = time.perf_counter()
-        out = run(self, axis=axis, method=method, extent=extent, settings=settings, overrides=overrides,
-                  progress=progress, cancel=cancel, on_slice=on_slice)
-        info = {"method": out.method, "axis": out.axis, "extent": list(out.extent), "settings": out.settings.to_dict(),
-                "anchors": [list(k) for k in out.anchors]}
+        out = run(
+            self,
+            axis=axis,
+            method=method,
+            extent=extent,
+            settings=settings,
+            overrides=overrides,
+            progress=progress,
+            cancel=cancel,
+            on_slice=on_slice,
+        )
+        info = {
+            "method": out.method,
+            "axis": out.axis,
+            "extent": list(out.extent),
+            "settings": out.settings.to_dict(),
+            "anchors": [list(k) for k in out.anchors],
+        }
 
         def done(changes, cancelled=False) -> Propagated:
-            return Propagated(tuple(changes), self.spatial_shape, self.source.plane_axes, self._snapshot(),
-                              self.object_id, cancelled=cancelled, axis=out.axis, method=out.method,
-                              anchors=tuple(out.anchors), info={**info, **out.stats})
+            return Propagated(
+                tuple(changes),
+                self.spatial_shape,
+                self.source.plane_axes,
+                self._snapshot(),
+                self.object_id,
+                cancelled=cancelled,
+                axis=out.axis,
+                method=out.method,
+                anchors=tuple(out.anchors),
+                info={**info, **out.stats},
+            )
 
         if out.cancelled:
             return done((), cancelled=True)
@@ -301,8 +362,11 @@ class Session:
             if box is None:
                 continue
             region = geometry.box_slices(box)
-            before = st.mask[region].copy() if st is not None and st.mask is not None else np.zeros(
-                (box[2] - box[0], box[3] - box[1]), bool)
+            before = (
+                st.mask[region].copy()
+                if st is not None and st.mask is not None
+                else np.zeros((box[2] - box[0], box[3] - box[1]), bool)
+            )
             after = new.in_box(box, bool)
             if np.array_equal(before, after):
                 continue
@@ -312,11 +376,21 @@ class Session:
             return done(())
         result = done(self._apply(changes, before=False))
         self._history.push(changes)
-        extra = {"call": {"axis": out.axis, "method": out.method, "extent": list(out.extent),
-                          "settings": out.settings.to_dict()},
-                 **info, "slices_changed": [list(ch.key) for ch in changes], "time_ms": out.stats.get("time_ms"),
-                 "ms_per_slice": out.stats.get("ms_per_slice"), "weights_hash": self.engine.weights_hash,
-                 "chains": out.stats.get("chains", []), "student_steps": out.stats.get("student_steps")}
+        extra = {
+            "call": {
+                "axis": out.axis,
+                "method": out.method,
+                "extent": list(out.extent),
+                "settings": out.settings.to_dict(),
+            },
+            **info,
+            "slices_changed": [list(ch.key) for ch in changes],
+            "time_ms": out.stats.get("time_ms"),
+            "ms_per_slice": out.stats.get("ms_per_slice"),
+            "weights_hash": self.engine.weights_hash,
+            "chains": out.stats.get("chains", []),
+            "student_steps": out.stats.get("student_steps"),
+        }
         self._log("propagate", latency_ms=(time.perf_counter() - t0) * 1e3, extra=extra, result=result)
         return result
 
@@ -330,8 +404,11 @@ class Session:
 
     # -- internals -----------------------------------------------------------------------------
     def _snapshot(self) -> dict[tuple[int, ...], tuple[geometry.Box, np.ndarray]]:
-        return {k: (st.bbox, st.mask[geometry.box_slices(st.bbox)].copy())
-                for k, st in self.planes.items() if st.bbox is not None}
+        return {
+            k: (st.bbox, st.mask[geometry.box_slices(st.bbox)].copy())
+            for k, st in self.planes.items()
+            if st.bbox is not None
+        }
 
     def _result(self, changes: tuple[PlaneChange, ...]) -> Result:
         return Result(tuple(changes), self.spatial_shape, self.source.plane_axes, self._snapshot(), self.object_id)
@@ -345,10 +422,28 @@ class Session:
             extra["adapter"] = self.engine.adapter.settings()
         return extra
 
-    def _log(self, kind: str, plane=None, coords=None, label=None, latency_ms=None, extra=None, object_id=None,
-             result: Result | None = None) -> dict:
-        event = make_event(len(self.events), kind, self.object_id if object_id is None else object_id,
-                           self.engine.weights_hash, plane, coords, label, latency_ms, extra)
+    def _log(
+        self,
+        kind: str,
+        plane=None,
+        coords=None,
+        label=None,
+        latency_ms=None,
+        extra=None,
+        object_id=None,
+        result: Result | None = None,
+    ) -> dict:
+        event = make_event(
+            len(self.events),
+            kind,
+            self.object_id if object_id is None else object_id,
+            self.engine.weights_hash,
+            plane,
+            coords,
+            label,
+            latency_ms,
+            extra,
+        )
         self.events.append(event)
         for listener in self._listeners:
             listener(event, result)
@@ -376,8 +471,9 @@ class Session:
         window = self._choose_window(key, prompts, st.bbox, first=st.bbox is None)
         logits = None
         if window is not None:
-            reply = self.engine.adapter.on_prompt(self.engine, PromptUpdate(_Plane(self, key), window, previous,
-                                                                            prompts, prompt))
+            reply = self.engine.adapter.on_prompt(
+                self.engine, PromptUpdate(_Plane(self, key), window, previous, prompts, prompt)
+            )
             for record in reply.records:
                 self._log("update", plane=key, latency_ms=record.pop("latency_ms", None), extra=record)
             logits = reply.logits
@@ -450,8 +546,9 @@ class Session:
         known = self._object_window()
         if known is not None:
             return known
-        size = guidance.window_for_diameter(guidance.diameter_at(lambda w: self.source.crop(key, w), pts,
-                                                                   self.source.plane_shape))
+        size = guidance.window_for_diameter(
+            guidance.diameter_at(lambda w: self.source.crop(key, w), pts, self.source.plane_shape)
+        )
         self._estimates = {self.object_id: size}  # the object's later windows follow it
         return size
 
@@ -492,6 +589,8 @@ class Session:
         region_bb = geometry.union((ys.start, xs.start, ys.stop, xs.stop), st.bbox)
         region = (slice(region_bb[0], region_bb[2]), slice(region_bb[1], region_bb[3]))
         values = np.zeros((region_bb[2] - region_bb[0], region_bb[3] - region_bb[1]), bool)
-        values[ys.start - region_bb[0]: ys.stop - region_bb[0], xs.start - region_bb[1]: xs.stop - region_bb[1]] = inside
+        values[ys.start - region_bb[0] : ys.stop - region_bb[0], xs.start - region_bb[1] : xs.stop - region_bb[1]] = (
+            inside
+        )
         info = {"window": [window.y0, window.x0, window.size], "area": int(inside.sum()), "passes": passes}
         return region, values, info

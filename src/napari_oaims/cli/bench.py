@@ -35,23 +35,39 @@ def add_robot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clicks", type=int, default=10, help="clicks per target")
     p.add_argument("--robot", default="center", choices=list(STRATEGIES))
     p.add_argument("--noise", default=None, choices=["realistic"], help="realistic click noise (seed 004 eq. 28)")
-    p.add_argument("--wrong-label", default=None, choices=list(WRONG_LABEL_MODES),
-                   help="wrong-label clicks (seed 000 table 11: 40%% / first 4 / 40%% of targets)")
+    p.add_argument(
+        "--wrong-label",
+        default=None,
+        choices=list(WRONG_LABEL_MODES),
+        help="wrong-label clicks (seed 000 table 11: 40%% / first 4 / 40%% of targets)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-targets", type=int, default=None, help="only the first N targets (in order)")
     p.add_argument("--device", default="auto")
     p.add_argument("--weights", default=None, help="weights to evaluate (default: the shipped ones)")
-    p.add_argument("--first-window", type=first_window_arg, default=None,
-                   help="window side (px) for each object's first click, or 'auto' (default: the weights' own)")
+    p.add_argument(
+        "--first-window",
+        type=first_window_arg,
+        default=None,
+        help="window side (px) for each object's first click, or 'auto' (default: the weights' own)",
+    )
 
 
 def protocol_of(args: argparse.Namespace):
     """The :class:`~napari_oaims.evaluation.common.Protocol` given by :func:`add_robot_args` options."""
     from napari_oaims.evaluation.common import Protocol
 
-    return Protocol(clicks=args.clicks, robot=args.robot, noise=args.noise, wrong_label=args.wrong_label,
-                    seed=args.seed, max_targets=args.max_targets, device=args.device, weights=args.weights,
-                    first_window=args.first_window)
+    return Protocol(
+        clicks=args.clicks,
+        robot=args.robot,
+        noise=args.noise,
+        wrong_label=args.wrong_label,
+        seed=args.seed,
+        max_targets=args.max_targets,
+        device=args.device,
+        weights=args.weights,
+        first_window=args.first_window,
+    )
 
 
 def _saved(*paths) -> None:
@@ -68,8 +84,15 @@ def _cmd_clicks(args: argparse.Namespace) -> int:
     from napari_oaims.evaluation import clicks
 
     with Bars(unit="target") as bars:
-        results = clicks.compare_methods(args.image, args.labels, _methods(args.methods), protocol_of(args),
-                                         out=args.out, plot=args.plot, progress=bars)
+        results = clicks.compare_methods(
+            args.image,
+            args.labels,
+            _methods(args.methods),
+            protocol_of(args),
+            out=args.out,
+            plot=args.plot,
+            progress=bars,
+        )
     print(clicks.report(results))
     _saved(args.out, args.plot)
     return 0
@@ -81,10 +104,20 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
     with Bars(unit="target" if args.jobs == 1 else "cell") as bars:
-        results = adapt.run_suite(args.image, args.labels, _methods(args.methods), shifts=args.shift, order=args.order,
-                                  robustness=args.robustness, robust_methods=_methods(args.robust_methods),
-                                  protocol=protocol_of(args), jobs=args.jobs, out=args.out, plot=args.plot,
-                                  progress=bars)
+        results = adapt.run_suite(
+            args.image,
+            args.labels,
+            _methods(args.methods),
+            shifts=args.shift,
+            order=args.order,
+            robustness=args.robustness,
+            robust_methods=_methods(args.robust_methods),
+            protocol=protocol_of(args),
+            jobs=args.jobs,
+            out=args.out,
+            plot=args.plot,
+            progress=bars,
+        )
     print(adapt.report(results))
     _saved(args.out, args.plot and f"{args.plot} and {adapt.position_path(args.plot)}")
     return 0
@@ -103,9 +136,18 @@ def _cmd_latency(args: argparse.Namespace) -> int:
     from napari_oaims.evaluation import latency
 
     with Bars(unit="run") as bars:
-        results = latency.measure_sizes(args.image, args.labels, sizes=args.sizes, modes=args.modes,
-                                        objects=args.objects, clicks=args.clicks, seed=args.seed, device=args.device,
-                                        out=args.out, progress=bars)
+        results = latency.measure_sizes(
+            args.image,
+            args.labels,
+            sizes=args.sizes,
+            modes=args.modes,
+            objects=args.objects,
+            clicks=args.clicks,
+            seed=args.seed,
+            device=args.device,
+            out=args.out,
+            progress=bars,
+        )
     print(latency.report(results))
     _saved(args.out)
     return 0
@@ -139,16 +181,23 @@ def _adapt(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image", required=True)
     p.add_argument("--labels", required=True)
     p.add_argument("--shift", action="append", choices=sorted(SHIFTS), help="repeat; default: the whole suite")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                   help="comma-separated adaptations, with settings as name:key=value (e.g. oaims:mi_lr=3e-5)")
+    p.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        help="comma-separated adaptations, with settings as name:key=value (e.g. oaims:mi_lr=3e-5)",
+    )
     p.add_argument("--order", default="random", choices=list(ORDERS))
     p.add_argument("--robustness", action="store_true", help="also run the seed 000 section 3.3 settings")
     p.add_argument("--robust-methods", default=",".join(ROBUST_METHODS), help="methods for the robustness runs")
     p.add_argument("--out", default=None)
     p.add_argument("--plot", default=None, help="Dice-vs-clicks PNG (a *_position.png is saved beside it)")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="evaluate the (shift, run, method) cells in this many processes, cores // N torch threads "
-                        "each; adaptive curves and latencies are only reproducible with the same thread count")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="evaluate the (shift, run, method) cells in this many processes, cores // N torch threads "
+        "each; adaptive curves and latencies are only reproducible with the same thread count",
+    )
     add_robot_args(p)
     p.set_defaults(func=_cmd_adapt)
 
@@ -179,17 +228,28 @@ def _latency(sub: argparse._SubParsersAction) -> None:
 def _store(sub: argparse._SubParsersAction) -> None:
     from napari_oaims.evaluation import store
 
-    p = sub.add_parser("store", help="autosave cost, session size and kill -9 safety of .oaims.zarr sessions",
-                       description=store.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "store",
+        help="autosave cost, session size and kill -9 safety of .oaims.zarr sessions",
+        description=store.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--objects", type=int, default=100, help="objects to annotate for the cost/size part (0: skip)")
     p.add_argument("--adaptation", default="none", help="engine adaptation while annotating")
     p.add_argument("--kill-runs", type=int, default=20, help="kill -9 runs (0: skip)")
-    p.add_argument("--kill-mode", choices=("annotate", "append", "adapt", "both"), default="annotate",
-                   help="what the killed child does: annotate with the engine, append events in a tight loop, or "
-                        "alternate")
+    p.add_argument(
+        "--kill-mode",
+        choices=("annotate", "append", "adapt", "both"),
+        default="annotate",
+        help="what the killed child does: annotate with the engine, append events in a tight loop, or alternate",
+    )
     p.add_argument("--kill-max-s", type=float, default=3.0, help="kill at a uniform random time in [0, this] s")
-    p.add_argument("--data", type=Path, default=None,
-                   help="folder with image.tif and labels.tif (default: the nuclei sample shipped with the package)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder with image.tif and labels.tif (default: the nuclei sample shipped with the package)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", default=None, help="where sessions are written (default: a new temporary folder)")
     p.add_argument("--out", default=None, help="save the results as JSON here")

@@ -7,7 +7,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from napari_oaims.cli import bench, demo, replay, train
+    from napari_oaims.cli import bench, demo, propagate, replay, train
 
     p = argparse.ArgumentParser(
         prog="oaims", description="napari-oaims: interactive segmentation that learns from clicks"
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     bench.register(sub)
     replay.register(sub)
+    propagate.register(sub)
     return p
 
 

@@ -185,16 +185,21 @@ GROW = 1.8
 MAX_GROW_PASSES = 2
 
 
-def grown_window(window: Window, inside: np.ndarray, plane_shape: tuple[int, int], known_box=None,
-                 passes: int = 1) -> Window | None:
+def grown_window(
+    window: Window, inside: np.ndarray, plane_shape: tuple[int, int], known_box=None, passes: int = 1
+) -> Window | None:
     """The larger window to predict again on when the mask ``inside`` (the part of the window on
     the plane) touches a window border that is not the plane's; None when the mask fits (or after
     ``MAX_GROW_PASSES``, or when the window already covers the plane). ``known_box`` is a box the
     new window must also hold (the object's mask so far)."""
     h, w = plane_shape
     ys, xs, _, _ = window.clip((h, w))
-    touches = ((ys.start > 0 and inside[0].any()) or (ys.stop < h and inside[-1].any())
-               or (xs.start > 0 and inside[:, 0].any()) or (xs.stop < w and inside[:, -1].any()))
+    touches = (
+        (ys.start > 0 and inside[0].any())
+        or (ys.stop < h and inside[-1].any())
+        or (xs.start > 0 and inside[:, 0].any())
+        or (xs.stop < w and inside[:, -1].any())
+    )
     if not touches or passes > MAX_GROW_PASSES or window.size >= 1.1 * max(h, w):
         return None
     bb = bbox_of(inside, (ys.start, xs.start))
@@ -206,8 +211,12 @@ def grown_window(window: Window, inside: np.ndarray, plane_shape: tuple[int, int
 def bbox_of(mask: np.ndarray, offset: tuple[int, int]) -> tuple[int, int, int, int]:
     """Bounding box of a non-empty 2D mask, shifted by ``offset``."""
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    return (int(rows[0]) + offset[0], int(cols[0]) + offset[1], int(rows[-1]) + 1 + offset[0],
-            int(cols[-1]) + 1 + offset[1])
+    return (
+        int(rows[0]) + offset[0],
+        int(cols[0]) + offset[1],
+        int(rows[-1]) + 1 + offset[0],
+        int(cols[-1]) + 1 + offset[1],
+    )
 
 
 def robust_range(image: np.ndarray, max_samples: int = 2_000_000) -> tuple[float, float]:

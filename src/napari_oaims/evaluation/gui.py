@@ -20,8 +20,13 @@ import numpy as np
 
 def _percentiles(values: list[float]) -> dict[str, float]:
     v = np.asarray(values, float)
-    return {"clicks": len(v), "p50_ms": float(np.percentile(v, 50)), "p95_ms": float(np.percentile(v, 95)),
-            "mean_ms": float(v.mean()), "max_ms": float(v.max())}
+    return {
+        "clicks": len(v),
+        "p50_ms": float(np.percentile(v, 50)),
+        "p95_ms": float(np.percentile(v, 95)),
+        "mean_ms": float(v.mean()),
+        "max_ms": float(v.max()),
+    }
 
 
 def run(args) -> int:
@@ -30,9 +35,9 @@ def run(args) -> int:
     from qtpy.QtWidgets import QApplication
 
     from napari_oaims.data import sample_nuclei
+    from napari_oaims.evaluation.common import format_table, target_ids, write_json
     from napari_oaims.plugin.api import annotate, annotator
     from napari_oaims.simulate.robot import click_in_region
-    from napari_oaims.evaluation.common import format_table, target_ids, write_json
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -60,7 +65,8 @@ def run(args) -> int:
         added: list[float] = []
         refreshed: list[float] = []
         points.events.data.connect(
-            lambda e: added.append(time.perf_counter()) if str(e.action) == "added" else None, position="first")
+            lambda e: added.append(time.perf_counter()) if str(e.action) == "added" else None, position="first"
+        )
         # a full refresh emits set_data; the widget's partial update (data_setitem) emits labels_update
         preview.events.set_data.connect(lambda e: refreshed.append(time.perf_counter()))
         preview.events.labels_update.connect(lambda e: refreshed.append(time.perf_counter()))
@@ -88,19 +94,36 @@ def run(args) -> int:
             print("no click was measured")
             return 1
         engine = widget.engine
-        rows = {"napari click->preview": _percentiles(gui_ms), "model (session predict)": _percentiles(model_ms),
-                "napari overhead": _percentiles([g - m for g, m in zip(gui_ms, model_ms)])}
-        hardware = {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(engine.device),
-                    "cuda": torch.cuda.get_device_name() if engine.device.type == "cuda" else None}
-        print(f"napari {napari.__version__}, device {engine.device}, adaptation {engine.adaptation}, "
-              f"{len(gui_ms)} clicks after {args.warmup} warm-up, {'hidden' if args.hidden else 'shown'} window")
+        rows = {
+            "napari click->preview": _percentiles(gui_ms),
+            "model (session predict)": _percentiles(model_ms),
+            "napari overhead": _percentiles([g - m for g, m in zip(gui_ms, model_ms)]),
+        }
+        hardware = {
+            "machine": platform.machine(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "device": str(engine.device),
+            "cuda": torch.cuda.get_device_name() if engine.device.type == "cuda" else None,
+        }
+        print(
+            f"napari {napari.__version__}, device {engine.device}, adaptation {engine.adaptation}, "
+            f"{len(gui_ms)} clicks after {args.warmup} warm-up, {'hidden' if args.hidden else 'shown'} window"
+        )
         print(format_table(rows, ["clicks", "p50_ms", "p95_ms", "mean_ms", "max_ms"]))
         if args.out:
-            write_json({"settings": {k: str(v) for k, v in vars(args).items() if k != "func"},
-                        "hardware": hardware, "napari": napari.__version__, "summary": rows,
-                        "click_to_preview_ms": [round(v, 3) for v in gui_ms],
-                        "model_ms": [round(v, 3) for v in model_ms]}, args.out)
+            write_json(
+                {
+                    "settings": {k: str(v) for k, v in vars(args).items() if k != "func"},
+                    "hardware": hardware,
+                    "napari": napari.__version__,
+                    "summary": rows,
+                    "click_to_preview_ms": [round(v, 3) for v in gui_ms],
+                    "model_ms": [round(v, 3) for v in model_ms],
+                },
+                args.out,
+            )
             print(f"saved {args.out}")
         return 0
     finally:

@@ -41,9 +41,19 @@ def _full(axis_pos: int, yx, axis: int = 0) -> tuple[int, int, int]:
     return (axis_pos, int(yx[0]), int(yx[1]))
 
 
-def run_case(engine, image: np.ndarray, target: np.ndarray, method: str = "ema", target_dice: float = 0.9,
-             cap: int = 50, anchor_clicks: int = 5, anchor_target: float = 0.9, settings: dict | None = None,
-             first_only: bool = False, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+def run_case(
+    engine,
+    image: np.ndarray,
+    target: np.ndarray,
+    method: str = "ema",
+    target_dice: float = 0.9,
+    cap: int = 50,
+    anchor_clicks: int = 5,
+    anchor_target: float = 0.9,
+    settings: dict | None = None,
+    first_only: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
     """The protocol on one object (``target``, bool, the image's shape; propagation along axis 0
     with planes (1, 2)). Returns the case's numbers (see the module docstring)."""
     if method not in BENCH_METHODS:
@@ -102,12 +112,23 @@ def run_case(engine, image: np.ndarray, target: np.ndarray, method: str = "ema",
         curve.append(dice(mask, target))
     final = dice(mask, target)
     reached = final >= target_dice
-    return {"method": method, "clicks": clicks if reached else cap, "reached": bool(reached), "clicks_used": clicks,
-            "anchor_dice": round(anchor_dice, 4), "first_dice": round(first, 4), "final_dice": round(final, 4),
-            "slices_touched": len(touched), "object_slices": int((areas > 0).sum()), "curve": [round(c, 4) for c in curve],
-            "drift": drift, "ms_per_slice": float(np.mean(prop_ms)) if prop_ms else None,
-            "click_ms": float(np.median(latencies)) if latencies else None, "suggested": suggested,
-            **({"_mask": mask} if first_only else {})}
+    return {
+        "method": method,
+        "clicks": clicks if reached else cap,
+        "reached": bool(reached),
+        "clicks_used": clicks,
+        "anchor_dice": round(anchor_dice, 4),
+        "first_dice": round(first, 4),
+        "final_dice": round(final, 4),
+        "slices_touched": len(touched),
+        "object_slices": int((areas > 0).sum()),
+        "curve": [round(c, 4) for c in curve],
+        "drift": drift,
+        "ms_per_slice": float(np.mean(prop_ms)) if prop_ms else None,
+        "click_ms": float(np.median(latencies)) if latencies else None,
+        "suggested": suggested,
+        **({"_mask": mask} if first_only else {}),
+    }
 
 
 def _drift(mask: np.ndarray, target: np.ndarray, anchors: Sequence[int]) -> list[list[float]]:
@@ -127,13 +148,25 @@ def procedural_cases(n_per_kind: int = 2, shape=(24, 64, 64), seed: int = 0, kin
     out = []
     for i, spec in enumerate(suite(n_per_kind, tuple(shape), seed, kinds or KINDS)):
         image, labels = make_volume(spec)
-        out.append({"name": f"{spec.kind}_{i}", "kind": spec.kind, "image": image, "target": labels == 1,
-                    "spec": spec.to_dict()})
+        out.append(
+            {
+                "name": f"{spec.kind}_{i}",
+                "kind": spec.kind,
+                "image": image,
+                "target": labels == 1,
+                "spec": spec.to_dict(),
+            }
+        )
     return out
 
 
-def stack_cases(image_path: str | Path, labels_path: str | Path, max_objects: int | None = 8,
-                min_slices: int = 3, crop_margin: int = 12) -> list[dict]:
+def stack_cases(
+    image_path: str | Path,
+    labels_path: str | Path,
+    max_objects: int | None = 8,
+    min_slices: int = 3,
+    crop_margin: int = 12,
+) -> list[dict]:
     """Cases from a labelled 3D stack: the ``max_objects`` largest objects spanning at least
     ``min_slices`` slices, each in a crop around it (the whole z range; ``crop_margin`` px in y/x)."""
     from napari_oaims.core.files import read_array
@@ -152,8 +185,15 @@ def stack_cases(image_path: str | Path, labels_path: str | Path, max_objects: in
         ys, xs = np.flatnonzero(m.any((0, 2))), np.flatnonzero(m.any((0, 1)))
         y0, y1 = max(ys[0] - crop_margin, 0), min(ys[-1] + 1 + crop_margin, m.shape[1])
         x0, x1 = max(xs[0] - crop_margin, 0), min(xs[-1] + 1 + crop_margin, m.shape[2])
-        out.append({"name": f"object_{lid}", "kind": "stack", "image": np.asarray(image[:, y0:y1, x0:x1]),
-                    "target": m[:, y0:y1, x0:x1], "spec": {"label": lid, "crop": [int(y0), int(y1), int(x0), int(x1)]}})
+        out.append(
+            {
+                "name": f"object_{lid}",
+                "kind": "stack",
+                "image": np.asarray(image[:, y0:y1, x0:x1]),
+                "target": m[:, y0:y1, x0:x1],
+                "spec": {"label": lid, "crop": [int(y0), int(y1), int(x0), int(x1)]},
+            }
+        )
         if max_objects is not None and len(out) >= max_objects:
             break
     return out
@@ -190,12 +230,23 @@ def summarise(rows: list[dict], smooth_kinds=("ellipsoid", "abrupt")) -> dict[st
     return out
 
 
-def bench_propagate(methods: Sequence[str] = BENCH_METHODS, data: str = "procedural", n_per_kind: int = 2,
-                    shape=(24, 64, 64), stack: tuple[str, str] | None = None, max_objects: int | None = 8,
-                    target_dice: float = 0.9, cap: int = 50, device: str = "cpu", weights: str | None = None,
-                    settings: dict | None = None, first_only: bool = False, out: str | Path | None = None,
-                    progress: Callable[[str, int, int], None] | None = None,
-                    should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+def bench_propagate(
+    methods: Sequence[str] = BENCH_METHODS,
+    data: str = "procedural",
+    n_per_kind: int = 2,
+    shape=(24, 64, 64),
+    stack: tuple[str, str] | None = None,
+    max_objects: int | None = 8,
+    target_dice: float = 0.9,
+    cap: int = 50,
+    device: str = "cpu",
+    weights: str | None = None,
+    settings: dict | None = None,
+    first_only: bool = False,
+    out: str | Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
     """Run the protocol for ``methods`` on ``data`` (``"procedural"``, or ``"stack"`` with
     ``stack=(image path, labels path)``); write ``propagate_<data>.json`` and a plot into ``out``.
 
@@ -222,18 +273,41 @@ def bench_propagate(methods: Sequence[str] = BENCH_METHODS, data: str = "procedu
                 break
             engine = Engine.pretrained(device=device, weights=weights)  # fresh weights per case: no learning
             t0 = time.perf_counter()
-            row = run_case(engine, case["image"], case["target"], m, target_dice, cap, settings=settings,
-                           first_only=first_only, should_stop=should_stop)
+            row = run_case(
+                engine,
+                case["image"],
+                case["target"],
+                m,
+                target_dice,
+                cap,
+                settings=settings,
+                first_only=first_only,
+                should_stop=should_stop,
+            )
             row.update({"case": case["name"], "kind": case["kind"], "seconds": round(time.perf_counter() - t0, 2)})
             rows.append(row)
             if progress is not None:
                 progress("propagate", len(rows), total)
     summary = summarise(rows)
-    result = {"settings": {"methods": list(methods), "data": data, "n_per_kind": n_per_kind, "shape": list(shape),
-                           "stack": list(stack) if stack else None, "max_objects": max_objects,
-                           "target_dice": target_dice, "cap": cap, "device": device, "weights": weights,
-                           "propagate_settings": settings, "first_only": first_only},
-              "rows": rows, "summary": summary, "table": format_summary(summary)}
+    result = {
+        "settings": {
+            "methods": list(methods),
+            "data": data,
+            "n_per_kind": n_per_kind,
+            "shape": list(shape),
+            "stack": list(stack) if stack else None,
+            "max_objects": max_objects,
+            "target_dice": target_dice,
+            "cap": cap,
+            "device": device,
+            "weights": weights,
+            "propagate_settings": settings,
+            "first_only": first_only,
+        },
+        "rows": rows,
+        "summary": summary,
+        "table": format_summary(summary),
+    }
     if out is not None:
         from napari_oaims.evaluation.common import write_json
 
@@ -245,8 +319,20 @@ def bench_propagate(methods: Sequence[str] = BENCH_METHODS, data: str = "procedu
 
 def format_summary(summary: dict[str, dict]) -> str:
     """A markdown table of :func:`summarise`."""
-    cols = ["cases", "clicks_median", "clicks_mean", "reached", "first_dice", "final_dice", "smooth_clicks_median",
-            "smooth_first_dice", "slices_touched", "ms_per_slice", "click_ms", "slice_per_click"]
+    cols = [
+        "cases",
+        "clicks_median",
+        "clicks_mean",
+        "reached",
+        "first_dice",
+        "final_dice",
+        "smooth_clicks_median",
+        "smooth_first_dice",
+        "slices_touched",
+        "ms_per_slice",
+        "click_ms",
+        "slice_per_click",
+    ]
     lines = ["| method | " + " | ".join(cols) + " |", "|" + " --- |" * (len(cols) + 1)]
     for m, row in summary.items():
         cells = [f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c]) for c in cols]
@@ -282,8 +368,9 @@ def plot_summary(rows: list[dict], path: str | Path, title: str) -> None:
     plt.close(fig)
 
 
-def memory_check(workdir: str | Path, side: int = 1024, method: str = "ema", device: str = "cpu",
-                 weights: str | None = None) -> dict[str, Any]:
+def memory_check(
+    workdir: str | Path, side: int = 1024, method: str = "ema", device: str = "cpu", weights: str | None = None
+) -> dict[str, Any]:
     """Propagate through a lazily read Zarr volume of ``side**3`` float32 voxels (4 GiB for 1024)
     and report the growth of the process's peak memory (target: <= 300 MiB).
 
@@ -304,9 +391,14 @@ def memory_check(workdir: str | Path, side: int = 1024, method: str = "ema", dev
     obj, labels = make_volume(VolumeSpec(kind="ellipsoid", shape=(64, 128, 128), seed=1, neighbours=0))
     z0, y0 = side // 2 - 32, side // 2 - 64
     if not path.exists():
-        arr = zarr.create_array(store=str(path), shape=(side, side, side), chunks=(1, 256, 256), dtype="float32",
-                                fill_value=float(np.median(obj)))
-        arr[z0:z0 + 64, y0:y0 + 128, y0:y0 + 128] = obj
+        arr = zarr.create_array(
+            store=str(path),
+            shape=(side, side, side),
+            chunks=(1, 256, 256),
+            dtype="float32",
+            fill_value=float(np.median(obj)),
+        )
+        arr[z0 : z0 + 64, y0 : y0 + 128, y0 : y0 + 128] = obj
     arr = zarr.open_array(str(path), mode="r")
     target = labels == 1
     engine = Engine.pretrained(device=device, weights=weights)
@@ -324,7 +416,14 @@ def memory_check(workdir: str | Path, side: int = 1024, method: str = "ema", dev
     seconds = time.perf_counter() - t0
     after = peak_mib()
     got = {k[0] - z0: crop for k, (_, crop) in res.planes.items()}
-    return {"volume_gib": side**3 * 4 / 2**30, "method": method, "peak_before_mib": round(before, 1),
-            "peak_after_mib": round(after, 1), "growth_mib": round(after - before, 1), "seconds": round(seconds, 1),
-            "slices": len(got), "object_slices": int(target.any((1, 2)).sum()),
-            "ms_per_slice": res.info.get("ms_per_slice")}
+    return {
+        "volume_gib": side**3 * 4 / 2**30,
+        "method": method,
+        "peak_before_mib": round(before, 1),
+        "peak_after_mib": round(after, 1),
+        "growth_mib": round(after - before, 1),
+        "seconds": round(seconds, 1),
+        "slices": len(got),
+        "object_slices": int(target.any((1, 2)).sum()),
+        "ms_per_slice": res.info.get("ms_per_slice"),
+    }

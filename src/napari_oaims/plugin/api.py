@@ -33,8 +33,10 @@ def annotate(image: Any, viewer: "napari.Viewer | None" = None, **engine_kwargs)
 
     if isinstance(image, str):
         if viewer is None or image not in viewer.layers:
-            raise ValueError(f"no layer named {image!r} in the viewer: pass an array, an image layer or the name "
-                             "of a layer in the viewer")
+            raise ValueError(
+                f"no layer named {image!r} in the viewer: pass an array, an image layer or the name "
+                "of a layer in the viewer"
+            )
         layer = viewer.layers[image]
     elif isinstance(image, napari.layers.Layer):
         layer = image

@@ -45,14 +45,17 @@ def write_session(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[st
     rgb = bool(image_meta.get("rgb", False))
     spatial = tuple(image.shape[:-1] if rgb else image.shape)
     if labels and tuple(np.shape(labels[0][0])) != spatial:
-        raise ValueError(f"the labels layer (shape {tuple(np.shape(labels[0][0]))}) does not fit the image layer "
-                         f"(shape {spatial})")
+        raise ValueError(
+            f"the labels layer (shape {tuple(np.shape(labels[0][0]))}) does not fit the image layer (shape {spatial})"
+        )
     if target.exists() and _is_session(target):
         store = SessionStore.open(target)
         shape = tuple(store.meta["image"]["shape"])
         if tuple(image.shape) != shape:
-            raise ValueError(f"{target} is a session on an image of shape {shape}; the image layer has shape "
-                             f"{tuple(image.shape)}: save to a new path")
+            raise ValueError(
+                f"{target} is a session on an image of shape {shape}; the image layer has shape "
+                f"{tuple(image.shape)}: save to a new path"
+            )
     else:
         store = SessionStore.create(target, image, rgb=rgb)
     try:
@@ -68,8 +71,12 @@ def write_session(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[st
             shapes += [np.asarray(v, np.float64) for v in data]
             types += [str(k) for k in kinds]
         if pts or shapes:
-            store.write_prompts(np.concatenate(pts) if pts else np.zeros((0, ndim)),
-                                np.concatenate(pos) if pos else np.zeros(0, bool), shapes, types)
+            store.write_prompts(
+                np.concatenate(pts) if pts else np.zeros((0, ndim)),
+                np.concatenate(pos) if pos else np.zeros(0, bool),
+                shapes,
+                types,
+            )
     finally:
         store.close()
     return [str(target)]

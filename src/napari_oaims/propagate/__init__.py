@@ -64,9 +64,20 @@ def edit_prior(mask: np.ndarray, bbox: geometry.Box, prompt: Prompt) -> Prompt |
                 bbox = geometry.bbox(mask)
                 if bbox is None:
                     return None
-    return Prompt("prior", True, np.array([[bbox[0], bbox[1]], [bbox[2] - 1, bbox[3] - 1]]), box=tuple(bbox),
-                  mask=mask.copy())
+    return Prompt(
+        "prior", True, np.array([[bbox[0], bbox[1]], [bbox[2] - 1, bbox[3] - 1]]), box=tuple(bbox), mask=mask.copy()
+    )
 
 
-__all__ = ["edit_prior", "METHODS", "Outcome", "Propagated", "PropagateSettings", "resolve", "resolve_axis", "resolve_extent",
-           "run", "suggest"]
+__all__ = [
+    "edit_prior",
+    "METHODS",
+    "Outcome",
+    "Propagated",
+    "PropagateSettings",
+    "resolve",
+    "resolve_axis",
+    "resolve_extent",
+    "run",
+    "suggest",
+]

@@ -95,8 +95,9 @@ class StudentTeacher:
         with torch.inference_mode():
             return self.teacher(self._t(x))[:, 0].float().cpu().numpy()
 
-    def adapt(self, x: np.ndarray, clean_logits: np.ndarray, rng: np.random.Generator,
-              anchors: list[AnchorSample]) -> dict:
+    def adapt(
+        self, x: np.ndarray, clean_logits: np.ndarray, rng: np.random.Generator, anchors: list[AnchorSample]
+    ) -> dict:
         """One slice of adaptation on input ``x`` (4, S, S), whose clean teacher logits (S, S) are
         ``clean_logits``; returns what it did (for the log)."""
         s = self.settings
@@ -128,7 +129,7 @@ class StudentTeacher:
         target = self._t(pseudo[None, None].astype(np.float32))
         weight = self._t(keep[None, None].astype(np.float32))
         usable = [a for a in anchors[: s.max_anchors] if a.points] if s.lam else []
-        dense = [a for a in anchors[: s.max_anchors]] if s.anchor_mask else []
+        dense = list(anchors[: s.max_anchors]) if s.anchor_mask else []
         n_int = len(usable)
         if usable:  # one batch: the slice, the anchors' own inputs, the anchors as propagation inputs
             xt = torch.cat([xt, self._t(np.stack([a.x for a in usable]))])
@@ -143,10 +144,10 @@ class StudentTeacher:
             ce = F.binary_cross_entropy_with_logits(logits[:1], target, reduction="none")
             loss = (ce * weight).sum() / weight.sum()
             if usable:
-                ace = F.binary_cross_entropy_with_logits(logits[1:1 + n_int], at, reduction="none")
+                ace = F.binary_cross_entropy_with_logits(logits[1 : 1 + n_int], at, reduction="none")
                 loss = loss + s.lam * (ace * aw).sum() / aw.sum().clamp_min(1e-6)
             if dense:
-                loss = loss + s.anchor_mask * F.binary_cross_entropy_with_logits(logits[1 + n_int:], dt)
+                loss = loss + s.anchor_mask * F.binary_cross_entropy_with_logits(logits[1 + n_int :], dt)
             if not torch.isfinite(loss):
                 break
             self.optimizer.zero_grad(set_to_none=True)

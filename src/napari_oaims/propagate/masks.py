@@ -29,7 +29,7 @@ class Sparse:
         bb = geometry.bbox(mask)
         if bb is None:
             return Sparse.empty()
-        crop = mask[bb[0]:bb[2], bb[1]:bb[3]].copy()
+        crop = mask[bb[0] : bb[2], bb[1] : bb[3]].copy()
         return Sparse((bb[0] + offset[0], bb[1] + offset[1], bb[2] + offset[0], bb[3] + offset[1]), crop)
 
     @property
@@ -50,8 +50,9 @@ class Sparse:
         y0, x0 = max(box[0], self.box[0]), max(box[1], self.box[1])
         y1, x1 = min(box[2], self.box[2]), min(box[3], self.box[3])
         if y1 > y0 and x1 > x0:
-            out[y0 - box[0]:y1 - box[0], x0 - box[1]:x1 - box[1]] = \
-                self.values[y0 - self.box[0]:y1 - self.box[0], x0 - self.box[1]:x1 - self.box[1]]
+            out[y0 - box[0] : y1 - box[0], x0 - box[1] : x1 - box[1]] = self.values[
+                y0 - self.box[0] : y1 - self.box[0], x0 - self.box[1] : x1 - self.box[1]
+            ]
         return out
 
     def window(self, window: guidance.Window) -> np.ndarray:

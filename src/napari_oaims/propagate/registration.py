@@ -27,7 +27,8 @@ def warp(values: np.ndarray, v: np.ndarray) -> np.ndarray:
     return ndimage.map_coordinates(values.astype(np.float32), [rr + v[0], cc + v[1]], order=1, mode="constant")
 
 
-def warp_mask(anchor_image: np.ndarray, anchor_mask: np.ndarray, image: np.ndarray, method: str = "ilk",
-              radius: int = 7) -> np.ndarray:
+def warp_mask(
+    anchor_image: np.ndarray, anchor_mask: np.ndarray, image: np.ndarray, method: str = "ilk", radius: int = 7
+) -> np.ndarray:
     """The anchor's mask (window crop) carried onto ``image`` (same window): a probability map."""
     return np.clip(warp(anchor_mask, flow(image, anchor_image, method, radius)), 0.0, 1.0)

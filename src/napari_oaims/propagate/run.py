@@ -24,8 +24,9 @@ Nothing here changes the session: :func:`run` returns the new plane masks, and
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -84,14 +85,17 @@ def resolve_axis(session: "Session", axis) -> int:
     src = session.source
     nd = len(src.spatial_shape)
     if nd < 3:
-        raise ValueError(f"propagation needs a 3D or 4D image; this one has {nd} spatial axes "
-                         f"(shape {src.spatial_shape})")
+        raise ValueError(
+            f"propagation needs a 3D or 4D image; this one has {nd} spatial axes (shape {src.spatial_shape})"
+        )
     choices = [a for a in range(nd) if a not in src.plane_axes]
     if axis is None:
         if len(choices) == 1:
             return choices[0]
-        raise ValueError(f"this image can be propagated along {len(choices)} axes: pass axis= one of {choices} "
-                         f"(spatial shape {src.spatial_shape}, plane axes {list(src.plane_axes)})")
+        raise ValueError(
+            f"this image can be propagated along {len(choices)} axes: pass axis= one of {choices} "
+            f"(spatial shape {src.spatial_shape}, plane axes {list(src.plane_axes)})"
+        )
     try:
         a = int(axis)
     except (TypeError, ValueError) as err:
@@ -100,7 +104,9 @@ def resolve_axis(session: "Session", axis) -> int:
         raise ValueError(f"axis {axis} is out of range for spatial shape {src.spatial_shape}: use one of {choices}")
     a %= nd
     if a in src.plane_axes:
-        raise ValueError(f"axis {a} is a plane axis (plane axes {list(src.plane_axes)}): propagate along one of {choices}")
+        raise ValueError(
+            f"axis {a} is a plane axis (plane axes {list(src.plane_axes)}): propagate along one of {choices}"
+        )
     return a
 
 
@@ -131,7 +137,7 @@ def plan(session: "Session", axis: int, extent: tuple[int, int], settings: Propa
     lines: dict[tuple, dict[int, tuple]] = {}
     for key in prompted:
         if lo <= key[kpos] < hi:
-            lines.setdefault(key[:kpos] + key[kpos + 1:], {})[key[kpos]] = key
+            lines.setdefault(key[:kpos] + key[kpos + 1 :], {})[key[kpos]] = key
     out = []
     for line, anchors in sorted(lines.items()):
         nonempty = sorted(p for p, k in anchors.items() if prompted[k].bbox is not None)
@@ -163,8 +169,10 @@ def plan(session: "Session", axis: int, extent: tuple[int, int], settings: Propa
         out.append(ln)
     if not any(ln.nonempty for ln in out):
         where = f" within extent {extent}" if extent != (0, src.spatial_shape[axis]) else ""
-        raise ValueError(f"nothing to propagate: the prompted slices{where} have empty masks "
-                         "(add a positive prompt on a slice of the object)")
+        raise ValueError(
+            f"nothing to propagate: the prompted slices{where} have empty masks "
+            "(add a positive prompt on a slice of the object)"
+        )
     return out
 
 
@@ -207,8 +215,9 @@ class _Context:
             sample = None
             if window is not None:
                 points = [pt for p in st.prompts for pt in ccg_points(p, window)]
-                sample = AnchorSample(self.session._encode(key, st.prompts, window), work_target(st.mask, window),
-                                      points)
+                sample = AnchorSample(
+                    self.session._encode(key, st.prompts, window), work_target(st.mask, window), points
+                )
             self._anchor_samples[key] = sample
         return self._anchor_samples[key]
 
@@ -244,8 +253,12 @@ class _Context:
             if inside_img.size == 0 or float(inside_img.max() - inside_img.min()) < 1e-6:
                 return Sparse.empty(), {"passes": passes, "blank": True}
             prior = guidance.resize_window(prev.window(window), guidance.WORK_SIZE)
-            x = guidance.encode(guidance.resize_window(crop, guidance.WORK_SIZE), window.to_work(pts).reshape(-1, 2),
-                                np.zeros((0, 2)), prior)
+            x = guidance.encode(
+                guidance.resize_window(crop, guidance.WORK_SIZE),
+                window.to_work(pts).reshape(-1, 2),
+                np.zeros((0, 2)),
+                prior,
+            )
             logits = self.predict(x[None])[0]
             pred = guidance.resize_window(logits, window.size)[wy, wx] > 0
             larger = guidance.grown_window(window, pred, (h, w), prev.box, passes)
@@ -299,8 +312,9 @@ class _Context:
     def anchor_contrast(self, key) -> float | None:
         if key not in self._contrast:
             st = self.session.planes[key]
-            self._contrast[key] = self.contrast_of(key, Sparse.of_mask(st.mask[geometry.box_slices(st.bbox)],
-                                                                       st.bbox[:2]))
+            self._contrast[key] = self.contrast_of(
+                key, Sparse.of_mask(st.mask[geometry.box_slices(st.bbox)], st.bbox[:2])
+            )
         return self._contrast[key]
 
 
@@ -321,9 +335,17 @@ def stop_reason(ctx: _Context, key, mask: Sparse, prev: Sparse, anchor_contrast:
 
 
 # -- the run -----------------------------------------------------------------------------------
-def run(session: "Session", axis=None, method: str = "ema", extent=None, settings=None,
-        overrides: dict | None = None, progress: Callable[[int, int], None] | None = None, cancel=None,
-        on_slice: Callable[[tuple, np.ndarray], None] | None = None) -> Outcome:
+def run(
+    session: "Session",
+    axis=None,
+    method: str = "ema",
+    extent=None,
+    settings=None,
+    overrides: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel=None,
+    on_slice: Callable[[tuple, np.ndarray], None] | None = None,
+) -> Outcome:
     """Compute a propagation (see the module docstring); the session is not changed.
 
     ``cancel``: a ``threading.Event`` (or anything with ``is_set()``), checked before each slice;
@@ -363,7 +385,9 @@ def run(session: "Session", axis=None, method: str = "ema", extent=None, setting
             near = sorted(ln.nonempty, key=lambda p: (abs(p - chain.anchor), p))
             samples = []
             if method == "ema":
-                samples = [x for x in (ctx.anchor_sample(ln.anchors[p]) for p in near[: s.max_anchors]) if x is not None]
+                samples = [
+                    x for x in (ctx.anchor_sample(ln.anchors[p]) for p in near[: s.max_anchors]) if x is not None
+                ]
             reason, at, n = None, None, 0
             prev_key = akey
             for pos in chain.positions:
@@ -382,9 +406,18 @@ def run(session: "Session", axis=None, method: str = "ema", extent=None, setting
                 elif mask.box is None:
                     reason = "vanished"
                 ms = (time.perf_counter() - t0) * 1e3
-                stats["slices"].append({"plane": list(key), "ms": round(ms, 2), "stop": reason,
-                                        **{k: v for k, v in info.items() if k in ("n_aug", "uncertain", "kept", "loss",
-                                                                                   "passes", "blank")}})
+                stats["slices"].append(
+                    {
+                        "plane": list(key),
+                        "ms": round(ms, 2),
+                        "stop": reason,
+                        **{
+                            k: v
+                            for k, v in info.items()
+                            if k in ("n_aug", "uncertain", "kept", "loss", "passes", "blank")
+                        },
+                    }
+                )
                 done += 1
                 if reason is not None:
                     at = pos
@@ -400,9 +433,16 @@ def run(session: "Session", axis=None, method: str = "ema", extent=None, setting
             done += max(skipped, 0)
             if progress is not None and (reason is not None):
                 progress(done, total)
-            stats["chains"].append({"line": list(ln.line), "from": chain.anchor,
-                                    "direction": 1 if chain.positions[0] > chain.anchor else -1,
-                                    "slices": n, "stop": reason, "stopped_at": at})
+            stats["chains"].append(
+                {
+                    "line": list(ln.line),
+                    "from": chain.anchor,
+                    "direction": 1 if chain.positions[0] > chain.anchor else -1,
+                    "slices": n,
+                    "stop": reason,
+                    "stopped_at": at,
+                }
+            )
         for pos in ln.targets:
             key = key_of(ln.line, kpos, pos)
             got = results.get(pos, [])

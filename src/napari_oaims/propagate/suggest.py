@@ -67,8 +67,15 @@ def scores(session: "Session", axis=None, extent=None, settings=None) -> list[di
             wrong = xor_area(mask, proxy)
             share = wrong / max(mask.area, proxy.area, 1)
             d = min(abs(pos - p) for p in every)
-            out.append({"plane": list(key), "position": pos, "score": float(wrong * d / (d + DISTANCE_SCALE)),
-                        "share": round(float(share), 4), "distance": int(d)})
+            out.append(
+                {
+                    "plane": list(key),
+                    "position": pos,
+                    "score": float(wrong * d / (d + DISTANCE_SCALE)),
+                    "share": round(float(share), 4),
+                    "distance": int(d),
+                }
+            )
     return out
 
 

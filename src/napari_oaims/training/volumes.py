@@ -66,8 +66,12 @@ def _smooth(rng: np.random.Generator, shape, sigma) -> np.ndarray:
 
 def _grid(spec: VolumeSpec):
     z, y, x = spec.shape
-    zz, yy, xx = np.meshgrid(np.arange(z, dtype=np.float32) * spec.z_step, np.arange(y, dtype=np.float32),
-                             np.arange(x, dtype=np.float32), indexing="ij")
+    zz, yy, xx = np.meshgrid(
+        np.arange(z, dtype=np.float32) * spec.z_step,
+        np.arange(y, dtype=np.float32),
+        np.arange(x, dtype=np.float32),
+        indexing="ij",
+    )
     return zz, yy, xx
 
 
@@ -210,19 +214,28 @@ def make_volume(spec: VolumeSpec) -> tuple[np.ndarray, np.ndarray]:
     return (image * 500 + 100).astype(np.float32), labels
 
 
-def suite(n_per_kind: int = 2, shape: tuple[int, int, int] = (24, 64, 64), seed: int = 0,
-          kinds=KINDS) -> list[VolumeSpec]:
+def suite(
+    n_per_kind: int = 2, shape: tuple[int, int, int] = (24, 64, 64), seed: int = 0, kinds=KINDS
+) -> list[VolumeSpec]:
     """A benchmark suite: ``n_per_kind`` volumes of each kind with nuisances that vary by case
     (anisotropy 1-2.5, noise, blur, drift up to 40 %); seeded, so the same every time."""
     rng = np.random.default_rng(seed)
     specs = []
     for kind in kinds:
-        for i in range(n_per_kind):
-            specs.append(VolumeSpec(
-                kind=kind, shape=tuple(shape), seed=int(rng.integers(2**31)),
-                z_step=float(rng.choice([1.0, 1.5, 2.5])), noise=float(rng.uniform(0.02, 0.1)),
-                photons=float(rng.choice([0.0, 40.0, 150.0])), blur=float(rng.uniform(0.5, 1.8)),
-                drift=float(rng.choice([0.0, 0.2, 0.4])), neighbours=int(rng.integers(1, 4))))
+        for _i in range(n_per_kind):
+            specs.append(
+                VolumeSpec(
+                    kind=kind,
+                    shape=tuple(shape),
+                    seed=int(rng.integers(2**31)),
+                    z_step=float(rng.choice([1.0, 1.5, 2.5])),
+                    noise=float(rng.uniform(0.02, 0.1)),
+                    photons=float(rng.choice([0.0, 40.0, 150.0])),
+                    blur=float(rng.uniform(0.5, 1.8)),
+                    drift=float(rng.choice([0.0, 0.2, 0.4])),
+                    neighbours=int(rng.integers(1, 4)),
+                )
+            )
     return specs
 
 

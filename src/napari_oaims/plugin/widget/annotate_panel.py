@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from qtpy.QtWidgets import QCheckBox, QComboBox, QGridLayout, QGroupBox, QLabel, QPushButton
+from qtpy.QtWidgets import QCheckBox, QComboBox, QGridLayout, QLabel, QPushButton, QWidget
 
 from napari_oaims.plugin.widget.keys import KEYS
 
@@ -16,27 +16,34 @@ ACTIONS = (
     ("redo", "Redo", "Redo what was undone"),
     ("clear", "Clear object", "Remove all prompts of the current object (undoable)"),
 )
-KEY_HINT = ("Keys work while one of the annotator's layers (clicks, boxes & scribbles, preview, objects) "
-            "is selected")
+KEY_HINT = "Keys work while one of the annotator's layers (clicks, boxes & scribbles, preview, objects) is selected"
 
 
-class AnnotatePanel(QGroupBox):
+class AnnotatePanel(QWidget):
     """``actions``: action name -> callable (``toggle`` and those of :data:`ACTIONS`)."""
 
     def __init__(self, actions: Mapping[str, Callable[[], None]], set_positive: Callable[[bool], None]):
-        super().__init__("Annotate")
+        super().__init__()
         grid = QGridLayout(self)
+        grid.setContentsMargins(4, 0, 4, 4)
         self.positive_check = QCheckBox(f"positive clicks [{KEYS['toggle']}]")
         self.positive_check.setChecked(True)
-        self.positive_check.setToolTip("Green points add to the object, red points remove from it")
+        self.positive_check.setToolTip(
+            "Ticked: clicks and scribbles add to the object (green). Unticked: they "
+            f"remove from it (red). [{KEYS['toggle']}] switches. {KEY_HINT}."
+        )
         self.positive_check.toggled.connect(set_positive)
         grid.addWidget(self.positive_check, 0, 0, 1, 2)
-        grid.addWidget(QLabel("class"), 1, 0)
+        label = QLabel("class")
+        grid.addWidget(label, 1, 0)
         self.class_choice = QComboBox()
         self.class_choice.setEditable(True)
         self.class_choice.setInsertPolicy(QComboBox.InsertPolicy.InsertAtBottom)
         self.class_choice.addItem("object")
+        self.class_choice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.class_choice.setMinimumContentsLength(8)
         self.class_choice.setToolTip("Class of the next accepted object (type a new name to add a class)")
+        label.setToolTip(self.class_choice.toolTip())
         grid.addWidget(self.class_choice, 1, 1)
         self.buttons: dict[str, QPushButton] = {}
         for i, (name, text, tip) in enumerate(ACTIONS):
@@ -45,9 +52,9 @@ class AnnotatePanel(QGroupBox):
             button.clicked.connect(lambda _=False, f=actions[name]: f())
             grid.addWidget(button, 2 + i // 2, i % 2)
             self.buttons[name] = button
-        button = QPushButton("Propagate through stack (coming)")
+        button = QPushButton("Propagate (coming)")
         button.setEnabled(False)
-        button.setToolTip("Student-teacher propagation of the object through the stack: coming in a later version")
+        button.setToolTip("Propagate the object through the stack (student-teacher): coming in a later version")
         grid.addWidget(button, 5, 0, 1, 2)
         self.buttons["propagate"] = button
 

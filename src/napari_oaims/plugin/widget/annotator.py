@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
+from napari_oaims.core.source import looks_like_channels
+from napari_oaims.plugin.reader import prefer_session_reader
 from napari_oaims.plugin.widget.annotate_panel import AnnotatePanel
 from napari_oaims.plugin.widget.editing import Editor
 from napari_oaims.plugin.widget.jobs import Job, JobQueue
@@ -31,6 +34,7 @@ from napari_oaims.plugin.widget.layers import PluginLayers
 from napari_oaims.plugin.widget.model_panel import ModelPanel
 from napari_oaims.plugin.widget.objects import AcceptedObjects
 from napari_oaims.plugin.widget.prompt_input import PromptInput
+from napari_oaims.plugin.widget.section import Section
 from napari_oaims.plugin.widget.session_panel import SessionPanel
 from napari_oaims.plugin.widget.status import StatusLine
 from napari_oaims.plugin.widget.viewer_events import ViewerEvents
@@ -42,6 +46,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.session import Session
 
 
+def unwrap(layer):
+    """The layer itself, not napari's proxy of it (a plugin's viewer hands out proxies, and the
+    annotator compares layers by identity)."""
+    return getattr(layer, "__wrapped__", layer)
+
+
 class AnnotatorWidget(QWidget):
     """Click, box and scribble annotation with a model that learns from the user (see module doc).
 
@@ -49,41 +59,100 @@ class AnnotatorWidget(QWidget):
     """
 
     KEYS = KEYS
+    #: Width the dock asks for (px); the panels fit down to about 250.
+    WIDTH = 290
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer", engine: "Engine | None" = None, device: str = "auto",
-                 adaptation: str = "none", weights: str | Path | None = None):
+    def __init__(
+        self,
+        napari_viewer: "napari.viewer.Viewer",
+        engine: "Engine | None" = None,
+        device: str = "auto",
+        adaptation: str = "none",
+        weights: str | Path | None = None,
+    ):
         super().__init__()
         self.viewer = napari_viewer
         self.engine: Engine | None = None
         self.session: Session | None = None
         self.image_layer: Image | None = None
         self.positive = True
-        actions = {"toggle": self.toggle_positive, "accept": self.accept, "next": self.next_object,
-                   "undo": self.undo, "redo": self.redo, "clear": self.clear}
+        actions = {
+            "toggle": self.toggle_positive,
+            "accept": self.accept,
+            "next": self.next_object,
+            "undo": self.undo,
+            "redo": self.redo,
+            "clear": self.clear,
+        }
         self.keys = LayerKeys(actions)
-        self.layers = PluginLayers(napari_viewer, self.keys, on_renamed=lambda kind, layer: show_info(
-            f"OAIMS: the {kind} layer is now called '{layer.name}'; the annotator keeps using it"))
+        self.layers = PluginLayers(
+            napari_viewer,
+            self.keys,
+            on_renamed=lambda kind, layer: show_info(
+                f"OAIMS: the {kind} layer is now called '{layer.name}'; the annotator keeps using it"
+            ),
+        )
         self.objects = AcceptedObjects()
         self.editor = Editor(self)
         self.status = StatusLine()
         self.jobs = JobQueue(self.update_status)
-        self.input = PromptInput(self.layers, lambda: self.session, lambda: self.positive, self.editor.prompt)
+        self.input = PromptInput(
+            self.layers,
+            lambda: self.session,
+            lambda: self.positive,
+            self.editor.prompt,
+            lambda: self.viewer.dims.ndisplay == 3,
+        )
         self.session_panel = SessionPanel(self)
         self.annotate_panel = AnnotatePanel(actions, self.set_positive)
         self.model_panel = ModelPanel(self, device, engine.adaptation if engine is not None else adaptation, weights)
-        layout = QVBoxLayout(self)
-        for part in (self.session_panel, self.annotate_panel, self.model_panel, self.status):
-            layout.addWidget(part)
-        layout.addStretch(1)
+        self.sections = {
+            "session": Section(
+                "Image and session",
+                self.session_panel,
+                tooltip="The image to annotate; saving and resuming the session",
+            ),
+            "annotate": Section("Annotate", self.annotate_panel, tooltip="Click polarity, class and actions"),
+            "model": Section("Model", self.model_panel, tooltip="Device, online adaptation, object size and weights"),
+        }
+        self._build_layout()
         self.viewer_events = ViewerEvents(self)
         self.session_panel.refresh_images(napari_viewer.layers, None)
+        prefer_session_reader()
         if engine is None:
             self.model_panel.load_engine()
         else:
             self.model_panel.engine_ready(engine)
-        first = self.session_panel.image_choice.currentData()
+        active = unwrap(napari_viewer.layers.selection.active)
+        first = (
+            active
+            if isinstance(active, Image)
+            else next((unwrap(layer) for layer in napari_viewer.layers if isinstance(layer, Image)), None)
+        )
         if first is not None:
             self.set_image(first)
+        self.update_status()
+
+    def _build_layout(self) -> None:
+        """The sections and the status line in a scroll area: the dock stays narrow and short."""
+        inner = QWidget()
+        column = QVBoxLayout(inner)
+        column.setContentsMargins(2, 2, 2, 2)
+        for section in self.sections.values():
+            column.addWidget(section)
+        column.addWidget(self.status)
+        column.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(inner)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(scroll)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return QSize(self.WIDTH, super().sizeHint().height())
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -176,16 +245,27 @@ class AnnotatorWidget(QWidget):
         self.update_status()
 
     # -- the image and its session -------------------------------------------------------------
-    def set_image(self, layer: Image | str | None) -> None:
-        """Annotate ``layer`` (an image layer or its name): creates the session and the plugin's layers."""
+    def set_image(self, layer: Image | str | None, only_if_none: bool = False) -> None:
+        """Annotate ``layer`` (an image layer or its name): creates the session and the plugin's layers.
+
+        ``only_if_none``: only if no image is being annotated when it is its turn (a newly opened image).
+        """
         if isinstance(layer, str):
             layer = next((candidate for candidate in self.viewer.layers if candidate.name == layer), None)
+        layer = unwrap(layer)
         if layer is None:
-            show_warning("OAIMS: no image layer chosen: add an image and select it in the annotator")
+            show_warning("OAIMS: no image layer chosen: open an image, then choose it under 'image'")
         elif not isinstance(layer, Image):
             show_error(f"OAIMS: '{layer.name}' is a {type(layer).__name__} layer; choose an image layer")
-        elif layer is not self.image_layer or self.session is None:
-            self.jobs.submit(Job("open image", lambda: self.open_image(layer)))
+        else:
+
+            def work():  # checked when it runs: jobs before it may have opened an image
+                if only_if_none and self.image_layer is not None:
+                    return
+                if layer in self.viewer.layers and (layer is not self.image_layer or self.session is None):
+                    self.open_image(layer)
+
+            self.jobs.submit(Job("open image", work))
 
     def open_session(self, image: Image, session: "Session", engine: "Engine") -> None:
         """Annotate ``image`` with a resumed ``session`` (made by ``engine``)."""
@@ -211,10 +291,18 @@ class AnnotatorWidget(QWidget):
 
     def _new_session(self, layer: Image) -> "Session":
         data = layer.data[0] if layer.multiscale else layer.data
+        shape = tuple(data.shape)
+        if not layer.rgb and looks_like_channels(shape):
+            raise ValueError(
+                f"its last axis looks like {shape[-1]} channels, but napari shows it as a spatial axis (planes of "
+                f"{shape[-2]} x {shape[-1]} pixels). Add it with the channels split, viewer.add_image(data, "
+                "channel_axis=-1), and annotate one channel layer (or with rgb=True for RGB)"
+            )
         return self.engine.session(data, plane_axes=self.plane_axes(layer.ndim), rgb=bool(layer.rgb))
 
     def open_image(self, layer: Image, session: "Session | None" = None) -> None:
         """Annotate ``layer`` now, with a new session (or the given one)."""
+        layer = unwrap(layer)
         if self.engine is None:
             raise ValueError("the model is not loaded (see the previous error)")
         try:
@@ -246,6 +334,7 @@ class AnnotatorWidget(QWidget):
         self.session_panel.stop_autosave("the image was detached")
         self.image_layer = None
         self.session = None
+        self.update_status()
 
     def restart_session(self, reason: str) -> None:
         """A new session on the same image (e.g. other plane axes); the current object is dropped."""

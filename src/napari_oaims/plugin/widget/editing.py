@@ -50,6 +50,7 @@ class Editor:
     # -- prompts -------------------------------------------------------------------------------
     def prompt(self, name: str, call: Callable[["Session"], "Result"], t0: float) -> None:
         """Queue ``call(session)`` (a prompt) in a worker; its preview is shown when it returns."""
+
         def work():
             session = self._w.session
             if session is None:
@@ -88,6 +89,7 @@ class Editor:
 
     def clear(self) -> None:
         """Remove all prompts and the mask of the current object (undoable)."""
+
         def work():
             session = self._session("clear")
             if session is not None and self._has_prompts(session):
@@ -103,6 +105,7 @@ class Editor:
 
     def next_object(self) -> None:
         """Accept the object if it has a mask, else drop its prompts; then wait for a new click."""
+
         def work():
             session = self._session("finish")
             if session is None:
@@ -133,9 +136,15 @@ class Editor:
         self._w.layers.sync_prompts(session, self._w.positive)
         engine = self._w.engine
         learning = engine is not None and engine.adaptation != "none"
-        self._w.jobs.submit(Job("learning from the object", session.run_pending_updates,
-                                lambda _: self._w.update_status(), thread=True,
-                                progress="Learning from the object" if learning else None))
+        self._w.jobs.submit(
+            Job(
+                "learning from the object",
+                session.run_pending_updates,
+                lambda _: self._w.update_status(),
+                thread=True,
+                progress="Learning from the object" if learning else None,
+            )
+        )
         self._w.update_status()
 
     def _has_prompts(self, session: "Session") -> bool:

@@ -51,8 +51,9 @@ class PluginLayers(Mapping):
     """The plugin's layers by kind (``points``, ``shapes``, ``preview``, ``objects``; None when
     missing). ``on_renamed(kind, layer)`` is called when the user renames one."""
 
-    def __init__(self, viewer: "napari.viewer.Viewer", keys: LayerKeys,
-                 on_renamed: Callable[[str, Layer], None] | None = None):
+    def __init__(
+        self, viewer: "napari.viewer.Viewer", keys: LayerKeys, on_renamed: Callable[[str, Layer], None] | None = None
+    ):
         self.viewer = viewer
         self.keys = keys
         self._on_renamed = on_renamed or (lambda kind, layer: None)
@@ -94,11 +95,23 @@ class PluginLayers(Mapping):
         ndim, kw = len(shape), transforms(image)
         preview = Labels(np.zeros(shape, np.uint8), name=LAYER_NAMES["preview"], opacity=0.6, **kw)
         preview.colormap = DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: PREVIEW_COLOR})
-        shapes = Shapes(ndim=ndim, name=LAYER_NAMES["shapes"], edge_color=POSITIVE_COLOR, face_color="transparent",
-                        edge_width=1.5, **kw)
-        points = Points(ndim=ndim, name=LAYER_NAMES["points"], size=max(4.0, min(shape[-2:]) / 80),
-                        face_color=POSITIVE_COLOR, border_color="white", features={"positive": np.zeros(0, bool)},
-                        **kw)
+        shapes = Shapes(
+            ndim=ndim,
+            name=LAYER_NAMES["shapes"],
+            edge_color=POSITIVE_COLOR,
+            face_color="transparent",
+            edge_width=1.5,
+            **kw,
+        )
+        points = Points(
+            ndim=ndim,
+            name=LAYER_NAMES["points"],
+            size=max(4.0, min(shape[-2:]) / 80),
+            face_color=POSITIVE_COLOR,
+            border_color="white",
+            features={"positive": np.zeros(0, bool)},
+            **kw,
+        )
         for kind, layer in (("preview", preview), ("shapes", shapes), ("points", points)):
             self._add(kind, layer)
         self.planes.clear()
@@ -176,8 +189,9 @@ class PluginLayers(Mapping):
             preview.refresh()
         elif preview is not None:
             for key, (box, _) in result.planes.items():
-                self._write(result.plane_axes, key, geometry.box_slices(box),
-                            np.zeros((box[2] - box[0], box[3] - box[1]), bool))
+                self._write(
+                    result.plane_axes, key, geometry.box_slices(box), np.zeros((box[2] - box[0], box[3] - box[1]), bool)
+                )
         self.planes.clear()
 
     def _write(self, plane_axes, plane, region, values: np.ndarray) -> None:
@@ -194,8 +208,7 @@ class PluginLayers(Mapping):
         if changed[0].size == 0:
             return
         it = iter(changed)
-        full = tuple(next(it) + (i.start or 0) if isinstance(i, slice) else np.full(changed[0].size, i)
-                     for i in index)
+        full = tuple(next(it) + (i.start or 0) if isinstance(i, slice) else np.full(changed[0].size, i) for i in index)
         preview.data_setitem(full, values[changed])
 
     # -- prompt layers -------------------------------------------------------------------------
@@ -242,8 +255,11 @@ class PluginLayers(Mapping):
             if shapes is not None:
                 shapes.data = []
                 if shape_data:
-                    shapes.add(shape_data, shape_type=shape_types,
-                               edge_color=[POSITIVE_COLOR if p else NEGATIVE_COLOR for p in shape_polarity])
+                    shapes.add(
+                        shape_data,
+                        shape_type=shape_types,
+                        edge_color=[POSITIVE_COLOR if p else NEGATIVE_COLOR for p in shape_polarity],
+                    )
         finally:
             self.syncing = False
         self.set_polarity(positive)

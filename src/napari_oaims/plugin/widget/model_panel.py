@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from napari.utils.notifications import show_info, show_warning
-from qtpy.QtWidgets import QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QLabel, QPushButton
+from qtpy.QtWidgets import QComboBox, QFileDialog, QFormLayout, QGridLayout, QLabel, QPushButton, QWidget
 
 from napari_oaims.plugin.widget.jobs import Job
 
@@ -25,11 +25,11 @@ ADAPTATION_MODES = (
     ("both (OAIMS)", "oaims"),
 )
 DEVICES = ("auto", "cpu", "cuda", "mps")
-#: Object sizes offered in the dropdown: (label, diameter in px, "auto", or None for the weights'
-#: own first window). A diameter sets the first click's window
+#: Object sizes offered in the dropdown: (label, diameter in px, "auto", or None for the model's
+#: default first window). A diameter sets the first click's window
 #: (:func:`napari_oaims.core.guidance.window_for_diameter`).
 OBJECT_SIZES = (
-    ("as the weights say", None),
+    ("model default", None),
     ("auto (learnt from accepted objects)", "auto"),
     ("about 10 px across", 10),
     ("about 25 px across", 25),
@@ -55,52 +55,84 @@ def first_window(size: "int | float | str | None") -> "int | str | None":
     return window_for_diameter(size)
 
 
-class ModelPanel(QGroupBox):
+#: Tooltips of the panel's controls.
+TIPS = {
+    "device": "Where the model runs: auto picks a GPU (CUDA, Apple MPS) when there is one, else the CPU. "
+    "Moving keeps what the model has learnt",
+    "adaptation": "Online adaptation: the model learns from your clicks (MI), from each accepted object (PI), "
+    "or both (OAIMS); off keeps the pretrained weights",
+    "object size": "How large the objects are: the first click of an object is answered on a window about four "
+    "diameters wide. Model default: the window the weights were trained with; auto: measured "
+    "from the objects accepted so far",
+    "weights": "The weights in use: shipped with the plugin, or loaded from a file",
+    "load_weights": "Load weights saved before with Save weights… (a .safetensors file and its .json), e.g. a model "
+    "adapted in an earlier session",
+    "save_weights": "Save the current weights, with what the model learnt online, to a .safetensors file "
+    "(and its .json)",
+    "reset": "Forget what the model learnt online: back to the weights it started with",
+}
+
+
+class ModelPanel(QWidget):
     """Chooses and changes the annotator's engine (``annotator.engine``)."""
 
     def __init__(self, annotator: "AnnotatorWidget", device: str, adaptation: str, weights: str | Path | None):
-        super().__init__("Model")
+        super().__init__()
         self._w = annotator
         self.device = device
         self.adaptation = adaptation
         self.weights = weights
         self.object_size: int | str | None = None
         form = QFormLayout(self)
+        form.setContentsMargins(4, 0, 4, 4)
         self.device_choice = QComboBox()
         self.device_choice.addItems(list(DEVICES))
         self.device_choice.setCurrentText(str(device))
         self.device_choice.activated.connect(lambda _: self.set_device(self.device_choice.currentText()))
-        form.addRow("device", self.device_choice)
         self.adaptation_choice = QComboBox()
         for label, name in ADAPTATION_MODES:
             self.adaptation_choice.addItem(label, name)
         self._show_adaptation(adaptation)
-        self.adaptation_choice.setToolTip("Online adaptation: the model learns from your clicks and accepted objects")
         self.adaptation_choice.activated.connect(lambda _: self.set_adaptation(self.adaptation_choice.currentData()))
-        form.addRow("adaptation", self.adaptation_choice)
         self.size_choice = QComboBox()
         for label, size in OBJECT_SIZES:
             self.size_choice.addItem(label, size)
-        self.size_choice.setToolTip("How large the objects are: the first click of an object is answered on a "
-                                    "window about four diameters wide (docs: 'Large or small objects')")
         self.size_choice.activated.connect(lambda _: self.set_object_size(self.size_choice.currentData()))
-        form.addRow("object size", self.size_choice)
-        self.weights_label = QLabel("shipped weights")
-        form.addRow("weights", self.weights_label)
+        self.weights_label = QLabel("shipped with the plugin")
+        self.weights_label.setWordWrap(True)
+        for name, control in (
+            ("device", self.device_choice),
+            ("adaptation", self.adaptation_choice),
+            ("object size", self.size_choice),
+            ("weights", self.weights_label),
+        ):
+            if isinstance(control, QComboBox):
+                control.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+                control.setMinimumContentsLength(10)
+            label = QLabel(name)
+            label.setToolTip(TIPS[name])
+            control.setToolTip(TIPS[name])
+            form.addRow(label, control)
         row = QGridLayout()
         self.buttons: dict[str, QPushButton] = {}
-        for i, (name, text, slot) in enumerate([("load_weights", "Load weights…", self._ask_load_weights),
-                                                ("save_weights", "Save weights…", self._ask_save_weights),
-                                                ("reset", "Reset model", self.reset_model)]):
+        for i, (name, text, slot) in enumerate(
+            [
+                ("load_weights", "Load weights…", self._ask_load_weights),
+                ("save_weights", "Save weights…", self._ask_save_weights),
+                ("reset", "Reset model", self.reset_model),
+            ]
+        ):
             button = QPushButton(text)
+            button.setToolTip(TIPS[name])
             button.clicked.connect(lambda _=False, f=slot: f())
-            row.addWidget(button, 0, i)
+            row.addWidget(button, i // 2, i % 2)
             self.buttons[name] = button
         form.addRow(row)
 
     # -- the engine ----------------------------------------------------------------------------
     def load_engine(self) -> None:
         """Load the model in a worker (the shipped or the given weights)."""
+
         def work():
             from napari_oaims.engine import Engine
 
@@ -139,8 +171,15 @@ class ModelPanel(QGroupBox):
         self.device = name
         engine = self._w.engine
         if engine is not None:
-            self._w.jobs.submit(Job(f"device {name}", lambda: engine.to(name), self._w.swap_engine, thread=True,
-                                    progress=f"Moving the model to {name}"))
+            self._w.jobs.submit(
+                Job(
+                    f"device {name}",
+                    lambda: engine.to(name),
+                    self._w.swap_engine,
+                    thread=True,
+                    progress=f"Moving the model to {name}",
+                )
+            )
 
     def set_object_size(self, size: "int | str | None") -> None:
         sizes = [value for _, value in OBJECT_SIZES]
@@ -167,8 +206,10 @@ class ModelPanel(QGroupBox):
         from napari_oaims.adapt import ADAPTERS
 
         if name not in ADAPTERS:
-            show_warning(f"OAIMS: adaptation '{name}' is not available in this version "
-                         f"(available: {', '.join(sorted(ADAPTERS))}); keeping '{engine.adaptation}'")
+            show_warning(
+                f"OAIMS: adaptation '{name}' is not available in this version "
+                f"(available: {', '.join(sorted(ADAPTERS))}); keeping '{engine.adaptation}'"
+            )
             self.adaptation = engine.adaptation
             self._show_adaptation(engine.adaptation)
             return
@@ -208,8 +249,15 @@ class ModelPanel(QGroupBox):
                 raise ValueError("the model is not loaded yet")
             return self._w.engine.save(path)
 
-        self._w.jobs.submit(Job("save weights", work, lambda p: show_info(f"OAIMS: saved weights to {p}"),
-                                thread=True, progress="Saving weights"))
+        self._w.jobs.submit(
+            Job(
+                "save weights",
+                work,
+                lambda p: show_info(f"OAIMS: saved weights to {p}"),
+                thread=True,
+                progress="Saving weights",
+            )
+        )
 
     def _ask_load_weights(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load adapted weights", "", "Weights (*.safetensors)")
@@ -217,7 +265,8 @@ class ModelPanel(QGroupBox):
             self.load_weights(path)
 
     def _ask_save_weights(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save adapted weights", "oaims_adapted.safetensors",
-                                              "Weights (*.safetensors)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save adapted weights", "oaims_adapted.safetensors", "Weights (*.safetensors)"
+        )
         if path:
             self.save_weights(path)

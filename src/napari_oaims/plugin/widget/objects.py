@@ -99,8 +99,7 @@ class AcceptedObjects:
         if self.layer is None:
             raise ValueError("there is no objects layer to paint into")
         accepted = step.accepted
-        _, _, step.records = paint_planes(self.layer.data, accepted.plane_axes, accepted.planes,
-                                          accepted.object_id)
+        _, _, step.records = paint_planes(self.layer.data, accepted.plane_axes, accepted.planes, accepted.object_id)
         self.classes[accepted.object_id] = step.cls
         self.show_classes()
         self.layer.refresh()
@@ -110,6 +109,9 @@ class AcceptedObjects:
         if self.layer is None:
             return
         ids = sorted(self.classes)
-        self.layer.features = {"index": np.array(ids, int), "class_id": [self.classes[i][0] for i in ids],
-                               "class_name": [self.classes[i][1] for i in ids]}
+        self.layer.features = {
+            "index": np.array(ids, int),
+            "class_id": [self.classes[i][0] for i in ids],
+            "class_name": [self.classes[i][1] for i in ids],
+        }
         self.layer.metadata["oaims_classes"] = {i: self.classes[i][1] for i in ids}

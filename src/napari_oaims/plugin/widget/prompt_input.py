@@ -2,7 +2,8 @@
 
 A new point in the clicks layer is a click, a rectangle in the boxes & scribbles layer a box, a
 path or line a scribble. Each is checked against the image first: one that cannot be a prompt
-(outside the image, an ellipse, no image chosen) is removed again, with a warning.
+(outside the image, on pixels with no signal, an ellipse, no image chosen, made in the 3D view) is
+removed again, with a warning.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from napari.utils.notifications import show_info, show_warning
 
 from napari_oaims.core import geometry
 from napari_oaims.plugin.widget.keys import KEYS
+from napari_oaims.plugin.widget.status import VIEW_3D
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.core.results import Result
@@ -33,16 +35,23 @@ Submit = Callable[[str, Callable[["Session"], "Result"], float], None]
 class PromptInput:
     """Watches the clicks and shapes layers; hands each new prompt to ``submit``.
 
-    ``session()`` is the session being annotated (None: none) and ``positive()`` the polarity of
-    the next click or scribble.
+    ``session()`` is the session being annotated (None: none), ``positive()`` the polarity of
+    the next click or scribble and ``in_3d()`` whether the viewer shows the 3D view.
     """
 
-    def __init__(self, layers: "PluginLayers", session: Callable[[], "Session | None"],
-                 positive: Callable[[], bool], submit: Submit):
+    def __init__(
+        self,
+        layers: "PluginLayers",
+        session: Callable[[], "Session | None"],
+        positive: Callable[[], bool],
+        submit: Submit,
+        in_3d: Callable[[], bool] = lambda: False,
+    ):
         self._layers = layers
         self._session = session
         self._positive = positive
         self._submit = submit
+        self._in_3d = in_3d
         self._watched: tuple[Points, Shapes] | None = None
         self._n_points = 0
         self._n_shapes = 0
@@ -72,11 +81,16 @@ class PromptInput:
             return
         if action == "removed" or len(points.data) < self._n_points:
             self._n_points = len(points.data)
-            show_info(f"OAIMS: removing a click does not change the mask; use Undo [{KEYS['undo']}] to take a "
-                      "prompt back")
+            show_info(
+                f"OAIMS: removing a click does not change the mask; use Undo [{KEYS['undo']}] to take a prompt back"
+            )
             return
         t0 = time.perf_counter()
         first, self._n_points = self._n_points, len(points.data)
+        if self._in_3d():
+            show_warning(f"OAIMS: click ignored. {VIEW_3D}")
+            self._remove(lambda: points.remove(list(range(first, len(points.data)))))
+            return
         bad = []
         for i in range(first, len(points.data)):
             coords, positive = np.asarray(points.data[i], float), self._positive()
@@ -96,7 +110,10 @@ class PromptInput:
             return
         t0 = time.perf_counter()
         first, self._n_shapes = self._n_shapes, len(shapes.data)
-        bad = []
+        bad: list[int] = []
+        if self._in_3d():
+            show_warning(f"OAIMS: shape ignored. {VIEW_3D}")
+            bad, first = list(range(first, len(shapes.data))), len(shapes.data)
         for i in range(first, len(shapes.data)):
             vertices, kind, positive = np.asarray(shapes.data[i], float), shapes.shape_type[i], self._positive()
             call = None
@@ -112,6 +129,7 @@ class PromptInput:
             else:
                 self._submit(kind, call, t0)
         if bad:
+
             def remove():
                 shapes.selected_data = set(bad)
                 shapes.remove_selected()

@@ -14,7 +14,7 @@ import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QLabel, QPushButton
+from qtpy.QtWidgets import QComboBox, QFileDialog, QFormLayout, QGridLayout, QLabel, QPushButton, QWidget
 
 from napari_oaims.plugin.widget.jobs import Job
 from napari_oaims.plugin.widget.objects import DEFAULT_CLASS
@@ -24,30 +24,58 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.plugin.widget.objects import ObjectStep
     from napari_oaims.store.session_store import SessionStore
 
-class SessionPanel(QGroupBox):
+#: The image choice's first entry while no image is being annotated.
+NO_IMAGE_ITEM = "no image open"
+CHOOSE_ITEM = "choose an image…"
+
+
+class SessionPanel(QWidget):
     """Image choice, save/resume and the autosave state (``store``: the session store, or None)."""
 
     #: autosave failed (the error) or works again (None); emitted from any thread
     _autosave_state = Signal(object)
 
     def __init__(self, annotator: "AnnotatorWidget"):
-        super().__init__("Session")
+        super().__init__()
         self._w = annotator
         self.store: SessionStore | None = None
         form = QFormLayout(self)
+        form.setContentsMargins(4, 0, 4, 4)
         self.image_choice = QComboBox()
-        self.image_choice.setToolTip("The image layer to annotate (2D, RGB or nD)")
-        self.image_choice.activated.connect(lambda _: self._w.set_image(self.image_choice.currentData()))
-        form.addRow("image", self.image_choice)
+        self.image_choice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.image_choice.setMinimumContentsLength(10)
+        self.image_choice.setToolTip(
+            "The image layer to annotate (2D, RGB or a stack). Choosing one starts "
+            "annotating it; an image opened while none is annotated is chosen by itself"
+        )
+        self.image_choice.activated.connect(self._chosen)
+        label = QLabel("image")
+        label.setToolTip(self.image_choice.toolTip())
+        form.addRow(label, self.image_choice)
         grid = QGridLayout()
         self.buttons: dict[str, QPushButton] = {}
-        for i, (name, text, tip, slot) in enumerate([
-            ("save_session", "Save session…", ("Write image, objects, prompts, event log and model to a .oaims.zarr "
-                                               "folder; then every further event is saved automatically"),
-             self._ask_save_session),
-            ("resume_session", "Resume session…", ("Open a .oaims.zarr session to go on with it: image, objects, "
-                                                   "adapted model and log"), self._ask_resume_session),
-        ]):
+        for i, (name, text, tip, slot) in enumerate(
+            [
+                (
+                    "save_session",
+                    "Save session…",
+                    (
+                        "Write image, objects, prompts, event log and model to a .oaims.zarr "
+                        "folder; then every further event is saved automatically"
+                    ),
+                    self._ask_save_session,
+                ),
+                (
+                    "resume_session",
+                    "Resume session…",
+                    (
+                        "Open a saved .oaims.zarr session to go on with it: image, objects, "
+                        "classes, adapted model and log"
+                    ),
+                    self._ask_resume_session,
+                ),
+            ]
+        ):
             button = QPushButton(text)
             button.setToolTip(tip)
             button.clicked.connect(lambda _=False, f=slot: f())
@@ -55,18 +83,30 @@ class SessionPanel(QGroupBox):
             self.buttons[name] = button
         form.addRow(grid)
         self.store_label = QLabel("not saved")
+        self.store_label.setWordWrap(True)
+        self.store_label.setToolTip("Where this session is autosaved (Save session… starts autosaving)")
         form.addRow(self.store_label)
         self._autosave_state.connect(self._show_autosave_state)
 
+    def _chosen(self, index: int) -> None:
+        layer = self.image_choice.itemData(index)
+        if layer is None:  # the placeholder entry
+            self._w.update_status()
+        else:
+            self._w.set_image(layer)
+
     def refresh_images(self, layers, current: Image | None) -> None:
-        """List the viewer's image layers; ``current`` (or the one chosen before) stays chosen."""
-        chosen = current if current is not None else self.image_choice.currentData()
+        """List the viewer's image layers with ``current`` (the annotated one) chosen; with none
+        annotated, a first entry says so."""
+        images = [getattr(layer, "__wrapped__", layer) for layer in layers if isinstance(layer, Image)]
         self.image_choice.blockSignals(True)
         self.image_choice.clear()
-        for layer in layers:
-            if isinstance(layer, Image):
-                self.image_choice.addItem(layer.name, layer)
-        self.image_choice.setCurrentIndex(max(self.image_choice.findData(chosen), 0))
+        if current is None or not any(layer is current for layer in images):
+            self.image_choice.addItem(CHOOSE_ITEM if images else NO_IMAGE_ITEM, None)
+        for layer in images:
+            self.image_choice.addItem(layer.name, layer)
+        index = next((i for i in range(self.image_choice.count()) if self.image_choice.itemData(i) is current), 0)
+        self.image_choice.setCurrentIndex(index if current is not None else 0)
         self.image_choice.blockSignals(False)
 
     # -- save ----------------------------------------------------------------------------------
@@ -84,9 +124,10 @@ class SessionPanel(QGroupBox):
         def work():
             from napari_oaims.store.session_store import SessionStore
 
-            store = SessionStore.create(path, engine=session.engine, session=session, image_path=image_path,
-                                        overwrite=True)  # attaches: autosave from now on
-            for object_id in (np.unique(labels) if labels is not None else ()):
+            store = SessionStore.create(
+                path, engine=session.engine, session=session, image_path=image_path, overwrite=True
+            )  # attaches: autosave from now on
+            for object_id in np.unique(labels) if labels is not None else ():
                 if object_id:
                     cls = classes.get(int(object_id), DEFAULT_CLASS)
                     store.commit_object(int(object_id), labels == object_id, class_id=cls[0], class_name=cls[1])
@@ -153,8 +194,9 @@ class SessionPanel(QGroupBox):
         if ndim > 2:  # show the plane the session segments
             pa = params["plane_axes"]
             viewer.dims.order = tuple([a for a in range(ndim) if a not in pa] + list(pa))
-        image = viewer.add_image(state.image, name=state.store.path.name[: -len(SUFFIX)],
-                                 **({"rgb": True} if params["rgb"] else {}))
+        image = viewer.add_image(
+            state.image, name=state.store.path.name[: -len(SUFFIX)], **({"rgb": True} if params["rgb"] else {})
+        )
         if params["channel_axis"] is not None and not params["rgb"]:
             show_info("OAIMS: the session's image has channels; it is shown as one layer")
         self._w.open_session(image, state.session, state.engine)
@@ -165,8 +207,10 @@ class SessionPanel(QGroupBox):
         self._attach(state.store)
         self._w.update_status()
         n = len(classes)
-        show_info(f"OAIMS: resumed {path.name}: {n} object{'s' * (n != 1)}, {state.engine.updates} model "
-                  "updates; further work is saved automatically")
+        show_info(
+            f"OAIMS: resumed {path.name}: {n} object{'s' * (n != 1)}, {state.engine.updates} model "
+            "updates; further work is saved automatically"
+        )
 
     # -- autosave ------------------------------------------------------------------------------
     def _attach(self, store: "SessionStore") -> None:
@@ -181,8 +225,10 @@ class SessionPanel(QGroupBox):
             return
         if err is not None:
             self.store_label.setText(f"autosave FAILING: {store.path.name} (retried at each event)")
-            show_warning(f"OAIMS: autosave to {store.path.name} failed ({err}). Your work is kept in memory and "
-                         "saving is retried at every event: free some space or save the session elsewhere.")
+            show_warning(
+                f"OAIMS: autosave to {store.path.name} failed ({err}). Your work is kept in memory and "
+                "saving is retried at every event: free some space or save the session elsewhere."
+            )
         else:
             self.store_label.setText(f"autosave: {store.path.name}")
             show_info(f"OAIMS: autosave to {store.path.name} works again; nothing was lost")
@@ -194,14 +240,16 @@ class SessionPanel(QGroupBox):
         self.store_label.setText("not saved")
         store.close()
         if reason:
-            show_warning(f"OAIMS: autosave to {store.path.name} stopped ({reason}); save the session again to "
-                         "go on saving")
+            show_warning(
+                f"OAIMS: autosave to {store.path.name} stopped ({reason}); save the session again to go on saving"
+            )
 
     def _ask_save_session(self) -> None:
         from napari_oaims.store.layout import SUFFIX
 
-        path, _ = QFileDialog.getSaveFileName(self, "Save OAIMS session", f"session{SUFFIX}",
-                                              f"OAIMS session (*{SUFFIX})")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save OAIMS session", f"session{SUFFIX}", f"OAIMS session (*{SUFFIX})"
+        )
         if path:
             self.save_session(path if path.endswith(SUFFIX) else path + SUFFIX)
 

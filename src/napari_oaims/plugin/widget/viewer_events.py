@@ -1,9 +1,11 @@
 """What the annotator does when the viewer changes under it.
 
-* an image layer is added or removed: the image choice follows; the annotated image removed:
-  annotation stops; a working layer removed: it is added back; the objects layer removed: it is
-  left alone and the next accepted object starts a new one;
-* the displayed axes change: a new session on the plane now shown (objects are kept);
+* an image layer is added or removed: the image choice follows; an image added while none is
+  annotated is annotated; the annotated image removed: annotation stops; a working layer removed:
+  it is added back; the objects layer removed: it is left alone and the next accepted object
+  starts a new one;
+* the displayed axes change: a new session on the plane now shown (objects are kept); the 3D
+  view: a notification (and the status line) says that clicks there are not prompts;
 * the image's data is replaced: a new session on it (new layers if its shape changed).
 """
 
@@ -12,10 +14,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from napari.layers import Image, Layer
-from napari.utils.notifications import show_warning
+from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QTimer
 
 from napari_oaims.plugin.widget.jobs import Job
+from napari_oaims.plugin.widget.status import VIEW_3D
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.plugin.widget.annotator import AnnotatorWidget
@@ -36,10 +39,13 @@ class ViewerEvents:
         self._removal_timer = QTimer(annotator)
         self._removal_timer.setSingleShot(True)
         self._removal_timer.timeout.connect(self._handle_removals)
-        self._connections = [(viewer.layers.events.inserted, self._refresh_images),
-                             (viewer.layers.events.removed, self._on_layer_removed),
-                             (viewer.dims.events.order, self._on_dims_changed),
-                             (viewer.dims.events.ndisplay, self._on_dims_changed)]
+        self._connections = [
+            (viewer.layers.events.inserted, self._on_layer_inserted),
+            (viewer.layers.events.removed, self._on_layer_removed),
+            (viewer.dims.events.order, self._on_dims_changed),
+            (viewer.dims.events.ndisplay, self._on_dims_changed),
+            (viewer.dims.events.ndisplay, self._on_ndisplay),
+        ]
         for emitter, callback in self._connections:
             emitter.connect(callback)
         self._image: Image | None = None
@@ -60,6 +66,17 @@ class ViewerEvents:
 
     def _refresh_images(self, event=None) -> None:
         self._w.session_panel.refresh_images(self._w.viewer.layers, self._w.image_layer)
+        self._w.update_status()
+
+    def _on_layer_inserted(self, event) -> None:
+        self._refresh_images()
+        if isinstance(event.value, Image) and self._w.image_layer is None:
+            self._w.set_image(event.value, only_if_none=True)
+
+    def _on_ndisplay(self, event=None) -> None:
+        if self._w.viewer.dims.ndisplay == 3 and self._w.session is not None:
+            show_info(f"OAIMS: {VIEW_3D}")
+        self._w.update_status()
 
     # -- removed layers ------------------------------------------------------------------------
     def _on_layer_removed(self, event) -> None:
@@ -84,8 +101,9 @@ class ViewerEvents:
             if layer is w.image_layer:
                 w.jobs.clear()
                 w.detach_image()
-                show_warning(f"OAIMS: the image layer '{layer.name}' was removed: annotation stopped "
-                             "(choose an image to go on)")
+                show_warning(
+                    f"OAIMS: the image layer '{layer.name}' was removed: annotation stopped (choose an image to go on)"
+                )
                 continue
             kind = w.layers.kind_of(layer)
             if kind is None or w.session is None:
@@ -122,8 +140,10 @@ class ViewerEvents:
                 return
             shape = w.session.spatial_shape if w.session is not None else None
             if shape != spatial_shape(layer):
-                show_warning(f"OAIMS: the data of '{layer.name}' changed shape {shape} -> {spatial_shape(layer)}: "
-                             "new annotation layers were created")
+                show_warning(
+                    f"OAIMS: the data of '{layer.name}' changed shape {shape} -> {spatial_shape(layer)}: "
+                    "new annotation layers were created"
+                )
                 w.open_image(layer)
             else:
                 w.restart_session(f"the data of '{layer.name}' was replaced")

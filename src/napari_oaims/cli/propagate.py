@@ -1,0 +1,73 @@
+"""``oaims propagate --manifest jobs.csv --out DIR``: batch propagation on Dask (:mod:`napari_oaims.batch`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _cmd_propagate(args: argparse.Namespace) -> int:
+    from napari_oaims.batch import REPORT, propagate_many
+
+    settings = {
+        "method": args.method,
+        "axis": args.axis,
+        "weights": args.weights,
+        "overwrite": args.overwrite,
+        "device": args.device,
+        "threads": args.threads,
+        "copy_image": not args.no_image,
+    }
+    report = propagate_many(args.manifest, args.out, client=args.scheduler, workers=args.workers, **settings)
+    s = report["summary"]
+    print(
+        f"{s['done']} done, {s['skipped']} skipped (finished before), {s['failed']} failed of {s['jobs']} jobs "
+        f"in {report['time_s']:.1f} s; report: {Path(report['out']) / REPORT}"
+    )
+    for job in report["jobs"]:
+        if job["status"] == "failed":
+            print(f"  failed: {job['name']}: {job['error']}", file=sys.stderr)
+    return 1 if s["failed"] or s["pending"] else 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``oaims propagate --manifest jobs.csv --out DIR [--workers N | --scheduler ADDRESS] [--method ema]
+    [--axis 0] [--weights W.safetensors] [--overwrite]``."""
+    p = sub.add_parser(
+        "propagate",
+        help="carry the seeded objects of many volumes through their stacks (Dask)",
+        description="Propagate the objects annotated on a few slices of each volume through the whole volume, "
+        "one Dask task per volume. jobs.csv has the columns image,seeds,name (image: TIFF, NumPy, Zarr or "
+        "OME-Zarr; seeds: a label volume of the same shape, 0 where not annotated, or a .oaims.zarr session). "
+        "Writes DIR/<name>.ome.zarr (labels at labels/propagated) and DIR/report.json. Jobs already done in "
+        "DIR are skipped. Exit code 0: all jobs done; 1: some failed; 2: bad input (nothing was run).",
+    )
+    p.add_argument("--manifest", type=Path, required=True, help="CSV with the columns image,seeds,name")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes of a local Dask cluster, one thread each (default: one per core)",
+    )
+    where.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="address of a running Dask scheduler (e.g. of dask-jobqueue's SLURMCluster)",
+    )
+    p.add_argument(
+        "--method",
+        default="ema",
+        choices=["ema", "frozen", "registration", "copy"],
+        help="propagation method (default ema)",
+    )
+    p.add_argument("--axis", type=int, default=0, choices=[0, 1, 2], help="axis to propagate along (default 0)")
+    p.add_argument("--weights", type=Path, default=None, help="weights (.safetensors with its .json); default shipped")
+    p.add_argument("--overwrite", action="store_true", help="redo jobs whose output is already complete")
+    p.add_argument("--device", default="auto", help="torch device of the workers (default auto)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    p.add_argument("--no-image", action="store_true", help="write only the labels, not a copy of the image")
+    p.set_defaults(func=_cmd_propagate)
