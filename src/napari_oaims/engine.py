@@ -79,7 +79,26 @@ class Engine:
     def pretrained(
         cls, device="auto", adaptation: str | Adapter = "none", weights: str | Path | None = None
     ) -> "Engine":
-        """The shipped weights (or ``weights``, a ``.safetensors`` path with its ``.json``)."""
+        """An engine with the shipped weights, offline.
+
+        Parameters
+        ----------
+        device : str
+            ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"`` or ``"mps"``.
+        adaptation : str or Adapter
+            ``"none"``, ``"mi"``, ``"pi"``, ``"oaims"``, ``"ia_sa"``, ``"tsca"``, ``"ce"``,
+            ``"entropy"``, or an adapter made with :func:`napari_oaims.adapt.make_adapter`.
+        weights : path, optional
+            Other weights: a ``.safetensors`` file with its ``.json`` beside it.
+
+        Returns
+        -------
+        Engine
+
+        Examples
+        --------
+        >>> engine = Engine.pretrained(device="cpu", adaptation="oaims")  # doctest: +SKIP
+        """
         path = Path(weights) if weights is not None else shipped_weights_path()
         model, config = load_weights(path)
         return cls(model, config, device=device, adaptation=adaptation)

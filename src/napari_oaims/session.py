@@ -26,6 +26,7 @@ from napari_oaims.core.history import PlaneEdit as _Change
 from napari_oaims.core.prompts import Prompt, box_prompt, is_correction, prior_prompt, supersedes
 from napari_oaims.core.results import Accepted, PlaneChange, Result
 from napari_oaims.core.source import ImageSource
+from napari_oaims.propagate.api import PropagationMixin
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
@@ -54,7 +55,7 @@ class _Plane:
         return self._session._choose_window(self.key, prompts, mask_bbox)
 
 
-class Session:
+class Session(PropagationMixin):
     """Interactive segmentation of one image (see the module docstring)."""
 
     def __init__(self, engine: "Engine", image: Any, plane_axes=(-2, -1), channel_axis=None, rgb=None, channel=None):
@@ -91,9 +92,20 @@ class Session:
         return self.source.spatial_shape
 
     def click(self, coords, positive: bool = True) -> Result:
-        """Add a positive/negative click at full spatial coordinates ``coords``.
+        """Add a positive or negative click.
 
-        Returns the :class:`Result` (``.mask`` is the object's mask of the image's spatial shape).
+        Parameters
+        ----------
+        coords : sequence of float
+            Full spatial coordinates (one per spatial axis); the click segments the plane it lies in.
+        positive : bool
+            True for "this is the object", False for "this is not".
+
+        Returns
+        -------
+        Result
+            ``.mask`` is the object's mask of the image's spatial shape, ``.changes`` the plane
+            regions that changed.
         """
         key, (y, x) = self.source.check_point(coords)
         prompt = Prompt("click", bool(positive), np.array([[y, x]]))
@@ -291,116 +303,6 @@ class Session:
         """One plane as adapters see it (:class:`~napari_oaims.adapt.base.PlaneView`): the
         network input and the window the session would use for any prompts on it."""
         return _Plane(self, self.source.check_key(plane))
-
-    # -- 3D propagation ------------------------------------------------------------------------
-    def propagate(
-        self,
-        axis=None,
-        method: str = "ema",
-        extent=None,
-        progress=None,
-        cancel=None,
-        on_slice=None,
-        settings=None,
-        **overrides,
-    ):
-        """Carry the object through the stack along ``axis`` (see :mod:`napari_oaims.propagate`).
-
-        Anchors are the planes with prompts; every other plane of their lines within ``extent``
-        (``(start, stop)``, stop exclusive; default the whole axis) is redone. ``method``: ``"ema"``,
-        ``"frozen"``, ``"registration"`` or ``"copy"``; ``settings`` (a
-        :class:`~napari_oaims.propagate.PropagateSettings` or its dict) and keyword overrides set
-        the rest. ``progress(done, total)`` after each slice; ``cancel`` (a ``threading.Event``)
-        is checked before each slice; ``on_slice(key, mask)`` gets each slice's mask as it is made.
-        Returns a :class:`~napari_oaims.propagate.Propagated` (``.mask``: the object's mask);
-        one undoable step and one ``propagate`` event. A cancelled or empty propagation changes
-        nothing (``.cancelled`` tells which). The engine's weights are never changed.
-        """
-        from napari_oaims.propagate import Propagated, run
-
-        t0 = time.perf_counter()
-        out = run(
-            self,
-            axis=axis,
-            method=method,
-            extent=extent,
-            settings=settings,
-            overrides=overrides,
-            progress=progress,
-            cancel=cancel,
-            on_slice=on_slice,
-        )
-        info = {
-            "method": out.method,
-            "axis": out.axis,
-            "extent": list(out.extent),
-            "settings": out.settings.to_dict(),
-            "anchors": [list(k) for k in out.anchors],
-        }
-
-        def done(changes, cancelled=False) -> Propagated:
-            return Propagated(
-                tuple(changes),
-                self.spatial_shape,
-                self.source.plane_axes,
-                self._snapshot(),
-                self.object_id,
-                cancelled=cancelled,
-                axis=out.axis,
-                method=out.method,
-                anchors=tuple(out.anchors),
-                info={**info, **out.stats},
-            )
-
-        if out.cancelled:
-            return done((), cancelled=True)
-        changes = []
-        for key, new in out.planes.items():
-            st = self.planes.get(key)
-            old_box = st.bbox if st is not None else None
-            box = geometry.union(old_box, new.box)
-            if box is None:
-                continue
-            region = geometry.box_slices(box)
-            before = (
-                st.mask[region].copy()
-                if st is not None and st.mask is not None
-                else np.zeros((box[2] - box[0], box[3] - box[1]), bool)
-            )
-            after = new.in_box(box, bool)
-            if np.array_equal(before, after):
-                continue
-            prompts = list(st.prompts) if st is not None else []
-            changes.append(_Change(key, prompts, prompts, region, before, after, old_box, new.box))
-        if not changes:
-            return done(())
-        result = done(self._apply(changes, before=False))
-        self._history.push(changes)
-        extra = {
-            "call": {
-                "axis": out.axis,
-                "method": out.method,
-                "extent": list(out.extent),
-                "settings": out.settings.to_dict(),
-            },
-            **info,
-            "slices_changed": [list(ch.key) for ch in changes],
-            "time_ms": out.stats.get("time_ms"),
-            "ms_per_slice": out.stats.get("ms_per_slice"),
-            "weights_hash": self.engine.weights_hash,
-            "chains": out.stats.get("chains", []),
-            "student_steps": out.stats.get("student_steps"),
-        }
-        self._log("propagate", latency_ms=(time.perf_counter() - t0) * 1e3, extra=extra, result=result)
-        return result
-
-    def suggest_slice(self, axis=None, extent=None, settings=None) -> int | None:
-        """The position along ``axis`` of the propagated slice to check next: where its mask
-        disagrees most with the registration proxy, weighted by the distance to the anchors
-        (:mod:`napari_oaims.propagate.suggest`); None when nothing is uncertain."""
-        from napari_oaims.propagate import suggest
-
-        return suggest(self, axis=axis, extent=extent, settings=settings)
 
     # -- internals -----------------------------------------------------------------------------
     def _snapshot(self) -> dict[tuple[int, ...], tuple[geometry.Box, np.ndarray]]:
