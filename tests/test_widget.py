@@ -23,6 +23,16 @@ from napari_oaims.training.synth import volume  # noqa: E402
 pytestmark = pytest.mark.gui
 
 
+@pytest.fixture(autouse=True)
+def napari_settings(monkeypatch):
+    """napari's settings, in memory: the user's settings file is neither read nor written."""
+    from napari import settings
+
+    fresh = settings.NapariSettings(config_path=None)
+    monkeypatch.setattr(settings, "_SETTINGS", fresh)
+    return fresh
+
+
 @pytest.fixture(scope="module")
 def engine():
     return Engine.pretrained(device="cpu")
@@ -667,7 +677,7 @@ def test_resume_session_in_the_widget(make_napari_viewer, qtbot, fresh_engine, n
     saved_labels = np.array(w.layers["objects"].data)
     updates, weights = fresh_engine.updates, fresh_engine.weights_hash
     n_events = len(w.session.events)
-    assert updates == 4  # two PI steps per object
+    assert updates == 2  # one PI step per object: an uncorrected accept learns no stage 2
     w.close()
     viewer.close()
 
@@ -754,3 +764,146 @@ def test_autosave_on_a_full_disk_is_a_notification(make_napari_viewer, qtbot, fr
     events = [e["seq"] for e in w.session.events]
     w.close()
     assert [e["seq"] for e in SessionStore.open(path, read_only=True).events()] == events
+
+
+# -- a new user's first hour ---------------------------------------------------------------------
+def choose(qtbot, w, name):
+    """Pick ``name`` in the image dropdown, as a user does."""
+    choice = w.session_panel.image_choice
+    index = choice.findText(name)
+    assert index >= 0, [choice.itemText(i) for i in range(choice.count())]
+    choice.setCurrentIndex(index)
+    choice.activated.emit(index)
+    wait(qtbot, w)
+
+
+def test_docked_before_any_image_then_every_image_choice_starts_a_session(make_napari_viewer, qtbot, nuclei, notes):
+    from napari_oaims.plugin.widget.session_panel import CHOOSE_ITEM, NO_IMAGE_ITEM
+    from napari_oaims.plugin.widget.status import CHOOSE_IMAGE, NO_IMAGE
+
+    image, labels = nuclei
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget("napari-oaims", "OAIMS annotator")  # no image yet
+    wait(qtbot, w, timeout=60_000)
+    assert w.engine is not None and w.session is None
+    assert NO_IMAGE in w.status.text() and w.session_panel.image_choice.currentText() == NO_IMAGE_ITEM
+
+    first = viewer.add_image(image, name="nuclei")  # File > Open, drag and drop, or a script
+    wait(qtbot, w)
+    assert w.image_layer is first and w.session is not None and NO_IMAGE not in w.status.text()
+    assert w.session_panel.image_choice.currentText() == "nuclei"
+    w.layers["points"].add(list(centre(labels, 30)))
+    wait(qtbot, w)
+    assert (w.layers["preview"].data.astype(bool) & target(labels, 30)).any()
+
+    second = viewer.add_image(image[:, ::-1].copy(), name="flipped")  # opened later: does not take over
+    wait(qtbot, w)
+    assert w.image_layer is first
+    choose(qtbot, w, "flipped")
+    assert w.image_layer is second and w.session is not None
+    choose(qtbot, w, "nuclei")  # back to the first, then the same one again: still annotated
+    choose(qtbot, w, "nuclei")
+    assert w.image_layer is first and w.session is not None
+
+    viewer.layers.remove(first)
+    wait(qtbot, w)
+    assert w.session is None and CHOOSE_IMAGE in w.status.text()
+    assert w.session_panel.image_choice.currentText() == CHOOSE_ITEM
+    choose(qtbot, w, "flipped")
+    assert w.image_layer is second and w.session is not None and CHOOSE_IMAGE not in w.status.text()
+    assert not errors(notes), notes
+
+
+def click_canvas(viewer, qtbot) -> None:
+    """A real left click at the middle of the canvas."""
+    from qtpy.QtCore import QPoint, Qt
+    from qtpy.QtTest import QTest
+
+    canvas = viewer.window._qt_viewer.canvas.native
+    at = QPoint(canvas.width() // 2, canvas.height() // 2)
+    QTest.mousePress(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
+    QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
+    qtbot.wait(20)
+
+
+def test_the_3d_view_says_that_clicks_there_are_not_prompts(make_napari_viewer, qtbot, fresh_engine, notes):
+    from napari_oaims.plugin.widget.status import VIEW_3D
+
+    image, _ = volume(np.random.default_rng(0))
+    viewer = make_napari_viewer(show=True)
+    w = start(viewer, qtbot, fresh_engine, image)
+    click_canvas(viewer, qtbot)  # 2D: a click is a prompt
+    wait(qtbot, w)
+    assert [e["kind"] for e in w.session.events][-2:] == ["click", "predict"] and VIEW_3D not in w.status.text()
+    w.clear()
+    wait(qtbot, w)
+    events = len(w.session.events)
+
+    viewer.dims.ndisplay = 3
+    wait(qtbot, w)
+    assert has(notes, "info", "3D view: clicks here are not prompts") and VIEW_3D in w.status.text()
+    click_canvas(viewer, qtbot)
+    wait(qtbot, w)
+    assert has(notes, "warning", "click ignored. 3D view") and len(w.layers["points"].data) == 0
+    w.layers["shapes"].add(np.array([[10, 10, 10], [10, 20, 20]]), shape_type="path")
+    wait(qtbot, w)
+    assert has(notes, "warning", "shape ignored. 3D view") and len(w.layers["shapes"].data) == 0
+    assert len(w.session.events) == events and not errors(notes)
+
+    viewer.dims.ndisplay = 2
+    wait(qtbot, w)
+    assert VIEW_3D not in w.status.text()
+    click_canvas(viewer, qtbot)
+    wait(qtbot, w)
+    assert w.session.events[-1]["kind"] == "predict"
+
+
+def test_every_control_explains_itself_and_the_dock_leaves_room(make_napari_viewer, qtbot, fresh_engine, nuclei):
+    from qtpy.QtWidgets import QAbstractButton, QComboBox
+
+    from napari_oaims.plugin.widget.model_panel import OBJECT_SIZES
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1100, 800)
+    w = start(viewer, qtbot, fresh_engine, nuclei[0], name="nuclei")
+    qtbot.wait(100)
+    controls = w.findChildren(QAbstractButton) + w.findChildren(QComboBox)
+    assert len(controls) >= 17
+    missing = [c.text() if isinstance(c, QAbstractButton) else c.currentText() for c in controls if not c.toolTip()]
+    assert not missing
+    for name in ("load_weights", "save_weights", "reset"):
+        assert "weights" in w.model_panel.buttons[name].toolTip()
+    assert w.model_panel.device_choice.toolTip() and w.status.toolTip()
+    assert [label for label, _ in OBJECT_SIZES][0] == "model default"
+    canvas = viewer.window._qt_viewer.canvas.native
+    assert w.width() <= 320 and canvas.width() >= 450, (w.width(), canvas.width())
+    w.sections["model"].set_expanded(False)  # sections fold away
+    assert not w.model_panel.isVisible() and w.sections["model"].header.isVisible()
+    w.sections["model"].header.click()
+    assert w.model_panel.isVisible()
+
+
+def test_channels_and_pixels_without_signal_in_the_widget(make_napari_viewer, qtbot, fresh_engine, nuclei, notes):
+    image, labels = nuclei
+    viewer = make_napari_viewer()
+    five = np.stack([image[:256, :256].astype(np.float32)] * 5, axis=-1)  # shown as 256 planes of 256 x 5
+    w = start(viewer, qtbot, fresh_engine, five, name="five channels")
+    assert w.session is None and has(notes, "ERROR", "looks like 5 channels")
+    assert has(notes, "ERROR", "channel_axis=-1")
+    split = viewer.add_image(five, channel_axis=-1, name=[f"c{i}" for i in range(5)])
+    w.set_image(split[0])
+    wait(qtbot, w)
+    assert w.session is not None and w.session.spatial_shape == (256, 256)
+
+    holes = image.astype(np.float32)
+    holes[200:300, 200:300] = np.nan
+    w.set_image(viewer.add_image(holes, name="holes"))
+    wait(qtbot, w)
+    points = w.layers["points"]
+    points.add([250, 250])
+    wait(qtbot, w)
+    assert has(notes, "WARNING", "no signal at (250, 250)") and len(points.data) == 0
+    assert not any(e["kind"] == "click" for e in w.session.events)
+    points.add(list(centre(labels, 30)))
+    wait(qtbot, w)
+    assert w.session.events[-1]["kind"] == "predict" and w.layers["preview"].data.any()
