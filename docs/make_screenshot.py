@@ -74,8 +74,9 @@ def main() -> None:
     settle()
     widget.set_positive(True)
     viewer.layers.selection.active = points
-    viewer.camera.center = ((rows.start + rows.stop) / 2, (cols.start + cols.stop) / 2)
-    viewer.camera.zoom = 2.4
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera  # napari >= 0.9: scene.camera
+    camera.center = ((rows.start + rows.stop) / 2, (cols.start + cols.stop) / 2)
+    camera.zoom = 2.4
     for _ in range(20):
         app.processEvents()
         time.sleep(0.02)

@@ -316,7 +316,7 @@ def test_bad_input(shared_engine, blob):
         ({"axis": "z"}, "integer"),
         ({"extent": (5, 40)}, "outside"),
         ({"extent": (6, 6)}, "outside"),
-        ({"extent": (0, 2)}, "empty masks|prompt"),
+        ({"extent": (0, 2)}, "no prompted slice"),
         ({"method": "magic"}, "unknown propagation method"),
         ({"flow": "magic"}, "unknown flow"),
     ]:
@@ -356,3 +356,21 @@ def test_settings_roundtrip_and_volumes():
         image, labels = make_volume(sp)
         assert image.shape == labels.shape == (12, 32, 32) and (labels == 1).any()
         assert np.array_equal(make_volume(sp)[0], image)  # seeded
+
+
+def test_benchmark_functions(tmp_path):
+    from napari_oaims.evaluation.propagate import bench_propagate, stack_cases
+
+    res = bench_propagate(("copy", "registration"), n_per_kind=1, shape=(12, 40, 40), cap=4, out=tmp_path)
+    assert {r["method"] for r in res["rows"]} == {"copy", "registration"} and len(res["rows"]) == 10
+    for r in res["rows"]:
+        assert 1 <= r["clicks_used"] <= 4 and 0 <= r["first_dice"] <= 1 and r["drift"]
+    assert set(res["summary"]) == {"copy", "registration"} and "| copy |" in res["table"]
+    assert (tmp_path / "propagate_procedural.json").is_file() and (tmp_path / "propagate_procedural.png").is_file()
+    import tifffile
+
+    image, labels = make_volume(VolumeSpec(kind="ellipsoid", shape=(10, 40, 40), seed=1, neighbours=2))
+    tifffile.imwrite(tmp_path / "im.tif", image)
+    tifffile.imwrite(tmp_path / "lb.tif", labels)
+    cases = stack_cases(tmp_path / "im.tif", tmp_path / "lb.tif", max_objects=2)
+    assert 1 <= len(cases) <= 2 and all(c["target"].any() for c in cases)

@@ -1,4 +1,5 @@
-"""npe2 reader and writer for .oaims.zarr sessions, called directly (no Qt, no viewer)."""
+"""npe2 reader and writer for .oaims.zarr sessions, called directly or through napari's
+``ViewerModel.open`` (no Qt)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from napari.layers import Layer
 
 from napari_oaims import Engine
 from napari_oaims.evaluation.store import object_centres
-from napari_oaims.plugin.reader import get_reader
+from napari_oaims.plugin.reader import FOLDER_PATTERN, PLUGIN_NAME, get_reader, prefer_session_reader
 from napari_oaims.plugin.writer import write_session
 from napari_oaims.store.session_store import SessionStore, file_digest
 
@@ -129,3 +130,51 @@ def test_writer_bad_input(tmp_path, nuclei):
     with pytest.raises(ValueError, match="does not fit the image layer"):
         write_session(str(tmp_path / "y.oaims.zarr"), [img, (labels[:10], {}, "labels")])
     assert not (tmp_path / "x.oaims.zarr").exists() and not (tmp_path / "y.oaims.zarr").exists()
+
+
+@pytest.fixture
+def settings(monkeypatch):
+    """napari's settings, in memory: the user's settings file is neither read nor written."""
+    from napari import settings as napari_settings
+
+    fresh = napari_settings.NapariSettings(config_path=None)
+    monkeypatch.setattr(napari_settings, "_SETTINGS", fresh)
+    return fresh
+
+
+def test_a_session_folder_opens_without_a_choice_of_readers(settings, autosaved):
+    import importlib
+
+    import npe2
+    from napari.components import ViewerModel
+    from napari.errors import MultipleReaderError
+
+    pm = npe2.PluginManager.instance()
+    pm.discover()
+    viewer = ViewerModel()
+    # plugin=None: the reader is chosen as File > Open and drag and drop choose it (viewer.open's
+    # default, plugin="napari", always reads with napari's own reader)
+    with pytest.raises(MultipleReaderError):  # napari's own reader takes every folder too
+        viewer.open(str(autosaved), plugin=None)
+    assert not viewer.layers
+    # the manifest's activation hook (run on the plugin's first use) makes this reader the choice
+    module, name = pm.get_manifest(PLUGIN_NAME).on_activate.split(":")
+    getattr(importlib.import_module(module), name)(None)
+    assert settings.plugins.extension2reader == {FOLDER_PATTERN: PLUGIN_NAME}
+    for path in (str(autosaved), str(autosaved) + "/", autosaved):
+        viewer.layers.clear()
+        viewer.open(path, plugin=None)
+        assert [layer.name for layer in viewer.layers] == [
+            "cells",
+            "cells objects",
+            "cells clicks",
+            "cells boxes and scribbles",
+        ]
+    assert viewer.layers["cells"].metadata["oaims_session"] == str(autosaved)
+    assert prefer_session_reader()  # idempotent
+
+
+def test_a_users_own_reader_choice_is_kept(settings):
+    settings.plugins.extension2reader = {FOLDER_PATTERN: "napari", "*.tif": "napari"}
+    assert not prefer_session_reader()
+    assert settings.plugins.extension2reader == {FOLDER_PATTERN: "napari", "*.tif": "napari"}

@@ -357,3 +357,63 @@ def test_auto_first_window_at_the_border_and_on_a_tiny_image(engine, nuclei):
     tiny = image[200:220, 200:220]
     s = engine.session(tiny)
     assert s.click((10, 10)).mask.shape == tiny.shape
+
+
+def test_a_short_last_axis_is_read_as_channels(engine, nuclei_crop):
+    from napari_oaims.core.source import NO_CHANNELS, ImageSource, looks_like_channels
+
+    image, labels = nuclei_crop
+    lid = largest_ids(labels, 1)[0]
+    rng = np.random.default_rng(0)
+    four = np.stack([image, image / 2, image[::-1], rng.random(image.shape)], axis=-1).astype(np.float32)
+    s = engine.session(four)  # (160, 160, 4) float: four channels, not 160 planes of 160 x 4
+    assert s.source.channel_axis == 2 and s.spatial_shape == image.shape and not s.source.rgb
+    assert dice(s.click(object_centre(labels, lid)).mask, labels == lid) > 0.5
+    stack = np.stack([np.stack([image, image], axis=-1)] * 3)  # (3, 160, 160, 2): a stack of 2 channels
+    assert ImageSource(stack).spatial_shape == (3, 160, 160)
+    assert ImageSource(np.stack([image] * 3, axis=-1).astype(np.uint8)).rgb  # uint8 RGB stays RGB
+    for shape, guess in (
+        ((160, 160, 4), True),
+        ((64, 64, 8), True),
+        ((64, 64, 9), False),
+        ((40, 160, 6), False),
+        ((160, 160), False),
+        ((160, 160, 1), False),
+    ):
+        assert looks_like_channels(shape) is guess, shape
+    # forcing a spatial last axis, explicitly
+    planes = ImageSource(four, channel_axis=NO_CHANNELS)
+    assert planes.channel_axis is None and planes.spatial_shape == four.shape and not planes.rgb
+    assert ImageSource(four, rgb=False).spatial_shape == four.shape  # an explicit rgb turns the guess off too
+    assert ImageSource(four, channel_axis=-1).channel_axis == 2
+    for bad in ("nothing", True, 1.5):
+        with pytest.raises(ValueError, match="channel_axis must be an axis index, None"):
+            ImageSource(four, channel_axis=bad)
+    with pytest.raises(ValueError, match="rgb=True"):
+        ImageSource(four, channel_axis=NO_CHANNELS, rgb=True)
+
+
+def test_a_click_without_signal_is_refused(engine, nuclei_crop):
+    image, labels = nuclei_crop
+    holes = image.astype(np.float32)
+    holes[40:110, 40:110] = np.nan
+    s = engine.session(holes)
+    for where in ((75, 75), (41, 41)):  # inside the NaN block, and on its edge
+        with pytest.raises(ValueError, match=rf"no signal at \({where[0]}, {where[1]}\): the pixel is NaN"):
+            s.click(where)
+    assert [e["kind"] for e in s.events] == ["session"] and not s.planes  # nothing logged, nothing kept
+    outside = [lid for lid in largest_ids(labels, 20) if not (labels[35:115, 35:115] == lid).any()][0]
+    assert s.click(object_centre(labels, outside)).area > 0
+
+    flat = np.zeros((160, 160), np.float32)  # near-constant: a few bright pixels in one corner
+    flat[150:153, 150:153] = 3.0
+    s = engine.session(flat)
+    with pytest.raises(ValueError, match=r"no signal at \(60, 60\): the image is flat .* within 32 px"):
+        s.click((60, 60))
+    with pytest.raises(ValueError, match="no signal"):
+        s.scribble([(60, 60), (70, 70)])
+    assert s.click((151, 151)).area > 0  # the bright spot has signal
+    vol = np.zeros((3, 64, 64), np.float32)
+    vol[2, 10:20, 10:20] = 1.0
+    with pytest.raises(ValueError, match=r"no signal at \(40, 40\) of plane \(0,\)"):
+        engine.session(vol).click((0, 40, 40))

@@ -907,3 +907,31 @@ def test_channels_and_pixels_without_signal_in_the_widget(make_napari_viewer, qt
     points.add(list(centre(labels, 30)))
     wait(qtbot, w)
     assert w.session.events[-1]["kind"] == "predict" and w.layers["preview"].data.any()
+
+
+def test_file_open_of_a_session_needs_no_choice_of_readers(
+    make_napari_viewer, qtbot, fresh_engine, nuclei, notes, napari_settings, tmp_path
+):
+    from napari_oaims.plugin.reader import FOLDER_PATTERN
+    from napari_oaims.store.session_store import SessionStore
+
+    image, labels = nuclei
+    s = fresh_engine.session(image)
+    path = tmp_path / "cells.oaims.zarr"
+    SessionStore.create(path, image, engine=fresh_engine, session=s)
+    s.click(centre(labels, 30))
+    s.accept()
+    viewer = make_napari_viewer()
+    w = AnnotatorWidget(viewer, engine=fresh_engine)  # the annotator makes its reader napari's choice
+    viewer.window.add_dock_widget(w, name="OAIMS annotator")
+    assert napari_settings.plugins.extension2reader[FOLDER_PATTERN] == "napari-oaims"
+    viewer.open(str(path), plugin=None)  # as File > Open and drag and drop choose the reader
+    wait(qtbot, w)
+    assert [layer.name for layer in viewer.layers] == [
+        "cells",
+        "cells objects",
+        "cells clicks",
+        "cells boxes and scribbles",
+    ]
+    assert has(notes, "info", "Resume session") and w.session is None  # a saved session is resumed, not restarted
+    assert not errors(notes)

@@ -2,7 +2,7 @@
 
     python research/propagation/bench.py procedural 1      # 5 procedural volumes (one per kind)
     python research/propagation/bench.py stack 4           # 4 largest objects of nuclei3d_synthetic
-    python research/propagation/bench.py memory 1024       # 4 GiB lazily read Zarr
+    python research/propagation/bench.py memory 1024 ema   # 4 GiB lazily read Zarr (one method per process)
 """
 import json
 import sys
@@ -32,7 +32,7 @@ elif what == "stack":
                           out=out, progress=progress)
 else:
     with tempfile.TemporaryDirectory() as tmp:
-        res = {"memory": [memory_check(tmp, side=n, method=m) for m in ("ema", "frozen")]}
+        res = memory_check(tmp, side=n, method=sys.argv[3] if len(sys.argv) > 3 else "ema")
     print(json.dumps(res, indent=1))
     sys.exit(0)
 print(res["table"])

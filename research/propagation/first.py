@@ -15,9 +15,9 @@ t0 = time.perf_counter()
 ms = []
 for case in procedural_cases(n):
     e = Engine.pretrained(device="cpu")
-    r = run_case(e, case["image"], case["target"], method, settings=settings, first_only=True)
+    r = run_case(e, case["image"], case["target"], method, settings=settings, first_only=True, keep_mask=True)
     per.setdefault(case["kind"], []).append(r["first_dice"])
-    t, m = case["target"], r.pop("_mask")
+    t, m = case["target"], r.pop("mask")
     fp_slices += int((m.any((1, 2)) & ~t.any((1, 2))).sum())
     miss_slices += int((~m.any((1, 2)) & t.any((1, 2))).sum())
     ms.append(r["ms_per_slice"])

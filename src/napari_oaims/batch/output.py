@@ -44,12 +44,34 @@ _AXES = [{"name": a, "type": "space"} for a in "zyx"]
 
 
 def final_path(out: str | Path, name: str) -> Path:
-    """Where job ``name`` puts its output."""
+    """Where job ``name`` puts its output.
+
+    Parameters
+    ----------
+    out, name
+        The output folder and the job's name.
+
+    Returns
+    -------
+    Path
+        ``out/<name>.ome.zarr``.
+    """
     return Path(out) / f"{name}{OUTPUT_SUFFIX}"
 
 
 def done_record(out: str | Path, name: str) -> dict[str, Any] | None:
-    """The record of job ``name`` when its output is complete, else None."""
+    """The record of a finished job.
+
+    Parameters
+    ----------
+    out, name
+        The output folder and the job's name.
+
+    Returns
+    -------
+    dict or None
+        The record stored in ``<name>.ome.zarr`` when that output is complete, else None.
+    """
     try:
         meta = json.loads((final_path(out, name) / "zarr.json").read_text())
         record = meta["attributes"][RECORD_KEY]
@@ -59,7 +81,18 @@ def done_record(out: str | Path, name: str) -> dict[str, Any] | None:
 
 
 def clean_leftovers(out: str | Path, name: str) -> int:
-    """Remove the temporary folders a killed run left for job ``name``; returns how many."""
+    """Remove the temporary folders a killed run left for job ``name``.
+
+    Parameters
+    ----------
+    out, name
+        The output folder and the job's name.
+
+    Returns
+    -------
+    int
+        How many were removed.
+    """
     out = Path(out)
     gone = 0
     if out.is_dir():

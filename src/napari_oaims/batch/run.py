@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import threading
@@ -152,7 +153,9 @@ def _run(run: list[Job], out: Path, s: BatchSettings, payload, client, workers, 
     own = client is None or isinstance(client, str)
     if client is None:
         n = workers or max(1, min(os.cpu_count() or 1, len(run)))
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+        )
         client = Client(cluster)
     elif isinstance(client, str):
         client = Client(client)

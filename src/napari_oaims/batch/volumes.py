@@ -41,7 +41,25 @@ class LeadingView:
 
 
 def as_volume(array: Any, what: str, path: str) -> Any:
-    """``array`` as a 3D (z, y, x) volume: leading length-1 axes dropped, else a ValueError."""
+    """``array`` as a 3D (z, y, x) volume.
+
+    Parameters
+    ----------
+    array
+        A NumPy, memory-mapped or Zarr array.
+    what, path
+        For the message (``"image"`` or ``"seeds"``, and the file).
+
+    Returns
+    -------
+    array-like
+        ``array``, or a :class:`LeadingView` of it without its leading length-1 axes.
+
+    Raises
+    ------
+    ValueError
+        ``array`` is not 3D once those are dropped.
+    """
     shape = tuple(int(s) for s in array.shape)
     drop = 0
     while len(shape) - drop > 3 and shape[drop] == 1:
@@ -55,15 +73,37 @@ def as_volume(array: Any, what: str, path: str) -> Any:
 
 
 def open_volume(path: str) -> Any:
-    """The image of a job, lazily read, as a 3D volume."""
+    """The image of a job, lazily read, as a 3D volume.
+
+    Parameters
+    ----------
+    path
+        A ``.tif``/``.tiff``, ``.npy`` or ``.zarr`` (plain or OME-Zarr: its first level).
+
+    Returns
+    -------
+    array-like
+        Memory-mapped or Zarr-backed (:func:`napari_oaims.core.files.open_image`), 3D.
+    """
     from napari_oaims.core.files import open_image
 
     return as_volume(open_image(path), "image", path)
 
 
 def open_seeds(path: str) -> Any:
-    """The seed labels of a job, lazily read: a label volume, or the accepted objects of a
-    ``.oaims.zarr`` session (opened read-only)."""
+    """The seed labels of a job, lazily read.
+
+    Parameters
+    ----------
+    path
+        A label volume (as :func:`open_volume`) or a ``.oaims.zarr`` session, opened read-only,
+        whose accepted objects are the seeds.
+
+    Returns
+    -------
+    array-like
+        The labels, 3D.
+    """
     if file_kind(path) == ".oaims.zarr":
         from napari_oaims.store import SessionStore
 
@@ -79,8 +119,23 @@ def open_seeds(path: str) -> Any:
 def blocks(
     shape: tuple[int, ...], chunks: tuple[int, ...] | None, itemsize: int, budget: int = BLOCK_BYTES
 ) -> Iterator[tuple[slice, ...]]:
-    """Regions covering ``shape``, aligned to ``chunks`` (when given), each at most about ``budget``
-    bytes: whole chunks are grouped along the last axes first, then along the first."""
+    """Regions that cover an array block by block.
+
+    Parameters
+    ----------
+    shape, chunks
+        The array's shape and chunk shape (None: one slice along the first axis per unit).
+    itemsize
+        Bytes per element.
+    budget
+        About the most bytes of one region: whole chunks are grouped along the last axes
+        first, then along the first.
+
+    Yields
+    ------
+    tuple of slice
+        One region, aligned to the chunks.
+    """
     base = list(chunks) if chunks else [1] + list(shape[1:])
     base = [max(1, min(int(c), s)) for c, s in zip(base, shape)]
     step = list(base)
@@ -93,9 +148,25 @@ def blocks(
 
 
 def seed_slices(seeds: Any, axis: int) -> dict[int, np.ndarray]:
-    """The slices along ``axis`` that hold labels: position -> the slice (2D, integer labels).
+    """The slices along ``axis`` that hold labels.
 
-    The volume is scanned block by block; only the labelled slices are read whole.
+    Parameters
+    ----------
+    seeds
+        The seed labels (3D, integer or bool; lazily read).
+    axis
+        The propagation axis.
+
+    Returns
+    -------
+    dict
+        Position along ``axis`` -> that slice (2D labels). The volume is scanned block by
+        block; only the labelled slices are read whole.
+
+    Raises
+    ------
+    ValueError
+        The labels are not integers, or are negative.
     """
     dtype = np.dtype(seeds.dtype)
     if dtype.kind not in "biu":
@@ -119,7 +190,18 @@ def seed_slices(seeds: Any, axis: int) -> dict[int, np.ndarray]:
 
 
 def objects_of(slices: dict[int, np.ndarray]) -> dict[int, list[int]]:
-    """Each label id -> the positions of the seed slices it is annotated on (ids ascending)."""
+    """The objects of the seeds.
+
+    Parameters
+    ----------
+    slices
+        :func:`seed_slices`.
+
+    Returns
+    -------
+    dict
+        Each label id (ascending) -> the positions of the seed slices it is annotated on.
+    """
     ids: dict[int, list[int]] = {}
     for pos, plane in slices.items():
         for i in np.unique(plane):

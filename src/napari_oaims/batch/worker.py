@@ -27,8 +27,23 @@ _ENGINES: dict[tuple, Any] = {}
 
 
 def weights_payload(path: str | Path | None) -> dict[str, Any]:
-    """The bytes of a weights file and of its ``.json`` (the shipped weights when ``path`` is
-    None), checked by loading them once; sent to every worker."""
+    """What the driver sends to every worker once: the weights.
+
+    Parameters
+    ----------
+    path
+        A ``.safetensors`` file with its ``.json`` beside it; None: the shipped weights.
+
+    Returns
+    -------
+    dict
+        ``name``, ``safetensors`` and ``json`` (bytes) and ``sha256`` (of the tensors, short).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing, corrupted or unfitting weights (they are loaded once to check).
+    """
     from napari_oaims.engine import shipped_weights_path
     from napari_oaims.model import load_weights
 
@@ -46,7 +61,19 @@ def weights_payload(path: str | Path | None) -> dict[str, Any]:
 
 
 def engine_for(weights: dict[str, Any], device: str, adaptation: str):
-    """The engine of this process for ``weights`` (built on first use, then kept)."""
+    """The engine of this process for ``weights``, built on first use, then kept.
+
+    Parameters
+    ----------
+    weights
+        :func:`weights_payload`.
+    device, adaptation
+        Of :meth:`napari_oaims.Engine.pretrained`.
+
+    Returns
+    -------
+    Engine
+    """
     key = (weights["sha256"], device, adaptation)
     if key not in _ENGINES:
         from napari_oaims.engine import Engine
@@ -143,7 +170,7 @@ def run_job(job: dict[str, Any], weights: dict[str, Any], settings: dict[str, An
 
             torch.set_num_threads(int(settings["threads"]))
             clean_leftovers(out, job["name"])
-            record.update(_propagate(job, weights, settings, out, report, record))
+            record.update(_propagate(job, weights, settings, out, report))
             output = record.pop("_output")
             record["time_s"] = round(time.perf_counter() - t0, 3)
             record["peak_rss_mib"] = peak_rss_mib()
@@ -163,7 +190,7 @@ def run_job(job: dict[str, Any], weights: dict[str, Any], settings: dict[str, An
     return record
 
 
-def _propagate(job, weights, settings, out, report, record) -> dict[str, Any]:
+def _propagate(job, weights, settings, out, report) -> dict[str, Any]:
     axis = int(settings["axis"])
     image = open_volume(job["image"])
     seeds = open_seeds(job["seeds"])
@@ -199,7 +226,7 @@ def _propagate(job, weights, settings, out, report, record) -> dict[str, Any]:
                     axis=axis, method=settings["method"], settings=settings["propagate"], progress=progress
                 )
                 planes = {key[0]: (box, crop) for key, (box, crop) in result.planes.items()}
-                info["slices_propagated"] = int(result.info.get("total", 0) or 0)
+                info["slices_propagated"] = len(result.info.get("slices") or [])  # computed (stops included)
                 propagated += info["slices_propagated"]
             except ValueError as err:  # e.g. the prior's mask came out empty: the seed alone is written
                 info["error"] = str(err)

@@ -257,13 +257,22 @@ def _store(sub: argparse._SubParsersAction) -> None:
 
 
 def _gui(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("napari", help="click-to-preview latency in a real napari viewer (needs a display or Xvfb)")
+    p = sub.add_parser(
+        "napari", help="click-to-preview latency in a real napari viewer against the API (needs a display or Xvfb)"
+    )
     p.add_argument("--clicks", type=int, default=50, help="measured clicks (one per nucleus)")
     p.add_argument("--warmup", type=int, default=3, help="clicks before measuring")
     p.add_argument("--adaptation", default="none", help="none, mi, pi or oaims")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--hidden", action="store_true", help="do not show the window (no drawing)")
+    p.add_argument(
+        "--stack",
+        type=int,
+        default=0,
+        metavar="N",
+        help="click on an N x 256 x 256 stack made of shifted crops of the sample (0: the 2D image)",
+    )
     p.add_argument("--out", default=None, help="results JSON")
     p.set_defaults(func=_cmd_gui)
 

@@ -8,12 +8,18 @@ Channel handling (documented contract):
 * ``channel_axis=k``: every channel is normalised on its own (percentiles 1 / 99.8) and the
   normalised channels are averaged, so a bright channel does not drown a dim one. Pass
   ``channel=i`` as well to use only channel ``i``.
+* Neither given: a last axis of 2-8 that is at most 1/8 of each of the two axes before it
+  (e.g. ``(256, 256, 4)`` float or ``(20, 256, 256, 2)``) is read as channels
+  (:func:`looks_like_channels`). Pass ``channel_axis=NO_CHANNELS`` (``"none"``) to read it as a
+  spatial axis anyway; an explicit ``rgb`` (``True`` or ``False``) turns the guess off too.
 
 NaN and +-inf pixels are allowed: they are excluded from the normalisation statistics and read
 as the lowest value (0 after normalisation). Constant, empty and sub-4-pixel-wide planes are
 rejected with ``ValueError``; complex, object, string and other non-numeric dtypes with
-``TypeError``. Arrays are read lazily (NumPy, Zarr and Dask arrays all work): only the windows
-the model looks at are loaded.
+``TypeError``. A prompt point with no signal (its pixel is NaN or infinite, or the finite values
+within :data:`SIGNAL_RADIUS` px of it are all equal) is refused by :meth:`ImageSource.check_point`
+with ``ValueError``: the model could only invent an object there. Arrays are read lazily (NumPy,
+Zarr and Dask arrays all work): only the windows the model looks at are loaded.
 """
 
 from __future__ import annotations
@@ -25,6 +31,12 @@ import numpy as np
 from napari_oaims.core import guidance
 
 MIN_PLANE_SIDE = 4
+#: ``channel_axis`` value that reads the image as having no channel axis (no guess).
+NO_CHANNELS = "none"
+#: Channel axes this long are guessed (:func:`looks_like_channels`).
+GUESSED_CHANNELS = range(2, 9)
+#: A prompt point needs finite, not all equal values within this many pixels of it.
+SIGNAL_RADIUS = 32
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
@@ -36,6 +48,13 @@ def _check_dtype(dtype: np.dtype) -> None:
         )
 
 
+def looks_like_channels(shape: tuple[int, ...]) -> bool:
+    """True if the last axis of ``shape`` is almost surely channels: 2-8 long and at most 1/8 of
+    each of the two axes before it."""
+    shape = tuple(int(n) for n in shape)
+    return len(shape) >= 3 and shape[-1] in GUESSED_CHANNELS and 8 * shape[-1] <= min(shape[-3:-1])
+
+
 class ImageSource:
     """A validated image with its spatial axes, plane axes and normalisation statistics."""
 
@@ -43,7 +62,7 @@ class ImageSource:
         self,
         image: Any,
         plane_axes: tuple[int, int] = (-2, -1),
-        channel_axis: int | None = None,
+        channel_axis: int | str | None = None,
         rgb: bool | None = None,
         channel: int | None = None,
     ):
@@ -52,6 +71,9 @@ class ImageSource:
         dtype = np.dtype(image.dtype)
         _check_dtype(dtype)
         shape = tuple(int(s) for s in image.shape)
+        if isinstance(channel_axis, str) and channel_axis == NO_CHANNELS:
+            rgb = bool(rgb) if rgb is not None else False
+        channel_axis = self._channel_axis(channel_axis, rgb, shape, dtype)
         if rgb is None:
             rgb = channel_axis is None and len(shape) == 3 and shape[-1] in (3, 4) and dtype == np.uint8
         if rgb:
@@ -98,6 +120,28 @@ class ImageSource:
         if all(hi <= lo for lo, hi in self.ranges):
             raise ValueError("image is constant: there is nothing to segment (all pixels have the same value)")
 
+    @staticmethod
+    def _channel_axis(channel_axis, rgb: bool | None, shape: tuple[int, ...], dtype: np.dtype) -> int | None:
+        """The given channel axis, :data:`NO_CHANNELS` as None, or the guess when nothing was said."""
+        if isinstance(channel_axis, str):
+            if channel_axis != NO_CHANNELS:
+                raise ValueError(
+                    f"channel_axis must be an axis index, None (guess) or {NO_CHANNELS!r}, got {channel_axis!r}"
+                )
+            if rgb:
+                raise ValueError(f"rgb=True needs the last axis as channels, not channel_axis={NO_CHANNELS!r}")
+            return None
+        if isinstance(channel_axis, (bool, np.bool_)) or not (
+            channel_axis is None or isinstance(channel_axis, (int, np.integer))
+        ):
+            raise ValueError(
+                f"channel_axis must be an axis index, None (guess) or {NO_CHANNELS!r}, got {channel_axis!r}"
+            )
+        if channel_axis is not None or rgb is not None:
+            return None if channel_axis is None else int(channel_axis)
+        rgb_like = len(shape) == 3 and shape[-1] in (3, 4) and dtype == np.uint8
+        return len(shape) - 1 if looks_like_channels(shape) and not rgb_like else None
+
     # -- reading -------------------------------------------------------------------------------
     def _take_channel(self, data: np.ndarray, c) -> np.ndarray:
         """Reduce a block that still holds the channel axis (as its last axis) to one channel."""
@@ -136,7 +180,49 @@ class ImageSource:
         if np.any(ci < 0) or np.any(ci >= np.asarray(self.spatial_shape)):
             raise ValueError(f"point {tuple(float(v) for v in c)} lies outside the image of shape {self.spatial_shape}")
         key = tuple(int(ci[a]) for a in range(len(ci)) if a not in self.plane_axes)
-        return key, (int(ci[self.plane_axes[0]]), int(ci[self.plane_axes[1]]))
+        yx = (int(ci[self.plane_axes[0]]), int(ci[self.plane_axes[1]]))
+        self.check_signal(key, yx)
+        return key, yx
+
+    def check_signal(self, key: tuple[int, ...], yx: tuple[int, int]) -> None:
+        """Refuse a point of plane ``key`` with no signal: its pixel is NaN or infinite, or the
+        finite values within :data:`SIGNAL_RADIUS` px are all equal (``ValueError``)."""
+        r = SIGNAL_RADIUS
+        window = guidance.Window(yx[0] - r, yx[1] - r, 2 * r + 1)
+        block = self._block(key, window)  # (h, w, channels), raw values
+        centre = block[min(yx[0], r), min(yx[1], r)]
+        where = f"at {yx}" if not key else f"at {yx} of plane {key}"
+        if not np.isfinite(centre).any():
+            raise ValueError(f"no signal {where}: the pixel is NaN or infinite there; click on the object itself")
+        for c in range(block.shape[-1]):
+            finite = block[..., c][np.isfinite(block[..., c])]
+            if finite.size and finite.max() > finite.min():
+                return
+        raise ValueError(
+            f"no signal {where}: the image is flat (all one value) within {r} px of the point, so "
+            "there is nothing to segment there"
+        )
+
+    def _block(self, key: tuple[int, ...], window: guidance.Window) -> np.ndarray:
+        """Raw values of ``window`` (clipped to the plane) of plane ``key``: (h, w, channels) float32,
+        with the channels :meth:`crop` uses (luminance for RGB)."""
+        ys, xs, _, _ = window.clip(self.plane_shape)
+        idx = list(self.plane_index(key))
+        idx[self.plane_axes[0]] = ys
+        idx[self.plane_axes[1]] = xs
+        ay, ax = self.spatial_axes[self.plane_axes[0]], self.spatial_axes[self.plane_axes[1]]
+        if self.channel_axis is not None:
+            idx.insert(self.channel_axis, slice(None))
+        block = np.asarray(self.array[tuple(idx)])
+        if self.channel_axis is not None:  # remaining axes are in array order: move channels last
+            block = np.moveaxis(block, sorted([ay, ax, self.channel_axis]).index(self.channel_axis), -1)
+        if ay > ax:
+            block = np.swapaxes(block, 0, 1)
+        if self.channel_axis is None:
+            return block.astype(np.float32, copy=False)[..., None]
+        if self.rgb:
+            return self._take_channel(block, "luma")[..., None]
+        return np.stack([self._take_channel(block, c) for c in self._channels], axis=-1)
 
     def check_key(self, key) -> tuple[int, ...]:
         """Validate a plane key (coordinates on the non-plane axes)."""
@@ -161,29 +247,6 @@ class ImageSource:
         out = np.zeros((window.size, window.size), np.float32)
         if ys.stop <= ys.start or xs.stop <= xs.start:
             return out
-        idx = list(self.plane_index(key))
-        idx[self.plane_axes[0]] = ys
-        idx[self.plane_axes[1]] = xs
-        ay, ax = self.spatial_axes[self.plane_axes[0]], self.spatial_axes[self.plane_axes[1]]
-        if self.channel_axis is not None:
-            idx.insert(self.channel_axis, slice(None))
-        block = np.asarray(self.array[tuple(idx)])
-        if self.channel_axis is not None:  # remaining axes are in array order: move channels last
-            block = np.moveaxis(block, sorted([ay, ax, self.channel_axis]).index(self.channel_axis), -1)
-        if ay > ax:
-            block = np.swapaxes(block, 0, 1)
-        if self.channel_axis is None:
-            acc = guidance.normalise(block, *self.ranges[0])
-        elif self.rgb:
-            acc = guidance.normalise(self._take_channel(block, "luma"), *self.ranges[0])
-        else:
-            acc = np.mean(
-                [guidance.normalise(self._take_channel(block, c), *r) for c, r in zip(self._channels, self.ranges)],
-                axis=0,
-            )
-        out[wy, wx] = acc
+        block = self._block(key, window)
+        out[wy, wx] = np.mean([guidance.normalise(block[..., i], *r) for i, r in enumerate(self.ranges)], axis=0)
         return out
-
-
-def looks_like_channels(shape):
-    return False

@@ -17,6 +17,7 @@ Two measurements in one run:
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -125,7 +126,9 @@ def _ellipsoid(o: dict, z0: int, z1: int, side: int):
 def _cluster(n: int):
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(
+        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    )
     return cluster, Client(cluster)
 
 
@@ -179,7 +182,8 @@ def run(
     method
         Propagation method.
     workers
-        Worker counts to compare (the first is the reference of the speed-up).
+        Worker counts to compare (the first is the reference of the speed-up; empty: only the
+        memory part).
     large_gib
         Size of the large Zarr volume of the memory part (0: skip it).
     weights, device
@@ -242,7 +246,7 @@ def run(
                     "peak_rss_mib": max(j["peak_rss_mib"] or 0 for j in report["jobs"]),
                 }
             )
-        for r in rows:
+        for r in rows:  # over the first worker count
             r["speedup"] = round(rows[0]["wall_s"] / r["wall_s"], 2)
         memory = _memory(root, large_gib, method, seed, weights, device) if large_gib > 0 else None
     finally:

@@ -53,9 +53,11 @@ def run_case(
     settings: dict | None = None,
     first_only: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    keep_mask: bool = False,
 ) -> dict[str, Any]:
     """The protocol on one object (``target``, bool, the image's shape; propagation along axis 0
-    with planes (1, 2)). Returns the case's numbers (see the module docstring)."""
+    with planes (1, 2)). Returns the case's numbers (see the module docstring); ``first_only``:
+    stop after the first propagation; ``keep_mask``: add the final mask as ``"mask"``."""
     if method not in BENCH_METHODS:
         raise ValueError(f"unknown benchmark method {method!r}; use one of {BENCH_METHODS}")
     target = np.asarray(target, bool)
@@ -68,7 +70,7 @@ def run_case(
     latencies: list[float] = []
     clicks = 0
     mask = np.zeros(target.shape, bool)
-    for _ in range(anchor_clicks):
+    for _ in range(min(anchor_clicks, cap)):
         err = largest_error_component(mask[z0], target[z0])
         if err is None:
             break
@@ -127,7 +129,7 @@ def run_case(
         "ms_per_slice": float(np.mean(prop_ms)) if prop_ms else None,
         "click_ms": float(np.median(latencies)) if latencies else None,
         "suggested": suggested,
-        **({"_mask": mask} if first_only else {}),
+        **({"mask": mask} if keep_mask else {}),
     }
 
 

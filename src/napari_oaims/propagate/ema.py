@@ -128,26 +128,26 @@ class StudentTeacher:
         xt = self._t(x[None])
         target = self._t(pseudo[None, None].astype(np.float32))
         weight = self._t(keep[None, None].astype(np.float32))
-        usable = [a for a in anchors[: s.max_anchors] if a.points] if s.lam else []
+        used = [a for a in anchors[: s.max_anchors] if a.points] if s.lam else []
         dense = list(anchors[: s.max_anchors]) if s.anchor_mask else []
-        n_int = len(usable)
-        if usable:  # one batch: the slice, the anchors' own inputs, the anchors as propagation inputs
-            xt = torch.cat([xt, self._t(np.stack([a.x for a in usable]))])
-            at = self._t(np.stack([a.target for a in usable])[:, None].astype(np.float32))
-            aw = ccg_weights([a.points for a in usable], at)
+        if used or dense:  # one batch: the slice, the anchors' own inputs, the anchors as propagation steps
+            xt = torch.cat([xt, self._t(np.stack([a.x for a in used] + [propagation_input(a, rng) for a in dense]))])
+        if used:
+            at = self._t(np.stack([a.target for a in used])[:, None].astype(np.float32))
+            aw = ccg_weights([a.points for a in used], at)
         if dense:
-            xt = torch.cat([xt, self._t(np.stack([propagation_input(a, rng) for a in dense]))])
             dt = self._t(np.stack([a.target for a in dense])[:, None].astype(np.float32))
+        k = 1 + len(used)
         losses = []
         for _ in range(s.steps):
             logits = self.student(xt)
             ce = F.binary_cross_entropy_with_logits(logits[:1], target, reduction="none")
             loss = (ce * weight).sum() / weight.sum()
-            if usable:
-                ace = F.binary_cross_entropy_with_logits(logits[1 : 1 + n_int], at, reduction="none")
+            if used:
+                ace = F.binary_cross_entropy_with_logits(logits[1:k], at, reduction="none")
                 loss = loss + s.lam * (ace * aw).sum() / aw.sum().clamp_min(1e-6)
             if dense:
-                loss = loss + s.anchor_mask * F.binary_cross_entropy_with_logits(logits[1 + n_int :], dt)
+                loss = loss + s.anchor_mask * F.binary_cross_entropy_with_logits(logits[k:], dt)
             if not torch.isfinite(loss):
                 break
             self.optimizer.zero_grad(set_to_none=True)

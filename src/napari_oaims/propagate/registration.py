@@ -11,13 +11,35 @@ import numpy as np
 from scipy import ndimage
 
 
-def flow(reference: np.ndarray, moving: np.ndarray, method: str = "ilk", radius: int = 7) -> np.ndarray:
-    """Flow (2, H, W) such that ``moving`` sampled at ``grid + flow`` matches ``reference``."""
+def flow(
+    reference: np.ndarray,
+    moving: np.ndarray,
+    method: str = "ilk",
+    radius: int = 7,
+    size: int | None = 48,
+    warps: int = 3,
+) -> np.ndarray:
+    """Flow (2, H, W) such that ``moving`` sampled at ``grid + flow`` matches ``reference``.
+
+    Crops larger than ``size`` pixels are registered at that size (bilinear), and the flow is
+    scaled back: the prior only needs the object's motion, and this keeps registration cheaper
+    than one network forward. ``warps``: ILK's warping iterations (``radius`` scales with the size).
+    """
     from skimage.registration import optical_flow_ilk, optical_flow_tvl1
 
+    shape = reference.shape
+    scale = 1.0 if size is None or max(shape) <= size else size / max(shape)
+    if scale < 1.0:
+        reference = ndimage.zoom(reference, scale, order=1)
+        moving = ndimage.zoom(moving, scale, order=1)
+        radius = max(2, int(round(radius * scale)))
     if method == "tvl1":
-        return optical_flow_tvl1(reference, moving)
-    return optical_flow_ilk(reference, moving, radius=radius)
+        v = optical_flow_tvl1(reference, moving)
+    else:
+        v = optical_flow_ilk(reference, moving, radius=radius, num_warp=warps)
+    if scale < 1.0:
+        v = np.stack([ndimage.zoom(c, (shape[0] / c.shape[0], shape[1] / c.shape[1]), order=1) for c in v]) / scale
+    return v.astype(np.float32)
 
 
 def warp(values: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -28,7 +50,27 @@ def warp(values: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def warp_mask(
-    anchor_image: np.ndarray, anchor_mask: np.ndarray, image: np.ndarray, method: str = "ilk", radius: int = 7
+    anchor_image: np.ndarray,
+    anchor_mask: np.ndarray,
+    image: np.ndarray,
+    method: str = "ilk",
+    radius: int = 7,
+    size: int | None = 48,
+    warps: int = 3,
 ) -> np.ndarray:
     """The anchor's mask (window crop) carried onto ``image`` (same window): a probability map."""
-    return np.clip(warp(anchor_mask, flow(image, anchor_image, method, radius)), 0.0, 1.0)
+    return np.clip(warp(anchor_mask, flow(image, anchor_image, method, radius, size, warps)), 0.0, 1.0)
+
+
+def flow_args(settings, prior: bool = False) -> dict:
+    """The registration keywords of :class:`~napari_oaims.propagate.PropagateSettings`: for the
+    registration method and proxy, or (``prior``) for moving the previous mask (cheaper: the
+    network refines the boundary anyway)."""
+    if prior:
+        return {
+            "method": settings.flow,
+            "radius": settings.flow_radius,
+            "size": settings.prior_flow_size,
+            "warps": settings.prior_flow_warps,
+        }
+    return {"method": settings.flow, "radius": settings.flow_radius, "size": None, "warps": settings.flow_warps}

@@ -167,6 +167,11 @@ def plan(session: "Session", axis: int, extent: tuple[int, int], settings: Propa
         if pos[-1] in nonempty:
             add(pos[-1], list(range(pos[-1] + 1, hi)), True)
         out.append(ln)
+    if not out:
+        raise ValueError(
+            f"nothing to propagate within extent {extent}: no prompted slice lies in it "
+            f"(prompted positions along the axis: {sorted({k[kpos] for k in prompted})})"
+        )
     if not any(ln.nonempty for ln in out):
         where = f" within extent {extent}" if extent != (0, src.spatial_shape[axis]) else ""
         raise ValueError(
@@ -194,6 +199,7 @@ class _Context:
             from napari_oaims.propagate.ema import StudentTeacher
 
             self.teacher = StudentTeacher(session.engine, settings)
+        self.slices_seen = 0  # slices predicted so far (ema adapts on every adapt_every-th)
         self._anchor_samples: dict[tuple, Any] = {}
         self._anchor_views: dict[tuple, tuple] = {}
         self._contrast: dict[tuple, float | None] = {}
@@ -224,14 +230,14 @@ class _Context:
     def warped(self, key, prev_key, prev: Sparse) -> Sparse:
         """The previous slice's mask moved onto plane ``key`` by 2D optical flow between the two
         slices (on a window around it): the prior that follows a moving object."""
-        from napari_oaims.propagate.registration import warp_mask
+        from napari_oaims.propagate.registration import flow_args, warp_mask
 
         window = self.session._choose_window(key, [], prev.box)
         moving = self.source.crop(prev_key, window)
         fixed = self.source.crop(key, window)
         if float(fixed.max() - fixed.min()) < 1e-6 or float(moving.max() - moving.min()) < 1e-6:
             return prev
-        prob = warp_mask(moving, prev.window(window), fixed, self.settings.flow, self.settings.flow_radius)
+        prob = warp_mask(moving, prev.window(window), fixed, **flow_args(self.settings, prior=True))
         ys, xs, wy, wx = window.clip(self.source.plane_shape)
         return Sparse((ys.start, xs.start, ys.stop, xs.stop), prob[wy, wx]).threshold()
 
@@ -267,8 +273,10 @@ class _Context:
             window = larger
         info: dict[str, Any] = {"passes": passes, "window": [window.y0, window.x0, window.size]}
         if self.teacher is not None:
-            info.update(self.teacher.adapt(x, logits, rng, anchors))
-            logits = self.teacher.predict(x[None])[0]
+            self.slices_seen += 1
+            if (self.slices_seen - 1) % self.settings.adapt_every == 0:
+                info.update(self.teacher.adapt(x, logits, rng, anchors))
+                logits = self.teacher.predict(x[None])[0]
         prob = 1.0 / (1.0 + np.exp(-guidance.resize_window(logits, window.size)[wy, wx]))
         return Sparse((ys.start, xs.start, ys.stop, xs.stop), prob.astype(np.float32)), info
 
@@ -284,7 +292,7 @@ class _Context:
 
     def carry_step(self, key, anchor_key) -> tuple[Sparse, dict]:
         """The anchor's mask on plane ``key``: copied, or warped by 2D registration."""
-        from napari_oaims.propagate.registration import warp_mask
+        from napari_oaims.propagate.registration import flow_args, warp_mask
 
         window, anchor_crop, anchor_mask = self.anchor_view(anchor_key)
         crop = self.source.crop(key, window)
@@ -294,7 +302,7 @@ class _Context:
         if self.method == "copy":
             prob = anchor_mask
         else:
-            prob = warp_mask(anchor_crop, anchor_mask, crop, self.settings.flow, self.settings.flow_radius)
+            prob = warp_mask(anchor_crop, anchor_mask, crop, **flow_args(self.settings))
         return Sparse((ys.start, xs.start, ys.stop, xs.stop), prob[wy, wx].astype(np.float32)), {}
 
     # stopping -----------------------------------------------------------------------------

@@ -8,9 +8,11 @@ It translates between napari layers and events and session calls, and composes:
   accepted objects in the objects layer;
 * :mod:`.jobs`: the one ordered queue every call into the engine goes through (worker threads);
 * :mod:`.keys`: the key bindings, on the plugin's own layers; :mod:`.viewer_events`: what
-  happens when layers or the displayed axes change under it;
-* the panels :mod:`.session_panel`, :mod:`.annotate_panel`, :mod:`.model_panel` and the
-  :mod:`.status` line.
+  happens when layers or the displayed axes change under it (an image opened while none is
+  annotated is annotated);
+* the panels :mod:`.session_panel`, :mod:`.annotate_panel`, :mod:`.model_panel`, each in a
+  :mod:`.section` that folds away, in a scroll area, and the :mod:`.status` line, which says
+  first what to do when clicks cannot work yet (no image, the 3D view).
 """
 
 from __future__ import annotations

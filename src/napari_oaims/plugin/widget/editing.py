@@ -5,11 +5,18 @@ a prompt or clear that the session itself can undo, and an
 :class:`~napari_oaims.plugin.widget.objects.ObjectStep`, an accepted object. Undo right after an
 accept takes the object back out of the objects layer; accepting drops the session steps of the
 object (the session starts a new object).
+
+A prompt runs in the GUI thread while the model has answered the recent prompts within
+:data:`INLINE_MS`: then its point and its preview are drawn together, and neither a worker's start
+nor cores shared with napari's drawing of the new point slow the model down. Slower prompts (a
+slow device, a large window, learning at every click) run in a worker, so the viewer stays live.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -26,6 +33,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: A history step the session undoes itself (a prompt or a clear of the current object).
 SESSION = "session"
+#: Prompts run in the GUI thread while the median time of the last :data:`INLINE_OF` was at most this (ms).
+INLINE_MS = 100.0
+INLINE_OF = 5
 
 
 class Editor:
@@ -36,6 +46,13 @@ class Editor:
         self.history: History[str | ObjectStep] = History()
         #: Time from a prompt to its preview on screen (ms), of the last prompt.
         self.last_latency_ms: float | None = None
+        #: How long the session took for the last prompts (ms).
+        self.prompt_ms: deque[float] = deque(maxlen=INLINE_OF)
+
+    @property
+    def inline(self) -> bool:
+        """True if the next prompt runs in the GUI thread (the recent ones were quick)."""
+        return bool(self.prompt_ms) and statistics.median(self.prompt_ms) <= INLINE_MS
 
     def _session(self, what: str) -> "Session | None":
         session = self._w.session
@@ -49,13 +66,16 @@ class Editor:
 
     # -- prompts -------------------------------------------------------------------------------
     def prompt(self, name: str, call: Callable[["Session"], "Result"], t0: float) -> None:
-        """Queue ``call(session)`` (a prompt) in a worker; its preview is shown when it returns."""
+        """Queue ``call(session)`` (a prompt); its preview is shown when it returns."""
 
         def work():
             session = self._w.session
             if session is None:
                 raise ValueError(f"{name} ignored: no image is being annotated")
-            return session, call(session)
+            start = time.perf_counter()
+            result = call(session)
+            self.prompt_ms.append((time.perf_counter() - start) * 1e3)
+            return session, result
 
         def done(out):
             session, result = out
@@ -66,7 +86,7 @@ class Editor:
             self.last_latency_ms = (time.perf_counter() - t0) * 1e3
             self._w.update_status()
 
-        self._w.jobs.submit(Job(name, work, done, thread=True))
+        self._w.jobs.submit(Job(name, work, done, thread=not self.inline))
 
     # -- undo / redo / clear -------------------------------------------------------------------
     def step(self, undo: bool) -> None:

@@ -2,8 +2,9 @@
 
 Every call into the engine goes through it: prompts, Post-Interaction updates, loading and
 saving. A job runs in the GUI thread or, with ``thread=True``, in a napari thread worker (the
-viewer never freezes); a job submitted while another runs waits for it, so prompts are applied in
-the order they were given. Errors become napari notifications.
+viewer stays live while it runs: every slow job is a thread job); a job submitted while another
+runs waits for it, so prompts are applied in the order they were given. Errors become napari
+notifications.
 """
 
 from __future__ import annotations

@@ -186,7 +186,7 @@ class PluginLayers(Mapping):
         preview = self._layers["preview"]
         if preview is not None and result is None:
             preview.data[...] = 0
-            preview.refresh()
+            preview.refresh(extent=False)
         elif preview is not None:
             for key, (box, _) in result.planes.items():
                 self._write(
@@ -217,15 +217,18 @@ class PluginLayers(Mapping):
         colour = POSITIVE_COLOR if positive else NEGATIVE_COLOR
         points, shapes = self._layers["points"], self._layers["shapes"]
         if points is not None:
-            points.selected_data = set()  # the current colour would otherwise repaint the selection
+            if points.selected_data:
+                points.selected_data = set()  # the current colour would otherwise repaint the selection
             points.current_face_color = colour
             points.feature_defaults["positive"] = bool(positive)
         if shapes is not None:
-            shapes.selected_data = set()
+            if shapes.selected_data:
+                shapes.selected_data = set()
             shapes.current_edge_color = colour
 
     def sync_prompts(self, session: "Session | None", positive: bool) -> None:
-        """Redraw the clicks and boxes/scribbles layers from the current object's prompts."""
+        """Redraw the clicks and boxes/scribbles layers from the current object's prompts (a layer
+        that shows them already is left alone: each redraw of a layer costs napari a re-slice)."""
         coords, polarity, shape_data, shape_types, shape_polarity = [], [], [], [], []
         for key in sorted(self.planes) if session is not None else ():
             for p in session.prompts(key):
@@ -247,12 +250,15 @@ class PluginLayers(Mapping):
         points, shapes = self._layers["points"], self._layers["shapes"]
         self.syncing = True
         try:
-            if points is not None:
-                points.data = np.array(coords, float).reshape(-1, points.ndim)
+            data = np.array(coords, float).reshape(-1, points.ndim) if points is not None else None
+            if points is not None and not (
+                np.array_equal(data, points.data) and list(points.features["positive"]) == polarity
+            ):
+                points.data = data
                 points.features = {"positive": np.array(polarity, bool)}
                 if coords:
                     points.face_color = [POSITIVE_COLOR if p else NEGATIVE_COLOR for p in polarity]
-            if shapes is not None:
+            if shapes is not None and (shape_data or len(shapes.data)):
                 shapes.data = []
                 if shape_data:
                     shapes.add(

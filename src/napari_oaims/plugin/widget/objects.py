@@ -93,7 +93,7 @@ class AcceptedObjects:
         if session is not None:
             self._withdrawn[step.object_id] = session.withdraw(step.object_id)
         self.show_classes()
-        self.layer.refresh()
+        self.layer.refresh(extent=False)  # painting never changes its extent
 
     def _paint(self, step: ObjectStep) -> None:
         if self.layer is None:
@@ -102,7 +102,7 @@ class AcceptedObjects:
         _, _, step.records = paint_planes(self.layer.data, accepted.plane_axes, accepted.planes, accepted.object_id)
         self.classes[accepted.object_id] = step.cls
         self.show_classes()
-        self.layer.refresh()
+        self.layer.refresh(extent=False)  # painting never changes its extent
 
     def show_classes(self) -> None:
         """Write the classes into the layer's features (and metadata)."""

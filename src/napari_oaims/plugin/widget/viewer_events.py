@@ -1,9 +1,9 @@
 """What the annotator does when the viewer changes under it.
 
 * an image layer is added or removed: the image choice follows; an image added while none is
-  annotated is annotated; the annotated image removed: annotation stops; a working layer removed:
-  it is added back; the objects layer removed: it is left alone and the next accepted object
-  starts a new one;
+  annotated is annotated (one read from a saved session gets a hint to resume it instead); the
+  annotated image removed: annotation stops; a working layer removed: it is added back; the
+  objects layer removed: it is left alone and the next accepted object starts a new one;
 * the displayed axes change: a new session on the plane now shown (objects are kept); the 3D
   view: a notification (and the status line) says that clicks there are not prompts;
 * the image's data is replaced: a new session on it (new layers if its shape changed).
@@ -70,8 +70,17 @@ class ViewerEvents:
 
     def _on_layer_inserted(self, event) -> None:
         self._refresh_images()
-        if isinstance(event.value, Image) and self._w.image_layer is None:
-            self._w.set_image(event.value, only_if_none=True)
+        layer = event.value
+        if not isinstance(layer, Image) or self._w.image_layer is not None:
+            return
+        saved = layer.metadata.get("oaims_session")
+        if saved:  # opened from a saved session (read-only): going on with it is a resume
+            show_info(
+                f"OAIMS: '{layer.name}' is the image of the saved session {saved}; Resume session… goes "
+                "on with it (objects, classes, adapted model), or choose it under 'image' to start afresh"
+            )
+        else:
+            self._w.set_image(layer, only_if_none=True)
 
     def _on_ndisplay(self, event=None) -> None:
         if self._w.viewer.dims.ndisplay == 3 and self._w.session is not None:

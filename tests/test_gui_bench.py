@@ -1,0 +1,42 @@
+"""``oaims bench napari``: its stack and clicks, and a short run in a real viewer (under Xvfb)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+
+from napari_oaims.cli import main  # noqa: E402
+from napari_oaims.data import sample_nuclei  # noqa: E402
+from napari_oaims.evaluation.gui import STACK_SIDE, stack_from, targets  # noqa: E402
+
+
+def test_stack_planes_are_shifted_crops_and_clicks_hit_whole_objects():
+    image, labels = sample_nuclei()
+    stack, truth = stack_from(image, labels, 20)
+    assert stack.shape == truth.shape == (20, STACK_SIDE, STACK_SIDE)
+    assert np.array_equal(stack[0], image[:STACK_SIDE, :STACK_SIDE]) and not np.array_equal(stack[1], stack[0])
+    picks = targets(truth, 12)
+    assert len({t.plane for t in picks}) > 6  # spread over the planes
+    for t in picks:
+        z, y, x = t.coords
+        assert t.plane == z and truth[z, y, x] > 0
+    flat = targets(labels, 5)
+    assert all(t.plane is None and labels[t.coords] > 0 for t in flat)
+
+
+@pytest.mark.gui
+def test_bench_napari_compares_the_widget_with_the_api(tmp_path, capsys):
+    out = tmp_path / "napari.json"
+    argv = ["bench", "napari", "--clicks", "3", "--warmup", "1", "--stack", "4", "--device", "cpu", "--hidden"]
+    assert main([*argv, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "4 x 256 x 256 stack" in text and "API Session.click" in text and "napari / API p50:" in text
+    result = json.loads(out.read_text())
+    assert len(result["api_ms"]) == len(result["click_to_preview_ms"]) == 3
+    assert result["ratio_p50"] == pytest.approx(
+        result["summary"]["napari click->preview"]["p50_ms"] / result["summary"]["API Session.click"]["p50_ms"]
+    )
