@@ -19,14 +19,11 @@ from typing import Any
 import numpy as np
 
 from napari_oaims.store.layout import SUFFIX, _is_session
-from napari_oaims.store.session_store import SessionStore
+from napari_oaims.store.prompts import Prompts
+from napari_oaims.store.salvage import salvage
 
 POSITIVE_COLOUR = "#00ff00"
 NEGATIVE_COLOUR = "red"
-#: Labels up to this size are loaded into memory (editable); larger ones stay lazy and read-only.
-EDITABLE_LABELS_MAX = 2**30
-
-
 PLUGIN_NAME = "napari-oaims"
 #: napari's preference pattern for session folders (napari matches folders with a trailing separator).
 FOLDER_PATTERN = f"*{SUFFIX}{os.sep}"
@@ -63,51 +60,54 @@ def get_reader(path: str | list[str]) -> Callable[[str], list[tuple]] | None:
 
 
 def read_session(path: str | list[str]) -> list[tuple[Any, dict, str]]:
-    """Layer data tuples: image, labels ``objects``, points (positive/negative clicks), shapes."""
+    """Layer data tuples: image, labels ``objects``, points (positive/negative clicks), shapes.
+
+    A damaged session opens with the parts that read back (:func:`napari_oaims.store.salvage`)
+    and one warning naming the damaged parts; nothing on disk changes."""
     if isinstance(path, (list, tuple)):
         path = path[0]
-    store = SessionStore.open(str(path).rstrip("/\\"), read_only=True)
-    name = store.path.name[: -len(SUFFIX)]
-    params = store.session_params()
-    meta = {"oaims_session": str(store.path)}
-    image_kw: dict[str, Any] = {"name": name, "metadata": meta}
-    if params["rgb"]:
-        image_kw["rgb"] = True
-    elif params["channel_axis"] is not None:
-        image_kw["channel_axis"] = params["channel_axis"]
-    prompts = store.prompts()
-    ndim = len(store.meta["spatial_shape"])
-    labels = store.labels()
-    if labels.nbytes <= EDITABLE_LABELS_MAX:  # a copy the user can paint into (the store is read-only)
-        labels = np.asarray(labels[...])
-    layers = [
-        (store.image(), image_kw, "image"),
-        (labels, {"name": f"{name} objects", "metadata": {**meta, "objects": store.objects()}}, "labels"),
-        (
-            prompts.points,
-            {
-                "name": f"{name} clicks",
-                "ndim": ndim,
-                "features": {"positive": prompts.positive},
-                "face_color": [POSITIVE_COLOUR if p else NEGATIVE_COLOUR for p in prompts.positive]
-                if len(prompts.positive)
-                else POSITIVE_COLOUR,
-                "metadata": meta,
-            },
-            "points",
-        ),
-        (
-            [np.asarray(s) for s in prompts.shapes],
-            {
-                "name": f"{name} boxes and scribbles",
-                "ndim": ndim,
-                "shape_type": list(prompts.shape_types),
-                "edge_color": "yellow",
-                "face_color": "transparent",
-                "metadata": meta,
-            },
-            "shapes",
-        ),
-    ]
-    store.close()
+    found = salvage(str(path).rstrip("/\\"))
+    if not found.intact:
+        raise ValueError(found.message())
+    if found.damaged:
+        from napari.utils.notifications import show_warning
+
+        show_warning(found.message())
+    name = found.path.name[: -len(SUFFIX)]
+    meta = {"oaims_session": str(found.path)}
+    layers: list[tuple[Any, dict, str]] = []
+    if found.image is not None:
+        image_kw: dict[str, Any] = {"name": name, "metadata": meta}
+        if found.params.get("rgb"):
+            image_kw["rgb"] = True
+        elif found.params.get("channel_axis") is not None:
+            image_kw["channel_axis"] = found.params["channel_axis"]
+        layers.append((found.image, image_kw, "image"))
+    if found.labels is not None:
+        objects_meta = {**meta, "objects": found.objects}
+        layers.append((found.labels, {"name": f"{name} objects", "metadata": objects_meta}, "labels"))
+    if found.prompts is not None:
+        layers += _prompt_layers(found.prompts, name, meta)
     return layers
+
+
+def _prompt_layers(prompts: Prompts, name: str, meta: dict) -> list[tuple[Any, dict, str]]:
+    """The clicks as a Points layer and the boxes and scribbles as a Shapes layer."""
+    ndim = prompts.points.shape[1]
+    colours = [POSITIVE_COLOUR if p else NEGATIVE_COLOUR for p in prompts.positive]
+    points_kw = {
+        "name": f"{name} clicks",
+        "ndim": ndim,
+        "features": {"positive": prompts.positive},
+        "face_color": colours if colours else POSITIVE_COLOUR,
+        "metadata": meta,
+    }
+    shapes_kw = {
+        "name": f"{name} boxes and scribbles",
+        "ndim": ndim,
+        "shape_type": list(prompts.shape_types),
+        "edge_color": "yellow",
+        "face_color": "transparent",
+        "metadata": meta,
+    }
+    return [(prompts.points, points_kw, "points"), ([np.asarray(v) for v in prompts.shapes], shapes_kw, "shapes")]

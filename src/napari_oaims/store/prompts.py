@@ -68,18 +68,23 @@ class PromptLayersMixin:
         ndim = len(self.meta["spatial_shape"])
         if (self.path / "prompts" / "zarr.json").is_file():
             try:
-                g = zarr.open_group(LocalStore(self.path / "prompts", read_only=True), mode="r")
-                offs = g["shapes/offsets"][:]
-                verts = g["shapes/vertices"][:]
-                return Prompts(
-                    g["points/coords"][:].reshape(-1, ndim),
-                    g["points/positive"][:].astype(bool),
-                    [verts[a:b] for a, b in zip(offs[:-1], offs[1:])],
-                    [str(t) for t in g["shapes/type"][:]],
-                )
+                return read_prompt_layers(self.path, ndim)
             except Exception as err:  # noqa: BLE001 - whatever Zarr raises for a damaged node
                 raise ValueError(f"session {self.path} is damaged: prompt layers unreadable ({err})") from err
         return prompts_from_events(self.events(), self.meta["session"]["plane_axes"], ndim)
+
+
+def read_prompt_layers(path, ndim: int) -> Prompts:
+    """The prompt layers stored in ``path/prompts`` (a session folder), read-only."""
+    g = zarr.open_group(LocalStore(path / "prompts", read_only=True), mode="r")
+    offs = g["shapes/offsets"][:]
+    verts = g["shapes/vertices"][:]
+    return Prompts(
+        g["points/coords"][:].reshape(-1, ndim),
+        g["points/positive"][:].astype(bool),
+        [verts[a:b] for a, b in zip(offs[:-1], offs[1:])],
+        [str(t) for t in g["shapes/type"][:]],
+    )
 
 
 def prompts_from_events(events: list[dict[str, Any]], plane_axes, ndim: int) -> Prompts:

@@ -70,6 +70,9 @@ __all__ = [
 ]
 
 
+SALVAGE_HINT = "napari_oaims.store.salvage(path) reads its intact parts"
+
+
 class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
     """One ``*.oaims.zarr`` session folder (layout in :mod:`napari_oaims.store.layout`).
 
@@ -114,7 +117,7 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
             if isinstance(err, ValueError) and str(path) in str(err):
                 raise
             what = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
-            raise ValueError(f"session {path} is damaged: {what}") from err
+            raise ValueError(f"session {path} is damaged: {what} ({SALVAGE_HINT})") from err
         seqs = [e["seq"] for e in self._rows + self._pending_events]
         self._next_seq = max(seqs) + 1 if seqs else 0
         self._saved_priors = {int(k) for k in root["priors"].array_keys()} if "priors" in root else set()
