@@ -21,11 +21,27 @@ WIDGET_NAME = "OAIMS annotator"
 def annotate(image: Any, viewer: "napari.Viewer | None" = None, **engine_kwargs) -> "napari.Viewer":
     """Open (or reuse) a napari viewer with ``image`` and the OAIMS annotator docked.
 
-    ``image`` is an array (NumPy, Dask, Zarr: added as a new image layer), an image layer, or
-    the name of an image layer already in ``viewer``. ``engine_kwargs`` (``device``,
-    ``adaptation``, ``weights``) choose the engine, or pass ``engine=`` an
-    :class:`~napari_oaims.Engine` to share one. The widget is
-    ``viewer.window.dock_widgets["OAIMS annotator"]`` (or :func:`annotator`).
+    Parameters
+    ----------
+    image : array, napari Image layer or str
+        An array (NumPy, Dask, Zarr: added as a new image layer), an image layer, or the name of
+        an image layer already in ``viewer``.
+    viewer : napari.Viewer, optional
+        Default: the current viewer, or a new one.
+    **engine_kwargs
+        ``device``, ``adaptation`` and ``weights`` choose the engine, as in
+        :meth:`Engine.pretrained <napari_oaims.Engine.pretrained>`; or ``engine=`` an
+        :class:`~napari_oaims.Engine` to share one.
+
+    Returns
+    -------
+    napari.Viewer
+        The widget is ``viewer.window.dock_widgets["OAIMS annotator"]`` (or :func:`annotator`).
+
+    Examples
+    --------
+    >>> from napari_oaims import annotate, sample_nuclei
+    >>> viewer = annotate(sample_nuclei()[0])  # doctest: +SKIP
     """
     import napari
 

@@ -53,7 +53,25 @@ class Salvaged:
 
 
 def salvage(path: str | Path) -> Salvaged:
-    """Every part of the session at ``path`` that reads back in full (see :class:`Salvaged`)."""
+    """Every part of the session at ``path`` that reads back in full, read-only.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``*.oaims.zarr`` folder, damaged or not.
+
+    Returns
+    -------
+    Salvaged
+        The image, labels, objects and prompt layers that read back (``None`` for the others),
+        and ``damaged``: each damaged part and why. ``message()`` says it in one line.
+
+    Examples
+    --------
+    >>> found = salvage("cells.oaims.zarr")  # doctest: +SKIP
+    >>> found.intact, found.message()  # doctest: +SKIP
+    (['image', 'labels', 'prompts'], 'session ... is damaged (log: ...); opened read-only: image, labels, prompts')
+    """
     from napari_oaims.store.session_store import SessionStore
 
     out = Salvaged(Path(path).absolute())

@@ -148,13 +148,41 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
     ) -> "SessionStore":
         """Write a new session folder at ``path`` and return it open for writing.
 
-        ``image`` is an array (NumPy, Zarr, Dask) or an image file path; with ``session`` it
-        defaults to the session's image and the session is attached (autosaved) at once. The image
-        is embedded as OME-Zarr unless ``reference=True`` or (``reference=None``) it is larger than
-        ``reference_threshold`` bytes and ``image_path`` names its file. ``engine`` (default: the
-        session's) records the base weights and the current weights. An existing session is
-        replaced only with ``overwrite=True``; other folders are never replaced. Objects the session
-        accepted before it was attached are not in the labels (add them with :meth:`commit_object`).
+        Parameters
+        ----------
+        path : str or Path
+            The folder to write, by convention ``NAME.oaims.zarr``. An existing session is replaced
+            only with ``overwrite=True``; other folders are never replaced.
+        image : array or path, optional
+            NumPy, Zarr or Dask array, or an image file. With ``session`` it defaults to the
+            session's image.
+        engine : Engine, optional
+            Records the base weights and the current weights (default: the session's engine).
+        session : Session, optional
+            Attached at once: every later event is autosaved. Objects it accepted before are not
+            in the labels (add them with :meth:`commit_object`).
+        image_path : str or Path, optional
+            The image's file, so that a large image can be stored as a reference.
+        reference : bool, optional
+            Store a reference (path and digest) instead of embedding the image as OME-Zarr.
+            ``None``: only when the image is larger than ``reference_threshold`` bytes and
+            ``image_path`` names its file.
+        overwrite : bool
+            Replace an existing session folder.
+        plane_axes, channel_axis, rgb, channel
+            How the image is read, as in :meth:`Engine.session <napari_oaims.Engine.session>`.
+        reference_threshold : int
+            Bytes above which a file-backed image is referenced (512 MiB).
+
+        Returns
+        -------
+        SessionStore
+            Open for writing; :meth:`close` it when done.
+
+        Examples
+        --------
+        >>> s = engine.session(image)  # doctest: +SKIP
+        >>> store = SessionStore.create("cells.oaims.zarr", session=s)  # doctest: +SKIP
         """
         from napari_oaims.core.source import ImageSource
 
@@ -242,9 +270,30 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
 
     @classmethod
     def open(cls, path: str | Path, image_path: str | Path | None = None, read_only: bool = False) -> "SessionStore":
-        """Open a session folder. A referenced image is checked (existence and digest); when it moved,
-        pass its new location as ``image_path`` (the digest must match; the new path is recorded
-        unless ``read_only``)."""
+        """Open a session folder.
+
+        Parameters
+        ----------
+        path : str or Path
+            A ``*.oaims.zarr`` folder.
+        image_path : str or Path, optional
+            The new location of a referenced image that moved (its digest must match; the new
+            path is recorded unless ``read_only``).
+        read_only : bool
+            Open without writing anything (nothing on disk changes).
+
+        Returns
+        -------
+        SessionStore
+
+        Raises
+        ------
+        FileNotFoundError
+            No folder at ``path``, or its referenced image is missing.
+        ValueError
+            Not a session, a newer format, or damaged: the message names the damaged part, and
+            :func:`napari_oaims.store.salvage` reads the parts that are intact.
+        """
         path = Path(path).absolute()
         if not path.exists():
             raise FileNotFoundError(f"no session at {path}")
