@@ -262,3 +262,33 @@ def test_command_line(data, client, tmp_path):
         run("--manifest", str(tmp_path / "bad.csv"), "--out", str(out))
     with pytest.raises(SystemExit):
         parser.parse_args(["propagate", "--manifest", "m.csv", "--out", "o", "--workers", "2", "--scheduler", "x"])
+
+
+def test_seed_slices_are_written_exactly(tmp_path):
+    """Each seed slice is an anchor whose mask is the seed itself (``Session.set_mask``), not a
+    prediction from it: on its seed slices every object is exactly its seed, here with ``frozen``
+    and two seed slices per object, run in this process by the task function itself."""
+    from napari_oaims.batch.manifest import Job
+    from napari_oaims.batch.settings import BatchSettings
+    from napari_oaims.batch.worker import run_job, weights_payload
+
+    img, lab = volume(np.random.default_rng(7), shape=(8, 48, 48), n_objects=3)
+    seeds = np.zeros(lab.shape, np.uint16)
+    for i in np.unique(lab)[1:]:
+        zs = np.flatnonzero((lab == i).any((1, 2)))
+        for z in (zs[len(zs) // 3], zs[(2 * len(zs)) // 3]):
+            seeds[z][lab[z] == i] = i
+    np.save(tmp_path / "img.npy", img)
+    np.save(tmp_path / "seeds.npy", seeds)
+    job = Job(str(tmp_path / "img.npy"), str(tmp_path / "seeds.npy"), "exact").to_dict()
+    settings = BatchSettings(method="frozen", device="cpu").to_dict()
+    record = run_job(job, weights_payload(None), settings, str(tmp_path / "out"))
+    assert record["status"] == "done", record["error"]
+    labels = read_labels(tmp_path / "out" / "exact.ome.zarr")
+    checked = 0
+    for i in np.unique(seeds)[1:]:
+        for z in np.flatnonzero((seeds == i).any((1, 2))):
+            assert np.array_equal(labels[z] == i, seeds[z] == i), f"object {i} on its seed slice {z}"
+            checked += 1
+        assert (labels == i).sum() > (seeds == i).sum()  # and it was carried beyond its seeds
+    assert checked >= 4

@@ -50,6 +50,20 @@ def annotate(session, target, z=None, clicks=3):
     return z
 
 
+def correct_worst_slice(session, target, below=None):
+    """One click at the largest error of the propagated slice (before ``below``) with the most wrong voxels."""
+    wrong = (session.mask ^ target).sum((1, 2))
+    if below is not None:
+        wrong[below:] = 0
+    for k, st in session.planes.items():
+        if st.prompts:
+            wrong[k[0]] = 0
+    z = int(np.argmax(wrong))
+    assert wrong[z] > 0
+    err = largest_error_component(session.plane_mask((z,)), target[z])
+    return session.click((z, *click_in_region(err[0])), positive=err[1])
+
+
 def state(session):
     return (
         session.mask.copy(),
@@ -108,9 +122,11 @@ def test_ema_propagates_and_stops_at_the_ends(blob):
     assert not s.mask[[k for k in range(12) if k != z]].any()
     again = s.propagate(**extra["call"])
     assert np.array_equal(again.mask, mask)
-    # accept: the 3D object is done; PI learns from the anchor as for 2D
+    # accept: the 3D object is done; PI learns from it as for 2D (from its corrected slices)
+    correct_worst_slice(s, target)
+    corrected = s.mask
     acc = s.accept()
-    assert acc.area == int(mask.sum()) and engine.weights_hash != h0
+    assert acc.area == int(corrected.sum()) and engine.weights_hash != h0
 
 
 @pytest.mark.parametrize("method", [m for m in METHODS if m != "ema"])
@@ -179,9 +195,12 @@ def test_negative_click_in_the_middle_marks_the_end(blob):
     assert not res.mask[end:].any(), "propagation went past the end marker"
     assert res.mask[z + 1 : end].any()
     # accept: PI learns from the anchors (the empty end marker and propagated planes are skipped)
+    correct_worst_slice(s, target, below=end)
+    corrected = s.mask
+    assert not corrected[end:].any()
     h0 = engine.weights_hash
     acc = s.accept()
-    assert acc.area == int(res.mask.sum()) and engine.weights_hash != h0
+    assert acc.area == int(corrected.sum()) and engine.weights_hash != h0
     assert {e["kind"] for e in s.events} >= {"propagate", "accept", "update"}
 
 
@@ -198,6 +217,37 @@ def test_between_two_anchors_fills_from_both_ends(shared_engine):
     assert all(res.mask[k].any() for k in inside)
     assert np.mean([dice(res.mask[k], target[k]) for k in inside]) > 0.6
     assert {c["from"] for c in res.info["chains"]} == {a, b}
+
+
+def test_set_mask_makes_an_exact_anchor(shared_engine, blob):
+    """``set_mask``: the given mask is the anchor's mask exactly (``prior`` re-predicts it), the
+    propagation carries that mask, later prompts edit it, and it is one undoable, logged step."""
+    image, target = blob
+    z = int(np.argmax(target.sum((1, 2))))
+    seed = target[z].copy()
+    predicted = shared_engine.session(image, plane_axes=(1, 2)).prior(seed, plane=(z,)).mask[z]
+    assert not np.array_equal(predicted, seed)  # the model's redraw of a prior is not the prior
+    s = shared_engine.session(image, plane_axes=(1, 2))
+    r = s.set_mask(seed, plane=(z,))
+    assert np.array_equal(r.mask[z], seed) and not r.mask[np.arange(12) != z].any()
+    assert [p.kind for p in s.prompts((z,))] == ["prior"]
+    assert [e["kind"] for e in s.events[-2:]] == ["prior", "predict"] and s.events[-2]["extra"]["exact"] is True
+    assert np.array_equal(s.prior_masks[s.events[-2]["seq"]], seed)
+    res = s.propagate(method="copy")
+    assert np.array_equal(res.mask[z], seed)
+    assert np.array_equal(res.mask[z + 1], seed)  # "copy" carries the exact anchor mask
+    s.undo()
+    assert np.array_equal(s.mask[z], seed) and not s.mask[z + 1].any()
+    s.undo()
+    assert not s.mask.any() and not s.prompts((z,))
+    s.redo()
+    edge = np.argwhere(seed & ~np.roll(seed, 1, 0))[0]
+    edited = s.click((z, *edge), positive=False).mask[z]
+    assert [p.kind for p in s.prompts((z,))] == ["prior", "click"] and dice(edited, seed) > 0.8
+    with pytest.raises(ValueError, match="empty"):
+        s.set_mask(np.zeros_like(seed), plane=(z,))
+    with pytest.raises(ValueError, match="plane shape"):
+        s.set_mask(seed[:-1], plane=(z,))
 
 
 # -- cancel, undo, determinism ------------------------------------------------------------------------

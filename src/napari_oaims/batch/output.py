@@ -151,18 +151,13 @@ class Output:
         """Write one object chunk by chunk.
 
         ``planes``: position along ``axis`` -> (plane box ``(r0, c0, r1, c1)``, bool crop), the
-        plane axes being the two other axes in increasing order; ``seeds``: the seed slices
-        (position -> label plane). Returns the voxels written and the positions the object holds.
+        plane axes being the two other axes in increasing order (on the object's own seed slices,
+        its seed exactly); ``seeds``: the seed slices (position -> label plane), whose other
+        objects' voxels are never painted over. Returns the voxels written and the positions the
+        object holds.
         """
         if object_id > np.iinfo(np.uint32).max or object_id < 1:
             raise ValueError(f"label id {object_id} does not fit the uint32 output labels")
-        planes = dict(planes)
-        for pos, plane in seeds.items():  # on its own seed slices the object is exactly its seed
-            own = plane == object_id
-            if own.any():
-                rows, cols = np.flatnonzero(own.any(1)), np.flatnonzero(own.any(0))
-                box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
-                planes[pos] = (box, own[box[0] : box[2], box[1] : box[3]])
         planes = {p: v for p, v in planes.items() if v[1].any()}
         if not planes:
             return 0, []

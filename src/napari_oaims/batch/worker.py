@@ -214,10 +214,10 @@ def _propagate(job, weights, settings, out, report) -> dict[str, Any]:
     try:
         for n, (oid, positions) in enumerate(objects.items()):
             info: dict[str, Any] = {"id": oid, "seed_slices": positions, "error": None}
-            planes: dict[int, tuple] = {}
+            result = None
             try:
-                for pos in positions:
-                    session.prior(slices[pos] == oid, plane=(pos,))
+                for pos in positions:  # each seed slice is an anchor whose mask is the seed, exactly
+                    result = session.set_mask(slices[pos] == oid, plane=(pos,))
 
                 def progress(done, total, _n=n):
                     report(objects_done=_n, objects=len(objects), slices_done=propagated + done)
@@ -225,12 +225,12 @@ def _propagate(job, weights, settings, out, report) -> dict[str, Any]:
                 result = session.propagate(
                     axis=axis, method=settings["method"], settings=settings["propagate"], progress=progress
                 )
-                planes = {key[0]: (box, crop) for key, (box, crop) in result.planes.items()}
                 info["slices_propagated"] = len(result.info.get("slices") or [])  # computed (stops included)
                 propagated += info["slices_propagated"]
-            except ValueError as err:  # e.g. the prior's mask came out empty: the seed alone is written
+            except ValueError as err:  # a propagation that cannot run: the seeds alone are written
                 info["error"] = str(err)
             finally:
+                planes = {} if result is None else {k[0]: (box, crop) for k, (box, crop) in result.planes.items()}
                 _next_object(session)
             info["voxels"], info["slices"] = output.paint(oid, planes, axis, slices)
             held.update(info["slices"])

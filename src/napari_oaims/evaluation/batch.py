@@ -7,7 +7,10 @@ Two measurements in one run:
   propagated with 1 and with 2 local worker processes (one torch thread each). Per worker count:
   the wall time of :func:`propagate_many` (workers already started and their engines built, so
   the number is the work, not the start-up, which is reported beside it), slices per second, the
-  speed-up over 1 worker, and the Dice of every propagated object against the truth.
+  speed-up over 1 worker, and the Dice of every propagated object against the truth. The
+  speed-up is about ``workers x balance / job slowdown``: ``balance`` is how evenly the jobs'
+  times split over the workers (1: all equally busy), ``job slowdown`` how much longer the jobs
+  took in all than with the first worker count (cores shared with each other and other work).
 * **Memory**: one large Zarr volume (``large_gib`` GiB of uint16, written block by block: never
   in memory), a few spherical nuclei seeded on their middle slice, propagated by a single fresh
   worker. Reported: the worker's peak resident memory over the job (its ``ru_maxrss``), its
@@ -161,6 +164,47 @@ def _labels(path: Path):
     return zarr.open_array(str(path / "labels" / "propagated" / "0"), mode="r")
 
 
+def _cpu_s(client) -> float:
+    """CPU seconds (user + system) the client's worker processes have used so far."""
+
+    def used() -> float:
+        import psutil
+
+        t = psutil.Process().cpu_times()
+        return t.user + t.system
+
+    return float(sum(client.run(used).values()))
+
+
+def _scaling_run(client, manifest: Path, out: Path, truth: dict[str, Path], method, weights, device) -> dict:
+    """One timed :func:`propagate_many` of the manifest on ``client``'s (warm) workers."""
+    from napari_oaims.batch import propagate_many
+
+    cpu0, t0 = _cpu_s(client), time.perf_counter()
+    report = propagate_many(
+        manifest, out, client=client, method=method, weights=weights, device=device, overwrite=True, progress=False
+    )
+    wall = time.perf_counter() - t0
+    cpu = _cpu_s(client) - cpu0
+    dices, busy = [], {}  # busy: worker process -> seconds of its jobs
+    for job in report["jobs"]:
+        if job["status"] != "done":
+            raise RuntimeError(f"benchmark job {job['name']} failed: {job['error']}")
+        labels, ref = np.asarray(_labels(Path(job["output"]))[...]), np.load(truth[job["name"]])
+        dices += [_dice(labels == i, ref == i) for i in np.unique(ref)[1:]]
+        busy[job["pid"]] = busy.get(job["pid"], 0.0) + job["time_s"]
+    return {
+        "wall_s": wall,
+        "worker_cpu_s": cpu,
+        "job_s": [j["time_s"] for j in report["jobs"]],
+        "busiest_s": max(busy.values()),
+        "slices": sum(j["slices_propagated"] for j in report["jobs"]),
+        "jobs": len(report["jobs"]),
+        "dices": dices,
+        "peak_rss_mib": max(j["peak_rss_mib"] or 0 for j in report["jobs"]),
+    }
+
+
 def run(
     volumes: int = 4,
     shape: Sequence[int] = (16, 96, 96),
@@ -172,6 +216,7 @@ def run(
     weights: str | None = None,
     device: str = "cpu",
     folder: str | Path | None = None,
+    repeats: int = 1,
 ) -> dict[str, Any]:
     """Run the benchmark (see the module docstring).
 
@@ -183,13 +228,17 @@ def run(
         Propagation method.
     workers
         Worker counts to compare (the first is the reference of the speed-up; empty: only the
-        memory part).
+        memory part). A cluster of each is started (and its engines built) before any timing.
     large_gib
         Size of the large Zarr volume of the memory part (0: skip it).
     weights, device
         Of the engines.
     folder
         Scratch folder for the inputs and outputs (default: a temporary folder, removed).
+    repeats
+        Rounds of the scaling part; each round runs every worker count once, one after the
+        other, so that a change in the machine's load hits all of them alike. Reported: the
+        median wall time, and the median over rounds of the speed-up within a round.
 
     Returns
     -------
@@ -197,57 +246,15 @@ def run(
         ``scaling``: one row per worker count; ``memory``: the large-volume job (or None);
         ``settings``.
     """
-    from napari_oaims.batch import propagate_many
-
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     tmp = tempfile.TemporaryDirectory(prefix="oaims-bench-batch-") if folder is None else None
     root = Path(tmp.name if tmp is not None else folder)
     try:
-        manifest, truth = write_volumes(root / "data", volumes, tuple(shape), seed, seed_slices=seed_slices)
         rows = []
-        for n in workers:
-            t0 = time.perf_counter()
-            cluster, client = _cluster(n)
-            try:
-                rss = _warm(client, weights, device)
-                start = time.perf_counter() - t0
-                t1 = time.perf_counter()
-                report = propagate_many(
-                    manifest,
-                    root / f"out{n}",
-                    client=client,
-                    method=method,
-                    weights=weights,
-                    device=device,
-                    overwrite=True,
-                    progress=False,
-                )
-                wall = time.perf_counter() - t1
-            finally:
-                client.close()
-                cluster.close()
-            dices = []
-            for job in report["jobs"]:
-                if job["status"] != "done":
-                    raise RuntimeError(f"benchmark job {job['name']} failed: {job['error']}")
-                out, ref = np.asarray(_labels(Path(job["output"]))[...]), np.load(truth[job["name"]])
-                dices += [_dice(out == i, ref == i) for i in np.unique(ref)[1:]]
-            slices = sum(j["slices_propagated"] for j in report["jobs"])
-            rows.append(
-                {
-                    "workers": n,
-                    "wall_s": round(wall, 2),
-                    "startup_s": round(start, 2),
-                    "jobs": len(report["jobs"]),
-                    "slices": slices,
-                    "slices_per_s": round(slices / wall, 2),
-                    "dice_mean": round(float(np.mean(dices)), 4),
-                    "dice_median": round(float(np.median(dices)), 4),
-                    "worker_rss_mib": rss,
-                    "peak_rss_mib": max(j["peak_rss_mib"] or 0 for j in report["jobs"]),
-                }
-            )
-        for r in rows:  # over the first worker count
-            r["speedup"] = round(rows[0]["wall_s"] / r["wall_s"], 2)
+        if workers:
+            manifest, truth = write_volumes(root / "data", volumes, tuple(shape), seed, seed_slices=seed_slices)
+            rows = _scaling(manifest, truth, root, list(workers), repeats, method, weights, device)
         memory = _memory(root, large_gib, method, seed, weights, device) if large_gib > 0 else None
     finally:
         if tmp is not None:
@@ -265,9 +272,62 @@ def run(
             "seed_slices": seed_slices,
             "weights": weights,
             "device": device,
+            "repeats": repeats,
             "cpu_count": os.cpu_count(),
+            "load_average": [round(v, 2) for v in os.getloadavg()],
         },
     }
+
+
+def _scaling(manifest, truth, root: Path, workers: list[int], repeats: int, method, weights, device) -> list[dict]:
+    """The scaling part: warm clusters of every worker count, then ``repeats`` interleaved rounds."""
+    clusters, startup, rss = {}, {}, {}
+    try:
+        for n in workers:
+            t0 = time.perf_counter()
+            clusters[n] = _cluster(n)
+            rss[n] = _warm(clusters[n][1], weights, device)
+            startup[n] = time.perf_counter() - t0
+        runs: dict[int, list[dict]] = {n: [] for n in workers}
+        for _ in range(repeats):
+            for n in workers:
+                out = root / f"out{n}"
+                runs[n].append(_scaling_run(clusters[n][1], manifest, out, truth, method, weights, device))
+    finally:
+        for cluster, client in clusters.values():
+            client.close()
+            cluster.close()
+    ref = runs[workers[0]]
+    rows = []
+    for n in workers:
+        rs = runs[n]
+        last = rs[-1]
+        wall = float(np.median([x["wall_s"] for x in rs]))
+        rows.append(
+            {
+                "workers": n,
+                "wall_s": round(wall, 2),
+                "walls_s": [round(x["wall_s"], 2) for x in rs],
+                "startup_s": round(startup[n], 2),
+                "jobs": last["jobs"],
+                "slices": last["slices"],
+                "slices_per_s": round(last["slices"] / wall, 2),
+                # within each round, over the first worker count; the median over the rounds
+                "speedup": round(float(np.median([a["wall_s"] / b["wall_s"] for a, b in zip(ref, rs)])), 2),
+                # speed-up ~ workers x balance / job slowdown: how evenly the jobs' times split over the
+                # workers (1: all equally busy), how much longer the jobs took than with the first count
+                "balance": round(float(np.median([sum(x["job_s"]) / (n * x["busiest_s"]) for x in rs])), 3),
+                "job_slowdown": round(
+                    float(np.median([sum(b["job_s"]) / sum(a["job_s"]) for a, b in zip(ref, rs)])), 3
+                ),
+                "worker_cpu_s": round(float(np.median([x["worker_cpu_s"] for x in rs])), 2),
+                "dice_mean": round(float(np.mean(last["dices"])), 4),
+                "dice_median": round(float(np.median(last["dices"])), 4),
+                "worker_rss_mib": rss[n],
+                "peak_rss_mib": last["peak_rss_mib"],
+            }
+        )
+    return rows
 
 
 def _memory(root: Path, gib: float, method: str, seed: int, weights, device) -> dict[str, Any]:
@@ -317,15 +377,15 @@ def _memory(root: Path, gib: float, method: str, seed: int, weights, device) -> 
 def table(result: dict[str, Any]) -> str:
     """The benchmark's result as markdown tables."""
     lines = [
-        "| workers | wall (s) | start-up (s) | jobs | slices | slices/s | speed-up | Dice mean | Dice median "
-        "| peak worker memory (MiB) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| workers | wall (s) | start-up (s) | jobs | slices | slices/s | speed-up | balance | job slowdown "
+        "| worker CPU (s) | Dice mean | Dice median | peak worker memory (MiB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["scaling"]:
         lines.append(
             f"| {r['workers']} | {r['wall_s']} | {r['startup_s']} | {r['jobs']} | {r['slices']} | "
-            f"{r['slices_per_s']} | {r['speedup']}x | {r['dice_mean']:.3f} | {r['dice_median']:.3f} | "
-            f"{r['peak_rss_mib']} |"
+            f"{r['slices_per_s']} | {r['speedup']}x | {r['balance']} | {r['job_slowdown']}x | {r['worker_cpu_s']} | "
+            f"{r['dice_mean']:.3f} | {r['dice_median']:.3f} | {r['peak_rss_mib']} |"
         )
     m = result.get("memory")
     if m:

@@ -4,13 +4,17 @@
 fresh engine with the shipped weights: every prompt is given again in order, with the adapter
 whose settings the log recorded (``extra["adapter"]`` of the session event and of the first prompt
 after a switch; older format version 1 logs may hold only its name, ``extra["adaptation"]``, and
-replay with today's defaults for it), accepted objects are accepted again and their
+replay with today's defaults for it), propagations through a stack are re-run with the call their
+``propagate`` event recorded (``extra["call"]``; seeded, so the masks come out the same), exact
+masks (``Session.set_mask``, a ``prior`` event with ``extra["exact"]``) are set again,
+accepted objects are accepted again and their
 weights updates run at the point of the log where they were recorded (deferred updates included).
 A session that started from other weights (a resumed session, an engine adapted on earlier
 images) restarts from the snapshot ``model/<hash>`` saved for it.
 
 The replayed log is compared event by event with the recorded one (kind, object, plane, coords,
-label, weights hash, and the window and area of every prediction), and the replayed label image
+label, weights hash, the window and area of every prediction, and the call, anchors and changed
+slices of every propagation), and the replayed label image
 (painted like the stored one: later objects win) is compared per object with the stored labels
 (Dice, identical or not). On a CPU the replay is bit-identical.
 """
@@ -29,6 +33,8 @@ from napari_oaims.core.overlap import dice
 from napari_oaims.store.session_store import SessionStore
 
 _COMPARED = ("kind", "object", "plane", "coords", "label", "weights")
+#: Details compared per event kind: a prediction's window and area, a propagation's call, anchors and slices.
+_COMPARED_EXTRA = {"predict": ("window", "area"), "propagate": ("call", "anchors", "slices_changed")}
 _MAX_MISMATCHES = 20
 
 
@@ -89,8 +95,8 @@ class ReplayReport:
 def _compare(recorded: list[dict], replayed: list[dict], report: ReplayReport) -> None:
     for rec, rep in zip(recorded, replayed):
         diffs = [k for k in _COMPARED if rec.get(k) != rep.get(k)]
-        if rec["kind"] == "predict" and rep["kind"] == "predict":
-            diffs += [f"extra.{k}" for k in ("window", "area") if rec["extra"].get(k) != rep["extra"].get(k)]
+        if rec["kind"] == rep["kind"] and rec["kind"] in _COMPARED_EXTRA:
+            diffs += [f"extra.{k}" for k in _COMPARED_EXTRA[rec["kind"]] if rec["extra"].get(k) != rep["extra"].get(k)]
         if diffs and len(report.mismatches) < _MAX_MISMATCHES:
             report.mismatches.append(
                 f"event seq {rec['seq']} ({rec['kind']}): {', '.join(diffs)} differ (recorded "
@@ -166,7 +172,8 @@ def replay(
                 else:
                     engine = Engine.load(snapshot, device=device)
                     report.notes.append(f"seq {e['seq']}: restarted from the saved weights {e['weights']}")
-            _follow_adapter(engine, e)
+            # a resumed session started with a fresh adapter (no optimiser moments, no replay buffer)
+            _follow_adapter(engine, e, switched=bool(e["extra"].get("resumed")))
             previous, s = s, engine.session(image, **params)
             s.object_id = e["object"]
             s.accepted_diameters = _start_diameters(e, previous)
@@ -193,7 +200,21 @@ def replay(
             if mask is None:
                 report.mismatches.append(f"the prior mask of event seq {e['seq']} was not saved; replay stopped there")
                 break
-            s.prior(mask, plane=plane)
+            if e["extra"].get("exact"):
+                s.set_mask(mask, plane=plane)
+            else:
+                s.prior(mask, plane=plane)
+        elif kind == "propagate":
+            call = e["extra"].get("call")
+            if not isinstance(call, dict):
+                report.mismatches.append(
+                    f"the propagate event seq {e['seq']} does not record its call; replay stopped there"
+                )
+                break
+            try:
+                s.propagate(**call)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"session {store.path} is damaged: event seq {e['seq']} (propagate): {err}") from None
         elif kind in ("undo", "redo", "clear"):
             getattr(s, kind)()
         elif kind == "accept":

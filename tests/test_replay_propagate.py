@@ -1,0 +1,144 @@
+"""Replay and resume of sessions that propagate objects through a stack: a real model learning at
+accept (adaptation "oaims"), the session autosaved to a Zarr folder on disk, ``oaims replay``
+reproducing every propagated mask exactly, and a resumed session going on."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from napari_oaims import Engine
+from napari_oaims.cli.main import main
+from napari_oaims.simulate.clicks import click_in_region, largest_error_component
+from napari_oaims.store import SessionStore
+from napari_oaims.store.replay import replay
+from napari_oaims.training.volumes import VolumeSpec, make_volume
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tubes():
+    """A 14-slice stack with three tubes, each over 9 to 13 slices."""
+    image, labels = make_volume(VolumeSpec(kind="tube", shape=(14, 48, 48), seed=5, neighbours=2))
+    return image, labels
+
+
+def annotate(session, target: np.ndarray, clicks: int = 3) -> int:
+    """Clicks at the largest error of the object's largest slice; returns that slice."""
+    z = int(np.argmax(target.sum((1, 2))))
+    mask = np.zeros(target.shape, bool)
+    for _ in range(clicks):
+        err = largest_error_component(mask[z], target[z])
+        if err is None:
+            break
+        mask = session.click((z, *click_in_region(err[0])), positive=err[1]).mask
+    return z
+
+
+def correct(session, mask: np.ndarray, target: np.ndarray) -> int:
+    """One click at the largest error of the propagated slice with the most wrong voxels."""
+    anchors = {k[0] for k, st in session.planes.items() if st.prompts}
+    wrong = (mask ^ target).sum((1, 2))
+    wrong[list(anchors)] = 0
+    z = int(np.argmax(wrong))
+    assert wrong[z] > 0 and not session.prompts((z,))
+    err = largest_error_component(mask[z], target[z])
+    session.click((z, *click_in_region(err[0])), positive=err[1])
+    return z
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory, tubes):
+    """Object 1: clicks, ema propagation, a correction click on a propagated slice, re-propagation,
+    accept (the model learns). Object 2: an exact seed mask, frozen propagation, undone,
+    registration instead, accept. Returns the folder and the accepted masks."""
+    image, labels = tubes
+    engine = Engine.pretrained(device="cpu", adaptation="oaims")
+    s = engine.session(image, plane_axes=(1, 2))
+    path = tmp_path_factory.mktemp("replay-propagate") / "stack.oaims.zarr"
+    store = SessionStore.create(path, engine=engine, session=s)
+    t1 = labels == 1
+    annotate(s, t1)
+    first = s.propagate(axis=0, method="ema").mask
+    zc = correct(s, first, t1)
+    second = s.propagate(axis=0, method="ema")
+    assert [zc] in second.info["anchors"] and not np.array_equal(second.mask, first)
+    h0 = engine.weights_hash
+    accepted = {1: s.accept().mask}
+    assert engine.weights_hash != h0  # PI learnt from the 3D object
+    t2 = labels == 2
+    z2 = int(np.argmax(t2.sum((1, 2))))
+    s.set_mask(t2[z2], plane=(z2,))
+    s.propagate(method="frozen")
+    s.undo()
+    s.propagate(method="registration")
+    accepted[2] = s.accept().mask
+    assert np.array_equal(accepted[2][z2], t2[z2])
+    assert sum(e["kind"] == "propagate" for e in s.events) == 4
+    store.close()  # the session ends: the weights the last accept adapted are saved
+    return path, accepted
+
+
+def test_replay_reproduces_propagated_masks(recorded, capsys):
+    path, accepted = recorded
+    assert main(["replay", str(path), "--device", "cpu"]) == 0  # as a user runs it
+    assert "IDENTICAL" in capsys.readouterr().out
+    report = replay(path)
+    assert report.identical, report.table()
+    assert [(o.object, o.identical, o.status) for o in report.objects] == [(1, True, "ok"), (2, True, "ok")]
+    with SessionStore.open(path, read_only=True) as store:
+        stored = np.asarray(store.labels()[...])
+    assert stored.shape == accepted[1].shape and (stored == 1).any(axis=(1, 2)).sum() > 5  # a 3D object
+    for oid, mask in accepted.items():
+        assert np.array_equal(stored == oid, mask & ~(stored > oid))  # later objects win
+
+
+def test_replay_reports_a_changed_or_damaged_propagation(tmp_path, recorded):
+    path, _ = recorded
+    copy = tmp_path / "changed.oaims.zarr"
+    shutil.copytree(path, copy)
+    store = SessionStore.open(copy)
+    events = store.events()
+    last = events[-1]
+    ev = next(e for e in events if e["kind"] == "propagate")
+    store.append_event({**ev, "seq": last["seq"] + 1, "extra": {"method": "ema"}})
+    store.close()
+    report = replay(copy)
+    assert not report.identical
+    assert any("does not record its call" in m for m in report.mismatches), report.mismatches
+    bad = tmp_path / "bad.oaims.zarr"
+    shutil.copytree(path, bad)
+    store = SessionStore.open(bad)
+    store.append_event({**ev, "seq": last["seq"] + 1, "extra": {**ev["extra"], "call": {"axis": 7}}})
+    store.close()
+    with pytest.raises(ValueError, match=r"damaged: event seq \d+ \(propagate\).*axis 7"):
+        replay(bad)
+
+
+def test_a_resumed_session_goes_on_propagating(tmp_path, recorded, tubes):
+    path, accepted = recorded
+    image, labels = tubes
+    copy = tmp_path / "resumed.oaims.zarr"
+    shutil.copytree(path, copy)
+    state = SessionStore.open(copy).resume(engine=Engine.pretrained(device="cpu", adaptation="oaims"))
+    assert state.weights_match, state.weights_note
+    assert np.array_equal(np.asarray(state.labels[...]) == 1, accepted[1] & ~accepted[2])
+    s = state.session
+    assert s.object_id == 3 and not s.planes
+    t3 = labels == 3
+    annotate(s, t3)
+    res = s.propagate(method="ema")
+    assert res.mask.any(axis=(1, 2)).sum() > 3
+    correct(s, res.mask, t3)
+    third = s.propagate(method="ema").mask
+    assert np.array_equal(s.accept().mask, third)
+    state.store.close()
+    report = replay(copy)
+    assert report.identical, report.table()
+    assert [o.object for o in report.objects] == [1, 2, 3]
+    with SessionStore.open(copy, read_only=True) as store:
+        assert np.array_equal(np.asarray(store.labels()[...]) == 3, third)
