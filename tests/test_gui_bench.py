@@ -40,3 +40,20 @@ def test_bench_napari_compares_the_widget_with_the_api(tmp_path, capsys):
     assert result["ratio_p50"] == pytest.approx(
         result["summary"]["napari click->preview"]["p50_ms"] / result["summary"]["API Session.click"]["p50_ms"]
     )
+
+
+@pytest.mark.gui
+def test_bench_napari_propagate_measures_the_stall_and_the_speed(tmp_path, capsys):
+    out = tmp_path / "propagate.json"
+    argv = ["bench", "napari", "--propagate", "--stack", "8", "--side", "48", "--method", "frozen"]
+    argv += ["--repeats", "1", "--device", "cpu", "--hidden", "--out", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "propagation (frozen) through a 8 x 48 x 48 stack" in text and "main-thread stall" in text
+    result = json.loads(out.read_text())
+    assert result["slices"] > 0 and len(result["api_s"]) == len(result["widget_s"]) == 1
+    assert result["speed_ratio"] == pytest.approx(result["api_s"][0] / result["widget_s"][0], rel=0.01)
+    stall = result["stall"]
+    assert stall["max_gap_ms"] >= stall["p99_gap_ms"] >= stall["median_gap_ms"] >= 5  # a 10 ms timer's gaps
+    assert main(["bench", "napari", "--propagate", "--method", "teleport", "--device", "cpu", "--hidden"]) == 2
+    assert "unknown propagation method 'teleport'" in capsys.readouterr().out

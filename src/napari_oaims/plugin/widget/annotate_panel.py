@@ -1,9 +1,11 @@
-"""The *Annotate* panel: click polarity, the class of the next object, and the actions with their keys."""
+"""The *Annotate* panel: click polarity, the class of the next object, the actions with their keys,
+and the stack actions (propagate with a chosen method, cancel, suggest the next slice)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QCheckBox, QComboBox, QGridLayout, QLabel, QPushButton, QWidget
 
 from napari_oaims.plugin.widget.keys import KEYS
@@ -12,17 +14,39 @@ from napari_oaims.plugin.widget.keys import KEYS
 ACTIONS = (
     ("accept", "Accept", "Commit the preview as a new object and learn from it"),
     ("next", "Next object", "Accept the object if there is one, then start a new one"),
-    ("undo", "Undo", "Undo the last prompt, clear or accept"),
+    ("undo", "Undo", "Undo the last prompt, clear, propagation or accept"),
     ("redo", "Redo", "Redo what was undone"),
     ("clear", "Clear object", "Remove all prompts of the current object (undoable)"),
+)
+#: (action, button text, tooltip) of the stack actions.
+STACK_ACTIONS = (
+    (
+        "propagate",
+        "Propagate through stack",
+        "Carry the object from the slices you prompted through the stack{along} (runs in the background; "
+        "undo takes all of it back; Accept commits the whole 3D object)",
+    ),
+    (
+        "suggest",
+        "Suggest next slice",
+        "Go to the propagated slice{along} most worth checking (where the propagation disagrees most with "
+        "its neighbours' registration)",
+    ),
+    ("cancel", "Cancel", "Stop the running propagation: nothing changes"),
 )
 KEY_HINT = "Keys work while one of the annotator's layers (clicks, boxes & scribbles, preview, objects) is selected"
 
 
 class AnnotatePanel(QWidget):
-    """``actions``: action name -> callable (``toggle`` and those of :data:`ACTIONS`)."""
+    """``actions``: action name -> callable (``toggle`` and those of :data:`ACTIONS` and :data:`STACK_ACTIONS`);
+    ``methods``: the propagation methods offered, as ``(method, label, tooltip)``."""
 
-    def __init__(self, actions: Mapping[str, Callable[[], None]], set_positive: Callable[[bool], None]):
+    def __init__(
+        self,
+        actions: Mapping[str, Callable[[], None]],
+        set_positive: Callable[[bool], None],
+        methods: Iterable[tuple[str, str, str]],
+    ):
         super().__init__()
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 0, 4, 4)
@@ -52,11 +76,32 @@ class AnnotatePanel(QWidget):
             button.clicked.connect(lambda _=False, f=actions[name]: f())
             grid.addWidget(button, 2 + i // 2, i % 2)
             self.buttons[name] = button
-        button = QPushButton("Propagate (coming)")
-        button.setEnabled(False)
-        button.setToolTip("Propagate the object through the stack (student-teacher): coming in a later version")
-        grid.addWidget(button, 5, 0, 1, 2)
-        self.buttons["propagate"] = button
+        for name, text, tip in STACK_ACTIONS:
+            button = QPushButton(text)
+            button.setToolTip(tip.format(along=""))
+            button.clicked.connect(lambda _=False, f=actions[name]: f())
+            self.buttons[name] = button
+        grid.addWidget(self.buttons["propagate"], 5, 0, 1, 2)
+        label = QLabel("method")
+        grid.addWidget(label, 6, 0)
+        self.method_choice = QComboBox()
+        for method, text, tip in methods:
+            self.method_choice.addItem(text, method)
+            self.method_choice.setItemData(self.method_choice.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.method_choice.setToolTip(
+            "How the object is carried from slice to slice: " + "; ".join(f"{text}: {tip}" for _, text, tip in methods)
+        )
+        label.setToolTip(self.method_choice.toolTip())
+        grid.addWidget(self.method_choice, 6, 1)
+        grid.addWidget(self.buttons["suggest"], 7, 0)
+        grid.addWidget(self.buttons["cancel"], 7, 1)
+
+    def show_stack_tips(self, along: str, why: str | None) -> None:
+        """Tooltips of the stack buttons: what they do ``along`` the axis, and ``why`` they are off (if)."""
+        for name, _, tip in STACK_ACTIONS:
+            if name != "cancel":
+                text = tip.format(along=along)
+                self.buttons[name].setToolTip(f"{why}. {text}" if why else text)
 
     def show_positive(self, positive: bool) -> None:
         if self.positive_check.isChecked() != positive:

@@ -7,6 +7,8 @@ It translates between napari layers and events and session calls, and composes:
 * :mod:`.editing`: prompts, undo/redo, clear, accept, with one undo history; :mod:`.objects`:
   accepted objects in the objects layer;
 * :mod:`.jobs`: the one ordered queue every call into the engine goes through (worker threads);
+* :mod:`.stack`: propagation through a stack (a cancellable worker job whose slices appear as
+  they are made) and the next-slice suggestion;
 * :mod:`.keys`: the key bindings, on the plugin's own layers; :mod:`.viewer_events`: what
   happens when layers or the displayed axes change under it (an image opened while none is
   annotated is annotated);
@@ -38,6 +40,7 @@ from napari_oaims.plugin.widget.objects import AcceptedObjects
 from napari_oaims.plugin.widget.prompt_input import PromptInput
 from napari_oaims.plugin.widget.section import Section
 from napari_oaims.plugin.widget.session_panel import SessionPanel
+from napari_oaims.plugin.widget.stack import METHOD_CHOICES, StackTools
 from napari_oaims.plugin.widget.status import StatusLine
 from napari_oaims.plugin.widget.viewer_events import ViewerEvents
 
@@ -85,6 +88,9 @@ class AnnotatorWidget(QWidget):
             "undo": self.undo,
             "redo": self.redo,
             "clear": self.clear,
+            "propagate": self.propagate,
+            "suggest": self.suggest_slice,
+            "cancel": self.cancel_propagation,
         }
         self.keys = LayerKeys(actions)
         self.layers = PluginLayers(
@@ -96,6 +102,7 @@ class AnnotatorWidget(QWidget):
         )
         self.objects = AcceptedObjects()
         self.editor = Editor(self)
+        self.stack = StackTools(self)
         self.status = StatusLine()
         self.jobs = JobQueue(self.update_status)
         self.input = PromptInput(
@@ -106,7 +113,7 @@ class AnnotatorWidget(QWidget):
             lambda: self.viewer.dims.ndisplay == 3,
         )
         self.session_panel = SessionPanel(self)
-        self.annotate_panel = AnnotatePanel(actions, self.set_positive)
+        self.annotate_panel = AnnotatePanel(actions, self.set_positive, METHOD_CHOICES)
         self.model_panel = ModelPanel(self, device, engine.adaptation if engine is not None else adaptation, weights)
         self.sections = {
             "session": Section(
@@ -174,6 +181,7 @@ class AnnotatorWidget(QWidget):
 
     def update_status(self) -> None:
         self.status.show_state(self)
+        self.stack.refresh()
 
     # -- actions (also on the keys) ------------------------------------------------------------
     def set_positive(self, positive: bool) -> None:
@@ -203,6 +211,22 @@ class AnnotatorWidget(QWidget):
     def clear(self) -> None:
         """Remove all prompts and the mask of the current object (undoable)."""
         self.editor.clear()
+
+    # -- stacks --------------------------------------------------------------------------------
+    def propagate(self, method: str | None = None) -> None:
+        """Carry the object through the stack along the axis of the viewer's sliders (see
+        :mod:`.stack`), in a worker; ``method``: ``ema``, ``frozen``, ``registration`` or ``copy``
+        (default: the one chosen in the panel). One undo step; the result stays in the preview
+        until accepted."""
+        self.stack.propagate(method)
+
+    def cancel_propagation(self) -> None:
+        """Stop the running propagation (nothing changes)."""
+        self.stack.cancel()
+
+    def suggest_slice(self) -> None:
+        """Move the viewer to the propagated slice most worth checking."""
+        self.stack.suggest()
 
     # -- model and session files ---------------------------------------------------------------
     def set_device(self, name: str) -> None:
@@ -361,6 +385,7 @@ class AnnotatorWidget(QWidget):
         """Disconnect from the viewer (called when the widget closes); layers stay, their keys go."""
         if self.jobs.closed:
             return
+        self.stack.close()
         self.jobs.close()
         self.session_panel.stop_autosave()
         self.detach_image()

@@ -1,7 +1,7 @@
 """What the user does to the object in progress and to accepted objects, with one undo history.
 
 The history (:class:`napari_oaims.core.history.History`) holds two kinds of step: :data:`SESSION`,
-a prompt or clear that the session itself can undo, and an
+a prompt, clear or propagation (:mod:`.stack`) that the session itself can undo, and an
 :class:`~napari_oaims.plugin.widget.objects.ObjectStep`, an accepted object. Undo right after an
 accept takes the object back out of the objects layer; accepting drops the session steps of the
 object (the session starts a new object).
@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.plugin.widget.annotator import AnnotatorWidget
     from napari_oaims.session import Session
 
-#: A history step the session undoes itself (a prompt or a clear of the current object).
+#: A history step the session undoes itself (a prompt, a clear or a propagation of the current object).
 SESSION = "session"
 #: Prompts run in the GUI thread while the median time of the last :data:`INLINE_OF` was at most this (ms).
 INLINE_MS = 100.0

@@ -30,6 +30,9 @@ class Job:
     """``work()`` (in a worker thread if ``thread``), then ``done(result)`` in the GUI thread.
 
     ``progress`` is the description of a progress bar shown while the job runs (None: no bar).
+    A thread job's ``started()`` runs in the GUI thread just before its worker starts, and its
+    ``finished()`` once the worker is over (after ``done``, after an error, and after the queue
+    closed, too).
     """
 
     name: str
@@ -37,6 +40,8 @@ class Job:
     done: Callable[[Any], None] | None = None
     thread: bool = False
     progress: str | None = None
+    started: Callable[[], None] | None = None
+    finished: Callable[[], None] | None = None
 
 
 def notify_error(what: str, err: BaseException) -> None:
@@ -122,11 +127,18 @@ class JobQueue:
         def finished() -> None:
             if bar is not None:
                 bar.close()
+            if job.finished is not None:
+                try:
+                    job.finished()
+                except Exception as err:  # noqa: BLE001
+                    notify_error(job.name, err)
             self.running = None
             self._pump()
 
         worker.returned.connect(returned)
         worker.errored.connect(lambda err: notify_error(job.name, err))
         worker.finished.connect(finished)
+        if job.started is not None:
+            job.started()
         self._on_change()
         worker.start()

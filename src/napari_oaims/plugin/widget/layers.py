@@ -179,7 +179,7 @@ class PluginLayers(Mapping):
             if values is None:  # the undo of a plane's first prompt: the region is empty again
                 ys, xs = change.region
                 values = np.zeros((ys.stop - ys.start, xs.stop - xs.start), bool)
-            self._write(result.plane_axes, change.plane, change.region, values)
+            self.write(result.plane_axes, change.plane, change.region, values)
 
     def clear_object(self, result: "Result | None" = None) -> None:
         """The object is done (accepted): clear its planes from the preview (all of it without ``result``)."""
@@ -189,14 +189,16 @@ class PluginLayers(Mapping):
             preview.refresh(extent=False)
         elif preview is not None:
             for key, (box, _) in result.planes.items():
-                self._write(
+                self.write(
                     result.plane_axes, key, geometry.box_slices(box), np.zeros((box[2] - box[0], box[3] - box[1]), bool)
                 )
         self.planes.clear()
 
-    def _write(self, plane_axes, plane, region, values: np.ndarray) -> None:
+    def write(self, plane_axes, plane, region, values: np.ndarray, quiet: bool = False) -> None:
         """Write the plane region's ``values`` into the preview; only the pixels that change are
-        written and redrawn (napari's partial refresh), not the whole slice."""
+        written and redrawn (napari's partial refresh), not the whole slice. ``quiet``: into the
+        data only, with no event and no redraw (for a plane that is not on screen: napari reads it
+        from the data when it is shown)."""
         preview = self._layers["preview"]
         if preview is None:
             raise ValueError("the preview layer is missing: choose the image again")
@@ -204,12 +206,24 @@ class PluginLayers(Mapping):
         index = geometry.plane_index(plane_axes, ndim, plane, region)
         values = np.asarray(values).T if geometry.transposed(plane_axes, ndim) else np.asarray(values)
         values = values.astype(preview.data.dtype)
+        if quiet and isinstance(preview.data, np.ndarray):
+            preview.data[index] = values
+            return
         changed = np.nonzero(np.asarray(preview.data[index]) != values)
         if changed[0].size == 0:
             return
         it = iter(changed)
         full = tuple(next(it) + (i.start or 0) if isinstance(i, slice) else np.full(changed[0].size, i) for i in index)
         preview.data_setitem(full, values[changed])
+
+    def shown_plane(self, plane_axes, n_spatial: int) -> tuple[int, ...] | None:
+        """The key of the plane the preview shows now (None: the 3D view, or no preview)."""
+        preview = self._layers["preview"]
+        if preview is None or self.viewer.dims.ndisplay != 2:
+            return None
+        point = preview.world_to_data(self.viewer.dims.point[-preview.ndim :])
+        pa = geometry.plane_axes_of(plane_axes, n_spatial)
+        return tuple(int(round(point[a])) for a in range(n_spatial) if a not in pa)
 
     # -- prompt layers -------------------------------------------------------------------------
     def set_polarity(self, positive: bool) -> None:
