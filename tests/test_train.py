@@ -188,3 +188,114 @@ def test_weight_average_resumes_exactly_and_is_what_export_writes(tmp_path):
     assert weights_hash(last) == weights_hash(raw)  # the average draws no random numbers
     with pytest.raises(ValueError, match="ema"):
         train.TrainConfig(ema=1.0)
+
+
+@pytest.mark.parametrize("kind", synth.SCENES)
+def test_each_scene_kind_draws_valid_images_and_labels(kind):
+    """Every scene kind gives a finite float image and consecutive instance labels of the frame's
+    size, with objects of at least 12 px; two draws of one seed are identical."""
+    shares = tuple(1.0 if k == kind else 0.0 for k in synth.SCENES)
+    settings = synth.SynthSettings(scene_p=shares)
+    counts = []
+    for seed in range(3):
+        img, lab = synth.sample(np.random.default_rng(seed), settings)
+        again = synth.sample(np.random.default_rng(seed), settings)
+        assert np.array_equal(img, again[0]) and np.array_equal(lab, again[1])
+        assert img.shape == lab.shape == (128, 128) and img.dtype == np.float32 and lab.dtype == np.int32
+        assert np.isfinite(img).all() and img.std() > 0
+        ids = np.unique(lab[lab > 0])
+        assert np.array_equal(ids, np.arange(1, lab.max() + 1))
+        assert all(np.count_nonzero(lab == i) >= 12 for i in ids)
+        counts.append(lab.max())
+    assert max(counts) >= 1
+
+
+def test_scene_kinds_have_their_layout():
+    """Nested scenes hold objects inside others; dark-in-texture objects are darker than the
+    tissue around them; thin objects are thin; touching cells share borders."""
+    from scipy import ndimage
+
+    from napari_oaims.training import scenes
+
+    s = synth.SynthSettings()
+    inside = 0
+    for seed in range(6):
+        _, lab, _, _ = scenes.nested(np.random.default_rng(seed), s)
+        for i in range(1, lab.max() + 1):
+            ring = ndimage.binary_dilation(lab == i, iterations=2) & ~(lab == i)
+            around = np.unique(lab[ring])
+            inside += len(around) == 1 and around[0] > 0  # wholly surrounded by one other object
+    assert inside >= 2
+    img, lab, _, _ = scenes.dark_in_texture(np.random.default_rng(0), s)
+    assert lab.max() >= 2 and img[lab > 0].mean() < img[lab == 0].mean() - 0.2
+    widths = []
+    for seed in range(4):
+        _, lab, _, _ = scenes.thin(np.random.default_rng(seed), s)
+        for i in range(1, lab.max() + 1):
+            widths.append(ndimage.distance_transform_edt(lab == i).max())
+    assert np.median(widths) <= 4
+    _, lab, _, _ = scenes.touching(np.random.default_rng(1), s)
+    shared = (ndimage.maximum_filter(lab, 3) != ndimage.minimum_filter(lab, 3)) & (ndimage.minimum_filter(lab, 3) > 0)
+    assert lab.max() >= 2 and shared.any()
+    with pytest.raises(ValueError, match="unknown scene kind"):
+        scenes.draw("clouds", np.random.default_rng(0), s)
+
+
+def test_scene_shares_are_checked_and_off_by_default():
+    """Zero shares draw no random numbers (the shipped recipe is unchanged); bad shares are refused."""
+    a = synth.sample(np.random.default_rng(9), synth.SynthSettings(p_blob_scene=0.3))
+    b = synth.sample(np.random.default_rng(9), synth.SynthSettings(p_blob_scene=0.3, scene_p=(0.0,) * 7))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    for bad in ((0.5,) * 7, (0.1,) * 6, (-0.1,) + (0.0,) * 6):
+        with pytest.raises(ValueError, match="scene_p"):
+            synth.SynthSettings(scene_p=bad)
+
+
+def test_scene_flags_reach_the_generator(tmp_path):
+    """``--thin-p`` etc. of ``oaims synth``/``oaims train`` set ``scene_p`` in ``SCENES`` order,
+    and the written mosaic is the one of those settings."""
+    import argparse
+
+    import tifffile
+
+    from napari_oaims.cli import main
+    from napari_oaims.cli import train as cli_train
+
+    assert list(cli_train.SCENE_HELP) == list(synth.SCENES)
+    parser = argparse.ArgumentParser()
+    cli_train.register(parser.add_subparsers())
+    args = parser.parse_args(["train", "--thin-p", "0.25", "--dark-in-texture-p", "0.5"])
+    assert cli_train._synth_settings(args).scene_p == (0.0, 0.5, 0.25, 0.0, 0.0, 0.0, 0.0)
+    assert main(["synth", "--out", str(tmp_path / "v"), "--tiles", "1", "--seed", "3", "--touching-p", "1"]) == 0
+    expected = synth.mosaic(np.random.default_rng(3), 1, synth.SynthSettings(scene_p=(0, 0, 0, 1.0, 0, 0, 0)))
+    assert np.array_equal(tifffile.imread(tmp_path / "v" / "labels.tif"), expected[1])
+    assert main(["synth", "--out", str(tmp_path / "bad"), "--nested-p", "0.7", "--thin-p", "0.7"]) == 2
+
+
+def test_robot_rounds_click_like_the_benchmark_robot():
+    """``p_robot_rounds=1``: after the localisation click, each further click is the benchmark
+    robot's (centre of the largest error component of the prediction at that point), one per
+    round; the default draws no extra random numbers."""
+    from napari_oaims.simulate.clicks import largest_error_component
+
+    model = train.ClickUNet(4, (8, 16)).eval()
+    cfg = train.TrainConfig(batch_size=4, channels=(8, 16), p_robot_rounds=1.0, robot_rounds=3, p_scribble=0.0)
+    batch = train.make_batch(model, np.random.default_rng(4), cfg)
+    assert any(len(s.pos) + len(s.neg) > 1 for s in batch)
+    for s in batch:
+        assert 1 <= len(s.pos) + len(s.neg) <= 1 + cfg.robot_rounds
+        if len(s.pos) + len(s.neg) > 1:  # replay the first correction: the robot's centre click
+            first = train._Sample(s.image, s.target, s.prior, pos=s.pos[:1])
+            pred = train._predict(model, [first])[0]
+            region, positive = largest_error_component(pred, s.target)
+            second = (s.pos[1:2] if positive else s.neg[:1])[0]
+            assert region[second] and second == train.click_in_region(region, mode="center")
+    a = train.make_batch(model, np.random.default_rng(2), train.TrainConfig(batch_size=3, channels=(8, 16)))
+    b = train.make_batch(
+        model, np.random.default_rng(2), train.TrainConfig(batch_size=3, channels=(8, 16), p_robot_rounds=0.0)
+    )
+    assert [s.pos for s in a] == [s.pos for s in b] and [s.neg for s in a] == [s.neg for s in b]
+    with pytest.raises(ValueError, match="p_robot_rounds"):
+        train.TrainConfig(p_robot_rounds=1.5)
+    with pytest.raises(ValueError, match="robot_rounds"):
+        train.TrainConfig(robot_rounds=0)

@@ -18,10 +18,11 @@ def _weights(text: str) -> tuple[float, ...]:
 
 def _synth_settings(args: argparse.Namespace):
     """The synthetic-data settings given on the command line (``train`` and ``synth``)."""
-    from napari_oaims.training.synth import SynthSettings
+    from napari_oaims.training.synth import SCENES, SynthSettings
 
     extra = {"kind_weights": args.kind_weights} if args.kind_weights else {}
     return SynthSettings(
+        scene_p=tuple(getattr(args, f"{kind}_p") for kind in SCENES),
         level=(args.level_min, 1.0),
         p_lowres=args.lowres_p,
         p_blob_scene=args.blob_p,
@@ -45,6 +46,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         init=str(args.init) if args.init else None,
         synth=_synth_settings(args),
         p_single_click=args.single_click_p,
+        p_robot_rounds=args.robot_rounds_p,
+        robot_rounds=args.robot_rounds,
         ema=args.ema,
     )
     bar = tqdm(total=cfg.steps, desc="train", unit="step", mininterval=5)
@@ -73,6 +76,18 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The scene kinds of ``napari_oaims.training.synth.SCENES``, in that order, for the help text.
+SCENE_HELP = {
+    "nested": "objects nested in others, either polarity",
+    "dark_in_texture": "dark structures in bright texture next to other dark ones",
+    "thin": "thin, curved and branching objects",
+    "touching": "touching cells of one intensity",
+    "speckle": "smooth fields with speckle or Rician noise (ultrasound/MRI-like)",
+    "histology": "colour-free histology-like textures",
+    "gradient": "strong intensity gradients",
+}
+
+
 def _synth_args(p: argparse.ArgumentParser) -> None:
     """The synthetic-data options shared by ``train`` and ``synth``."""
     p.add_argument(
@@ -97,6 +112,10 @@ def _synth_args(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="share of cell-like scenes (non-overlapping blobs, dim beside bright) in the synthetic data",
     )
+    for kind, text in SCENE_HELP.items():
+        p.add_argument(
+            f"--{kind.replace('_', '-')}-p", type=float, default=0.0, help=f"share of scenes with {text} (default 0)"
+        )
     p.add_argument(
         "--blob-blur-max",
         type=float,
@@ -125,6 +144,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0.0,
         help="export an exponential moving average of the weights with this decay, e.g. 0.998 (0: off)",
     )
+    t.add_argument(
+        "--robot-rounds-p",
+        type=float,
+        default=0.0,
+        help="share of batches corrected like the benchmark robot (one centre click per round on the largest error)",
+    )
+    t.add_argument("--robot-rounds", type=int, default=4, help="most robot-style correction rounds per batch")
     t.add_argument("--stop-after", type=int, default=None, help="stop at this step of the --steps schedule")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     t.add_argument("--export", type=Path, default=None, help="write the final weights here (.safetensors + .json)")

@@ -47,6 +47,13 @@ class TrainConfig:
     #: Decay of an exponential moving average of the weights (Polyak averaging); 0 turns it off.
     #: When on, the averaged weights are what ``train`` returns and ``export`` writes.
     ema: float = 0.0
+    #: Share of batches whose corrections follow the benchmark robot instead of algorithm 2's
+    #: rounds: one click per round at the centre (distance-transform maximum) of the largest error
+    #: component, predicting after each, so clicks land on rims, near boundaries and in thin
+    #: error strips of an already good mask, up to ``robot_rounds`` rounds. 0 (default): none,
+    #: and no extra random draw.
+    p_robot_rounds: float = 0.0
+    robot_rounds: int = 4
     checkpoint_every: int = 100
     threads: int = 2
     init: str | None = None  # start from these weights (a fine-tuning stage) instead of random
@@ -55,6 +62,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.p_single_click <= 1.0:
             raise ValueError(f"p_single_click must lie in [0, 1], got {self.p_single_click}")
+        if not 0.0 <= self.p_robot_rounds <= 1.0:
+            raise ValueError(f"p_robot_rounds must lie in [0, 1], got {self.p_robot_rounds}")
+        if self.robot_rounds < 1:
+            raise ValueError(f"robot_rounds must be >= 1, got {self.robot_rounds}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must lie in [0, 1), got {self.ema}")
 
@@ -155,6 +166,9 @@ def make_batch(model: torch.nn.Module, rng: np.random.Generator, cfg: TrainConfi
     budgets = rng.integers(1, cfg.max_clicks + 1, size=len(samples))
     if cfg.p_single_click > 0:
         budgets[rng.random(len(samples)) < cfg.p_single_click] = 1
+    if cfg.p_robot_rounds > 0 and rng.random() < cfg.p_robot_rounds:
+        _robot_rounds(model, samples, budgets, cfg.robot_rounds)
+        return samples
     rounds = 2 if rng.random() < cfg.p_second_round else 1
     for _ in range(rounds):
         active = [i for i, s in enumerate(samples) if len(s.pos) + len(s.neg) < budgets[i]]
@@ -168,6 +182,19 @@ def make_batch(model: torch.nn.Module, rng: np.random.Generator, cfg: TrainConfi
             for c in clicks:
                 (s.pos if c.positive else s.neg).append((c.y, c.x))
     return samples
+
+
+def _robot_rounds(model: torch.nn.Module, samples: list[_Sample], budgets: np.ndarray, rounds: int) -> None:
+    """Corrections as the benchmark robot makes them: per round one click at the centre of the
+    largest error component of the current prediction, then a new prediction."""
+    for _ in range(rounds):
+        active = [i for i, s in enumerate(samples) if len(s.pos) + len(s.neg) + (s.scribble is not None) < budgets[i]]
+        if not active:
+            break
+        for i, pred in zip(active, _predict(model, [samples[i] for i in active])):
+            clicks = correction_clicks(pred, samples[i].target, 1, mode="center")
+            for c in clicks:
+                (samples[i].pos if c.positive else samples[i].neg).append((c.y, c.x))
 
 
 def train(

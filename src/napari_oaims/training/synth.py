@@ -3,7 +3,8 @@
 Each sample is a square image with 1-14 instances of random kind (ellipses, star-convex blobs,
 elastically deformed blobs, tubes and branching structures), which may touch and occlude each
 other, over a random textured background, with random polarity, contrast, texture, blur,
-Poisson and Gaussian noise, gamma and uneven illumination. Nothing here reads real data.
+Poisson and Gaussian noise, gamma and uneven illumination; optionally cell-like scenes and the
+scene kinds of :mod:`napari_oaims.training.scenes`. Nothing here reads real data.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from skimage.draw import ellipse, line, polygon
 from skimage.transform import resize
 
 KINDS = ("ellipse", "star", "deformed", "tube", "branch")
+#: Scene kinds beyond the general and cell-like scenes (:mod:`napari_oaims.training.scenes`).
+SCENES = ("nested", "dark_in_texture", "thin", "touching", "speckle", "histology", "gradient")
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,19 @@ class SynthSettings:
     #: 7 px, a Gaussian of sigma ~2.7 px), and a 64 px window enlarged to 128 working px doubles
     #: that: much softer than the general scenes' blur. The default is the general scenes' range.
     blob_blur_sigma: tuple[float, float] = (0.0, 2.0)
+    #: Share of samples drawn as each of the :data:`SCENES` (in that order; their sum at most 1):
+    #: nested objects, dark structures in bright texture, thin branching objects, touching cells
+    #: of one intensity, smooth fields with speckle, histology-like textures, strong gradients
+    #: (:mod:`napari_oaims.training.scenes`). The rest are general or cell-like scenes.
+    #: All 0 (default): none, and no extra random draw.
+    scene_p: tuple[float, ...] = (0.0,) * 7
 
     def __post_init__(self) -> None:
+        if len(self.scene_p) != len(SCENES) or min(self.scene_p) < 0 or sum(self.scene_p) > 1 + 1e-9:
+            raise ValueError(
+                f"scene_p needs {len(SCENES)} non-negative shares ({', '.join(SCENES)}) "
+                f"with a sum of at most 1, got {self.scene_p}"
+            )
         if not 0.0 <= self.p_lowres <= 1.0:
             raise ValueError(f"p_lowres must lie in [0, 1], got {self.p_lowres}")
         if self.lowres_factor < 1.2:
@@ -126,6 +140,11 @@ def object_mask(rng: np.random.Generator, size: int, kind: str, radius: tuple[fl
     """One random object of ``kind`` somewhere in a ``size x size`` frame."""
     r = float(np.exp(rng.uniform(np.log(radius[0]), np.log(radius[1]))))
     cy, cx = rng.uniform(0.1 * size, 0.9 * size, size=2)
+    return shape_at(rng, size, kind, cy, cx, r)
+
+
+def shape_at(rng: np.random.Generator, size: int, kind: str, cy: float, cx: float, r: float) -> np.ndarray:
+    """One random object of ``kind`` and size ``r`` centred at (``cy``, ``cx``) in a ``size x size`` frame."""
     mask = np.zeros((size, size), bool)
     if kind == "ellipse":
         rr, cc = ellipse(cy, cx, r * rng.uniform(0.5, 1.0), r, shape=(size, size), rotation=rng.uniform(0, np.pi))
@@ -145,10 +164,38 @@ def object_mask(rng: np.random.Generator, size: int, kind: str, radius: tuple[fl
 
 
 def sample(rng: np.random.Generator, settings: SynthSettings = SynthSettings()) -> tuple[np.ndarray, np.ndarray]:
-    """One synthetic image (float32, arbitrary range) and its instance labels (int32, 0 = bg)."""
+    """One synthetic image (float32, arbitrary range) and its instance labels (int32, 0 = bg).
+
+    With ``settings.scene_p`` a share of the samples is drawn as one of the :data:`SCENES`
+    (:mod:`napari_oaims.training.scenes`); the rest are general or cell-like scenes.
+    """
     s = settings
-    size = s.size
+    if sum(s.scene_p) > 0:  # no random draw when every scene kind is off
+        from napari_oaims.training import scenes
+
+        u, edges = rng.random(), np.cumsum(s.scene_p)
+        if u < edges[-1]:
+            kind = SCENES[int(np.searchsorted(edges, u, side="right"))]
+            image, labels, blur, p_inverted = scenes.draw(kind, rng, s)
+            return finish(rng, image, s, blur, p_inverted), labels
     blob = s.p_blob_scene > 0 and rng.random() < s.p_blob_scene  # no random draw when off
+    image, out = _general_scene(rng, s, blob)
+    return finish(rng, image, s, s.blob_blur_sigma if blob else s.blur_sigma, s.p_inverted), out
+
+
+def relabel(labels: np.ndarray, min_area: int = 12) -> np.ndarray:
+    """Consecutive ids 1..n for the instances of ``labels`` with at least ``min_area`` pixels."""
+    ids = [i for i in np.unique(labels) if i and np.count_nonzero(labels == i) >= min_area]
+    out = np.zeros_like(labels)
+    for new, old in enumerate(ids, start=1):
+        out[labels == old] = new
+    return out
+
+
+def _general_scene(rng: np.random.Generator, s: SynthSettings, blob: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Objects of random kind over a textured background (or a cell-like scene): image before
+    polarity, illumination, blur and noise, and its labels."""
+    size = s.size
     labels = np.zeros((size, size), np.int32)
     n = int(rng.integers(1, s.max_objects + 1))
     weights = np.asarray(s.kind_weights if not blob else (0.6, 0.4, 0, 0, 0), float)
@@ -165,18 +212,14 @@ def sample(rng: np.random.Generator, settings: SynthSettings = SynthSettings()) 
         elif rng.random() < 0.5:  # occluded by what is already there -> touching instances
             mask &= labels == 0
         labels[mask] = i
-    # Relabel to consecutive ids, drop fragments.
-    ids = [i for i in np.unique(labels) if i and np.count_nonzero(labels == i) >= 12]
-    out = np.zeros_like(labels)
-    for new, old in enumerate(ids, start=1):
-        out[labels == old] = new
+    out = relabel(labels)
 
     # Intensities: background field, per-object level + texture, optional rim or dark spots.
     bg_level = rng.uniform(0.0, 0.4)
     image = bg_level + rng.uniform(0.0, 0.15 if not blob else 0.04) * _smooth_field(rng, size, rng.uniform(2, 20))
     texture = _smooth_field(rng, size, rng.uniform(0.7, 4))
     contrast = rng.uniform(0.15, 1.0)
-    for i in range(1, len(ids) + 1):
+    for i in range(1, out.max() + 1):
         m = out == i
         level = bg_level + contrast * rng.uniform(*(s.blob_level if blob else s.level))
         image[m] = level + rng.uniform(0.0, 0.3) * contrast * texture[m]
@@ -187,13 +230,22 @@ def sample(rng: np.random.Generator, settings: SynthSettings = SynthSettings()) 
         for _ in range(int(rng.integers(1, 6))):
             m = object_mask(rng, size, "ellipse", (2.0, 6.0)) & (out == 0)
             image[m] += contrast * rng.uniform(0.3, 1.0)
-    if rng.random() < s.p_inverted:
+    return image, out
+
+
+def finish(
+    rng: np.random.Generator, image: np.ndarray, s: SynthSettings, blur: tuple[float, float], p_inverted: float
+) -> np.ndarray:
+    """Polarity, uneven illumination, blur, gamma, optional low resolution, Poisson and Gaussian
+    noise and an arbitrary raw range: the rendering shared by every scene kind."""
+    size = image.shape[0]
+    if rng.random() < p_inverted:
         image = image.max() - image
     # Uneven illumination, blur, gamma, noise.
     if rng.random() < 0.4:
         yy, xx = np.mgrid[:size, :size] / size
         image = image * (1 + rng.uniform(-0.6, 0.6) * (yy - 0.5) + rng.uniform(-0.6, 0.6) * (xx - 0.5))
-    image = ndimage.gaussian_filter(image, rng.uniform(*(s.blob_blur_sigma if blob else s.blur_sigma)))
+    image = ndimage.gaussian_filter(image, rng.uniform(*blur))
     image = np.clip(image - image.min(), 0, None)
     image = image / max(image.max(), 1e-6)
     image = image ** rng.uniform(0.6, 1.6)
@@ -208,7 +260,7 @@ def sample(rng: np.random.Generator, settings: SynthSettings = SynthSettings()) 
     if factor > 1.0:  # back to the label grid, as a window is resized to the working size
         image = resize(image, (size, size), order=1, mode="edge", anti_aliasing=False)
     scale = rng.uniform(0.5, 1000.0)  # arbitrary raw range: the model must rely on normalisation
-    return (image * scale + rng.uniform(0, 100)).astype(np.float32), out
+    return (image * scale + rng.uniform(0, 100)).astype(np.float32)
 
 
 def mosaic(
