@@ -531,14 +531,16 @@ def test_prompts_record_whether_they_corrected_the_mask(nuclei_crop):
 
 
 def doubtful_object(spec, nuclei_crop):
-    """An engine after one object whose prompts hold a positive click on the mask's border, which
-    corrected nothing; returns (engine, session, base hash, the doubtful click)."""
+    """An engine after one object whose prompts hold a correction and then a positive click on the
+    mask's border, which corrected nothing; returns (engine, session, base hash, the doubtful click)."""
     image, labels = nuclei_crop
     engine = Engine.pretrained(device="cpu", adaptation=spec)
     base = engine.weights_hash
     s = engine.session(image)
     lid = largest_ids(labels, 1)[0]
     mask = s.click(object_centre(labels, lid)).mask
+    fix = correction_clicks(mask, labels == lid, 1, mode="center")[0]
+    mask = s.click((fix.y, fix.x), positive=fix.positive).mask
     click = edge_pixel(mask)
     s.click(click, positive=True)
     s.accept()
@@ -559,8 +561,7 @@ def test_pi_leaves_out_what_a_doubtful_click_vouches_for(nuclei_crop):
     on, s, base, click = doubtful_object("pi:pi_ignore=0.3", nuclei_crop)
     off = doubtful_object("pi:pi_ignore=0", nuclei_crop)[0]
     assert on.weights_hash not in (base, off.weights_hash)
-    # The doubtful click corrected nothing, so stage 2 has no user errors to learn from.
-    assert [e["extra"]["method"] for e in s.events if e["kind"] == "update"] == ["pi_stage1", "pi_stage2_skip"]
+    assert [e["extra"]["method"] for e in s.events if e["kind"] == "update"] == ["pi_stage1", "pi_stage2"]
     # What is left out: mask pixels (the click's label) near the click; background pixels near it stay.
     adapter = OAIMSAdapter(mi=False, pi=True, pi_ignore=0.3)
     s2 = Engine.pretrained(device="cpu").session(image)
@@ -619,18 +620,19 @@ def test_replay_buffer_mixes_earlier_objects_into_stage2(nuclei_crop):
     assert Engine.pretrained(device="cpu", adaptation="oaims").adapter.settings()["replay_size"] == 16  # the default
 
 
-def test_pi_learns_no_stage_2_from_previews_accepted_untouched(nuclei_crop):
-    """An accepted preview nobody corrected: stage 1 learns it, stage 2 (generated correction clicks
-    on the slivers between the model's own answers) is left out and logged; with a correction, both run."""
+def test_pi_learns_nothing_from_previews_accepted_untouched(nuclei_crop):
+    """An accepted preview nobody corrected is the model's own answer: PI leaves it out (a logged
+    ``pi_skip``, weights unchanged) and the guard keeps it as a question; with a correction, both
+    PI stages run."""
     image, labels = nuclei_crop
     engine = Engine.pretrained(device="cpu", adaptation="pi")
     s = engine.session(image)
     for lid in largest_ids(labels, 3):
         s.click(object_centre(labels, lid))
         s.accept()
-    methods = [e["extra"]["method"] for e in s.events if e["kind"] == "update"]
-    assert methods == ["pi_stage1", "pi_stage2_skip"] * 3
-    skipped = [e for e in s.events if e["kind"] == "update" and e["extra"]["method"] == "pi_stage2_skip"]
-    assert all(e["extra"]["weights_before"] == e["extra"]["weights_after"] for e in skipped)
+    updates = [e["extra"] for e in s.events if e["kind"] == "update"]
+    assert [u["method"] for u in updates] == ["pi_skip"] * 3
+    assert all(u["weights_before"] == u["weights_after"] == engine.base_hash for u in updates)
+    assert engine.updates == 0 and len(engine.adapter.probes) == 3
     corrected, s2, _ = annotated("pi", nuclei_crop, 3)
     assert [e["extra"]["method"] for e in s2.events if e["kind"] == "update"][-2:] == ["pi_stage1", "pi_stage2"]

@@ -79,7 +79,10 @@ def test_bench_propagate_bad_shape():
 
 
 def test_bench_batch(tmp_path, capsys):
+    import dask
+
     out = tmp_path / "batch.json"
+    scheduler = dask.config.get("scheduler", None)
     code = main(
         ["bench", "batch", "--volumes", "2", "--shape", "6,48,48", "--workers", "1,2", "--method", "copy"]
         + ["--repeats", "2", "--large-gib", "0", "--folder", str(tmp_path / "work"), "--out", str(out)]
@@ -96,3 +99,4 @@ def test_bench_batch(tmp_path, capsys):
     assert 0 < rows[2]["balance"] <= 1 and rows[1]["balance"] == 1.0 and rows[1]["job_slowdown"] == 1.0
     assert result["memory"] is None and result["settings"]["method"] == "copy"
     assert (tmp_path / "work" / "data" / "jobs.csv").is_file()
+    assert dask.config.get("scheduler", None) == scheduler  # the clusters leave dask's default scheduler alone

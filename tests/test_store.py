@@ -22,7 +22,7 @@ from napari_oaims.data import sample_nuclei
 from napari_oaims.evaluation.store import kill_run, object_centres
 from napari_oaims.store import SessionStore
 from napari_oaims.store import layout as store_mod
-from napari_oaims.store.layout import file_digest
+from napari_oaims.store.layout import FORMAT_VERSION, file_digest
 from napari_oaims.store.resume import accepted_diameters
 
 
@@ -669,7 +669,7 @@ def test_format_version_1_folders_open_resume_and_are_migrated_on_read(nuclei, t
     assert state.engine.adapter.settings() == engine.adapter.settings()
     state.store.close()
     meta = json.loads(meta_file.read_text())["attributes"]["napari_oaims"]
-    assert meta["format_version"] == 2 and meta["upgraded_from"] == 1
+    assert meta["format_version"] == FORMAT_VERSION and meta["upgraded_from"] == 1
     assert SessionStore.open(store.path, read_only=True).events()[: len(today)] == today  # old rows still migrated
 
 

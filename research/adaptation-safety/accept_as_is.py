@@ -1,7 +1,9 @@
 """Accept-as-is robot on the shipped nuclei (old API at /work/before): one centre click, accept.
 Prints mean Dice (all / last 10) and mask/true area (last 10) per adapter spec."""
+
 import sys, json, random
 import numpy as np, torch
+
 torch.set_num_threads(1)
 from napari_oaims import Engine
 from napari_oaims.api import sample_nuclei
@@ -9,13 +11,18 @@ from scipy import ndimage
 
 image, labels = sample_nuclei()
 ids = [int(i) for i in np.unique(labels) if i]
+
+
 def centre(lid):
     m = labels == lid
     d = ndimage.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
     return tuple(int(v) for v in np.unravel_index(np.argmax(d), d.shape))
 
+
 def run(spec, seed, n=30):
-    order = ids[:]; random.Random(seed).shuffle(order); order = order[:n]
+    order = ids[:]
+    random.Random(seed).shuffle(order)
+    order = order[:n]
     e = Engine.pretrained(device="cpu", adaptation=spec)
     s = e.session(image)
     rows = []
@@ -29,8 +36,15 @@ def run(spec, seed, n=30):
         else:
             s.clear()
     d = np.array(rows)
-    return {"spec": spec, "seed": seed, "dice": round(d[:, 0].mean(), 3), "dice_last10": round(d[-10:, 0].mean(), 3),
-            "area_last10": round(float(np.median(d[-10:, 1])), 2), "updates": e.updates}
+    return {
+        "spec": spec,
+        "seed": seed,
+        "dice": round(d[:, 0].mean(), 3),
+        "dice_last10": round(d[-10:, 0].mean(), 3),
+        "area_last10": round(float(np.median(d[-10:, 1])), 2),
+        "updates": e.updates,
+    }
+
 
 for spec in sys.argv[2:]:
     print(json.dumps(run(spec, int(sys.argv[1]))), flush=True)

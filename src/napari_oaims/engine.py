@@ -70,6 +70,9 @@ class Engine:
         self._base_state = {k: v.detach().cpu().clone() for k, v in state.items()}
         self.base_hash = self.config.get("weights_hash") or weights_hash(model)
         self.updates = 0
+        #: Updates the guard rolled back or refused, and why the last one was (see :meth:`rolled_back`).
+        self.rollbacks = 0
+        self.last_rollback: str | None = None
         self._hash: str | None = None
         self.adapter = make_adapter(adaptation)
         self._first_window = _config_first_window(self.config)
@@ -211,6 +214,11 @@ class Engine:
         """Adapters call this after changing the weights."""
         self._hash = None
 
+    def rolled_back(self, method: str, reason: str) -> None:
+        """Adapters' guard calls this when it rolls back or refuses an update (shown to the user)."""
+        self.rollbacks += 1
+        self.last_rollback = f"{method}: {reason}"
+
     def base_state(self) -> dict[str, torch.Tensor]:
         """The pretrained weights that :meth:`reset` returns to (CPU tensors; do not modify)."""
         return self._base_state
@@ -221,6 +229,8 @@ class Engine:
             self.model.load_state_dict(self._base_state)
             self.adapter.reset()
             self.updates = 0
+            self.rollbacks = 0
+            self.last_rollback = None
             self._hash = None
 
     # -- inference -----------------------------------------------------------------------------

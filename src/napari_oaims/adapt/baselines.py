@@ -160,6 +160,9 @@ class _StudentView:
     def weights_changed(self) -> None:
         pass
 
+    def rolled_back(self, method: str, reason: str) -> None:
+        self._engine.rolled_back(method, reason)
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return self.model.eval()(_t(x, self.device))[:, 0].cpu().numpy()

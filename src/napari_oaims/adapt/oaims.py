@@ -2,6 +2,28 @@
 
 The model learns while the user annotates, from two kinds of update, each one guarded step
 (:class:`~napari_oaims.adapt.guard.GuardedOptimizer`: a harmful step is refused or rolled back).
+After every update the guard asks the adapted model what it now answers (see
+:mod:`napari_oaims.adapt.guard`): the current object's clicks, its first click alone, and the
+:data:`~napari_oaims.adapt.guard.PROBES` most recently accepted objects from their first prompt.
+An MI step is checked on the current object with all its prompts (the forward pass that makes
+the mask shown anyway) and on one more image: in turn the object's first prompt alone and one of
+the accepted objects. A PI update is checked on the current object and all accepted objects,
+once, after its last stage (a violation undoes both stages).
+
+What the user told the model, and how much each part weighs:
+
+* a correction click is certain: its pixel and neighbourhood carry the CCG loss (beta = 200);
+* what a correction changed in the mask (pixels where the accepted mask differs from the model's
+  first-click answer ``P_1``, and :data:`VOUCHED_RADIUS` working pixels around them and around the
+  user's clicks) is certain: weight 1 in PI's ``L_DF``;
+* what the user accepted untouched is weak evidence ("good enough"): weight :data:`UNVOUCHED` in
+  PI's ``L_DF``; an object accepted with no correction at all is the model's own answer and is
+  not learnt from (a ``pi_skip`` record), though it joins the guard's questions;
+* MI's pseudo label is the model's own answer: MI learns from it only next to a click that
+  corrected the mask (``mi_gate``), and not at all when it answers one of the user's positive
+  clicks as background (an ``mi_skip`` record): a negative click that wipes out a flooded mask
+  would otherwise teach that a positive click means nothing, the way MI learns "background
+  everywhere".
 
 * **MI**, after each prompt ``c_t`` from the second on: ``P_init = f(I, C_t)`` without gradient
   is the pseudo label, ``P_prev = f(I, C_{t-1})`` the prediction (recomputed with gradient on the
@@ -18,10 +40,10 @@ The model learns while the user annotates, from two kinds of update, each one gu
   takes one step on ``L_DF(P_1, P_final)``; stage 2 makes one click per error component of
   ``P_1`` against ``P_final`` (largest first, up to ``max_clicks``, at the component centre),
   predicts from the localisation prompt plus those clicks and takes one step on
-  ``L_DF + beta L_CCG`` against ``P_final`` (Adam, rate ``lr``). Stage 2 runs only when a prompt
-  of the plane corrected the mask: for a preview accepted untouched the errors of ``P_1`` are
-  slivers of the model's own answer, and clicks there teach it to cut its masks (logged as a
-  ``pi_stage2_skip`` record). Where the object's prompts hold a click that corrected nothing,
+  ``L_DF + beta L_CCG`` against ``P_final`` (Adam, rate ``lr``), both weighted by what the user
+  vouched for (above). PI runs only when a prompt of the plane corrected the mask: for a preview
+  accepted untouched the errors of ``P_1`` are slivers of the model's own answer, and clicks there
+  teach it to cut its masks (a ``pi_skip`` record). Where the object's prompts hold a click that corrected nothing,
   ``L_DF`` leaves out the pixels of that click's label within ``pi_ignore`` object diameters of
   it and stage 2 makes no click there; when that is more than half the mask, PI skips the plane
   (a ``pi_skip`` record).
@@ -75,7 +97,7 @@ import numpy as np
 import torch
 
 from napari_oaims.adapt.base import AcceptedObject, Adapter, AdapterReply, PlaneView, PromptUpdate
-from napari_oaims.adapt.guard import GuardedOptimizer
+from napari_oaims.adapt.guard import PROBES, GuardedOptimizer, Probe, clicks_right, mask_dice
 from napari_oaims.adapt.settings import OAIMSSettings
 from napari_oaims.core import guidance
 from napari_oaims.core.prompts import Prompt
@@ -86,6 +108,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
 
 MAX_CCG_POINTS = 16
+#: Weight of what the user accepted without correcting it, against 1 for what a correction fixed:
+#: PI's loss weight on pixels its first-click answer already had right, far from the user's clicks.
+UNVOUCHED = 0.25
+#: Around a pixel a correction changed, and around each of the user's clicks, this many working
+#: pixels count as vouched for (the CCG Gaussian's 3 sigma).
+VOUCHED_RADIUS = 9
 #: PI skips an object's plane when less than this share of its mask is left to learn from.
 PI_IGNORE_KEEP = 0.5
 
@@ -130,6 +158,10 @@ class OAIMSAdapter(Adapter):
         self._rng = random.Random(c.seed)
         self._object_start: tuple | None = None  # (first prompt, weights before its MI steps)
         self._suspect: Prompt | None = None  # the last prompt that corrected nothing (mi_stop)
+        #: Recently accepted objects every update is checked on (see :mod:`napari_oaims.adapt.guard`).
+        self.probes: deque[Probe] = deque(maxlen=PROBES)
+        self._turn = 0  # which accepted object the next MI step is checked on
+        self._first: tuple | None = None  # (first prompt, its Probe before any MI step, window)
 
     def __getattr__(self, name: str):
         config = self.__dict__.get("config")
@@ -144,6 +176,9 @@ class OAIMSAdapter(Adapter):
         self.optimizer.reset()
         self.mi_optimizer.reset()
         self.buffer.clear()
+        self.probes.clear()
+        self._turn = 0
+        self._first = None
         self._suspect = None
         self._object_start = None
 
@@ -169,14 +204,45 @@ class OAIMSAdapter(Adapter):
         x_prev = ctx.view.encode(ctx.previous, ctx.window)[None]
         x_new = ctx.view.encode(ctx.prompts, ctx.window)[None]
         pseudo = engine.predict(x_new) > 0  # P_init, no gradient
+        own = [c for p in ctx.prompts for c in ccg_points(p, ctx.window)]
+        positive = [c for p in ctx.prompts if p.kind == "click" and p.positive for c in ccg_points(p, ctx.window)]
+        if clicks_right(pseudo[0], positive) < len(positive):
+            # The pseudo label answers a positive click of the user as background: learning it
+            # would teach that the object's own clicks mean nothing (how MI learns "background
+            # everywhere" from negative clicks that wipe out a flooded mask).
+            return AdapterReply([self._skip_record(engine, "the pseudo label drops a positive click", "mi_skip")])
         clicks = [ccg_points(ctx.new, ctx.window)]
         target = _t(pseudo[:, None], engine.device)
 
-        def loss_fn(model):
-            return total_loss(model(_t(x_prev, engine.device)), target, clicks, beta=self.beta)
+        starts = len(ctx.previous) == 1 and (self._first is None or self._first[0] is not ctx.previous[0])
+        answered: dict = {}
 
+        def loss_fn(model):
+            logits = model(_t(x_prev, engine.device))
+            answered.setdefault("first", (logits.detach()[0, 0] > 0).cpu().numpy())  # f(I, C_{t-1}) before
+            return total_loss(logits, target, clicks, beta=self.beta)
+
+        if starts:  # the object's first MI step: its first prompt alone, as answered before any learning
+            self._first = (ctx.previous[0], None, ctx.window)
         opt = self.mi_optimizer
-        record = engine_step(self, engine, "mi", loss_fn, x_new, pseudo, optimizer=opt)
+
+        def questions() -> list[Probe]:
+            """The current object with all its prompts, then its first prompt alone or an accepted object."""
+            if starts:
+                first = tuple(ccg_points(ctx.previous[0], ctx.window))
+                self._first = (ctx.previous[0], Probe(x_prev[0], first, answered["first"]), ctx.window)
+            extra = []  # one more image in the check pass: the first prompt and accepted objects in turn
+            if self._first is not None and self._first[0] is ctx.prompts[0] and self._first[1] is not None:
+                extra.append(self._first[1])
+            if self.probes:
+                extra.append(self.probes[(self._turn // 2) % len(self.probes)])
+            out = [Probe(None, tuple(own), pseudo[0])]  # x_new, answered before the step
+            if extra:
+                out.append(extra[self._turn % len(extra)])
+                self._turn += 1
+            return out
+
+        record = engine_step(self, engine, "mi", loss_fn, x_new, pseudo, optimizer=opt, probes=questions)
         # The collapse check already predicted P_t = f(I, C_t) with the new weights: show that.
         return AdapterReply([record], None if opt.last_logits is None else opt.last_logits[0])
 
@@ -201,72 +267,136 @@ class OAIMSAdapter(Adapter):
 
     # -- Post-Interaction ---------------------------------------------------------------------
     def on_accept(self, engine: "Engine", accepted: AcceptedObject) -> list[dict]:
-        if not self.pi:
-            return []
         records = []
         for s, prompts, final in accepted.planes:
             first = next((p for p in prompts if p.positive), None)
             if first is None or not final.any():
                 continue
             views = [self._view(s, first, final)]
+            if not self.pi:  # MI only: the object joins the guard's questions
+                if not self._remember_first(prompts, final):
+                    self._remember(views[0], engine.predict(views[0]["x1"][None])[0] > 0)
+                continue
             doubtful = [p for p in prompts if p.corrected is False]
             if self.pi_ignore and doubtful:
                 skip = self._leave_out(views, doubtful, final)
                 if skip is not None:
                     records.append(self._skip_record(engine, skip))
                     continue
-            x1 = np.stack([v["x1"] for v in views])
-            targets_np = np.stack([v["target"] for v in views])
-            target = _t(targets_np[:, None], engine.device)
-            weight = _weights([v.get("weight") for v in views], engine.device)
-            p1 = {}
-
-            def stage1(model):
-                logits = model(_t(x1, engine.device))
-                p1.setdefault("mask", (logits.detach()[:, 0] > 0).cpu().numpy())  # P1 before the update
-                return dice_focal(logits, target, weight=weight)
-
-            records.append(engine_step(self, engine, "pi_stage1", stage1, x1, targets_np))
-            if not any(p.corrected for p in prompts):
-                # An accepted preview nobody corrected: the errors of P_1 against it are slivers of
-                # the model's own answer, and clicks made there teach the model to cut its masks.
-                records.append(
-                    self._skip_record(engine, "no correction: stage 2 has no user errors to learn", "pi_stage2_skip")
-                )
-                continue
-            batch_x, batch_t, batch_c, batch_w = [], [], [], []
-            for view, mask in zip(views, p1["mask"]):
-                if view.get("weight") is not None:  # no generated clicks where PI does not learn
-                    mask = np.where(view["weight"] > 0, mask, view["target"])
-                x2, clicks2 = self._corrected_view(s, view, mask)
-                batch_x.append(x2)
-                batch_t.append(view["target"])
-                batch_c.append(clicks2)
-                batch_w.append(view.get("weight"))
-            own = (batch_x[0], batch_t[0], batch_c[0], batch_w[0])  # the user's own click: what replay keeps
-            if self.replay_size and self.buffer:
-                for bx, bt, bc, bw in self._rng.sample(list(self.buffer), min(self.replay_k, len(self.buffer))):
-                    batch_x.append(bx)
-                    batch_t.append(bt)
-                    batch_c.append(bc)
-                    batch_w.append(bw)
-            bx_np, bt_np = np.stack(batch_x), np.stack(batch_t)
-            weight2 = _weights(batch_w, engine.device)
-
-            def stage2(model):
-                return total_loss(
-                    model(_t(bx_np, engine.device)),
-                    _t(bt_np[:, None], engine.device),
-                    batch_c,
-                    beta=self.beta,
-                    weight=weight2,
-                )
-
-            check_x, check_t = np.stack(batch_x[: len(views)]), np.stack(batch_t[: len(views)])
-            records.append(engine_step(self, engine, "pi_stage2", stage2, check_x, check_t))
-            if self.replay_size:
-                self.buffer.append(own)
+            records += self._pi_plane(engine, s, prompts, views, final)
         return records
+
+    def _pi_plane(
+        self, engine: "Engine", s: PlaneView, prompts: list[Prompt], views: list[dict], final: np.ndarray
+    ) -> list[dict]:
+        """PI on one plane of an accepted object: nothing when no prompt corrected the mask, else
+        stage 1, stage 2 and the answer check on stage 2 (a violation undoes both); then the object
+        joins the guard's questions."""
+        view = views[0]
+        corrected = any(p.corrected for p in prompts)
+        x1 = np.stack([v["x1"] for v in views])
+        targets_np = np.stack([v["target"] for v in views])
+        target = _t(targets_np[:, None], engine.device)
+        ignore = _weights([v.get("weight") for v in views], engine.device)
+        near = _t(_near_clicks([c for p in prompts for c in ccg_points(p, view["window"])])[None, None], engine.device)
+        p1: dict = {}
+
+        def stage1(model):
+            logits = model(_t(x1, engine.device))
+            first = logits.detach() > 0
+            p1.setdefault("mask", first[:, 0].cpu().numpy())  # P1 before the update
+            # What the corrections changed, and the user's clicks, count fully; the rest is what the
+            # user accepted untouched.
+            changed = torch.nn.functional.max_pool2d(
+                (first != (target > 0.5)).float(), 2 * VOUCHED_RADIUS + 1, stride=1, padding=VOUCHED_RADIUS
+            )
+            vouched = torch.where((changed > 0) | (near > 0), 1.0, UNVOUCHED)
+            p1.setdefault("vouched", vouched[:, 0].cpu().numpy())
+            return dice_focal(logits, target, weight=vouched if ignore is None else vouched * ignore)
+
+        def questions() -> list[Probe]:
+            """The current object (its first click alone, all its prompts) and the accepted objects."""
+            mine = [Probe(view["x1"], tuple(view["ccg"]), p1["mask"][0])]
+            if len(prompts) > 1:
+                x_all = s.encode(prompts, view["window"])
+                pts = tuple(c for p in prompts for c in ccg_points(p, view["window"]))
+                mine.append(Probe(x_all, pts, view["target"]))
+            return mine + list(self.probes)
+
+        if not corrected:
+            # An accepted preview nobody corrected is the model's own answer, "good enough": it is
+            # not learnt from (learning it feeds the model its own errors: stage 2's clicks on the
+            # slivers between two of its answers teach it to cut its masks, and stage 1 alone lost
+            # 1-3 points of Dice@1 on shifted images). It still joins the guard's questions.
+            if not self._remember_first(prompts, final):
+                self._remember(view, engine.predict(x1[:1])[0] > 0)
+            return [self._skip_record(engine, "no correction: an accepted preview is the model's own answer")]
+        snap = self.optimizer.snapshot(engine)
+        first_record = engine_step(self, engine, "pi_stage1", stage1, x1, targets_np)
+        batch_x, batch_t, batch_c, batch_w = [], [], [], []
+        for v, mask, vouched in zip(views, p1["mask"], p1["vouched"]):
+            if v.get("weight") is not None:  # no generated clicks where PI does not learn
+                mask = np.where(v["weight"] > 0, mask, v["target"])
+            x2, clicks2 = self._corrected_view(s, v, mask)
+            batch_x.append(x2)
+            batch_t.append(v["target"])
+            batch_c.append(clicks2)
+            batch_w.append(vouched if v.get("weight") is None else vouched * v["weight"])
+        own = (batch_x[0], batch_t[0], batch_c[0], batch_w[0])  # the user's own click: what replay keeps
+        if self.replay_size and self.buffer:
+            for bx, bt, bc, bw in self._rng.sample(list(self.buffer), min(self.replay_k, len(self.buffer))):
+                batch_x.append(bx)
+                batch_t.append(bt)
+                batch_c.append(bc)
+                batch_w.append(bw)
+        bx_np, bt_np = np.stack(batch_x), np.stack(batch_t)
+        weight2 = _weights(batch_w, engine.device)
+
+        def stage2(model):
+            return total_loss(
+                model(_t(bx_np, engine.device)),
+                _t(bt_np[:, None], engine.device),
+                batch_c,
+                beta=self.beta,
+                weight=weight2,
+            )
+
+        check_x, check_t = np.stack(batch_x[: len(views)]), np.stack(batch_t[: len(views)])
+        last = engine_step(self, engine, "pi_stage2", stage2, check_x, check_t, probes=questions, restore=snap)
+        if _undone(last) and not first_record["rolled_back"]:
+            first_record["undone_by"] = "pi_stage2"  # the check undid stage 1 too
+        if self.replay_size and not last["rolled_back"]:
+            self.buffer.append(own)
+        if not self._remember_first(prompts, final):
+            self._remember(view, self._answer(engine, last, view, p1))
+        return [first_record, last]
+
+    def _answer(self, engine: "Engine", record: dict, view: dict, p1: dict) -> np.ndarray:
+        """The answer (S, S) bool to the object's first click alone with the weights now."""
+        logits = self.optimizer.probe_logits
+        if not record["rolled_back"] and logits is not None:
+            return logits[0] > 0
+        if _undone(record):
+            return p1["mask"][0]  # back to the weights before stage 1, which answered P_1
+        return engine.predict(view["x1"][None])[0] > 0
+
+    def _remember_first(self, prompts: list[Prompt], final: np.ndarray) -> bool:
+        """Add the accepted object to the guard's questions as MI first saw it (its first prompt
+        alone, answered before this object's MI steps); False when MI took no step on it."""
+        if self._first is None or self._first[1] is None or not prompts or self._first[0] is not prompts[0]:
+            return False
+        probe, window = self._first[1], self._first[2]
+        target = work_target(final, window)
+        self.probes.append(Probe(probe.x, probe.clicks, probe.before, target, mask_dice(probe.before, target)))
+        self._first = None
+        return True
+
+    def _remember(self, view: dict, answer: np.ndarray) -> None:
+        """Add an accepted object to the guard's questions: its first click, accepted mask, and the
+        Dice of the answer the weights give it now."""
+        self.probes.append(
+            Probe(view["x1"], tuple(view["ccg"]), answer, view["target"], mask_dice(answer, view["target"]))
+        )
 
     def _leave_out(self, views: list[dict], doubtful: list[Prompt], final: np.ndarray) -> str | None:
         """Give each view a ``weight`` (working size, 0 where PI does not learn): the pixels of a
@@ -334,15 +464,32 @@ def _weights(per_sample: list, device) -> torch.Tensor | None:
     return _t(np.stack([np.ones(size, np.float32) if w is None else w for w in per_sample])[:, None], device)
 
 
+def _undone(record: dict) -> bool:
+    """Whether a guarded step was taken and then undone (not refused before it was taken)."""
+    reason = record["reason"] or ""
+    return record["rolled_back"] and reason != "non-finite loss" and not reason.startswith("loss spike")
+
+
+def _near_clicks(points: list[tuple[float, float, bool]]) -> np.ndarray:
+    """(S, S) float: 1 within ``VOUCHED_RADIUS`` working pixels of any of ``points``."""
+    yy, xx = np.mgrid[: guidance.WORK_SIZE, : guidance.WORK_SIZE]
+    out = np.zeros((guidance.WORK_SIZE, guidance.WORK_SIZE), np.float32)
+    for y, x, _ in points:
+        out[(yy - y) ** 2 + (xx - x) ** 2 <= VOUCHED_RADIUS**2] = 1.0
+    return out
+
+
 def _mask_bbox(mask: np.ndarray):
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     return (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
 
 
 def engine_step(
-    adapter, engine, method, loss_fn, check_x, check_target, optimizer: GuardedOptimizer | None = None
+    adapter, engine, method, loss_fn, check_x, check_target, optimizer: GuardedOptimizer | None = None, **guard
 ) -> dict:
-    """One guarded step with ``optimizer`` (default ``adapter.optimizer``), tagged with the adapter's name."""
-    record = (optimizer or adapter.optimizer).step(engine, method, loss_fn, check_x, check_target)
+    """One guarded step with ``optimizer`` (default ``adapter.optimizer``), tagged with the adapter's
+    name; ``guard``: the answer check's ``probes`` and ``restore`` of
+    :meth:`GuardedOptimizer.step`."""
+    record = (optimizer or adapter.optimizer).step(engine, method, loss_fn, check_x, check_target, **guard)
     record["adaptation"] = adapter.name
     return record

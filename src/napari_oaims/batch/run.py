@@ -156,9 +156,9 @@ def _run(run: list[Job], out: Path, s: BatchSettings, payload, client, workers, 
         cluster = LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
         )
-        client = Client(cluster)
+        client = Client(cluster, set_as_default=False)  # used explicitly: dask's global default is left alone
     elif isinstance(client, str):
-        client = Client(client)
+        client = Client(client, set_as_default=False)
     try:
         client.subscribe_topic(TOPIC, bars.event)
         weights = client.scatter(payload, broadcast=True, hash=False)
@@ -171,7 +171,7 @@ def _run(run: list[Job], out: Path, s: BatchSettings, payload, client, workers, 
             futures.append(f)
             by_key[f.key] = job
         try:
-            for f in as_completed(futures):
+            for f in as_completed(futures, loop=client.loop):
                 job = by_key[f.key]
                 try:
                     record = f.result()

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from napari_oaims.cli.progress import Bars
-from napari_oaims.evaluation.adapt import DEFAULT_METHODS, ORDERS, ROBUST_METHODS
+from napari_oaims.evaluation.adapt import DEFAULT_METHODS, ORDERS, ROBUST_METHODS, SUITES
 from napari_oaims.evaluation.clicks import METHODS
 from napari_oaims.evaluation.latency import MODES
 from napari_oaims.evaluation.shifts import SHIFTS
@@ -103,6 +103,8 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
+    if args.suite != "flooding" and (args.image is None or args.labels is None):
+        raise SystemExit(f"--suite {args.suite} needs --image and --labels")
     with Bars(unit="target" if args.jobs == 1 else "cell") as bars:
         results = adapt.run_suite(
             args.image,
@@ -117,6 +119,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
             out=args.out,
             plot=args.plot,
             progress=bars,
+            suite=args.suite,
         )
     print(adapt.report(results))
     _saved(args.out, args.plot and f"{args.plot} and {adapt.position_path(args.plot)}")
@@ -178,8 +181,14 @@ def _clicks(sub: argparse._SubParsersAction) -> None:
 
 def _adapt(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("adapt", help="online adaptation methods on a target sequence, over a shift suite")
-    p.add_argument("--image", required=True)
-    p.add_argument("--labels", required=True)
+    p.add_argument("--image", default=None, help="image to annotate (all suites but flooding)")
+    p.add_argument("--labels", default=None, help="its instance labels")
+    p.add_argument(
+        "--suite",
+        default="shifts",
+        choices=list(SUITES),
+        help="; ".join(f"{k}: {v}" for k, v in SUITES.items()).replace("%", "%%"),
+    )
     p.add_argument("--shift", action="append", choices=sorted(SHIFTS), help="repeat; default: the whole suite")
     p.add_argument(
         "--methods",
@@ -273,13 +282,25 @@ def _gui(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="click on an N x 256 x 256 stack made of shifted crops of the sample (0: the 2D image)",
     )
+    p.add_argument(
+        "--propagate",
+        action="store_true",
+        help="measure propagation instead: the main thread's longest stall while the widget propagates "
+        "through a procedural stack (--stack slices, default 24), and the widget's speed against the API",
+    )
+    p.add_argument("--method", default="ema", help="propagation method: ema, frozen, registration or copy")
+    p.add_argument("--side", type=int, default=128, help="side (px) of the --propagate stack's planes")
+    p.add_argument("--repeats", type=int, default=3, help="measured propagations of each kind (--propagate)")
     p.add_argument("--out", default=None, help="results JSON")
     p.set_defaults(func=_cmd_gui)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``oaims bench <name>`` for every benchmark."""
-    parser = sub.add_parser("bench", help="benchmarks: clicks, adapt, merge, latency, store, napari")
+    parser = sub.add_parser("bench", help="benchmarks: clicks, adapt, merge, latency, store, napari, propagate, batch")
     bsub = parser.add_subparsers(dest="bench", required=True)
     for add in (_clicks, _adapt, _merge, _latency, _store, _gui):
         add(bsub)
+    from napari_oaims.cli import bench_volumes
+
+    bench_volumes.register(bsub)

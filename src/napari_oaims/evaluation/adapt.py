@@ -4,7 +4,9 @@ For every shift of the suite and every method: a fresh engine with the shipped w
 adaptation, the targets in one fixed order (seeded random, or worst-first by the frozen model's
 Dice@1), ``protocol.clicks`` robot clicks each, ``accept()`` after each target (PI runs there).
 Same order, robot and seed for all methods. ``robustness=True`` adds the runs of seed 000
-section 3.3 (:data:`ROBUSTNESS`).
+section 3.3 (:data:`ROBUSTNESS`). The failure suites (:data:`SUITES`) put learning at risk: the
+accept-as-is user (one centre click, accept) and a flooding image where the frozen first click
+spills far beyond the object and the robot corrects with many negative clicks.
 """
 
 from __future__ import annotations
@@ -31,7 +33,18 @@ from napari_oaims.evaluation.shifts import SHIFTS, apply_shift
 DEFAULT_METHODS = ("none", "ia_sa", "tsca", "ce", "entropy", "pi", "mi", "oaims")
 ROBUST_METHODS = ("none", "tsca", "oaims")
 ORDERS = ("random", "worst-first")
-COLUMNS = ["dice@1", "dice@5", "dice@10", "noc@0.80", "noc@0.85", "noc@0.90", "auc", "latency_p50_ms"]
+COLUMNS = [
+    "dice@1", "dice@5", "dice@10", "noc@0.80", "noc@0.85", "noc@0.90", "auc", "latency_p50_ms", "empty+", "rollbacks"
+]  # fmt: skip
+#: The suites (``suite=``): what each runs.
+SUITES = {
+    "shifts": "the shift suite of the given image (evaluation.shifts), the robot's clicks on every target",
+    "accept": "the accept-as-is user on the shift suite: one centre click per target, accept what comes back",
+    "flooding": "the procedural flooding image (evaluation.suites.flooding), first window "
+    "FLOOD_WINDOW px: the frozen first click spills far beyond each object",
+}
+#: First-click window (px) of the flooding suite: larger structures set the object size.
+FLOOD_WINDOW = 256
 #: The robustness runs: what each changes in the main run.
 ROBUSTNESS = {
     "wrong40": {"wrong_label": "fraction"},
@@ -55,11 +68,15 @@ def order_targets(ids: list[int], order: str, seed: int, frozen_dice1: dict[int,
 
 def run_method(protocol: Protocol, method: str, image, labels, ids, clicks: int, progress=None) -> dict:
     """One method on one target sequence with a fresh engine on the protocol's weights:
-    ``curves`` and ``latency_ms`` (see :func:`~napari_oaims.evaluation.common.run_targets`) and
-    ``updates``. ``progress(done, total)`` counts targets."""
+    ``curves`` and ``latency_ms`` (see :func:`~napari_oaims.evaluation.common.run_targets`),
+    ``updates``, ``empty_positive`` (positive clicks answered with an empty mask) and
+    ``rollbacks`` (rolled-back updates by reason). ``progress(done, total)`` counts targets."""
     engine = protocol.make_engine(adaptation=method)
-    result = run_targets(ModelMethod(engine, image), labels, ids, protocol.make_robot(), clicks, progress=progress)
+    model = ModelMethod(engine, image)
+    result = run_targets(model, labels, ids, protocol.make_robot(), clicks, progress=progress)
     result["updates"] = engine.updates
+    result["empty_positive"] = model.empty_positive
+    result["rollbacks"] = model.rollbacks()
     return result
 
 
@@ -72,7 +89,9 @@ def _evaluate(
     res = run_method(protocol, method, image, labels, seq, clicks, progress=progress)
     row = summary_row(res)
     row["updates"] = res["updates"]
-    return {"summary": row, "curves": res["curves"]}
+    row["empty+"] = res["empty_positive"]
+    row["rollbacks"] = sum(res["rollbacks"].values())
+    return {"summary": row, "curves": res["curves"], "rollbacks": res["rollbacks"]}
 
 
 def _init_worker(threads: int) -> None:
@@ -131,8 +150,8 @@ def _cells(protocol: Protocol, tasks: list[tuple], jobs: int, desc: str, progres
 
 
 def run_suite(
-    image: str | Path,
-    labels: str | Path,
+    image: str | Path | None,
+    labels: str | Path | None,
     methods: Sequence[str] = DEFAULT_METHODS,
     shifts: Sequence[str] | None = None,
     order: str = "random",
@@ -143,6 +162,7 @@ def run_suite(
     out: str | Path | None = None,
     plot: str | Path | None = None,
     progress: Progress | None = None,
+    suite: str = "shifts",
 ) -> dict:
     """Every adaptation method (spec strings such as ``"oaims:mi_lr=3e-5"``) on every shift of
     ``shifts`` (None: the whole suite, :data:`~napari_oaims.evaluation.shifts.SHIFTS`).
@@ -153,7 +173,13 @@ def run_suite(
     ``settings`` and ``shifts``: shift -> run (``"main"`` or a robustness run) -> ``targets`` and
     per method ``summary``, ``curves`` and ``late_dice@1-3`` (mean Dice after clicks 1..3 on the
     second half of the sequence: a check for overfitting). ``plot`` saves Dice vs clicks and Dice@1
-    vs position (:func:`plot_suite`). Bad methods or settings raise ValueError before any work.
+    vs position (:func:`plot_suite`). ``suite`` (:data:`SUITES`): ``"accept"`` gives every target
+    one click (then accept), ``"flooding"`` runs on :func:`~napari_oaims.evaluation.suites.flooding`
+    (seeded by the protocol's seed; ``image``, ``labels`` and ``shifts`` are not used) with a
+    first window of :data:`FLOOD_WINDOW` px unless the protocol sets one. The summaries count
+    ``empty+`` (positive clicks answered with an empty mask) and ``rollbacks`` (updates the guard
+    undid; ``rollbacks`` per cell gives their reasons). Bad methods or settings raise ValueError
+    before any work.
     """
     from napari_oaims.adapt import make_adapter
 
@@ -165,13 +191,29 @@ def run_suite(
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     if order not in ORDERS:
         raise ValueError(f"unknown order {order!r}; use one of {ORDERS}")
-    shifts = list(shifts) if shifts else list(SHIFTS)
-    unknown = [s for s in shifts if s not in SHIFTS]
-    if unknown:
-        raise ValueError(f"unknown shift(s) {unknown}; choose from {sorted(SHIFTS)}")
-    image0, labels0 = load_pair(image, labels)
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; choose from {sorted(SUITES)}")
+    if suite == "accept":
+        protocol = dataclasses.replace(protocol, clicks=1)
+    if suite == "flooding":
+        from napari_oaims.evaluation.suites import flooding
+
+        if protocol.first_window is None:
+            protocol = dataclasses.replace(protocol, first_window=FLOOD_WINDOW)
+        shifts = ["flooding"]
+        pairs = {"flooding": flooding(protocol.seed)}
+    else:
+        shifts = list(shifts) if shifts else list(SHIFTS)
+        unknown = [s for s in shifts if s not in SHIFTS]
+        if unknown:
+            raise ValueError(f"unknown shift(s) {unknown}; choose from {sorted(SHIFTS)}")
+        if image is None or labels is None:
+            raise ValueError(f"suite {suite!r} needs an image and its labels")
+        image0, labels0 = load_pair(image, labels)
+        pairs = {shift: apply_shift(shift, image0, labels0) for shift in shifts}
     settings = {
         "bench": "adapt",
+        "suite": suite,
         "image": str(image),
         "labels": str(labels),
         "shift": str(shifts),
@@ -185,7 +227,7 @@ def run_suite(
         **protocol.settings(),
         "torch_threads": str(worker_threads(jobs)),
     }  # adaptive curves depend on it
-    data = {shift: apply_shift(shift, image0, labels0) for shift in shifts}
+    data = pairs
     ids = {shift: target_ids(lab) for shift, (_, lab) in data.items()}
     runs: dict[str, dict] = {"": {}}
     if robustness:

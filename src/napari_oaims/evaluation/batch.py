@@ -132,7 +132,7 @@ def _cluster(n: int):
     cluster = LocalCluster(
         n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
     )
-    return cluster, Client(cluster)
+    return cluster, Client(cluster, set_as_default=False)  # passed explicitly; dask's global default stays as it was
 
 
 def _warm(client, weights: str | None, device: str) -> list[float | None]:

@@ -74,17 +74,31 @@ def load_pair(image_path: str | Path, labels_path: str | Path) -> tuple[np.ndarr
 
 
 class ModelMethod:
-    """The click model through a :class:`Session` (accept at the end of a target -> PI runs)."""
+    """The click model through a :class:`Session` (accept at the end of a target -> PI runs).
+
+    ``empty_positive`` counts positive clicks answered with an empty mask."""
 
     def __init__(self, engine, image: np.ndarray):
         self.engine = engine
         self.session = engine.session(image)
+        self.empty_positive = 0
 
     def start(self) -> None:
         pass
 
     def click(self, c: Click) -> np.ndarray:
-        return self.session.click((c.y, c.x), positive=c.positive).mask
+        mask = self.session.click((c.y, c.x), positive=c.positive).mask
+        self.empty_positive += bool(c.positive and not mask.any())
+        return mask
+
+    def rollbacks(self) -> dict[str, int]:
+        """Update events of the session so far that were rolled back, by reason (its first words)."""
+        out: dict[str, int] = {}
+        for e in self.session.events:
+            if e["kind"] == "update" and e["extra"].get("rolled_back"):
+                why = str(e["extra"].get("reason")).split(" (")[0]
+                out[why] = out.get(why, 0) + 1
+        return out
 
     def finish(self, mask: np.ndarray) -> None:
         if mask.any():

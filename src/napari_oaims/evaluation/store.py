@@ -62,13 +62,21 @@ def _load_data(data: Path | None) -> tuple[np.ndarray, np.ndarray]:
     return read_array(Path(data) / "image.tif"), read_array(Path(data) / "labels.tif")
 
 
-def annotate(session, centres, n_objects: int, on_object=None) -> int:
-    """Click each centre (cycling through them) and accept; returns the number of objects accepted."""
+def annotate(session, centres, n_objects: int, on_object=None, labels: np.ndarray | None = None) -> int:
+    """Click each centre (cycling through them) and accept; returns the number of objects accepted.
+    With ``labels``, one correction click (at the centre of the largest error) comes before each
+    accept, so that a learning session has something to learn from."""
+    from napari_oaims.simulate.clicks import correction_clicks
+
     done = k = 0
     while done < n_objects:
-        _, yx = centres[k % len(centres)]
+        lid, yx = centres[k % len(centres)]
         k += 1
-        if session.click(yx).mask.any():
+        result = session.click(yx)
+        if result.mask.any():
+            if labels is not None:
+                for c in correction_clicks(result.mask, labels == lid, 1, mode="center"):
+                    session.click((c.y, c.x), positive=c.positive)
             session.accept()
             done += 1
             if on_object is not None:
@@ -186,7 +194,7 @@ def _child(mode: str, path: Path, data: Path, seed: int) -> None:
     os.write(out, b"ready\n")
     centres = object_centres(labels)
     random.Random(seed).shuffle(centres)
-    annotate(session, centres, 10**9)
+    annotate(session, centres, 10**9, labels=labels if mode == "adapt" else None)
 
 
 def kill_run(

@@ -63,11 +63,17 @@ Format versions (attr ``napari_oaims.format_version``; :data:`VERSIONS` says wha
 2. Adapted weights are written at accept (and at most every few seconds while updates go on), so
    a crash may lose the updates since the last write (``ResumeState`` says so); adapter settings in
    the log carry no retired settings.
+3. The log may hold ``propagate`` events (``extra["call"]`` redoes them) and exact priors
+   (``prior`` events with ``extra["exact"]``, from ``Session.set_mask``). Learning follows the
+   answer-checking guard: ``update`` events say ``rolled_back`` and why, a preview accepted
+   without a correction is not learnt from, and MI skips a pseudo-label that answers a positive
+   click as background. A log of an older version replays under these rules, so where it learnt,
+   its later objects may differ from what was recorded; the replay report says so.
 
 An older folder opens and resumes: it is migrated on read, in memory (retired settings at the value
 the shipped behaviour used are dropped from the log's adapter settings; other values are kept, and
 replaying them is refused with a message). Nothing on disk changes on a read-only open; once a
-writable store autosaves into it, the folder is marked version 2 and ``upgraded_from`` records the
+writable store autosaves into it, the folder is marked with the current version and ``upgraded_from`` records the
 version it was written with. A folder of a newer version is refused with a message.
 """
 
@@ -87,12 +93,16 @@ from napari_oaims.core.files import open_image
 
 SUFFIX = ".oaims.zarr"
 FORMAT = "napari-oaims-session"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: What each format version changed (details in the module docstring).
 VERSIONS = {
     1: "adapted weights written after every update; adapter settings may name retired settings",
     2: "adapted weights written at accept; adapter settings without retired settings",
+    3: "propagate events and exact priors in the log; guarded learning (update events say rolled_back and why)",
 }
+#: The first format version whose logs were recorded under today's learning rules (the answer-
+#: checking guard, no PI from uncorrected accepts, MI skipping pseudo-labels that contradict a click).
+LEARNING_RULES_SINCE = 3
 #: Format versions this package reads (older ones are migrated on read; nothing on disk changes).
 READABLE_VERSIONS = tuple(VERSIONS)
 ATTRS_KEY = "napari_oaims"

@@ -30,6 +30,7 @@ import numpy as np
 
 from napari_oaims.core.events import PROMPT_KINDS, normalise_event
 from napari_oaims.core.overlap import dice
+from napari_oaims.store.layout import LEARNING_RULES_SINCE, written_with
 from napari_oaims.store.session_store import SessionStore
 
 _COMPARED = ("kind", "object", "plane", "coords", "label", "weights")
@@ -150,6 +151,12 @@ def replay(
     report = ReplayReport(
         str(store.path), device, engine.base_hash, len(events), sum(e["kind"] in PROMPT_KINDS for e in events)
     )
+    if written_with(store.meta) < LEARNING_RULES_SINCE and any(e["kind"] == "update" for e in events):
+        report.notes.append(
+            f"recorded with format version {written_with(store.meta)}, before the learning rules of version "
+            f"{LEARNING_RULES_SINCE} (the answer-checking guard, no learning from uncorrected accepts): objects "
+            "after the first update may differ"
+        )
     image = store.image()
     params = store.session_params()
     replay_labels = np.zeros(tuple(store.meta["spatial_shape"]), np.uint32)

@@ -60,7 +60,9 @@ def unwrap(layer):
 class AnnotatorWidget(QWidget):
     """Click, box and scribble annotation with a model that learns from the user (see module doc).
 
-    With no ``engine``, the model (``device``, ``adaptation``, ``weights``) loads in a worker.
+    With no ``engine``, the model (``device``, ``adaptation``, ``weights``) loads in a worker;
+    ``adaptation`` None is :data:`~napari_oaims.plugin.widget.model_panel.DEFAULT_ADAPTATION`
+    (learning on, guarded).
     """
 
     KEYS = KEYS
@@ -72,7 +74,7 @@ class AnnotatorWidget(QWidget):
         napari_viewer: "napari.viewer.Viewer",
         engine: "Engine | None" = None,
         device: str = "auto",
-        adaptation: str = "none",
+        adaptation: str | None = None,
         weights: str | Path | None = None,
     ):
         super().__init__()

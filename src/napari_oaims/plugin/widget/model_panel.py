@@ -24,6 +24,9 @@ ADAPTATION_MODES = (
     ("after each object (PI)", "pi"),
     ("both (OAIMS)", "oaims"),
 )
+#: The adaptation a new annotator starts with: learning on (MI and PI), each update checked by
+#: the guard (:mod:`napari_oaims.adapt.guard`), which rolls back any that makes the answers worse.
+DEFAULT_ADAPTATION = "oaims"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 #: Object sizes offered in the dropdown: (label, diameter in px, "auto", or None for the model's
 #: default first window). A diameter sets the first click's window
@@ -76,10 +79,12 @@ TIPS = {
 class ModelPanel(QWidget):
     """Chooses and changes the annotator's engine (``annotator.engine``)."""
 
-    def __init__(self, annotator: "AnnotatorWidget", device: str, adaptation: str, weights: str | Path | None):
+    def __init__(self, annotator: "AnnotatorWidget", device: str, adaptation: str | None, weights: str | Path | None):
+        """``adaptation`` None: :data:`DEFAULT_ADAPTATION`."""
         super().__init__()
         self._w = annotator
         self.device = device
+        adaptation = DEFAULT_ADAPTATION if adaptation is None else adaptation
         self.adaptation = adaptation
         self.weights = weights
         self.object_size: int | str | None = None

@@ -9,6 +9,7 @@ from napari.layers import Image
 from qtpy.QtWidgets import QLabel
 
 if TYPE_CHECKING:  # pragma: no cover
+    from napari_oaims.engine import Engine
     from napari_oaims.plugin.widget.annotator import AnnotatorWidget
 
 NO_IMAGE = "Open an image (File > Open, drag and drop, or File > Open Sample): annotation starts on it."
@@ -19,8 +20,18 @@ VIEW_3D = (
 )
 TIP = (
     "latency: from your click to its preview · adaptation: how the model learns online · updates: "
-    "times the model has learnt so far · device: where the model runs · object: id of the object in progress"
+    "times the model has learnt so far · rolled back: updates the guard undid because the model answered "
+    "worse after them (the weights went back to the last good ones) · device: where the model runs · "
+    "object: id of the object in progress"
 )
+
+
+def rollback_text(engine: "Engine | None") -> str | None:
+    """``rolled back N (why the last one was)``, or None when the guard has undone nothing."""
+    if engine is None or not getattr(engine, "rollbacks", 0):
+        return None
+    why = (engine.last_rollback or "").split(" (")[0].replace("answer check: ", "")
+    return f"rolled back {engine.rollbacks} (last: {why})"
 
 
 def hint(w: "AnnotatorWidget") -> str | None:
@@ -49,6 +60,9 @@ class StatusLine(QLabel):
             f"updates {engine.updates if engine else 0}",
             f"device {engine.device if engine else w.model_panel.device}",
         ]
+        rolled = rollback_text(engine)
+        if rolled:
+            parts.insert(3, rolled)
         if w.session is not None:
             parts.append(f"object {w.session.object_id}")
         jobs = w.jobs
