@@ -138,29 +138,6 @@ class Session(PropagationMixin):
         bb = prompt.box
         return self._add(key, prompt, coords=list(bb))
 
-    def set_mask(self, mask2d, plane=None) -> Result:
-        """Make ``mask2d`` the plane's mask exactly, without a prediction (e.g. a seed slice to
-        propagate from). Its prompts become that mask as a prior, so the plane is an anchor and
-        later prompts edit the mask. One undoable step, logged as a ``prior`` event with
-        ``extra["exact"]`` and a ``predict`` event."""
-        t0 = time.perf_counter()
-        key = self.source.check_key(plane)
-        prompt = prior_prompt(mask2d, self.source.plane_shape)
-        st = self.planes.setdefault(key, PlaneState([]))
-        box = geometry.union(prompt.box, st.bbox)
-        region = geometry.box_slices(box)
-        before = st.mask[region].copy() if st.mask is not None else np.zeros(prompt.mask[region].shape, bool)
-        after = prompt.mask[region].copy()
-        change = _Change(key, list(st.prompts), [prompt], region, before, after, st.bbox, prompt.box)
-        self.prior_masks[len(self.events)] = prompt.mask
-        self._log("prior", plane=key, coords=list(prompt.box), extra={**self._adaptation_extra(), "exact": True})
-        result = self._result(self._apply([change], before=False))
-        self._history.push([change])
-        area = int(np.count_nonzero(prompt.mask))
-        info = {"window": None, "area": area, "passes": 0, "exact": True}
-        self._log("predict", plane=key, latency_ms=(time.perf_counter() - t0) * 1e3, extra=info, result=result)
-        return result
-
     # -- undo / redo / clear -------------------------------------------------------------------
     def undo(self) -> Result:
         """Undo the last prompt or clear of the current object (no-op if there is none)."""

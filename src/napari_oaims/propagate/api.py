@@ -1,13 +1,15 @@
-"""The session's 3D methods, :meth:`propagate` and :meth:`suggest_slice` (mixed into
-:class:`~napari_oaims.session.Session`)."""
+"""The session's 3D methods, :meth:`propagate`, :meth:`suggest_slice` and :meth:`set_mask` (mixed
+into :class:`~napari_oaims.session.Session`)."""
 
 from __future__ import annotations
 
 import time
 
+import numpy as np
+
 
 class PropagationMixin:
-    """``Session.propagate`` and ``Session.suggest_slice``."""
+    """``Session.propagate``, ``Session.suggest_slice`` and ``Session.set_mask`` (exact anchors)."""
 
     def propagate(
         self,
@@ -48,6 +50,34 @@ class PropagationMixin:
             on_slice=on_slice,
         )
         return apply_propagation(self, out, t0)
+
+    def set_mask(self, mask2d, plane=None):
+        """Make ``mask2d`` the plane's mask exactly, without a prediction (e.g. a seed slice to
+        propagate from). Its prompts become that mask as a prior, so the plane is an anchor and
+        later prompts edit the mask. One undoable step, logged as a ``prior`` event with
+        ``extra["exact"]`` and a ``predict`` event."""
+        from napari_oaims.core import geometry
+        from napari_oaims.core.history import PlaneEdit
+        from napari_oaims.core.prompts import prior_prompt
+        from napari_oaims.session import PlaneState
+
+        t0 = time.perf_counter()
+        key = self.source.check_key(plane)
+        prompt = prior_prompt(mask2d, self.source.plane_shape)
+        st = self.planes.setdefault(key, PlaneState([]))
+        box = geometry.union(prompt.box, st.bbox)
+        region = geometry.box_slices(box)
+        before = st.mask[region].copy() if st.mask is not None else np.zeros(prompt.mask[region].shape, bool)
+        after = prompt.mask[region].copy()
+        change = PlaneEdit(key, list(st.prompts), [prompt], region, before, after, st.bbox, prompt.box)
+        self.prior_masks[len(self.events)] = prompt.mask
+        self._log("prior", plane=key, coords=list(prompt.box), extra={**self._adaptation_extra(), "exact": True})
+        result = self._result(self._apply([change], before=False))
+        self._history.push([change])
+        area = int(np.count_nonzero(prompt.mask))
+        info = {"window": None, "area": area, "passes": 0, "exact": True}
+        self._log("predict", plane=key, latency_ms=(time.perf_counter() - t0) * 1e3, extra=info, result=result)
+        return result
 
     def suggest_slice(self, axis=None, extent=None, settings=None) -> int | None:
         """The position along ``axis`` of the propagated slice to check next: where its mask
