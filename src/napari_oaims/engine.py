@@ -158,7 +158,28 @@ class Engine:
         rgb: bool | None = None,
         channel: int | None = None,
     ) -> Session:
-        """A new annotation session on ``image`` (see :mod:`napari_oaims.core.source` for channels)."""
+        """A new annotation session on ``image``.
+
+        Parameters
+        ----------
+        image : array
+            NumPy, Dask or Zarr; 2D, RGB, multichannel or nD (a prompt segments the 2D plane it
+            lies in). NaN and inf pixels are allowed.
+        plane_axes : tuple of int
+            The two axes of a plane (default the last two).
+        channel_axis : int or "none", optional
+            The channel axis (channels are normalised and averaged). None: a last axis of 2-8
+            entries far shorter than the others is taken as channels; ``"none"``: no channels.
+        rgb : bool, optional
+            Luminance of an RGB(A) image (default: a uint8 image whose last axis is 3 or 4).
+        channel : int, optional
+            Use this one channel only.
+
+        Returns
+        -------
+        Session
+            See :mod:`napari_oaims.core.source` for how the image is read.
+        """
         return Session(self, image, plane_axes=plane_axes, channel_axis=channel_axis, rgb=rgb, channel=channel)
 
     def to(self, device="auto") -> "Engine":

@@ -184,12 +184,19 @@ class Session(PropagationMixin):
         return result
 
     def accept(self, defer_update: bool = False, class_id: int = 1, class_name: str = "object") -> Accepted:
-        """The object is done: returns it (:class:`Accepted`) and starts a new object.
+        """The object is done: returns it and starts a new object.
 
-        The adapter's accept hook (Post-Interaction learning) runs now, or, with
-        ``defer_update=True``, later in :meth:`run_pending_updates` (a GUI runs that in a worker
-        thread so the viewer stays responsive). ``class_id``/``class_name`` label the object in the
-        log (and in a saved session). Raises ``ValueError`` if the mask is empty.
+        Parameters
+        ----------
+        defer_update : bool
+            Run Post-Interaction learning later, in :meth:`run_pending_updates` (a GUI's worker).
+        class_id, class_name
+            The object's class in the log and in a saved session.
+
+        Returns
+        -------
+        Accepted
+            ``.mask``, ``.object_id``, ``.class_id``, ``.class_name``; ``ValueError`` if the mask is empty.
         """
         if int(class_id) < 1 or not str(class_name).strip():
             raise ValueError("an object's class needs class_id >= 1 and a non-empty class_name")
@@ -227,17 +234,14 @@ class Session(PropagationMixin):
         return accepted
 
     def withdraw(self, object_id: int) -> float | None:
-        """An accepted object was taken back (e.g. undone in the viewer): its size no longer counts
-        for ``first_window="auto"``. Returns its diameter (to give back to :meth:`reinstate`).
-        What the model learnt from it stays learnt (:meth:`Engine.reset` undoes all learning).
-        Logged as a ``withdraw`` event, so that a replay withdraws it too."""
+        """An accepted object was taken back: its size no longer counts for ``first_window="auto"``
+        (what was learnt stays learnt). Returns its diameter for :meth:`reinstate`; logged."""
         diameter = self.accepted_diameters.pop(int(object_id), None)
         self._log("withdraw", extra={"diameter": diameter}, object_id=int(object_id))
         return diameter
 
     def reinstate(self, object_id: int, diameter: float | None) -> None:
-        """Count an accepted object's diameter again (a withdrawn object was brought back); logged
-        as a ``reinstate`` event."""
+        """Count a withdrawn object's diameter again (it was brought back); logged."""
         if diameter is not None and (not np.isfinite(diameter) or diameter <= 0):
             raise ValueError(f"an object's diameter must be a positive number of pixels, got {diameter!r}")
         if diameter is not None:
@@ -279,10 +283,7 @@ class Session(PropagationMixin):
         return st.mask.copy()
 
     def mask_values(self, plane, points) -> np.ndarray:
-        """The current object's mask at plane pixels ``points`` (N x 2, y/x), without copying it.
-
-        Points outside the plane read as background.
-        """
+        """The current object's mask at plane pixels ``points`` (N x 2, y/x; outside: background)."""
         st = self.planes.get(self.source.check_key(plane))
         return geometry.values_at(None if st is None else st.mask, points)
 
@@ -300,8 +301,7 @@ class Session(PropagationMixin):
         self._listeners.append(listener)
 
     def view(self, plane=()) -> "_Plane":
-        """One plane as adapters see it (:class:`~napari_oaims.adapt.base.PlaneView`): the
-        network input and the window the session would use for any prompts on it."""
+        """One plane as adapters see it (:class:`~napari_oaims.adapt.base.PlaneView`)."""
         return _Plane(self, self.source.check_key(plane))
 
     # -- internals -----------------------------------------------------------------------------

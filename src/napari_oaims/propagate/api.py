@@ -24,15 +24,35 @@ class PropagationMixin:
     ):
         """Carry the object through the stack along ``axis`` (see :mod:`napari_oaims.propagate`).
 
+        Parameters
+        ----------
+        axis : int, optional
+            The axis to propagate along; default: the one axis of a 3D image that is not a plane
+            axis. For (t, z, y, x) either t or z.
+        method : str
+            ``"ema"`` (student-teacher adapted slice by slice), ``"frozen"``, ``"registration"``
+            or ``"copy"``.
+        extent : (int, int), optional
+            ``(start, stop)`` along ``axis``, stop exclusive; default the whole axis.
+        progress : callable, optional
+            ``progress(done, total)`` after each slice.
+        cancel : threading.Event, optional
+            Checked before each slice; a cancelled propagation changes nothing.
+        on_slice : callable, optional
+            ``on_slice(key, mask)`` with each slice's mask as it is made.
+        settings : PropagateSettings or dict, optional
+            :class:`~napari_oaims.propagate.PropagateSettings`; keyword ``overrides`` set single fields.
+
+        Returns
+        -------
+        Propagated
+            ``.mask`` (the object's whole mask), ``.changes``, ``.cancelled``, ``.anchors``, ``.info``.
+
+        Notes
+        -----
         Anchors are the planes with prompts; every other plane of their lines within ``extent``
-        (``(start, stop)``, stop exclusive; default the whole axis) is redone. ``method``: ``"ema"``,
-        ``"frozen"``, ``"registration"`` or ``"copy"``; ``settings`` (a
-        :class:`~napari_oaims.propagate.PropagateSettings` or its dict) and keyword overrides set
-        the rest. ``progress(done, total)`` after each slice; ``cancel`` (a ``threading.Event``)
-        is checked before each slice; ``on_slice(key, mask)`` gets each slice's mask as it is made.
-        Returns a :class:`~napari_oaims.propagate.Propagated` (``.mask``: the object's mask);
-        one undoable step and one ``propagate`` event. A cancelled or empty propagation changes
-        nothing (``.cancelled`` tells which). The engine's weights are never changed.
+        is redone. The call is one undoable step and one ``propagate`` event. The engine's
+        weights are never changed (the student and teacher are temporary).
         """
         from napari_oaims.propagate import run
         from napari_oaims.propagate.apply import apply_propagation
