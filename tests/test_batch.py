@@ -1,4 +1,4 @@
-"""Batch propagation on Dask (issue 27): a real LocalCluster with worker processes, tiny volumes.
+"""Batch propagation on Dask: a real LocalCluster with worker processes, tiny volumes.
 
 Outputs are read back with ``ome_zarr``'s reader; a broken job among good ones; a rerun that skips
 finished jobs (and redoes one a killed run left half-written); bad manifests rejected before any

@@ -1,4 +1,4 @@
-"""3D propagation (issue 26): Session.propagate / suggest_slice, the four methods, stopping at the
+"""3D propagation: Session.propagate / suggest_slice, the four methods, stopping at the
 object's ends, corrections on propagated slices, undo, cancel, the engine's weights, 4D along t,
 lazy reads, the log, and bad input. Tiny procedural volumes, the real shipped model on CPU."""
 
