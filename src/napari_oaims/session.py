@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,7 +21,7 @@ import numpy as np
 from napari_oaims.adapt.base import AcceptedObject, PromptUpdate
 from napari_oaims.core import geometry, guidance
 from napari_oaims.core.events import make_event
-from napari_oaims.core.history import History
+from napari_oaims.core.history import History, PlaneState
 from napari_oaims.core.history import PlaneEdit as _Change
 from napari_oaims.core.prompts import Prompt, box_prompt, is_correction, prior_prompt, supersedes
 from napari_oaims.core.results import Accepted, PlaneChange, Result
@@ -30,15 +30,6 @@ from napari_oaims.propagate.api import PropagationMixin
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
-
-
-@dataclass
-class PlaneState:
-    """The object in progress on one plane: its prompts and its mask."""
-
-    prompts: list[Prompt]
-    mask: np.ndarray | None = None  # bool, plane shape, allocated lazily
-    bbox: geometry.Box | None = None  # of mask
 
 
 class _Plane:

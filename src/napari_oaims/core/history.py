@@ -75,3 +75,13 @@ class PlaneEdit:
     after: Any
     bbox_before: tuple[int, int, int, int] | None
     bbox_after: tuple[int, int, int, int] | None
+
+
+@dataclass
+class PlaneState:
+    """The object in progress on one plane: its prompts, its mask (bool, plane shape, allocated
+    lazily) and the mask's bounding box."""
+
+    prompts: list[Any]
+    mask: Any = None
+    bbox: tuple[int, int, int, int] | None = None

@@ -77,9 +77,8 @@ class PropagationMixin:
         later prompts edit the mask. One undoable step, logged as a ``prior`` event with
         ``extra["exact"]`` and a ``predict`` event."""
         from napari_oaims.core import geometry
-        from napari_oaims.core.history import PlaneEdit
+        from napari_oaims.core.history import PlaneEdit, PlaneState
         from napari_oaims.core.prompts import prior_prompt
-        from napari_oaims.session import PlaneState
 
         t0 = time.perf_counter()
         key = self.source.check_key(plane)
