@@ -143,3 +143,11 @@ def test_nothing_readable_is_one_clear_error(tmp_path, saved):
     shutil.rmtree(path / "prompts")
     with pytest.raises(ValueError, match=r"is damaged \(.*image.*labels.*\); opened read-only: nothing"):
         read_session(str(path))
+
+
+def test_a_missing_folder_is_not_called_damaged(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no session folder at"):
+        salvage(tmp_path / "missing.oaims.zarr")
+    (tmp_path / "file.oaims.zarr").write_text("x")
+    with pytest.raises(FileNotFoundError, match="no session folder at"):
+        salvage(tmp_path / "file.oaims.zarr")

@@ -66,6 +66,11 @@ def salvage(path: str | Path) -> Salvaged:
         The image, labels, objects and prompt layers that read back (``None`` for the others),
         and ``damaged``: each damaged part and why. ``message()`` says it in one line.
 
+    Raises
+    ------
+    FileNotFoundError
+        No folder at ``path``.
+
     Examples
     --------
     >>> found = salvage("cells.oaims.zarr")  # doctest: +SKIP
@@ -75,6 +80,8 @@ def salvage(path: str | Path) -> Salvaged:
     from napari_oaims.store.session_store import SessionStore
 
     out = Salvaged(Path(path).absolute())
+    if not out.path.is_dir():
+        raise FileNotFoundError(f"no session folder at {out.path}")
     try:
         store = SessionStore.open(out.path, read_only=True)
     except (ValueError, FileNotFoundError) as err:
