@@ -244,9 +244,12 @@ def test_scene_kinds_have_their_layout():
 def test_scene_shares_are_checked_and_off_by_default():
     """Zero shares draw no random numbers (the shipped recipe is unchanged); bad shares are refused."""
     a = synth.sample(np.random.default_rng(9), synth.SynthSettings(p_blob_scene=0.3))
-    b = synth.sample(np.random.default_rng(9), synth.SynthSettings(p_blob_scene=0.3, scene_p=(0.0,) * 7))
+    b = synth.sample(
+        np.random.default_rng(9), synth.SynthSettings(p_blob_scene=0.3, scene_p=(0.0,) * len(synth.SCENES))
+    )
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
-    for bad in ((0.5,) * 7, (0.1,) * 6, (-0.1,) + (0.0,) * 6):
+    n = len(synth.SCENES)
+    for bad in ((0.5,) * n, (0.1,) * (n - 1), (-0.1,) + (0.0,) * (n - 1)):
         with pytest.raises(ValueError, match="scene_p"):
             synth.SynthSettings(scene_p=bad)
 
@@ -265,9 +268,11 @@ def test_scene_flags_reach_the_generator(tmp_path):
     parser = argparse.ArgumentParser()
     cli_train.register(parser.add_subparsers())
     args = parser.parse_args(["train", "--thin-p", "0.25", "--dark-in-texture-p", "0.5"])
-    assert cli_train._synth_settings(args).scene_p == (0.0, 0.5, 0.25, 0.0, 0.0, 0.0, 0.0)
+    assert cli_train._synth_settings(args).scene_p == (0.0, 0.5, 0.25) + (0.0,) * (len(synth.SCENES) - 3)
     assert main(["synth", "--out", str(tmp_path / "v"), "--tiles", "1", "--seed", "3", "--touching-p", "1"]) == 0
-    expected = synth.mosaic(np.random.default_rng(3), 1, synth.SynthSettings(scene_p=(0, 0, 0, 1.0, 0, 0, 0)))
+    expected = synth.mosaic(
+        np.random.default_rng(3), 1, synth.SynthSettings(scene_p=tuple(float(k == "touching") for k in synth.SCENES))
+    )
     assert np.array_equal(tifffile.imread(tmp_path / "v" / "labels.tif"), expected[1])
     assert main(["synth", "--out", str(tmp_path / "bad"), "--nested-p", "0.7", "--thin-p", "0.7"]) == 2
 
@@ -299,3 +304,28 @@ def test_robot_rounds_click_like_the_benchmark_robot():
         train.TrainConfig(p_robot_rounds=1.5)
     with pytest.raises(ValueError, match="robot_rounds"):
         train.TrainConfig(robot_rounds=0)
+
+
+def test_rim_clicks_move_the_boundary_and_are_off_by_default():
+    """``p_rim_click=1``: every sample with room for a correction gets a click on a thin rim
+    (within 3 px of the object's boundary, inside or outside); 0 draws no extra numbers."""
+    from scipy import ndimage
+
+    model = train.ClickUNet(4, (8, 16)).eval()
+    cfg = train.TrainConfig(batch_size=8, channels=(8, 16), p_rim_click=1.0, max_clicks=2, p_scribble=0.0)
+    batch = train.make_batch(model, np.random.default_rng(5), cfg)
+    near = seconds = 0
+    for s in batch:
+        edt_in = ndimage.distance_transform_edt(s.target)
+        edt_out = ndimage.distance_transform_edt(~s.target)
+        for y, x in s.pos[1:] + s.neg:  # with at most 2 clicks, the second is the rim click
+            seconds += 1
+            near += bool(edt_in[y, x] <= 3 if s.target[y, x] else edt_out[y, x] <= 3)
+    assert seconds >= 3 and near == seconds
+    a = train.make_batch(model, np.random.default_rng(2), train.TrainConfig(batch_size=3, channels=(8, 16)))
+    b = train.make_batch(
+        model, np.random.default_rng(2), train.TrainConfig(batch_size=3, channels=(8, 16), p_rim_click=0.0)
+    )
+    assert [s.pos for s in a] == [s.pos for s in b] and [s.neg for s in a] == [s.neg for s in b]
+    with pytest.raises(ValueError, match="p_rim_click"):
+        train.TrainConfig(p_rim_click=-0.1)

@@ -48,6 +48,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         p_single_click=args.single_click_p,
         p_robot_rounds=args.robot_rounds_p,
         robot_rounds=args.robot_rounds,
+        p_rim_click=args.rim_click_p,
         ema=args.ema,
     )
     bar = tqdm(total=cfg.steps, desc="train", unit="step", mininterval=5)
@@ -85,6 +86,7 @@ SCENE_HELP = {
     "speckle": "smooth fields with speckle or Rician noise (ultrasound/MRI-like)",
     "histology": "colour-free histology-like textures",
     "gradient": "strong intensity gradients",
+    "halo": "soft blobs with a glow past their edge (widefield nuclei)",
 }
 
 
@@ -151,6 +153,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="share of batches corrected like the benchmark robot (one centre click per round on the largest error)",
     )
     t.add_argument("--robot-rounds", type=int, default=4, help="most robot-style correction rounds per batch")
+    t.add_argument(
+        "--rim-click-p",
+        type=float,
+        default=0.0,
+        help="share of samples whose first correction is a click on a thin rim just outside or inside the object",
+    )
     t.add_argument("--stop-after", type=int, default=None, help="stop at this step of the --steps schedule")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     t.add_argument("--export", type=Path, default=None, help="write the final weights here (.safetensors + .json)")

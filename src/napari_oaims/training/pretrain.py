@@ -54,6 +54,11 @@ class TrainConfig:
     #: and no extra random draw.
     p_robot_rounds: float = 0.0
     robot_rounds: int = 4
+    #: Share of samples (with room for a second click) whose first correction is the robot's
+    #: click on a thin rim: the target grown (more often) or shrunk by 1-3 px stands in for the
+    #: first answer, so the click lies just outside or inside the boundary and the target says the
+    #: boundary moves there, not that the object is carved. 0 (default): none, and no extra draw.
+    p_rim_click: float = 0.0
     checkpoint_every: int = 100
     threads: int = 2
     init: str | None = None  # start from these weights (a fine-tuning stage) instead of random
@@ -64,6 +69,8 @@ class TrainConfig:
             raise ValueError(f"p_single_click must lie in [0, 1], got {self.p_single_click}")
         if not 0.0 <= self.p_robot_rounds <= 1.0:
             raise ValueError(f"p_robot_rounds must lie in [0, 1], got {self.p_robot_rounds}")
+        if not 0.0 <= self.p_rim_click <= 1.0:
+            raise ValueError(f"p_rim_click must lie in [0, 1], got {self.p_rim_click}")
         if self.robot_rounds < 1:
             raise ValueError(f"robot_rounds must be >= 1, got {self.robot_rounds}")
         if not 0.0 <= self.ema < 1.0:
@@ -166,6 +173,10 @@ def make_batch(model: torch.nn.Module, rng: np.random.Generator, cfg: TrainConfi
     budgets = rng.integers(1, cfg.max_clicks + 1, size=len(samples))
     if cfg.p_single_click > 0:
         budgets[rng.random(len(samples)) < cfg.p_single_click] = 1
+    if cfg.p_rim_click > 0:
+        for s, budget in zip(samples, budgets):
+            if budget >= 2 and rng.random() < cfg.p_rim_click:
+                _rim_click(rng, s)
     if cfg.p_robot_rounds > 0 and rng.random() < cfg.p_robot_rounds:
         _robot_rounds(model, samples, budgets, cfg.robot_rounds)
         return samples
@@ -182,6 +193,19 @@ def make_batch(model: torch.nn.Module, rng: np.random.Generator, cfg: TrainConfi
             for c in clicks:
                 (s.pos if c.positive else s.neg).append((c.y, c.x))
     return samples
+
+
+def _rim_click(rng: np.random.Generator, s: _Sample) -> None:
+    """Add a click on a thin rim error (the target grown or shrunk by 1-3 px), deep in the rim."""
+    k = int(rng.integers(1, 4))
+    if rng.random() < 0.7:
+        wrong = ndimage.binary_dilation(s.target, iterations=k)
+    else:
+        wrong = ndimage.binary_erosion(s.target, iterations=k)
+        if not wrong.any():
+            return
+    for c in correction_clicks(wrong, s.target, 1, rng, mode="edt"):
+        (s.pos if c.positive else s.neg).append((c.y, c.x))
 
 
 def _robot_rounds(model: torch.nn.Module, samples: list[_Sample], budgets: np.ndarray, rounds: int) -> None:

@@ -3,7 +3,8 @@
 Each scene mimics a layout that real images have and isolated blobs lack: objects nested in
 others, dark structures inside bright texture next to other dark structures, thin curved and
 branching objects, touching cells of one intensity, smooth fields with speckle (MRI and
-ultrasound-like), colour-free histology-like textures and strong intensity gradients. A scene
+ultrasound-like), colour-free histology-like textures, strong intensity gradients and soft
+blobs with a glow past their edge. A scene
 function returns the clean image (before :func:`napari_oaims.training.synth.finish` adds
 polarity, illumination, blur and noise), its instance labels, the blur range and the
 probability of inverting it. Every instance is a region of one appearance: an object inside
@@ -303,6 +304,31 @@ def gradient(rng: np.random.Generator, s: synth.SynthSettings) -> Scene:
     return image.astype(np.float32), labels, s.blur_sigma, s.p_inverted
 
 
+def halo(rng: np.random.Generator, s: synth.SynthSettings) -> Scene:
+    """Cell-like blobs with soft, dome-shaped profiles and a dim glow reaching past their edge
+    (out-of-focus light of widefield nuclei): the labelled object is the dome, not the glow, so
+    the edge lies part-way down a soft ramp."""
+    size = s.size
+    labels = np.zeros((size, size), np.int32)
+    image = rng.uniform(0.0, 0.3) + 0.03 * synth._smooth_field(rng, size, rng.uniform(4, 20))
+    glow = np.zeros((size, size), np.float32)
+    contrast = rng.uniform(0.3, 1.0)
+    n = 0
+    for _ in range(int(rng.integers(2, 12))):
+        mask = synth.object_mask(rng, size, str(rng.choice(["ellipse", "star"])), s.blob_radius)
+        if (mask & (labels > 0)).any() or mask.sum() < 20:
+            continue
+        n += 1
+        labels[mask] = n
+        depth = ndimage.distance_transform_edt(mask)
+        dome = np.sqrt(np.clip(depth / max(depth.max(), 1e-6), 0, 1))  # dim edge, bright middle
+        level = contrast * rng.uniform(*s.blob_level)
+        image[mask] += level * (rng.uniform(0.3, 0.7) + rng.uniform(0.3, 0.7) * dome[mask])
+        glow += rng.uniform(0.15, 0.45) * level * ndimage.gaussian_filter(mask.astype(np.float32), rng.uniform(2, 6))
+    image = image + glow
+    return image.astype(np.float32), synth.relabel(labels), (1.0, max(1.0, s.blob_blur_sigma[1])), 0.2
+
+
 GENERATORS: dict[str, Callable[[np.random.Generator, synth.SynthSettings], Scene]] = {
     "nested": nested,
     "dark_in_texture": dark_in_texture,
@@ -311,6 +337,7 @@ GENERATORS: dict[str, Callable[[np.random.Generator, synth.SynthSettings], Scene
     "speckle": speckle,
     "histology": histology,
     "gradient": gradient,
+    "halo": halo,
 }
 
 

@@ -19,7 +19,7 @@ from skimage.transform import resize
 
 KINDS = ("ellipse", "star", "deformed", "tube", "branch")
 #: Scene kinds beyond the general and cell-like scenes (:mod:`napari_oaims.training.scenes`).
-SCENES = ("nested", "dark_in_texture", "thin", "touching", "speckle", "histology", "gradient")
+SCENES = ("nested", "dark_in_texture", "thin", "touching", "speckle", "histology", "gradient", "halo")
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,11 @@ class SynthSettings:
     blob_blur_sigma: tuple[float, float] = (0.0, 2.0)
     #: Share of samples drawn as each of the :data:`SCENES` (in that order; their sum at most 1):
     #: nested objects, dark structures in bright texture, thin branching objects, touching cells
-    #: of one intensity, smooth fields with speckle, histology-like textures, strong gradients
+    #: of one intensity, smooth fields with speckle, histology-like textures, strong gradients,
+    #: soft blobs with a glow
     #: (:mod:`napari_oaims.training.scenes`). The rest are general or cell-like scenes.
     #: All 0 (default): none, and no extra random draw.
-    scene_p: tuple[float, ...] = (0.0,) * 7
+    scene_p: tuple[float, ...] = (0.0,) * len(SCENES)
 
     def __post_init__(self) -> None:
         if len(self.scene_p) != len(SCENES) or min(self.scene_p) < 0 or sum(self.scene_p) > 1 + 1e-9:
