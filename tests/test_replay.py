@@ -320,3 +320,33 @@ def test_replay_names_damaged_adapter_settings(tmp_path, recorded, base):
     store.close()
     with pytest.raises(ValueError, match=r"event seq \d+ \(click\) holds adapter settings that cannot be used"):
         replay(copy, weights=base)
+
+
+EARLIER = "5eb3513865717c6b"  # the weights of 0.3.0, packaged beside the shipped ones
+
+
+def test_a_session_made_with_the_earlier_packaged_weights_replays_and_resumes(tmp_path, nuclei):
+    from napari_oaims.engine import bundled_weights_path
+
+    assert bundled_weights_path(Engine.pretrained(device="cpu").base_hash) == shipped_weights_path()
+    assert bundled_weights_path("0123456789abcdef") is None
+    image, c = nuclei
+    engine = Engine.for_base(EARLIER, device="cpu", adaptation="pi")
+    assert engine.base_hash == EARLIER != Engine.pretrained(device="cpu").base_hash
+    s = engine.session(image)
+    path = tmp_path / "earlier.oaims.zarr"
+    store = SessionStore.create(path, image, engine=engine, session=s)
+    s.click(c[0])
+    s.click((c[0][0] + 3, c[0][1] + 3))
+    s.accept()
+    store.close()
+
+    report = replay(path, device="cpu")  # no weights given: the packaged file with the session's hash
+    assert report.base_hash == EARLIER and report.identical, report.table()
+    state = SessionStore.open(path).resume(device="cpu")
+    assert state.engine.base_hash == EARLIER and state.engine.updates == engine.updates
+    state.engine.reset()  # back to the earlier packaged weights, not to the shipped ones
+    assert state.engine.weights_hash == EARLIER
+    state.store.close()
+    with pytest.raises(ValueError, match="no weights packaged .* 0123456789abcdef"):
+        Engine.for_base("0123456789abcdef", device="cpu")

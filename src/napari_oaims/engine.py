@@ -12,7 +12,7 @@ import torch
 
 from napari_oaims.adapt import Adapter, adapter_from_settings, make_adapter
 from napari_oaims.core import guidance
-from napari_oaims.model import ClickUNet, autocast, load_weights, resolve_device, weights_hash
+from napari_oaims.model import ClickUNet, autocast, load_weights, read_config, resolve_device, weights_hash
 from napari_oaims.session import Session
 
 SHIPPED_WEIGHTS = "oaims_base"
@@ -21,6 +21,16 @@ SHIPPED_WEIGHTS = "oaims_base"
 def shipped_weights_path() -> Path:
     """Path of the weights shipped inside the package (``.safetensors``; ``.json`` beside it)."""
     return Path(str(resources.files("napari_oaims") / "weights" / f"{SHIPPED_WEIGHTS}.safetensors"))
+
+
+def bundled_weights_path(base_hash: str) -> Path | None:
+    """The packaged weights file whose JSON names ``base_hash``: the shipped weights or an earlier
+    release's (kept so that sessions made with them resume and replay). None if there is none."""
+    folder = shipped_weights_path().parent
+    for meta in sorted(folder.glob("*.json")):
+        if read_config(meta.with_suffix(".safetensors")).get("weights_hash") == base_hash:
+            return meta.with_suffix(".safetensors")
+    return None
 
 
 def _config_first_window(config: dict[str, Any]) -> int | str:
@@ -107,15 +117,29 @@ class Engine:
         return cls(model, config, device=device, adaptation=adaptation)
 
     @classmethod
+    def for_base(cls, base_hash: str | None, device="auto", adaptation: str | Adapter = "none") -> "Engine":
+        """An engine with the packaged weights whose hash is ``base_hash`` (the shipped weights when
+        it is None or names them). ValueError if no packaged weights have that hash."""
+        path = shipped_weights_path() if base_hash is None else bundled_weights_path(base_hash)
+        if path is None:
+            raise ValueError(
+                f"no weights packaged with this napari-oaims have the hash {base_hash}; pass the "
+                "weights file they came from"
+            )
+        return cls.pretrained(device=device, adaptation=adaptation, weights=path)
+
+    @classmethod
     def load(cls, path: str | Path, device="auto", adaptation: str | Adapter | None = None) -> "Engine":
-        """Adapted weights written by :meth:`save`. ``reset()`` then returns to the shipped weights
-        when the saved base hash matches them, else to the loaded weights."""
+        """Adapted weights written by :meth:`save`. ``reset()`` then returns to the packaged base
+        weights when the saved base hash names one of them (:func:`bundled_weights_path`), else to
+        the loaded weights."""
         model, config = load_weights(path)
         base = config.get("adapted_from")
         base_state = None
         if base is not None:
+            found = bundled_weights_path(str(base.get("weights_hash")))
             try:
-                shipped, _ = load_weights(shipped_weights_path())
+                shipped = load_weights(found)[0] if found is not None else None
             except (FileNotFoundError, ValueError):
                 shipped = None
             if shipped is not None and weights_hash(shipped) == base.get("weights_hash"):

@@ -87,14 +87,13 @@ class AutosaveMixin:
                 return Engine.load(p, device=device)
             except (FileNotFoundError, ValueError) as err:
                 raise ValueError(f"session {self.path} is damaged: its saved weights cannot be loaded ({err})") from err
-        engine = Engine.pretrained(device=device)
         base = self.meta.get("base_hash")
-        if base is not None and engine.base_hash != base:
+        try:
+            return Engine.for_base(base, device=device)
+        except ValueError as err:
             raise ValueError(
-                f"session {self.path} was made with base weights {base}, but this napari-oaims ships "
-                f"{engine.base_hash} (and the session saved no adapted weights)"
-            )
-        return engine
+                f"session {self.path} was made with base weights {base} and saved no adapted weights: {err}"
+            ) from err
 
     # -- autosave and resume ---------------------------------------------------------------------
     def attach(self, session: "Session") -> None:

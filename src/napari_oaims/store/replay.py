@@ -132,20 +132,25 @@ def _follow_adapter(engine, event: dict, switched: bool = False) -> None:
 def replay(
     path: str | Path, device: str = "cpu", image_path: str | Path | None = None, weights: str | Path | None = None
 ) -> ReplayReport:
-    """Re-run the session at ``path`` from the base weights (the shipped ones, or the ``.safetensors``
-    file ``weights``; their hash must be the session's base hash); see the module docstring.
+    """Re-run the session at ``path`` from its base weights (the packaged ones with the session's
+    base hash, or the ``.safetensors`` file ``weights``, whose hash must be it); see the module docstring.
     ``image_path`` is the new location of a referenced image that moved."""
     from napari_oaims.engine import Engine
 
     t0 = time.perf_counter()
     store = SessionStore.open(path, image_path=image_path, read_only=True)
     events = store.events()
-    engine = Engine.pretrained(device=device, weights=weights)
     base = store.meta.get("base_hash")
+    if weights is None:
+        try:
+            engine = Engine.for_base(base, device=device)
+        except ValueError as err:
+            raise ValueError(f"session {store.path} was recorded with base weights {base}: {err}") from err
+    else:
+        engine = Engine.pretrained(device=device, weights=weights)
     if base is not None and base != engine.base_hash:
-        source = f"{weights} holds" if weights is not None else "this napari-oaims ships"
         raise ValueError(
-            f"session {store.path} was recorded with base weights {base}, but {source} "
+            f"session {store.path} was recorded with base weights {base}, but {weights} holds "
             f"{engine.base_hash}: replay needs the same base weights"
         )
     report = ReplayReport(

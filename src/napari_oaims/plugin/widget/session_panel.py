@@ -167,7 +167,10 @@ class SessionPanel(QWidget):
 
             store = SessionStore.open(path)
             try:
-                state = store.resume(engine=engine)
+                # A session made with other packaged base weights gets its own engine on them.
+                base = store.meta.get("base_hash")
+                same = engine is not None and base in (None, engine.base_hash)
+                state = store.resume(engine=engine if same else None, device=str(engine.device) if engine else "auto")
                 return state, np.array(state.labels[...], dtype=np.int32)
             except BaseException:
                 store.close()
