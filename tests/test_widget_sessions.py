@@ -91,7 +91,7 @@ def test_resume_session_in_the_widget(make_napari_viewer, qtbot, fresh_engine, n
     for k, cls in ((10, "nucleus"), (40, "mitosis")):
         w.layers["points"].add(list(centre(labels, k)))
         wait(qtbot, w)
-        (fix,) = correction_clicks(w.session.mask, labels == k, 1, mode="center")
+        (fix,) = correction_clicks(w.session.mask, target(labels, k), 1, mode="center")
         w.set_positive(fix.positive)
         w.layers["points"].add([fix.y, fix.x])
         wait(qtbot, w)
