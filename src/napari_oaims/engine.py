@@ -28,7 +28,11 @@ def bundled_weights_path(base_hash: str) -> Path | None:
     release's (kept so that sessions made with them resume and replay). None if there is none."""
     folder = shipped_weights_path().parent
     for meta in sorted(folder.glob("*.json")):
-        if read_config(meta.with_suffix(".safetensors")).get("weights_hash") == base_hash:
+        try:
+            found = read_config(meta.with_suffix(".safetensors")).get("weights_hash") == base_hash
+        except (FileNotFoundError, ValueError):  # not a weights config: skip it
+            continue
+        if found:
             return meta.with_suffix(".safetensors")
     return None
 
@@ -139,11 +143,11 @@ class Engine:
         if base is not None:
             found = bundled_weights_path(str(base.get("weights_hash")))
             try:
-                shipped = load_weights(found)[0] if found is not None else None
+                packaged = load_weights(found)[0] if found is not None else None
             except (FileNotFoundError, ValueError):
-                shipped = None
-            if shipped is not None and weights_hash(shipped) == base.get("weights_hash"):
-                base_state = shipped.state_dict()
+                packaged = None
+            if packaged is not None and weights_hash(packaged) == base.get("weights_hash"):
+                base_state = packaged.state_dict()
         mode = adaptation
         if mode is None:  # the saved adapter, with its settings (older files: by name)
             saved = (base or {}).get("adaptation", {})
