@@ -2,7 +2,8 @@
 # Every measurement of docs/benchmarks.md and docs/model-card.md, from the repository root:
 #
 #   bash research/rerun.sh PART [PART ...]     # parts: clicks latency napari store object_size
-#                                              #        adapt robust wrong40 clicks50 training all
+#                                              #        adapt robust wrong40 clicks50 safety
+#                                              #        propagate batch training all
 #
 # Results go to $OUT (default results/rerun, which git ignores; the published files stay as they are);
 # then `.venv/bin/python research/tables.py --results $OUT` prints the tables. Plots go to $PLOTS
@@ -75,6 +76,24 @@ part_clicks50() {     # 90 min: 10 against 50 clicks per target, more target ord
     done
   done
 }
+part_safety() {       # 10 min: the failure suites of learning (docs: Safety of learning)
+  adapt --suite flooding --methods none,mi,pi,oaims --max-targets 20 --device cpu --out "$OUT/flooding_suite.json"
+  adapt --suite accept --methods none,mi,pi,oaims --max-targets 20 --device cpu --out "$OUT/accept_suite.json"
+  adapt --suite shifts --shift none --robustness --robust-methods none,mi,pi,oaims --methods none,mi,pi,oaims \
+      --max-targets 12 --device cpu --out "$OUT/robustness_suite.json"
+}
+part_propagate() {    # 7 min: the 3D effort protocol on procedural volumes and on the shared nuclei stack
+  OMP_NUM_THREADS=1 "$B" bench propagate --n-per-kind 1 --device cpu --out "$OUT/propagation"
+  local stack=../shared/data/nuclei3d_synthetic
+  if [ -f "$stack/image.tif" ]; then
+    OMP_NUM_THREADS=1 "$B" bench propagate --data stack --image "$stack/image.tif" --labels "$stack/labels.tif" \
+        --max-objects 3 --device cpu --out "$OUT/propagation"
+  fi
+}
+part_batch() {        # 2 min: batch propagation on a local Dask cluster with 1 and 2 workers
+  OMP_NUM_THREADS=1 "$B" bench batch --volumes 8 --shape 16,96,96 --method frozen --large-gib 0 --repeats 3 \
+      --out "$OUT/batch8.json"
+}
 part_training() {     # 35 min to train the alternative recipe, then 5 min of evaluation
   local v="$OUT/training/val"
   mkdir -p "$v"
@@ -95,7 +114,7 @@ part_training() {     # 35 min to train the alternative recipe, then 5 min of ev
   done
 }
 
-PARTS=(clicks latency napari store object_size adapt robust wrong40 clicks50 training)
+PARTS=(clicks latency napari store object_size adapt robust wrong40 clicks50 safety propagate batch training)
 [ $# -eq 0 ] && { echo "usage: bash research/rerun.sh PART [PART ...]; parts: ${PARTS[*]} all" >&2; exit 2; }
 [ "$1" = all ] && set -- "${PARTS[@]}"
 for part in "$@"; do
