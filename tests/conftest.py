@@ -69,3 +69,19 @@ def fill_disk(path):
                 os.write(fd, b"x" * 4096)
     finally:
         os.close(fd)
+
+
+def blind_engine(engine):
+    """An engine on a copy of ``engine``'s network whose output bias is -50: it answers every prompt
+    with background (a real model, for the paths that handle an empty answer)."""
+    import copy
+
+    import torch
+
+    from napari_oaims import Engine
+
+    model = copy.deepcopy(engine.model)
+    with torch.no_grad():
+        model.head.bias.fill_(-50.0)
+    config = {k: v for k, v in engine.config.items() if k != "weights_hash"}
+    return Engine(model, config=config, device="cpu")

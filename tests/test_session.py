@@ -3,7 +3,7 @@ import pytest
 
 from napari_oaims.evaluation.metrics import dice
 
-from conftest import largest_ids, object_centre
+from conftest import blind_engine, largest_ids, object_centre
 
 EVENT_KEYS = {"seq", "time", "kind", "object", "plane", "coords", "label", "latency_ms", "weights", "extra"}
 
@@ -18,6 +18,21 @@ def test_click_segments_a_real_nucleus(engine, nuclei_crop):
         scores.append(dice(mask, labels == lid))
         s.clear()
     assert np.mean(scores) > 0.7
+
+
+def test_found_nothing_says_when_a_prompt_that_asks_for_an_object_got_background(engine, nuclei_crop):
+    image, labels = nuclei_crop
+    y, x = object_centre(labels, largest_ids(labels, 1)[0])
+    s = engine.session(image)
+    assert not s.found_nothing()  # no prompt yet
+    assert s.click((y, x)).area > 0 and not s.found_nothing()
+    blind = blind_engine(engine).session(image)
+    assert blind.click((y, x)).area == 0 and blind.found_nothing()
+    blind.undo()
+    assert not blind.found_nothing()
+    blind.click((y, x), positive=False)  # background is the right answer to a negative click
+    assert not blind.found_nothing()
+    assert blind.box((y - 8, x - 8, y + 8, x + 8)).area == 0 and blind.found_nothing()
 
 
 def test_negative_click_removes_and_undo_redo(engine, nuclei_crop):

@@ -15,6 +15,8 @@ from napari_oaims.plugin.widget import KEYS  # noqa: E402
 from widget_helpers import *  # noqa: E402, F403 - the shared fixtures
 from widget_helpers import centre, errors, has, press, start, target, wait  # noqa: E402
 
+from conftest import blind_engine  # noqa: E402
+
 pytestmark = pytest.mark.gui
 
 
@@ -303,6 +305,24 @@ def test_clicks_during_an_update_are_queued_in_order(make_napari_viewer, qtbot, 
     seqs = {e["kind"]: e["seq"] for e in reversed(w.session.events)}  # first of each kind
     assert seqs["update"] < clicks[0]["seq"]  # the queued clicks ran after the update
     assert w.layers["preview"].data.any() and w.layers["objects"].data.max() == 1
+
+
+def test_a_prompt_answered_with_background_says_what_to_do(make_napari_viewer, qtbot, fresh_engine, nuclei, notes):
+    image, labels = nuclei
+    w = start(make_napari_viewer(), qtbot, fresh_engine, image)
+    w.layers["points"].add(list(centre(labels, 30)))
+    wait(qtbot, w)
+    assert w.layers["preview"].data.any() and not has(notes, "info", "found no object")
+    w = start(make_napari_viewer(), qtbot, blind_engine(fresh_engine), image)
+    w.layers["points"].add(list(centre(labels, 30)))
+    wait(qtbot, w)
+    assert not w.layers["preview"].data.any()
+    assert has(notes, "info", "the model found no object at this prompt. Undo it [U]") and not errors(notes)
+    seen = len(notes)
+    w.set_positive(False)
+    w.layers["points"].add(list(centre(labels, 31)))  # background is the right answer to a negative click
+    wait(qtbot, w)
+    assert len(w.session.prompts(())) == 2 and not any("found no object" in m for _, m in notes[seen:])
 
 
 def test_model_controls(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, tmp_path):

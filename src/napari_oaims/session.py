@@ -273,6 +273,14 @@ class Session(PropagationMixin):
             return np.zeros(self.source.plane_shape, bool)
         return st.mask.copy()
 
+    def found_nothing(self, plane=()) -> bool:
+        """Whether the last prompt on ``plane`` asked for an object (a positive click or scribble, a
+        box, a prior) and the object's mask there is empty: the model answered it with background."""
+        st = self.planes.get(self.source.check_key(plane))
+        if st is None or not st.prompts or not st.prompts[-1].guides:
+            return False
+        return st.mask is None or not st.mask.any()
+
     def mask_values(self, plane, points) -> np.ndarray:
         """The current object's mask at plane pixels ``points`` (N x 2, y/x; outside: background)."""
         st = self.planes.get(self.source.check_key(plane))

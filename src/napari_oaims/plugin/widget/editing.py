@@ -20,10 +20,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from napari.utils.notifications import show_warning
+from napari.utils.notifications import show_info, show_warning
 
 from napari_oaims.core.history import History
 from napari_oaims.plugin.widget.jobs import Job
+from napari_oaims.plugin.widget.keys import KEYS
 from napari_oaims.plugin.widget.objects import ObjectStep
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,6 +37,11 @@ SESSION = "session"
 #: Prompts run in the GUI thread while the median time of the last :data:`INLINE_OF` was at most this (ms).
 INLINE_MS = 100.0
 INLINE_OF = 5
+#: The notice for a prompt that asked for an object and got an empty mask.
+FOUND_NOTHING = (
+    "OAIMS: the model found no object at this prompt. Undo it [{undo}], draw a box around the object, "
+    "or choose an object size near the object's diameter in Model"
+)
 
 
 class Editor:
@@ -85,6 +91,8 @@ class Editor:
             self._w.layers.show(result)
             self.last_latency_ms = (time.perf_counter() - t0) * 1e3
             self._w.update_status()
+            if result.plane is not None and session.found_nothing(result.plane):
+                show_info(FOUND_NOTHING.format(undo=KEYS["undo"]))
 
         self._w.jobs.submit(Job(name, work, done, thread=not self.inline))
 
