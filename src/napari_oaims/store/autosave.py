@@ -145,8 +145,10 @@ class AutosaveMixin:
         RuntimeWarning), and saving is retried at the next event; ``on_error(None)`` is called
         when saving works again."""
         with self._lock:
+            if event is not None and event.get("kind") == "accept" and isinstance(result, Accepted):
+                self._unpainted[int(event["seq"])] = result  # painted when its event is saved
             try:
-                self._catch_up(session, event, result)
+                self._catch_up(session)
                 if self.error is not None and self.on_error is not None:
                     self.on_error(None)
                 self.error = None
@@ -163,13 +165,21 @@ class AutosaveMixin:
                         )
                 self.error = err
 
-    def _catch_up(self, session: "Session", event: dict | None = None, result=None) -> None:
+    def _catch_up(self, session: "Session") -> None:
+        """Save the session's events not saved yet, in order, painting every accepted object among
+        them into the labels (also those accepted while saving failed)."""
         self._save_priors(session)  # a prior's mask is in the session from the event after its own
         for ev in session.events[self._next_seq :]:
             if ev["seq"] < self._next_seq:
                 continue
-            if ev["kind"] == "accept" and ev is event and isinstance(result, Accepted):
-                self._commit_accepted(result, ev)
+            accepted = self._unpainted.get(ev["seq"]) if ev["kind"] == "accept" else None
+            if accepted is not None:
+                try:
+                    if accepted.object_id not in self._areas:  # its row is journaled: never painted twice
+                        self._commit_accepted(accepted, ev)
+                finally:
+                    if accepted.object_id in self._areas:
+                        del self._unpainted[ev["seq"]]
             self.append_event(ev)
             self._save_model_if_due(session.engine, ev)
 

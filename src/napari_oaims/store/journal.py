@@ -7,15 +7,22 @@ Rows are written first and ``length`` last, and every file write of Zarr's Local
 
 Every event is first appended as one JSON line to ``log/journal.jsonl`` (one unbuffered
 ``write``: it survives ``kill -9``; ``fsync`` is not called, so a power cut may lose what the OS
-had not flushed). Journal records are compacted into the arrays every :data:`COMPACT_EVERY`
-records and on close; readers merge arrays and journal, and a torn last journal line (the record
-in flight) is ignored.
+had not flushed). A write that puts only part of its line on disk (a full disk) is taken back
+(the file is truncated to its last whole record) and raises ``OSError``, so a later record never
+continues a torn one. Journal records are compacted into the arrays every :data:`COMPACT_EVERY`
+records and on close; readers merge arrays and journal. A torn last line (the record in flight at
+a crash) is dropped with a warning, and so is a torn record with a whole record written after it
+on the same line: every whole record is kept.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +31,59 @@ import zarr
 from napari_oaims.core.events import dumps as _dumps
 from napari_oaims.core.events import normalise_event
 from napari_oaims.store.layout import COMPACT_EVERY, HASH_WIDTH, ROWS_PER_CHUNK
+
+
+#: ``os.open`` flag that refuses to follow a symbolic link (0 where the platform has none).
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_RECORD_START = re.compile(rb'\{"')
+
+
+def truncate(path: Path, size: int) -> None:
+    """Cut file ``path`` to ``size`` bytes without following a symbolic link."""
+    fd = os.open(path, os.O_WRONLY | NOFOLLOW)
+    try:
+        os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
+
+
+def _record(line: bytes) -> dict[str, Any] | None:
+    """The journal record on ``line``, or None if it is not one whole record."""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    if isinstance(record.get("object_row"), dict) and isinstance(record["object_row"].get("id"), int):
+        return record
+    return record if isinstance(record.get("seq"), int) else None
+
+
+def parse_journal(data: bytes) -> tuple[list[dict[str, Any]], list[str], int | None]:
+    """The whole records of a journal's bytes, what was dropped (one note each), and the line
+    number of a garbled line that is not a torn write (None if there is none).
+
+    A torn record is what a crash or a full disk leaves of a write: the last line without its
+    newline, or (a write was retried after a short one) the start of a line followed by the whole
+    record, written again."""
+    lines = data.split(b"\n")
+    tail = lines.pop()  # b"" after a complete last line; else the torn record in flight
+    records: list[dict[str, Any]] = []
+    dropped = [f"a torn last record ({len(tail)} bytes)"] if tail else []
+    for n, line in enumerate(lines):
+        record = _record(line)
+        if record is None:
+            starts = [m.start() for m in _RECORD_START.finditer(line) if m.start() > 0]
+            record = next((r for r in (_record(line[i:]) for i in starts) if r is not None), None)
+            if record is None:
+                if n == len(lines) - 1 and not tail:  # the last line: a torn record
+                    dropped.append(f"a torn record on line {n + 1} ({len(line)} bytes)")
+                    continue
+                return records, dropped, n + 1
+            dropped.append(f"a torn record before the whole record on line {n + 1}")
+        records.append(record)
+    return records, dropped, None
 
 
 def node(group: zarr.Group, key: str):
@@ -143,27 +203,35 @@ class JournalMixin:
         return out
 
     def _read_journal(self, repair: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Journal records not yet in the arrays: (events, objects-table rows)."""
+        """Journal records not yet in the arrays: (events, objects-table rows). Torn records are
+        dropped with a warning (and, with ``repair``, removed from the file)."""
         if not self._journal.is_file():
             return [], []
         data = self._journal.read_bytes()
-        lines = data.split(b"\n")
-        tail = lines.pop()  # b"" after a complete last line; else the torn event in flight
-        if tail and repair:
-            os.truncate(self._journal, len(data) - len(tail))
+        records, dropped, garbled = parse_journal(data)
+        if garbled is not None:
+            raise ValueError(f"session {self.path} is damaged: {self._journal} line {garbled} is garbled")
+        if dropped:
+            warnings.warn(
+                f"session {self.path}: {self._journal.name} held {', '.join(dropped)}, left by a crash or a "
+                f"full disk; dropped, every whole record is kept ({len(records)})",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            if repair:
+                clean = b"".join((_dumps(r) + "\n").encode() for r in records)
+                tmp = self._journal.with_name(f".{self._journal.name}.repair")
+                tmp.write_bytes(clean)
+                os.replace(tmp, self._journal)
         done = {e["seq"] for e in self._rows}
         done_ids = set(self._objects.read()["id"].tolist())
         events, objects = [], []
-        for n, line in enumerate(lines):
-            try:
-                record = json.loads(line)
-                if "object_row" in record:
-                    if record["object_row"]["id"] not in done_ids:
-                        objects.append(record["object_row"])
-                elif record["seq"] not in done:
-                    events.append(record)
-            except (ValueError, KeyError, TypeError) as err:
-                raise ValueError(f"session {self.path} is damaged: {self._journal} line {n + 1} is garbled") from err
+        for record in records:
+            if "object_row" in record:
+                if record["object_row"]["id"] not in done_ids:
+                    objects.append(record["object_row"])
+            elif record["seq"] not in done:
+                events.append(record)
         return events, objects
 
     # -- objects table (arrays + journaled rows) --------------------------------------------------
@@ -225,12 +293,41 @@ class JournalMixin:
             self._compact_if_due()
 
     def _journal_write(self, record: dict[str, Any]) -> None:
+        """Append one record as one ``write(2)`` (all or nothing on ``kill -9``). A short write (a
+        full disk) is taken back and raises ``OSError``: a torn record is never followed."""
         line = (_dumps(record) + "\n").encode()
         try:
-            with open(self._journal, "ab", buffering=0) as fh:  # one write(2): all or nothing on kill -9
-                fh.write(line)
+            fd = os.open(self._journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o644)
         except PermissionError as err:
             raise PermissionError(f"cannot write the session log {self._journal}: {err}") from err
+        try:
+            start = os.fstat(fd).st_size
+            if self._journal_end is not None and start > self._journal_end:
+                os.ftruncate(fd, self._journal_end)  # a torn record left by a failed write
+                start = self._journal_end
+            self._journal_end = None
+            written, failure = 0, None
+            while written < len(line) and failure is None:  # a short write: the next one says why
+                try:
+                    n = os.write(fd, line[written:])
+                except OSError as err:
+                    failure = err
+                else:
+                    written += n
+                    if n == 0:
+                        failure = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            if failure is not None:
+                self._journal_end = start
+                os.ftruncate(fd, start)  # may fail too: then the next write cuts the torn record
+                self._journal_end = None
+                raise OSError(
+                    failure.errno,
+                    f"the session log {self._journal} took {written} of {len(line)} bytes "
+                    f"({failure.strerror or failure}); the record was taken back and is written again "
+                    "at the next event",
+                ) from failure
+        finally:
+            os.close(fd)
 
     def _compact_if_due(self) -> None:
         if len(self._pending_events) + len(self._pending_objects) >= COMPACT_EVERY:
@@ -246,7 +343,7 @@ class JournalMixin:
             if self._pending_events:
                 self._compact_events()
             if self._journal.exists():
-                os.truncate(self._journal, 0)
+                truncate(self._journal, 0)
 
     def _compact_objects(self) -> None:
         n = self._objects.length

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 import warnings
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from napari_oaims.core.files import open_image
 from napari_oaims.core.geometry import bbox_nd
 from napari_oaims.core.labels import object_planes, paint, planes_of_labels
 from napari_oaims.store.autosave import AutosaveMixin
+from napari_oaims.store.folder import acquire_writer, check_links, release_writer
 from napari_oaims.store.journal import _OBJECT_COLUMNS, JournalMixin, _log_columns, _Table, node
 from napari_oaims.store.layout import (
     _TMP_PREFIX,
@@ -88,11 +90,14 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
         #: called with the error when autosave starts failing, and with None when it works again
         self.on_error: Callable[[BaseException | None], None] | None = None
         self._lock = threading.RLock()
+        self._unlock: weakref.finalize | None = None  # gives back the writer lock (writable stores)
         self._session: "Session | None" = None
         self._pending_events: list[dict] = []  # journal records not yet in the arrays (they are on disk)
         self._pending_objects: list[dict] = []
         self._areas: dict[int, int] = {}  # current area of every object (as on disk)
         self._next_seq = 0
+        self._journal_end: int | None = None  # where the journal's last whole record ends after a failed cut
+        self._unpainted: dict[int, Any] = {}  # accepted objects (by event seq) not yet in the labels
         self._saved_priors: set[int] = set()
         self._model_hash: str | None = None
         self._model_pending: set[int] = set()  # objects whose weights updates are not in model/current yet
@@ -195,6 +200,7 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
             if not is_session(path):
                 raise ValueError(f"refusing to overwrite {path}: it is not a napari-oaims session")
         _check_writable_target(path)
+        old_lock = acquire_writer(path) if path.is_dir() else None  # refused while another process writes it
         if isinstance(image, (str, Path)):
             image_path = image if image_path is None else image_path
             image = open_image(image)
@@ -241,6 +247,9 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        finally:
+            if old_lock is not None:
+                release_writer(old_lock)
         store = cls.open(path)
         if engine is not None:
             store.save_model(engine)
@@ -292,7 +301,10 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
             No folder at ``path``, or its referenced image is missing.
         ValueError
             Not a session, a newer format, or damaged: the message names the damaged part, and
-            :func:`napari_oaims.store.salvage` reads the parts that are intact.
+            :func:`napari_oaims.store.salvage` reads the parts that are intact. For writing, also
+            a folder holding a link that leads outside it (:func:`~napari_oaims.store.folder.check_links`).
+        SessionInUseError
+            For writing: another process writes the folder (:mod:`napari_oaims.store.folder`).
         """
         path = Path(path).absolute()
         if not path.exists():
@@ -302,14 +314,26 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
         read_format(path)
         if not read_only and not _can_write(path):
             raise PermissionError(f"session folder {path} is read-only; open it with read_only=True or copy it")
+        if read_only:
+            lock = None
+        else:
+            check_links(path)  # before anything is written
+            lock = acquire_writer(path)
         try:
-            root = zarr.open_group(LocalStore(path, read_only=read_only), mode="r" if read_only else "r+")
-        except Exception as err:  # noqa: BLE001 - any Zarr error here means a damaged folder
-            raise ValueError(f"session {path} is damaged: {err}") from err
-        if not read_only:
-            _recover_swaps(path)
-        store = cls(path, root, read_only)
-        store._check_reference(image_path)
+            try:
+                root = zarr.open_group(LocalStore(path, read_only=read_only), mode="r" if read_only else "r+")
+            except Exception as err:  # noqa: BLE001 - any Zarr error here means a damaged folder
+                raise ValueError(f"session {path} is damaged: {err}") from err
+            if not read_only:
+                _recover_swaps(path)
+            store = cls(path, root, read_only)
+            store._check_reference(image_path)
+        except BaseException:
+            if lock is not None:
+                release_writer(lock)
+            raise
+        # The lock goes at close(), or when the store is dropped unclosed.
+        store._unlock = weakref.finalize(store, release_writer, lock) if lock is not None else None
         return store
 
     # -- image -----------------------------------------------------------------------------------
@@ -425,14 +449,21 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
             raise PermissionError(f"session {self.path} is open read-only")
 
     def close(self) -> None:
-        """Stop autosaving and compact the journal into the log arrays."""
+        """Save what autosave could not save yet, stop autosaving, compact the journal into the
+        log arrays and give back the writer lock."""
         with self._lock:
-            session, self._session = self._session, None
-            if not self.read_only:
-                if session is not None and self._model_pending:
-                    self.save_model(session.engine)
-                    self._model_pending.clear()
-                self.compact()
+            try:
+                if not self.read_only and self._session is not None:
+                    self.autosave(self._session, None)  # events left unsaved by a failed autosave
+                session, self._session = self._session, None
+                if not self.read_only:
+                    if session is not None and self._model_pending:
+                        self.save_model(session.engine)
+                        self._model_pending.clear()
+                    self.compact()
+            finally:
+                if self._unlock is not None:
+                    self._unlock()
 
     def __enter__(self) -> "SessionStore":
         return self
