@@ -174,12 +174,7 @@ class AutosaveMixin:
                 continue
             accepted = self._unpainted.get(ev["seq"]) if ev["kind"] == "accept" else None
             if accepted is not None:
-                try:
-                    if accepted.object_id not in self._areas:  # its row is journaled: never painted twice
-                        self._commit_accepted(accepted, ev)
-                finally:
-                    if accepted.object_id in self._areas:
-                        del self._unpainted[ev["seq"]]
+                self._commit_accepted(accepted, ev)
             self.append_event(ev)
             self._save_model_if_due(session.engine, ev)
 
@@ -198,7 +193,8 @@ class AutosaveMixin:
         self._model_saved_at = time.monotonic()
 
     def _commit_accepted(self, accepted: Accepted, event: dict) -> None:
-        """Paint an accepted object into the labels and journal its objects-table row."""
+        """Paint an accepted object into the labels and journal its objects-table row (once: a
+        retry after a failure paints again only if the row was not journaled)."""
         area, overwritten, _ = paint_planes(self._labels, accepted.plane_axes, accepted.planes, accepted.object_id)
         extra = event.get("extra") or {}
         self._record_object(
@@ -208,4 +204,7 @@ class AutosaveMixin:
             overwritten,
             int(extra.get("class_id", 1)),
             str(extra.get("class_name", "object")),
+            compact=False,
         )
+        self._unpainted.pop(int(event["seq"]), None)
+        self._compact_if_due()

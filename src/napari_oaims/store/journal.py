@@ -257,7 +257,14 @@ class JournalMixin:
         return areas
 
     def _record_object(
-        self, object_id: int, area: int, planes, overwritten: dict, class_id: int, class_name: str
+        self,
+        object_id: int,
+        area: int,
+        planes,
+        overwritten: dict,
+        class_id: int,
+        class_name: str,
+        compact: bool = True,
     ) -> None:
         """Journal a new objects-table row; ``areas`` holds the new (absolute, so replaying the journal
         twice is harmless) areas of the objects it painted over."""
@@ -274,7 +281,8 @@ class JournalMixin:
         self._pending_objects.append(row)
         self._areas.update(dict(updates))
         self._areas[row["id"]] = row["area"]
-        self._compact_if_due()
+        if compact:
+            self._compact_if_due()
 
     # -- event log -------------------------------------------------------------------------------
     def events(self) -> list[dict[str, Any]]:
