@@ -1,0 +1,94 @@
+"""One writer per session folder: a real second process is refused, a dead writer's lock is taken over."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_WRITER = """
+import sys
+from napari_oaims.store.session_store import SessionStore
+store = SessionStore.open(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
+store.close()
+"""
+
+
+def _session(tmp_path) -> Path:
+    from napari_oaims.store.session_store import SessionStore
+
+    image = np.random.default_rng(0).integers(0, 255, (64, 64)).astype(np.uint8)
+    SessionStore.create(tmp_path / "s.oaims.zarr", image).close()
+    return tmp_path / "s.oaims.zarr"
+
+
+def _writer(folder: Path) -> subprocess.Popen:
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(folder)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    line = proc.stdout.readline()
+    if line.strip() != b"ready":
+        proc.kill()
+        raise AssertionError(f"the writer did not start: {line!r} {proc.stderr.read().decode()[-2000:]}")
+    return proc
+
+
+def test_a_second_process_is_refused_while_the_first_writes(tmp_path):
+    from napari_oaims.store.folder import SessionInUseError
+    from napari_oaims.store.session_store import SessionStore
+
+    folder = _session(tmp_path)
+    proc = _writer(folder)
+    try:
+        with pytest.raises(SessionInUseError, match=rf"process {proc.pid} on host {socket.gethostname()}"):
+            SessionStore.open(folder)
+        with pytest.raises(ValueError, match="read_only=True"):
+            SessionStore.open(folder)
+        with pytest.raises(SessionInUseError):
+            SessionStore.create(folder, np.ones((8, 8)) * np.arange(8), overwrite=True)
+        readonly = SessionStore.open(folder, read_only=True)  # readers are never locked out
+        assert readonly.events() == []
+        readonly.close()
+    finally:
+        proc.stdin.write(b"\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=60) == 0
+    again = SessionStore.open(folder)  # the writer closed: the folder is free
+    again.close()
+
+
+def test_the_lock_of_a_killed_writer_is_taken_over(tmp_path):
+    from napari_oaims.store.session_store import SessionStore
+
+    folder = _session(tmp_path)
+    proc = _writer(folder)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    owner = json.loads((folder / "writer.lock").read_text())
+    assert owner["pid"] == proc.pid  # the dead writer's record is still there
+    store = SessionStore.open(folder)
+    assert json.loads((folder / "writer.lock").read_text())["pid"] == os.getpid()
+    store.close()
+
+
+def test_stores_of_one_process_share_the_lock(tmp_path):
+    from napari_oaims.store.session_store import SessionStore
+
+    folder = _session(tmp_path)
+    first = SessionStore.open(folder)
+    second = SessionStore.open(folder)  # e.g. reopened while the first is still attached
+    second.close()
+    first.close()
