@@ -36,8 +36,8 @@ def folder(tmp_path):
 
 def test_a_record_glued_after_a_torn_one_is_kept(folder):
     """What a short write followed by a retry leaves: the start of record 2, then record 2 whole."""
-    from napari_oaims.store.session_store import SessionStore
     from napari_oaims.store.salvage import salvage
+    from napari_oaims.store.session_store import SessionStore
 
     journal = folder / "log" / "journal.jsonl"
     torn = _line(_event(2))[:37]

@@ -32,7 +32,6 @@ from napari_oaims.core.events import dumps as _dumps
 from napari_oaims.core.events import normalise_event
 from napari_oaims.store.layout import COMPACT_EVERY, HASH_WIDTH, ROWS_PER_CHUNK
 
-
 #: ``os.open`` flag that refuses to follow a symbolic link (0 where the platform has none).
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _RECORD_START = re.compile(rb'\{"')
