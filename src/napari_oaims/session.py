@@ -11,6 +11,8 @@ listeners given to :meth:`Session.subscribe`, with the result it made.
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,13 +25,33 @@ from napari_oaims.core import geometry, guidance
 from napari_oaims.core.events import make_event
 from napari_oaims.core.history import History, PlaneState
 from napari_oaims.core.history import PlaneEdit as _Change
-from napari_oaims.core.prompts import Prompt, box_prompt, is_correction, prior_prompt, supersedes
+from napari_oaims.core.prompts import (
+    Prompt,
+    box_prompt,
+    check_numbers,
+    check_positive,
+    is_correction,
+    prior_prompt,
+    supersedes,
+)
 from napari_oaims.core.results import Accepted, PlaneChange, Result
 from napari_oaims.core.source import ImageSource
 from napari_oaims.propagate.api import PropagationMixin
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
+
+
+def _serialised(method):
+    """Run ``method`` holding the session's re-entrant lock: calls from several threads take turns
+    (a prompt given while a propagation runs waits for it)."""
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._mutex:
+            return method(self, *args, **kwargs)
+
+    return run
 
 
 class _Plane:
@@ -47,9 +69,17 @@ class _Plane:
 
 
 class Session(PropagationMixin):
-    """Interactive segmentation of one image (see the module docstring)."""
+    """Interactive segmentation of one image (see the module docstring).
+
+    Methods that change the session take turns when called from several threads (a prompt or
+    an accept given while :meth:`propagate` runs waits for it).
+    """
+
+    propagate = _serialised(PropagationMixin.propagate)
+    set_mask = _serialised(PropagationMixin.set_mask)
 
     def __init__(self, engine: "Engine", image: Any, plane_axes=(-2, -1), channel_axis=None, rgb=None, channel=None):
+        self._mutex = threading.RLock()  # public methods that change the session take turns (_serialised)
         self.engine = engine
         self.source = ImageSource(image, plane_axes=plane_axes, channel_axis=channel_axis, rgb=rgb, channel=channel)
         self.events: list[dict[str, Any]] = []
@@ -82,6 +112,7 @@ class Session(PropagationMixin):
     def spatial_shape(self) -> tuple[int, ...]:
         return self.source.spatial_shape
 
+    @_serialised
     def click(self, coords, positive: bool = True) -> Result:
         """Add a positive or negative click.
 
@@ -98,10 +129,11 @@ class Session(PropagationMixin):
             ``.mask`` is the object's mask of the image's spatial shape, ``.changes`` the plane
             regions that changed.
         """
-        key, (y, x) = self.source.check_point(coords)
-        prompt = Prompt("click", bool(positive), np.array([[y, x]]))
+        key, (y, x) = self.source.check_point(check_numbers(coords))
+        prompt = Prompt("click", check_positive(positive), np.array([[y, x]]))
         return self._add(key, prompt, coords=[y, x])
 
+    @_serialised
     def box(self, box, plane=None) -> Result:
         """Box ``(y0, x0, y1, x1)`` in plane coordinates (ends exclusive); ``plane`` for nD images."""
         key = self.source.check_key(plane)
@@ -109,9 +141,10 @@ class Session(PropagationMixin):
         b = prompt.box
         return self._add(key, prompt, coords=list(b))
 
+    @_serialised
     def scribble(self, points, positive: bool = True) -> Result:
         """A scribble through ``points`` (N x ndim full coordinates, all on one plane)."""
-        pts = np.asarray(points, dtype=np.float64)
+        pts = np.asarray(check_numbers(points, "scribble points"), dtype=np.float64)
         if pts.ndim != 2 or len(pts) == 0:
             raise ValueError(f"a scribble is an (N, {len(self.spatial_shape)}) array of points, got shape {pts.shape}")
         checked = [self.source.check_point(p) for p in pts]
@@ -119,9 +152,10 @@ class Session(PropagationMixin):
         if len(keys) != 1:
             raise ValueError(f"all points of a scribble must lie on one plane, got planes {sorted(keys)}")
         path = guidance.rasterise_path(np.array([yx for _, yx in checked]))
-        prompt = Prompt("scribble", bool(positive), path)
+        prompt = Prompt("scribble", check_positive(positive), path)
         return self._add(keys.pop(), prompt, coords=[list(yx) for _, yx in checked])
 
+    @_serialised
     def prior(self, mask2d, plane=None) -> Result:
         """Give a prior mask for a plane (e.g. a rough outline); it feeds the prior channel."""
         key = self.source.check_key(plane)
@@ -130,6 +164,7 @@ class Session(PropagationMixin):
         return self._add(key, prompt, coords=list(bb))
 
     # -- undo / redo / clear -------------------------------------------------------------------
+    @_serialised
     def undo(self) -> Result:
         """Undo the last prompt or clear of the current object (no-op if there is none)."""
         action = self._history.undo()
@@ -139,6 +174,7 @@ class Session(PropagationMixin):
         self._log("undo", plane=list(action[0].key), result=result)
         return result
 
+    @_serialised
     def redo(self) -> Result:
         """Redo what :meth:`undo` took back (no-op if there is nothing)."""
         action = self._history.redo()
@@ -148,6 +184,7 @@ class Session(PropagationMixin):
         self._log("redo", plane=list(action[0].key), result=result)
         return result
 
+    @_serialised
     def clear(self) -> Result:
         """Remove all prompts and the mask of the current object (undoable)."""
         changes = []
@@ -174,6 +211,7 @@ class Session(PropagationMixin):
         self._log("clear", result=result)
         return result
 
+    @_serialised
     def accept(self, defer_update: bool = False, class_id: int = 1, class_name: str = "object") -> Accepted:
         """The object is done: returns it and starts a new object.
 
@@ -224,6 +262,7 @@ class Session(PropagationMixin):
             self.run_pending_updates()
         return accepted
 
+    @_serialised
     def withdraw(self, object_id: int) -> float | None:
         """An accepted object was taken back: its size no longer counts for ``first_window="auto"``
         (what was learnt stays learnt). Returns its diameter for :meth:`reinstate`; logged."""
@@ -231,6 +270,7 @@ class Session(PropagationMixin):
         self._log("withdraw", extra={"diameter": diameter}, object_id=int(object_id))
         return diameter
 
+    @_serialised
     def reinstate(self, object_id: int, diameter: float | None) -> None:
         """Count a withdrawn object's diameter again (it was brought back); logged."""
         if diameter is not None and (not np.isfinite(diameter) or diameter <= 0):
@@ -241,6 +281,7 @@ class Session(PropagationMixin):
             "reinstate", extra={"diameter": None if diameter is None else float(diameter)}, object_id=int(object_id)
         )
 
+    @_serialised
     def run_pending_updates(self) -> int:
         """Run deferred accept hooks in accept order; returns how many objects were processed."""
         done = 0

@@ -30,6 +30,35 @@ class Prompt:
         return self.positive or self.kind in ("box", "prior")
 
 
+def check_positive(positive) -> bool:
+    """A prompt's label: ``True`` (the object) or ``False`` (not the object); 1 and 0 count too.
+
+    Anything else (a string such as ``"no"``, None, 2) is a ``ValueError``: its truth value would
+    say nothing about what the user meant.
+    """
+    if isinstance(positive, (bool, np.bool_)) or (isinstance(positive, (int, np.integer)) and positive in (0, 1)):
+        return bool(positive)
+    raise ValueError(f"positive must be True (the object) or False (not the object), got {positive!r}")
+
+
+def check_numbers(values, what: str = "coordinates"):
+    """``values`` if it is a number or a (nested) sequence or array of real numbers; else a
+    ``ValueError`` naming ``what`` (None, strings and booleans are not coordinates)."""
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError):
+        arr = np.asarray(None)
+    if arr.dtype.kind not in "iuf" or _holds_bool(values):
+        raise ValueError(f"{what} must be real numbers (one per spatial axis), got {values!r}")
+    return values
+
+
+def _holds_bool(values) -> bool:
+    if isinstance(values, (bool, np.bool_)):
+        return True
+    return isinstance(values, (list, tuple)) and any(_holds_bool(v) for v in values)
+
+
 def is_correction(prompt: Prompt, mask_values: np.ndarray) -> bool:
     """Whether ``prompt`` corrects the mask whose values at its pixels are ``mask_values``.
 

@@ -96,10 +96,9 @@ def resolve_axis(session: "Session", axis) -> int:
             f"this image can be propagated along {len(choices)} axes: pass axis= one of {choices} "
             f"(spatial shape {src.spatial_shape}, plane axes {list(src.plane_axes)})"
         )
-    try:
-        a = int(axis)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"axis must be an integer, one of {choices}; got {axis!r}") from err
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise ValueError(f"axis must be an integer, one of {choices}; got {axis!r}")
+    a = int(axis)
     if not -nd <= a < nd:
         raise ValueError(f"axis {axis} is out of range for spatial shape {src.spatial_shape}: use one of {choices}")
     a %= nd
