@@ -9,6 +9,7 @@ run (see :func:`napari_oaims.batch.propagate_many`).
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -87,8 +88,9 @@ def read_manifest(jobs: str | Path | Iterable[Mapping[str, Any]]) -> list[Job]:
     FileNotFoundError
         The CSV file does not exist.
     ValueError
-        A column is missing, a row lacks a value, a file type is not one the readers take, a
-        name is not a plain file name, or two jobs share a name. The message names the row.
+        The file is not CSV text (binary, NUL bytes), a column is missing, a row lacks a value, a
+        file type is not one the readers take, a name is not a plain file name, or two jobs share
+        a name. The message names the file and the row.
     """
     base: Path | None = None
     if isinstance(jobs, (str, Path)):
@@ -96,16 +98,25 @@ def read_manifest(jobs: str | Path | Iterable[Mapping[str, Any]]) -> list[Job]:
         if not path.is_file():
             raise FileNotFoundError(f"no such manifest: {path}")
         base = path.absolute().parent
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as fh:
+                text = fh.read()
+            if "\0" in text:
+                raise csv.Error("it holds NUL bytes")
+            reader = csv.DictReader(io.StringIO(text, newline=""))
             header = [h.strip() for h in (reader.fieldnames or [])]
-            missing = [c for c in COLUMNS if c not in header]
-            if missing:
-                raise ValueError(
-                    f"manifest {path} lacks the column(s) {missing}: it needs a header line with "
-                    f"{','.join(COLUMNS)} (got {header or 'no header'})"
-                )
             rows = [{(k or "").strip(): (v or "") for k, v in r.items()} for r in reader]
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise ValueError(
+                f"manifest {path} is not a UTF-8 CSV text file ({err}); save it as CSV text with the header "
+                f"line {','.join(COLUMNS)}"
+            ) from None
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise ValueError(
+                f"manifest {path} lacks the column(s) {missing}: it needs a header line with "
+                f"{','.join(COLUMNS)} (got {header or 'no header'})"
+            )
         where = str(path)
     else:
         rows = [j.to_dict() if isinstance(j, Job) else dict(j) for j in jobs]

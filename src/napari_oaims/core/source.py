@@ -55,6 +55,20 @@ def looks_like_channels(shape: tuple[int, ...]) -> bool:
     return len(shape) >= 3 and shape[-1] in GUESSED_CHANNELS and 8 * shape[-1] <= min(shape[-3:-1])
 
 
+#: Integers up to this magnitude are exact in float32.
+FLOAT32_EXACT = 2**24
+
+
+def _exact_offset(sample: np.ndarray):
+    """The smallest sampled value of an integer image whose values float32 cannot hold exactly
+    (e.g. near 2**62): subtracted before pixels become float32, so their texture is kept. None
+    for other images."""
+    if sample.dtype.kind not in "iu" or sample.size == 0:
+        return None
+    lo, hi = sample.min(), sample.max()
+    return lo if max(abs(int(lo)), abs(int(hi))) > FLOAT32_EXACT else None
+
+
 class ImageSource:
     """A validated image with its spatial axes, plane axes and normalisation statistics."""
 
@@ -116,7 +130,9 @@ class ImageSource:
         else:
             chans = [None]
         self._channels = chans
-        self.ranges = [self._range(c) for c in chans] if not self.rgb else [self._range("luma")]
+        sample = self._sample()
+        self._offset = _exact_offset(sample)
+        self.ranges = [self._range(sample, c) for c in chans] if not self.rgb else [self._range(sample, "luma")]
         if all(hi <= lo for lo, hi in self.ranges):
             raise ValueError("image is constant: there is nothing to segment (all pixels have the same value)")
 
@@ -152,16 +168,24 @@ class ImageSource:
             return data[..., :3].astype(np.float32) @ _LUMA
         return data[..., c].astype(np.float32)
 
-    def _range(self, c) -> tuple[float, float]:
+    def _sample(self) -> np.ndarray:
+        """A strided subsample of about 2 million pixels (raw values; channels last)."""
         total = int(np.prod(self.spatial_shape))
         step = max(1, int(np.ceil((total / 2_000_000) ** (1 / len(self.spatial_shape)))))
         idx = [slice(None, None, step)] * len(self.spatial_shape)
         if self.channel_axis is not None:
             idx.insert(self.channel_axis, slice(None))
         sub = np.asarray(self.array[tuple(idx)])
-        if self.channel_axis is not None:
-            sub = np.moveaxis(sub, self.channel_axis, -1)
-        return guidance.robust_range(self._take_channel(sub, c))
+        return np.moveaxis(sub, self.channel_axis, -1) if self.channel_axis is not None else sub
+
+    def _range(self, sample: np.ndarray, c) -> tuple[float, float]:
+        return guidance.robust_range(self._take_channel(self._exact(sample), c))
+
+    def _exact(self, data) -> np.ndarray:
+        """Raw pixels with the exact offset subtracted (:func:`_exact_offset`), in their own dtype;
+        values below the sampled minimum read as it."""
+        data = np.asarray(data)
+        return data if self._offset is None else np.maximum(data, self._offset) - self._offset
 
     def check_point(self, coords) -> tuple[tuple[int, ...], tuple[int, int]]:
         """Validate full spatial coordinates; return ``(plane key, (y, x))`` as integers."""
@@ -213,7 +237,7 @@ class ImageSource:
         ay, ax = self.spatial_axes[self.plane_axes[0]], self.spatial_axes[self.plane_axes[1]]
         if self.channel_axis is not None:
             idx.insert(self.channel_axis, slice(None))
-        block = np.asarray(self.array[tuple(idx)])
+        block = self._exact(self.array[tuple(idx)])
         if self.channel_axis is not None:  # remaining axes are in array order: move channels last
             block = np.moveaxis(block, sorted([ay, ax, self.channel_axis]).index(self.channel_axis), -1)
         if ay > ax:
