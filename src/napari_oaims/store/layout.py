@@ -23,6 +23,10 @@ A session folder holds everything needed to reopen, resume or replay the work::
       model/<hash>.*      weights snapshots a session started from when they were not the base
                           weights (a resumed session, an engine adapted on earlier images): replay
                           restarts from them
+      writer.lock         the process writing the folder (pid, host, time; JSON), locked while it
+                          writes: another process is refused (see :mod:`napari_oaims.store.folder`)
+
+A folder is opened for writing only if no symbolic link in it leads outside it.
 
 Tables (``objects/``, ``log/``) are groups of 1-D or 2-D arrays sharing their first axis; the group
 attr ``length`` is the number of committed rows (arrays may be longer: capacity grows in chunks).
@@ -41,10 +45,13 @@ Autosave (:meth:`SessionStore.attach`): every event is first appended as one JSO
 so a power cut may lose what the OS had not flushed). An accepted object is painted into the labels
 at once (a region write) and its objects-table row is journaled as ``{"object_row": {...}}``
 (with the new absolute areas of objects it painted over, so applying a row twice is harmless).
+A write the disk takes only in part is taken back (so a later record never continues a torn
+one) and retried at the next event; objects accepted meanwhile are painted into the labels then.
 Journal records are compacted into the arrays every :data:`COMPACT_EVERY` records and on
-:meth:`SessionStore.close`; readers merge arrays and journal, and a torn last journal line (the
-record in flight) is ignored. A row written to the ten log arrays costs milliseconds per array (a
-Zarr write is a thread hop, an encode and a file rename); a journal line costs microseconds.
+:meth:`SessionStore.close`; readers merge arrays and journal, and torn records (the record in
+flight at a crash) are dropped with a warning, keeping every whole record. A row written to the
+ten log arrays costs milliseconds per array (a Zarr write is a thread hop, an encode and a file
+rename); a journal line costs microseconds.
 Adapted weights (``model/current.*``) are written when an object is accepted and at most every
 few seconds while updates go on (see :mod:`napari_oaims.store.autosave`).
 
