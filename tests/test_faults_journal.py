@@ -75,3 +75,27 @@ def test_garbage_in_the_middle_is_still_damage(folder):
     journal.write_bytes(_line(_event(0)) + b"not a record\n" + _line(_event(1)))
     with pytest.raises(ValueError, match="line 2 is garbled"):
         SessionStore.open(folder, read_only=True)
+
+
+def test_objects_accepted_while_the_folder_is_not_writable_reach_the_labels(tmp_path, engine, nuclei_crop):
+    from napari_oaims.store.session_store import SessionStore
+    from test_store import as_unprivileged_user
+
+    from conftest import largest_ids, object_centre
+
+    image, labels = nuclei_crop
+    s = engine.session(image)
+    store = SessionStore.create(tmp_path / "r.oaims.zarr", engine=engine, session=s)
+    ids = largest_ids(labels, 3)
+    s.click(object_centre(labels, ids[0]))
+    s.accept()  # saved
+    with as_unprivileged_user(), pytest.warns(RuntimeWarning, match="autosave .* failed"):
+        for lid in ids[1:]:  # the folder cannot be written meanwhile
+            s.click(object_centre(labels, lid))
+            s.accept()
+    s.click(object_centre(labels, largest_ids(labels, 4)[3]))  # writable again: the next event saves the rest
+    assert store.error is None
+    accepted = [e["object"] for e in s.events if e["kind"] == "accept"]
+    assert sorted(int(v) for v in np.unique(store.labels()[...]) if v) == accepted == [1, 2, 3]
+    assert sorted(o["id"] for o in store.objects()) == accepted
+    store.close()
