@@ -67,3 +67,18 @@ def test_a_link_inside_the_folder_is_allowed(tmp_path, engine, nuclei_crop):
     folder = _session(tmp_path, engine, nuclei_crop)
     (folder / "notes").symlink_to(folder / "model")
     SessionStore.open(folder).close()
+
+
+def test_a_hard_linked_journal_is_refused(tmp_path, engine, nuclei_crop):
+    from napari_oaims.store.session_store import SessionStore
+
+    folder = _session(tmp_path, engine, nuclei_crop)
+    outside = tmp_path / "ledger.jsonl"
+    outside.write_bytes(b"someone else's records\n")
+    journal = folder / "log" / "journal.jsonl"
+    journal.unlink()
+    os.link(outside, journal)
+    before = _digest(outside)
+    with pytest.raises(ValueError, match="journal.jsonl is a hard link"):
+        SessionStore.open(folder)
+    assert _digest(outside) == before

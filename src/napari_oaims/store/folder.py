@@ -11,8 +11,8 @@ Read-only opens take no lock. Stores of one process share its lock (a folder reo
 process that writes it; they must not write at the same time).
 
 **Links.** Before anything is written, :func:`check_links` refuses a folder holding a symbolic
-link that leads outside it (a journal, chunk or model file or folder elsewhere): written through,
-it would change files that are not the session's.
+link that leads outside it (a journal, chunk or model file or folder elsewhere), or a hard-linked
+journal or lock file: written through, it would change files that are not the session's.
 """
 
 from __future__ import annotations
@@ -160,12 +160,21 @@ def release_writer(key: tuple[str, int]) -> None:
             os.close(held.fd)  # closing the file drops its lock
 
 
-def check_links(folder: Path) -> None:
-    """Refuse (``ValueError``) a session folder that holds a symbolic link leading outside it.
+#: Files a writable store changes in place (appends, truncation) rather than by replacing them.
+IN_PLACE = ("log/journal.jsonl", LOCK_NAME)
 
-    A link that stays inside the folder is allowed. Nothing is changed.
+
+def check_links(folder: Path) -> None:
+    """Refuse (``ValueError``) a session folder that holds a symbolic link leading outside it, or
+    a file changed in place (:data:`IN_PLACE`) that is a hard link (it may be a file elsewhere).
+
+    A symbolic link that stays inside the folder is allowed. Nothing is changed.
     """
     root = os.path.realpath(folder)
+    hint = (
+        "open it with read_only=True, or replace the link with a copy of what it points to (e.g. copy "
+        "the folder with cp -rL)"
+    )
     for here, dirs, files in os.walk(root, followlinks=False):
         for name in dirs + files:
             entry = os.path.join(here, name)
@@ -176,6 +185,12 @@ def check_links(folder: Path) -> None:
                 rel = os.path.relpath(entry, root)
                 raise ValueError(
                     f"session {folder} is not safe to write: {rel} is a link to {target}, outside the "
-                    "folder, so saving would change that file; open it with read_only=True, or replace the "
-                    "link with a copy of what it points to (e.g. cp -rL the folder)"
+                    f"folder, so saving would change that file; {hint}"
                 )
+    for rel in IN_PLACE:
+        entry = os.path.join(root, rel)
+        if os.path.isfile(entry) and not os.path.islink(entry) and os.stat(entry).st_nlink > 1:
+            raise ValueError(
+                f"session {folder} is not safe to write: {rel} is a hard link (it has "
+                f"{os.stat(entry).st_nlink} names), so saving would change a file outside the folder too; {hint}"
+            )
