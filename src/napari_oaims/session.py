@@ -22,18 +22,11 @@ import numpy as np
 
 from napari_oaims.adapt.base import AcceptedObject, PromptUpdate
 from napari_oaims.core import geometry, guidance
+from napari_oaims.core import prompts as checks
 from napari_oaims.core.events import make_event
 from napari_oaims.core.history import History, PlaneState
 from napari_oaims.core.history import PlaneEdit as _Change
-from napari_oaims.core.prompts import (
-    Prompt,
-    box_prompt,
-    check_numbers,
-    check_positive,
-    is_correction,
-    prior_prompt,
-    supersedes,
-)
+from napari_oaims.core.prompts import Prompt, box_prompt, is_correction, prior_prompt, supersedes
 from napari_oaims.core.results import Accepted, PlaneChange, Result
 from napari_oaims.core.source import ImageSource
 from napari_oaims.propagate.api import PropagationMixin
@@ -129,8 +122,8 @@ class Session(PropagationMixin):
             ``.mask`` is the object's mask of the image's spatial shape, ``.changes`` the plane
             regions that changed.
         """
-        key, (y, x) = self.source.check_point(check_numbers(coords))
-        prompt = Prompt("click", check_positive(positive), np.array([[y, x]]))
+        key, (y, x) = self.source.check_point(checks.check_numbers(coords))
+        prompt = Prompt("click", checks.check_positive(positive), np.array([[y, x]]))
         return self._add(key, prompt, coords=[y, x])
 
     @_serialised
@@ -144,7 +137,7 @@ class Session(PropagationMixin):
     @_serialised
     def scribble(self, points, positive: bool = True) -> Result:
         """A scribble through ``points`` (N x ndim full coordinates, all on one plane)."""
-        pts = np.asarray(check_numbers(points, "scribble points"), dtype=np.float64)
+        pts = np.asarray(checks.check_numbers(points, "scribble points"), dtype=np.float64)
         if pts.ndim != 2 or len(pts) == 0:
             raise ValueError(f"a scribble is an (N, {len(self.spatial_shape)}) array of points, got shape {pts.shape}")
         checked = [self.source.check_point(p) for p in pts]
@@ -152,7 +145,7 @@ class Session(PropagationMixin):
         if len(keys) != 1:
             raise ValueError(f"all points of a scribble must lie on one plane, got planes {sorted(keys)}")
         path = guidance.rasterise_path(np.array([yx for _, yx in checked]))
-        prompt = Prompt("scribble", check_positive(positive), path)
+        prompt = Prompt("scribble", checks.check_positive(positive), path)
         return self._add(keys.pop(), prompt, coords=[list(yx) for _, yx in checked])
 
     @_serialised
