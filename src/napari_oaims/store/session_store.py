@@ -200,7 +200,6 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
             if not is_session(path):
                 raise ValueError(f"refusing to overwrite {path}: it is not a napari-oaims session")
         _check_writable_target(path)
-        old_lock = acquire_writer(path) if path.is_dir() else None  # refused while another process writes it
         if isinstance(image, (str, Path)):
             image_path = image if image_path is None else image_path
             image = open_image(image)
@@ -232,6 +231,7 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
             "channel": src.channel,
         }
         tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+        old_lock = acquire_writer(path) if path.is_dir() else None  # refused while another process writes it
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             root = zarr.open_group(LocalStore(tmp), mode="w-", zarr_format=3)
