@@ -92,3 +92,33 @@ def test_stores_of_one_process_share_the_lock(tmp_path):
     second = SessionStore.open(folder)  # e.g. reopened while the first is still attached
     second.close()
     first.close()
+
+
+def _sleep(started, seconds: float) -> None:
+    import time
+
+    started.set()
+    time.sleep(seconds)
+
+
+def test_a_forked_child_does_not_keep_the_lock(tmp_path):
+    """A child forked while the folder is open (multiprocessing's fork) must not hold the lock
+    once the parent closes the store."""
+    import multiprocessing
+
+    from napari_oaims.store.session_store import SessionStore
+
+    folder = _session(tmp_path)
+    store = SessionStore.open(folder)
+    fork = multiprocessing.get_context("fork")
+    started = fork.Event()
+    child = fork.Process(target=_sleep, args=(started, 30))
+    child.start()
+    try:
+        assert started.wait(timeout=30)
+        store.close()
+        again = SessionStore.open(folder)  # a new lock: the child's copy of the old one is gone
+        again.close()
+    finally:
+        child.kill()
+        child.join()

@@ -51,6 +51,19 @@ class _Locks:
 _LOCKS = _Locks()
 
 
+def _forget_in_child() -> None:
+    """A forked child closes its copies of the lock files: the parent keeps its locks, and they
+    do not outlive the parent in a child that writes nothing."""
+    for held in _LOCKS.held.values():
+        os.close(held.fd)
+    _LOCKS.held.clear()
+    _LOCKS.guard = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def _try_lock(fd: int) -> None:
     """Take the OS lock on ``fd`` without waiting: ``BlockingIOError`` if another process has it."""
     try:
