@@ -22,6 +22,36 @@ GOOD_DICE = 0.85
 #: Click latencies of this many first objects are left out of the typical time (warm-up).
 WARMUP_OBJECTS = 1
 NAMES = {"none": "frozen model", "oaims": "learning model (OAIMS)"}
+#: Cost of a learning click (MI) and of a learning accept (PI), in frozen clicks: the p50 ratios
+#: of ``oaims bench latency`` on 2 CPU cores (docs/benchmarks.md), rounded up.
+MI_CLICK_COST, PI_ACCEPT_COST = 5.0, 16.0
+
+
+def time_a_click(device: str = "auto", clicks: int = 5) -> float:
+    """Median milliseconds of a frozen click on the sample on this machine, now (after one
+    warm-up click); a second or so."""
+    import time
+
+    from napari_oaims.data import sample_nuclei
+    from napari_oaims.engine import Engine
+    from napari_oaims.evaluation.common import target_ids
+    from napari_oaims.simulate.clicks import click_in_region
+
+    image, labels = sample_nuclei()
+    session = Engine.pretrained(device=device).session(image)
+    ms = []
+    for tid in target_ids(labels)[: clicks + 1]:
+        t0 = time.perf_counter()
+        session.click(click_in_region(labels == tid))
+        ms.append((time.perf_counter() - t0) * 1e3)
+        session.clear()
+    return float(np.median(ms[1:]))
+
+
+def expected_seconds(objects: int, clicks: int, click_ms: float) -> float:
+    """About how long :func:`run_headless` takes: ``objects`` x ``clicks`` frozen clicks, as many
+    learning clicks and ``objects`` learning accepts, for a frozen click of ``click_ms``."""
+    return objects * click_ms * (clicks * (1 + MI_CLICK_COST) + PI_ACCEPT_COST) / 1e3
 
 
 def has_display() -> bool:
