@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -234,7 +235,17 @@ class Engine:
         Session
             See :mod:`napari_oaims.core.source` for how the image is read.
         """
-        return Session(self, image, plane_axes=plane_axes, channel_axis=channel_axis, rgb=rgb, channel=channel)
+        session = Session(self, image, plane_axes=plane_axes, channel_axis=channel_axis, rgb=rgb, channel=channel)
+        source = session.source
+        if channel_axis is None and rgb is None and source.channel_axis is not None and not source.rgb:  # a guess
+            shape = tuple(np.shape(image))
+            warnings.warn(
+                f"the image {shape} ({np.dtype(source.array.dtype).name}) is read as {shape[-1]} channels "
+                "(its last axis, each normalised, then averaged); pass rgb=True to read it as RGB(A) or "
+                "channel_axis='none' to read that axis as space",
+                stacklevel=2,
+            )
+        return session
 
     def to(self, device="auto") -> "Engine":
         """Move the model, and what the adapter keeps, to another device (in place; returns self).

@@ -326,7 +326,14 @@ class AnnotatorWidget(QWidget):
                 f"{shape[-2]} x {shape[-1]} pixels). Add it with the channels split, viewer.add_image(data, "
                 "channel_axis=-1), and annotate one channel layer (or with rgb=True for RGB)"
             )
-        return self.engine.session(data, plane_axes=self.plane_axes(layer.ndim), rgb=bool(layer.rgb))
+        session = self.engine.session(data, plane_axes=self.plane_axes(layer.ndim), rgb=bool(layer.rgb))
+        if layer.rgb and np.dtype(data.dtype) != np.uint8 and layer is not self.image_layer:
+            show_info(
+                f"OAIMS: '{layer.name}' {shape} ({np.dtype(data.dtype).name}) is read as RGB"
+                f"{'A' if shape[-1] == 4 else ''}, as napari shows it (the model sees its luminance). For "
+                f"{shape[-1]} channels, add it with viewer.add_image(data, channel_axis=-1)"
+            )
+        return session
 
     def open_image(self, layer: Image, session: "Session | None" = None) -> None:
         """Annotate ``layer`` now, with a new session (or the given one)."""
@@ -359,7 +366,7 @@ class AnnotatorWidget(QWidget):
     def detach_image(self) -> None:
         """Stop annotating the current image (the layers stay in the viewer)."""
         self.viewer_events.watch_image(None)
-        self.session_panel.stop_autosave("the image was detached")
+        self.session_panel.stop_autosave()  # a deliberate switch: the session on disk is complete
         self.image_layer = None
         self.session = None
         self.update_status()
