@@ -99,3 +99,25 @@ def test_saving_all_layers_writes_the_session(make_napari_viewer, qtbot, fresh_e
     saved = np.asarray(store.labels())
     assert np.array_equal(saved, w.layers["objects"].data) and set(np.unique(saved)) == {0, 1}
     store.close()
+
+
+def test_the_dock_fits_napari_default_window_with_the_status_line_in_view(
+    make_napari_viewer, qtbot, fresh_engine, nuclei
+):
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1089, 630)  # napari's default window under xvfb-run
+    w = start(viewer, qtbot, fresh_engine, nuclei[0], name="nuclei")
+    qtbot.wait(100)
+    assert not w.sections["model"].expanded  # folded until wanted
+    status = w.status
+    seen = status.visibleRegion().boundingRect()
+    assert status.isVisible() and status.text()
+    assert seen.height() == status.height() and seen.width() == status.width()  # not clipped by the dock
+    top = status.mapTo(viewer.window._qt_window, status.rect().topLeft())
+    assert top.y() >= 0 and top.y() + status.height() <= viewer.window._qt_window.height()
+    for name in ("accept", "next"):  # the everyday buttons are in view too
+        button = w.annotate_panel.buttons[name]
+        assert button.visibleRegion().boundingRect().height() == button.height()
+    w.sections["model"].set_expanded(True)  # unfolded, the dock scrolls; the status line stays in view
+    qtbot.wait(50)
+    assert status.visibleRegion().boundingRect().height() == status.height()

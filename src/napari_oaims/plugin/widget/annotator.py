@@ -124,7 +124,12 @@ class AnnotatorWidget(QWidget):
                 tooltip="The image to annotate; saving and resuming the session",
             ),
             "annotate": Section("Annotate", self.annotate_panel, tooltip="Click polarity, class and actions"),
-            "model": Section("Model", self.model_panel, tooltip="Device, online adaptation, object size and weights"),
+            "model": Section(
+                "Model",
+                self.model_panel,
+                expanded=False,  # set once, rarely changed: folded, so the dock fits napari's default window
+                tooltip="Device, online adaptation, object size and weights",
+            ),
         }
         self._build_layout()
         self.viewer_events = ViewerEvents(self)
@@ -145,13 +150,13 @@ class AnnotatorWidget(QWidget):
         self.update_status()
 
     def _build_layout(self) -> None:
-        """The sections and the status line in a scroll area: the dock stays narrow and short."""
+        """The sections in a scroll area, the status line pinned below it (always in view): the
+        dock stays narrow and short."""
         inner = QWidget()
         column = QVBoxLayout(inner)
         column.setContentsMargins(2, 2, 2, 2)
         for section in self.sections.values():
             column.addWidget(section)
-        column.addWidget(self.status)
         column.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidget(inner)
@@ -160,7 +165,11 @@ class AnnotatorWidget(QWidget):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(scroll)
+        layout.addWidget(scroll, 1)
+        status = QVBoxLayout()
+        status.setContentsMargins(4, 2, 4, 4)
+        status.addWidget(self.status)
+        layout.addLayout(status)
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
         return QSize(self.WIDTH, super().sizeHint().height())
