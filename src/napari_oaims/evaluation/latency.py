@@ -87,6 +87,17 @@ def measure(engine, image, labels, ids, clicks: int, seed: int) -> dict[str, lis
     return {"click": click_ms, "accept": accept_ms}
 
 
+def _row(series: list[float], frozen: float | None) -> dict:
+    """p50, p95, n and the p50's ratio to the frozen click's (ms)."""
+    p50 = float(np.median(series)) if series else float("nan")
+    return {
+        "p50_ms": p50,
+        "p95_ms": float(np.percentile(series, 95)) if series else float("nan"),
+        "n": len(series),
+        "ratio_to_frozen": p50 / frozen if frozen else float("nan"),
+    }
+
+
 def available_devices() -> list[str]:
     """``cpu`` and, where torch has them, ``cuda`` and ``mps``."""
     import torch
@@ -146,19 +157,11 @@ def measure_sizes(
                     img, lab = tile(img0, lab0, size)
                     frozen = None
                     for mode in modes:
-                        engine = Engine.pretrained(device=dev, adaptation=mode)
-                        m = measure(engine, img, lab, ids, clicks, seed)
-                        if mode == "none":
-                            frozen = float(np.median(m["click"]))
+                        m = measure(Engine.pretrained(device=dev, adaptation=mode), img, lab, ids, clicks, seed)
                         raw[f"{dev} {size} {mode}{tag}"] = m
+                        frozen = float(np.median(m["click"])) if mode == "none" else frozen
                         series = m["accept"] if mode == "pi" else m["click"]
-                        p50 = float(np.median(series)) if series else float("nan")
-                        rows[f"{dev} {size}px {WHAT[mode]}{tag}"] = {
-                            "p50_ms": p50,
-                            "p95_ms": float(np.percentile(series, 95)) if series else float("nan"),
-                            "n": len(series),
-                            "ratio_to_frozen": p50 / frozen if frozen else float("nan"),
-                        }
+                        rows[f"{dev} {size}px {WHAT[mode]}{tag}"] = _row(series, frozen)
                         done += 1
                         if progress is not None:
                             progress("latency", done, total)
