@@ -1,6 +1,7 @@
-"""Make ``docs/screenshot.png``: napari with the OAIMS annotator at work on the nuclei sample.
+"""Make ``docs/screenshot.png``: napari with the OAIMS annotator at work on the nuclei sample, in
+napari's default window (1089 x 630 under ``xvfb-run``'s screen).
 
-    xvfb-run -a python docs/make_screenshot.py
+    xvfb-run -a python docs/make_screenshot.py [OUT.png]
 
 A simulated user accepts a few nuclei (one to three clicks each) and leaves one in progress with a
 positive and a negative click, so the picture shows accepted objects, a preview and clicks.
@@ -8,6 +9,7 @@ positive and a negative click, so the picture shows accepted objects, a preview 
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -25,10 +27,9 @@ ACCEPTED = 8
 REGION = (slice(20, 260), slice(40, 330))  # rows, columns of the image shown
 
 
-def main() -> None:
+def main(out: Path = OUT) -> None:
     image, truth = sample_nuclei()
     viewer = napari.Viewer(title="napari-oaims")
-    viewer.window.resize(1500, 950)
     annotate(image, viewer=viewer, adaptation="oaims")
     widget = annotator(viewer)
     app = QApplication.instance()
@@ -80,10 +81,11 @@ def main() -> None:
     for _ in range(20):
         app.processEvents()
         time.sleep(0.02)
-    viewer.screenshot(str(OUT), canvas_only=False, flash=False)
-    print(f"saved {OUT}")
+    size = viewer.window._qt_window.size()
+    viewer.screenshot(str(out), canvas_only=False, flash=False)
+    print(f"saved {out} ({size.width()} x {size.height()} window)")
     viewer.close()
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,30 @@ from napari_oaims.model import ClickUNet, autocast, load_weights, read_config, r
 from napari_oaims.session import Session
 
 SHIPPED_WEIGHTS = "oaims_base"
+#: Network input pixels (128 x 128 windows) up to which a forward or backward pass runs on one
+#: intra-op thread: splitting a few small convolutions over threads costs more than it saves,
+#: and far more when other processes keep the cores busy. Larger work keeps torch's threads.
+ONE_THREAD_PIXELS = 4 * 128 * 128
+
+
+def intra_op_threads(pixels: int) -> int:
+    """torch intra-op threads for a pass over ``pixels`` input pixels (per channel): 1 for the
+    few windows of a click or an online update, torch's own setting for larger work."""
+    return 1 if pixels <= ONE_THREAD_PIXELS else torch.get_num_threads()
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads and restore the previous number after it."""
+    before = torch.get_num_threads()
+    if n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def shipped_weights_path() -> Path:
@@ -208,7 +235,17 @@ class Engine:
         Session
             See :mod:`napari_oaims.core.source` for how the image is read.
         """
-        return Session(self, image, plane_axes=plane_axes, channel_axis=channel_axis, rgb=rgb, channel=channel)
+        session = Session(self, image, plane_axes=plane_axes, channel_axis=channel_axis, rgb=rgb, channel=channel)
+        source = session.source
+        if channel_axis is None and rgb is None and source.channel_axis is not None and not source.rgb:  # a guess
+            shape = tuple(np.shape(image))
+            warnings.warn(
+                f"the image {shape} ({np.dtype(source.array.dtype).name}) is read as {shape[-1]} channels "
+                "(its last axis, each normalised, then averaged); pass rgb=True to read it as RGB(A) or "
+                "channel_axis='none' to read that axis as space",
+                stacklevel=2,
+            )
+        return session
 
     def to(self, device="auto") -> "Engine":
         """Move the model, and what the adapter keeps, to another device (in place; returns self).
@@ -282,13 +319,29 @@ class Engine:
             self.last_rollback = None
             self._hash = None
 
+    def __repr__(self) -> str:
+        return (
+            f"Engine(device={self.device.type!r}, adaptation={self.adaptation!r}, "
+            f"weights={self.weights_hash!r}, base={self.base_hash!r}, updates={self.updates})"
+        )
+
     # -- inference -----------------------------------------------------------------------------
+    @contextmanager
+    def compute(self, pixels: int = ONE_THREAD_PIXELS) -> Iterator[None]:
+        """The engine's lock, with torch's intra-op threads chosen for a pass over ``pixels`` input
+        pixels (:func:`intra_op_threads`; default: an online update's few windows) on the CPU.
+        The thread count is restored afterwards, so other torch users in the process keep theirs."""
+        threads = intra_op_threads(pixels) if self.device.type == "cpu" else torch.get_num_threads()
+        with self.lock, torch_threads(threads):
+            yield
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Logits (B, S, S) for network inputs ``x`` (B, 4, S, S), without gradient."""
         if self.device.type == "cpu":
             # The flag lives in each thread's FPU state: set it in the calling thread (GUI workers
             # are threads the engine was not made in); denormals make convolutions 3-5x slower.
             torch.set_flush_denormal(True)
-        with self.lock, torch.inference_mode(), autocast(self.device):
+        pixels = int(np.prod(np.shape(x))) // max(1, np.shape(x)[1])
+        with self.compute(pixels), torch.inference_mode(), autocast(self.device):
             t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
             return self.model.eval()(t)[:, 0].float().cpu().numpy()

@@ -150,6 +150,7 @@ class _StudentView:
 
     def __init__(self, engine: "Engine", student: torch.nn.Module):
         self.model, self.lock, self.device = student, engine.lock, engine.device
+        self.compute = engine.compute  # the lock and the thread count for the student's steps
         self.updates = 0
         self._engine = engine
 

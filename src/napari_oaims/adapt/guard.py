@@ -189,7 +189,7 @@ class GuardedOptimizer:
         record = {"method": method, "weights_before": engine.weights_hash, "rolled_back": False, "reason": None}
         if engine.device.type == "cpu":
             torch.set_flush_denormal(True)  # per thread, see Engine.predict
-        with engine.lock:
+        with engine.compute():  # the lock, and torch threads for a few windows
             opt = self._optimizer(model)
             lr = self.lr * self.scale
             for group in opt.param_groups:

@@ -22,6 +22,17 @@ from napari_oaims.batch.worker import TOPIC, run_job, weights_payload
 REPORT = "report.json"
 
 
+def missing_files(jobs: Iterable[Job]) -> list[str]:
+    """``"row N: image|seeds PATH"`` for each file of ``jobs`` that does not exist on this machine
+    (a pre-flight check; :func:`propagate_many` itself lets such a job fail on its own)."""
+    return [
+        f"row {job.row}: {column} {path}"
+        for job in jobs
+        for column, path in (("image", job.image), ("seeds", job.seeds))
+        if not Path(path).exists()
+    ]
+
+
 def propagate_many(
     jobs: str | Path | Iterable[Mapping[str, Any] | Job],
     out: str | Path,
@@ -204,13 +215,16 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 class _Bars:
-    """Terminal progress: a bar over jobs and one over propagated slices (tqdm, stderr)."""
+    """Progress on stderr: on a terminal a bar over jobs and one over propagated slices (tqdm);
+    into a file or a pipe one plain line per finished job (no cursor movements)."""
 
     def __init__(self, total: int, show: bool):
         self.lock = threading.Lock()
         self.jobs = self.slices = None
         self.seen: dict[str, int] = {}  # name -> slices done
-        if show:
+        self.total, self.done = total, 0
+        self.lines = show and not sys.stderr.isatty()
+        if show and not self.lines:
             from tqdm import tqdm
 
             self.jobs = tqdm(total=total, desc="jobs", unit="job", file=sys.stderr, position=0)
@@ -229,6 +243,10 @@ class _Bars:
                 self.slices.update(done - before)
 
     def advance(self, n: int, record: dict | None = None) -> None:
+        self.done += n
+        if self.lines and n:
+            last = f" (last: {record['name']} {record['status']})" if record is not None else ""
+            print(f"jobs: {self.done}/{self.total}{last}", file=sys.stderr, flush=True)
         if self.jobs is None:
             return
         with self.lock:

@@ -150,6 +150,7 @@ def _cmd_latency(args: argparse.Namespace) -> int:
             device=args.device,
             out=args.out,
             progress=bars,
+            load=args.load,
         )
     print(latency.report(results))
     _saved(args.out)
@@ -230,6 +231,13 @@ def _latency(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clicks", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="all", help="cpu, cuda, mps, or all available")
+    p.add_argument(
+        "--load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="measure again while N busy-loop processes keep the CPUs busy (started and stopped here)",
+    )
     p.add_argument("--out", default=None)
     p.set_defaults(func=_cmd_latency)
 

@@ -15,6 +15,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return 0
     if not args.headless:
         print("no display found: running the annotation headless with the simulated user")
+    click_ms = demo.time_a_click(args.device)
+    minutes = demo.expected_seconds(args.objects, args.clicks, click_ms) / 60
+    print(
+        f"expected duration: about {max(1, round(minutes))} min (a click takes {click_ms:.0f} ms on this machine "
+        "now; learning clicks cost more)",
+        flush=True,
+    )
     with Bars(unit="object", leave=True) as bars:
         results = demo.run_headless(args.out, args.objects, args.clicks, args.seed, args.device, progress=bars)
     print(demo.summary_table(results))

@@ -7,8 +7,29 @@ import sys
 from pathlib import Path
 
 
+def _check_files(manifest: Path) -> None:
+    """Read the manifest and check that its files exist before any Dask work starts (ValueError or
+    FileNotFoundError with one line naming the file)."""
+    import csv
+
+    from napari_oaims.batch.manifest import read_manifest
+    from napari_oaims.batch.run import missing_files
+
+    try:
+        jobs = read_manifest(manifest)
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f"manifest {manifest} is not a CSV text file ({err})") from None
+    missing = missing_files(jobs)
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise FileNotFoundError(f"manifest {manifest} {missing[0]} does not exist{more}; nothing was run")
+
+
 def _cmd_propagate(args: argparse.Namespace) -> int:
     from napari_oaims.batch import REPORT, propagate_many
+
+    if args.scheduler is None:  # a remote cluster's workers may see other files than this machine
+        _check_files(args.manifest)
 
     settings = {
         "method": args.method,
@@ -41,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "one Dask task per volume. jobs.csv has the columns image,seeds,name (image: TIFF, NumPy, Zarr or "
         "OME-Zarr; seeds: a label volume of the same shape, 0 where not annotated, or a .oaims.zarr session). "
         "Writes DIR/<name>.ome.zarr (labels at labels/propagated) and DIR/report.json. Jobs already done in "
-        "DIR are skipped. Exit code 0: all jobs done; 1: some failed; 2: bad input (nothing was run).",
+        "DIR are skipped. Without --scheduler the files are checked first: a missing one stops the run "
+        "before it starts. Exit code 0: all jobs done; 1: some failed; 2: bad input (nothing was run).",
     )
     p.add_argument("--manifest", type=Path, required=True, help="CSV with the columns image,seeds,name")
     p.add_argument("--out", type=Path, required=True, help="output folder")

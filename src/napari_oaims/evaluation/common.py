@@ -66,6 +66,12 @@ class Protocol:
 def load_pair(image_path: str | Path, labels_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """An image and its 2D integer label image, checked to match."""
     image, labels = read_array(image_path), read_array(labels_path)
+    if labels.ndim == 2 and image.ndim >= 3 and image.shape[:2] != labels.shape:
+        raise ValueError(
+            f"the image {image_path} is {image.ndim}D {image.shape} and its labels are 2D {labels.shape}: "
+            "the benchmark takes a 2D image (channels last allowed) and its 2D labels; save one slice of "
+            "the volume and its labels"
+        )
     if labels.shape != image.shape[: labels.ndim] or labels.ndim != 2:
         raise ValueError(f"labels {labels.shape} must be a 2D label image matching the image {image.shape}")
     if labels.dtype.kind not in "iub":

@@ -22,6 +22,36 @@ GOOD_DICE = 0.85
 #: Click latencies of this many first objects are left out of the typical time (warm-up).
 WARMUP_OBJECTS = 1
 NAMES = {"none": "frozen model", "oaims": "learning model (OAIMS)"}
+#: Cost of a learning click (MI) and of a learning accept (PI), in frozen clicks: the p50 ratios
+#: of ``oaims bench latency`` on 2 CPU cores (docs/benchmarks.md), rounded up.
+MI_CLICK_COST, PI_ACCEPT_COST = 5.0, 16.0
+
+
+def time_a_click(device: str = "auto", clicks: int = 5) -> float:
+    """Median milliseconds of a frozen click on the sample on this machine, now (after one
+    warm-up click); a second or so."""
+    import time
+
+    from napari_oaims.data import sample_nuclei
+    from napari_oaims.engine import Engine
+    from napari_oaims.evaluation.common import target_ids
+    from napari_oaims.simulate.clicks import click_in_region
+
+    image, labels = sample_nuclei()
+    session = Engine.pretrained(device=device).session(image)
+    ms = []
+    for tid in target_ids(labels)[: clicks + 1]:
+        t0 = time.perf_counter()
+        session.click(click_in_region(labels == tid))
+        ms.append((time.perf_counter() - t0) * 1e3)
+        session.clear()
+    return float(np.median(ms[1:]))
+
+
+def expected_seconds(objects: int, clicks: int, click_ms: float) -> float:
+    """About how long :func:`run_headless` takes: ``objects`` x ``clicks`` frozen clicks, as many
+    learning clicks and ``objects`` learning accepts, for a frozen click of ``click_ms``."""
+    return objects * click_ms * (clicks * (1 + MI_CLICK_COST) + PI_ACCEPT_COST) / 1e3
 
 
 def has_display() -> bool:
@@ -108,7 +138,6 @@ def run_headless(
     from napari_oaims.engine import Engine
     from napari_oaims.evaluation.common import (
         ModelMethod,
-        plot_curves,
         run_targets,
         summary_row,
         target_ids,
@@ -155,8 +184,54 @@ def run_headless(
         "files": {k: str(v) for k, v in files.items()},
     }
     write_json(results, files["results"])
-    plot_curves(curves, files["plot"], f"nuclei sample: {len(ids)} objects, robot user")
+    plot_demo(curves, files["plot"], len(ids))
     return results
+
+
+def plot_demo(curves: dict[str, list[list[float]]], path: str | Path, objects: int) -> None:
+    """Save :func:`demo_figure` to ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = demo_figure(curves, objects)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def demo_figure(curves: dict[str, list[list[float]]], objects: int):
+    """The demo's figure: mean Dice after each click for each model, read at a glance (whole
+    clicks on the x axis, Dice from 0 to 1, a one-line caption under the plot)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for name, per_object in curves.items():
+        n = max(len(c) for c in per_object)
+        padded = np.array([c + [c[-1]] * (n - len(c)) for c in per_object])
+        label = "learning" if name == NAMES["oaims"] else name
+        ax.plot(np.arange(1, n + 1), padded.mean(0), marker="o", label=label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("clicks on a nucleus")
+    ax.set_ylabel("mean Dice")
+    ax.set_title(f"{objects} nuclei, simulated user")
+    ax.axhline(GOOD_DICE, color="grey", lw=0.8, ls="--")
+    last = max(len(c) for per_object in curves.values() for c in per_object)
+    ax.text(last, GOOD_DICE - 0.05, f"good outline ({GOOD_DICE})", color="grey", fontsize=8, ha="right")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.text(
+        0.5,
+        0.01,
+        "Dice: overlap of the outline with the expert's, 1 = perfect. Higher after fewer clicks is better.",
+        ha="center",
+        fontsize=8,
+    )
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
 
 
 def summary_table(results: dict) -> str:

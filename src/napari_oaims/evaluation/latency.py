@@ -3,14 +3,20 @@
 On the image tiled to each size, the same objects (those of the top-left tile) get the same
 robot clicks. Measured: a frozen click (``none``), an MI click (``mi``: everything between
 the click and the returned mask, including the update), and a PI update (``pi``: the accept
-hook). Medians and p95 from one run; ratios to the frozen click at the same size.
+hook). Medians and p95 from one run; ratios to the frozen click at the same size. With
+``load=N`` each measurement is repeated while N busy-loop processes keep the cores busy (a
+laptop running other work).
 """
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +26,20 @@ from napari_oaims.simulate.robot import Robot
 
 MODES = ("none", "mi", "pi")
 WHAT = {"none": "frozen click", "mi": "MI click", "pi": "PI update"}
+
+
+@contextmanager
+def busy_load(n: int) -> Iterator[list[subprocess.Popen]]:
+    """``n`` processes that spin on the CPU (``while True: pass``) while the block runs; they are
+    stopped (and waited for) when it ends, also on an error."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(0, n))]
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
 
 
 def tile(image: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,6 +87,17 @@ def measure(engine, image, labels, ids, clicks: int, seed: int) -> dict[str, lis
     return {"click": click_ms, "accept": accept_ms}
 
 
+def _row(series: list[float], frozen: float | None) -> dict:
+    """p50, p95, n and the p50's ratio to the frozen click's (ms)."""
+    p50 = float(np.median(series)) if series else float("nan")
+    return {
+        "p50_ms": p50,
+        "p95_ms": float(np.percentile(series, 95)) if series else float("nan"),
+        "n": len(series),
+        "ratio_to_frozen": p50 / frozen if frozen else float("nan"),
+    }
+
+
 def available_devices() -> list[str]:
     """``cpu`` and, where torch has them, ``cuda`` and ``mps``."""
     import torch
@@ -90,6 +121,7 @@ def measure_sizes(
     device: str = "all",
     out: str | Path | None = None,
     progress: Progress | None = None,
+    load: int = 0,
 ) -> dict:
     """Latency of each mode of ``modes`` (``none``: a frozen click, ``mi``: an MI click, ``pi``: a PI
     update) on ``image`` tiled to each size of ``sizes``, for ``objects`` seeded random objects
@@ -97,46 +129,48 @@ def measure_sizes(
 
     Returns (and with ``out`` writes as JSON) ``rows`` (``"{device} {size}px {what}"`` -> p50, p95,
     n, ratio of the p50 to the frozen click's at that size), ``raw_ms``, ``objects``, ``host`` and
-    ``settings``. ``progress("latency", done, total)`` counts (device, size, mode) runs.
+    ``settings``. ``progress("latency", done, total)`` counts (device, size, mode) runs. With
+    ``load`` > 0 each run is repeated with that many busy-loop processes (:func:`busy_load`);
+    those rows end in ``", N busy"``.
     """
     import torch
 
-    from napari_oaims.engine import Engine
+    from napari_oaims.engine import Engine, intra_op_threads
 
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise ValueError(f"unknown mode(s) {bad}; choose from {MODES}")
+    if load < 0:
+        raise ValueError(f"load is a number of busy processes, 0 or more; got {load}")
     img0, lab0 = load_pair(image, labels)
     ids = target_ids(lab0)
     ids = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))][:objects]
     devices = available_devices() if device == "all" else [device]
     rows, raw = {}, {}
-    total, done = len(devices) * len(sizes) * len(modes), 0
-    for dev in devices:
-        for size in sizes:
-            img, lab = tile(img0, lab0, size)
-            frozen = None
-            for mode in modes:
-                engine = Engine.pretrained(device=dev, adaptation=mode)
-                m = measure(engine, img, lab, ids, clicks, seed)
-                if mode == "none":
-                    frozen = float(np.median(m["click"]))
-                raw[f"{dev} {size} {mode}"] = m
-                series = m["accept"] if mode == "pi" else m["click"]
-                p50 = float(np.median(series)) if series else float("nan")
-                rows[f"{dev} {size}px {WHAT[mode]}"] = {
-                    "p50_ms": p50,
-                    "p95_ms": float(np.percentile(series, 95)) if series else float("nan"),
-                    "n": len(series),
-                    "ratio_to_frozen": p50 / frozen if frozen else float("nan"),
-                }
-                done += 1
-                if progress is not None:
-                    progress("latency", done, total)
+    loads = [0] if load == 0 else [0, load]
+    total, done = len(devices) * len(sizes) * len(modes) * len(loads), 0
+    for busy in loads:
+        tag = f", {busy} busy" if busy else ""
+        with busy_load(busy):
+            for dev in devices:
+                for size in sizes:
+                    img, lab = tile(img0, lab0, size)
+                    frozen = None
+                    for mode in modes:
+                        m = measure(Engine.pretrained(device=dev, adaptation=mode), img, lab, ids, clicks, seed)
+                        raw[f"{dev} {size} {mode}{tag}"] = m
+                        frozen = float(np.median(m["click"])) if mode == "none" else frozen
+                        series = m["accept"] if mode == "pi" else m["click"]
+                        rows[f"{dev} {size}px {WHAT[mode]}{tag}"] = _row(series, frozen)
+                        done += 1
+                        if progress is not None:
+                            progress("latency", done, total)
     host = {
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "click_threads": intra_op_threads(128 * 128),
+        "cpus": os.cpu_count(),
         "cuda": torch.cuda.get_device_name() if "cuda" in devices else None,
     }
     settings = {
@@ -149,6 +183,7 @@ def measure_sizes(
         "clicks": clicks,
         "seed": seed,
         "devices": devices,
+        "load": load,
     }
     results = {"rows": rows, "raw_ms": raw, "objects": ids, "host": host, "settings": settings}
     if out:
@@ -159,11 +194,14 @@ def measure_sizes(
 def report(results: dict) -> str:
     """The host line, the latency table and, per device, how the frozen click scales with size."""
     host, s = results["host"], results["settings"]
-    lines = [
-        f"{len(results['objects'])} objects x {s['clicks']} clicks; host: {host['cpu']}, torch {host['torch']}, "
-        f"threads {host['torch_threads']}" + (f", GPU {host['cuda']}" if host["cuda"] else ""),
-        format_table(results["rows"], ["p50_ms", "p95_ms", "n", "ratio_to_frozen"]),
-    ]
+    head = f"{len(results['objects'])} objects x {s['clicks']} clicks; host: {host['cpu']}"
+    head += f" ({host['cpus']} CPUs)" if host.get("cpus") else ""
+    head += f", torch {host['torch']}, threads {host['torch_threads']}"
+    head += f" ({host['click_threads']} for a click)" if "click_threads" in host else ""
+    head += f", GPU {host['cuda']}" if host["cuda"] else ""
+    if s.get("load"):
+        head += f"; rows ending in ', {s['load']} busy' ran beside {s['load']} busy-loop processes"
+    lines = [head, format_table(results["rows"], ["p50_ms", "p95_ms", "n", "ratio_to_frozen"])]
     rows = results["rows"]
     for dev in s["devices"]:
         base, big = s["sizes"][0], s["sizes"][-1]

@@ -43,7 +43,13 @@ def annotate(image: Any, viewer: "napari.Viewer | None" = None, **engine_kwargs)
     >>> from napari_oaims import annotate, sample_nuclei
     >>> viewer = annotate(sample_nuclei()[0])  # doctest: +SKIP
     """
-    import napari
+    try:
+        import napari
+    except ImportError as err:
+        raise ImportError(
+            f'annotate needs napari, which is not installed ({err}): pip install "napari-oaims[napari]" '
+            '(or "napari-oaims[qt]" for napari with PyQt6)'
+        ) from err
 
     from napari_oaims.plugin.widget import AnnotatorWidget
 

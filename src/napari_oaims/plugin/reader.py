@@ -1,18 +1,28 @@
 """napari reader for ``*.oaims.zarr`` sessions: the image, the accepted objects and the prompt layers.
 
-A session is a folder, and napari offers every folder to every reader that accepts folders
-(``filename_patterns`` apply to files only; npe2 has no reader priority), so its own reader
-competes and ``viewer.open`` / *File > Open* would ask which to use. :func:`prefer_session_reader`
-records this reader as the napari preference for ``*.oaims.zarr`` folders (Preferences >
-Plugins, where it can be changed); it runs when the plugin is activated (its manifest's
-``on_activate``: the first use of its widget, sample data, reader or writer) and when the
-annotator opens. A preference the user set for these folders is kept.
+How napari (0.5 to 0.9, with npe2) picks the reader of a folder:
+
+- ``viewer.open(path)`` reads with napari's own reader (its ``plugin`` argument defaults to
+  ``"napari"``), which fails on a session ("No arrays found in zarr group"). A script opens a
+  session with ``viewer.open(path, plugin="napari-oaims")``.
+- *File > Open Folder...*, drag and drop, ``napari path`` and ``viewer.open(path, plugin=None)``
+  look up the reader preference (Preferences > Plugins; patterns are matched against the real
+  path with a trailing separator for a folder, the most specific pattern winning). Without one,
+  every reader that accepts folders is a candidate (npe2 applies ``filename_patterns`` to files
+  only), napari's own among them, and napari asks which to use.
+
+:func:`prefer_session_reader` records this reader for ``*.oaims.zarr/`` when no preference names
+session folders yet (ahead of broader patterns such as ``*.zarr/``). It runs when the plugin is
+activated (the manifest's ``on_activate``: the first use of its widget, sample data, reader or
+writer in a napari process) and when the annotator opens, and writes the settings only when the
+preference is missing. On a profile where the plugin never ran, napari asks once.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +39,32 @@ PLUGIN_NAME = "napari-oaims"
 FOLDER_PATTERN = f"*{SUFFIX}{os.sep}"
 
 
+def _session_folder_choice(patterns: dict[str, str]) -> tuple[str, str] | None:
+    """The preference (pattern, reader) that names session folders in general, or None. Patterns
+    for one folder (no wildcard: napari's reader dialog saves those) and broader ones such as
+    ``*.zarr/`` (chosen for other folders) do not count."""
+    from napari.plugins.utils import score_specificity
+
+    probe = f"{os.sep}data{os.sep}session{SUFFIX}{os.sep}"
+    named = [(p, r) for p, r in patterns.items() if SUFFIX in p and any(c in p for c in "*?[") and fnmatch(probe, p)]
+    return min(named, key=lambda kv: score_specificity(kv[0])) if named else None
+
+
 def prefer_session_reader() -> bool:
-    """Make this reader napari's choice for ``*.oaims.zarr`` folders unless the user chose one;
-    True if the preference is (now) this reader."""
+    """Make this reader napari's choice for ``*.oaims.zarr`` folders unless a preference already
+    names them (the user's own choice is kept); True if they open with this reader.
+
+    The settings are written only when nothing covers session folders, so opening the annotator
+    again writes nothing."""
     from napari.settings import get_settings
 
     plugins = get_settings().plugins
-    current = plugins.extension2reader.get(FOLDER_PATTERN)
-    if current is None:
-        plugins.extension2reader = {**plugins.extension2reader, FOLDER_PATTERN: PLUGIN_NAME}
-        return True
-    return current == PLUGIN_NAME
+    chosen = _session_folder_choice(plugins.extension2reader)
+    if chosen is not None:
+        return chosen[1] == PLUGIN_NAME
+    # first in the mapping: napari keeps the first of equally specific patterns (e.g. "*.zarr/")
+    plugins.extension2reader = {FOLDER_PATTERN: PLUGIN_NAME, **plugins.extension2reader}
+    return True
 
 
 def activate(context: Any = None) -> None:

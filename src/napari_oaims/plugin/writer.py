@@ -14,6 +14,29 @@ import numpy as np
 from napari_oaims.store.layout import SUFFIX, _is_session
 from napari_oaims.store.session_store import SessionStore
 
+#: Layer metadata key naming the annotator's own labels layers (``"objects"`` or ``"preview"``).
+LAYER_ROLE = "oaims_role"
+
+
+def _pick_labels(labels: list[tuple[Any, dict]]) -> list[tuple[Any, dict]]:
+    """The labels layer to save among those given: the annotator's preview is never saved, and of
+    several the annotator's objects layer is the one."""
+
+    def role(meta: dict) -> str | None:
+        return (meta.get("metadata") or {}).get(LAYER_ROLE)
+
+    kept = [item for item in labels if role(item[1]) != "preview"]
+    objects = [item for item in kept if role(item[1]) == "objects"]
+    if len(kept) > 1 and len(objects) == 1:
+        return objects
+    if len(kept) > 1:
+        names = ", ".join(repr(meta.get("name", "?")) for _, meta in kept)
+        raise ValueError(
+            f"a {SUFFIX} session holds at most one labels layer; {len(kept)} were given ({names}): select the "
+            "image and one labels layer and use File > Save Selected Layers"
+        )
+    return kept
+
 
 def _positive_flags(meta: dict[str, Any], n: int) -> np.ndarray:
     for key in ("features", "properties"):
@@ -24,15 +47,14 @@ def _positive_flags(meta: dict[str, Any], n: int) -> np.ndarray:
 
 
 def write_session(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:
-    """Write one image layer, at most one labels layer, and any points/shapes layers to ``path``."""
+    """Write one image layer, at most one labels layer (of several, the annotator's objects; never
+    its preview), and any points/shapes layers to ``path``."""
     by_type: dict[str, list] = {}
     for data, meta, layer_type in layer_data:
         by_type.setdefault(layer_type, []).append((data, meta or {}))
-    images, labels = by_type.get("image", []), by_type.get("labels", [])
+    images, labels = by_type.get("image", []), _pick_labels(by_type.get("labels", []))
     if len(images) != 1:
         raise ValueError(f"a {SUFFIX} session holds exactly one image layer; {len(images)} were selected")
-    if len(labels) > 1:
-        raise ValueError(f"a {SUFFIX} session holds at most one labels layer; {len(labels)} were selected")
     unsupported = sorted(set(by_type) - {"image", "labels", "points", "shapes"})
     if unsupported:
         raise ValueError(f"a {SUFFIX} session cannot hold {', '.join(unsupported)} layers")

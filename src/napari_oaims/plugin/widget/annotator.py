@@ -124,7 +124,12 @@ class AnnotatorWidget(QWidget):
                 tooltip="The image to annotate; saving and resuming the session",
             ),
             "annotate": Section("Annotate", self.annotate_panel, tooltip="Click polarity, class and actions"),
-            "model": Section("Model", self.model_panel, tooltip="Device, online adaptation, object size and weights"),
+            "model": Section(
+                "Model",
+                self.model_panel,
+                expanded=False,  # set once, rarely changed: folded, so the dock fits napari's default window
+                tooltip="Device, online adaptation, object size and weights",
+            ),
         }
         self._build_layout()
         self.viewer_events = ViewerEvents(self)
@@ -145,13 +150,13 @@ class AnnotatorWidget(QWidget):
         self.update_status()
 
     def _build_layout(self) -> None:
-        """The sections and the status line in a scroll area: the dock stays narrow and short."""
+        """The sections in a scroll area, the status line pinned below it (always in view): the
+        dock stays narrow and short."""
         inner = QWidget()
         column = QVBoxLayout(inner)
         column.setContentsMargins(2, 2, 2, 2)
         for section in self.sections.values():
             column.addWidget(section)
-        column.addWidget(self.status)
         column.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidget(inner)
@@ -160,7 +165,11 @@ class AnnotatorWidget(QWidget):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(scroll)
+        layout.addWidget(scroll, 1)
+        status = QVBoxLayout()
+        status.setContentsMargins(4, 2, 4, 4)
+        status.addWidget(self.status)
+        layout.addLayout(status)
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
         return QSize(self.WIDTH, super().sizeHint().height())
@@ -326,7 +335,14 @@ class AnnotatorWidget(QWidget):
                 f"{shape[-2]} x {shape[-1]} pixels). Add it with the channels split, viewer.add_image(data, "
                 "channel_axis=-1), and annotate one channel layer (or with rgb=True for RGB)"
             )
-        return self.engine.session(data, plane_axes=self.plane_axes(layer.ndim), rgb=bool(layer.rgb))
+        session = self.engine.session(data, plane_axes=self.plane_axes(layer.ndim), rgb=bool(layer.rgb))
+        if layer.rgb and np.dtype(data.dtype) != np.uint8 and layer is not self.image_layer:
+            show_info(
+                f"OAIMS: '{layer.name}' {shape} ({np.dtype(data.dtype).name}) is read as RGB"
+                f"{'A' if shape[-1] == 4 else ''}, as napari shows it (the model sees its luminance). For "
+                f"{shape[-1]} channels, add it with viewer.add_image(data, channel_axis=-1)"
+            )
+        return session
 
     def open_image(self, layer: Image, session: "Session | None" = None) -> None:
         """Annotate ``layer`` now, with a new session (or the given one)."""
@@ -359,7 +375,7 @@ class AnnotatorWidget(QWidget):
     def detach_image(self) -> None:
         """Stop annotating the current image (the layers stay in the viewer)."""
         self.viewer_events.watch_image(None)
-        self.session_panel.stop_autosave("the image was detached")
+        self.session_panel.stop_autosave()  # a deliberate switch: the session on disk is complete
         self.image_layer = None
         self.session = None
         self.update_status()

@@ -26,6 +26,7 @@ from napari.utils.colormaps import DirectLabelColormap
 
 from napari_oaims.core import geometry
 from napari_oaims.plugin.widget.keys import LayerKeys
+from napari_oaims.plugin.writer import LAYER_ROLE
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -93,7 +94,9 @@ class PluginLayers(Mapping):
             self._drop("objects")
             self._add("objects", self._new_objects(shape))
         ndim, kw = len(shape), transforms(image)
-        preview = Labels(np.zeros(shape, np.uint8), name=LAYER_NAMES["preview"], opacity=0.6, **kw)
+        preview = Labels(
+            np.zeros(shape, np.uint8), name=LAYER_NAMES["preview"], opacity=0.6, metadata={LAYER_ROLE: "preview"}, **kw
+        )
         preview.colormap = DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: PREVIEW_COLOR})
         shapes = Shapes(
             ndim=ndim,
@@ -148,14 +151,19 @@ class PluginLayers(Mapping):
             points.mode = "add"
 
     def _new_objects(self, shape: tuple[int, ...]) -> Labels:
-        return Labels(np.zeros(shape, np.int32), name=LAYER_NAMES["objects"], **transforms(self._image))
+        return Labels(
+            np.zeros(shape, np.int32),
+            name=LAYER_NAMES["objects"],
+            metadata={LAYER_ROLE: "objects"},
+            **transforms(self._image),
+        )
 
     def _add(self, kind: str, layer: Layer) -> None:
         self._layers[kind] = layer
-        layer.events.name.connect(self._renamed)
         self.keys.bind(layer)
         if layer not in self.viewer.layers:
-            self.viewer.add_layer(layer)
+            self.viewer.add_layer(layer)  # napari gives it a unique name ("objects [1]"): not the user's renaming
+        layer.events.name.connect(self._renamed)
 
     def _drop(self, kind: str) -> None:
         layer, self._layers[kind] = self._layers[kind], None

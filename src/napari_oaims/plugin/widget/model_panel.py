@@ -58,6 +58,15 @@ def first_window(size: "int | float | str | None") -> "int | str | None":
     return window_for_diameter(size)
 
 
+def default_size_label(engine: "Engine") -> str:
+    """The "model default" object size as the weights set it: ``"auto (model default)"`` or the
+    first window in pixels."""
+    from napari_oaims.engine import _config_first_window
+
+    size = _config_first_window(engine.config)
+    return f"{'auto' if size == 'auto' else f'{size} px window'} ({OBJECT_SIZES[0][0]})"
+
+
 #: Tooltips of the panel's controls.
 TIPS = {
     "device": "Where the model runs: auto picks a GPU (CUDA, Apple MPS) when there is one, else the CPU. "
@@ -162,9 +171,11 @@ class ModelPanel(QWidget):
         self._w.update_status()
 
     def apply_object_size(self, engine: "Engine", force: bool = False) -> None:
-        """Give ``engine`` the chosen first window; with no choice, a new engine keeps its own."""
+        """Give ``engine`` the chosen first window; with no choice, a new engine keeps its own.
+        The "model default" choice then says what that is ("auto" for the shipped weights)."""
         if self.object_size is not None or force:
             engine.first_window = first_window(self.object_size)
+        self.size_choice.setItemText(0, default_size_label(engine))
 
     def _known_adaptation(self) -> str:
         from napari_oaims.adapt import ADAPTERS
