@@ -10,16 +10,10 @@ from pathlib import Path
 def _check_files(manifest: Path) -> None:
     """Read the manifest and check that its files exist before any Dask work starts (ValueError or
     FileNotFoundError with one line naming the file)."""
-    import csv
-
     from napari_oaims.batch.manifest import read_manifest
     from napari_oaims.batch.run import missing_files
 
-    try:
-        jobs = read_manifest(manifest)
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise ValueError(f"manifest {manifest} is not a CSV text file ({err})") from None
-    missing = missing_files(jobs)
+    missing = missing_files(read_manifest(manifest))
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise FileNotFoundError(f"manifest {manifest} {missing[0]} does not exist{more}; nothing was run")
@@ -28,6 +22,10 @@ def _check_files(manifest: Path) -> None:
 def _cmd_propagate(args: argparse.Namespace) -> int:
     from napari_oaims.batch import REPORT, propagate_many
 
+    if args.weights is not None:  # unfitting weights are named before the manifest's files
+        from napari_oaims.model import load_weights
+
+        load_weights(args.weights)
     if args.scheduler is None:  # a remote cluster's workers may see other files than this machine
         _check_files(args.manifest)
 
