@@ -188,7 +188,7 @@ def test_good_and_broken_jobs_then_rerun(data, client, tmp_path):
     assert again["v1"]["status"] == "done" and again["missing"]["status"] == "failed"
     assert leftovers(out) == []
     other = by_name(propagate_many(d / "good.csv", out, client=client, method="frozen", progress=False))
-    assert all(j["status"] == "failed" and "--overwrite" in j["error"] for j in other.values())
+    assert all(j["status"] == "failed" and "overwrite=True" in j["error"] for j in other.values())
     redo = by_name(propagate_many(d / "good.csv", out, client=client, method="copy", overwrite=True, progress=False))
     assert [j["status"] for j in redo.values()] == ["done"] * 3
     assert np.array_equal(read_labels(out / "v0.ome.zarr"), read_labels(out / "v0.ome.zarr"))

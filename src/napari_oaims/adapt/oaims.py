@@ -100,10 +100,10 @@ from napari_oaims.adapt.base import AcceptedObject, Adapter, AdapterReply, Plane
 from napari_oaims.adapt.guard import PROBES, GuardedOptimizer, Probe, clicks_right, mask_dice
 from napari_oaims.adapt.settings import OAIMSSettings
 from napari_oaims.core import guidance
+from napari_oaims.core.clicks import correction_clicks
 from napari_oaims.core.progress import Cancelled, CancelLike, check_cancel
 from napari_oaims.core.prompts import Prompt
 from napari_oaims.model.losses import dice_focal, total_loss
-from napari_oaims.simulate.robot import correction_clicks
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine

@@ -18,6 +18,7 @@ from napari_oaims.batch.manifest import Job, read_manifest
 from napari_oaims.batch.output import clean_leftovers, done_record, final_path
 from napari_oaims.batch.settings import BatchSettings
 from napari_oaims.batch.worker import TOPIC, run_job, weights_payload
+from napari_oaims.core.extras import require
 from napari_oaims.core.progress import CancelLike, Progress, cancel_requested, check_cancel, emit
 
 REPORT = "report.json"
@@ -88,7 +89,7 @@ def propagate_many(
         raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
     out = Path(out).absolute()
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
+        raise ValueError(f"the output folder {out} is a file; give a folder")
     payload = weights_payload(s.weights)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -115,7 +116,7 @@ def propagate_many(
                 job,
                 s,
                 f"{final_path(out, job.name)} holds the output of another job "
-                f"(different {', '.join(diff)}): use --overwrite or another --out",
+                f"(different {', '.join(diff)}): pass overwrite=True or another output folder",
             )
     bars = _Bars(len(todo_jobs), s.progress, None if isinstance(progress, bool) else progress)
     bars.advance(sum(1 for r in records.values() if r["status"] == "skipped"))
@@ -157,7 +158,8 @@ def _failed(job: Job, s: BatchSettings, message: str) -> dict[str, Any]:
 
 
 def _run(run: list[Job], out: Path, s: BatchSettings, payload, client, workers, records, bars, write, cancel) -> None:
-    from distributed import Client, LocalCluster, as_completed
+    distributed = require("distributed", "batch", "batch runs on Dask")
+    Client, LocalCluster, as_completed = distributed.Client, distributed.LocalCluster, distributed.as_completed
 
     cluster = None
     own = client is None or isinstance(client, str)
@@ -244,8 +246,7 @@ class _Bars:
         self.total, self.done, self.progress = total, 0, progress
         self.seen: dict[str, int] = {}  # name -> slices done
         if show:
-            from tqdm import tqdm
-
+            tqdm = require("tqdm", "batch", "progress bars").tqdm
             self.jobs = tqdm(total=total, desc="jobs", unit="job", file=sys.stderr, position=0)
             self.slices = tqdm(desc="slices", unit="slice", file=sys.stderr, position=1)
 
@@ -275,9 +276,7 @@ class _Bars:
     def failed(self, record: dict) -> None:
         text = f"{record['name']}: failed: {record['error']}"
         if self.jobs is not None:
-            from tqdm import tqdm
-
-            tqdm.write(text, file=sys.stderr)
+            require("tqdm", "batch", "progress bars").tqdm.write(text, file=sys.stderr)
         else:
             print(text, file=sys.stderr)
 

@@ -186,8 +186,6 @@ class TqdmProgress:
 
 
 def _tqdm():
-    try:
-        from tqdm import tqdm
-    except ImportError as err:  # pragma: no cover - depends on the install
-        raise ImportError("progress bars need tqdm: install napari-oaims[bench] (or pip install tqdm)") from err
-    return tqdm
+    from napari_oaims.core.extras import require
+
+    return require("tqdm", "bench", "progress bars").tqdm

@@ -23,6 +23,7 @@ from napari_oaims.evaluation.common import (
     Protocol,
     format_table,
     load_pair,
+    pyplot,
     run_targets,
     summary_row,
     target_ids,
@@ -311,10 +312,7 @@ def position_path(path: str | Path) -> str:
 
 def plot_suite(plots: dict[str, dict[str, list[list[float]]]], path: str | Path, window: int = 10) -> None:
     """Dice vs clicks per shift, and Dice@1 vs position in the sequence (moving average)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = len(plots)
     for kind in ("clicks", "position"):

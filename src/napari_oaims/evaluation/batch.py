@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_oaims.core.extras import require
+
 #: Output chunks of the large volume (z, y, x).
 LARGE_CHUNKS = (16, 256, 256)
 
@@ -127,7 +129,8 @@ def _ellipsoid(o: dict, z0: int, z1: int, side: int):
 
 
 def _cluster(n: int):
-    from distributed import Client, LocalCluster
+    distributed = require("distributed", "batch", "the batch benchmark")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
 
     cluster = LocalCluster(
         n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR

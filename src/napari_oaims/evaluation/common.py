@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_oaims.core.extras import require
 from napari_oaims.core.files import read_array
 from napari_oaims.core.progress import CancelLike, Progress, check_cancel, emit
 from napari_oaims.evaluation.metrics import dice, summarise
@@ -167,12 +168,16 @@ def format_table(rows: dict[str, dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def pyplot():
+    """``matplotlib.pyplot`` drawing to files (the Agg backend); ImportError names the ``bench`` extra."""
+    matplotlib = require("matplotlib", "bench", "benchmark plots")
+    matplotlib.use("Agg")
+    return require("matplotlib.pyplot", "bench", "benchmark plots")
+
+
 def plot_curves(curves_by_method: dict[str, list[list[float]]], path: str | Path, title: str) -> None:
     """Mean Dice vs number of clicks, one line per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, curves in curves_by_method.items():

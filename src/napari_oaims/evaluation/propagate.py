@@ -343,10 +343,9 @@ def format_summary(summary: dict[str, dict]) -> str:
 
 def plot_summary(rows: list[dict], path: str | Path, title: str) -> None:
     """Clicks to the target per method (box plot) and drift (mean Dice vs distance to the anchor)."""
-    import matplotlib
+    from napari_oaims.evaluation.common import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     methods = list(dict.fromkeys(r["method"] for r in rows))
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))

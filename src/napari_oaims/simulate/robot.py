@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from napari_oaims.core.geometry import bbox
-from napari_oaims.simulate.clicks import (
+from napari_oaims.core.clicks import (
     Click,
     check_masks,
     click_in_region,
@@ -24,6 +23,7 @@ from napari_oaims.simulate.clicks import (
     error_components,
     largest_error_component,
 )
+from napari_oaims.core.geometry import bbox
 
 __all__ = [
     "STRATEGIES",

@@ -20,10 +20,10 @@ import torch
 from scipy import ndimage
 
 from napari_oaims.core import guidance
+from napari_oaims.core.clicks import click_in_region, correction_clicks
 from napari_oaims.core.progress import Cancelled, CancelLike, Progress, cancel_requested, emit
 from napari_oaims.model import ClickUNet, save_weights
 from napari_oaims.model.losses import ALPHA, BETA, CCG_SIGMA, total_loss
-from napari_oaims.simulate.clicks import click_in_region, correction_clicks
 from napari_oaims.training import synth
 
 
