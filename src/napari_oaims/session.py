@@ -18,18 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_oaims.adapt.base import AcceptedObject, PromptUpdate
+from napari_oaims.adapt.base import AcceptedObject, PromptUpdate, run_accepted
 from napari_oaims.core import geometry, guidance
 from napari_oaims.core.events import make_event
 from napari_oaims.core.history import History, PlaneState
 from napari_oaims.core.history import PlaneEdit as _Change
-from napari_oaims.core.progress import Cancelled, CancelLike, Progress, check_cancel, emit
 from napari_oaims.core.prompts import Prompt, box_prompt, is_correction, prior_prompt, supersedes
 from napari_oaims.core.results import Accepted, PlaneChange, Result
 from napari_oaims.core.source import ImageSource
 from napari_oaims.propagate.api import PropagationMixin
 
 if TYPE_CHECKING:  # pragma: no cover
+    from napari_oaims.core.progress import CancelLike, Progress
     from napari_oaims.engine import Engine
 
 
@@ -201,7 +201,7 @@ class Session(PropagationMixin):
             (), self.spatial_shape, self.source.plane_axes, snapshot, self.object_id, int(class_id), str(class_name)
         )
         largest = max(int(np.count_nonzero(c)) for _, c in snapshot.values())
-        diameter = round(float(2.0 * np.sqrt(largest / np.pi)), 2)
+        diameter = round(geometry.diameter(largest), 2)
         self._log(
             "accept",
             latency_ms=(time.perf_counter() - t0) * 1e3,
@@ -243,28 +243,13 @@ class Session(PropagationMixin):
         )
 
     def run_pending_updates(self, progress: Progress | None = None, cancel: CancelLike = None) -> int:
-        """Run deferred accept hooks in accept order; returns how many objects were processed.
+        """Run deferred accept hooks in accept order; returns how many objects were processed
+        (``progress`` and ``cancel``: :func:`~napari_oaims.adapt.base.run_accepted`)."""
 
-        ``progress(done, total, "learning")`` after each object; ``cancel`` (see
-        :mod:`napari_oaims.core.progress`) is checked before each object and between the steps
-        of its update. A cancelled update leaves the weights as they were before that object, and
-        it and the objects after it stay pending; :class:`~napari_oaims.core.progress.Cancelled`
-        is raised.
-        """
-        done, total = 0, len(self._pending)
-        while self._pending:
-            check_cancel(cancel)
-            object_id, adapter, accepted = self._pending.pop(0)
-            try:
-                records = adapter.on_accept(self.engine, replace(accepted, cancel=cancel))
-            except Cancelled:
-                self._pending.insert(0, (object_id, adapter, accepted))
-                raise
-            for record in records:
-                self._log("update", latency_ms=record.pop("latency_ms", None), extra=record, object_id=object_id)
-            done += 1
-            emit(progress, done, total, "learning")
-        return done
+        def log(object_id: int, record: dict) -> None:
+            self._log("update", latency_ms=record.pop("latency_ms", None), extra=record, object_id=object_id)
+
+        return run_accepted(self.engine, self._pending, log, progress, cancel)
 
     @property
     def pending_updates(self) -> int:

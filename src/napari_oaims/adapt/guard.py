@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
 
 from napari_oaims.adapt.settings import LR
+from napari_oaims.core.overlap import dice
+from napari_oaims.model.device import flush_denormals
 
 #: Adam's moment decay rates for online adaptation (all parameters, one step per update).
 BETAS = (0.9, 0.999)
@@ -77,12 +79,6 @@ def clicks_right(mask: np.ndarray, clicks) -> int:
     )
 
 
-def mask_dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice of two boolean masks (1 when both are empty)."""
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * float(np.logical_and(a, b).sum()) / total
-
-
 def answer_violation(after: np.ndarray, probes: list[Probe], margin: float = MARGIN) -> str | None:
     """Why the answers ``after`` (B, S, S) bool to ``probes`` are worse than before (None: they are not).
 
@@ -102,7 +98,7 @@ def answer_violation(after: np.ndarray, probes: list[Probe], margin: float = MAR
                 return f"answer check: the current object's clicks answered worse ({right})"
     for a, p in zip(after, probes):
         if p.target is not None:
-            d = mask_dice(a, p.target)
+            d = dice(a, p.target)
             if d < p.dice - margin:
                 return f"answer check: an accepted object answered worse (Dice {d:.2f}, {p.dice:.2f} when accepted)"
     return None
@@ -165,6 +161,22 @@ class GuardedOptimizer:
             engine.updates = snap["updates"]
             engine.weights_changed()
 
+    def state(self, engine: "Engine") -> dict:
+        """Everything a step changes: a :meth:`snapshot`, the step size and the loss history."""
+        return {
+            "snapshot": self.snapshot(engine),
+            "scale": self.scale,
+            "losses": {k: deque(v, maxlen=v.maxlen) for k, v in self._losses.items()},
+        }
+
+    def set_state(self, engine: "Engine", state: dict) -> None:
+        """Put back a :meth:`state`."""
+        with engine.lock:
+            self.restore(engine, state["snapshot"])
+            engine.weights_changed()
+        self.scale = state["scale"]
+        self._losses = state["losses"]
+
     def step(
         self,
         engine: "Engine",
@@ -187,8 +199,7 @@ class GuardedOptimizer:
         self.last_logits = self.probe_logits = self.dice_drop = None
         model = engine.model
         record = {"method": method, "weights_before": engine.weights_hash, "rolled_back": False, "reason": None}
-        if engine.device.type == "cpu":
-            torch.set_flush_denormal(True)  # per thread, see Engine.predict
+        flush_denormals(engine.device)
         with engine.lock:
             opt = self._optimizer(model)
             lr = self.lr * self.scale
@@ -256,9 +267,7 @@ class GuardedOptimizer:
         if probes:
             same, other = iter(range(n)), iter(range(n, len(logits)))
             self.probe_logits = np.stack([logits[next(same if p.x is None else other)] for p in probes])
-            drops = [
-                p.dice - mask_dice(a, p.target) for a, p in zip(self.probe_logits > 0, probes) if p.target is not None
-            ]
+            drops = [p.dice - dice(a, p.target) for a, p in zip(self.probe_logits > 0, probes) if p.target is not None]
             self.dice_drop = round(max(drops), 4) if drops else None
             return answer_violation(self.probe_logits > 0, probes)
         return None

@@ -97,18 +97,20 @@ import numpy as np
 import torch
 
 from napari_oaims.adapt.base import AcceptedObject, Adapter, AdapterReply, PlaneView, PromptUpdate
-from napari_oaims.adapt.guard import PROBES, GuardedOptimizer, Probe, clicks_right, mask_dice
+from napari_oaims.adapt.guard import PROBES, GuardedOptimizer, Probe, clicks_right
 from napari_oaims.adapt.settings import OAIMSSettings
-from napari_oaims.core import guidance
+from napari_oaims.adapt.targets import MAX_CCG_POINTS, ccg_points, loss_weights, near_clicks, work_target
+from napari_oaims.core import geometry, guidance
 from napari_oaims.core.clicks import correction_clicks
+from napari_oaims.core.overlap import dice
 from napari_oaims.core.progress import Cancelled, CancelLike, check_cancel
 from napari_oaims.core.prompts import Prompt
+from napari_oaims.model.device import as_tensor
 from napari_oaims.model.losses import dice_focal, total_loss
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
 
-MAX_CCG_POINTS = 16
 #: Weight of what the user accepted without correcting it, against 1 for what a correction fixed:
 #: PI's loss weight on pixels its first-click answer already had right, far from the user's clicks.
 UNVOUCHED = 0.25
@@ -117,33 +119,6 @@ UNVOUCHED = 0.25
 VOUCHED_RADIUS = 9
 #: PI skips an object's plane when less than this share of its mask is left to learn from.
 PI_IGNORE_KEEP = 0.5
-
-
-def ccg_points(prompt: "Prompt", window: guidance.Window) -> list[tuple[float, float, bool]]:
-    """The CCG 'clicks' (working coordinates, polarity) that stand for one prompt."""
-    if prompt.kind == "click":
-        y, x = window.to_work(prompt.points[0])
-        return [(float(y), float(x), prompt.positive)]
-    if prompt.kind == "scribble":
-        pts = prompt.points[:: max(1, len(prompt.points) // MAX_CCG_POINTS)]
-        return [(float(y), float(x), prompt.positive) for y, x in window.to_work(pts)]
-    if prompt.kind == "box":
-        y0, x0, y1, x1 = prompt.box
-        outline = guidance.rasterise_path(np.array([[y0, x0], [y0, x1 - 1], [y1 - 1, x1 - 1], [y1 - 1, x0], [y0, x0]]))
-        pts = outline[:: max(1, len(outline) // MAX_CCG_POINTS)]
-        return [(float(y), float(x), False) for y, x in window.to_work(pts)]
-    return []
-
-
-def work_target(mask: np.ndarray, window: guidance.Window) -> np.ndarray:
-    """A plane mask cropped to ``window`` and resized (nearest) to the working size (bool)."""
-    crop = guidance.crop_plane(mask, window)
-    idx = np.clip(((np.arange(guidance.WORK_SIZE) + 0.5) / window.scale).astype(int), 0, window.size - 1)
-    return crop[np.ix_(idx, idx)] > 0.5
-
-
-def _t(a: np.ndarray, device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)
 
 
 class OAIMSAdapter(Adapter):
@@ -213,13 +188,13 @@ class OAIMSAdapter(Adapter):
             # everywhere" from negative clicks that wipe out a flooded mask).
             return AdapterReply([self._skip_record(engine, "the pseudo label drops a positive click", "mi_skip")])
         clicks = [ccg_points(ctx.new, ctx.window)]
-        target = _t(pseudo[:, None], engine.device)
+        target = as_tensor(pseudo[:, None], engine.device)
 
         starts = len(ctx.previous) == 1 and (self._first is None or self._first[0] is not ctx.previous[0])
         answered: dict = {}
 
         def loss_fn(model):
-            logits = model(_t(x_prev, engine.device))
+            logits = model(as_tensor(x_prev, engine.device))
             answered.setdefault("first", (logits.detach()[0, 0] > 0).cpu().numpy())  # f(I, C_{t-1}) before
             return total_loss(logits, target, clicks, beta=self.beta)
 
@@ -282,9 +257,7 @@ class OAIMSAdapter(Adapter):
     def _accept_state(self, engine: "Engine") -> dict:
         """What an accept update changes: the optimiser's snapshot and step size, the buffers."""
         return {
-            "snapshot": self.optimizer.snapshot(engine),
-            "scale": self.optimizer.scale,
-            "losses": {k: deque(v, maxlen=v.maxlen) for k, v in self.optimizer._losses.items()},
+            "optimizer": self.optimizer.state(engine),
             "buffer": list(self.buffer),
             "probes": list(self.probes),
             "first": self._first,
@@ -292,11 +265,7 @@ class OAIMSAdapter(Adapter):
         }
 
     def _restore_accept_state(self, engine: "Engine", state: dict) -> None:
-        with engine.lock:
-            self.optimizer.restore(engine, state["snapshot"])
-            engine.weights_changed()
-        self.optimizer.scale = state["scale"]
-        self.optimizer._losses = state["losses"]
+        self.optimizer.set_state(engine, state["optimizer"])
         self.buffer.clear()
         self.buffer.extend(state["buffer"])
         self.probes.clear()
@@ -341,13 +310,14 @@ class OAIMSAdapter(Adapter):
         corrected = any(p.corrected for p in prompts)
         x1 = np.stack([v["x1"] for v in views])
         targets_np = np.stack([v["target"] for v in views])
-        target = _t(targets_np[:, None], engine.device)
-        ignore = _weights([v.get("weight") for v in views], engine.device)
-        near = _t(_near_clicks([c for p in prompts for c in ccg_points(p, view["window"])])[None, None], engine.device)
+        target = as_tensor(targets_np[:, None], engine.device)
+        ignore = loss_weights([v.get("weight") for v in views], engine.device)
+        points = [c for p in prompts for c in ccg_points(p, view["window"])]
+        near = as_tensor(near_clicks(points, VOUCHED_RADIUS)[None, None], engine.device)
         p1: dict = {}
 
         def stage1(model):
-            logits = model(_t(x1, engine.device))
+            logits = model(as_tensor(x1, engine.device))
             first = logits.detach() > 0
             p1.setdefault("mask", first[:, 0].cpu().numpy())  # P1 before the update
             # What the corrections changed, and the user's clicks, count fully; the rest is what the
@@ -396,12 +366,12 @@ class OAIMSAdapter(Adapter):
                 batch_c.append(bc)
                 batch_w.append(bw)
         bx_np, bt_np = np.stack(batch_x), np.stack(batch_t)
-        weight2 = _weights(batch_w, engine.device)
+        weight2 = loss_weights(batch_w, engine.device)
 
         def stage2(model):
             return total_loss(
-                model(_t(bx_np, engine.device)),
-                _t(bt_np[:, None], engine.device),
+                model(as_tensor(bx_np, engine.device)),
+                as_tensor(bt_np[:, None], engine.device),
                 batch_c,
                 beta=self.beta,
                 weight=weight2,
@@ -433,22 +403,20 @@ class OAIMSAdapter(Adapter):
             return False
         probe, window = self._first[1], self._first[2]
         target = work_target(final, window)
-        self.probes.append(Probe(probe.x, probe.clicks, probe.before, target, mask_dice(probe.before, target)))
+        self.probes.append(Probe(probe.x, probe.clicks, probe.before, target, dice(probe.before, target)))
         self._first = None
         return True
 
     def _remember(self, view: dict, answer: np.ndarray) -> None:
         """Add an accepted object to the guard's questions: its first click, accepted mask, and the
         Dice of the answer the weights give it now."""
-        self.probes.append(
-            Probe(view["x1"], tuple(view["ccg"]), answer, view["target"], mask_dice(answer, view["target"]))
-        )
+        self.probes.append(Probe(view["x1"], tuple(view["ccg"]), answer, view["target"], dice(answer, view["target"])))
 
     def _leave_out(self, views: list[dict], doubtful: list[Prompt], final: np.ndarray) -> str | None:
         """Give each view a ``weight`` (working size, 0 where PI does not learn): the pixels of a
         doubtful prompt's label within ``pi_ignore`` object diameters of its points. Returns why
         the plane is skipped instead, when too little of the mask is left (``PI_IGNORE_KEEP``)."""
-        diameter = 2.0 * np.sqrt(np.count_nonzero(final) / np.pi)
+        diameter = geometry.diameter(np.count_nonzero(final))
         yy, xx = np.mgrid[: guidance.WORK_SIZE, : guidance.WORK_SIZE]
         for view in views:
             window, target = view["window"], view["target"]
@@ -479,7 +447,7 @@ class OAIMSAdapter(Adapter):
 
     def _view(self, s: PlaneView, click: Prompt, final: np.ndarray) -> dict:
         """Window, working-size target, stage-1 input and CCG points for one localisation click."""
-        bbox = _mask_bbox(final)
+        bbox = geometry.bbox(final)
         window = s.window([click], bbox)
         return {
             "click": click,
@@ -502,32 +470,10 @@ class OAIMSAdapter(Adapter):
         return x2, view["ccg"] + [(float(c.y), float(c.x), c.positive) for c in generated]
 
 
-def _weights(per_sample: list, device) -> torch.Tensor | None:
-    """A (B, 1, S, S) loss weight from per-sample weights (None: every pixel counts), or None if all are None."""
-    if all(w is None for w in per_sample):
-        return None
-    size = (guidance.WORK_SIZE, guidance.WORK_SIZE)
-    return _t(np.stack([np.ones(size, np.float32) if w is None else w for w in per_sample])[:, None], device)
-
-
 def _undone(record: dict) -> bool:
     """Whether a guarded step was taken and then undone (not refused before it was taken)."""
     reason = record["reason"] or ""
     return record["rolled_back"] and reason != "non-finite loss" and not reason.startswith("loss spike")
-
-
-def _near_clicks(points: list[tuple[float, float, bool]]) -> np.ndarray:
-    """(S, S) float: 1 within ``VOUCHED_RADIUS`` working pixels of any of ``points``."""
-    yy, xx = np.mgrid[: guidance.WORK_SIZE, : guidance.WORK_SIZE]
-    out = np.zeros((guidance.WORK_SIZE, guidance.WORK_SIZE), np.float32)
-    for y, x, _ in points:
-        out[(yy - y) ** 2 + (xx - x) ** 2 <= VOUCHED_RADIUS**2] = 1.0
-    return out
-
-
-def _mask_bbox(mask: np.ndarray):
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    return (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
 
 
 def engine_step(

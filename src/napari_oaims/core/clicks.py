@@ -90,6 +90,34 @@ def largest_error_component(pred: np.ndarray, target: np.ndarray) -> tuple[np.nd
     return best[1] == best[2], best[3]
 
 
+def distance_to_border(region: np.ndarray) -> np.ndarray:
+    """Each pixel's distance to the nearest pixel outside ``region`` (the image border counts as
+    outside)."""
+    return ndimage.distance_transform_edt(np.pad(np.asarray(region, bool), 1))[1:-1, 1:-1]
+
+
+def deepest_point(region: np.ndarray, dist: np.ndarray | None = None) -> tuple[int, int]:
+    """The pixel of a non-empty ``region`` farthest from its border (the first one in row-major
+    order on a tie). ``dist``: :func:`distance_to_border` of ``region`` or of a region holding it
+    as a connected component, when already computed."""
+    dist = distance_to_border(region) if dist is None else np.where(region, dist, -1.0)
+    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return int(y), int(x)
+
+
+def deepest_points(region: np.ndarray, share: float = 0.0) -> np.ndarray:
+    """The deepest point (N, 2) of each connected component of ``region`` with at least ``share``
+    of the largest component's area, largest first."""
+    region = np.asarray(region, bool)
+    lab, n = ndimage.label(region)
+    if n == 0:
+        return np.zeros((0, 2), int)
+    sizes = np.bincount(lab.ravel())[1:]
+    ids = [i + 1 for i in np.argsort(sizes)[::-1] if sizes[i] >= share * sizes.max()]
+    dist = distance_to_border(region)
+    return np.array([deepest_point(lab == i, dist) for i in ids], int).reshape(-1, 2)
+
+
 def click_in_region(
     region: np.ndarray, rng: np.random.Generator | None = None, mode: str = "center"
 ) -> tuple[int, int]:
@@ -106,11 +134,9 @@ def click_in_region(
         ys, xs = np.nonzero(region)
         i = int(rng.integers(len(ys))) if rng is not None else 0
         return int(ys[i]), int(xs[i])
-    # Pad so that the image border counts as outside the region.
-    dist = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
     if mode == "center":
-        y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-        return int(y), int(x)
+        return deepest_point(region)
+    dist = distance_to_border(region)
     if mode == "edt":
         ys, xs = np.nonzero(region)
         w = dist[ys, xs] ** 2

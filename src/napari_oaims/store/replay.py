@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from napari_oaims.core.events import PROMPT_KINDS, normalise_event
+from napari_oaims.core.geometry import bbox_nd
+from napari_oaims.core.labels import paint
 from napari_oaims.core.overlap import dice
 from napari_oaims.store.layout import LEARNING_RULES_SINCE, written_with
 from napari_oaims.store.session_store import SessionStore
@@ -166,7 +168,7 @@ def replay(
     params = store.session_params()
     replay_labels = np.zeros(tuple(store.meta["spatial_shape"]), np.uint32)
     sessions = []
-    undone: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # object id -> (its pixels, the labels they replaced)
+    undone: dict[int, tuple] = {}  # object id -> (its region, its mask there, the labels there before)
     s = None
     for e in events:
         kind = e["kind"]
@@ -230,22 +232,24 @@ def replay(
         elif kind in ("undo", "redo", "clear"):
             getattr(s, kind)()
         elif kind == "accept":
-            where = np.flatnonzero(s.accept(defer_update=True).mask)  # the object's pixels, as flat indices
-            flat = replay_labels.reshape(-1)
-            undone[e["object"]] = (where, flat[where])
-            flat[where] = e["object"]  # later objects win, as in the store
+            mask = s.accept(defer_update=True).mask
+            index = bbox_nd(mask)
+            if index is not None:  # later objects win, as in the store
+                _, _, before = paint(replay_labels, index, mask[index], e["object"], overwrite=True)
+                undone[e["object"]] = (index, mask[index], before)
         elif kind == "withdraw":  # an accept undone in the viewer: its pixels go back to what was there
             s.withdraw(e["object"])
             if e["object"] in undone:
-                where, before = undone[e["object"]]
-                replay_labels.reshape(-1)[where] = before
+                index, crop, before = undone[e["object"]]
+                replay_labels[index] = np.where(crop, before, replay_labels[index])
         elif kind == "reinstate":  # ... and redone
             try:
                 s.reinstate(e["object"], e["extra"].get("diameter"))
             except (TypeError, ValueError) as err:
                 raise ValueError(f"session {store.path} is damaged: event seq {e['seq']} (reinstate): {err}") from None
             if e["object"] in undone:
-                replay_labels.reshape(-1)[undone[e["object"]][0]] = e["object"]
+                index, crop, _ = undone[e["object"]]
+                paint(replay_labels, index, crop, e["object"], overwrite=True)
         elif kind == "update" and e["object"] < s.object_id and s.pending_updates:
             s.run_pending_updates()
     if s is not None:

@@ -22,7 +22,7 @@ from scipy import ndimage
 from napari_oaims.core import guidance
 from napari_oaims.core.clicks import click_in_region, correction_clicks
 from napari_oaims.core.progress import Cancelled, CancelLike, Progress, cancel_requested, emit
-from napari_oaims.model import ClickUNet, save_weights
+from napari_oaims.model import ClickUNet, flush_denormals, save_weights
 from napari_oaims.model.losses import ALPHA, BETA, CCG_SIGMA, total_loss
 from napari_oaims.training import synth
 
@@ -240,7 +240,7 @@ def train(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
-    torch.set_flush_denormal(True)  # denormal floats make CPU convolutions several times slower
+    flush_denormals(torch.device("cpu"))
     torch.manual_seed(cfg.seed)
     model = ClickUNet(4, cfg.channels)
     if cfg.init:
