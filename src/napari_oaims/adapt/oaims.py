@@ -139,12 +139,6 @@ class OAIMSAdapter(Adapter):
         self._turn = 0  # which accepted object the next MI step is checked on
         self._first: tuple | None = None  # (first prompt, its Probe before any MI step, window)
 
-    def __getattr__(self, name: str):
-        config = self.__dict__.get("config")
-        if config is not None and name in OAIMSSettings.__dataclass_fields__:
-            return getattr(config, name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "optimizer": "Adam", **asdict(self.config)}
 
@@ -160,19 +154,19 @@ class OAIMSAdapter(Adapter):
 
     # -- Mid-Interaction ----------------------------------------------------------------------
     def on_prompt(self, engine: "Engine", ctx: PromptUpdate) -> AdapterReply:
-        if not self.mi or not any(p.positive or p.kind in ("box", "prior") for p in ctx.previous):
+        if not self.config.mi or not any(p.positive or p.kind in ("box", "prior") for p in ctx.previous):
             return AdapterReply()  # MI starts with the second prompt (t >= 2)
-        if self.mi_max_prompts and len(ctx.prompts) > self.mi_max_prompts:
+        if self.config.mi_max_prompts and len(ctx.prompts) > self.config.mi_max_prompts:
             return AdapterReply()  # past the object's first mi_max_prompts prompts: PI still learns from it
         if self._suspect is not None and any(p is self._suspect for p in ctx.previous):
             return AdapterReply()  # a suspect prompt is still in place (mi_stop); undo or clear lifts this
-        if self.mi_gate and ctx.new.corrected is False:
-            if self.mi_stop:
+        if self.config.mi_gate and ctx.new.corrected is False:
+            if self.config.mi_stop:
                 self._suspect = ctx.new
-            if self.mi_rewind and self._object_start is not None and self._object_start[0] is ctx.previous[0]:
+            if self.config.mi_rewind and self._object_start is not None and self._object_start[0] is ctx.previous[0]:
                 return AdapterReply([self._rewind(engine)])
             return AdapterReply()  # nothing for P_prev to learn from this prompt
-        if self.mi_rewind and (self._object_start is None or self._object_start[0] is not ctx.previous[0]):
+        if self.config.mi_rewind and (self._object_start is None or self._object_start[0] is not ctx.previous[0]):
             self._object_start = (
                 ctx.previous[0],
                 {k: v.detach().clone() for k, v in engine.model.state_dict().items()},
@@ -196,7 +190,7 @@ class OAIMSAdapter(Adapter):
         def loss_fn(model):
             logits = model(as_tensor(x_prev, engine.device))
             answered.setdefault("first", (logits.detach()[0, 0] > 0).cpu().numpy())  # f(I, C_{t-1}) before
-            return total_loss(logits, target, clicks, beta=self.beta)
+            return total_loss(logits, target, clicks, beta=self.config.beta)
 
         if starts:  # the object's first MI step: its first prompt alone, as answered before any learning
             self._first = (ctx.previous[0], None, ctx.window)
@@ -281,12 +275,12 @@ class OAIMSAdapter(Adapter):
             if first is None or not final.any():
                 continue
             views = [self._view(s, first, final)]
-            if not self.pi:  # MI only: the object joins the guard's questions
+            if not self.config.pi:  # MI only: the object joins the guard's questions
                 if not self._remember_first(prompts, final):
                     self._remember(views[0], engine.predict(views[0]["x1"][None])[0] > 0)
                 continue
             doubtful = [p for p in prompts if p.corrected is False]
-            if self.pi_ignore and doubtful:
+            if self.config.pi_ignore and doubtful:
                 skip = self._leave_out(views, doubtful, final)
                 if skip is not None:
                     records.append(self._skip_record(engine, skip))
@@ -359,8 +353,8 @@ class OAIMSAdapter(Adapter):
             batch_c.append(clicks2)
             batch_w.append(vouched if v.get("weight") is None else vouched * v["weight"])
         own = (batch_x[0], batch_t[0], batch_c[0], batch_w[0])  # the user's own click: what replay keeps
-        if self.replay_size and self.buffer:
-            for bx, bt, bc, bw in self._rng.sample(list(self.buffer), min(self.replay_k, len(self.buffer))):
+        if self.config.replay_size and self.buffer:
+            for bx, bt, bc, bw in self._rng.sample(list(self.buffer), min(self.config.replay_k, len(self.buffer))):
                 batch_x.append(bx)
                 batch_t.append(bt)
                 batch_c.append(bc)
@@ -373,26 +367,29 @@ class OAIMSAdapter(Adapter):
                 model(as_tensor(bx_np, engine.device)),
                 as_tensor(bt_np[:, None], engine.device),
                 batch_c,
-                beta=self.beta,
+                beta=self.config.beta,
                 weight=weight2,
             )
 
         check_x, check_t = np.stack(batch_x[: len(views)]), np.stack(batch_t[: len(views)])
         last = engine_step(self, engine, "pi_stage2", stage2, check_x, check_t, probes=questions, restore=snap)
-        if _undone(last) and not first_record["rolled_back"]:
+        why = self.optimizer.last_rollback
+        undone = why is not None and why.undone
+        if undone and not first_record["rolled_back"]:
             first_record["undone_by"] = "pi_stage2"  # the check undid stage 1 too
-        if self.replay_size and not last["rolled_back"]:
+        if self.config.replay_size and not last["rolled_back"]:
             self.buffer.append(own)
         if not self._remember_first(prompts, final):
-            self._remember(view, self._answer(engine, last, view, p1))
+            self._remember(view, self._answer(engine, last, view, p1, undone))
         return [first_record, last]
 
-    def _answer(self, engine: "Engine", record: dict, view: dict, p1: dict) -> np.ndarray:
-        """The answer (S, S) bool to the object's first click alone with the weights now."""
+    def _answer(self, engine: "Engine", record: dict, view: dict, p1: dict, undone: bool) -> np.ndarray:
+        """The answer (S, S) bool to the object's first click alone with the weights now (``undone``:
+        stage 2 was taken and undone, back to the weights before stage 1)."""
         logits = self.optimizer.probe_logits
         if not record["rolled_back"] and logits is not None:
             return logits[0] > 0
-        if _undone(record):
+        if undone:
             return p1["mask"][0]  # back to the weights before stage 1, which answered P_1
         return engine.predict(view["x1"][None])[0] > 0
 
@@ -420,7 +417,7 @@ class OAIMSAdapter(Adapter):
         yy, xx = np.mgrid[: guidance.WORK_SIZE, : guidance.WORK_SIZE]
         for view in views:
             window, target = view["window"], view["target"]
-            radius = self.pi_ignore * diameter * window.scale
+            radius = self.config.pi_ignore * diameter * window.scale
             weight = np.ones(target.shape, np.float32)
             for prompt in doubtful:
                 pts = prompt.points[:: max(1, len(prompt.points) // MAX_CCG_POINTS)]
@@ -460,7 +457,7 @@ class OAIMSAdapter(Adapter):
     def _corrected_view(self, s: PlaneView, view: dict, p1: np.ndarray) -> tuple[np.ndarray, list]:
         """Stage-2 input and CCG points: the localisation click plus one click per error of ``p1``."""
         window = view["window"]
-        generated = correction_clicks(p1, view["target"], self.max_clicks, mode="center")
+        generated = correction_clicks(p1, view["target"], self.config.max_clicks, mode="center")
         # Generated clicks are in working coordinates; map them back to plane pixels.
         extra = []
         for c in generated:
@@ -468,12 +465,6 @@ class OAIMSAdapter(Adapter):
             extra.append(Prompt("click", c.positive, np.rint(yx).astype(int)[None]))
         x2 = s.encode([view["click"]] + extra, window)
         return x2, view["ccg"] + [(float(c.y), float(c.x), c.positive) for c in generated]
-
-
-def _undone(record: dict) -> bool:
-    """Whether a guarded step was taken and then undone (not refused before it was taken)."""
-    reason = record["reason"] or ""
-    return record["rolled_back"] and reason != "non-finite loss" and not reason.startswith("loss spike")
 
 
 def engine_step(
