@@ -85,3 +85,11 @@ def test_adaptation_imports_no_simulated_user():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+def test_replay_has_one_row_per_event_kind_that_changes_a_session():
+    from napari_oaims.core.events import KINDS
+    from napari_oaims.store.replay import _REPLAY
+
+    # "session" starts a session; "predict" is the answer to a prompt, made again by the prompt's row.
+    assert set(_REPLAY) == set(KINDS) - {"session", "predict"}
