@@ -93,3 +93,15 @@ def test_replay_has_one_row_per_event_kind_that_changes_a_session():
 
     # "session" starts a session; "predict" is the answer to a prompt, made again by the prompt's row.
     assert set(_REPLAY) == set(KINDS) - {"session", "predict"}
+
+
+def test_comments_cite_papers_not_documents_outside_the_repository():
+    """Papers are cited by authors and title (as the README does); "seed 00x" and "GUIDE x.y"
+    name documents a reader of the package does not have."""
+    found = []
+    for path in sorted(SRC.rglob("*")):
+        if path.suffix in (".py", ".json", ".yaml"):
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                if re.search(r"\bseed 0\d\d|\bGUIDE\b|algorithm \d of seed", line, re.IGNORECASE):
+                    found.append(f"{path.relative_to(SRC)}:{n}")
+    assert not found, found

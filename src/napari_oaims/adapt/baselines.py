@@ -1,4 +1,5 @@
-"""Baselines behind the adapter interface, sharing the same base model (seed 000 sections 3, A.10).
+"""Baselines behind the adapter interface, sharing the same base model (the baselines of Xu et al.,
+*You Point, I Learn*, sections 3 and A.10).
 
 * ``ia_sa`` (Kontogianni et al. 2020): after each click, one step on a sparse loss at the
   clicked pixels of this object, ``f(I, C_t)`` vs the click labels (image adaptation); the weights

@@ -1,4 +1,4 @@
-"""OAIMS: Mid-Interaction and Post-Interaction adaptation (seed 000 algorithm 1, GUIDE 3.3).
+"""OAIMS: Mid-Interaction and Post-Interaction adaptation (Xu et al., *You Point, I Learn*, algorithm 1).
 
 The model learns while the user annotates, from two kinds of update, each one guarded step
 (:class:`~napari_oaims.adapt.guard.GuardedOptimizer`: a harmful step is refused or rolled back).
@@ -47,7 +47,8 @@ What the user told the model, and how much each part weighs:
   ``L_DF`` leaves out the pixels of that click's label within ``pi_ignore`` object diameters of
   it and stage 2 makes no click there; when that is more than half the mask, PI skips the plane
   (a ``pi_skip`` record).
-* **Replay** (seed 003): the last ``replay_size`` stage-2 samples (one per accepted object and
+* **Replay** (the replay buffer of Tian, Chen and Gao, *A Dynamic Interactive Learning Framework
+  for Automated 3D Medical Image Segmentation*): the last ``replay_size`` stage-2 samples (one per accepted object and
   plane); ``replay_k`` of them, drawn with the adapter's ``seed``, join each stage-2 batch.
 
 Boxes and scribbles feed the same machinery: for CCG, a scribble's pixels act as clicks of its

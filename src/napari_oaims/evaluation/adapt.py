@@ -1,10 +1,11 @@
-"""``oaims bench adapt``: online adaptation methods on a sequence of targets (seed 000 section 3.2).
+"""``oaims bench adapt``: online adaptation methods on a sequence of targets (the protocol of Xu et al.,
+*You Point, I Learn*, section 3.2).
 
 For every shift of the suite and every method: a fresh engine with the shipped weights and that
 adaptation, the targets in one fixed order (seeded random, or worst-first by the frozen model's
 Dice@1), ``protocol.clicks`` robot clicks each, ``accept()`` after each target (PI runs there).
-Same order, robot and seed for all methods. ``robustness=True`` adds the runs of seed 000
-section 3.3 (:data:`ROBUSTNESS`). The failure suites (:data:`SUITES`) put learning at risk: the
+Same order, robot and seed for all methods. ``robustness=True`` adds the runs of
+its section 3.3 (:data:`ROBUSTNESS`). The failure suites (:data:`SUITES`) put learning at risk: the
 accept-as-is user (one centre click, accept) and a flooding image where the frozen first click
 spills far beyond the object and the robot corrects with many negative clicks.
 """

@@ -1,7 +1,7 @@
 """``oaims demo``: the main job on the bundled nuclei sample.
 
 With a display, :func:`open_in_napari` opens napari with the sample and the annotator. Without
-one, :func:`run_headless` runs the same annotation with a simulated user (the seed 000 robot):
+one, :func:`run_headless` runs the same annotation with a simulated user (the robot of Xu et al., *You Point, I Learn*):
 the frozen model and the learning one (OAIMS) on the same nuclei; it saves Dice-vs-clicks results
 and a plot, and the learning run's session (accepted labels, interaction log, adapted weights) as
 ``.oaims.zarr``. :func:`summary_table` says in plain words how the two did.

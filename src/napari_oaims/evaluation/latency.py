@@ -1,4 +1,4 @@
-"""``oaims bench latency``: click and update latency vs image size (GUIDE 4).
+"""``oaims bench latency``: click and update latency vs image size.
 
 On the image tiled to each size, the same objects (those of the top-left tile) get the same
 robot clicks. Measured: a frozen click (``none``), an MI click (``mi``: everything between

@@ -27,7 +27,7 @@ from napari_oaims.core.progress import CancelLike, Progress, check_cancel, emit
 from napari_oaims.evaluation.metrics import dice
 from napari_oaims.simulate.clicks import click_in_region, largest_error_component
 
-#: Methods of the benchmark: the propagation methods, and ``ema`` guided by ``suggest_slice``.
+#: Methods of the benchmark: the propagation methods, and ``ema`` steered by ``suggest_slice``.
 BENCH_METHODS = ("ema", "frozen", "registration", "copy", "ema+suggest")
 
 

@@ -1,4 +1,5 @@
-"""The student-teacher EMA adapter of seed 002, on temporary copies of the engine's model.
+"""The student-teacher EMA adapter, on temporary copies of the engine's model (from a thesis on
+continual test-time adaptation of interactive segmentation with user scribbles; see the README).
 
 Student and teacher start from the engine's current weights (copied under ``engine.lock``; the
 engine's own weights are never touched) and are not reset between slices. For each slice the

@@ -1,4 +1,4 @@
-"""Pretraining of the click model on procedural data (seed 000 algorithm 2, GUIDE 3.2).
+"""Pretraining of the click model on procedural data (Xu et al., *You Point, I Learn*, algorithm 2).
 
 For each synthetic sample: a localisation click (or, sometimes, a short scribble) inside the
 target, a prediction without gradient, one click per error component ranked by size, optionally
@@ -343,7 +343,7 @@ def export(model: ClickUNet, out_dir: str | Path, cfg: TrainConfig, dest: str | 
         "window": {"min_size": guidance.MIN_WINDOW, "context": guidance.CONTEXT, "first_size": guidance.FIRST_WINDOW},
         "training": {
             "command": command,
-            "recipe": "seed 000 algorithm 2: iterative simulated clicks, Dice-Focal + beta CCG",
+            "recipe": "Xu et al., You Point, I Learn, algorithm 2: iterative simulated clicks, Dice-Focal + beta CCG",
             "alpha": ALPHA,
             "beta": BETA,
             "ccg_sigma": CCG_SIGMA,
