@@ -194,6 +194,7 @@ def test_good_and_broken_jobs_then_rerun(data, client, tmp_path):
     assert np.array_equal(read_labels(out / "v0.ome.zarr"), read_labels(out / "v0.ome.zarr"))
 
 
+@pytest.mark.slow
 def test_killed_worker_is_retried_and_nothing_finished_is_lost(data, client, tmp_path):
     d, truth = data
     (tmp_path / "jobs.csv").write_text(f"image,seeds,name\n{d}/v1.npy,{d}/v1_seeds.tif,slow\n")
@@ -294,6 +295,7 @@ def test_seed_slices_are_written_exactly(tmp_path):
     assert checked >= 4
 
 
+@pytest.mark.slow
 def test_progress_calls_and_cancel_leave_the_rest_pending(data, tmp_path):
     """A Progress callable hears of each finished job; a cancel set after the first one stops the
     batch: the finished job is complete on disk, the others are pending in the report."""
