@@ -579,9 +579,9 @@ def test_pi_leaves_out_what_a_doubtful_click_vouches_for(nuclei_crop):
     view = adapter._view(s2.view(()), first, final)
     doubt = Prompt("click", True, np.array([click]), corrected=False)
     assert adapter._leave_out([view], [doubt], final) is None
-    w, target = view["weight"], view["target"]
-    cy, cx = view["window"].to_work(np.array(click))
-    radius = adapter.config.pi_ignore * 2 * np.sqrt(final.sum() / np.pi) * view["window"].scale
+    w, target = view.weight, view.target
+    cy, cx = view.window.to_work(np.array(click))
+    radius = adapter.config.pi_ignore * 2 * np.sqrt(final.sum() / np.pi) * view.window.scale
     yy, xx = np.mgrid[: w.shape[0], : w.shape[1]]
     near = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
     assert (w[near & target] == 0).all() and (w[near & ~target] == 1).all() and (w[~near] == 1).all()

@@ -100,7 +100,14 @@ import torch
 from napari_oaims.adapt.base import AcceptedObject, Adapter, AdapterReply, PlaneView, PromptUpdate
 from napari_oaims.adapt.guard import PROBES, GuardedOptimizer, Probe, clicks_right
 from napari_oaims.adapt.settings import OAIMSSettings
-from napari_oaims.adapt.targets import MAX_CCG_POINTS, ccg_points, loss_weights, near_clicks, work_target
+from napari_oaims.adapt.targets import (
+    MAX_CCG_POINTS,
+    PlaneTarget,
+    ccg_points,
+    loss_weights,
+    near_clicks,
+    work_target,
+)
 from napari_oaims.core import geometry, guidance
 from napari_oaims.core.clicks import correction_clicks
 from napari_oaims.core.overlap import dice
@@ -278,7 +285,7 @@ class OAIMSAdapter(Adapter):
             views = [self._view(s, first, final)]
             if not self.config.pi:  # MI only: the object joins the guard's questions
                 if not self._remember_first(prompts, final):
-                    self._remember(views[0], engine.predict(views[0]["x1"][None])[0] > 0)
+                    self._remember(views[0], engine.predict(views[0].x1[None])[0] > 0)
                 continue
             doubtful = [p for p in prompts if p.corrected is False]
             if self.config.pi_ignore and doubtful:
@@ -294,7 +301,7 @@ class OAIMSAdapter(Adapter):
         engine: "Engine",
         s: PlaneView,
         prompts: list[Prompt],
-        views: list[dict],
+        views: list[PlaneTarget],
         final: np.ndarray,
         cancel: CancelLike = None,
     ) -> list[dict]:
@@ -303,11 +310,11 @@ class OAIMSAdapter(Adapter):
         joins the guard's questions."""
         view = views[0]
         corrected = any(p.corrected for p in prompts)
-        x1 = np.stack([v["x1"] for v in views])
-        targets_np = np.stack([v["target"] for v in views])
+        x1 = np.stack([v.x1 for v in views])
+        targets_np = np.stack([v.target for v in views])
         target = as_tensor(targets_np[:, None], engine.device)
-        ignore = loss_weights([v.get("weight") for v in views], engine.device)
-        points = [c for p in prompts for c in ccg_points(p, view["window"])]
+        ignore = loss_weights([v.weight for v in views], engine.device)
+        points = [c for p in prompts for c in ccg_points(p, view.window)]
         near = as_tensor(near_clicks(points, VOUCHED_RADIUS)[None, None], engine.device)
         p1: dict = {}
 
@@ -326,11 +333,11 @@ class OAIMSAdapter(Adapter):
 
         def questions() -> list[Probe]:
             """The current object (its first click alone, all its prompts) and the accepted objects."""
-            mine = [Probe(view["x1"], tuple(view["ccg"]), p1["mask"][0])]
+            mine = [Probe(view.x1, tuple(view.ccg), p1["mask"][0])]
             if len(prompts) > 1:
-                x_all = s.encode(prompts, view["window"])
-                pts = tuple(c for p in prompts for c in ccg_points(p, view["window"]))
-                mine.append(Probe(x_all, pts, view["target"]))
+                x_all = s.encode(prompts, view.window)
+                pts = tuple(c for p in prompts for c in ccg_points(p, view.window))
+                mine.append(Probe(x_all, pts, view.target))
             return mine + list(self.probes)
 
         if not corrected:
@@ -346,13 +353,13 @@ class OAIMSAdapter(Adapter):
         check_cancel(cancel)
         batch_x, batch_t, batch_c, batch_w = [], [], [], []
         for v, mask, vouched in zip(views, p1["mask"], p1["vouched"]):
-            if v.get("weight") is not None:  # no generated clicks where PI does not learn
-                mask = np.where(v["weight"] > 0, mask, v["target"])
+            if v.weight is not None:  # no generated clicks where PI does not learn
+                mask = np.where(v.weight > 0, mask, v.target)
             x2, clicks2 = self._corrected_view(s, v, mask)
             batch_x.append(x2)
-            batch_t.append(v["target"])
+            batch_t.append(v.target)
             batch_c.append(clicks2)
-            batch_w.append(vouched if v.get("weight") is None else vouched * v["weight"])
+            batch_w.append(vouched if v.weight is None else vouched * v.weight)
         own = (batch_x[0], batch_t[0], batch_c[0], batch_w[0])  # the user's own click: what replay keeps
         if self.config.replay_size and self.buffer:
             for bx, bt, bc, bw in self._rng.sample(list(self.buffer), min(self.config.replay_k, len(self.buffer))):
@@ -384,7 +391,7 @@ class OAIMSAdapter(Adapter):
             self._remember(view, self._answer(engine, last, view, p1, undone))
         return [first_record, last]
 
-    def _answer(self, engine: "Engine", record: dict, view: dict, p1: dict, undone: bool) -> np.ndarray:
+    def _answer(self, engine: "Engine", record: dict, view: PlaneTarget, p1: dict, undone: bool) -> np.ndarray:
         """The answer (S, S) bool to the object's first click alone with the weights now (``undone``:
         stage 2 was taken and undone, back to the weights before stage 1)."""
         logits = self.optimizer.probe_logits
@@ -392,7 +399,7 @@ class OAIMSAdapter(Adapter):
             return logits[0] > 0
         if undone:
             return p1["mask"][0]  # back to the weights before stage 1, which answered P_1
-        return engine.predict(view["x1"][None])[0] > 0
+        return engine.predict(view.x1[None])[0] > 0
 
     def _remember_first(self, prompts: list[Prompt], final: np.ndarray) -> bool:
         """Add the accepted object to the guard's questions as MI first saw it (its first prompt
@@ -405,27 +412,27 @@ class OAIMSAdapter(Adapter):
         self._first = None
         return True
 
-    def _remember(self, view: dict, answer: np.ndarray) -> None:
+    def _remember(self, view: PlaneTarget, answer: np.ndarray) -> None:
         """Add an accepted object to the guard's questions: its first click, accepted mask, and the
         Dice of the answer the weights give it now."""
-        self.probes.append(Probe(view["x1"], tuple(view["ccg"]), answer, view["target"], dice(answer, view["target"])))
+        self.probes.append(Probe(view.x1, tuple(view.ccg), answer, view.target, dice(answer, view.target)))
 
-    def _leave_out(self, views: list[dict], doubtful: list[Prompt], final: np.ndarray) -> str | None:
+    def _leave_out(self, views: list[PlaneTarget], doubtful: list[Prompt], final: np.ndarray) -> str | None:
         """Give each view a ``weight`` (working size, 0 where PI does not learn): the pixels of a
         doubtful prompt's label within ``pi_ignore`` object diameters of its points. Returns why
         the plane is skipped instead, when too little of the mask is left (``PI_IGNORE_KEEP``)."""
         diameter = geometry.diameter(np.count_nonzero(final))
         yy, xx = np.mgrid[: guidance.WORK_SIZE, : guidance.WORK_SIZE]
         for view in views:
-            window, target = view["window"], view["target"]
+            window, target = view.window, view.target
             radius = self.config.pi_ignore * diameter * window.scale
             weight = np.ones(target.shape, np.float32)
             for prompt in doubtful:
                 pts = prompt.points[:: max(1, len(prompt.points) // MAX_CCG_POINTS)]
                 for y, x in window.to_work(pts):
                     weight[((yy - y) ** 2 + (xx - x) ** 2 <= radius * radius) & (target == prompt.positive)] = 0
-            view["weight"] = weight
-        kept = float((views[0]["weight"] * views[0]["target"]).sum()) / max(int(views[0]["target"].sum()), 1)
+            view.weight = weight
+        kept = float((views[0].weight * views[0].target).sum()) / max(int(views[0].target.sum()), 1)
         if kept < PI_IGNORE_KEEP:
             return f"clicks that corrected nothing vouch for {1 - kept:.0%} of the object's mask: not learnt from"
         return None
@@ -443,29 +450,25 @@ class OAIMSAdapter(Adapter):
             "latency_ms": 0.0,
         }
 
-    def _view(self, s: PlaneView, click: Prompt, final: np.ndarray) -> dict:
+    def _view(self, s: PlaneView, click: Prompt, final: np.ndarray) -> PlaneTarget:
         """Window, working-size target, stage-1 input and CCG points for one localisation click."""
         bbox = geometry.bbox(final)
         window = s.window([click], bbox)
-        return {
-            "click": click,
-            "window": window,
-            "target": work_target(final, window),
-            "x1": s.encode([click], window),
-            "ccg": ccg_points(click, window),
-        }
+        return PlaneTarget(
+            click, window, work_target(final, window), s.encode([click], window), ccg_points(click, window)
+        )
 
-    def _corrected_view(self, s: PlaneView, view: dict, p1: np.ndarray) -> tuple[np.ndarray, list]:
+    def _corrected_view(self, s: PlaneView, view: PlaneTarget, p1: np.ndarray) -> tuple[np.ndarray, list]:
         """Stage-2 input and CCG points: the localisation click plus one click per error of ``p1``."""
-        window = view["window"]
-        generated = correction_clicks(p1, view["target"], self.config.max_clicks, mode="center")
+        window = view.window
+        generated = correction_clicks(p1, view.target, self.config.max_clicks, mode="center")
         # Generated clicks are in working coordinates; map them back to plane pixels.
         extra = []
         for c in generated:
             yx = (np.array([c.y, c.x]) + 0.5) / window.scale - 0.5 + np.array([window.y0, window.x0])
             extra.append(Prompt("click", c.positive, np.rint(yx).astype(int)[None]))
-        x2 = s.encode([view["click"]] + extra, window)
-        return x2, view["ccg"] + [(float(c.y), float(c.x), c.positive) for c in generated]
+        x2 = s.encode([view.click] + extra, window)
+        return x2, view.ccg + [(float(c.y), float(c.x), c.positive) for c in generated]
 
 
 def engine_step(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -11,6 +13,21 @@ from napari_oaims.model.device import as_tensor
 
 #: Most CCG points that stand for one scribble or box.
 MAX_CCG_POINTS = 16
+
+
+@dataclass
+class PlaneTarget:
+    """One plane of an accepted object as Post-Interaction learning sees it: the localisation
+    ``click``, its ``window``, the accepted mask there at working size (``target``), the stage-1
+    input ``x1`` (the click alone) and the click's CCG points; ``weight`` (working size, 0 where
+    PI does not learn) once doubtful clicks are left out."""
+
+    click: Prompt
+    window: guidance.Window
+    target: np.ndarray
+    x1: np.ndarray
+    ccg: list[tuple[float, float, bool]]
+    weight: np.ndarray | None = None
 
 
 def ccg_points(prompt: Prompt, window: guidance.Window) -> list[tuple[float, float, bool]]:
