@@ -37,6 +37,7 @@ def flood():
     return flooding(seed=0, tiles=(2, 2))
 
 
+@pytest.mark.slow
 def test_many_negative_clicks_on_flooded_masks_never_empty_a_positive_click(flood):
     """MI at a high rate on flooded masks (the first click spills over the tissue, the robot
     answers with negative clicks): the guard rolls back what would answer a centre click with

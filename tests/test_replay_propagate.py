@@ -83,6 +83,7 @@ def recorded(tmp_path_factory, tubes):
     return path, accepted
 
 
+@pytest.mark.slow
 def test_replay_reproduces_propagated_masks(recorded, capsys):
     path, accepted = recorded
     assert main(["replay", str(path), "--device", "cpu"]) == 0  # as a user runs it
