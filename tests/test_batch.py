@@ -221,7 +221,7 @@ def test_killed_worker_is_retried_and_nothing_finished_is_lost(data, client, tmp
     assert leftovers(out) == []
 
 
-def test_command_line(data, client, tmp_path):
+def test_command_line(data, client, tmp_path, capsys):
     from napari_oaims.cli import propagate as cli
 
     d, _ = data
@@ -258,6 +258,8 @@ def test_command_line(data, client, tmp_path):
     )
     report = json.loads((out / REPORT).read_text())
     assert [j["status"] for j in report["jobs"]] == ["skipped", "failed"]
+    err = capsys.readouterr().err  # the terminal bars and the failure line
+    assert "jobs" in err and "2/2" in err and "nope: failed:" in err
     (tmp_path / "bad.csv").write_text("image,seeds\nx.tif,y.npy\n")
     with pytest.raises(ValueError, match="lacks the column"):
         run("--manifest", str(tmp_path / "bad.csv"), "--out", str(out))

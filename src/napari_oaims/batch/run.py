@@ -19,7 +19,7 @@ from napari_oaims.batch.output import clean_leftovers, done_record, final_path
 from napari_oaims.batch.settings import BatchSettings
 from napari_oaims.batch.worker import TOPIC, run_job, weights_payload
 from napari_oaims.core.extras import require
-from napari_oaims.core.progress import CancelLike, Progress, cancel_requested, check_cancel, emit
+from napari_oaims.core.progress import CancelLike, Progress, TqdmProgress, cancel_requested, check_cancel, emit
 
 REPORT = "report.json"
 
@@ -238,17 +238,18 @@ def _watch(cancel: CancelLike, on_cancel) -> threading.Event:
 
 class _Bars:
     """Progress of the jobs: ``progress`` calls, and with ``show`` terminal bars over jobs and
-    over propagated slices (tqdm, stderr)."""
+    over propagated slices (:class:`~napari_oaims.core.progress.TqdmProgress`, stderr)."""
 
     def __init__(self, total: int, show: bool, progress: Progress | None = None):
         self.lock = threading.Lock()
-        self.jobs = self.slices = None
-        self.total, self.done, self.progress = total, 0, progress
+        self.total, self.done, self.slices_done, self.progress = total, 0, 0, progress
         self.seen: dict[str, int] = {}  # name -> slices done
+        self.jobs = self.slices = None
         if show:
-            tqdm = require("tqdm", "batch", "progress bars").tqdm
-            self.jobs = tqdm(total=total, desc="jobs", unit="job", file=sys.stderr, position=0)
-            self.slices = tqdm(desc="slices", unit="slice", file=sys.stderr, position=1)
+            self.jobs = TqdmProgress(unit="job", desc="jobs", extra="batch", file=sys.stderr, position=0)
+            self.slices = TqdmProgress(unit="slice", desc="slices", extra="batch", file=sys.stderr, position=1)
+            self.jobs(0, total)
+            self.slices(0, 0)
 
     def event(self, event) -> None:
         """A progress event from a worker (``(time, msg)``)."""
@@ -260,23 +261,22 @@ class _Bars:
             before = self.seen.get(msg["name"], 0)
             if done > before:
                 self.seen[msg["name"]] = done
-                self.slices.update(done - before)
+                self.slices_done += done - before
+                self.slices(self.slices_done, 0)
 
     def advance(self, n: int, record: dict | None = None) -> None:
-        self.done += n
-        if n:
-            emit(self.progress, self.done, self.total, "" if record is None else f"{record['name']} {record['status']}")
-        if self.jobs is None:
-            return
         with self.lock:
-            self.jobs.update(n)
-            if record is not None:
-                self.jobs.set_postfix_str(f"last: {record['name']} {record['status']}")
+            self.done += n
+            last = "" if record is None else f"{record['name']} {record['status']}"
+            if n:
+                emit(self.progress, self.done, self.total, last)
+            if self.jobs is not None:
+                self.jobs(self.done, self.total, f"last: {last}" if last else "")
 
     def failed(self, record: dict) -> None:
         text = f"{record['name']}: failed: {record['error']}"
         if self.jobs is not None:
-            require("tqdm", "batch", "progress bars").tqdm.write(text, file=sys.stderr)
+            self.jobs.write(text)
         else:
             print(text, file=sys.stderr)
 

@@ -50,7 +50,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         p_rim_click=args.rim_click_p,
         ema=args.ema,
     )
-    with TqdmProgress(unit="step", desc="train", mininterval=5) as bars:
+    with TqdmProgress(unit="step", desc="train", extra="train", mininterval=5) as bars:
         model = pretrain.train(cfg, args.out, resume=not args.restart, progress=bars, stop_after=args.stop_after)
     if args.export:
         command = "oaims " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -130,6 +130,8 @@ class TqdmProgress:
         Keep finished bars on screen.
     desc : str, optional
         One bar named ``desc`` for all calls; the messages are its postfix.
+    extra : str
+        The extra of the package whose install brings tqdm, for the ImportError when it is missing.
     bar : callable, optional
         Makes a bar: ``bar(total=..., desc=..., unit=..., leave=...)`` (default ``tqdm.tqdm``;
         napari's ``napari.utils.progress`` is one too).
@@ -143,9 +145,11 @@ class TqdmProgress:
         leave: bool = False,
         bar: Callable[..., Any] | None = None,
         desc: str | None = None,
+        extra: str = "bench",
         **options,
     ):
         self.unit, self.leave, self._make, self._desc, self._options = unit, leave, bar, desc, options
+        self._extra = extra
         self._message: str | None = None
         self._bar = None
         self._lock = threading.Lock()
@@ -156,9 +160,11 @@ class TqdmProgress:
             if name != self._message or self._bar is None:
                 self._close()
                 self._message = name
-                make = self._make if self._make is not None else _tqdm()
-                self._bar = make(total=total, desc=name or None, unit=self.unit, leave=self.leave, **self._options)
-            self._bar.total = total
+                make = self._make if self._make is not None else _tqdm(self._extra)
+                self._bar = make(
+                    total=total or None, desc=name or None, unit=self.unit, leave=self.leave, **self._options
+                )
+            self._bar.total = total or None  # 0: the total is not known
             self._bar.n = done
             if self._desc is not None and message:
                 self._bar.set_postfix_str(message, refresh=False)
@@ -166,7 +172,7 @@ class TqdmProgress:
 
     def write(self, text: str) -> None:
         """Print a line above the bars (or plainly when tqdm draws none)."""
-        _tqdm().write(text, file=self._options.get("file"))
+        _tqdm(self._extra).write(text, file=self._options.get("file"))
 
     def _close(self) -> None:
         if self._bar is not None:
@@ -185,7 +191,7 @@ class TqdmProgress:
         self.close()
 
 
-def _tqdm():
+def _tqdm(extra: str):
     from napari_oaims.core.extras import require
 
-    return require("tqdm", "bench", "progress bars").tqdm
+    return require("tqdm", extra, "progress bars").tqdm
