@@ -4,7 +4,7 @@ import torch
 
 from napari_oaims import Engine
 from napari_oaims.adapt import ADAPTERS, make_adapter
-from napari_oaims.adapt.guard import GuardedOptimizer
+from napari_oaims.adapt.guard import Check, GuardedOptimizer
 from napari_oaims.adapt.settings import RETIRED
 from napari_oaims.simulate.robot import correction_clicks
 
@@ -106,17 +106,20 @@ def test_guard_refuses_nan_loss_and_spikes_and_rolls_back_collapse(engine):
     x = np.zeros((1, 4, 64, 64), np.float32)
     rec = opt.step(engine, "t", lambda m: m(torch.from_numpy(x)).sum() * float("nan"))
     assert rec["rolled_back"] and "non-finite" in rec["reason"] and engine.weights_hash == h
+    assert opt.last_rollback.check is Check.NON_FINITE_LOSS and not opt.last_rollback.undone
     for _ in range(5):
         opt.step(engine, "s", lambda m: (m(torch.from_numpy(x)) * 0).sum() + 0.1)
     h2 = engine.weights_hash
     rec = opt.step(engine, "s", lambda m: (m(torch.from_numpy(x)) * 0).sum() + 100.0)
     assert rec["rolled_back"] and "spike" in rec["reason"] and engine.weights_hash == h2
+    assert opt.last_rollback.check is Check.LOSS_SPIKE and engine.last_rollback == f"s: {rec['reason']}"
     # A huge step that drives every logit negative: the prediction collapses -> rolled back.
     big = GuardedOptimizer(lr=10.0)
     target = np.zeros((1, 64, 64), bool)
     target[0, 20:40, 20:40] = True
     rec = big.step(engine, "c", lambda m: m(torch.from_numpy(x)).mean() * 1e3, check_x=x, check_target=target)
     assert rec["rolled_back"] and "collapsed" in rec["reason"] and engine.weights_hash == h2
+    assert big.last_rollback.check is Check.COLLAPSE and big.last_rollback.undone
 
 
 def test_save_load_adapted(tmp_path, nuclei_crop):
@@ -139,7 +142,7 @@ def test_saved_adapter_settings_survive_a_change_of_defaults(tmp_path):
     engine.save(tmp_path / "a")
     loaded = Engine.load(tmp_path / "a.safetensors", device="cpu")
     assert loaded.adaptation == "oaims" and loaded.adapter.settings() == engine.adapter.settings()
-    assert loaded.adapter.replay_size == 0 and loaded.adapter.seed == 5
+    assert loaded.adapter.config.replay_size == 0 and loaded.adapter.config.seed == 5
     for name in sorted(ADAPTERS) + ["oaims:replay_size=4:lr=3e-4", "tsca:ema=0.5"]:
         settings = make_adapter(name).settings()
         assert adapter_from_settings(settings).settings() == settings
@@ -194,8 +197,14 @@ def test_adapter_spec_with_settings():
 
     assert parse_spec("OAIMS:mi_lr=3e-5:replay_size=16") == ("oaims", {"mi_lr": 3e-5, "replay_size": 16})
     a = make_adapter("oaims:mi_lr=3e-5")
-    assert a.name == "oaims:mi_lr=3e-5" and a.mi_lr == 3e-5 and a.optimizer.lr == 1e-4 and a.mi and a.pi
-    assert make_adapter("pi").name == "pi" and make_adapter("oaims").mi_lr == 1e-4
+    assert (
+        a.name == "oaims:mi_lr=3e-5"
+        and a.config.mi_lr == 3e-5
+        and a.optimizer.lr == 1e-4
+        and a.config.mi
+        and a.config.pi
+    )
+    assert make_adapter("pi").name == "pi" and make_adapter("oaims").config.mi_lr == 1e-4
     assert make_adapter("oaims").mi_optimizer is not make_adapter("oaims").optimizer  # MI keeps its own moments
     assert parse_spec("oaims:mi_gate=false:max_clicks=3") == ("oaims", {"mi_gate": False, "max_clicks": 3})
     for bad, match in (
@@ -284,7 +293,7 @@ def test_logged_settings_with_retired_keys_restore_at_the_shipped_value_only():
     assert adapter_from_settings({**OLD_OAIMS_SETTINGS, "name": "pi"}).settings() == make_adapter("pi").settings()
     assert adapter_from_settings({**today, **RETIRED}).settings() == today
     kept = adapter_from_settings({**OLD_OAIMS_SETTINGS, "mi_lr": 3e-5, "replay_size": 0})
-    assert kept.mi_lr == 3e-5 and kept.replay_size == 0
+    assert kept.config.mi_lr == 3e-5 and kept.config.replay_size == 0
     assert set(RETIRED) == set(OLD_OAIMS_SETTINGS) - set(today)  # every retired key, and nothing else
 
 
@@ -331,10 +340,10 @@ def test_settings_dataclasses_are_the_api():
 
     a = make_adapter("oaims", OAIMSSettings(mi_lr=3e-5, replay_size=4))
     assert a.settings() == make_adapter("oaims", mi_lr=3e-5, replay_size=4).settings()
-    assert a.name == "oaims" and a.mi_lr == 3e-5 and a.replay_size == 4 and a.lr == 1e-4
-    assert make_adapter("oaims", OAIMSSettings(mi_lr=3e-5), mi_lr=1e-5).mi_lr == 1e-5  # keywords win
+    assert a.name == "oaims" and a.config.mi_lr == 3e-5 and a.config.replay_size == 4 and a.config.lr == 1e-4
+    assert make_adapter("oaims", OAIMSSettings(mi_lr=3e-5), mi_lr=1e-5).config.mi_lr == 1e-5  # keywords win
     mi = make_adapter("mi", OAIMSSettings(seed=3))  # the name fixes mi and pi
-    assert (mi.name, mi.mi, mi.pi, mi.seed) == ("mi", True, False, 3)
+    assert (mi.name, mi.config.mi, mi.config.pi, mi.config.seed) == ("mi", True, False, 3)
     assert make_adapter("tsca", TSCASettings(ema=0.5)).ema == 0.5
     assert make_adapter("ia_sa", BaselineSettings(lr=2e-4)).settings() == {
         "name": "ia_sa",
@@ -570,9 +579,9 @@ def test_pi_leaves_out_what_a_doubtful_click_vouches_for(nuclei_crop):
     view = adapter._view(s2.view(()), first, final)
     doubt = Prompt("click", True, np.array([click]), corrected=False)
     assert adapter._leave_out([view], [doubt], final) is None
-    w, target = view["weight"], view["target"]
-    cy, cx = view["window"].to_work(np.array(click))
-    radius = adapter.pi_ignore * 2 * np.sqrt(final.sum() / np.pi) * view["window"].scale
+    w, target = view.weight, view.target
+    cy, cx = view.window.to_work(np.array(click))
+    radius = adapter.config.pi_ignore * 2 * np.sqrt(final.sum() / np.pi) * view.window.scale
     yy, xx = np.mgrid[: w.shape[0], : w.shape[1]]
     near = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
     assert (w[near & target] == 0).all() and (w[near & ~target] == 1).all() and (w[~near] == 1).all()

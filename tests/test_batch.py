@@ -188,12 +188,13 @@ def test_good_and_broken_jobs_then_rerun(data, client, tmp_path):
     assert again["v1"]["status"] == "done" and again["missing"]["status"] == "failed"
     assert leftovers(out) == []
     other = by_name(propagate_many(d / "good.csv", out, client=client, method="frozen", progress=False))
-    assert all(j["status"] == "failed" and "--overwrite" in j["error"] for j in other.values())
+    assert all(j["status"] == "failed" and "overwrite=True" in j["error"] for j in other.values())
     redo = by_name(propagate_many(d / "good.csv", out, client=client, method="copy", overwrite=True, progress=False))
     assert [j["status"] for j in redo.values()] == ["done"] * 3
     assert np.array_equal(read_labels(out / "v0.ome.zarr"), read_labels(out / "v0.ome.zarr"))
 
 
+@pytest.mark.slow
 def test_killed_worker_is_retried_and_nothing_finished_is_lost(data, client, tmp_path):
     d, truth = data
     (tmp_path / "jobs.csv").write_text(f"image,seeds,name\n{d}/v1.npy,{d}/v1_seeds.tif,slow\n")
@@ -220,7 +221,7 @@ def test_killed_worker_is_retried_and_nothing_finished_is_lost(data, client, tmp
     assert leftovers(out) == []
 
 
-def test_command_line(data, client, tmp_path):
+def test_command_line(data, client, tmp_path, capsys):
     from napari_oaims.cli import propagate as cli
 
     d, _ = data
@@ -257,6 +258,8 @@ def test_command_line(data, client, tmp_path):
     )
     report = json.loads((out / REPORT).read_text())
     assert [j["status"] for j in report["jobs"]] == ["skipped", "failed"]
+    err = capsys.readouterr().err  # the terminal bars and the failure line
+    assert "jobs" in err and "2/2" in err and "nope: failed:" in err
     (tmp_path / "bad.csv").write_text("image,seeds\nx.tif,y.npy\n")
     with pytest.raises(ValueError, match="lacks the column"):
         run("--manifest", str(tmp_path / "bad.csv"), "--out", str(out))
@@ -292,3 +295,24 @@ def test_seed_slices_are_written_exactly(tmp_path):
             checked += 1
         assert (labels == i).sum() > (seeds == i).sum()  # and it was carried beyond its seeds
     assert checked >= 4
+
+
+@pytest.mark.slow
+def test_progress_calls_and_cancel_leave_the_rest_pending(data, tmp_path):
+    """A Progress callable hears of each finished job; a cancel set after the first one stops the
+    batch: the finished job is complete on disk, the others are pending in the report."""
+    from napari_oaims.core.progress import Cancel, Cancelled, Collect
+
+    d, _ = data
+    seen, token = Collect(), Cancel()
+
+    def progress(done, total, message=""):
+        seen(done, total, message)
+        token.set()
+
+    with pytest.raises(Cancelled):
+        propagate_many(d / "good.csv", tmp_path / "out", workers=1, device="cpu", progress=progress, cancel=token)
+    assert seen.calls[0][:2] == (1, 3) and seen.calls[0][2].endswith(" done")
+    report = json.loads((tmp_path / "out" / REPORT).read_text())
+    assert report["summary"]["done"] >= 1 and report["summary"]["pending"] >= 1
+    assert report["settings"]["progress"] is False

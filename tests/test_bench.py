@@ -49,6 +49,7 @@ def test_bench_clicks_writes_table_json_plot(crop_files, tmp_path, capsys):
     assert (tmp_path / "c.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_bench_adapt_and_latency(crop_files, tmp_path, capsys):
     img, lbl = crop_files
     rc = main(
@@ -107,6 +108,7 @@ def test_bench_adapt_and_latency(crop_files, tmp_path, capsys):
     assert lat["host"]["cuda"] is None and lat["host"]["torch"]
 
 
+@pytest.mark.slow
 def test_bench_adapt_jobs_gives_the_same_results(crop_files, tmp_path, capsys):
     """Cells evaluated in worker processes match the one-process run on a short sequence,
     worst-first order included (over long sequences adaptive curves can drift apart with the
@@ -177,6 +179,7 @@ def test_bad_inputs_to_bench(tmp_path, crop_files, capsys):
     assert "matching" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_headless(tmp_path, capsys):
     """The headless demo saves one object row per accepted object and explains its table."""
     out_dir = tmp_path / "demo"
@@ -211,6 +214,7 @@ def test_demo_headless(tmp_path, capsys):
     assert {"dice@1", "noc@0.85", "auc", "latency_p50_ms"} <= set(results["rows"]["frozen model"])
 
 
+@pytest.mark.slow
 def test_bench_merge_joins_methods_run_apart(crop_files, tmp_path, capsys):
     img, lbl = crop_files
     common = [
@@ -322,7 +326,7 @@ def test_benchmarks_are_plain_functions(crop_files, tmp_path):
     )
     assert res["settings"]["bench"] == "clicks"
     assert res["targets"] == json.loads((tmp_path / "w.json").read_text())["targets"]
-    assert len(res["methods"]["watershed"]["curves"]) == 2 and seen[-1] == ("watershed", 2, 2)
+    assert len(res["methods"]["watershed"]["curves"]) == 2 and seen[-1] == (2, 2, "watershed")
     with pytest.raises(ValueError, match="unknown method"):
         compare_methods(img, lbl, ["magic"])
     with pytest.raises(ValueError, match="jobs"):

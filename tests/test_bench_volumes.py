@@ -78,6 +78,7 @@ def test_bench_propagate_bad_shape():
         main(["bench", "propagate", "--shape", "10,32"])
 
 
+@pytest.mark.slow
 def test_bench_batch(tmp_path, capsys):
     import dask
 

@@ -31,15 +31,15 @@ def test_a_binary_manifest_is_named(tmp_path, capsys):
 
 
 def test_progress_off_a_terminal_is_plain_lines(monkeypatch):
-    from napari_oaims.cli.progress import Bars
+    from napari_oaims.core.progress import TqdmProgress
 
     log = io.StringIO()  # a file or a pipe: not a terminal
     monkeypatch.setattr("sys.stderr", log)
-    with Bars(unit="object") as bars:
+    with TqdmProgress(unit="object") as bars:
         for i in range(1, 41):
-            bars("frozen model", i, 40)
+            bars(i, 40, "frozen model")
         for i in range(1, 41):
-            bars("learning model", i, 40)
+            bars(i, 40, "learning model")
     text = log.getvalue()
     assert "\x1b" not in text and "\r" not in text
     lines = text.splitlines()

@@ -28,6 +28,7 @@ def test_stack_planes_are_shifted_crops_and_clicks_hit_whole_objects():
     assert all(t.plane is None and labels[t.coords] > 0 for t in flat)
 
 
+@pytest.mark.slow
 @pytest.mark.gui
 def test_bench_napari_compares_the_widget_with_the_api(tmp_path, capsys):
     out = tmp_path / "napari.json"
@@ -42,6 +43,7 @@ def test_bench_napari_compares_the_widget_with_the_api(tmp_path, capsys):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.gui
 def test_bench_napari_propagate_measures_the_stall_and_the_speed(tmp_path, capsys):
     out = tmp_path / "propagate.json"

@@ -83,6 +83,7 @@ def recorded(tmp_path_factory, tubes):
     return path, accepted
 
 
+@pytest.mark.slow
 def test_replay_reproduces_propagated_masks(recorded, capsys):
     path, accepted = recorded
     assert main(["replay", str(path), "--device", "cpu"]) == 0  # as a user runs it
@@ -97,6 +98,7 @@ def test_replay_reproduces_propagated_masks(recorded, capsys):
         assert np.array_equal(stored == oid, mask & ~(stored > oid))  # later objects win
 
 
+@pytest.mark.slow
 def test_replay_reports_a_changed_or_damaged_propagation(tmp_path, recorded):
     path, _ = recorded
     copy = tmp_path / "changed.oaims.zarr"
@@ -119,6 +121,7 @@ def test_replay_reports_a_changed_or_damaged_propagation(tmp_path, recorded):
         replay(bad)
 
 
+@pytest.mark.slow
 def test_a_resumed_session_goes_on_propagating(tmp_path, recorded, tubes):
     path, accepted = recorded
     image, labels = tubes

@@ -212,6 +212,7 @@ def test_accepted_diameters_of_a_resumed_session():
     assert abs(d[2] - 20.0) < 0.1 and abs(d[3] - 40.0) < 0.1
 
 
+@pytest.mark.slow
 def test_kill9_keeps_every_acknowledged_event(tmp_path):
     result = kill_run(tmp_path / "k.oaims.zarr", "annotate", delay_s=0.2, min_acks=4)
     assert result["opened"] and result["acked"] >= 4
@@ -590,6 +591,7 @@ def test_a_crash_loses_at_most_the_updates_since_the_last_write_and_resume_says_
     state.store.close()
 
 
+@pytest.mark.slow
 def test_kill9_while_learning_loses_at_most_the_updates_since_the_last_weights_write(tmp_path):
     """A real ``kill -9`` of a session that adapts online: every acknowledged event is there, the
     saved weights load and are weights the log names, and resume says what the crash lost."""

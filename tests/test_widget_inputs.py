@@ -86,6 +86,7 @@ def test_clicks_follow_the_displayed_orientation(make_napari_viewer, qtbot, fres
     assert not errors(notes)
 
 
+@pytest.mark.slow
 def test_the_3d_view_says_that_clicks_there_are_not_prompts(make_napari_viewer, qtbot, fresh_engine, notes):
     from napari_oaims.plugin.widget.status import VIEW_3D
 
@@ -182,6 +183,7 @@ def test_rgb_image(make_napari_viewer, qtbot, fresh_engine, nuclei):
     assert (w.layers["preview"].data.astype(bool) & target(labels, 30)).any()
 
 
+@pytest.mark.slow
 def test_layers_deleted_renamed_or_replaced_mid_session(make_napari_viewer, qtbot, fresh_engine, nuclei, notes):
     image, labels = nuclei
     viewer = make_napari_viewer()

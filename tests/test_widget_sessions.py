@@ -41,6 +41,7 @@ def test_opens_from_the_plugin_menu_and_loads_its_own_model(make_napari_viewer, 
     assert (w.layers["preview"].data.astype(bool) & target(labels, 30)).any()
 
 
+@pytest.mark.slow
 def test_docked_before_any_image_then_every_image_choice_starts_a_session(make_napari_viewer, qtbot, nuclei, notes):
     from napari_oaims.plugin.widget.session_panel import CHOOSE_ITEM, NO_IMAGE_ITEM
     from napari_oaims.plugin.widget.status import CHOOSE_IMAGE, NO_IMAGE

@@ -1,12 +1,11 @@
-"""Accept-as-is robot on the shipped nuclei (old API at /work/before): one centre click, accept.
+"""Accept-as-is robot on the shipped nuclei: one centre click, accept.
 Prints mean Dice (all / last 10) and mask/true area (last 10) per adapter spec."""
 
 import sys, json, random
 import numpy as np, torch
 
 torch.set_num_threads(1)
-from napari_oaims import Engine
-from napari_oaims.api import sample_nuclei
+from napari_oaims import Engine, sample_nuclei
 from scipy import ndimage
 
 image, labels = sample_nuclei()
@@ -27,7 +26,7 @@ def run(spec, seed, n=30):
     s = e.session(image)
     rows = []
     for lid in order:
-        m = s.click(centre(lid))
+        m = s.click(centre(lid)).mask
         t = labels == lid
         dice = 2 * (m & t).sum() / (m.sum() + t.sum())
         rows.append((float(dice), float(m.sum() / t.sum())))

@@ -4,8 +4,7 @@ import sys, json, random
 import numpy as np, torch
 
 torch.set_num_threads(1)
-from napari_oaims import Engine
-from napari_oaims.api import sample_nuclei
+from napari_oaims import Engine, sample_nuclei
 from napari_oaims.adapt import oaims as mod
 from scipy import ndimage
 
@@ -44,7 +43,7 @@ random.Random(int(sys.argv[1])).shuffle(order)
 e = Engine.pretrained(device="cpu", adaptation=sys.argv[2])
 s = e.session(image)
 for lid in order[:30]:
-    m = s.click(centre(lid))
+    m = s.click(centre(lid)).mask
     s.accept() if m.any() else s.clear()
 a = log
 print(

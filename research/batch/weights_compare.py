@@ -9,9 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_oaims.batch import propagate_many
+import zarr
+
+from napari_oaims.batch import LABELS, propagate_many
+from napari_oaims.core.overlap import dice
 from napari_oaims.engine import bundled_weights_path
-from napari_oaims.evaluation.batch import _dice, _labels, write_volumes
+from napari_oaims.evaluation.batch import write_volumes
 
 WEIGHTS = {"0.3.0": "5eb3513865717c6b", "0.4.0": "d57cb97eb645f3f6"}
 
@@ -20,11 +23,12 @@ def objects(report: dict, truth: dict) -> list[tuple]:
     """(volume, object, Dice, voxels, true voxels, slices, true slices) for every object."""
     rows = []
     for job in report["jobs"]:
-        labels, ref = np.asarray(_labels(Path(job["output"]))[...]), np.load(truth[job["name"]])
+        labels = np.asarray(zarr.open_array(str(Path(job["output"]) / "labels" / LABELS / "0"), mode="r")[...])
+        ref = np.load(truth[job["name"]])
         for i in np.unique(ref)[1:]:
             a, b = labels == i, ref == i
             n_a, n_b = int((a.sum((1, 2)) > 0).sum()), int((b.sum((1, 2)) > 0).sum())
-            rows.append((job["name"], int(i), round(_dice(a, b), 3), int(a.sum()), int(b.sum()), n_a, n_b))
+            rows.append((job["name"], int(i), round(dice(a, b), 3), int(a.sum()), int(b.sum()), n_a, n_b))
     return rows
 
 

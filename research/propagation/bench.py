@@ -20,7 +20,7 @@ out = "research/propagation/results"
 t0 = time.perf_counter()
 
 
-def progress(what, done, total):
+def progress(done, total, what=""):
     print(f"{what} {done}/{total} {time.perf_counter() - t0:.0f}s", flush=True)
 
 

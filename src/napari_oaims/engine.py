@@ -15,7 +15,7 @@ import torch
 
 from napari_oaims.adapt import Adapter, adapter_from_settings, make_adapter
 from napari_oaims.core import guidance
-from napari_oaims.model import ClickUNet, autocast, load_weights, read_config, resolve_device, weights_hash
+from napari_oaims.model import ClickUNet, load_weights, predict_logits, read_config, resolve_device, weights_hash
 from napari_oaims.session import Session
 
 SHIPPED_WEIGHTS = "oaims_base"
@@ -101,9 +101,6 @@ class Engine:
         base_state: dict | None = None,
     ):
         self.device = resolve_device(device)
-        if self.device.type == "cpu":
-            # Process-wide CPU flag: denormal floats make convolutions several times slower.
-            torch.set_flush_denormal(True)
         self.model = model.to(self.device).eval()
         self.config = dict(config or {})
         self.lock = threading.RLock()
@@ -255,8 +252,6 @@ class Engine:
         dev = resolve_device(device)
         with self.lock:
             if dev != self.device:
-                if dev.type == "cpu":
-                    torch.set_flush_denormal(True)
                 self.model.to(dev)
                 self.adapter.to(dev)
                 self.device = dev
@@ -336,12 +331,8 @@ class Engine:
             yield
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Logits (B, S, S) for network inputs ``x`` (B, 4, S, S), without gradient."""
-        if self.device.type == "cpu":
-            # The flag lives in each thread's FPU state: set it in the calling thread (GUI workers
-            # are threads the engine was not made in); denormals make convolutions 3-5x slower.
-            torch.set_flush_denormal(True)
+        """Logits (B, S, S) for network inputs ``x`` (B, 4, S, S), without gradient
+        (:func:`~napari_oaims.model.predict_logits`), on the torch threads that suit its size."""
         pixels = int(np.prod(np.shape(x))) // max(1, np.shape(x)[1])
-        with self.compute(pixels), torch.inference_mode(), autocast(self.device):
-            t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
-            return self.model.eval()(t)[:, 0].float().cpu().numpy()
+        with self.compute(pixels):
+            return predict_logits(self.model.eval(), x, self.device)

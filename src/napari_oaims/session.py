@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_oaims.adapt.base import AcceptedObject, PromptUpdate
+from napari_oaims.adapt.base import AcceptedObject, PromptUpdate, run_accepted
 from napari_oaims.core import geometry, guidance
 from napari_oaims.core import prompts as checks
 from napari_oaims.core.events import make_event
@@ -32,6 +32,7 @@ from napari_oaims.core.source import ImageSource
 from napari_oaims.propagate.api import PropagationMixin
 
 if TYPE_CHECKING:  # pragma: no cover
+    from napari_oaims.core.progress import CancelLike, Progress
     from napari_oaims.engine import Engine
 
 
@@ -231,7 +232,7 @@ class Session(PropagationMixin):
             (), self.spatial_shape, self.source.plane_axes, snapshot, self.object_id, int(class_id), str(class_name)
         )
         largest = max(int(np.count_nonzero(c)) for _, c in snapshot.values())
-        diameter = round(float(2.0 * np.sqrt(largest / np.pi)), 2)
+        diameter = round(geometry.diameter(largest), 2)
         self._log(
             "accept",
             latency_ms=(time.perf_counter() - t0) * 1e3,
@@ -275,15 +276,14 @@ class Session(PropagationMixin):
         )
 
     @_serialised
-    def run_pending_updates(self) -> int:
-        """Run deferred accept hooks in accept order; returns how many objects were processed."""
-        done = 0
-        while self._pending:
-            object_id, adapter, accepted = self._pending.pop(0)
-            for record in adapter.on_accept(self.engine, accepted):
-                self._log("update", latency_ms=record.pop("latency_ms", None), extra=record, object_id=object_id)
-            done += 1
-        return done
+    def run_pending_updates(self, progress: Progress | None = None, cancel: CancelLike = None) -> int:
+        """Run deferred accept hooks in accept order; returns how many objects were processed
+        (``progress`` and ``cancel``: :func:`~napari_oaims.adapt.base.run_accepted`)."""
+
+        def log(object_id: int, record: dict) -> None:
+            self._log("update", latency_ms=record.pop("latency_ms", None), extra=record, object_id=object_id)
+
+        return run_accepted(self.engine, self._pending, log, progress, cancel)
 
     @property
     def pending_updates(self) -> int:

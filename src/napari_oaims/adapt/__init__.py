@@ -1,4 +1,4 @@
-"""Online adaptation behind one narrow interface (GUIDE 3.3).
+"""Online adaptation behind one narrow interface.
 
 ``none`` (frozen), ``mi``, ``pi``, ``oaims`` (MI + PI) and the baselines ``ia_sa``, ``tsca``,
 ``ce`` and ``entropy``. Choose with ``Engine.pretrained(adaptation=...)`` (a name or an

@@ -14,12 +14,14 @@ twice); ``on_accept`` with a list of update records.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from napari_oaims.core.guidance import Window
+from napari_oaims.core.progress import Cancelled, CancelLike, Progress, check_cancel, emit
 from napari_oaims.core.prompts import Prompt
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,9 +62,15 @@ class AdapterReply:
 
 @dataclass(frozen=True)
 class AcceptedObject:
-    """An accepted object: per plane, ``(view, prompts, final mask)`` (the mask is the plane's)."""
+    """An accepted object: per plane, ``(view, prompts, final mask)`` (the mask is the plane's).
+
+    ``cancel`` (see :mod:`napari_oaims.core.progress`) is checked between the update's steps: a
+    cancelled update puts back what it changed and raises
+    :class:`~napari_oaims.core.progress.Cancelled`.
+    """
 
     planes: list[tuple[PlaneView, list[Prompt], np.ndarray]]
+    cancel: CancelLike = None
 
 
 class Adapter:
@@ -99,3 +107,34 @@ class Adapter:
     def settings(self) -> dict[str, Any]:
         """JSON-serialisable settings (saved with adapted weights and in the session log)."""
         return {"name": self.name}
+
+
+def run_accepted(
+    engine: "Engine",
+    pending: list[tuple[int, Adapter, AcceptedObject]],
+    log: Callable[[int, dict[str, Any]], None],
+    progress: Progress | None = None,
+    cancel: CancelLike = None,
+) -> int:
+    """Run the accept hooks of ``pending`` ``(object id, adapter, accepted)`` in order, taking each
+    off the list and calling ``log(object_id, record)`` for its update records; returns how many ran.
+
+    ``progress(done, total, "learning")`` after each object; ``cancel`` (see
+    :mod:`napari_oaims.core.progress`) is checked before each object and between the steps of its
+    update. A cancelled update leaves the weights as they were before that object, which stays
+    pending with those after it, and :class:`~napari_oaims.core.progress.Cancelled` is raised.
+    """
+    done, total = 0, len(pending)
+    while pending:
+        check_cancel(cancel)
+        object_id, adapter, accepted = pending.pop(0)
+        try:
+            records = adapter.on_accept(engine, replace(accepted, cancel=cancel))
+        except Cancelled:
+            pending.insert(0, (object_id, adapter, accepted))
+            raise
+        for record in records:
+            log(object_id, record)
+        done += 1
+        emit(progress, done, total, "learning")
+    return done

@@ -1,4 +1,5 @@
-"""Baselines behind the adapter interface, sharing the same base model (seed 000 sections 3, A.10).
+"""Baselines behind the adapter interface, sharing the same base model (the baselines of Xu et al.,
+*You Point, I Learn*, sections 3 and A.10).
 
 * ``ia_sa`` (Kontogianni et al. 2020): after each click, one step on a sparse loss at the
   clicked pixels of this object, ``f(I, C_t)`` vs the click labels (image adaptation); the weights
@@ -23,8 +24,10 @@ from torch.nn import functional as F
 
 from napari_oaims.adapt.base import AcceptedObject, Adapter, AdapterReply, PlaneView, PromptUpdate
 from napari_oaims.adapt.guard import GuardedOptimizer
-from napari_oaims.adapt.oaims import _t, ccg_points, engine_step
+from napari_oaims.adapt.oaims import ccg_points, engine_step
 from napari_oaims.adapt.settings import BaselineSettings, TSCASettings
+from napari_oaims.core.progress import check_cancel
+from napari_oaims.model.device import as_tensor
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
@@ -64,13 +67,14 @@ class _PerClick(Adapter):
     def _update(self, engine, view: PlaneView, prompts, window, method) -> dict:
         x = view.encode(prompts, window)[None]
         clicks = [c for p in prompts for c in ccg_points(p, window)]
-        xt = _t(x, engine.device)
+        xt = as_tensor(x, engine.device)
         return engine_step(self, engine, method, lambda model: self.loss(model, xt, clicks), None, None)
 
     def on_prompt(self, engine: "Engine", update: PromptUpdate) -> AdapterReply:
         return AdapterReply([self._update(engine, update.view, update.prompts, update.window, "click")])
 
     def on_accept(self, engine: "Engine", accepted: AcceptedObject) -> list[dict]:
+        check_cancel(accepted.cancel)  # one step per plane: cancelled before the first, or not at all
         out = []
         for view, prompts, _final in accepted.planes:
             window = view.window(prompts, None)
@@ -123,7 +127,7 @@ class TSCA(_PerClick):
             self.student = copy.deepcopy(engine.model)
         x = view.encode(prompts, window)[None]
         clicks = [c for p in prompts for c in ccg_points(p, window)]
-        xt = _t(x, engine.device)
+        xt = as_tensor(x, engine.device)
         teacher_pred = torch.from_numpy(engine.predict(x) > 0).float().to(engine.device)[:, None]
 
         def loss_fn(_model):
@@ -166,4 +170,4 @@ class _StudentView:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return self.model.eval()(_t(x, self.device))[:, 0].cpu().numpy()
+            return self.model.eval()(as_tensor(x, self.device))[:, 0].cpu().numpy()

@@ -19,6 +19,7 @@ Which questions an update asks is the adapter's choice (:mod:`napari_oaims.adapt
 
 from __future__ import annotations
 
+import enum
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,6 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
 
 from napari_oaims.adapt.settings import LR
+from napari_oaims.core.overlap import dice
+from napari_oaims.model.device import flush_denormals
 
 #: Adam's moment decay rates for online adaptation (all parameters, one step per update).
 BETAS = (0.9, 0.999)
@@ -48,6 +51,36 @@ MARGIN = 0.15
 #: step brings the step size back (8 kept steps undo one halving).
 MIN_SCALE = 1.0 / 64
 RECOVER = 2.0 ** (1 / 8)
+
+
+class Check(enum.Enum):
+    """The check that refused or undid a step."""
+
+    NON_FINITE_LOSS = "non-finite loss"
+    LOSS_SPIKE = "loss spike"
+    NON_FINITE_WEIGHTS = "non-finite weights"
+    COLLAPSE = "prediction collapsed"
+    ANSWER = "answer check"
+
+    @property
+    def refused(self) -> bool:
+        """The step was refused before it was taken (the weights never changed)."""
+        return self in (Check.NON_FINITE_LOSS, Check.LOSS_SPIKE)
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """Why a step was refused or undone: the ``check``, and the ``message`` the log and the
+    status line show (the update record's ``reason``)."""
+
+    check: Check
+    message: str
+
+    @property
+    def undone(self) -> bool:
+        """The step was taken and then undone (not refused before it was taken)."""
+        return not self.check.refused
+
 
 #: One click of a question: working-size ``(y, x, positive)``.
 ClickPoint = tuple[float, float, bool]
@@ -77,13 +110,7 @@ def clicks_right(mask: np.ndarray, clicks) -> int:
     )
 
 
-def mask_dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice of two boolean masks (1 when both are empty)."""
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * float(np.logical_and(a, b).sum()) / total
-
-
-def answer_violation(after: np.ndarray, probes: list[Probe], margin: float = MARGIN) -> str | None:
+def answer_violation(after: np.ndarray, probes: list[Probe], margin: float = MARGIN) -> Rollback | None:
     """Why the answers ``after`` (B, S, S) bool to ``probes`` are worse than before (None: they are not).
 
     Checked in this order: an empty answer to a positive click where the answer before was not
@@ -93,18 +120,21 @@ def answer_violation(after: np.ndarray, probes: list[Probe], margin: float = MAR
     for a, p in zip(after, probes):
         if any(c[2] for c in p.clicks) and p.before.any() and not a.any():
             what = "the current object's" if p.target is None else "an accepted object's"
-            return f"answer check: a positive click of {what} prompts answered with an empty mask"
+            return Rollback(
+                Check.ANSWER, f"answer check: a positive click of {what} prompts answered with an empty mask"
+            )
     for a, p in zip(after, probes):
         if p.target is None:
             now, then = clicks_right(a, p.clicks), clicks_right(p.before, p.clicks)
             if now < then:
                 right = f"{now} of {len(p.clicks)} right, {then} before"
-                return f"answer check: the current object's clicks answered worse ({right})"
+                return Rollback(Check.ANSWER, f"answer check: the current object's clicks answered worse ({right})")
     for a, p in zip(after, probes):
         if p.target is not None:
-            d = mask_dice(a, p.target)
+            d = dice(a, p.target)
             if d < p.dice - margin:
-                return f"answer check: an accepted object answered worse (Dice {d:.2f}, {p.dice:.2f} when accepted)"
+                why = f"answer check: an accepted object answered worse (Dice {d:.2f}, {p.dice:.2f} when accepted)"
+                return Rollback(Check.ANSWER, why)
     return None
 
 
@@ -126,6 +156,8 @@ class GuardedOptimizer:
         self.probe_logits: np.ndarray | None = None
         #: The largest fall of an accepted object's Dice in the last answer check (None: none asked).
         self.dice_drop: float | None = None
+        #: Why the last step was refused or undone (None: it was kept).
+        self.last_rollback: Rollback | None = None
 
     def reset(self) -> None:
         """Forget optimiser state, loss history and step-size back-off (after ``engine.reset()``)."""
@@ -165,6 +197,22 @@ class GuardedOptimizer:
             engine.updates = snap["updates"]
             engine.weights_changed()
 
+    def state(self, engine: "Engine") -> dict:
+        """Everything a step changes: a :meth:`snapshot`, the step size and the loss history."""
+        return {
+            "snapshot": self.snapshot(engine),
+            "scale": self.scale,
+            "losses": {k: deque(v, maxlen=v.maxlen) for k, v in self._losses.items()},
+        }
+
+    def set_state(self, engine: "Engine", state: dict) -> None:
+        """Put back a :meth:`state`."""
+        with engine.lock:
+            self.restore(engine, state["snapshot"])
+            engine.weights_changed()
+        self.scale = state["scale"]
+        self._losses = state["losses"]
+
     def step(
         self,
         engine: "Engine",
@@ -184,11 +232,10 @@ class GuardedOptimizer:
         The step's rate is ``lr * scale``.
         """
         t0 = time.perf_counter()
-        self.last_logits = self.probe_logits = self.dice_drop = None
+        self.last_logits = self.probe_logits = self.dice_drop = self.last_rollback = None
         model = engine.model
         record = {"method": method, "weights_before": engine.weights_hash, "rolled_back": False, "reason": None}
-        if engine.device.type == "cpu":
-            torch.set_flush_denormal(True)  # per thread, see Engine.predict
+        flush_denormals(engine.device)
         with engine.compute():  # the lock, and torch threads for a few windows
             opt = self._optimizer(model)
             lr = self.lr * self.scale
@@ -206,9 +253,10 @@ class GuardedOptimizer:
             hist = self._losses.setdefault(method, deque(maxlen=self._history))
             reason = None
             if not np.isfinite(value):
-                reason = "non-finite loss"
+                reason = Rollback(Check.NON_FINITE_LOSS, "non-finite loss")
             elif len(hist) >= 5 and value > self.spike_factor * max(float(np.median(hist)), 1e-3):
-                reason = f"loss spike ({value:.3g} > {self.spike_factor} x median {np.median(hist):.3g})"
+                spike = f"loss spike ({value:.3g} > {self.spike_factor} x median {np.median(hist):.3g})"
+                reason = Rollback(Check.LOSS_SPIKE, spike)
             if reason is None:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -226,20 +274,19 @@ class GuardedOptimizer:
                 opt.zero_grad(set_to_none=True)
             if reason is not None:
                 self.scale = max(MIN_SCALE, self.scale / 2)
-                note = getattr(engine, "rolled_back", None)
-                if note is not None:
-                    note(method, reason)
+                engine.rolled_back(method, reason.message)
+        self.last_rollback = reason
         record["rolled_back"] = reason is not None
-        record["reason"] = reason
+        record["reason"] = None if reason is None else reason.message
         if self.dice_drop is not None:
             record["dice_drop"] = self.dice_drop  # the largest fall of an accepted object's Dice
         record["weights_after"] = engine.weights_hash
         record["latency_ms"] = (time.perf_counter() - t0) * 1e3
         return record
 
-    def _harm(self, engine: "Engine", check_x, check_target, probes: list[Probe]) -> str | None:
+    def _harm(self, engine: "Engine", check_x, check_target, probes: list[Probe]) -> Rollback | None:
         if not all(torch.isfinite(p).all() for p in engine.model.parameters()):
-            return "non-finite weights"
+            return Rollback(Check.NON_FINITE_WEIGHTS, "non-finite weights")
         n = 0 if check_x is None or check_target is None else len(check_x)
         if n == 0 and not probes:
             return None
@@ -252,13 +299,11 @@ class GuardedOptimizer:
             for p, t in zip(pred, np.asarray(check_target, bool)):
                 tf, pf = t.mean(), p.mean()
                 if 0.0 < tf < 0.9 and (pf == 0.0 or pf > 0.98):
-                    return "prediction collapsed to " + ("empty" if pf == 0.0 else "full")
+                    return Rollback(Check.COLLAPSE, "prediction collapsed to " + ("empty" if pf == 0.0 else "full"))
         if probes:
             same, other = iter(range(n)), iter(range(n, len(logits)))
             self.probe_logits = np.stack([logits[next(same if p.x is None else other)] for p in probes])
-            drops = [
-                p.dice - mask_dice(a, p.target) for a, p in zip(self.probe_logits > 0, probes) if p.target is not None
-            ]
+            drops = [p.dice - dice(a, p.target) for a, p in zip(self.probe_logits > 0, probes) if p.target is not None]
             self.dice_drop = round(max(drops), 4) if drops else None
             return answer_violation(self.probe_logits > 0, probes)
         return None

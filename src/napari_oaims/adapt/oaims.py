@@ -1,4 +1,4 @@
-"""OAIMS: Mid-Interaction and Post-Interaction adaptation (seed 000 algorithm 1, GUIDE 3.3).
+"""OAIMS: Mid-Interaction and Post-Interaction adaptation (Xu et al., *You Point, I Learn*, algorithm 1).
 
 The model learns while the user annotates, from two kinds of update, each one guarded step
 (:class:`~napari_oaims.adapt.guard.GuardedOptimizer`: a harmful step is refused or rolled back).
@@ -47,7 +47,8 @@ What the user told the model, and how much each part weighs:
   ``L_DF`` leaves out the pixels of that click's label within ``pi_ignore`` object diameters of
   it and stage 2 makes no click there; when that is more than half the mask, PI skips the plane
   (a ``pi_skip`` record).
-* **Replay** (seed 003): the last ``replay_size`` stage-2 samples (one per accepted object and
+* **Replay** (the replay buffer of Tian, Chen and Gao, *A Dynamic Interactive Learning Framework
+  for Automated 3D Medical Image Segmentation*): the last ``replay_size`` stage-2 samples (one per accepted object and
   plane); ``replay_k`` of them, drawn with the adapter's ``seed``, join each stage-2 batch.
 
 Boxes and scribbles feed the same machinery: for CCG, a scribble's pixels act as clicks of its
@@ -97,17 +98,27 @@ import numpy as np
 import torch
 
 from napari_oaims.adapt.base import AcceptedObject, Adapter, AdapterReply, PlaneView, PromptUpdate
-from napari_oaims.adapt.guard import PROBES, GuardedOptimizer, Probe, clicks_right, mask_dice
+from napari_oaims.adapt.guard import PROBES, GuardedOptimizer, Probe, clicks_right
 from napari_oaims.adapt.settings import OAIMSSettings
-from napari_oaims.core import guidance
+from napari_oaims.adapt.targets import (
+    MAX_CCG_POINTS,
+    PlaneTarget,
+    ccg_points,
+    loss_weights,
+    near_clicks,
+    work_target,
+)
+from napari_oaims.core import geometry, guidance
+from napari_oaims.core.clicks import correction_clicks
+from napari_oaims.core.overlap import dice
+from napari_oaims.core.progress import Cancelled, CancelLike, check_cancel
 from napari_oaims.core.prompts import Prompt
+from napari_oaims.model.device import as_tensor
 from napari_oaims.model.losses import dice_focal, total_loss
-from napari_oaims.simulate.robot import correction_clicks
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
 
-MAX_CCG_POINTS = 16
 #: Weight of what the user accepted without correcting it, against 1 for what a correction fixed:
 #: PI's loss weight on pixels its first-click answer already had right, far from the user's clicks.
 UNVOUCHED = 0.25
@@ -116,33 +127,6 @@ UNVOUCHED = 0.25
 VOUCHED_RADIUS = 9
 #: PI skips an object's plane when less than this share of its mask is left to learn from.
 PI_IGNORE_KEEP = 0.5
-
-
-def ccg_points(prompt: "Prompt", window: guidance.Window) -> list[tuple[float, float, bool]]:
-    """The CCG 'clicks' (working coordinates, polarity) that stand for one prompt."""
-    if prompt.kind == "click":
-        y, x = window.to_work(prompt.points[0])
-        return [(float(y), float(x), prompt.positive)]
-    if prompt.kind == "scribble":
-        pts = prompt.points[:: max(1, len(prompt.points) // MAX_CCG_POINTS)]
-        return [(float(y), float(x), prompt.positive) for y, x in window.to_work(pts)]
-    if prompt.kind == "box":
-        y0, x0, y1, x1 = prompt.box
-        outline = guidance.rasterise_path(np.array([[y0, x0], [y0, x1 - 1], [y1 - 1, x1 - 1], [y1 - 1, x0], [y0, x0]]))
-        pts = outline[:: max(1, len(outline) // MAX_CCG_POINTS)]
-        return [(float(y), float(x), False) for y, x in window.to_work(pts)]
-    return []
-
-
-def work_target(mask: np.ndarray, window: guidance.Window) -> np.ndarray:
-    """A plane mask cropped to ``window`` and resized (nearest) to the working size (bool)."""
-    crop = guidance.crop_plane(mask, window)
-    idx = np.clip(((np.arange(guidance.WORK_SIZE) + 0.5) / window.scale).astype(int), 0, window.size - 1)
-    return crop[np.ix_(idx, idx)] > 0.5
-
-
-def _t(a: np.ndarray, device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)
 
 
 class OAIMSAdapter(Adapter):
@@ -163,12 +147,6 @@ class OAIMSAdapter(Adapter):
         self._turn = 0  # which accepted object the next MI step is checked on
         self._first: tuple | None = None  # (first prompt, its Probe before any MI step, window)
 
-    def __getattr__(self, name: str):
-        config = self.__dict__.get("config")
-        if config is not None and name in OAIMSSettings.__dataclass_fields__:
-            return getattr(config, name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "optimizer": "Adam", **asdict(self.config)}
 
@@ -184,19 +162,19 @@ class OAIMSAdapter(Adapter):
 
     # -- Mid-Interaction ----------------------------------------------------------------------
     def on_prompt(self, engine: "Engine", ctx: PromptUpdate) -> AdapterReply:
-        if not self.mi or not any(p.positive or p.kind in ("box", "prior") for p in ctx.previous):
+        if not self.config.mi or not any(p.positive or p.kind in ("box", "prior") for p in ctx.previous):
             return AdapterReply()  # MI starts with the second prompt (t >= 2)
-        if self.mi_max_prompts and len(ctx.prompts) > self.mi_max_prompts:
+        if self.config.mi_max_prompts and len(ctx.prompts) > self.config.mi_max_prompts:
             return AdapterReply()  # past the object's first mi_max_prompts prompts: PI still learns from it
         if self._suspect is not None and any(p is self._suspect for p in ctx.previous):
             return AdapterReply()  # a suspect prompt is still in place (mi_stop); undo or clear lifts this
-        if self.mi_gate and ctx.new.corrected is False:
-            if self.mi_stop:
+        if self.config.mi_gate and ctx.new.corrected is False:
+            if self.config.mi_stop:
                 self._suspect = ctx.new
-            if self.mi_rewind and self._object_start is not None and self._object_start[0] is ctx.previous[0]:
+            if self.config.mi_rewind and self._object_start is not None and self._object_start[0] is ctx.previous[0]:
                 return AdapterReply([self._rewind(engine)])
             return AdapterReply()  # nothing for P_prev to learn from this prompt
-        if self.mi_rewind and (self._object_start is None or self._object_start[0] is not ctx.previous[0]):
+        if self.config.mi_rewind and (self._object_start is None or self._object_start[0] is not ctx.previous[0]):
             self._object_start = (
                 ctx.previous[0],
                 {k: v.detach().clone() for k, v in engine.model.state_dict().items()},
@@ -212,15 +190,15 @@ class OAIMSAdapter(Adapter):
             # everywhere" from negative clicks that wipe out a flooded mask).
             return AdapterReply([self._skip_record(engine, "the pseudo label drops a positive click", "mi_skip")])
         clicks = [ccg_points(ctx.new, ctx.window)]
-        target = _t(pseudo[:, None], engine.device)
+        target = as_tensor(pseudo[:, None], engine.device)
 
         starts = len(ctx.previous) == 1 and (self._first is None or self._first[0] is not ctx.previous[0])
         answered: dict = {}
 
         def loss_fn(model):
-            logits = model(_t(x_prev, engine.device))
+            logits = model(as_tensor(x_prev, engine.device))
             answered.setdefault("first", (logits.detach()[0, 0] > 0).cpu().numpy())  # f(I, C_{t-1}) before
-            return total_loss(logits, target, clicks, beta=self.beta)
+            return total_loss(logits, target, clicks, beta=self.config.beta)
 
         if starts:  # the object's first MI step: its first prompt alone, as answered before any learning
             self._first = (ctx.previous[0], None, ctx.window)
@@ -267,42 +245,81 @@ class OAIMSAdapter(Adapter):
 
     # -- Post-Interaction ---------------------------------------------------------------------
     def on_accept(self, engine: "Engine", accepted: AcceptedObject) -> list[dict]:
+        """PI on each plane of ``accepted``. ``accepted.cancel`` is checked before each plane and
+        between the two stages; a cancelled update puts back the weights, Adam moments, replay
+        buffer and questions it changed, and raises :class:`~napari_oaims.core.progress.Cancelled`."""
+        undo = self._accept_state(engine) if accepted.cancel is not None else None
+        try:
+            return self._accept(engine, accepted)
+        except Cancelled:
+            if undo is not None:
+                self._restore_accept_state(engine, undo)
+            raise
+
+    def _accept_state(self, engine: "Engine") -> dict:
+        """What an accept update changes: the optimiser's snapshot and step size, the buffers."""
+        return {
+            "optimizer": self.optimizer.state(engine),
+            "buffer": list(self.buffer),
+            "probes": list(self.probes),
+            "first": self._first,
+            "rng": self._rng.getstate(),
+        }
+
+    def _restore_accept_state(self, engine: "Engine", state: dict) -> None:
+        self.optimizer.set_state(engine, state["optimizer"])
+        self.buffer.clear()
+        self.buffer.extend(state["buffer"])
+        self.probes.clear()
+        self.probes.extend(state["probes"])
+        self._first = state["first"]
+        self._rng.setstate(state["rng"])
+
+    def _accept(self, engine: "Engine", accepted: AcceptedObject) -> list[dict]:
         records = []
         for s, prompts, final in accepted.planes:
+            check_cancel(accepted.cancel)
             first = next((p for p in prompts if p.positive), None)
             if first is None or not final.any():
                 continue
             views = [self._view(s, first, final)]
-            if not self.pi:  # MI only: the object joins the guard's questions
+            if not self.config.pi:  # MI only: the object joins the guard's questions
                 if not self._remember_first(prompts, final):
-                    self._remember(views[0], engine.predict(views[0]["x1"][None])[0] > 0)
+                    self._remember(views[0], engine.predict(views[0].x1[None])[0] > 0)
                 continue
             doubtful = [p for p in prompts if p.corrected is False]
-            if self.pi_ignore and doubtful:
+            if self.config.pi_ignore and doubtful:
                 skip = self._leave_out(views, doubtful, final)
                 if skip is not None:
                     records.append(self._skip_record(engine, skip))
                     continue
-            records += self._pi_plane(engine, s, prompts, views, final)
+            records += self._pi_plane(engine, s, prompts, views, final, accepted.cancel)
         return records
 
     def _pi_plane(
-        self, engine: "Engine", s: PlaneView, prompts: list[Prompt], views: list[dict], final: np.ndarray
+        self,
+        engine: "Engine",
+        s: PlaneView,
+        prompts: list[Prompt],
+        views: list[PlaneTarget],
+        final: np.ndarray,
+        cancel: CancelLike = None,
     ) -> list[dict]:
         """PI on one plane of an accepted object: nothing when no prompt corrected the mask, else
         stage 1, stage 2 and the answer check on stage 2 (a violation undoes both); then the object
         joins the guard's questions."""
         view = views[0]
         corrected = any(p.corrected for p in prompts)
-        x1 = np.stack([v["x1"] for v in views])
-        targets_np = np.stack([v["target"] for v in views])
-        target = _t(targets_np[:, None], engine.device)
-        ignore = _weights([v.get("weight") for v in views], engine.device)
-        near = _t(_near_clicks([c for p in prompts for c in ccg_points(p, view["window"])])[None, None], engine.device)
+        x1 = np.stack([v.x1 for v in views])
+        targets_np = np.stack([v.target for v in views])
+        target = as_tensor(targets_np[:, None], engine.device)
+        ignore = loss_weights([v.weight for v in views], engine.device)
+        points = [c for p in prompts for c in ccg_points(p, view.window)]
+        near = as_tensor(near_clicks(points, VOUCHED_RADIUS)[None, None], engine.device)
         p1: dict = {}
 
         def stage1(model):
-            logits = model(_t(x1, engine.device))
+            logits = model(as_tensor(x1, engine.device))
             first = logits.detach() > 0
             p1.setdefault("mask", first[:, 0].cpu().numpy())  # P1 before the update
             # What the corrections changed, and the user's clicks, count fully; the rest is what the
@@ -316,11 +333,11 @@ class OAIMSAdapter(Adapter):
 
         def questions() -> list[Probe]:
             """The current object (its first click alone, all its prompts) and the accepted objects."""
-            mine = [Probe(view["x1"], tuple(view["ccg"]), p1["mask"][0])]
+            mine = [Probe(view.x1, tuple(view.ccg), p1["mask"][0])]
             if len(prompts) > 1:
-                x_all = s.encode(prompts, view["window"])
-                pts = tuple(c for p in prompts for c in ccg_points(p, view["window"]))
-                mine.append(Probe(x_all, pts, view["target"]))
+                x_all = s.encode(prompts, view.window)
+                pts = tuple(c for p in prompts for c in ccg_points(p, view.window))
+                mine.append(Probe(x_all, pts, view.target))
             return mine + list(self.probes)
 
         if not corrected:
@@ -333,52 +350,56 @@ class OAIMSAdapter(Adapter):
             return [self._skip_record(engine, "no correction: an accepted preview is the model's own answer")]
         snap = self.optimizer.snapshot(engine)
         first_record = engine_step(self, engine, "pi_stage1", stage1, x1, targets_np)
+        check_cancel(cancel)
         batch_x, batch_t, batch_c, batch_w = [], [], [], []
         for v, mask, vouched in zip(views, p1["mask"], p1["vouched"]):
-            if v.get("weight") is not None:  # no generated clicks where PI does not learn
-                mask = np.where(v["weight"] > 0, mask, v["target"])
+            if v.weight is not None:  # no generated clicks where PI does not learn
+                mask = np.where(v.weight > 0, mask, v.target)
             x2, clicks2 = self._corrected_view(s, v, mask)
             batch_x.append(x2)
-            batch_t.append(v["target"])
+            batch_t.append(v.target)
             batch_c.append(clicks2)
-            batch_w.append(vouched if v.get("weight") is None else vouched * v["weight"])
+            batch_w.append(vouched if v.weight is None else vouched * v.weight)
         own = (batch_x[0], batch_t[0], batch_c[0], batch_w[0])  # the user's own click: what replay keeps
-        if self.replay_size and self.buffer:
-            for bx, bt, bc, bw in self._rng.sample(list(self.buffer), min(self.replay_k, len(self.buffer))):
+        if self.config.replay_size and self.buffer:
+            for bx, bt, bc, bw in self._rng.sample(list(self.buffer), min(self.config.replay_k, len(self.buffer))):
                 batch_x.append(bx)
                 batch_t.append(bt)
                 batch_c.append(bc)
                 batch_w.append(bw)
         bx_np, bt_np = np.stack(batch_x), np.stack(batch_t)
-        weight2 = _weights(batch_w, engine.device)
+        weight2 = loss_weights(batch_w, engine.device)
 
         def stage2(model):
             return total_loss(
-                model(_t(bx_np, engine.device)),
-                _t(bt_np[:, None], engine.device),
+                model(as_tensor(bx_np, engine.device)),
+                as_tensor(bt_np[:, None], engine.device),
                 batch_c,
-                beta=self.beta,
+                beta=self.config.beta,
                 weight=weight2,
             )
 
         check_x, check_t = np.stack(batch_x[: len(views)]), np.stack(batch_t[: len(views)])
         last = engine_step(self, engine, "pi_stage2", stage2, check_x, check_t, probes=questions, restore=snap)
-        if _undone(last) and not first_record["rolled_back"]:
+        why = self.optimizer.last_rollback
+        undone = why is not None and why.undone
+        if undone and not first_record["rolled_back"]:
             first_record["undone_by"] = "pi_stage2"  # the check undid stage 1 too
-        if self.replay_size and not last["rolled_back"]:
+        if self.config.replay_size and not last["rolled_back"]:
             self.buffer.append(own)
         if not self._remember_first(prompts, final):
-            self._remember(view, self._answer(engine, last, view, p1))
+            self._remember(view, self._answer(engine, last, view, p1, undone))
         return [first_record, last]
 
-    def _answer(self, engine: "Engine", record: dict, view: dict, p1: dict) -> np.ndarray:
-        """The answer (S, S) bool to the object's first click alone with the weights now."""
+    def _answer(self, engine: "Engine", record: dict, view: PlaneTarget, p1: dict, undone: bool) -> np.ndarray:
+        """The answer (S, S) bool to the object's first click alone with the weights now (``undone``:
+        stage 2 was taken and undone, back to the weights before stage 1)."""
         logits = self.optimizer.probe_logits
         if not record["rolled_back"] and logits is not None:
             return logits[0] > 0
-        if _undone(record):
+        if undone:
             return p1["mask"][0]  # back to the weights before stage 1, which answered P_1
-        return engine.predict(view["x1"][None])[0] > 0
+        return engine.predict(view.x1[None])[0] > 0
 
     def _remember_first(self, prompts: list[Prompt], final: np.ndarray) -> bool:
         """Add the accepted object to the guard's questions as MI first saw it (its first prompt
@@ -387,33 +408,31 @@ class OAIMSAdapter(Adapter):
             return False
         probe, window = self._first[1], self._first[2]
         target = work_target(final, window)
-        self.probes.append(Probe(probe.x, probe.clicks, probe.before, target, mask_dice(probe.before, target)))
+        self.probes.append(Probe(probe.x, probe.clicks, probe.before, target, dice(probe.before, target)))
         self._first = None
         return True
 
-    def _remember(self, view: dict, answer: np.ndarray) -> None:
+    def _remember(self, view: PlaneTarget, answer: np.ndarray) -> None:
         """Add an accepted object to the guard's questions: its first click, accepted mask, and the
         Dice of the answer the weights give it now."""
-        self.probes.append(
-            Probe(view["x1"], tuple(view["ccg"]), answer, view["target"], mask_dice(answer, view["target"]))
-        )
+        self.probes.append(Probe(view.x1, tuple(view.ccg), answer, view.target, dice(answer, view.target)))
 
-    def _leave_out(self, views: list[dict], doubtful: list[Prompt], final: np.ndarray) -> str | None:
+    def _leave_out(self, views: list[PlaneTarget], doubtful: list[Prompt], final: np.ndarray) -> str | None:
         """Give each view a ``weight`` (working size, 0 where PI does not learn): the pixels of a
         doubtful prompt's label within ``pi_ignore`` object diameters of its points. Returns why
         the plane is skipped instead, when too little of the mask is left (``PI_IGNORE_KEEP``)."""
-        diameter = 2.0 * np.sqrt(np.count_nonzero(final) / np.pi)
+        diameter = geometry.diameter(np.count_nonzero(final))
         yy, xx = np.mgrid[: guidance.WORK_SIZE, : guidance.WORK_SIZE]
         for view in views:
-            window, target = view["window"], view["target"]
-            radius = self.pi_ignore * diameter * window.scale
+            window, target = view.window, view.target
+            radius = self.config.pi_ignore * diameter * window.scale
             weight = np.ones(target.shape, np.float32)
             for prompt in doubtful:
                 pts = prompt.points[:: max(1, len(prompt.points) // MAX_CCG_POINTS)]
                 for y, x in window.to_work(pts):
                     weight[((yy - y) ** 2 + (xx - x) ** 2 <= radius * radius) & (target == prompt.positive)] = 0
-            view["weight"] = weight
-        kept = float((views[0]["weight"] * views[0]["target"]).sum()) / max(int(views[0]["target"].sum()), 1)
+            view.weight = weight
+        kept = float((views[0].weight * views[0].target).sum()) / max(int(views[0].target.sum()), 1)
         if kept < PI_IGNORE_KEEP:
             return f"clicks that corrected nothing vouch for {1 - kept:.0%} of the object's mask: not learnt from"
         return None
@@ -431,57 +450,25 @@ class OAIMSAdapter(Adapter):
             "latency_ms": 0.0,
         }
 
-    def _view(self, s: PlaneView, click: Prompt, final: np.ndarray) -> dict:
+    def _view(self, s: PlaneView, click: Prompt, final: np.ndarray) -> PlaneTarget:
         """Window, working-size target, stage-1 input and CCG points for one localisation click."""
-        bbox = _mask_bbox(final)
+        bbox = geometry.bbox(final)
         window = s.window([click], bbox)
-        return {
-            "click": click,
-            "window": window,
-            "target": work_target(final, window),
-            "x1": s.encode([click], window),
-            "ccg": ccg_points(click, window),
-        }
+        return PlaneTarget(
+            click, window, work_target(final, window), s.encode([click], window), ccg_points(click, window)
+        )
 
-    def _corrected_view(self, s: PlaneView, view: dict, p1: np.ndarray) -> tuple[np.ndarray, list]:
+    def _corrected_view(self, s: PlaneView, view: PlaneTarget, p1: np.ndarray) -> tuple[np.ndarray, list]:
         """Stage-2 input and CCG points: the localisation click plus one click per error of ``p1``."""
-        window = view["window"]
-        generated = correction_clicks(p1, view["target"], self.max_clicks, mode="center")
+        window = view.window
+        generated = correction_clicks(p1, view.target, self.config.max_clicks, mode="center")
         # Generated clicks are in working coordinates; map them back to plane pixels.
         extra = []
         for c in generated:
             yx = (np.array([c.y, c.x]) + 0.5) / window.scale - 0.5 + np.array([window.y0, window.x0])
             extra.append(Prompt("click", c.positive, np.rint(yx).astype(int)[None]))
-        x2 = s.encode([view["click"]] + extra, window)
-        return x2, view["ccg"] + [(float(c.y), float(c.x), c.positive) for c in generated]
-
-
-def _weights(per_sample: list, device) -> torch.Tensor | None:
-    """A (B, 1, S, S) loss weight from per-sample weights (None: every pixel counts), or None if all are None."""
-    if all(w is None for w in per_sample):
-        return None
-    size = (guidance.WORK_SIZE, guidance.WORK_SIZE)
-    return _t(np.stack([np.ones(size, np.float32) if w is None else w for w in per_sample])[:, None], device)
-
-
-def _undone(record: dict) -> bool:
-    """Whether a guarded step was taken and then undone (not refused before it was taken)."""
-    reason = record["reason"] or ""
-    return record["rolled_back"] and reason != "non-finite loss" and not reason.startswith("loss spike")
-
-
-def _near_clicks(points: list[tuple[float, float, bool]]) -> np.ndarray:
-    """(S, S) float: 1 within ``VOUCHED_RADIUS`` working pixels of any of ``points``."""
-    yy, xx = np.mgrid[: guidance.WORK_SIZE, : guidance.WORK_SIZE]
-    out = np.zeros((guidance.WORK_SIZE, guidance.WORK_SIZE), np.float32)
-    for y, x, _ in points:
-        out[(yy - y) ** 2 + (xx - x) ** 2 <= VOUCHED_RADIUS**2] = 1.0
-    return out
-
-
-def _mask_bbox(mask: np.ndarray):
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    return (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
+        x2 = s.encode([view.click] + extra, window)
+        return x2, view.ccg + [(float(c.y), float(c.x), c.positive) for c in generated]
 
 
 def engine_step(

@@ -33,6 +33,7 @@ import numpy as np
 
 from napari_oaims.batch.manifest import OUTPUT_SUFFIX
 from napari_oaims.batch.volumes import BLOCK_BYTES, blocks
+from napari_oaims.core.labels import paint
 
 #: Root attribute holding the job's record.
 RECORD_KEY = "napari_oaims_batch"
@@ -188,13 +189,9 @@ class Output:
                 if pos in seeds:
                     seed = seeds[pos][cell[pa[0]], cell[pa[1]]]
                     protect[tuple(at)] = (seed != 0) & (seed != object_id)
-            paint = block & ~protect
-            n = int(np.count_nonzero(paint))
-            if n:
-                current = self.labels[cell]
-                current[paint] = object_id
-                self.labels[cell] = current
-                written += n
+            mask = block & ~protect
+            if mask.any():  # the new object wins over objects propagated before it, never over seeds
+                written += paint(self.labels, cell, mask, object_id, overwrite=True)[0]
         return written, sorted(planes)
 
     def finish(self, record: dict[str, Any], objects: list[dict[str, Any]], overwrite: bool) -> Path:

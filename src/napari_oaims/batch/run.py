@@ -18,6 +18,8 @@ from napari_oaims.batch.manifest import Job, read_manifest
 from napari_oaims.batch.output import clean_leftovers, done_record, final_path
 from napari_oaims.batch.settings import BatchSettings
 from napari_oaims.batch.worker import TOPIC, run_job, weights_payload
+from napari_oaims.core.extras import require
+from napari_oaims.core.progress import CancelLike, Progress, TqdmProgress, cancel_requested, check_cancel, emit
 
 REPORT = "report.json"
 
@@ -38,6 +40,8 @@ def propagate_many(
     out: str | Path,
     client: Any = None,
     workers: int | None = None,
+    progress: bool | Progress = True,
+    cancel: CancelLike = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """Carry the seeded objects of many volumes through their stacks, one Dask task per volume.
@@ -60,10 +64,17 @@ def propagate_many(
     workers
         Worker processes of the local cluster (default: one per CPU core, at most one per job).
         Only without ``client``.
+    progress
+        True: progress bars (jobs, slices) and failures on the terminal (stderr); False: nothing;
+        or a :class:`~napari_oaims.core.progress.Progress`, called ``progress(done, total,
+        "<name> <status>")`` as each job ends.
+    cancel
+        Checked while jobs run: when set, the jobs not yet finished are cancelled, the report
+        lists them as pending and :class:`~napari_oaims.core.progress.Cancelled` is raised.
     **settings
         :class:`napari_oaims.batch.settings.BatchSettings`: ``method`` (``"ema"``), ``axis`` (0),
         ``weights``, ``overwrite``, ``device``, ``threads``, ``adaptation``, ``copy_image``,
-        ``propagate`` (a dict of propagation settings), ``progress``.
+        ``propagate`` (a dict of propagation settings).
 
     Returns
     -------
@@ -81,7 +92,7 @@ def propagate_many(
     worker that dies mid-job has its task resubmitted by the scheduler; after
     ``distributed.scheduler.allowed-failures`` deaths the job is reported as failed.
     """
-    s = BatchSettings.of(settings)
+    s = BatchSettings.of({**settings, "progress": progress is True})
     todo_jobs = read_manifest(jobs)
     if client is not None and workers is not None:
         raise ValueError("give either workers (a local cluster) or client (an existing scheduler), not both")
@@ -89,7 +100,7 @@ def propagate_many(
         raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
     out = Path(out).absolute()
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
+        raise ValueError(f"the output folder {out} is a file; give a folder")
     payload = weights_payload(s.weights)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -116,9 +127,9 @@ def propagate_many(
                 job,
                 s,
                 f"{final_path(out, job.name)} holds the output of another job "
-                f"(different {', '.join(diff)}): use --overwrite or another --out",
+                f"(different {', '.join(diff)}): pass overwrite=True or another output folder",
             )
-    bars = _Bars(len(todo_jobs), s.progress)
+    bars = _Bars(len(todo_jobs), s.progress, None if isinstance(progress, bool) else progress)
     bars.advance(sum(1 for r in records.values() if r["status"] == "skipped"))
     for r in records.values():
         if r["status"] == "failed":
@@ -133,7 +144,7 @@ def propagate_many(
 
     try:
         if run:
-            _run(run, out, s, payload, client, workers, records, bars, write)
+            _run(run, out, s, payload, client, workers, records, bars, write, cancel)
     finally:
         bars.close()
         write()
@@ -157,8 +168,9 @@ def _failed(job: Job, s: BatchSettings, message: str) -> dict[str, Any]:
     }
 
 
-def _run(run: list[Job], out: Path, s: BatchSettings, payload, client, workers, records, bars, write) -> None:
-    from distributed import Client, LocalCluster, as_completed
+def _run(run: list[Job], out: Path, s: BatchSettings, payload, client, workers, records, bars, write, cancel) -> None:
+    distributed = require("distributed", "batch", "batch runs on Dask")
+    Client, LocalCluster, as_completed = distributed.Client, distributed.LocalCluster, distributed.as_completed
 
     cluster = None
     own = client is None or isinstance(client, str)
@@ -181,8 +193,10 @@ def _run(run: list[Job], out: Path, s: BatchSettings, payload, client, workers, 
             f = client.submit(run_job, job.to_dict(), weights, settings, str(out), key=key, pure=False, priority=-i)
             futures.append(f)
             by_key[f.key] = job
+        stop = _watch(cancel, lambda: client.cancel(futures))
         try:
             for f in as_completed(futures, loop=client.loop):
+                check_cancel(cancel)
                 job = by_key[f.key]
                 try:
                     record = f.result()
@@ -197,6 +211,8 @@ def _run(run: list[Job], out: Path, s: BatchSettings, payload, client, workers, 
         except BaseException:
             client.cancel(futures)
             raise
+        finally:
+            stop.set()
     finally:
         try:
             client.unsubscribe_topic(TOPIC)
@@ -214,21 +230,37 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _watch(cancel: CancelLike, on_cancel) -> threading.Event:
+    """Call ``on_cancel()`` once ``cancel`` is set (polled by a daemon thread until the returned
+    event is set)."""
+    stop = threading.Event()
+    if cancel is None:
+        return stop
+
+    def watch() -> None:
+        while not stop.wait(0.2):
+            if cancel_requested(cancel):
+                on_cancel()
+                return
+
+    threading.Thread(target=watch, name="oaims-batch-cancel", daemon=True).start()
+    return stop
+
+
 class _Bars:
-    """Progress on stderr: on a terminal a bar over jobs and one over propagated slices (tqdm);
-    into a file or a pipe one plain line per finished job (no cursor movements)."""
+    """Progress of the jobs: ``progress`` calls, and with ``show`` terminal bars over jobs and
+    over propagated slices (:class:`~napari_oaims.core.progress.TqdmProgress`, stderr)."""
 
-    def __init__(self, total: int, show: bool):
+    def __init__(self, total: int, show: bool, progress: Progress | None = None):
         self.lock = threading.Lock()
-        self.jobs = self.slices = None
+        self.total, self.done, self.slices_done, self.progress = total, 0, 0, progress
         self.seen: dict[str, int] = {}  # name -> slices done
-        self.total, self.done = total, 0
-        self.lines = show and not sys.stderr.isatty()
-        if show and not self.lines:
-            from tqdm import tqdm
-
-            self.jobs = tqdm(total=total, desc="jobs", unit="job", file=sys.stderr, position=0)
-            self.slices = tqdm(desc="slices", unit="slice", file=sys.stderr, position=1)
+        self.jobs = self.slices = None
+        if show:
+            self.jobs = TqdmProgress(unit="job", desc="jobs", extra="batch", file=sys.stderr, position=0)
+            self.slices = TqdmProgress(unit="slice", desc="slices", extra="batch", file=sys.stderr, position=1)
+            self.jobs(0, total)
+            self.slices(0, 0)
 
     def event(self, event) -> None:
         """A progress event from a worker (``(time, msg)``)."""
@@ -240,26 +272,22 @@ class _Bars:
             before = self.seen.get(msg["name"], 0)
             if done > before:
                 self.seen[msg["name"]] = done
-                self.slices.update(done - before)
+                self.slices_done += done - before
+                self.slices(self.slices_done, 0)
 
     def advance(self, n: int, record: dict | None = None) -> None:
-        self.done += n
-        if self.lines and n:
-            last = f" (last: {record['name']} {record['status']})" if record is not None else ""
-            print(f"jobs: {self.done}/{self.total}{last}", file=sys.stderr, flush=True)
-        if self.jobs is None:
-            return
         with self.lock:
-            self.jobs.update(n)
-            if record is not None:
-                self.jobs.set_postfix_str(f"last: {record['name']} {record['status']}")
+            self.done += n
+            last = "" if record is None else f"{record['name']} {record['status']}"
+            if n:
+                emit(self.progress, self.done, self.total, last)
+            if self.jobs is not None:
+                self.jobs(self.done, self.total, f"last: {last}" if last else "")
 
     def failed(self, record: dict) -> None:
         text = f"{record['name']}: failed: {record['error']}"
         if self.jobs is not None:
-            from tqdm import tqdm
-
-            tqdm.write(text, file=sys.stderr)
+            self.jobs.write(text)
         else:
             print(text, file=sys.stderr)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_oaims.cli.progress import Bars
+from napari_oaims.core.progress import TqdmProgress
 from napari_oaims.evaluation.adapt import DEFAULT_METHODS, ORDERS, ROBUST_METHODS, SUITES
 from napari_oaims.evaluation.clicks import METHODS
 from napari_oaims.evaluation.latency import MODES
@@ -34,12 +34,12 @@ def add_robot_args(p: argparse.ArgumentParser) -> None:
     """Robot-user and engine options shared by the benchmarks (a :class:`Protocol`)."""
     p.add_argument("--clicks", type=int, default=10, help="clicks per target")
     p.add_argument("--robot", default="center", choices=list(STRATEGIES))
-    p.add_argument("--noise", default=None, choices=["realistic"], help="realistic click noise (seed 004 eq. 28)")
+    p.add_argument("--noise", default=None, choices=["realistic"], help="realistic click noise (Marinov, eq. 28)")
     p.add_argument(
         "--wrong-label",
         default=None,
         choices=list(WRONG_LABEL_MODES),
-        help="wrong-label clicks (seed 000 table 11: 40%% / first 4 / 40%% of targets)",
+        help="wrong-label clicks (Xu et al., table 11: 40%% / first 4 / 40%% of targets)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-targets", type=int, default=None, help="only the first N targets (in order)")
@@ -83,7 +83,7 @@ def _methods(text: str) -> list[str]:
 def _cmd_clicks(args: argparse.Namespace) -> int:
     from napari_oaims.evaluation import clicks
 
-    with Bars(unit="target") as bars:
+    with TqdmProgress(unit="target") as bars:
         results = clicks.compare_methods(
             args.image,
             args.labels,
@@ -105,7 +105,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
     if args.suite != "flooding" and (args.image is None or args.labels is None):
         raise SystemExit(f"--suite {args.suite} needs --image and --labels")
-    with Bars(unit="target" if args.jobs == 1 else "cell") as bars:
+    with TqdmProgress(unit="target" if args.jobs == 1 else "cell") as bars:
         results = adapt.run_suite(
             args.image,
             args.labels,
@@ -138,7 +138,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 def _cmd_latency(args: argparse.Namespace) -> int:
     from napari_oaims.evaluation import latency
 
-    with Bars(unit="run") as bars:
+    with TqdmProgress(unit="run") as bars:
         results = latency.measure_sizes(
             args.image,
             args.labels,
@@ -197,7 +197,9 @@ def _adapt(sub: argparse._SubParsersAction) -> None:
         help="comma-separated adaptations, with settings as name:key=value (e.g. oaims:mi_lr=3e-5)",
     )
     p.add_argument("--order", default="random", choices=list(ORDERS))
-    p.add_argument("--robustness", action="store_true", help="also run the seed 000 section 3.3 settings")
+    p.add_argument(
+        "--robustness", action="store_true", help="also run the robustness settings of Xu et al., section 3.3"
+    )
     p.add_argument("--robust-methods", default=",".join(ROBUST_METHODS), help="methods for the robustness runs")
     p.add_argument("--out", default=None)
     p.add_argument("--plot", default=None, help="Dice-vs-clicks PNG (a *_position.png is saved beside it)")

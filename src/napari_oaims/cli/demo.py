@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from napari_oaims.cli.progress import Bars
+from napari_oaims.core.progress import TqdmProgress
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -22,7 +22,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         "now; learning clicks cost more)",
         flush=True,
     )
-    with Bars(unit="object", leave=True) as bars:
+    with TqdmProgress(unit="object", leave=True) as bars:
         results = demo.run_headless(args.out, args.objects, args.clicks, args.seed, args.device, progress=bars)
     print(demo.summary_table(results))
     files = results["files"]

@@ -28,6 +28,11 @@ def bbox(mask: np.ndarray, offset: tuple[int, int] = (0, 0)) -> Box | None:
     )
 
 
+def diameter(area: float) -> float:
+    """The diameter of a disc of ``area`` pixels: how big an object is, whatever its shape."""
+    return 2.0 * float(np.sqrt(area / np.pi))
+
+
 def bbox_nd(mask: np.ndarray) -> tuple[slice, ...] | None:
     """Bounding slices of an nD boolean mask (None when it is empty)."""
     mask = np.asarray(mask, bool)

@@ -25,6 +25,8 @@ import numpy as np
 from scipy import ndimage
 from skimage.transform import resize as _sk_resize
 
+from napari_oaims.core import geometry
+
 #: Working size (pixels) of the square window the network sees.
 WORK_SIZE = 128
 #: Gaussian sigma (working-size pixels) of the click and scribble guidance.
@@ -202,21 +204,15 @@ def grown_window(
     )
     if not touches or passes > MAX_GROW_PASSES or window.size >= 1.1 * max(h, w):
         return None
-    bb = bbox_of(inside, (ys.start, xs.start))
+    bb = geometry.bbox(inside, (ys.start, xs.start))
     if known_box is not None:
         bb = (min(bb[0], known_box[0]), min(bb[1], known_box[1]), max(bb[2], known_box[2]), max(bb[3], known_box[3]))
     return choose_window(np.zeros((0, 2)), (h, w), bb, min_size=int(window.size * GROW), context=1.0)
 
 
-def bbox_of(mask: np.ndarray, offset: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Bounding box of a non-empty 2D mask, shifted by ``offset``."""
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    return (
-        int(rows[0]) + offset[0],
-        int(cols[0]) + offset[1],
-        int(rows[-1]) + 1 + offset[0],
-        int(cols[-1]) + 1 + offset[1],
-    )
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Probabilities of logits (the model's output), elementwise."""
+    return 1.0 / (1.0 + np.exp(-logits))
 
 
 def robust_range(image: np.ndarray, max_samples: int = 2_000_000) -> tuple[float, float]:
@@ -289,7 +285,7 @@ def box_prior(box_work: tuple[float, float, float, float], size: int = WORK_SIZE
     xx = np.arange(size, dtype=np.float32)[None, :]
 
     def ramp(v, a, b):
-        return 1.0 / (1.0 + np.exp(-(v - a) / 1.5)) * 1.0 / (1.0 + np.exp((v - b) / 1.5))
+        return sigmoid((v - a) / 1.5) / (1.0 + np.exp((v - b) / 1.5))  # rises at a, falls at b
 
     return (0.5 * ramp(yy, y0, y1) * ramp(xx, x0, x1)).astype(np.float32)
 

@@ -10,17 +10,22 @@ import numpy as np
 from napari_oaims.core import geometry
 
 
-def paint(labels: Any, index: tuple, mask: np.ndarray, object_id: int) -> tuple[int, dict[int, int], np.ndarray]:
-    """Set ``object_id`` where ``mask`` is true in ``labels[index]`` (the new object wins).
+def paint(
+    labels: Any, index: tuple, mask: np.ndarray, object_id: int, overwrite: bool = True
+) -> tuple[int, dict[int, int], np.ndarray]:
+    """Set ``object_id`` where ``mask`` is true in ``labels[index]``.
 
-    ``labels`` is anything indexable that takes assignment (NumPy, Zarr). Returns the pixels
-    painted, the pixels taken from each other object (``{id: count}``) and the region's values
-    before painting (for undo).
+    ``labels`` is anything indexable that takes assignment (NumPy, Zarr). With ``overwrite`` the
+    new object wins over other objects' pixels; without, it takes only background. Returns the
+    pixels painted, the pixels taken from each other object (``{id: count}``) and the region's
+    values before painting (for undo).
     """
     before = np.array(labels[index])  # a copy: painting must not change it
     mask = np.asarray(mask, bool)
     if mask.shape != before.shape:
         raise ValueError(f"object mask of shape {mask.shape} does not fit the label region of shape {before.shape}")
+    if not overwrite:
+        mask = mask & ((before == 0) | (before == object_id))
     hit = before[mask]
     ids, counts = np.unique(hit[(hit != 0) & (hit != object_id)], return_counts=True)
     labels[index] = np.where(mask, np.asarray(object_id, dtype=before.dtype), before)

@@ -1,10 +1,11 @@
-"""``oaims bench adapt``: online adaptation methods on a sequence of targets (seed 000 section 3.2).
+"""``oaims bench adapt``: online adaptation methods on a sequence of targets (the protocol of Xu et al.,
+*You Point, I Learn*, section 3.2).
 
 For every shift of the suite and every method: a fresh engine with the shipped weights and that
 adaptation, the targets in one fixed order (seeded random, or worst-first by the frozen model's
 Dice@1), ``protocol.clicks`` robot clicks each, ``accept()`` after each target (PI runs there).
-Same order, robot and seed for all methods. ``robustness=True`` adds the runs of seed 000
-section 3.3 (:data:`ROBUSTNESS`). The failure suites (:data:`SUITES`) put learning at risk: the
+Same order, robot and seed for all methods. ``robustness=True`` adds the runs of
+its section 3.3 (:data:`ROBUSTNESS`). The failure suites (:data:`SUITES`) put learning at risk: the
 accept-as-is user (one centre click, accept) and a flooding image where the frozen first click
 spills far beyond the object and the robot corrects with many negative clicks.
 """
@@ -17,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_oaims.core.progress import Progress, emit, scoped
 from napari_oaims.evaluation.common import (
     ModelMethod,
-    Progress,
     Protocol,
     format_table,
     load_pair,
+    pyplot,
     run_targets,
     summary_row,
     target_ids,
@@ -70,7 +72,7 @@ def run_method(protocol: Protocol, method: str, image, labels, ids, clicks: int,
     """One method on one target sequence with a fresh engine on the protocol's weights:
     ``curves`` and ``latency_ms`` (see :func:`~napari_oaims.evaluation.common.run_targets`),
     ``updates``, ``empty_positive`` (positive clicks answered with an empty mask) and
-    ``rollbacks`` (rolled-back updates by reason). ``progress(done, total)`` counts targets."""
+    ``rollbacks`` (rolled-back updates by reason). ``progress(done, total, message)`` counts targets."""
     engine = protocol.make_engine(adaptation=method)
     model = ModelMethod(engine, image)
     result = run_targets(model, labels, ids, protocol.make_robot(), clicks, progress=progress)
@@ -124,7 +126,7 @@ def _cells(protocol: Protocol, tasks: list[tuple], jobs: int, desc: str, progres
         out = []
         for shift, image, labels, seq, method, clicks, over in tasks:
             what = f"{shift}/{method}"
-            step = None if progress is None else (lambda i, n, what=what: progress(what, i, n))
+            step = scoped(progress, what)
             out.append(_evaluate(protocol, shift, image, labels, seq, method, clicks, over, progress=step))
         return out
     threads = worker_threads(jobs)
@@ -137,8 +139,7 @@ def _cells(protocol: Protocol, tasks: list[tuple], jobs: int, desc: str, progres
 
         def finished(_future) -> None:
             done[0] += 1
-            if progress is not None:
-                progress(desc, done[0], len(futures))
+            emit(progress, done[0], len(futures), desc)
 
         try:
             for f in futures:
@@ -312,10 +313,7 @@ def position_path(path: str | Path) -> str:
 
 def plot_suite(plots: dict[str, dict[str, list[list[float]]]], path: str | Path, window: int = 10) -> None:
     """Dice vs clicks per shift, and Dice@1 vs position in the sequence (moving average)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = len(plots)
     for kind in ("clicks", "position"):

@@ -30,6 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from napari_oaims.core.extras import require
+from napari_oaims.core.overlap import dice
+
 #: Output chunks of the large volume (z, y, x).
 LARGE_CHUNKS = (16, 256, 256)
 
@@ -127,7 +130,8 @@ def _ellipsoid(o: dict, z0: int, z1: int, side: int):
 
 
 def _cluster(n: int):
-    from distributed import Client, LocalCluster
+    distributed = require("distributed", "batch", "the batch benchmark")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
 
     cluster = LocalCluster(
         n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
@@ -152,10 +156,6 @@ def _warm(client, weights: str | None, device: str) -> list[float | None]:
         for w in client.scheduler_info()["workers"]
     ]
     return client.gather(futures)
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2.0 * float(np.count_nonzero(a & b)) / max(1, int(np.count_nonzero(a)) + int(np.count_nonzero(b)))
 
 
 def _labels(path: Path):
@@ -191,7 +191,7 @@ def _scaling_run(client, manifest: Path, out: Path, truth: dict[str, Path], meth
         if job["status"] != "done":
             raise RuntimeError(f"benchmark job {job['name']} failed: {job['error']}")
         labels, ref = np.asarray(_labels(Path(job["output"]))[...]), np.load(truth[job["name"]])
-        dices += [_dice(labels == i, ref == i) for i in np.unique(ref)[1:]]
+        dices += [dice(labels == i, ref == i) for i in np.unique(ref)[1:]]
         busy[job["pid"]] = busy.get(job["pid"], 0.0) + job["time_s"]
     return {
         "wall_s": wall,
@@ -359,7 +359,7 @@ def _memory(root: Path, gib: float, method: str, seed: int, weights, device) -> 
     dices = []
     for o in objects:
         box, inside = _ellipsoid(o, 0, labels.shape[0], labels.shape[1])
-        dices.append(_dice(np.asarray(labels[box]) == o["id"], inside > 0.5))
+        dices.append(dice(np.asarray(labels[box]) == o["id"], inside > 0.5))
     return {
         "shape": list(labels.shape),
         "gib": round(float(np.prod(labels.shape)) * 2 / 2**30, 2),

@@ -2,7 +2,7 @@
 
 Both see exactly the robot's clicks: positive clicks (disks of radius 2) seed the object,
 negative clicks and the border of the local window seed the background. They run on the same
-local window as the model (GUIDE 3.1), so the comparison is fair in latency too.
+local window as the model (:func:`napari_oaims.core.guidance.choose_window`), so the comparison is fair in latency too.
 """
 
 from __future__ import annotations

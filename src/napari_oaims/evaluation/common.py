@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_oaims.core.extras import require
 from napari_oaims.core.files import read_array
+from napari_oaims.core.progress import CancelLike, Progress, check_cancel, emit
 from napari_oaims.evaluation.metrics import dice, summarise
 from napari_oaims.simulate.robot import Click, Robot, WrongLabel
 
 if TYPE_CHECKING:
     from napari_oaims.engine import Engine
-
-#: ``progress(what, done, total)``: ``done`` of ``total`` steps of the work named ``what``.
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -119,19 +117,19 @@ def run_targets(
     ids: list[int],
     robot: Robot,
     n_clicks: int,
-    progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    progress: Progress | None = None,
+    cancel: CancelLike = None,
 ) -> dict:
     """The robot-user loop: for each target in order, ``n_clicks`` clicks, Dice after each.
 
     A robot with nothing left to correct repeats the last Dice. Returns per-target Dice ``curves``,
     per-click latencies ``latency_ms`` (ms, the method's click call only) and the same latencies
-    per target (``target_latency_ms``).
+    per target (``target_latency_ms``). ``progress(done, total, "targets")`` after each target;
+    ``cancel`` is checked before each (:class:`~napari_oaims.core.progress.Cancelled`).
     """
     curves, latencies, per_target = [], [], []
     for i, tid in enumerate(ids):
-        if should_stop is not None and should_stop():
-            break
+        check_cancel(cancel)
         target = labels == tid
         robot.reset(int(tid))
         method.start()
@@ -150,8 +148,7 @@ def run_targets(
         curves.append(curve)
         latencies += ms
         per_target.append(ms)
-        if progress is not None:
-            progress(i + 1, len(ids))
+        emit(progress, i + 1, len(ids), "targets")
     return {"curves": curves, "latency_ms": latencies, "target_latency_ms": per_target}
 
 
@@ -177,12 +174,16 @@ def format_table(rows: dict[str, dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def pyplot():
+    """``matplotlib.pyplot`` drawing to files (the Agg backend); ImportError names the ``bench`` extra."""
+    matplotlib = require("matplotlib", "bench", "benchmark plots")
+    matplotlib.use("Agg")
+    return require("matplotlib.pyplot", "bench", "benchmark plots")
+
+
 def plot_curves(curves_by_method: dict[str, list[list[float]]], path: str | Path, title: str) -> None:
     """Mean Dice vs number of clicks, one line per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, curves in curves_by_method.items():

@@ -1,7 +1,7 @@
 """``oaims demo``: the main job on the bundled nuclei sample.
 
 With a display, :func:`open_in_napari` opens napari with the sample and the annotator. Without
-one, :func:`run_headless` runs the same annotation with a simulated user (the seed 000 robot):
+one, :func:`run_headless` runs the same annotation with a simulated user (the robot of Xu et al., *You Point, I Learn*):
 the frozen model and the learning one (OAIMS) on the same nuclei; it saves Dice-vs-clicks results
 and a plot, and the learning run's session (accepted labels, interaction log, adapted weights) as
 ``.oaims.zarr``. :func:`summary_table` says in plain words how the two did.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_oaims.evaluation.common import Progress
+from napari_oaims.core.progress import Progress, scoped
 
 #: An outline is "good" when its Dice overlap with the expert's outline reaches this.
 GOOD_DICE = 0.85
@@ -125,7 +125,7 @@ def run_headless(
     progress: Progress | None = None,
 ) -> dict:
     """Annotate ``objects`` seeded random nuclei of the sample, at most ``clicks`` robot clicks
-    each, with the frozen model and then the learning one (``progress(model, done, total)``
+    each, with the frozen model and then the learning one (``progress(done, total, model)``
     counts objects).
 
     Writes ``demo_results.json`` (everything returned), ``demo_dice_vs_clicks.png`` and the
@@ -162,7 +162,7 @@ def run_headless(
     for mode, name in NAMES.items():
         engine = Engine.pretrained(device=device, adaptation=mode)
         method = _StoredMethod(engine, image, files["session"]) if mode == "oaims" else ModelMethod(engine, image)
-        step = None if progress is None else (lambda i, n, name=name: progress(name, i, n))
+        step = scoped(progress, name)
         res = run_targets(method, labels, ids, Robot(seed=seed), clicks, progress=step)
         rows[name] = summary_row(res, ks=ks)
         rows[name]["updates"] = engine.updates

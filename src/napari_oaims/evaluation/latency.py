@@ -1,4 +1,4 @@
-"""``oaims bench latency``: click and update latency vs image size (GUIDE 4).
+"""``oaims bench latency``: click and update latency vs image size.
 
 On the image tiled to each size, the same objects (those of the top-left tile) get the same
 robot clicks. Measured: a frozen click (``none``), an MI click (``mi``: everything between
@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_oaims.evaluation.common import Progress, format_table, load_pair, target_ids, write_json
+from napari_oaims.core.progress import Progress, emit
+from napari_oaims.evaluation.common import format_table, load_pair, target_ids, write_json
 from napari_oaims.simulate.robot import Robot
 
 MODES = ("none", "mi", "pi")
@@ -129,7 +130,7 @@ def measure_sizes(
 
     Returns (and with ``out`` writes as JSON) ``rows`` (``"{device} {size}px {what}"`` -> p50, p95,
     n, ratio of the p50 to the frozen click's at that size), ``raw_ms``, ``objects``, ``host`` and
-    ``settings``. ``progress("latency", done, total)`` counts (device, size, mode) runs. With
+    ``settings``. ``progress(done, total, "latency")`` counts (device, size, mode) runs. With
     ``load`` > 0 each run is repeated with that many busy-loop processes (:func:`busy_load`);
     those rows end in ``", N busy"``.
     """
@@ -163,8 +164,7 @@ def measure_sizes(
                         series = m["accept"] if mode == "pi" else m["click"]
                         rows[f"{dev} {size}px {WHAT[mode]}{tag}"] = _row(series, frozen)
                         done += 1
-                        if progress is not None:
-                            progress("latency", done, total)
+                        emit(progress, done, total, "latency")
     host = {
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,

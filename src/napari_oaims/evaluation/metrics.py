@@ -1,4 +1,5 @@
-"""Interactive segmentation metrics (GUIDE 3.6; seed 000 A.5, A.9; seed 004 section 8).
+"""Interactive segmentation metrics (Xu et al., *You Point, I Learn*, appendix A.5 and A.9; Marinov,
+*Interactive Segmentation and Annotation of Medical Images*, section 8).
 
 A *curve* is the Dice score after each click of one target: ``curve[k - 1]`` is Dice@k, the Dice
 after ``k`` clicks, for ``k = 1..T``. Dice@0 (before any click, i.e. an empty prediction) is not part

@@ -1,4 +1,5 @@
-"""Training and adaptation losses: Dice-Focal and the Click-Centred Gaussian loss (seed 000 eq. 1-5).
+"""Training and adaptation losses: Dice-Focal and the Click-Centred Gaussian loss (Xu et al.,
+*You Point, I Learn*, eq. 1-5).
 
 All functions take logits ``(B, 1, H, W)`` and binary targets of the same shape (float 0/1).
 """

@@ -1,4 +1,4 @@
-"""The click-conditioned 2D U-Net (GUIDE 3.1)."""
+"""The click-conditioned 2D U-Net: an image channel and the prompt channels in, one logit map out."""
 
 from __future__ import annotations
 

@@ -28,12 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from napari_oaims.plugin import colours
 from napari_oaims.store.layout import SUFFIX, _is_session
 from napari_oaims.store.prompts import Prompts
 from napari_oaims.store.salvage import salvage
 
-POSITIVE_COLOUR = "#00ff00"
-NEGATIVE_COLOUR = "red"
 PLUGIN_NAME = "napari-oaims"
 #: napari's preference pattern for session folders (napari matches folders with a trailing separator).
 FOLDER_PATTERN = f"*{SUFFIX}{os.sep}"
@@ -119,12 +118,12 @@ def read_session(path: str | list[str]) -> list[tuple[Any, dict, str]]:
 def _prompt_layers(prompts: Prompts, name: str, meta: dict) -> list[tuple[Any, dict, str]]:
     """The clicks as a Points layer and the boxes and scribbles as a Shapes layer."""
     ndim = prompts.points.shape[1]
-    colours = [POSITIVE_COLOUR if p else NEGATIVE_COLOUR for p in prompts.positive]
+    faces = [colours.POSITIVE if p else colours.NEGATIVE for p in prompts.positive]
     points_kw = {
         "name": f"{name} clicks",
         "ndim": ndim,
         "features": {"positive": prompts.positive},
-        "face_color": colours if colours else POSITIVE_COLOUR,
+        "face_color": faces if faces else colours.POSITIVE,
         "metadata": meta,
     }
     shapes_kw = {

@@ -3,8 +3,9 @@
 GUI-free. :meth:`napari_oaims.Session.propagate` and :meth:`napari_oaims.Session.suggest_slice`
 are the entry points; this package computes, the session applies (one undoable step, one
 ``propagate`` event). Methods (:data:`METHODS`): ``"ema"``, the student-teacher EMA adapter of
-seed 002 (:mod:`.ema`); ``"frozen"``, the same loop without adaptation; ``"registration"``, the
-nearest anchor's mask warped by 2D optical flow (seed 003 algorithm 2, :mod:`.registration`);
+a thesis on continual test-time adaptation with user scribbles (:mod:`.ema`); ``"frozen"``, the same
+loop without adaptation; ``"registration"``, the nearest anchor's mask warped by 2D optical flow
+(Tian, Chen and Gao, algorithm 2; :mod:`.registration`);
 ``"copy"``, the nearest anchor's mask. Plan, stopping and fusion: :mod:`.run`; settings and the
 values chosen for them: :mod:`.settings`; where to look next: :mod:`.suggest`.
 """

@@ -1,4 +1,5 @@
-"""The student-teacher EMA adapter of seed 002, on temporary copies of the engine's model.
+"""The student-teacher EMA adapter, on temporary copies of the engine's model (from a thesis on
+continual test-time adaptation of interactive segmentation with user scribbles; see the README).
 
 Student and teacher start from the engine's current weights (copied under ``engine.lock``; the
 engine's own weights are never touched) and are not reset between slices. For each slice the
@@ -21,6 +22,9 @@ import torch
 from scipy import ndimage
 from torch.nn import functional as F
 
+from napari_oaims.core.clicks import deepest_point
+from napari_oaims.core.guidance import sigmoid
+from napari_oaims.model.device import as_tensor, predict_logits
 from napari_oaims.model.losses import ccg_weights
 from napari_oaims.propagate.settings import PropagateSettings
 
@@ -49,8 +53,7 @@ def propagation_input(sample: AnchorSample, rng: np.random.Generator) -> np.ndar
         m = ndimage.binary_erosion(m, iterations=-k)
     if not m.any():
         m = sample.target
-    dist = ndimage.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
-    click = np.array([np.unravel_index(int(np.argmax(dist)), dist.shape)], float)
+    click = np.array([deepest_point(m)], float)
     return guidance.encode(sample.x[0], click, np.zeros((0, 2)), m.astype(np.float32))
 
 
@@ -86,14 +89,11 @@ class StudentTeacher:
         self.steps_taken = 0
 
     def _t(self, a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device)
+        return as_tensor(a, self.device)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Teacher logits (B, S, S) for inputs ``x`` (B, 4, S, S)."""
-        if self.device.type == "cpu":
-            torch.set_flush_denormal(True)
-        with torch.inference_mode():
-            return self.teacher(self._t(x))[:, 0].float().cpu().numpy()
+        return predict_logits(self.teacher, x, self.device)
 
     def adapt(
         self, x: np.ndarray, clean_logits: np.ndarray, rng: np.random.Generator, anchors: list[AnchorSample]
@@ -102,14 +102,14 @@ class StudentTeacher:
         ``clean_logits``; returns what it did (for the log)."""
         s = self.settings
         T = s.temperature
-        probs = [1.0 / (1.0 + np.exp(-clean_logits / T))]
+        probs = [sigmoid(clean_logits / T)]
 
         def more(n):
             if n <= 0:
                 return
             batch = np.stack([augment(x, rng) for _ in range(n)])
             logits = self.predict(batch)
-            probs.extend(1.0 / (1.0 + np.exp(-logits / T)))
+            probs.extend(sigmoid(logits / T))
 
         more(s.n_low - 1)
         mean = np.mean(probs, axis=0)

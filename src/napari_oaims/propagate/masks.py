@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from napari_oaims.core import geometry, guidance
+from napari_oaims.core import clicks, geometry, guidance, overlap
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,7 @@ def dice(a: Sparse, b: Sparse) -> float:
     if a.box is None or b.box is None:
         return 1.0 if a.box is None and b.box is None else 0.0
     box = geometry.union(a.box, b.box)
-    ma, mb = a.in_box(box, bool), b.in_box(box, bool)
-    total = np.count_nonzero(ma) + np.count_nonzero(mb)
-    return 2.0 * np.count_nonzero(ma & mb) / total if total else 1.0
+    return overlap.dice(a.in_box(box, bool), b.in_box(box, bool))
 
 
 def xor_area(a: Sparse, b: Sparse) -> int:
@@ -97,15 +95,7 @@ def deepest_points(mask: Sparse, share: float | None) -> np.ndarray:
     ``mask`` with at least ``share`` of the largest component's area; none if ``share`` is None."""
     if share is None or mask.box is None:
         return np.zeros((0, 2), int)
-    crop = np.pad(mask.values > 0.5, 1)
-    lab, n = ndimage.label(crop)
-    if n == 0:
-        return np.zeros((0, 2), int)
-    sizes = np.bincount(lab.ravel())[1:]
-    ids = [i + 1 for i in np.argsort(sizes)[::-1] if sizes[i] >= share * sizes.max()]
-    dist = ndimage.distance_transform_edt(crop)
-    pts = ndimage.maximum_position(dist, lab, ids)
-    return np.array([(y - 1 + mask.box[0], x - 1 + mask.box[1]) for y, x in pts], int).reshape(-1, 2)
+    return clicks.deepest_points(mask.values > 0.5, share) + np.array(mask.box[:2], int)
 
 
 def contrast(image: np.ndarray, mask: np.ndarray) -> float | None:
@@ -113,7 +103,7 @@ def contrast(image: np.ndarray, mask: np.ndarray) -> float | None:
     None when the mask or the ring is empty."""
     if not mask.any():
         return None
-    diameter = 2.0 * np.sqrt(np.count_nonzero(mask) / np.pi)
+    diameter = geometry.diameter(np.count_nonzero(mask))
     width = int(np.clip(round(0.2 * diameter), 2, 12))
     ring = ndimage.binary_dilation(mask, iterations=width) & ~mask
     if not ring.any():

@@ -1,4 +1,5 @@
-"""The registration proxy (seed 003 algorithm 2): an anchor's mask warped onto another slice.
+"""The registration proxy: an anchor's mask warped onto another slice (Tian, Chen and Gao, *A Dynamic
+Interactive Learning Framework for Automated 3D Medical Image Segmentation*, algorithm 2).
 
 Both slices are read on the same local window (around the anchor's mask); the dense 2D optical
 flow from the anchor's crop to the slice's crop (``skimage.registration``, ILK or TV-L1) moves

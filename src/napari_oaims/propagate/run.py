@@ -276,7 +276,7 @@ class _Context:
             if (self.slices_seen - 1) % self.settings.adapt_every == 0:
                 info.update(self.teacher.adapt(x, logits, rng, anchors))
                 logits = self.teacher.predict(x[None])[0]
-        prob = 1.0 / (1.0 + np.exp(-guidance.resize_window(logits, window.size)[wy, wx]))
+        prob = guidance.sigmoid(guidance.resize_window(logits, window.size)[wy, wx])
         return Sparse((ys.start, xs.start, ys.stop, xs.stop), prob.astype(np.float32)), info
 
     # anchor-mask methods ------------------------------------------------------------------

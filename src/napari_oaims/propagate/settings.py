@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-#: Propagation methods: the student-teacher EMA adapter (seed 002), the same loop without
-#: adaptation, the nearest anchor's mask warped by 2D registration (seed 003 algorithm 2), and the
+#: Propagation methods: the student-teacher EMA adapter, the same loop without
+#: adaptation, the nearest anchor's mask warped by 2D registration (Tian, Chen and Gao, algorithm 2), and the
 #: nearest anchor's mask copied.
 METHODS = ("ema", "frozen", "registration", "copy")
 FLOWS = ("ilk", "tvl1")
@@ -26,7 +26,7 @@ class PropagateSettings:
     #: area is at least this share of the largest component's (0: every component; None: none).
     click_share: float | None = 0.15
     #: Move the previous mask onto the slice by 2D optical flow before it is the prior (follows
-    #: objects that move between slices; the registration proxy as a prior, GUIDE 3.4).
+    #: objects that move between slices; the registration proxy as a prior).
     warp_prior: bool = True
 
     # -- stopping beyond the outermost anchors -------------------------------------------------
@@ -44,7 +44,7 @@ class PropagateSettings:
     #: Stop rules also apply between two anchors (default: fill the gap whatever happens).
     stop_between: bool = False
 
-    # -- the EMA adapter (seed 002) -------------------------------------------------------------
+    # -- the student-teacher EMA adapter----------------------------------------------------------
     lr: float = 3e-3  # Adam on the student (grid 1e-4 .. 1e-2, research/propagation/README.md)
     steps: int = 1  # student steps per slice (3 cost 2-3x and gained nothing)
     #: Adapt (augmentations, student step, EMA) on every ``adapt_every``-th slice only; the
@@ -52,13 +52,13 @@ class PropagateSettings:
     #: slice instead of 13-16x) for the same clicks to 0.9 on the benchmark; first-propagation
     #: Dice 0.912 instead of 0.926 on the tuning suite. 1 for the best masks.
     adapt_every: int = 2
-    alpha: float = 0.99  # teacher EMA momentum (seed 002 Table 4.5)
-    lam: float = 2.0  # weight of the interactive loss on the anchors' prompts (seed 002 Table 4.2)
+    alpha: float = 0.99  # teacher EMA momentum (the thesis's Table 4.5)
+    lam: float = 2.0  # weight of the interactive loss on the anchors' prompts (the thesis's Table 4.2)
     temperature: float = 1.5  # on the teacher's logits before the mean over augmentations
     band: tuple[float, float] = (0.4, 0.6)  # "uncertain" mean probability
     ratio_cut: float = 0.3  # uncertain share of the object's box above which N = n_high
     n_low: int = 4
-    n_high: int = 16  # seed 002 Table 4.4: a cap of 16 beats 32
+    n_high: int = 16  # the thesis's Table 4.4: a cap of 16 beats 32
     confident: float = 0.3  # pseudo-label kept where |p - 0.5| >= this ...
     max_std: float = 0.15  # ... and the augmentations' std of p is at most this
     max_anchors: int = 1  # anchors (nearest first) in the student's batch (2 measured the same, at more cost)

@@ -1,10 +1,11 @@
-"""Where the user should look next (seed 003 algorithm 4, adapted to one click at a time).
+"""Where the user should look next (Tian, Chen and Gao, *A Dynamic Interactive Learning Framework for
+Automated 3D Medical Image Segmentation*, algorithm 4, adapted to one click at a time).
 
 Every propagated slice (a plane of the object with a mask but no prompts) is scored by how much
 its mask disagrees with the registration proxy (the nearest anchors' masks warped onto it, fused
 by distance between two anchors): the disagreeing pixels, times ``d / (d + DISTANCE_SCALE)``
 with ``d`` the distance to the nearest anchor (a slice next to an anchor is rarely wrong). The
-best slice is suggested, deterministically (seed 003 samples in proportion to the score; a
+best slice is suggested, deterministically (Tian, Chen and Gao sample in proportion to the score; a
 viewer wants one answer that does not change when asked twice). None when no slice disagrees
 by at least ``MIN_DISAGREEMENT`` of its area.
 """

@@ -1,4 +1,4 @@
-"""Simulated users (GUIDE 3.5), torch-free.
+"""Simulated users, torch-free.
 
 - :mod:`~napari_oaims.simulate.clicks`: error regions and click placement, and
   :func:`~napari_oaims.simulate.clicks.correction_clicks`, the click generator that pretraining and

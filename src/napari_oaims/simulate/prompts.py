@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 from skimage.morphology import skeletonize
 
+from napari_oaims.core.clicks import click_in_region, distance_to_border
 from napari_oaims.core.geometry import bbox
-from napari_oaims.simulate.clicks import click_in_region
 
 BOX_KINDS = ("perfect", "careful", "sloppy")
 CAREFUL_MARGIN = (0.05, 0.10)  # careful box: each side pushed out by U(5%, 10%) of the extent
@@ -78,7 +77,7 @@ def scribble_from_region(region: np.ndarray, rng: np.random.Generator | None = N
     if rng is not None:
         start = tuple(int(v) for v in pts[rng.integers(len(pts))])
     else:
-        dist = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
+        dist = distance_to_border(region)
         start = tuple(int(v) for v in pts[np.argmax(dist[skel])])
     h, w = skel.shape
     parent: dict[tuple[int, int], tuple[int, int] | None] = {start: None}

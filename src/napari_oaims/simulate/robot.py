@@ -1,10 +1,11 @@
-"""Benchmark robots (GUIDE 3.5): a seeded simulated user that clicks one click at a time.
+"""Benchmark robots: a seeded simulated user that clicks one click at a time.
 
-:class:`Robot` clicks on the largest error of the current prediction (placement strategies of
-seed 000), optionally with the realistic click noise of seed 004 (:class:`RealisticNoise`) and
+:class:`Robot` clicks on the largest error of the current prediction (the placement strategies of
+Xu et al., *You Point, I Learn*), optionally with the realistic click noise of Marinov,
+*Interactive Segmentation and Annotation of Medical Images* (:class:`RealisticNoise`), and
 wrong-label clicks (:class:`WrongLabel`); it records every click (see
 :mod:`napari_oaims.simulate.records` to save and replay them). The click primitives live in
-:mod:`napari_oaims.simulate.clicks` and are re-exported here. Importable without torch.
+:mod:`napari_oaims.core.clicks` and are re-exported here. Importable without torch.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from napari_oaims.core.geometry import bbox
-from napari_oaims.simulate.clicks import (
+from napari_oaims.core.clicks import (
     Click,
     check_masks,
     click_in_region,
@@ -24,6 +24,7 @@ from napari_oaims.simulate.clicks import (
     error_components,
     largest_error_component,
 )
+from napari_oaims.core.geometry import bbox
 
 __all__ = [
     "STRATEGIES",
@@ -46,7 +47,8 @@ TargetId = int | str
 
 @dataclass(frozen=True)
 class RealisticNoise:
-    """The noisy robot R5 of seed 004 (eq. 28), adapted to 2D.
+    """The noisy robot R5 of Marinov, *Interactive Segmentation and Annotation of Medical Images*
+    (eq. 28), adapted to 2D.
 
     For every click two independent uniforms ``u1, u2`` are drawn.
     - ``u2 < p_system`` (systematic non-conformity): the click is moved to a plausible *wrong* place
@@ -73,7 +75,7 @@ class RealisticNoise:
 
 @dataclass(frozen=True)
 class WrongLabel:
-    """Wrong-label clicks of seed 000 table 11: the position is kept, the polarity flipped.
+    """Wrong-label clicks of Xu et al., *You Point, I Learn*, table 11: the position is kept, the polarity flipped.
 
     ``fraction``: each click flipped independently with probability ``p`` (paper: 0.4).
     ``first_n``: the first ``n`` clicks of every target flipped (paper: 4).
@@ -106,7 +108,7 @@ def _target_key(target_id: TargetId) -> int:
 class Robot:
     """Seeded simulated user that clicks on the current error, one click per call.
 
-    ``strategy`` places the click: ``center`` (seed 000 protocol: max of the distance transform),
+    ``strategy`` places the click: ``center`` (the deepest point of the error: max of the distance transform),
     ``random`` (uniform in the region), ``edt`` (sampled proportionally to the squared distance
     transform) or ``uniform`` (uniform over all error pixels, not only the largest component). The
     first click after :meth:`reset` is a localisation click in the object (the largest connected

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from napari_oaims.core.events import PROMPT_KINDS, normalise_event
+from napari_oaims.core.geometry import bbox_nd
+from napari_oaims.core.labels import paint
 from napari_oaims.core.overlap import dice
 from napari_oaims.store.layout import LEARNING_RULES_SINCE, written_with
 from napari_oaims.store.session_store import SessionStore
@@ -164,9 +166,8 @@ def replay(
         )
     image = store.image()
     params = store.session_params()
-    replay_labels = np.zeros(tuple(store.meta["spatial_shape"]), np.uint32)
+    state = _State(store, np.zeros(tuple(store.meta["spatial_shape"]), np.uint32))
     sessions = []
-    undone: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # object id -> (its pixels, the labels they replaced)
     s = None
     for e in events:
         kind = e["kind"]
@@ -200,54 +201,11 @@ def replay(
                 engine.adaptation = e["extra"]["adaptation"]  # a log without adapter settings (older version 1 logs)
         if kind in PROMPT_KINDS and s.pending_updates and e["weights"] != engine.weights_hash:
             s.run_pending_updates()  # the recorded update left no event (an adapter that logs nothing)
-        plane, coords = e["plane"], e["coords"]
-        if kind == "click":
-            s.click(s.full_coords(plane, coords), positive=bool(e["label"]))
-        elif kind == "box":
-            s.box(coords, plane=plane)
-        elif kind == "scribble":
-            s.scribble([s.full_coords(plane, yx) for yx in coords], positive=bool(e["label"]))
-        elif kind == "prior":
-            mask = store.prior_mask(e["seq"])
-            if mask is None:
-                report.mismatches.append(f"the prior mask of event seq {e['seq']} was not saved; replay stopped there")
-                break
-            if e["extra"].get("exact"):
-                s.set_mask(mask, plane=plane)
-            else:
-                s.prior(mask, plane=plane)
-        elif kind == "propagate":
-            call = e["extra"].get("call")
-            if not isinstance(call, dict):
-                report.mismatches.append(
-                    f"the propagate event seq {e['seq']} does not record its call; replay stopped there"
-                )
-                break
-            try:
-                s.propagate(**call)
-            except (TypeError, ValueError) as err:
-                raise ValueError(f"session {store.path} is damaged: event seq {e['seq']} (propagate): {err}") from None
-        elif kind in ("undo", "redo", "clear"):
-            getattr(s, kind)()
-        elif kind == "accept":
-            where = np.flatnonzero(s.accept(defer_update=True).mask)  # the object's pixels, as flat indices
-            flat = replay_labels.reshape(-1)
-            undone[e["object"]] = (where, flat[where])
-            flat[where] = e["object"]  # later objects win, as in the store
-        elif kind == "withdraw":  # an accept undone in the viewer: its pixels go back to what was there
-            s.withdraw(e["object"])
-            if e["object"] in undone:
-                where, before = undone[e["object"]]
-                replay_labels.reshape(-1)[where] = before
-        elif kind == "reinstate":  # ... and redone
-            try:
-                s.reinstate(e["object"], e["extra"].get("diameter"))
-            except (TypeError, ValueError) as err:
-                raise ValueError(f"session {store.path} is damaged: event seq {e['seq']} (reinstate): {err}") from None
-            if e["object"] in undone:
-                replay_labels.reshape(-1)[undone[e["object"]][0]] = e["object"]
-        elif kind == "update" and e["object"] < s.object_id and s.pending_updates:
-            s.run_pending_updates()
+        try:
+            _REPLAY.get(kind, _nothing)(s, e, state)
+        except _Stop as stop:
+            report.mismatches.append(str(stop))
+            break
     if s is not None:
         s.run_pending_updates()
     recorded = [e for e in events if e["kind"] != "session"]
@@ -256,7 +214,7 @@ def replay(
     stored = np.asarray(store.labels()[...])
     logged = {e["object"] for e in events if e["kind"] == "accept"}
     for oid in sorted(logged | {o["id"] for o in store.objects()}):
-        a, b = replay_labels == oid, stored == oid
+        a, b = state.labels == oid, stored == oid
         d = dice(a, b)
         same = bool(np.array_equal(a, b))
         status = "ok" if same else ("not in log" if oid not in logged else "not stored" if not b.any() else "differs")
@@ -264,6 +222,102 @@ def replay(
     store.close()
     report.seconds = round(time.perf_counter() - t0, 3)
     return report
+
+
+class _Stop(Exception):
+    """An event the replay cannot re-run: the replay stops there (the message is a mismatch)."""
+
+
+@dataclass
+class _State:
+    """What the event handlers share: the store, the replayed labels (painted like the stored
+    ones: later objects win) and, per accepted object, its region, mask there and the labels
+    there before it (for a withdraw)."""
+
+    store: SessionStore
+    labels: np.ndarray
+    undone: dict[int, tuple] = field(default_factory=dict)
+
+
+def _damaged(state: _State, e: dict, err: Exception) -> ValueError:
+    return ValueError(f"session {state.store.path} is damaged: event seq {e['seq']} ({e['kind']}): {err}")
+
+
+def _prior(s, e: dict, state: _State) -> None:
+    mask = state.store.prior_mask(e["seq"])
+    if mask is None:
+        raise _Stop(f"the prior mask of event seq {e['seq']} was not saved; replay stopped there")
+    if e["extra"].get("exact"):
+        s.set_mask(mask, plane=e["plane"])
+    else:
+        s.prior(mask, plane=e["plane"])
+
+
+def _propagate(s, e: dict, state: _State) -> None:
+    call = e["extra"].get("call")
+    if not isinstance(call, dict):
+        raise _Stop(f"the propagate event seq {e['seq']} does not record its call; replay stopped there")
+    try:
+        s.propagate(**call)
+    except (TypeError, ValueError) as err:
+        raise _damaged(state, e, err) from None
+
+
+def _accept(s, e: dict, state: _State) -> None:
+    mask = s.accept(defer_update=True).mask
+    index = bbox_nd(mask)
+    if index is not None:  # later objects win, as in the store
+        _, _, before = paint(state.labels, index, mask[index], e["object"], overwrite=True)
+        state.undone[e["object"]] = (index, mask[index], before)
+
+
+def _withdraw(s, e: dict, state: _State) -> None:
+    """An accept undone in the viewer: its pixels go back to what was there."""
+    s.withdraw(e["object"])
+    if e["object"] in state.undone:
+        index, crop, before = state.undone[e["object"]]
+        state.labels[index] = np.where(crop, before, state.labels[index])
+
+
+def _reinstate(s, e: dict, state: _State) -> None:
+    """A withdrawn accept redone."""
+    try:
+        s.reinstate(e["object"], e["extra"].get("diameter"))
+    except (TypeError, ValueError) as err:
+        raise _damaged(state, e, err) from None
+    if e["object"] in state.undone:
+        index, crop, _ = state.undone[e["object"]]
+        paint(state.labels, index, crop, e["object"], overwrite=True)
+
+
+def _update(s, e: dict, state: _State) -> None:
+    """A recorded weights update of an earlier object: run the deferred ones now, as the session did."""
+    if e["object"] < s.object_id and s.pending_updates:
+        s.run_pending_updates()
+
+
+def _nothing(s, e: dict, state: _State) -> None:
+    """Events that are records only (a save, an error note, ...)."""
+
+
+#: Event kind -> the Session call that re-runs it. A new event kind that changes the session
+#: needs one row here.
+_REPLAY = {
+    "click": lambda s, e, state: s.click(s.full_coords(e["plane"], e["coords"]), positive=bool(e["label"])),
+    "box": lambda s, e, state: s.box(e["coords"], plane=e["plane"]),
+    "scribble": lambda s, e, state: s.scribble(
+        [s.full_coords(e["plane"], yx) for yx in e["coords"]], positive=bool(e["label"])
+    ),
+    "prior": _prior,
+    "propagate": _propagate,
+    "undo": lambda s, e, state: s.undo(),
+    "redo": lambda s, e, state: s.redo(),
+    "clear": lambda s, e, state: s.clear(),
+    "accept": _accept,
+    "withdraw": _withdraw,
+    "reinstate": _reinstate,
+    "update": _update,
+}
 
 
 def _start_diameters(event: dict[str, Any], previous) -> dict[int, float]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_oaims.core import geometry
 from napari_oaims.store.prompts import Prompts
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -140,7 +141,7 @@ def accepted_diameters(events: list[dict[str, Any]], objects: list[dict[str, Any
     for o in objects:
         if o["area"] > 0:
             area = o["area"] / max(len(o["planes"]), 1)
-            out[int(o["id"])] = logged.get(int(o["id"]), round(float(2.0 * np.sqrt(area / np.pi)), 2))
+            out[int(o["id"])] = logged.get(int(o["id"]), round(geometry.diameter(area), 2))
     return out
 
 

@@ -1,4 +1,4 @@
-"""Scene kinds of the procedural training data beyond isolated objects (GUIDE 3.2).
+"""Scene kinds of the procedural training data beyond isolated objects.
 
 Each scene mimics a layout that real images have and isolated blobs lack: objects nested in
 others, dark structures inside bright texture next to other dark structures, thin curved and

@@ -1,4 +1,4 @@
-"""Procedural training data (GUIDE 3.2): domain-randomised images with instance labels.
+"""Procedural training data: domain-randomised images with instance labels.
 
 Each sample is a square image with 1-14 instances of random kind (ellipses, star-convex blobs,
 elastically deformed blobs, tubes and branching structures), which may touch and occlude each

@@ -25,6 +25,7 @@ from napari.layers import Image, Labels, Layer, Points, Shapes
 from napari.utils.colormaps import DirectLabelColormap
 
 from napari_oaims.core import geometry
+from napari_oaims.plugin import colours
 from napari_oaims.plugin.widget.keys import LayerKeys
 from napari_oaims.plugin.writer import LAYER_ROLE
 
@@ -36,9 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Layer kinds and their default names.
 LAYER_NAMES = {"points": "clicks", "shapes": "boxes & scribbles", "preview": "preview", "objects": "objects"}
-POSITIVE_COLOR = "lime"
-NEGATIVE_COLOR = "red"
-PREVIEW_COLOR = "yellow"
+POSITIVE_COLOR, NEGATIVE_COLOR, PREVIEW_COLOR = colours.POSITIVE, colours.NEGATIVE, colours.PREVIEW
 #: Points drawn along a scribble in the shapes layer (at most).
 SCRIBBLE_VERTICES = 64
 
