@@ -122,3 +122,27 @@ def test_a_forked_child_does_not_keep_the_lock(tmp_path):
     finally:
         child.kill()
         child.join()
+
+
+def test_a_store_dropped_unclosed_frees_the_folder_at_once(tmp_path, nuclei_crop):
+    """A store's parts hold no reference back to the store, so the last reference to an unclosed
+    store gives back the writer lock at once (not at a later garbage collection)."""
+    import gc
+
+    from napari_oaims.store.session_store import SessionStore
+
+    folder = tmp_path / "d.oaims.zarr"
+    store = SessionStore.create(folder, nuclei_crop[0])
+    store.commit_object(1, nuclei_crop[1] == np.unique(nuclei_crop[1])[1])  # every part in use
+    store.write_prompts([[1.0, 2.0]], [True], [], [])
+    assert store.objects() and store.prompts().points.shape == (1, 2)
+    gc.collect()
+    gc.disable()  # only reference counting may free the store here
+    try:
+        del store
+        proc = _writer(folder)  # another process can write the folder now
+    finally:
+        gc.enable()
+    proc.stdin.write(b"\n")
+    proc.stdin.flush()
+    assert proc.wait(timeout=60) == 0

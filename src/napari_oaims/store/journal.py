@@ -30,7 +30,7 @@ import zarr
 
 from napari_oaims.core.events import dumps as _dumps
 from napari_oaims.core.events import normalise_event
-from napari_oaims.store.layout import COMPACT_EVERY, HASH_WIDTH, ROWS_PER_CHUNK
+from napari_oaims.store.layout import COMPACT_EVERY, HASH_WIDTH, ROWS_PER_CHUNK, migrate_events, rebuild_group
 
 #: ``os.open`` flag that refuses to follow a symbolic link (0 where the platform has none).
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -170,11 +170,59 @@ def _log_columns(plane_width: int) -> dict[str, tuple[str, int]]:
     return {k: (d, plane_width if w == -1 else w) for k, (d, w) in _LOG_COLUMNS.items()}
 
 
-class JournalMixin:
-    """The event log and objects table of a :class:`~napari_oaims.store.SessionStore`: reading
-    arrays plus journal, appending through the journal, compaction. An objects-table row is
-    journaled as ``{"object_row": {...}}`` with the new absolute areas of the objects it painted
-    over (``areas``), so that applying a row twice is harmless."""
+class Journal:
+    """The event log and objects table of a session folder: arrays plus journal, appending through
+    the journal, compaction.
+
+    An objects-table row is journaled as ``{"object_row": {...}}`` with the new absolute areas of
+    the objects it painted over (``areas``), so that applying a row twice is harmless.
+
+    Parameters
+    ----------
+    root : zarr.Group
+        The session folder's root group: the journal reads and writes its ``log`` and ``objects``
+        groups only.
+    folder : Path
+        The session folder: the journal file is ``log/journal.jsonl`` in it, and error messages
+        name it.
+    plane_width : int
+        Coordinates per plane index in the log (the number of non-plane spatial axes, at least 1).
+    version : int
+        The format version the folder was written with: older records are migrated on read.
+    lock : threading.RLock
+        The store's lock, held while the journal changes.
+    read_only : bool
+        Open without writing: a torn journal is read but not repaired, and nothing is compacted.
+    """
+
+    def __init__(self, root: zarr.Group, folder: Path, plane_width: int, version: int, lock, read_only: bool):
+        self._root = root
+        self._folder = folder
+        self._lock = lock
+        self._read_only = read_only
+        self._plane_width = plane_width
+        self._log = _Table(node(root, "log"), _log_columns(plane_width))
+        self._objects = _Table(node(root, "objects"), _OBJECT_COLUMNS)
+        self._kinds: dict[str, int] = dict(self._log.group.attrs["kinds"])
+        self._file = folder / "log" / "journal.jsonl"
+        self._end: int | None = None  # where the journal's last whole record ends after a failed cut
+        self._rows = self._read_rows()
+        self._pending_events, self._pending_objects = self._read_journal(repair=not read_only)
+        self._areas = self._current_areas()  # current area of every object (as on disk)
+        migrate_events(self._rows, version)  # an older folder, as today's (in memory)
+        migrate_events(self._pending_events, version)
+        seqs = [e["seq"] for e in self._rows + self._pending_events]
+        self._next_seq = max(seqs) + 1 if seqs else 0
+
+    @property
+    def next_seq(self) -> int:
+        """The ``seq`` the next event gets (one more than the log's last)."""
+        return self._next_seq
+
+    @property
+    def n_objects(self) -> int:
+        """Objects in the table (arrays and journal)."""
+        return len(self._areas)
 
     def _read_rows(self) -> list[dict[str, Any]]:
         cols = self._log.read()
@@ -198,30 +246,30 @@ class JournalMixin:
                     }
                 )
         except (KeyError, ValueError, UnicodeDecodeError) as err:
-            raise ValueError(f"session {self.path} is damaged: log row {len(out)} unreadable ({err})") from err
+            raise ValueError(f"session {self._folder} is damaged: log row {len(out)} unreadable ({err})") from err
         return out
 
     def _read_journal(self, repair: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Journal records not yet in the arrays: (events, objects-table rows). Torn records are
         dropped with a warning (and, with ``repair``, removed from the file)."""
-        if not self._journal.is_file():
+        if not self._file.is_file():
             return [], []
-        data = self._journal.read_bytes()
+        data = self._file.read_bytes()
         records, dropped, garbled = parse_journal(data)
         if garbled is not None:
-            raise ValueError(f"session {self.path} is damaged: {self._journal} line {garbled} is garbled")
+            raise ValueError(f"session {self._folder} is damaged: {self._file} line {garbled} is garbled")
         if dropped:
             warnings.warn(
-                f"session {self.path}: {self._journal.name} held {', '.join(dropped)}, left by a crash or a "
+                f"session {self._folder}: {self._file.name} held {', '.join(dropped)}, left by a crash or a "
                 f"full disk; dropped, every whole record is kept ({len(records)})",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
             if repair:
                 clean = b"".join((_dumps(r) + "\n").encode() for r in records)
-                tmp = self._journal.with_name(f".{self._journal.name}.repair")
+                tmp = self._file.with_name(f".{self._file.name}.repair")
                 tmp.write_bytes(clean)
-                os.replace(tmp, self._journal)
+                os.replace(tmp, self._file)
         done = {e["seq"] for e in self._rows}
         done_ids = set(self._objects.read()["id"].tolist())
         events, objects = [], []
@@ -255,7 +303,7 @@ class JournalMixin:
             areas[r["id"]] = r["area"]
         return areas
 
-    def _record_object(
+    def record_object(
         self,
         object_id: int,
         area: int,
@@ -276,12 +324,12 @@ class JournalMixin:
             "planes": planes,
             "areas": updates,
         }
-        self._journal_write({"object_row": row})
+        self._write({"object_row": row})
         self._pending_objects.append(row)
         self._areas.update(dict(updates))
         self._areas[row["id"]] = row["area"]
         if compact:
-            self._compact_if_due()
+            self.compact_if_due()
 
     # -- event log -------------------------------------------------------------------------------
     def events(self) -> list[dict[str, Any]]:
@@ -289,30 +337,29 @@ class JournalMixin:
         with self._lock:
             return sorted(self._rows + self._pending_events, key=lambda e: e["seq"])
 
-    def append_event(self, event: dict[str, Any]) -> None:
+    def append(self, event: dict[str, Any]) -> None:
         """Append one event to the log (journal write now, compaction into the arrays when due)."""
-        self._writable()
         ev = normalise_event(event)
         with self._lock:
-            self._journal_write(ev)
+            self._write(ev)
             self._pending_events.append(ev)
             self._next_seq = max(self._next_seq, ev["seq"] + 1)
-            self._compact_if_due()
+            self.compact_if_due()
 
-    def _journal_write(self, record: dict[str, Any]) -> None:
+    def _write(self, record: dict[str, Any]) -> None:
         """Append one record as one ``write(2)`` (all or nothing on ``kill -9``). A short write (a
         full disk) is taken back and raises ``OSError``: a torn record is never followed."""
         line = (_dumps(record) + "\n").encode()
         try:
-            fd = os.open(self._journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o644)
+            fd = os.open(self._file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o644)
         except PermissionError as err:
-            raise PermissionError(f"cannot write the session log {self._journal}: {err}") from err
+            raise PermissionError(f"cannot write the session log {self._file}: {err}") from err
         try:
             start = os.fstat(fd).st_size
-            if self._journal_end is not None and start > self._journal_end:
-                os.ftruncate(fd, self._journal_end)  # a torn record left by a failed write
-                start = self._journal_end
-            self._journal_end = None
+            if self._end is not None and start > self._end:
+                os.ftruncate(fd, self._end)  # a torn record left by a failed write
+                start = self._end
+            self._end = None
             written, failure = 0, None
             while written < len(line) and failure is None:  # a short write: the next one says why
                 try:
@@ -324,33 +371,34 @@ class JournalMixin:
                     if n == 0:
                         failure = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             if failure is not None:
-                self._journal_end = start
+                self._end = start
                 os.ftruncate(fd, start)  # may fail too: then the next write cuts the torn record
-                self._journal_end = None
+                self._end = None
                 raise OSError(
                     failure.errno,
-                    f"the session log {self._journal} took {written} of {len(line)} bytes "
+                    f"the session log {self._file} took {written} of {len(line)} bytes "
                     f"({failure.strerror or failure}); the record was taken back and is written again "
                     "at the next event",
                 ) from failure
         finally:
             os.close(fd)
 
-    def _compact_if_due(self) -> None:
+    def compact_if_due(self) -> None:
+        """Compact when :data:`~napari_oaims.store.layout.COMPACT_EVERY` records wait in the journal."""
         if len(self._pending_events) + len(self._pending_objects) >= COMPACT_EVERY:
             self.compact()
 
     def compact(self) -> None:
         """Move the journal's records into the log and objects arrays, then empty the journal."""
         with self._lock:
-            if self.read_only or not (self._pending_events or self._pending_objects):
+            if self._read_only or not (self._pending_events or self._pending_objects):
                 return
             if self._pending_objects:
                 self._compact_objects()
             if self._pending_events:
                 self._compact_events()
-            if self._journal.exists():
-                truncate(self._journal, 0)
+            if self._file.exists():
+                truncate(self._file, 0)
 
     def _compact_objects(self) -> None:
         n = self._objects.length
@@ -377,7 +425,7 @@ class JournalMixin:
         if new:
             self._kinds.update({k: max(self._kinds.values()) + 1 + i for i, k in enumerate(new)})
             self._log.group.attrs["kinds"] = self._kinds
-        w = self.plane_width
+        w = self._plane_width
         planes = np.full((len(events), w), -1, np.int32)
         for i, e in enumerate(events):
             if len(e["plane"]) > w:
@@ -405,3 +453,14 @@ class JournalMixin:
         )
         self._rows.extend(events)
         self._pending_events = []
+
+    def replace_objects(self, rows: dict[str, np.ndarray]) -> None:
+        """Compact, then replace the objects table by ``rows`` (one array per column), built beside
+        the old table and swapped in."""
+        with self._lock:
+            self.compact()
+            group = rebuild_group(
+                self._root, self._folder, "objects", lambda g: _Table.create(g, _OBJECT_COLUMNS).append(rows)
+            )
+            self._objects = _Table(group, _OBJECT_COLUMNS)
+            self._areas = self._current_areas()

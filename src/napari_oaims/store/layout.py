@@ -91,6 +91,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,35 @@ def _replace_dir(tmp: Path, target: Path) -> None:
     tmp.rename(target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def rebuild_group(root, folder: Path, name: str, build: Callable[[Any], Any]):
+    """Build group ``name`` of the session folder afresh beside the old one (``build`` fills the
+    new, empty Zarr group), then swap the folders; returns the new group."""
+    tmp_name = f"{_TMP_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
+    build(root.create_group(tmp_name))
+    _replace_dir(folder / tmp_name, folder / name)
+    return root[name]
+
+
+class FolderAttrs:
+    """The session's attributes (root group attr ``napari_oaims``): :attr:`meta` to read them,
+    :meth:`update` to change them on disk.
+
+    Parameters
+    ----------
+    root : zarr.Group
+        The session folder's root group; only its ``napari_oaims`` attribute is read or written.
+    """
+
+    def __init__(self, root):
+        self._root = root
+        self.meta: dict[str, Any] = dict(root.attrs[ATTRS_KEY])
+
+    def update(self, **changes: Any) -> None:
+        """Set ``changes`` in :attr:`meta` and write all the attributes."""
+        self.meta.update(changes)
+        self._root.attrs[ATTRS_KEY] = self.meta
 
 
 def _recover_swaps(folder: Path) -> None:

@@ -8,7 +8,9 @@ napari shape type). A session without that group gets the prompts its log implie
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,7 @@ from zarr.storage import LocalStore
 
 from napari_oaims.core import geometry
 from napari_oaims.core.events import PROMPT_KINDS
+from napari_oaims.store.layout import rebuild_group
 
 
 @dataclass
@@ -29,15 +32,38 @@ class Prompts:
     shape_types: list[str]
 
 
-class PromptLayersMixin:
-    """:meth:`write_prompts` and :meth:`prompts` of a :class:`~napari_oaims.store.SessionStore`."""
+class PromptLayers:
+    """The prompt layers of a session folder (``prompts/``), or those its log implies.
 
-    def write_prompts(self, points, point_positive, shapes, shape_types) -> None:
+    Parameters
+    ----------
+    root : zarr.Group
+        The session folder's root group; only its ``prompts`` group is written.
+    folder : Path
+        The session folder (``prompts/`` is read from it; messages name it).
+    ndim : int
+        Spatial dimensions of the image (coordinates per point or vertex).
+    plane_axes : tuple of int
+        The session's plane axes (to place a logged prompt in the image).
+    events : callable
+        ``events()``: the session's log, for the prompts it implies.
+    lock : threading.RLock
+        The store's lock, held while the layers are replaced.
+    """
+
+    def __init__(self, root: zarr.Group, folder: Path, ndim: int, plane_axes, events: Callable[[], list[dict]], lock):
+        self._root = root
+        self._folder = folder
+        self._ndim = ndim
+        self._plane_axes = plane_axes
+        self._events = events
+        self._lock = lock
+
+    def write(self, points, point_positive, shapes, shape_types) -> None:
         """Store the prompt layers: ``points`` (N, ndim) with ``point_positive`` (N,), ``shapes`` a list
         of (K_i, ndim) vertex arrays with ``shape_types`` ("rectangle", "path", ...). Replaces the
         previous prompt layers atomically."""
-        self._writable()
-        ndim = len(self.meta["spatial_shape"])
+        ndim = self._ndim
         pts = np.asarray(points, np.float64).reshape(-1, ndim) if len(points) else np.zeros((0, ndim))
         pos = np.asarray(point_positive, bool).reshape(-1)
         if len(pos) != len(pts):
@@ -60,18 +86,17 @@ class PromptLayersMixin:
                 t[:] = np.array(types, dtype=object)
 
         with self._lock:
-            self._rebuild_group("prompts", build)
+            rebuild_group(self._root, self._folder, "prompts", build)
 
-    def prompts(self) -> Prompts:
+    def read(self) -> Prompts:
         """The stored prompt layers, or, if none were written, the prompts of the log (accepted and
         current objects, undo/redo applied): clicks as points, boxes as rectangles, scribbles as paths."""
-        ndim = len(self.meta["spatial_shape"])
-        if (self.path / "prompts" / "zarr.json").is_file():
+        if (self._folder / "prompts" / "zarr.json").is_file():
             try:
-                return read_prompt_layers(self.path, ndim)
+                return read_prompt_layers(self._folder, self._ndim)
             except Exception as err:  # noqa: BLE001 - whatever Zarr raises for a damaged node
-                raise ValueError(f"session {self.path} is damaged: prompt layers unreadable ({err})") from err
-        return prompts_from_events(self.events(), self.meta["session"]["plane_axes"], ndim)
+                raise ValueError(f"session {self._folder} is damaged: prompt layers unreadable ({err})") from err
+        return prompts_from_events(self._events(), self._plane_axes, self._ndim)
 
 
 def read_prompt_layers(path, ndim: int) -> Prompts:

@@ -59,72 +59,65 @@ class ResumeState:
         )
 
 
-class ResumeMixin:
-    """:meth:`resume` of a :class:`~napari_oaims.store.SessionStore`."""
+def resume(store: "SessionStore", engine: "Engine | None" = None, device="auto") -> ResumeState:
+    """Continue the session saved in ``store`` (open for writing), through its public calls only;
+    see :meth:`SessionStore.resume <napari_oaims.store.SessionStore.resume>`."""
+    from napari_oaims.model import load_weights
 
-    def resume(self, engine: "Engine | None" = None, device="auto") -> ResumeState:
-        """Continue the saved session: restores the adapted weights (into ``engine`` if given, which
-        must have the same base weights), and returns a new autosaved Session whose log continues
-        the stored one (``seq`` and object ids go on), with the image, labels and prompt layers."""
-        self._writable()
-        from napari_oaims.model import load_weights
+    events = store.events()
+    if [e["seq"] for e in events] != list(range(len(events))):
+        raise ValueError(f"session {store.path} is damaged: its log has gaps in seq")
+    if engine is None:
+        engine = store.load_engine(device)
+        if store.model_path() is None:  # no adapted weights yet: the adapter the log last used
+            logged = [e["extra"]["adapter"] for e in events if isinstance((e.get("extra") or {}).get("adapter"), dict)]
+            if logged:
+                from napari_oaims.adapt import adapter_from_settings
 
-        events = self.events()
-        if [e["seq"] for e in events] != list(range(len(events))):
-            raise ValueError(f"session {self.path} is damaged: its log has gaps in seq")
-        if engine is None:
-            engine = self.load_engine(device)
-            if self.model_path() is None:  # no adapted weights yet: the adapter the log last used
-                logged = [
-                    e["extra"]["adapter"] for e in events if isinstance((e.get("extra") or {}).get("adapter"), dict)
-                ]
-                if logged:
-                    from napari_oaims.adapt import adapter_from_settings
-
-                    engine.adaptation = adapter_from_settings(logged[-1])
-        elif self.model_path() is not None:
-            base = self.meta.get("base_hash")
-            if base is not None and engine.base_hash != base:
-                raise ValueError(
-                    f"session {self.path} was adapted from base weights {base}; the given engine's base "
-                    f"weights are {engine.base_hash}"
-                )
-            try:
-                model, config = load_weights(self.model_path())
-            except (FileNotFoundError, ValueError) as err:
-                raise ValueError(f"session {self.path} is damaged: its saved weights cannot be loaded ({err})") from err
-            with engine.lock:
-                engine.model.load_state_dict(model.state_dict())
-                engine.weights_changed()
-                engine.updates = int(config.get("adapted_from", {}).get("updates", 0))
-        image = self.image()
-        session = engine.session(image, **self.session_params())
-        objects = self.objects()
-        accepted = [e["object"] for e in events if e["kind"] == "accept"] + [o["id"] for o in objects]
-        session.object_id = max(accepted, default=0) + 1
-        session.accepted_diameters = accepted_diameters(events, objects)
-        start = session.events[-1]
-        start.update(seq=len(events), object=session.object_id)
-        start["extra"]["resumed"] = True
-        # What object size "auto" starts from here, so that a replay starts from it too.
-        start["extra"]["accepted_diameters"] = {str(k): v for k, v in session.accepted_diameters.items()}
-        session.events = list(events) + [start]
-        self.attach(session)
-        logged = next((e["weights"] for e in reversed(events) if e.get("weights")), engine.weights_hash)
-        return ResumeState(
-            self,
-            engine,
-            session,
-            image,
-            self.labels(),
-            self.prompts(),
-            objects,
-            session.events,
-            weights=engine.weights_hash,
-            weights_match=engine.weights_hash == logged,
-            logged_weights=logged,
-            lost_updates=lost_updates(events, engine.weights_hash),
-        )
+                engine.adaptation = adapter_from_settings(logged[-1])
+    elif store.model_path() is not None:
+        base = store.meta.get("base_hash")
+        if base is not None and engine.base_hash != base:
+            raise ValueError(
+                f"session {store.path} was adapted from base weights {base}; the given engine's base "
+                f"weights are {engine.base_hash}"
+            )
+        try:
+            model, config = load_weights(store.model_path())
+        except (FileNotFoundError, ValueError) as err:
+            raise ValueError(f"session {store.path} is damaged: its saved weights cannot be loaded ({err})") from err
+        with engine.lock:
+            engine.model.load_state_dict(model.state_dict())
+            engine.weights_changed()
+            engine.updates = int(config.get("adapted_from", {}).get("updates", 0))
+    image = store.image()
+    session = engine.session(image, **store.session_params())
+    objects = store.objects()
+    accepted = [e["object"] for e in events if e["kind"] == "accept"] + [o["id"] for o in objects]
+    session.object_id = max(accepted, default=0) + 1
+    session.accepted_diameters = accepted_diameters(events, objects)
+    start = session.events[-1]
+    start.update(seq=len(events), object=session.object_id)
+    start["extra"]["resumed"] = True
+    # What object size "auto" starts from here, so that a replay starts from it too.
+    start["extra"]["accepted_diameters"] = {str(k): v for k, v in session.accepted_diameters.items()}
+    session.events = list(events) + [start]
+    store.attach(session)
+    logged = next((e["weights"] for e in reversed(events) if e.get("weights")), engine.weights_hash)
+    return ResumeState(
+        store,
+        engine,
+        session,
+        image,
+        store.labels(),
+        store.prompts(),
+        objects,
+        session.events,
+        weights=engine.weights_hash,
+        weights_match=engine.weights_hash == logged,
+        logged_weights=logged,
+        lost_updates=lost_updates(events, engine.weights_hash),
+    )
 
 
 def accepted_diameters(events: list[dict[str, Any]], objects: list[dict[str, Any]]) -> dict[int, float]:

@@ -2,12 +2,12 @@
 
 The folder layout is documented in :mod:`napari_oaims.store.layout`, the tables and journal in
 :mod:`napari_oaims.store.journal`, autosave in :mod:`napari_oaims.store.autosave` and resuming in
-:mod:`napari_oaims.store.resume`.
+:mod:`napari_oaims.store.resume`. :class:`SessionStore` makes and opens a folder and holds the
+parts that read and write it.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import threading
@@ -24,37 +24,34 @@ import zarr
 from zarr.storage import LocalStore
 
 from napari_oaims.core.events import KIND_CODES
-from napari_oaims.core.events import dumps as _dumps
 from napari_oaims.core.files import open_image
-from napari_oaims.core.geometry import bbox_nd
-from napari_oaims.core.labels import object_planes, paint, planes_of_labels
-from napari_oaims.store.autosave import AutosaveMixin
+from napari_oaims.store.autosave import Autosave, ModelFiles, Priors
 from napari_oaims.store.folder import acquire_writer, check_links, release_writer
-from napari_oaims.store.journal import _OBJECT_COLUMNS, JournalMixin, _log_columns, _Table, node
+from napari_oaims.store.image import StoredImage, dataset_path
+from napari_oaims.store.journal import _OBJECT_COLUMNS, Journal, _log_columns, _Table, node
+from napari_oaims.store.labels import LabelImage
 from napari_oaims.store.layout import (
-    _TMP_PREFIX,
     ATTRS_KEY,
     FORMAT,
     FORMAT_VERSION,
     LABELS_NAME,
     REFERENCE_THRESHOLD,
     SUFFIX,
+    FolderAttrs,
     _can_write,
     _check_writable_target,
     _recover_swaps,
     _replace_dir,
-    check_reference,
     file_digest,
     is_session,
-    migrate_events,
     read_format,
     reference_info,
     write_image,
     write_labels_image,
     written_with,
 )
-from napari_oaims.store.prompts import PromptLayersMixin, Prompts, prompts_from_events
-from napari_oaims.store.resume import ResumeMixin, ResumeState, accepted_diameters
+from napari_oaims.store.prompts import PromptLayers, Prompts, prompts_from_events
+from napari_oaims.store.resume import ResumeState, accepted_diameters, resume
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
@@ -75,63 +72,86 @@ __all__ = [
 SALVAGE_HINT = "napari_oaims.store.salvage(path) reads its intact parts"
 
 
-class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
+class SessionStore:
     """One ``*.oaims.zarr`` session folder (layout in :mod:`napari_oaims.store.layout`).
 
     Make one with :meth:`create`, reopen one with :meth:`open`. :meth:`attach` autosaves a live
     :class:`~napari_oaims.session.Session`; :meth:`resume` continues a saved one.
+
+    The store holds its parts, each given only what it touches: the folder's attributes
+    (:class:`~napari_oaims.store.layout.FolderAttrs`), the image
+    (:class:`~napari_oaims.store.image.StoredImage`), the log and objects table
+    (:class:`~napari_oaims.store.journal.Journal`), the label image
+    (:class:`~napari_oaims.store.labels.LabelImage`), prior masks and saved weights
+    (:class:`~napari_oaims.store.autosave.Priors`, :class:`~napari_oaims.store.autosave.ModelFiles`),
+    the prompt layers (:class:`~napari_oaims.store.prompts.PromptLayers`) and the following of a
+    live session (:class:`~napari_oaims.store.autosave.Autosave`). One lock serialises them.
     """
 
     def __init__(self, path: Path, root: zarr.Group, read_only: bool):
         self.path = path
         self.root = root
         self.read_only = read_only
-        self.error: BaseException | None = None  #: the last autosave failure (None when all is saved)
-        #: called with the error when autosave starts failing, and with None when it works again
-        self.on_error: Callable[[BaseException | None], None] | None = None
         self._lock = threading.RLock()
         self._unlock: weakref.finalize | None = None  # gives back the writer lock (writable stores)
-        self._session: "Session | None" = None
-        self._pending_events: list[dict] = []  # journal records not yet in the arrays (they are on disk)
-        self._pending_objects: list[dict] = []
-        self._areas: dict[int, int] = {}  # current area of every object (as on disk)
-        self._next_seq = 0
-        self._journal_end: int | None = None  # where the journal's last whole record ends after a failed cut
-        self._unpainted: dict[int, Any] = {}  # accepted objects (by event seq) not yet in the labels
-        self._saved_priors: set[int] = set()
-        self._model_hash: str | None = None
-        self._model_pending: set[int] = set()  # objects whose weights updates are not in model/current yet
-        self._model_saved_at = 0.0
         try:
-            meta = root.attrs[ATTRS_KEY]
-            self.meta: dict[str, Any] = dict(meta)
+            self._attrs = FolderAttrs(root)
+            meta = self._attrs.meta
             self.plane_width = int(meta["plane_width"])
-            self._labels = node(root, f"labels/{LABELS_NAME}/{self._dataset_path(f'labels/{LABELS_NAME}')}")
-            self._log = _Table(node(root, "log"), _log_columns(self.plane_width))
-            self._objects = _Table(node(root, "objects"), _OBJECT_COLUMNS)
-            self._kinds: dict[str, int] = dict(self._log.group.attrs["kinds"])
-            if self.meta["image"]["mode"] == "embedded":
-                self._image_array = node(root, self._dataset_path(""))
-            self._journal = path / "log" / "journal.jsonl"
-            self._rows = self._read_rows()
-            self._pending_events, self._pending_objects = self._read_journal(repair=not read_only)
-            self._areas = self._current_areas()
-            migrate_events(self._rows, written_with(self.meta))  # an older folder, as today's (in memory)
-            migrate_events(self._pending_events, written_with(self.meta))
+            labels = node(root, f"labels/{LABELS_NAME}/{dataset_path(root, f'labels/{LABELS_NAME}')}")
+            self._image = StoredImage(root, path, self._attrs, read_only)
+            self._journal = Journal(root, path, self.plane_width, written_with(meta), self._lock, read_only)
+            plane_axes = meta["session"]["plane_axes"]
+            self._labels = LabelImage(labels, plane_axes, self._journal, self._lock)
+            ndim = len(meta["spatial_shape"])
+            self._prompts = PromptLayers(root, path, ndim, plane_axes, self._journal.events, self._lock)
         except Exception as err:  # noqa: BLE001 - whatever Zarr raises for a broken node: a damaged session
             if isinstance(err, ValueError) and str(path) in str(err):
                 raise
             what = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
             raise ValueError(f"session {path} is damaged: {what} ({SALVAGE_HINT})") from err
-        seqs = [e["seq"] for e in self._rows + self._pending_events]
-        self._next_seq = max(seqs) + 1 if seqs else 0
-        self._saved_priors = {int(k) for k in root["priors"].array_keys()} if "priors" in root else set()
-        model_json = path / "model" / "current.json"
-        if model_json.is_file():
-            try:
-                self._model_hash = json.loads(model_json.read_text()).get("weights_hash")
-            except ValueError as err:
-                raise ValueError(f"session {path} is damaged: {model_json} is not valid JSON") from err
+        self._priors = Priors(root)
+        self._models = ModelFiles(path, self._attrs, self._lock)
+        me = weakref.proxy(self)  # autosave writes through the public calls, without keeping the store alive
+        self._autosave = Autosave(
+            path,
+            self._journal,
+            self._labels,
+            self._priors,
+            self._attrs,
+            self._lock,
+            model_path=self._models.path,
+            append_event=lambda event: me.append_event(event),
+            save_model=lambda engine, name="current": me.save_model(engine, name),
+        )
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The session's attributes (format, image, session parameters, base weights); read only."""
+        return self._attrs.meta
+
+    @property
+    def error(self) -> BaseException | None:
+        """The last autosave failure (None when all is saved)."""
+        return self._autosave.error
+
+    @property
+    def on_error(self) -> Callable[[BaseException | None], None] | None:
+        """Called with the error when autosave starts failing, and with None when it works again."""
+        return self._autosave.on_error
+
+    @on_error.setter
+    def on_error(self, callback: Callable[[BaseException | None], None] | None) -> None:
+        self._autosave.on_error = callback
+
+    @property
+    def model_save_interval_s(self) -> float:
+        """While updates go on, adapted weights are written at most this often (seconds)."""
+        return self._autosave.interval_s
+
+    @model_save_interval_s.setter
+    def model_save_interval_s(self, seconds: float) -> None:
+        self._autosave.interval_s = float(seconds)
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
@@ -327,7 +347,7 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
             if not read_only:
                 _recover_swaps(path)
             store = cls(path, root, read_only)
-            store._check_reference(image_path)
+            store._image.locate(image_path)
         except BaseException:
             if lock is not None:
                 release_writer(lock)
@@ -337,47 +357,9 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
         return store
 
     # -- image -----------------------------------------------------------------------------------
-    def _dataset_path(self, group: str) -> str:
-        g = node(self.root, group) if group else self.root
-        try:
-            return g.attrs["ome"]["multiscales"][0]["datasets"][0]["path"]
-        except (KeyError, IndexError, TypeError) as err:
-            where = group or "the root group"
-            raise ValueError(f"{where} has no valid OME-Zarr multiscales metadata ({err})") from None
-
-    def _check_reference(self, image_path: str | Path | None) -> None:
-        info = self.meta["image"]
-        if info["mode"] != "reference":
-            if image_path is not None:
-                raise ValueError(f"session {self.path} embeds its image; image_path is only for referenced images")
-            return
-        recorded = Path(info["path"])
-        candidate = Path(image_path).absolute() if image_path is not None else recorded
-        if not candidate.exists():
-            if image_path is None:
-                raise FileNotFoundError(
-                    f"session {self.path} references the image file {recorded}, which is missing (moved or "
-                    f"deleted); open it with SessionStore.open({str(self.path)!r}, image_path=NEW_LOCATION)"
-                )
-            raise FileNotFoundError(f"image file not found: {candidate}")
-        check_reference(info, candidate, self.path)
-        if candidate != recorded and not self.read_only:
-            info = {**info, "path": str(candidate)}
-            self.meta["image"] = info
-            self.root.attrs[ATTRS_KEY] = self.meta
-        self._image_array = open_image(candidate)
-
     def image(self):
         """The image, lazily read, in the axis order it was given to :meth:`create`."""
-        info = self.meta["image"]
-        if info["mode"] == "reference":
-            return self._image_array
-        order = info["order"]
-        if order == sorted(order):
-            return self._image_array
-        import dask.array as da
-
-        return da.from_array(self._image_array, chunks=self._image_array.chunks).transpose(np.argsort(order).tolist())
+        return self._image.array()
 
     def session_params(self) -> dict[str, Any]:
         """Keyword arguments of ``Engine.session`` that reproduce the saved session's image handling."""
@@ -388,62 +370,100 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
     # -- labels and objects ----------------------------------------------------------------------
     def labels(self):
         """The accepted-objects label image (a Zarr array; spatial axes of the image)."""
-        return self._labels
+        return self._labels.array
 
     def commit_object(self, object_id: int, mask: np.ndarray, class_id: int = 1, class_name: str = "object") -> None:
         """Write an accepted object's mask (image spatial shape) into the labels (its region only;
         it wins over earlier objects there) and add it to the objects table."""
         self._writable()
-        mask = np.asarray(mask, bool)
-        if mask.shape != self._labels.shape:
-            raise ValueError(f"object mask has shape {mask.shape}; the labels have shape {self._labels.shape}")
-        index = bbox_nd(mask)
-        if index is None:
-            raise ValueError(f"object {object_id} has an empty mask")
-        planes = object_planes(mask, self.meta["session"]["plane_axes"])
-        with self._lock:
-            area, overwritten, _ = paint(self._labels, index, mask[index], object_id)
-            self._record_object(object_id, area, [list(p) for p in planes], overwritten, class_id, class_name)
+        self._labels.commit(object_id, mask, class_id, class_name)
 
     def write_labels(self, labels: np.ndarray, class_name: str = "object") -> None:
         """Replace the whole label image (e.g. edited in napari) and rebuild the objects table
         (class ids and names of ids already in the table are kept)."""
         self._writable()
-        labels = np.asarray(labels)
-        if labels.shape != self._labels.shape:
-            raise ValueError(
-                f"labels of shape {labels.shape} do not fit the session image (labels shape {self._labels.shape})"
-            )
-        if labels.dtype.kind not in "biu" or (labels.size and labels.min() < 0):
-            raise ValueError(f"labels must hold non-negative integers, got dtype {labels.dtype}")
-        known = {o["id"]: o for o in self.objects()}
-        ids, areas = np.unique(labels, return_counts=True)
-        keep = ids != 0
-        ids, areas = ids[keep], areas[keep]
-        planes = planes_of_labels(labels, self.meta["session"]["plane_axes"])
-        old = [known.get(int(i), {}) for i in ids]
-        rows = {
-            "id": ids.astype(np.int32),
-            "class_id": np.array([o.get("class_id", 1) for o in old], np.int32),
-            "class_name": np.array([o.get("class_name", class_name) for o in old], dtype=object),
-            "area": areas.astype(np.int64),
-            "planes": np.array([_dumps(planes[int(i)]) for i in ids], dtype=object),
-        }
-        with self._lock:
-            self.compact()
-            self._labels[...] = labels.astype(np.uint32)
-            group = self._rebuild_group("objects", lambda g: _Table.create(g, _OBJECT_COLUMNS).append(rows))
-            self._objects = _Table(group, _OBJECT_COLUMNS)
-            self._areas = self._current_areas()
+        self._labels.replace(labels, class_name)
 
-    def _rebuild_group(self, name: str, build) -> zarr.Group:
-        """Build group ``name`` afresh beside the old one, then swap the folders."""
-        tmp_name = f"{_TMP_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
-        build(self.root.create_group(tmp_name))
-        _replace_dir(self.path / tmp_name, self.path / name)
-        return self.root[name]
+    def objects(self) -> list[dict[str, Any]]:
+        """One dict per object: id, class_id, class_name, area, planes."""
+        return self._journal.objects()
 
     # -- event log -------------------------------------------------------------------------------
+    def events(self) -> list[dict[str, Any]]:
+        """The whole interaction log, ordered by ``seq``."""
+        return self._journal.events()
+
+    def append_event(self, event: dict[str, Any]) -> None:
+        """Append one event to the log (journal write now, compaction into the arrays when due)."""
+        self._writable()
+        self._journal.append(event)
+
+    def compact(self) -> None:
+        """Move the journal's records into the log and objects arrays, then empty the journal."""
+        self._journal.compact()
+
+    def prior_mask(self, seq: int) -> np.ndarray | None:
+        """The prior mask given with the ``prior`` event ``seq`` (None if it was not saved)."""
+        return self._priors.mask(seq)
+
+    # -- prompt layers ---------------------------------------------------------------------------
+    def write_prompts(self, points, point_positive, shapes, shape_types) -> None:
+        """Store the prompt layers: ``points`` (N, ndim) with ``point_positive`` (N,), ``shapes`` a list
+        of (K_i, ndim) vertex arrays with ``shape_types`` ("rectangle", "path", ...). Replaces the
+        previous prompt layers atomically."""
+        self._writable()
+        self._prompts.write(points, point_positive, shapes, shape_types)
+
+    def prompts(self) -> Prompts:
+        """The stored prompt layers, or, if none were written, the prompts of the log (accepted and
+        current objects, undo/redo applied): clicks as points, boxes as rectangles, scribbles as paths."""
+        return self._prompts.read()
+
+    # -- model -----------------------------------------------------------------------------------
+    def save_model(self, engine: "Engine", name: str = "current") -> Path:
+        """Save the engine's (adapted) weights with their metadata in ``model/NAME``."""
+        self._writable()
+        return self._models.save(engine, name)
+
+    def model_path(self, weights: str | None = None) -> Path | None:
+        """The saved current weights (or the snapshot of weights hash ``weights``), None if absent."""
+        return self._models.path(weights)
+
+    def load_engine(self, device="auto") -> "Engine":
+        """An engine with the saved adapted weights (the shipped weights if none were saved)."""
+        return self._models.load_engine(device)
+
+    # -- autosave and resume ---------------------------------------------------------------------
+    def attach(self, session: "Session") -> None:
+        """Autosave ``session``: every event it records from now on (and those not yet saved) is
+        written as it happens, accepted objects go into the labels, weights updates into ``model/``."""
+        self._writable()
+        with self._lock:
+            self._autosave.attach(session)
+            session.subscribe(self._listener(session))
+            self._autosave.catch_up(session)
+
+    def _listener(self, session: "Session"):
+        def listener(event: dict, result=None) -> None:
+            if self._autosave.session is session:
+                self.autosave(session, event, result)
+
+        return listener
+
+    def autosave(self, session: "Session", event: dict, result=None) -> None:
+        """What :meth:`attach` does for each event. Errors are not raised (the session must go on):
+        they are kept in :attr:`error` and reported once (to :attr:`on_error` if set, else as a
+        RuntimeWarning), and saving is retried at the next event; ``on_error(None)`` is called
+        when saving works again."""
+        self._autosave.autosave(session, event, result)
+
+    def resume(self, engine: "Engine | None" = None, device="auto") -> ResumeState:
+        """Continue the saved session: restores the adapted weights (into ``engine`` if given, which
+        must have the same base weights), and returns a new autosaved Session whose log continues
+        the stored one (``seq`` and object ids go on), with the image, labels and prompt layers."""
+        self._writable()
+        return resume(self, engine, device)
+
     def _writable(self) -> None:
         if self.read_only:
             raise PermissionError(f"session {self.path} is open read-only")
@@ -453,14 +473,9 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
         log arrays and give back the writer lock."""
         with self._lock:
             try:
-                if not self.read_only and self._session is not None:
-                    self.autosave(self._session, None)  # events left unsaved by a failed autosave
-                session, self._session = self._session, None
                 if not self.read_only:
-                    if session is not None and self._model_pending:
-                        self.save_model(session.engine)
-                        self._model_pending.clear()
-                    self.compact()
+                    self._autosave.detach()
+                    self._journal.compact()
             finally:
                 if self._unlock is not None:
                     self._unlock()
@@ -472,4 +487,4 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
         self.close()
 
     def __repr__(self) -> str:
-        return f"SessionStore({str(self.path)!r}, events={self._next_seq}, objects={len(self._areas)})"
+        return f"SessionStore({str(self.path)!r}, events={self._journal.next_seq}, objects={self._journal.n_objects})"
