@@ -115,10 +115,24 @@ function render({ model, el }) {
     }
   }
   stackBar.append(cancel, progress, busyLabel);
-  root.appendChild(stackBar);
+  if (stackShape.length) root.appendChild(stackBar);
 
   const canvas = document.createElement("canvas");
   canvas.className = "oaims-canvas";
+  // Where display pixel (y, x) is on the page, and how many pixels a layer shows (tests, benchmark).
+  stats.toClient = (y, x) => {
+    const rect = canvas.getBoundingClientRect();
+    return [rect.left + (view.ox + x * view.scale) * rect.width / canvas.width,
+            rect.top + (view.oy + y * view.scale) * rect.height / canvas.height];
+  };
+  stats.count = (name) => {
+    const c = layers[name];
+    if (!c.width) return 0;
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) n += d[i] > 0;
+    return n;
+  };
   canvas.width = 640; canvas.height = 512;
   root.appendChild(canvas);
   const ctx = canvas.getContext("2d");
@@ -158,7 +172,7 @@ function render({ model, el }) {
   function fit() {
     const w = root.clientWidth || 640;
     canvas.width = Math.max(320, w - 4);
-    canvas.height = Math.min(720, Math.max(320, Math.round(canvas.width * shape[0] / Math.max(1, shape[1]))));
+    canvas.height = Math.min(560, Math.max(320, Math.round(canvas.width * shape[0] / Math.max(1, shape[1]))));
     const s = Math.min(canvas.width / Math.max(1, shape[1]), canvas.height / Math.max(1, shape[0]));
     view.scale = s; view.ox = (canvas.width - s * shape[1]) / 2; view.oy = (canvas.height - s * shape[0]) / 2;
     view.fitted = true;

@@ -1,0 +1,260 @@
+"""The notebook annotator in a real browser: a local Jupyter server, headless Chromium driven by
+selenium, and ``oaims bench notebook``.
+
+:class:`JupyterServer` starts JupyterLab on 127.0.0.1 (a free port, a random token) in a folder;
+:class:`NotebookBrowser` opens a notebook in it in headless Chromium (Debian's ``chromium`` and
+``chromium-driver``; nothing is downloaded), runs its cells and clicks on an annotator's canvas
+with real pointer events; :meth:`JupyterServer.kernel` is a client of the notebook's kernel, to
+read the session the clicks went to.
+
+:func:`bench_notebook` measures, in that browser: the API click (``Session.click`` in the kernel),
+the widget's click-to-overlay latency (from the pointer's release to the overlay region drawn on
+the canvas, measured in the page) at several image sizes, and the time from ``Annotator(...)`` to
+the image on screen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+#: Where Debian puts Chromium and its driver.
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+def browser_missing() -> str | None:
+    """Why no headless Chromium can run here (None: it can)."""
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not Path(path).exists() and shutil.which(Path(path).name) is None:
+            return f"{path} is missing (apt-get install chromium chromium-driver)"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install 'napari-oaims[testing]')"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_notebook(path: Path, cells: list[str]) -> Path:
+    """A notebook of code cells ``cells`` at ``path``."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+    return path
+
+
+class JupyterServer:
+    """JupyterLab on 127.0.0.1 serving ``root`` (context manager); kernels get ``env``."""
+
+    def __init__(self, root: Path, env: dict[str, str] | None = None, timeout: float = 60.0) -> None:
+        self.root = Path(root)
+        self.port = _free_port()
+        self.token = secrets.token_hex(16)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = self.root / "jupyter-server.log"
+        self._env = {**os.environ, **(env or {})}
+        self._timeout = timeout
+        self._proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "JupyterServer":
+        args = [
+            sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
+            f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
+            "--ServerApp.disable_check_xsrf=True", "--LabApp.news_url=None",
+            f"--LabApp.workspaces_dir={self.root / '.workspaces'}",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]  # fmt: skip
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            args.append("--allow-root")  # containers and CI run as root
+        self._proc = subprocess.Popen(args, stdout=self.log.open("w"), stderr=subprocess.STDOUT, env=self._env)
+        end = time.monotonic() + self._timeout
+        while time.monotonic() < end:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited: {self.log.read_text()[-2000:]}")
+            try:
+                self.api("GET", "/api/status")
+                return self
+            except OSError:
+                time.sleep(0.3)
+        raise TimeoutError(f"jupyter lab did not answer within {self._timeout:.0f} s")
+
+    def __exit__(self, *exc) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+
+    def api(self, method: str, path: str) -> Any:
+        """Call the server's REST API."""
+        req = urllib.request.Request(
+            f"{self.url}{path}",
+            method=method,
+            headers={"Authorization": f"token {self.token}"},
+            data=b"" if method == "POST" else None,
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            body = r.read()
+        return json.loads(body) if body else None
+
+    def kernel_id(self, notebook: str) -> str:
+        sessions = [s for s in self.api("GET", "/api/sessions") if s["path"].endswith(notebook)]
+        if not sessions:
+            raise RuntimeError(f"no kernel runs {notebook}")
+        return sessions[0]["kernel"]["id"]
+
+    def kernel(self, notebook: str):
+        """A blocking client of the kernel that runs ``notebook`` (see :func:`run_code`)."""
+        from jupyter_client import BlockingKernelClient
+        from jupyter_core.paths import jupyter_runtime_dir
+
+        client = BlockingKernelClient()
+        client.load_connection_file(str(Path(jupyter_runtime_dir()) / f"kernel-{self.kernel_id(notebook)}.json"))
+        client.start_channels()
+        return client
+
+    def restart_kernel(self, notebook: str) -> None:
+        self.api("POST", f"/api/kernels/{self.kernel_id(notebook)}/restart")
+
+
+def run_code(client, code: str, timeout: float = 120.0) -> Any:
+    """Run ``code`` in the kernel; return the JSON its last line (an expression) evaluates to."""
+    lines = code.strip().splitlines()
+    wrapped = "\n".join([*lines[:-1], f"import json as _json; print('@@' + _json.dumps({lines[-1]}))"])
+    msg_id = client.execute(wrapped)
+    out, error = None, None
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        msg = client.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream" and "@@" in content["text"]:
+            out = json.loads(content["text"].split("@@", 1)[1])
+        elif kind == "error":
+            error = "\n".join(content["traceback"])
+        elif kind == "status" and content["execution_state"] == "idle":
+            break
+    if error:
+        raise RuntimeError(f"kernel code failed: {error}")
+    return out
+
+
+class NotebookBrowser:
+    """Headless Chromium (selenium) on a :class:`JupyterServer` (context manager)."""
+
+    def __init__(self, server: JupyterServer, width: int = 1400, height: int = 1100) -> None:
+        self.server = server
+        self.size = (width, height)
+        self.driver = None
+
+    def __enter__(self) -> "NotebookBrowser":
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                    f"--window-size={self.size[0]},{self.size[1]}"):  # fmt: skip
+            options.add_argument(arg)
+        self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        self.driver.set_script_timeout(120)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.driver is not None:
+            self.driver.quit()
+
+    def wait(self, script: str, timeout: float = 60.0, what: str = "") -> Any:
+        """Wait until JS expression ``script`` is truthy; return its value."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            value = self.driver.execute_script(f"return ({script});")
+            if value:
+                return value
+            time.sleep(0.05)
+        raise TimeoutError(f"waited {timeout:.0f} s for {what or script}")
+
+    def open(self, notebook: str) -> None:
+        """Open ``notebook`` in JupyterLab and wait for its kernel to be idle."""
+        self.driver.get(f"{self.server.url}/lab/tree/{notebook}?token={self.server.token}")
+        self.wait("document.querySelector('.jp-Notebook .jp-Cell .cm-content')", 90, "the notebook")
+        self.wait(
+            "[...document.querySelectorAll('.jp-StatusBar-TextItem')].some(e => e.textContent.includes('| Idle'))",
+            90,
+            "an idle kernel",
+        )
+        notebook = notebook.split("/")[-1]
+        end = time.monotonic() + 60
+        while not any(s["path"].endswith(notebook) for s in self.server.api("GET", "/api/sessions")):
+            if time.monotonic() > end:
+                raise TimeoutError(f"no kernel started for {notebook}")
+            time.sleep(0.2)
+        time.sleep(1.0)  # the page connects to the kernel after the server started it
+        self.driver.execute_script(  # answer JupyterLab's question about news, which covers the page
+            "for (const b of document.querySelectorAll('.jp-Notification-Toast button'))"
+            " if (b.textContent.trim() === 'No') b.click();"
+        )
+
+    def run_all(self, cells: int) -> None:
+        """Run the notebook's ``cells`` cells (Run > Run All Cells)."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.wait import WebDriverWait
+
+        self.wait(f"document.querySelectorAll('.jp-Notebook .jp-Cell').length >= {cells}", 60, "the cells")
+        for xpath in (
+            "//div[contains(@class, 'lm-MenuBar-itemLabel') and text()='Run']",
+            "//div[contains(@class, 'lm-Menu-itemLabel') and text()='Run All Cells']",
+        ):
+            WebDriverWait(self.driver, 60).until(expected_conditions.element_to_be_clickable((By.XPATH, xpath))).click()
+
+    def annotator(self, index: int = 0, timeout: float = 120.0):
+        """The ``index``-th annotator's root element, once its image is shown."""
+        self.wait(
+            f"document.querySelectorAll('.oaims-root[data-image-shown-ms]').length > {index}", timeout, "the annotator"
+        )
+        return self.driver.execute_script(f"return document.querySelectorAll('.oaims-root')[{index}];")
+
+    def js(self, root, expr: str) -> Any:
+        """Evaluate ``expr`` with ``root`` (the annotator's element) and ``o`` (its ``oaims`` state)."""
+        return self.driver.execute_script(f"const root = arguments[0]; const o = root.oaims; return ({expr});", root)
+
+    def click(self, root, y: float, x: float, button: str = "left") -> None:
+        """A real click at display pixel ``(y, x)`` of the annotator (pixel i spans [i, i + 1))."""
+        from selenium.webdriver.common.actions.action_builder import ActionBuilder
+        from selenium.webdriver.common.actions.mouse_button import MouseButton
+
+        self.driver.execute_script("arguments[0].querySelector('canvas').scrollIntoView({block: 'center'});", root)
+        cx, cy = self.js(root, f"o.toClient({y}, {x})")
+        actions = ActionBuilder(self.driver)
+        actions.pointer_action.move_to_location(int(round(cx)), int(round(cy)))
+        code = MouseButton.RIGHT if button == "right" else MouseButton.LEFT
+        actions.pointer_action.pointer_down(code).pointer_up(code)
+        actions.perform()
+
+    def press(self, root, label: str) -> None:
+        """Press the annotator's button with ``data-action`` ``label``."""
+        self.driver.execute_script(f"arguments[0].querySelector('[data-action=\"{label}\"]').click();", root)
+
+    def overlays(self, root) -> int:
+        return int(self.js(root, "o.overlays"))

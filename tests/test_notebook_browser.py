@@ -1,0 +1,127 @@
+"""The notebook annotator in a real browser: JupyterLab on 127.0.0.1, headless Chromium driven by
+selenium with real pointer events and keys; the session is read from the notebook's own kernel.
+
+Screenshots go to ``OAIMS_SCREENSHOTS`` (a folder) when set, else to the test's tmp folder.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_oaims.evaluation.notebook import JupyterServer, NotebookBrowser, browser_missing, run_code, write_notebook
+
+pytestmark = pytest.mark.slow
+MISSING = browser_missing()
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+@pytest.mark.skipif(MISSING is not None, reason=f"no headless browser: {MISSING}")
+def test_annotate_accept_undo_propagate_in_chromium(tmp_path, nuclei):
+    from napari_oaims.store import SessionStore
+    from napari_oaims.training.volumes import VolumeSpec, make_volume
+
+    from conftest import largest_ids, object_centre
+
+    image, labels = nuclei
+    volume, vlabels = make_volume(VolumeSpec(kind="abrupt", shape=(12, 48, 48), seed=3, neighbours=1, blur=0.8))
+    np.save(tmp_path / "nuclei.npy", image)
+    np.save(tmp_path / "volume.npy", volume)
+    write_notebook(
+        tmp_path / "annotate.ipynb",
+        [
+            "import numpy as np\nfrom napari_oaims import Engine\nfrom napari_oaims.notebook import Annotator\n"
+            "engine = Engine.pretrained(device='cpu', adaptation='none')",
+            "annotator = Annotator(np.load('nuclei.npy'), engine=engine, session_path='nuclei.oaims.zarr')\nannotator",
+            "volume = Annotator(np.load('volume.npy'), engine=engine)\nvolume",
+        ],
+    )
+    shots = Path(os.environ.get("OAIMS_SCREENSHOTS", tmp_path / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    env = {"PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    with JupyterServer(tmp_path, env=env) as server, NotebookBrowser(server) as b:
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        b.open("annotate.ipynb")
+        b.run_all(3)
+        root = b.annotator(0)
+        kernel = server.kernel("annotate.ipynb")
+        assert b.js(root, "o.imageShownMs") > 0 and b.js(root, "o.count('preview')") == 0
+
+        # a click: the first overlay appears, and it is the session's mask
+        first, second = largest_ids(labels, 2)
+        y, x = object_centre(labels, first)
+        n = b.overlays(root)
+        b.click(root, y + 0.5, x + 0.5)
+        b.wait(f"arguments[0] === undefined || document.querySelector('.oaims-root').oaims.overlays > {n}", 60)
+        b.wait("document.querySelector('.oaims-root').oaims.latencies.length >= 1", 60, "the click's overlay")
+        kinds = run_code(kernel, "[e['kind'] for e in annotator.session.events]")
+        assert kinds[-2:] == ["click", "predict"]
+        shown = b.js(root, "o.count('preview')")
+        assert shown > 0 and shown == run_code(kernel, "int(annotator.session.mask.sum())")
+        # a second click changes it
+        y2, x2 = object_centre(labels, second)
+        b.click(root, y2 + 0.5, x2 + 0.5)
+        b.wait("document.querySelector('.oaims-root').oaims.latencies.length >= 2", 60, "the second overlay")
+        assert b.js(root, "o.count('preview')") > shown
+        b.driver.save_screenshot(str(shots / "notebook_click.png"))
+
+        # accept with its key: an object in the session, on screen and in the autosaved folder
+        b.driver.execute_script("arguments[0].focus();", root)
+        ActionChains(b.driver).send_keys("k").perform()
+        b.wait("document.querySelector('.oaims-root').oaims.count('objects') > 0", 60, "the accepted object")
+        assert b.js(root, "o.count('preview')") == 0
+        kinds = run_code(kernel, "[e['kind'] for e in annotator.session.events]")
+        assert "accept" in kinds
+        with SessionStore.open(tmp_path / "nuclei.oaims.zarr", read_only=True) as store:
+            assert [o["id"] for o in store.objects()] == [1] and np.asarray(store.labels()[...]).max() == 1
+        b.driver.save_screenshot(str(shots / "notebook_accept.png"))
+        # undo takes the object back (the Undo button)
+        b.press(root, "undo")
+        b.wait("document.querySelector('.oaims-root').oaims.count('objects') === 0", 60, "the undo")
+        assert run_code(kernel, "annotator.session.events[-1]['kind']") == "withdraw"
+
+        # an error is shown in the status line, and the widget goes on
+        b.press(root, "accept")
+        b.wait("document.querySelector('.oaims-message.oaims-error') !== null", 30, "the error")
+        assert "nothing to accept" in b.js(root, "root.querySelector('.oaims-message').textContent")
+
+        # 3D: a click on a slice, Propagate, and the next slices have the object
+        vol = b.annotator(1)
+        z = int(np.argmax((vlabels == 1).sum((1, 2))))
+        b.driver.execute_script(
+            "const s = arguments[0].querySelector('.oaims-slice'); s.value = arguments[1];"
+            "s.dispatchEvent(new Event('change'));",
+            vol,
+            z,
+        )
+        b.wait(f"document.querySelectorAll('.oaims-root')[1].dataset.imageKey === '[{z}]'", 30, "slice z")
+        vy, vx = object_centre((vlabels[z] == 1).astype(int), 1)
+        b.click(vol, vy + 0.5, vx + 0.5)
+        b.wait("document.querySelectorAll('.oaims-root')[1].oaims.latencies.length >= 1", 60, "the 3D click")
+        b.press(vol, "propagate")
+        end = time.monotonic() + 180
+        while "propagate" not in run_code(kernel, "[e['kind'] for e in volume.session.events]"):
+            assert time.monotonic() < end, "the propagation did not finish"
+            time.sleep(0.5)
+        b.driver.execute_script(
+            "const s = arguments[0].querySelector('.oaims-slice'); s.value = arguments[1];"
+            "s.dispatchEvent(new Event('change'));",
+            vol,
+            z + 1,
+        )
+        b.wait(f"document.querySelectorAll('.oaims-root')[1].dataset.imageKey === '[{z + 1}]'", 30, "slice z + 1")
+        b.wait("document.querySelectorAll('.oaims-root')[1].oaims.count('preview') > 0", 30, "the propagated slice")
+        assert b.js(vol, "o.count('preview')") == run_code(kernel, f"int(volume.session.mask[{z + 1}].sum())")
+        b.driver.save_screenshot(str(shots / "notebook_propagate.png"))
+
+        # a restarted kernel leaves a widget that says so
+        kernel.stop_channels()
+        server.restart_kernel("annotate.ipynb")
+        b.wait("document.querySelector('.oaims-root').dataset.connected === 'false'", 30, "'disconnected'")
+        assert "disconnected" in b.js(root, "root.querySelector('.oaims-disconnected').textContent")
+        b.driver.save_screenshot(str(shots / "notebook_disconnected.png"))
