@@ -27,6 +27,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 #: Where Debian puts Chromium and its driver.
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -258,3 +260,164 @@ class NotebookBrowser:
 
     def overlays(self, root) -> int:
         return int(self.js(root, "o.overlays"))
+
+
+# -- oaims bench notebook --------------------------------------------------------------------------
+def bench_image(side: int, objects: int = 24, radius: int = 9, seed: int = 0) -> tuple[np.ndarray, list]:
+    """A procedural ``side`` x ``side`` image: noise with ``objects`` bright discs; their centres."""
+    rng = np.random.default_rng(seed)
+    image = rng.normal(0.1, 0.03, (side, side)).astype(np.float32)
+    yy, xx = np.mgrid[-2 * radius : 2 * radius + 1, -2 * radius : 2 * radius + 1]
+    disc = np.clip(radius + 0.5 - np.hypot(yy, xx), 0, 1).astype(np.float32) * 0.7
+    centres: list[tuple[int, int]] = []
+    while len(centres) < objects:
+        c = tuple(int(v) for v in rng.integers(3 * radius, side - 3 * radius, 2))
+        if all(max(abs(c[0] - d[0]), abs(c[1] - d[1])) > 5 * radius for d in centres):
+            centres.append(c)
+            image[c[0] - 2 * radius : c[0] + 2 * radius + 1, c[1] - 2 * radius : c[1] + 2 * radius + 1] += disc
+    return image, centres
+
+
+def api_clicks(engine, image: np.ndarray, centres: list, warmup: int = 3) -> list[float]:
+    """``Session.click`` times (ms), one click per centre, the object cleared after each (in the kernel)."""
+    import time as _time
+
+    session = engine.session(image)
+    times = []
+    for n, centre in enumerate(list(centres[:warmup]) + list(centres)):
+        t0 = _time.perf_counter()
+        session.click(centre)
+        if n >= warmup:
+            times.append((_time.perf_counter() - t0) * 1e3)
+        session.clear()
+    return times
+
+
+def _cells(sizes: list[int], objects: int, seed: int, adaptation: str, device: str) -> list[str]:
+    cells = [
+        "from napari_oaims import Engine\nfrom napari_oaims.notebook import Annotator\n"
+        "from napari_oaims.evaluation.notebook import api_clicks, bench_image\n"
+        f"engine = Engine.pretrained(device={device!r}, adaptation={adaptation!r})"
+    ]
+    for size in sizes:
+        cells.append(
+            f"image_{size}, centres_{size} = bench_image({size}, objects={objects}, seed={seed})\n"
+            f"annotator_{size} = Annotator(image_{size}, engine=engine)\nannotator_{size}"
+        )
+    return cells
+
+
+def bench_notebook(
+    sizes=(512, 4096),
+    objects: int = 20,
+    warmup: int = 3,
+    seed: int = 0,
+    adaptation: str = "none",
+    device: str = "auto",
+    workdir: Path | None = None,
+    screenshot: Path | None = None,
+) -> dict[str, Any]:
+    """Measure the notebook annotator in headless Chromium against a local JupyterLab (see the
+    module docstring). Returns the summary rows, open times and every latency (ms)."""
+    import tempfile
+
+    from napari_oaims.evaluation.gui import _percentiles
+
+    why = browser_missing()
+    if why is not None:
+        raise RuntimeError(f"no headless browser: {why}")
+    sizes = [int(s) for s in sizes]
+    with tempfile.TemporaryDirectory() as tmp:
+        root_dir = Path(workdir or tmp)
+        write_notebook(root_dir / "bench.ipynb", _cells(sizes, objects + warmup, seed, adaptation, device))
+        src = str(Path(__file__).resolve().parents[2])
+        env = {"PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        out: dict[str, Any] = {"sizes": sizes, "open_ms": {}, "api_ms": {}, "widget_ms": {}, "kernel_ms": {}}
+        with JupyterServer(root_dir, env=env) as server, NotebookBrowser(server) as b:
+            b.open("bench.ipynb")
+            b.run_all(len(sizes) + 1)
+            kernel = server.kernel("bench.ipynb")
+            try:
+                for i, size in enumerate(sizes):
+                    el = b.annotator(i, timeout=300)
+                    out["open_ms"][size] = float(b.js(el, "o.imageShownMs"))
+                    factor = run_code(kernel, f"annotator_{size}.factor")
+                    centres = run_code(kernel, f"centres_{size}")
+                    widget, kernel_ms = [], []
+                    for n, (cy, cx) in enumerate(centres):
+                        seen = int(b.js(el, "o.latencies.length"))
+                        b.click(el, (cy + 0.5) / factor, (cx + 0.5) / factor)
+                        b.wait(
+                            f"document.querySelectorAll('.oaims-root')[{i}].oaims.latencies.length > {seen}",
+                            120,
+                            "the click's overlay",
+                        )
+                        if n >= warmup:
+                            widget.append(float(b.js(el, "o.latencies[o.latencies.length - 1]")))
+                            kernel_ms.append(float(run_code(kernel, f"annotator_{size}.last_latency_ms")))
+                        overlays = b.overlays(el)
+                        b.press(el, "clear")
+                        b.wait(
+                            f"document.querySelectorAll('.oaims-root')[{i}].oaims.overlays > {overlays}", 60, "clear"
+                        )
+                    out["widget_ms"][size] = widget
+                    out["kernel_ms"][size] = kernel_ms
+                    out["api_ms"][size] = run_code(
+                        kernel, f"api_clicks(engine, image_{size}, centres_{size}[{warmup}:], warmup={warmup})", 600
+                    )
+                    if screenshot is not None and i == 0:
+                        b.driver.save_screenshot(str(screenshot))
+            finally:
+                kernel.stop_channels()
+    rows = {}
+    for size in sizes:
+        rows[f"API click {size}"] = _percentiles(out["api_ms"][size])
+        rows[f"widget {size}"] = _percentiles(out["widget_ms"][size])
+    out["summary"] = rows
+    return out
+
+
+def report(out: dict[str, Any]) -> list[str]:
+    """The targets, checked: click-to-overlay p50 within 1.5x the API's + 30 ms; a 4096 image open
+    in under 2 s; a click on the largest image costs the same as on the smallest."""
+    rows, sizes, lines = out["summary"], out["sizes"], []
+    for size in sizes:
+        api, widget = rows[f"API click {size}"]["p50_ms"], rows[f"widget {size}"]["p50_ms"]
+        limit = 1.5 * api + 30
+        lines.append(
+            f"{size} px: click-to-overlay p50 {widget:.0f} ms, target <= 1.5 x {api:.0f} + 30 = {limit:.0f} ms: "
+            f"{'met' if widget <= limit else 'NOT met'}; image open {out['open_ms'][size]:.0f} ms"
+        )
+    big, small = max(sizes), min(sizes)
+    if big != small:
+        extra = rows[f"widget {big}"]["p50_ms"] - rows[f"API click {big}"]["p50_ms"]
+        base = rows[f"widget {small}"]["p50_ms"] - rows[f"API click {small}"]["p50_ms"]
+        lines.append(
+            f"widget overhead over the API click: {base:.0f} ms at {small} px, {extra:.0f} ms at {big} px; "
+            f"{big} px open {out['open_ms'][big]:.0f} ms (target < 2000: "
+            f"{'met' if out['open_ms'][big] < 2000 else 'NOT met'})"
+        )
+    return lines
+
+
+def run(args) -> int:
+    """``oaims bench notebook``."""
+    from napari_oaims.evaluation.common import format_table, write_json
+
+    out = bench_notebook(
+        sizes=args.sizes,
+        objects=args.clicks,
+        warmup=args.warmup,
+        seed=args.seed,
+        adaptation=args.adaptation,
+        device=args.device,
+        screenshot=Path(args.screenshot) if args.screenshot else None,
+    )
+    print(f"headless Chromium, JupyterLab, adaptation {args.adaptation}, {args.clicks} clicks per size")
+    print(format_table(out["summary"], ["clicks", "p50_ms", "p95_ms", "mean_ms", "max_ms"]))
+    for line in report(out):
+        print(line)
+    if args.out:
+        write_json({"settings": {k: str(v) for k, v in vars(args).items() if k != "func"}, **out}, args.out)
+        print(f"saved {args.out}")
+    return 0
