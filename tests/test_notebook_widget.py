@@ -46,8 +46,10 @@ class Browser:
         new = self.messages[self._seen :]
         self._seen = len(self.messages)
         for content, buffers in new:
-            if content["type"] == "image":
+            if content["type"] == "image":  # a new plane: the overlays that follow fill the layers again
                 self.image = np.asarray(Image.open(io.BytesIO(buffers[0])))
+                for layer in self.layers.values():
+                    layer[:] = 0
             elif content["type"] == "overlay" and content["box"] is not None:
                 y0, x0, y1, x1 = content["box"]
                 region = np.asarray(Image.open(io.BytesIO(buffers[0])))
@@ -206,3 +208,30 @@ def test_autosave_and_resume(shared_engine, nuclei_crop, tmp_path):
 def test_import_needs_neither_napari_nor_qt():
     code = "import sys, napari_oaims.notebook; assert not {'napari', 'PyQt6', 'qtpy'} & set(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_example_notebook_runs(tmp_path):
+    """examples/annotate_in_jupyter.ipynb runs top to bottom in a kernel (no browser: the widget's
+    Python side, its session and its autosave)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    from pathlib import Path
+
+    from napari_oaims.store import SessionStore
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "annotate_in_jupyter.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "objects so far: 0" in text and "not saved" in text.splitlines()[-1]
+    views = [
+        o
+        for c in nb.cells
+        for o in c.get("outputs", [])
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
+    assert len(views) == 2
+    with SessionStore.open(tmp_path / "nuclei.oaims.zarr", read_only=True) as store:
+        assert store.events()[0]["kind"] == "session"

@@ -127,7 +127,7 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
         self.jobs = Jobs(self._job_changed)
         self._lock = threading.RLock()  # one session call at a time (the kernel's and the jobs')
         self._last_axis: int | None = None
-        self._image_cache: tuple[tuple[int, ...], bytes] | None = None
+        self._image_cache: tuple[tuple[int, ...], bytes, str] | None = None
         self.session = self._open(image, engine, adaptation, session_path, plane_axes, channel_axis, rgb, device)
         self.engine = self.session.engine
         src = self.session.source
@@ -211,24 +211,23 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
     def send_view(self) -> None:
         """Send the shown plane's image and both overlays (on a new view or a new slice)."""
         key = self._key()
-        self.send(
-            {
-                "type": "image",
-                "key": list(key),
-                "shape": list(transport.display_shape(self.session.source.plane_shape, self.factor)),
-            },
-            [self._image_png(key)],
-        )
-        whole = (0, 0, *self.session.source.plane_shape)
-        self._send_overlay("objects", key, whole, marks=False)
-        self._send_overlay("preview", key, whole)
+        data, mime = self._image_bytes(key)
+        shape = transport.display_shape(self.session.source.plane_shape, self.factor)
+        self.send({"type": "image", "key": list(key), "shape": list(shape), "format": mime}, [data])
+        src = self.session.source
+        whole = (0, 0, *src.plane_shape)
+        # the browser clears both layers with a new image; only what they hold travels
+        objects = geometry.bbox(transport.label_crop(self.labels, src.plane_axes, key, whole) != 0)
+        self._send_overlay("objects", key, objects, marks=False)
+        st = self.session.planes.get(key)
+        self._send_overlay("preview", key, None if st is None else st.bbox)
 
-    def _image_png(self, key: tuple[int, ...]) -> bytes:
+    def _image_bytes(self, key: tuple[int, ...]) -> tuple[bytes, str]:
         if self._image_cache is None or self._image_cache[0] != key:
             with self._lock:
                 grey = transport.grey_plane(self.session.source, key, self.factor)
-            self._image_cache = (key, transport.png(grey))
-        return self._image_cache[1]
+            self._image_cache = (key, *transport.image_bytes(grey))
+        return self._image_cache[1], self._image_cache[2]
 
     def _send_overlay(self, layer: str, key, box, reply_to=None, marks: bool = True, entry=None) -> None:
         """Send ``layer`` ("preview" or "objects") of plane ``key`` in plane box ``box``."""

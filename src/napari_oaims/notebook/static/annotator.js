@@ -20,8 +20,8 @@ function keyName(spec) {
   return { shift: parts.includes("Shift"), key: parts[parts.length - 1].toLowerCase() };
 }
 
-async function decode(buffer) {
-  return await createImageBitmap(new Blob([buffer], { type: "image/png" }));
+async function decode(buffer, type = "image/png") {
+  return await createImageBitmap(new Blob([buffer], { type }));
 }
 
 function render({ model, el }) {
@@ -191,16 +191,31 @@ function render({ model, el }) {
     layers.image.getContext("2d").putImageData(img, 0, 0);
   }
 
-  function draw() {
+  // Draw the view; with ``region`` (display px [y0, x0, y1, x1]) only that part of it, so that a
+  // click on a large image costs the browser no more than on a small one.
+  function draw(region = null) {
+    ctx.save();
     ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.fillStyle = "#111"; ctx.fillRect(0, 0, canvas.width, canvas.height);
-    if (!grey) return;
+    let [y0, x0, y1, x1] = [0, 0, shape[0], shape[1]];
+    if (region) {
+      [y0, x0, y1, x1] = [Math.max(0, Math.floor(region[0])), Math.max(0, Math.floor(region[1])),
+                          Math.min(shape[0], Math.ceil(region[2])), Math.min(shape[1], Math.ceil(region[3]))];
+      if (y1 <= y0 || x1 <= x0) { ctx.restore(); return; }
+      const sx = Math.floor(view.ox + x0 * view.scale) - 1, sy = Math.floor(view.oy + y0 * view.scale) - 1;
+      const ex = Math.ceil(view.ox + x1 * view.scale) + 1, ey = Math.ceil(view.oy + y1 * view.scale) + 1;
+      ctx.beginPath(); ctx.rect(sx, sy, ex - sx, ey - sy); ctx.clip();
+      ctx.fillStyle = "#111"; ctx.fillRect(sx, sy, ex - sx, ey - sy);
+    } else {
+      ctx.fillStyle = "#111"; ctx.fillRect(0, 0, canvas.width, canvas.height);
+    }
+    if (!grey) { ctx.restore(); return; }
     ctx.setTransform(view.scale, 0, 0, view.scale, view.ox, view.oy);
     ctx.imageSmoothingEnabled = view.scale < 1;
-    ctx.drawImage(layers.image, 0, 0);
+    const w = x1 - x0, h = y1 - y0;
+    ctx.drawImage(layers.image, x0, y0, w, h, x0, y0, w, h);
     ctx.globalAlpha = model.get("opacity");
-    ctx.drawImage(layers.objects, 0, 0);
-    ctx.drawImage(layers.preview, 0, 0);
+    ctx.drawImage(layers.objects, x0, y0, w, h, x0, y0, w, h);
+    ctx.drawImage(layers.preview, x0, y0, w, h, x0, y0, w, h);
     ctx.globalAlpha = 1;
     const r = 4 / view.scale;
     ctx.lineWidth = 2 / view.scale;
@@ -226,15 +241,34 @@ function render({ model, el }) {
       ctx.strokeStyle = drag.positive ? "#2ecc40" : "#ff4136";
       ctx.beginPath(); drag.points.forEach(([y, x], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y))); ctx.stroke();
     }
+    ctx.restore();
+  }
+
+  // The display box around the marks that differ between ``a`` and ``b`` (null: none differ).
+  function marksChanged(a, b) {
+    const keysA = new Set(a.map((m) => JSON.stringify(m))), keysB = new Set(b.map((m) => JSON.stringify(m)));
+    const changed = [...a.filter((m) => !keysB.has(JSON.stringify(m))), ...b.filter((m) => !keysA.has(JSON.stringify(m)))];
+    if (!changed.length) return null;
+    const pad = 8 / view.scale + 1;
+    const ys = changed.flatMap((m) => m.points.map((p) => p[0])), xs = changed.flatMap((m) => m.points.map((p) => p[1]));
+    return [Math.min(...ys) - pad, Math.min(...xs) - pad, Math.max(...ys) + pad, Math.max(...xs) + pad];
+  }
+  function union(a, b) {
+    if (!a) return b;
+    if (!b) return a;
+    return [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[2], b[2]), Math.max(a[3], b[3])];
   }
 
   // -- messages from the kernel --------------------------------------------------------------
   async function onImage(msg, buffers) {
-    const bitmap = await decode(buffers[0]);
+    const bitmap = await decode(buffers[0], msg.format);
     const newShape = msg.shape;
     const resized = newShape[0] !== shape[0] || newShape[1] !== shape[1];
     shape = newShape;
-    for (const c of Object.values(layers)) { if (c.width !== shape[1] || c.height !== shape[0]) { c.width = shape[1]; c.height = shape[0]; } }
+    for (const c of Object.values(layers)) {  // a new plane: the overlays that follow fill the layers again
+      if (c.width !== shape[1] || c.height !== shape[0]) { c.width = shape[1]; c.height = shape[0]; }
+      else c.getContext("2d").clearRect(0, 0, c.width, c.height);
+    }
     const tmp = document.createElement("canvas"); tmp.width = shape[1]; tmp.height = shape[0];
     const tctx = tmp.getContext("2d"); tctx.drawImage(bitmap, 0, 0);
     const rgba = tctx.getImageData(0, 0, shape[1], shape[0]).data;
@@ -259,8 +293,9 @@ function render({ model, el }) {
       c.clearRect(x0, y0, x1 - x0, y1 - y0);
       c.drawImage(bitmap, x0, y0);
     }
-    if (msg.prompts) marks = msg.prompts;
-    draw();
+    let region = msg.box && buffers.length ? msg.box : null;
+    if (msg.prompts) { region = union(region, marksChanged(marks, msg.prompts)); marks = msg.prompts; }
+    if (region) draw(region);
     stats.overlays += 1;
     root.dataset.overlays = String(stats.overlays);
     if (msg.reply_to !== undefined && pending.has(msg.reply_to)) {
