@@ -292,3 +292,23 @@ def test_seed_slices_are_written_exactly(tmp_path):
             checked += 1
         assert (labels == i).sum() > (seeds == i).sum()  # and it was carried beyond its seeds
     assert checked >= 4
+
+
+def test_progress_calls_and_cancel_leave_the_rest_pending(data, tmp_path):
+    """A Progress callable hears of each finished job; a cancel set after the first one stops the
+    batch: the finished job is complete on disk, the others are pending in the report."""
+    from napari_oaims.core.progress import Cancel, Cancelled, Collect
+
+    d, _ = data
+    seen, token = Collect(), Cancel()
+
+    def progress(done, total, message=""):
+        seen(done, total, message)
+        token.set()
+
+    with pytest.raises(Cancelled):
+        propagate_many(d / "good.csv", tmp_path / "out", workers=1, device="cpu", progress=progress, cancel=token)
+    assert seen.calls[0][:2] == (1, 3) and seen.calls[0][2].endswith(" done")
+    report = json.loads((tmp_path / "out" / REPORT).read_text())
+    assert report["summary"]["done"] >= 1 and report["summary"]["pending"] >= 1
+    assert report["settings"]["progress"] is False

@@ -322,7 +322,7 @@ def test_benchmarks_are_plain_functions(crop_files, tmp_path):
     )
     assert res["settings"]["bench"] == "clicks"
     assert res["targets"] == json.loads((tmp_path / "w.json").read_text())["targets"]
-    assert len(res["methods"]["watershed"]["curves"]) == 2 and seen[-1] == ("watershed", 2, 2)
+    assert len(res["methods"]["watershed"]["curves"]) == 2 and seen[-1] == (2, 2, "watershed")
     with pytest.raises(ValueError, match="unknown method"):
         compare_methods(img, lbl, ["magic"])
     with pytest.raises(ValueError, match="jobs"):

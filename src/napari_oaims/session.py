@@ -23,6 +23,7 @@ from napari_oaims.core import geometry, guidance
 from napari_oaims.core.events import make_event
 from napari_oaims.core.history import History, PlaneState
 from napari_oaims.core.history import PlaneEdit as _Change
+from napari_oaims.core.progress import Cancelled, CancelLike, Progress, check_cancel, emit
 from napari_oaims.core.prompts import Prompt, box_prompt, is_correction, prior_prompt, supersedes
 from napari_oaims.core.results import Accepted, PlaneChange, Result
 from napari_oaims.core.source import ImageSource
@@ -241,14 +242,28 @@ class Session(PropagationMixin):
             "reinstate", extra={"diameter": None if diameter is None else float(diameter)}, object_id=int(object_id)
         )
 
-    def run_pending_updates(self) -> int:
-        """Run deferred accept hooks in accept order; returns how many objects were processed."""
-        done = 0
+    def run_pending_updates(self, progress: Progress | None = None, cancel: CancelLike = None) -> int:
+        """Run deferred accept hooks in accept order; returns how many objects were processed.
+
+        ``progress(done, total, "learning")`` after each object; ``cancel`` (see
+        :mod:`napari_oaims.core.progress`) is checked before each object and between the steps
+        of its update. A cancelled update leaves the weights as they were before that object, and
+        it and the objects after it stay pending; :class:`~napari_oaims.core.progress.Cancelled`
+        is raised.
+        """
+        done, total = 0, len(self._pending)
         while self._pending:
+            check_cancel(cancel)
             object_id, adapter, accepted = self._pending.pop(0)
-            for record in adapter.on_accept(self.engine, accepted):
+            try:
+                records = adapter.on_accept(self.engine, replace(accepted, cancel=cancel))
+            except Cancelled:
+                self._pending.insert(0, (object_id, adapter, accepted))
+                raise
+            for record in records:
                 self._log("update", latency_ms=record.pop("latency_ms", None), extra=record, object_id=object_id)
             done += 1
+            emit(progress, done, total, "learning")
         return done
 
     @property

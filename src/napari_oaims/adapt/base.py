@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from napari_oaims.core.guidance import Window
+from napari_oaims.core.progress import CancelLike
 from napari_oaims.core.prompts import Prompt
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,9 +61,15 @@ class AdapterReply:
 
 @dataclass(frozen=True)
 class AcceptedObject:
-    """An accepted object: per plane, ``(view, prompts, final mask)`` (the mask is the plane's)."""
+    """An accepted object: per plane, ``(view, prompts, final mask)`` (the mask is the plane's).
+
+    ``cancel`` (see :mod:`napari_oaims.core.progress`) is checked between the update's steps: a
+    cancelled update puts back what it changed and raises
+    :class:`~napari_oaims.core.progress.Cancelled`.
+    """
 
     planes: list[tuple[PlaneView, list[Prompt], np.ndarray]]
+    cancel: CancelLike = None
 
 
 class Adapter:

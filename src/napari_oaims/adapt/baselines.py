@@ -25,6 +25,7 @@ from napari_oaims.adapt.base import AcceptedObject, Adapter, AdapterReply, Plane
 from napari_oaims.adapt.guard import GuardedOptimizer
 from napari_oaims.adapt.oaims import _t, ccg_points, engine_step
 from napari_oaims.adapt.settings import BaselineSettings, TSCASettings
+from napari_oaims.core.progress import check_cancel
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
@@ -71,6 +72,7 @@ class _PerClick(Adapter):
         return AdapterReply([self._update(engine, update.view, update.prompts, update.window, "click")])
 
     def on_accept(self, engine: "Engine", accepted: AcceptedObject) -> list[dict]:
+        check_cancel(accepted.cancel)  # one step per plane: cancelled before the first, or not at all
         out = []
         for view, prompts, _final in accepted.planes:
             window = view.window(prompts, None)

@@ -100,6 +100,7 @@ from napari_oaims.adapt.base import AcceptedObject, Adapter, AdapterReply, Plane
 from napari_oaims.adapt.guard import PROBES, GuardedOptimizer, Probe, clicks_right, mask_dice
 from napari_oaims.adapt.settings import OAIMSSettings
 from napari_oaims.core import guidance
+from napari_oaims.core.progress import Cancelled, CancelLike, check_cancel
 from napari_oaims.core.prompts import Prompt
 from napari_oaims.model.losses import dice_focal, total_loss
 from napari_oaims.simulate.robot import correction_clicks
@@ -267,8 +268,46 @@ class OAIMSAdapter(Adapter):
 
     # -- Post-Interaction ---------------------------------------------------------------------
     def on_accept(self, engine: "Engine", accepted: AcceptedObject) -> list[dict]:
+        """PI on each plane of ``accepted``. ``accepted.cancel`` is checked before each plane and
+        between the two stages; a cancelled update puts back the weights, Adam moments, replay
+        buffer and questions it changed, and raises :class:`~napari_oaims.core.progress.Cancelled`."""
+        undo = self._accept_state(engine) if accepted.cancel is not None else None
+        try:
+            return self._accept(engine, accepted)
+        except Cancelled:
+            if undo is not None:
+                self._restore_accept_state(engine, undo)
+            raise
+
+    def _accept_state(self, engine: "Engine") -> dict:
+        """What an accept update changes: the optimiser's snapshot and step size, the buffers."""
+        return {
+            "snapshot": self.optimizer.snapshot(engine),
+            "scale": self.optimizer.scale,
+            "losses": {k: deque(v, maxlen=v.maxlen) for k, v in self.optimizer._losses.items()},
+            "buffer": list(self.buffer),
+            "probes": list(self.probes),
+            "first": self._first,
+            "rng": self._rng.getstate(),
+        }
+
+    def _restore_accept_state(self, engine: "Engine", state: dict) -> None:
+        with engine.lock:
+            self.optimizer.restore(engine, state["snapshot"])
+            engine.weights_changed()
+        self.optimizer.scale = state["scale"]
+        self.optimizer._losses = state["losses"]
+        self.buffer.clear()
+        self.buffer.extend(state["buffer"])
+        self.probes.clear()
+        self.probes.extend(state["probes"])
+        self._first = state["first"]
+        self._rng.setstate(state["rng"])
+
+    def _accept(self, engine: "Engine", accepted: AcceptedObject) -> list[dict]:
         records = []
         for s, prompts, final in accepted.planes:
+            check_cancel(accepted.cancel)
             first = next((p for p in prompts if p.positive), None)
             if first is None or not final.any():
                 continue
@@ -283,11 +322,17 @@ class OAIMSAdapter(Adapter):
                 if skip is not None:
                     records.append(self._skip_record(engine, skip))
                     continue
-            records += self._pi_plane(engine, s, prompts, views, final)
+            records += self._pi_plane(engine, s, prompts, views, final, accepted.cancel)
         return records
 
     def _pi_plane(
-        self, engine: "Engine", s: PlaneView, prompts: list[Prompt], views: list[dict], final: np.ndarray
+        self,
+        engine: "Engine",
+        s: PlaneView,
+        prompts: list[Prompt],
+        views: list[dict],
+        final: np.ndarray,
+        cancel: CancelLike = None,
     ) -> list[dict]:
         """PI on one plane of an accepted object: nothing when no prompt corrected the mask, else
         stage 1, stage 2 and the answer check on stage 2 (a violation undoes both); then the object
@@ -333,6 +378,7 @@ class OAIMSAdapter(Adapter):
             return [self._skip_record(engine, "no correction: an accepted preview is the model's own answer")]
         snap = self.optimizer.snapshot(engine)
         first_record = engine_step(self, engine, "pi_stage1", stage1, x1, targets_np)
+        check_cancel(cancel)
         batch_x, batch_t, batch_c, batch_w = [], [], [], []
         for v, mask, vouched in zip(views, p1["mask"], p1["vouched"]):
             if v.get("weight") is not None:  # no generated clicks where PI does not learn

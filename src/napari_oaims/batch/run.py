@@ -18,6 +18,7 @@ from napari_oaims.batch.manifest import Job, read_manifest
 from napari_oaims.batch.output import clean_leftovers, done_record, final_path
 from napari_oaims.batch.settings import BatchSettings
 from napari_oaims.batch.worker import TOPIC, run_job, weights_payload
+from napari_oaims.core.progress import CancelLike, Progress, cancel_requested, check_cancel, emit
 
 REPORT = "report.json"
 
@@ -27,6 +28,8 @@ def propagate_many(
     out: str | Path,
     client: Any = None,
     workers: int | None = None,
+    progress: bool | Progress = True,
+    cancel: CancelLike = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """Carry the seeded objects of many volumes through their stacks, one Dask task per volume.
@@ -49,10 +52,17 @@ def propagate_many(
     workers
         Worker processes of the local cluster (default: one per CPU core, at most one per job).
         Only without ``client``.
+    progress
+        True: progress bars (jobs, slices) and failures on the terminal (stderr); False: nothing;
+        or a :class:`~napari_oaims.core.progress.Progress`, called ``progress(done, total,
+        "<name> <status>")`` as each job ends.
+    cancel
+        Checked while jobs run: when set, the jobs not yet finished are cancelled, the report
+        lists them as pending and :class:`~napari_oaims.core.progress.Cancelled` is raised.
     **settings
         :class:`napari_oaims.batch.settings.BatchSettings`: ``method`` (``"ema"``), ``axis`` (0),
         ``weights``, ``overwrite``, ``device``, ``threads``, ``adaptation``, ``copy_image``,
-        ``propagate`` (a dict of propagation settings), ``progress``.
+        ``propagate`` (a dict of propagation settings).
 
     Returns
     -------
@@ -70,7 +80,7 @@ def propagate_many(
     worker that dies mid-job has its task resubmitted by the scheduler; after
     ``distributed.scheduler.allowed-failures`` deaths the job is reported as failed.
     """
-    s = BatchSettings.of(settings)
+    s = BatchSettings.of({**settings, "progress": progress is True})
     todo_jobs = read_manifest(jobs)
     if client is not None and workers is not None:
         raise ValueError("give either workers (a local cluster) or client (an existing scheduler), not both")
@@ -107,7 +117,7 @@ def propagate_many(
                 f"{final_path(out, job.name)} holds the output of another job "
                 f"(different {', '.join(diff)}): use --overwrite or another --out",
             )
-    bars = _Bars(len(todo_jobs), s.progress)
+    bars = _Bars(len(todo_jobs), s.progress, None if isinstance(progress, bool) else progress)
     bars.advance(sum(1 for r in records.values() if r["status"] == "skipped"))
     for r in records.values():
         if r["status"] == "failed":
@@ -122,7 +132,7 @@ def propagate_many(
 
     try:
         if run:
-            _run(run, out, s, payload, client, workers, records, bars, write)
+            _run(run, out, s, payload, client, workers, records, bars, write, cancel)
     finally:
         bars.close()
         write()
@@ -146,7 +156,7 @@ def _failed(job: Job, s: BatchSettings, message: str) -> dict[str, Any]:
     }
 
 
-def _run(run: list[Job], out: Path, s: BatchSettings, payload, client, workers, records, bars, write) -> None:
+def _run(run: list[Job], out: Path, s: BatchSettings, payload, client, workers, records, bars, write, cancel) -> None:
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -170,8 +180,10 @@ def _run(run: list[Job], out: Path, s: BatchSettings, payload, client, workers, 
             f = client.submit(run_job, job.to_dict(), weights, settings, str(out), key=key, pure=False, priority=-i)
             futures.append(f)
             by_key[f.key] = job
+        stop = _watch(cancel, lambda: client.cancel(futures))
         try:
             for f in as_completed(futures, loop=client.loop):
+                check_cancel(cancel)
                 job = by_key[f.key]
                 try:
                     record = f.result()
@@ -186,6 +198,8 @@ def _run(run: list[Job], out: Path, s: BatchSettings, payload, client, workers, 
         except BaseException:
             client.cancel(futures)
             raise
+        finally:
+            stop.set()
     finally:
         try:
             client.unsubscribe_topic(TOPIC)
@@ -203,12 +217,31 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-class _Bars:
-    """Terminal progress: a bar over jobs and one over propagated slices (tqdm, stderr)."""
+def _watch(cancel: CancelLike, on_cancel) -> threading.Event:
+    """Call ``on_cancel()`` once ``cancel`` is set (polled by a daemon thread until the returned
+    event is set)."""
+    stop = threading.Event()
+    if cancel is None:
+        return stop
 
-    def __init__(self, total: int, show: bool):
+    def watch() -> None:
+        while not stop.wait(0.2):
+            if cancel_requested(cancel):
+                on_cancel()
+                return
+
+    threading.Thread(target=watch, name="oaims-batch-cancel", daemon=True).start()
+    return stop
+
+
+class _Bars:
+    """Progress of the jobs: ``progress`` calls, and with ``show`` terminal bars over jobs and
+    over propagated slices (tqdm, stderr)."""
+
+    def __init__(self, total: int, show: bool, progress: Progress | None = None):
         self.lock = threading.Lock()
         self.jobs = self.slices = None
+        self.total, self.done, self.progress = total, 0, progress
         self.seen: dict[str, int] = {}  # name -> slices done
         if show:
             from tqdm import tqdm
@@ -229,6 +262,9 @@ class _Bars:
                 self.slices.update(done - before)
 
     def advance(self, n: int, record: dict | None = None) -> None:
+        self.done += n
+        if n:
+            emit(self.progress, self.done, self.total, "" if record is None else f"{record['name']} {record['status']}")
         if self.jobs is None:
             return
         with self.lock:

@@ -36,7 +36,7 @@ class BatchSettings:
     propagate
         Settings of :class:`napari_oaims.propagate.PropagateSettings` to override (a dict).
     progress
-        Show progress bars (jobs, slices) and failures on the terminal (stderr).
+        Whether progress bars (jobs, slices) and failures are shown on the terminal (stderr).
     """
 
     method: str = "ema"

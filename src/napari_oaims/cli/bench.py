@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_oaims.cli.progress import Bars
+from napari_oaims.core.progress import TqdmProgress
 from napari_oaims.evaluation.adapt import DEFAULT_METHODS, ORDERS, ROBUST_METHODS, SUITES
 from napari_oaims.evaluation.clicks import METHODS
 from napari_oaims.evaluation.latency import MODES
@@ -83,7 +83,7 @@ def _methods(text: str) -> list[str]:
 def _cmd_clicks(args: argparse.Namespace) -> int:
     from napari_oaims.evaluation import clicks
 
-    with Bars(unit="target") as bars:
+    with TqdmProgress(unit="target") as bars:
         results = clicks.compare_methods(
             args.image,
             args.labels,
@@ -105,7 +105,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
     if args.suite != "flooding" and (args.image is None or args.labels is None):
         raise SystemExit(f"--suite {args.suite} needs --image and --labels")
-    with Bars(unit="target" if args.jobs == 1 else "cell") as bars:
+    with TqdmProgress(unit="target" if args.jobs == 1 else "cell") as bars:
         results = adapt.run_suite(
             args.image,
             args.labels,
@@ -138,7 +138,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 def _cmd_latency(args: argparse.Namespace) -> int:
     from napari_oaims.evaluation import latency
 
-    with Bars(unit="run") as bars:
+    with TqdmProgress(unit="run") as bars:
         results = latency.measure_sizes(
             args.image,
             args.labels,

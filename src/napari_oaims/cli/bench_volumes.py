@@ -46,7 +46,7 @@ def _settings(text: str | None) -> dict | None:
 
 
 def _cmd_propagate(args: argparse.Namespace) -> int:
-    from napari_oaims.cli.progress import Bars
+    from napari_oaims.core.progress import TqdmProgress
     from napari_oaims.evaluation import propagate as bench
 
     if args.memory is not None:
@@ -72,7 +72,7 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
         stack = (str(args.image), str(args.labels))
     elif args.image is not None or args.labels is not None:
         raise ValueError("--image and --labels are for --data stack")
-    with Bars(unit="case") as bars:
+    with TqdmProgress(unit="case") as bars:
         result = bench.bench_propagate(
             methods=_list(args.methods),
             data=args.data,

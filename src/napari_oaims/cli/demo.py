@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from napari_oaims.cli.progress import Bars
+from napari_oaims.core.progress import TqdmProgress
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -15,7 +15,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return 0
     if not args.headless:
         print("no display found: running the annotation headless with the simulated user")
-    with Bars(unit="object", leave=True) as bars:
+    with TqdmProgress(unit="object", leave=True) as bars:
         results = demo.run_headless(args.out, args.objects, args.clicks, args.seed, args.device, progress=bars)
     print(demo.summary_table(results))
     files = results["files"]

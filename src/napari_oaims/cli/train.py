@@ -33,8 +33,7 @@ def _synth_settings(args: argparse.Namespace):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from napari_oaims.core.progress import TqdmProgress
     from napari_oaims.training import pretrain
 
     cfg = pretrain.TrainConfig(
@@ -51,17 +50,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         p_rim_click=args.rim_click_p,
         ema=args.ema,
     )
-    bar = tqdm(total=cfg.steps, desc="train", unit="step", mininterval=5)
-
-    def progress(step: int, total: int, loss: float) -> None:
-        bar.n = step
-        bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-        bar.refresh()
-
-    try:
-        model = pretrain.train(cfg, args.out, resume=not args.restart, progress=progress, stop_after=args.stop_after)
-    finally:
-        bar.close()
+    with TqdmProgress(unit="step", desc="train", mininterval=5) as bars:
+        model = pretrain.train(cfg, args.out, resume=not args.restart, progress=bars, stop_after=args.stop_after)
     if args.export:
         command = "oaims " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         path = pretrain.export(model, args.out, cfg, args.export, command)

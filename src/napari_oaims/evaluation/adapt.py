@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_oaims.core.progress import Progress, emit, scoped
 from napari_oaims.evaluation.common import (
     ModelMethod,
-    Progress,
     Protocol,
     format_table,
     load_pair,
@@ -70,7 +70,7 @@ def run_method(protocol: Protocol, method: str, image, labels, ids, clicks: int,
     """One method on one target sequence with a fresh engine on the protocol's weights:
     ``curves`` and ``latency_ms`` (see :func:`~napari_oaims.evaluation.common.run_targets`),
     ``updates``, ``empty_positive`` (positive clicks answered with an empty mask) and
-    ``rollbacks`` (rolled-back updates by reason). ``progress(done, total)`` counts targets."""
+    ``rollbacks`` (rolled-back updates by reason). ``progress(done, total, message)`` counts targets."""
     engine = protocol.make_engine(adaptation=method)
     model = ModelMethod(engine, image)
     result = run_targets(model, labels, ids, protocol.make_robot(), clicks, progress=progress)
@@ -124,7 +124,7 @@ def _cells(protocol: Protocol, tasks: list[tuple], jobs: int, desc: str, progres
         out = []
         for shift, image, labels, seq, method, clicks, over in tasks:
             what = f"{shift}/{method}"
-            step = None if progress is None else (lambda i, n, what=what: progress(what, i, n))
+            step = scoped(progress, what)
             out.append(_evaluate(protocol, shift, image, labels, seq, method, clicks, over, progress=step))
         return out
     threads = worker_threads(jobs)
@@ -137,8 +137,7 @@ def _cells(protocol: Protocol, tasks: list[tuple], jobs: int, desc: str, progres
 
         def finished(_future) -> None:
             done[0] += 1
-            if progress is not None:
-                progress(desc, done[0], len(futures))
+            emit(progress, done[0], len(futures), desc)
 
         try:
             for f in futures:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from napari_oaims.core.progress import Progress, scoped
 from napari_oaims.evaluation.classical import ClickSeeded
 from napari_oaims.evaluation.common import (
     ModelMethod,
-    Progress,
     Protocol,
     format_table,
     load_pair,
@@ -50,7 +50,7 @@ def compare_methods(
 
     Returns (and with ``out`` writes as JSON) ``settings``, ``targets`` and per method its
     ``summary`` (see :func:`~napari_oaims.evaluation.common.summary_row`), Dice ``curves`` and
-    click ``latency_ms``; ``plot`` saves mean Dice vs clicks. ``progress(method, done, total)``
+    click ``latency_ms``; ``plot`` saves mean Dice vs clicks. ``progress(done, total, method)``
     counts targets.
     """
     protocol = protocol or Protocol()
@@ -63,7 +63,7 @@ def compare_methods(
     per_method: dict[str, dict] = {}
     for name in methods:
         method = ModelMethod(protocol.make_engine(), img) if name == "model" else ClickSeeded(img, name)
-        step = None if progress is None else (lambda i, n, name=name: progress(name, i, n))
+        step = scoped(progress, name)
         result = run_targets(method, lab, ids, protocol.make_robot(), protocol.clicks, progress=step)
         per_method[name] = {
             "summary": summary_row(result),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,14 +12,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_oaims.core.files import read_array
+from napari_oaims.core.progress import CancelLike, Progress, check_cancel, emit
 from napari_oaims.evaluation.metrics import dice, summarise
 from napari_oaims.simulate.robot import Click, Robot, WrongLabel
 
 if TYPE_CHECKING:
     from napari_oaims.engine import Engine
-
-#: ``progress(what, done, total)``: ``done`` of ``total`` steps of the work named ``what``.
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -113,19 +110,19 @@ def run_targets(
     ids: list[int],
     robot: Robot,
     n_clicks: int,
-    progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    progress: Progress | None = None,
+    cancel: CancelLike = None,
 ) -> dict:
     """The robot-user loop: for each target in order, ``n_clicks`` clicks, Dice after each.
 
     A robot with nothing left to correct repeats the last Dice. Returns per-target Dice ``curves``,
     per-click latencies ``latency_ms`` (ms, the method's click call only) and the same latencies
-    per target (``target_latency_ms``).
+    per target (``target_latency_ms``). ``progress(done, total, "targets")`` after each target;
+    ``cancel`` is checked before each (:class:`~napari_oaims.core.progress.Cancelled`).
     """
     curves, latencies, per_target = [], [], []
     for i, tid in enumerate(ids):
-        if should_stop is not None and should_stop():
-            break
+        check_cancel(cancel)
         target = labels == tid
         robot.reset(int(tid))
         method.start()
@@ -144,8 +141,7 @@ def run_targets(
         curves.append(curve)
         latencies += ms
         per_target.append(ms)
-        if progress is not None:
-            progress(i + 1, len(ids))
+        emit(progress, i + 1, len(ids), "targets")
     return {"curves": curves, "latency_ms": latencies, "target_latency_ms": per_target}
 
 

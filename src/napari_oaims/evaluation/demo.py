@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_oaims.evaluation.common import Progress
+from napari_oaims.core.progress import Progress, scoped
 
 #: An outline is "good" when its Dice overlap with the expert's outline reaches this.
 GOOD_DICE = 0.85
@@ -95,7 +95,7 @@ def run_headless(
     progress: Progress | None = None,
 ) -> dict:
     """Annotate ``objects`` seeded random nuclei of the sample, at most ``clicks`` robot clicks
-    each, with the frozen model and then the learning one (``progress(model, done, total)``
+    each, with the frozen model and then the learning one (``progress(done, total, model)``
     counts objects).
 
     Writes ``demo_results.json`` (everything returned), ``demo_dice_vs_clicks.png`` and the
@@ -133,7 +133,7 @@ def run_headless(
     for mode, name in NAMES.items():
         engine = Engine.pretrained(device=device, adaptation=mode)
         method = _StoredMethod(engine, image, files["session"]) if mode == "oaims" else ModelMethod(engine, image)
-        step = None if progress is None else (lambda i, n, name=name: progress(name, i, n))
+        step = scoped(progress, name)
         res = run_targets(method, labels, ids, Robot(seed=seed), clicks, progress=step)
         rows[name] = summary_row(res, ks=ks)
         rows[name]["updates"] = engine.updates

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_oaims.evaluation.common import Progress, format_table, load_pair, target_ids, write_json
+from napari_oaims.core.progress import Progress, emit
+from napari_oaims.evaluation.common import format_table, load_pair, target_ids, write_json
 from napari_oaims.simulate.robot import Robot
 
 MODES = ("none", "mi", "pi")
@@ -97,7 +98,7 @@ def measure_sizes(
 
     Returns (and with ``out`` writes as JSON) ``rows`` (``"{device} {size}px {what}"`` -> p50, p95,
     n, ratio of the p50 to the frozen click's at that size), ``raw_ms``, ``objects``, ``host`` and
-    ``settings``. ``progress("latency", done, total)`` counts (device, size, mode) runs.
+    ``settings``. ``progress(done, total, "latency")`` counts (device, size, mode) runs.
     """
     import torch
 
@@ -131,8 +132,7 @@ def measure_sizes(
                     "ratio_to_frozen": p50 / frozen if frozen else float("nan"),
                 }
                 done += 1
-                if progress is not None:
-                    progress("latency", done, total)
+                emit(progress, done, total, "latency")
     host = {
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,

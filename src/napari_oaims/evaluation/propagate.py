@@ -17,12 +17,13 @@ milliseconds of one click (the cost ratios). Data: the procedural suite of
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from napari_oaims.core.progress import CancelLike, Progress, check_cancel, emit
 from napari_oaims.evaluation.metrics import dice
 from napari_oaims.simulate.clicks import click_in_region, largest_error_component
 
@@ -52,12 +53,13 @@ def run_case(
     anchor_target: float = 0.9,
     settings: dict | None = None,
     first_only: bool = False,
-    should_stop: Callable[[], bool] | None = None,
+    cancel: CancelLike = None,
     keep_mask: bool = False,
 ) -> dict[str, Any]:
     """The protocol on one object (``target``, bool, the image's shape; propagation along axis 0
     with planes (1, 2)). Returns the case's numbers (see the module docstring); ``first_only``:
-    stop after the first propagation; ``keep_mask``: add the final mask as ``"mask"``."""
+    stop after the first propagation; ``keep_mask``: add the final mask as ``"mask"``; ``cancel`` is
+    checked before each correction (:class:`~napari_oaims.core.progress.Cancelled`)."""
     if method not in BENCH_METHODS:
         raise ValueError(f"unknown benchmark method {method!r}; use one of {BENCH_METHODS}")
     target = np.asarray(target, bool)
@@ -95,8 +97,7 @@ def run_case(
     curve = [first]
     suggested = 0
     while not first_only and dice(mask, target) < target_dice and clicks < cap:
-        if should_stop is not None and should_stop():
-            break
+        check_cancel(cancel)
         wrong = (mask ^ target).sum((1, 2))
         if not wrong.any():
             break
@@ -246,8 +247,8 @@ def bench_propagate(
     settings: dict | None = None,
     first_only: bool = False,
     out: str | Path | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    progress: Progress | None = None,
+    cancel: CancelLike = None,
 ) -> dict[str, Any]:
     """Run the protocol for ``methods`` on ``data`` (``"procedural"``, or ``"stack"`` with
     ``stack=(image path, labels path)``); write ``propagate_<data>.json`` and a plot into ``out``.
@@ -271,8 +272,7 @@ def bench_propagate(
     total = len(cases) * len(methods)
     for m in methods:
         for case in cases:
-            if should_stop is not None and should_stop():
-                break
+            check_cancel(cancel)
             engine = Engine.pretrained(device=device, weights=weights)  # fresh weights per case: no learning
             t0 = time.perf_counter()
             row = run_case(
@@ -284,12 +284,11 @@ def bench_propagate(
                 cap,
                 settings=settings,
                 first_only=first_only,
-                should_stop=should_stop,
+                cancel=cancel,
             )
             row.update({"case": case["name"], "kind": case["kind"], "seconds": round(time.perf_counter() - t0, 2)})
             rows.append(row)
-            if progress is not None:
-                progress("propagate", len(rows), total)
+            emit(progress, len(rows), total, "propagate")
     summary = summarise(rows)
     result = {
         "settings": {

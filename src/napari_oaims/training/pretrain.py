@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 from scipy import ndimage
 
 from napari_oaims.core import guidance
+from napari_oaims.core.progress import Cancelled, CancelLike, Progress, cancel_requested, emit
 from napari_oaims.model import ClickUNet, save_weights
 from napari_oaims.model.losses import ALPHA, BETA, CCG_SIGMA, total_loss
 from napari_oaims.simulate.clicks import click_in_region, correction_clicks
@@ -225,14 +225,16 @@ def train(
     cfg: TrainConfig,
     out_dir: str | Path,
     resume: bool = True,
-    progress: Callable[[int, int, float], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    progress: Progress | None = None,
+    cancel: CancelLike = None,
     stop_after: int | None = None,
 ) -> ClickUNet:
     """Train (or resume) into ``out_dir``; checkpoints ``last.pt`` and logs ``log.jsonl`` there.
 
     ``stop_after`` ends the run at that step of the ``cfg.steps`` schedule (the learning-rate
-    schedule is still the one of ``cfg.steps``); ``should_stop()`` cancels between steps.
+    schedule is still the one of ``cfg.steps``). ``progress(step, steps, "loss 0.123")`` after each
+    step; ``cancel`` is checked before each: the run writes its checkpoint (a later call resumes
+    there) and raises :class:`~napari_oaims.core.progress.Cancelled`.
     With ``cfg.ema`` the returned model holds the moving average of the weights.
     """
     out = Path(out_dir)
@@ -268,11 +270,31 @@ def train(
         rng.bit_generator.state = meta["numpy_rng"]
         step, wall = meta["step"], meta["wall_s"]
     log = (out / "log.jsonl").open("a")
+
+    def checkpoint() -> None:
+        log.flush()
+        tmp = out / "last.pt.tmp"
+        state = {
+            "model": model.state_dict(),
+            "opt": opt.state_dict(),
+            "sched": sched.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if averaged is not None:
+            state["ema"] = averaged.state_dict()
+        torch.save(state, tmp)
+        tmp.replace(ckpt)
+        (out / "last.json").write_text(
+            json.dumps({"step": step, "wall_s": wall, "numpy_rng": rng.bit_generator.state, "config": cfg.to_dict()})
+        )
+
     model.train()
     last = min(cfg.steps, stop_after or cfg.steps)
     while step < last:
-        if should_stop is not None and should_stop():
-            break
+        if cancel_requested(cancel):
+            checkpoint()
+            log.close()
+            raise Cancelled(f"training cancelled at step {step}; the checkpoint in {out} resumes it")
         t0 = time.perf_counter()
         samples = make_batch(model, rng, cfg)
         x = torch.from_numpy(np.stack([s.channels() for s in samples]))
@@ -289,26 +311,9 @@ def train(
         step += 1
         wall += time.perf_counter() - t0
         log.write(json.dumps({"step": step, "loss": loss.item(), "wall_s": round(wall, 2)}) + "\n")
-        if progress is not None:
-            progress(step, cfg.steps, loss.item())
+        emit(progress, step, cfg.steps, f"loss {loss.item():.3f}")
         if step % cfg.checkpoint_every == 0 or step == last:
-            log.flush()
-            tmp = out / "last.pt.tmp"
-            state = {
-                "model": model.state_dict(),
-                "opt": opt.state_dict(),
-                "sched": sched.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-            }
-            if averaged is not None:
-                state["ema"] = averaged.state_dict()
-            torch.save(state, tmp)
-            tmp.replace(ckpt)
-            (out / "last.json").write_text(
-                json.dumps(
-                    {"step": step, "wall_s": wall, "numpy_rng": rng.bit_generator.state, "config": cfg.to_dict()}
-                )
-            )
+            checkpoint()
     log.close()
     if averaged is not None:
         model.load_state_dict(averaged.module.state_dict())
