@@ -171,15 +171,16 @@ def test_stack_slider_propagate_suggest_cancel(shared_engine):
     assert a.message.startswith("check slice") or a.message.startswith("no slice")
     b.sync()
     assert np.array_equal(b.shown("preview"), a.session.mask[a.key[0]])
-    # a cancelled propagation changes nothing
-    before = a.session.mask.copy()
+    # Cancel: a cancelled propagation changes nothing, and the widget says so
     b.say(type="action", name="undo")
-    a.jobs.start("block", lambda progress, cancel: cancel.wait(30), lambda _: None, lambda err: None)
+    before = a.session.mask.copy()
     b.say(type="action", name="propagate")
-    assert a.error and "busy" in a.message
+    assert a.busy == "propagating"
+    b.say(type="click", y=y + 0.5, x=x + 0.5, id=2)
+    assert a.error and "busy: propagating" in a.message, "prompts wait for no propagation"
     b.say(type="action", name="cancel")
-    assert a.jobs.wait(30)
-    assert not np.array_equal(before, a.session.mask)  # the undo took the propagation back
+    assert a.jobs.wait(60) and not a.busy
+    assert np.array_equal(before, a.session.mask) and "cancelled" in a.message
 
 
 def test_autosave_and_resume(shared_engine, nuclei_crop, tmp_path):

@@ -2,9 +2,11 @@
 a thread, one job at a time, so that the kernel stays free to handle the browser's messages
 (a Cancel click among them).
 
-A job is ``work(progress, cancel)``: ``progress(done, total)`` reports how far it is and
-``cancel`` is a :class:`threading.Event` it checks; ``done(value)`` and ``failed(error)`` are
-called in the job's thread when it ends.
+A job is ``work(progress, cancel)`` in the protocol of :mod:`napari_oaims.core.progress`:
+``progress(done, total, message)`` reports how far it is and ``cancel`` is a
+:class:`~napari_oaims.core.progress.Cancel` it checks; ``done(value)`` and ``failed(error)`` are
+called in the job's thread when it ends (``failed`` with
+:class:`~napari_oaims.core.progress.Cancelled` when the work stopped at a cancel).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from napari_oaims.core.progress import Cancel
 
 #: Progress is reported at most this often (s): every report is a message to the browser.
 PROGRESS_EVERY_S = 0.1
@@ -25,7 +29,7 @@ class Job:
         self.name = name
         #: Prompts are refused while it runs (they would wait for it, and the kernel with them).
         self.exclusive = exclusive
-        self.cancel = threading.Event()
+        self.cancel = Cancel()
         self.thread: threading.Thread | None = None
 
 
@@ -45,7 +49,7 @@ class Jobs:
     def start(
         self,
         name: str,
-        work: Callable[[Callable[[int, int], None], threading.Event], Any],
+        work: Callable[[Callable[..., None], Cancel], Any],
         done: Callable[[Any], None],
         failed: Callable[[BaseException], None],
         exclusive: bool = True,
@@ -57,7 +61,7 @@ class Jobs:
             job = self.current = Job(name, exclusive)
         last = [0.0]
 
-        def progress(n: int, total: int) -> None:
+        def progress(n: int, total: int, message: str = "") -> None:
             now = time.monotonic()
             if now - last[0] >= PROGRESS_EVERY_S or n >= total:
                 last[0] = now

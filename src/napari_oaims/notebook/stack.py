@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_oaims.core.progress import Cancelled
 from napari_oaims.core.ui import stack_axis
 
 #: A history step the session undoes itself (a prompt, a clear, a propagation).
@@ -50,7 +51,10 @@ class StackActions:
                 return work(axis, progress, cancel)
 
         def failed(err):
-            self._say(f"{name} failed: {err}", error=True)
+            if isinstance(err, Cancelled):
+                self._say(f"{name} cancelled: nothing changed")
+            else:
+                self._say(f"{name} failed: {err}", error=True)
             self._update_status()
 
         def finished(value):

@@ -111,10 +111,10 @@ def label_crop(labels: np.ndarray, plane_axes: Sequence[int], key: tuple[int, ..
 
 def label_colours(n: int = 256) -> np.ndarray:
     """RGBA of object ids (index ``id % n``; 0 is transparent): hues a golden angle apart."""
-    from matplotlib.colors import hsv_to_rgb
+    from skimage.color import hsv2rgb
 
     hues = (np.arange(n) * 0.618033988749895) % 1.0
-    rgb = hsv_to_rgb(np.stack([hues, np.full(n, 0.75), np.full(n, 1.0)], axis=1))
+    rgb = hsv2rgb(np.stack([hues, np.full(n, 0.75), np.full(n, 1.0)], axis=1)[None])[0]
     out = np.concatenate([np.round(rgb * 255), np.full((n, 1), 255)], axis=1).astype(np.uint8)
     out[0] = 0
     return out

@@ -22,6 +22,7 @@ import traitlets
 from napari_oaims.core import geometry
 from napari_oaims.core.history import History
 from napari_oaims.core.labels import paint_planes, unpaint
+from napari_oaims.core.progress import Cancelled
 from napari_oaims.core.ui import KEYS, rollback_text
 from napari_oaims.notebook import transport
 from napari_oaims.notebook.jobs import Jobs
@@ -470,11 +471,18 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
     def _learn(self) -> None:
         def work(progress, cancel):
             with self._lock:
-                return self.session.run_pending_updates()
+                return self.session.run_pending_updates(progress=progress, cancel=cancel)
 
         def failed(err):
-            self._say(f"learning from the object failed: {err}", error=True)
+            if isinstance(err, Cancelled):
+                self._say("learning cancelled: the weights are as before that object, which waits for the next accept")
+            else:
+                self._say(f"learning from the object failed: {err}", error=True)
+            self._update_status()
 
+        job = self.jobs.current
+        if job is not None and not job.exclusive:  # the previous object's learning: this one follows it
+            self.jobs.wait()
         self.jobs.start("learning from the object", work, lambda _: self._update_status(), failed, exclusive=False)
 
     def next_object(self) -> None:
