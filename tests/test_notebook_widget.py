@@ -14,7 +14,7 @@ from PIL import Image
 
 pytest.importorskip("anywidget")
 
-from napari_oaims import Engine  # noqa: E402
+from napari_oaims import Engine, Session  # noqa: E402
 from napari_oaims.notebook import Annotator, transport  # noqa: E402
 from napari_oaims.training.volumes import VolumeSpec, make_volume  # noqa: E402
 
@@ -181,6 +181,32 @@ def test_stack_slider_propagate_suggest_cancel(shared_engine):
     b.say(type="action", name="cancel")
     assert a.jobs.wait(60) and not a.busy
     assert np.array_equal(before, a.session.mask) and "cancelled" in a.message
+
+
+@pytest.mark.skipif(
+    not hasattr(Session, "propagate_objects"), reason="Session.propagate_objects is not in this napari-oaims"
+)
+def test_propagate_all_accepts_every_object_of_the_slice_and_undoes_them_together(shared_engine):
+    image, lab = make_volume(VolumeSpec(kind="abrupt", shape=(12, 48, 48), seed=3, neighbours=1, blur=0.8))
+    z = int(np.argmax((lab == 1).sum((1, 2))))
+    ids = [i for i in (1, 2) if (lab[z] == i).sum() > 20]
+    a = Annotator(image, engine=shared_engine)
+    b = Browser(a)
+    assert "propagate_all" in a.stack_actions
+    a.key = [z]
+    for i in ids:
+        y, x = object_centre(lab[z], i)
+        b.say(type="click", y=y + 0.5, x=x + 0.5, id=i)
+        b.say(type="action", name="accept")
+    a.jobs.wait(60)
+    before = a.labels.copy()
+    b.say(type="action", name="propagate_all")
+    assert a.jobs.wait(300) and not a.error, a.message
+    assert a.labels.max() > before.max() and (a.labels[z + 1] > 0).any()
+    b.sync()
+    assert np.array_equal(b.shown("objects"), a.labels[z] > 0)
+    b.say(type="action", name="undo")
+    assert np.array_equal(a.labels, before), "one undo takes every propagated object back"
 
 
 def test_autosave_and_resume(shared_engine, nuclei_crop, tmp_path):

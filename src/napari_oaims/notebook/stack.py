@@ -4,7 +4,6 @@ through the stack, suggest the slice to check, cancel; each runs as a job in a t
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
@@ -83,25 +82,40 @@ class StackActions:
         self._stack_job("propagating", work, done)
 
     def propagate_all(self) -> None:
-        """Carry every accepted object through the stack (:meth:`Session.propagate_objects`)."""
-        call = getattr(self.session, "propagate_objects", None)
-        if not callable(call):
-            raise ValueError("this napari-oaims has no Session.propagate_objects")
-        accepted = inspect.signature(call).parameters
+        """Carry every object accepted on the shown slice through the stack at once
+        (:meth:`Session.propagate_objects`; the image's other objects are a barrier). The objects
+        are accepted; one undo takes them all back."""
+        from napari_oaims.notebook.transport import label_crop
+
+        src, key = self.session.source, self._key()
+        if any(st.prompts for st in self.session.planes.values()):
+            raise ValueError("cannot propagate all: an object is in progress; accept or clear it first")
+        seeds = np.ascontiguousarray(label_crop(self.labels, src.plane_axes, key, (0, 0, *src.plane_shape)))
+        if not seeds.any():
+            raise ValueError(
+                "cannot propagate all: no object is accepted on this slice; accept the objects of one slice"
+            )
+        ids = [int(v) for v in np.unique(seeds) if v > 0]
+        barrier = np.where(np.isin(self.labels, ids), 0, self.labels)
+        classes = {i: self.object_classes.get(i, (1, "object")) for i in ids}
 
         def work(axis, progress, cancel):
-            given = {"axis": axis, "progress": progress, "cancel": cancel, "labels": self.labels}
-            return call(**{k: v for k, v in given.items() if k in accepted})
+            # the new objects' ids follow every label so far
+            self.session.object_id = max(self.session.object_id, int(self.labels.max()) + 1)
+            return self.session.propagate_objects(
+                seeds, plane=key, axis=axis, barrier=barrier, progress=progress, cancel=cancel, classes=classes
+            )
 
         def done(result):
-            if getattr(result, "cancelled", False):
+            if result.cancelled:
                 self._say("propagation cancelled: nothing changed")
                 return
-            labels = getattr(result, "labels", None)
-            if labels is not None:
-                self.labels = np.asarray(labels, np.int32)
+            steps = [self._add_object(accepted) for accepted in result.objects]
+            self.history.drop(lambda step: step != SESSION)
+            self.history.push(steps)
             self.send_view()
-            self._say("propagated the accepted objects")
+            self._say(f"{len(steps)} objects propagated and accepted (one undo takes them all back)")
+            self.learn()
 
         self._stack_job("propagating all objects", work, done)
 

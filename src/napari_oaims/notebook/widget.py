@@ -122,7 +122,7 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
         #: Accepted objects (image spatial shape), and each object's (class id, class name).
         self.labels: np.ndarray
         self.object_classes: dict[int, tuple[int, str]] = {}
-        self.history: History[str | _ObjectStep] = History()
+        self.history: History[str | _ObjectStep | list[_ObjectStep]] = History()
         #: Time the session took for the last prompt (ms).
         self.last_latency_ms: float | None = None
         self.jobs = Jobs(self._job_changed)
@@ -399,6 +399,9 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
                 self._say(f"nothing to {'undo' if undo else 'redo'}")
             elif step == SESSION:
                 self._show(self.session.undo() if undo else self.session.redo())
+            elif isinstance(step, list):  # objects accepted together (Propagate all)
+                for one in reversed(step) if undo else step:
+                    self._object_step(one, undo)
             else:
                 self._object_step(step, undo)
 
@@ -452,23 +455,33 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
         with self._session_call("accept"):
             class_name = self.class_name
             accepted = self.session.accept(defer_update=True, class_id=self.class_id(class_name), class_name=class_name)
-            _, _, records = paint_planes(self.labels, accepted.plane_axes, accepted.planes, accepted.object_id)
-            self.object_classes[accepted.object_id] = (accepted.class_id, accepted.class_name)
+            step = self._add_object(accepted)
             self.history.drop(lambda step: step != SESSION)
-            self.history.push(_ObjectStep(accepted, records))
+            self.history.push(step)
         key = self._key()
         entry = accepted.planes.get(key)
         self._send_overlay("preview", key, entry[0] if entry else None, entry=None)
         self._send_object(accepted)
         self._say(f"object {accepted.object_id} accepted ({accepted.class_name}, {accepted.area} px)")
-        if self.session.pending_updates and self.engine.adaptation != "none":
-            self._learn()
-        else:
-            with self._lock:
-                self.session.run_pending_updates()
+        self.learn()
         return accepted
 
-    def _learn(self) -> None:
+    def _add_object(self, accepted: "Accepted") -> _ObjectStep:
+        """Paint an accepted object into :attr:`labels`; its undo step."""
+        _, _, records = paint_planes(self.labels, accepted.plane_axes, accepted.planes, accepted.object_id)
+        self.object_classes[accepted.object_id] = (accepted.class_id, accepted.class_name)
+        return _ObjectStep(accepted, records)
+
+    def learn(self) -> None:
+        """Run the learning of the accepted objects (:meth:`Session.run_pending_updates`): in a thread
+        with progress and Cancel when the model adapts, at once when it does not (nothing to learn)."""
+        if not self.session.pending_updates:
+            return
+        if self.engine.adaptation == "none":
+            with self._lock:
+                self.session.run_pending_updates()
+            return
+
         def work(progress, cancel):
             with self._lock:
                 return self.session.run_pending_updates(progress=progress, cancel=cancel)
