@@ -63,11 +63,16 @@ def test_annotate_accept_undo_propagate_in_chromium(tmp_path, nuclei):
         assert kinds[-2:] == ["click", "predict"]
         shown = b.js(root, "o.count('preview')")
         assert shown > 0 and shown == run_code(kernel, "int(annotator.session.mask.sum())")
-        # a second click changes it
-        y2, x2 = object_centre(labels, second)
-        b.click(root, y2 + 0.5, x2 + 0.5)
+        # a second click, negative (right button) near the object's edge, changes it
+        from scipy import ndimage
+
+        depth = ndimage.distance_transform_edt(labels == first)
+        ey, ex = np.argwhere(depth == 3)[0]
+        b.click(root, ey + 0.5, ex + 0.5, button="right")
         b.wait("document.querySelector('.oaims-root').oaims.latencies.length >= 2", 60, "the second overlay")
-        assert b.js(root, "o.count('preview')") > shown
+        assert run_code(kernel, "annotator.session.events[-2]['label']") == 0
+        changed = b.js(root, "o.count('preview')")
+        assert changed != shown and changed == run_code(kernel, "int(annotator.session.mask.sum())")
         b.driver.save_screenshot(str(shots / "notebook_click.png"))
 
         # accept with its key: an object in the session, on screen and in the autosaved folder
@@ -89,6 +94,14 @@ def test_annotate_accept_undo_propagate_in_chromium(tmp_path, nuclei):
         b.press(root, "accept")
         b.wait("document.querySelector('.oaims-message.oaims-error') !== null", 30, "the error")
         assert "nothing to accept" in b.js(root, "root.querySelector('.oaims-message').textContent")
+        # redo brings the object back; a click on another nucleus shows a preview beside it
+        b.press(root, "redo")
+        b.wait("document.querySelector('.oaims-root').oaims.count('objects') > 0", 60, "the redo")
+        y2, x2 = object_centre(labels, second)
+        b.click(root, y2 + 0.5, x2 + 0.5)
+        b.wait("document.querySelector('.oaims-root').oaims.latencies.length >= 3", 60, "the third overlay")
+        b.dismiss_news()
+        root.screenshot(str(shots / "notebook_annotator.png"))
 
         # 3D: a click on a slice, Propagate, and the next slices have the object
         vol = b.annotator(1)

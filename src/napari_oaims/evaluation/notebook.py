@@ -212,8 +212,12 @@ class NotebookBrowser:
                 raise TimeoutError(f"no kernel started for {notebook}")
             time.sleep(0.2)
         time.sleep(1.0)  # the page connects to the kernel after the server started it
-        self.driver.execute_script(  # answer JupyterLab's question about news, which covers the page
-            "for (const b of document.querySelectorAll('.jp-Notification-Toast button'))"
+        self.dismiss_news()
+
+    def dismiss_news(self) -> None:
+        """Answer JupyterLab's question about news (a toast over the page's corner)."""
+        self.driver.execute_script(
+            "for (const b of document.querySelectorAll('.Toastify button, .jp-Notification-Toast button'))"
             " if (b.textContent.trim() === 'No') b.click();"
         )
 

@@ -197,14 +197,14 @@ function render({ model, el }) {
     ctx.save();
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     let [y0, x0, y1, x1] = [0, 0, shape[0], shape[1]];
-    if (region) {
-      [y0, x0, y1, x1] = [Math.max(0, Math.floor(region[0])), Math.max(0, Math.floor(region[1])),
-                          Math.min(shape[0], Math.ceil(region[2])), Math.min(shape[1], Math.ceil(region[3]))];
-      if (y1 <= y0 || x1 <= x0) { ctx.restore(); return; }
-      const sx = Math.floor(view.ox + x0 * view.scale) - 1, sy = Math.floor(view.oy + y0 * view.scale) - 1;
-      const ex = Math.ceil(view.ox + x1 * view.scale) + 1, ey = Math.ceil(view.oy + y1 * view.scale) + 1;
+    if (region) {  // clip to the region (one display pixel wider); draw one more pixel around it
+      const c = [Math.floor(region[0]) - 1, Math.floor(region[1]) - 1, Math.ceil(region[2]) + 1, Math.ceil(region[3]) + 1];
+      const sx = Math.floor(view.ox + c[1] * view.scale), sy = Math.floor(view.oy + c[0] * view.scale);
+      const ex = Math.ceil(view.ox + c[3] * view.scale), ey = Math.ceil(view.oy + c[2] * view.scale);
       ctx.beginPath(); ctx.rect(sx, sy, ex - sx, ey - sy); ctx.clip();
       ctx.fillStyle = "#111"; ctx.fillRect(sx, sy, ex - sx, ey - sy);
+      [y0, x0, y1, x1] = [Math.max(0, c[0] - 1), Math.max(0, c[1] - 1), Math.min(shape[0], c[2] + 1), Math.min(shape[1], c[3] + 1)];
+      if (y1 <= y0 || x1 <= x0) { ctx.restore(); return; }
     } else {
       ctx.fillStyle = "#111"; ctx.fillRect(0, 0, canvas.width, canvas.height);
     }
