@@ -103,6 +103,33 @@ def test_annotate_accept_undo_propagate_in_chromium(tmp_path, nuclei):
         b.dismiss_news()
         root.screenshot(str(shots / "notebook_annotator.png"))
 
+        # zoom in with the wheel: a click still lands on the pixel under the pointer; a drag draws a box
+        from selenium.webdriver.common.actions.action_builder import ActionBuilder
+        from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+
+        b.press(root, "next")
+        third = largest_ids(labels, 3)[2]
+        y3, x3 = object_centre(labels, third)
+        scale = b.js(root, "o.view.scale")
+        cx, cy = b.js(root, f"o.toClient({y3 + 0.5}, {x3 + 0.5})")
+        ActionChains(b.driver).scroll_from_origin(ScrollOrigin.from_viewport(int(cx), int(cy)), 0, -400).perform()
+        b.wait(f"document.querySelector('.oaims-root').oaims.view.scale > {1.5 * scale}", 10, "the zoom")
+        b.click(root, y3 + 0.5, x3 + 0.5)
+        b.wait("document.querySelector('.oaims-root').oaims.latencies.length >= 4", 60, "the zoomed click")
+        assert run_code(kernel, "annotator.session.events[-2]['coords']") == [y3, x3]
+        ys, xs = np.nonzero(labels == third)
+        (ax, ay), (bx, by) = (
+            b.js(root, f"o.toClient({v0}, {u0})")
+            for v0, u0 in ((ys.min() - 3, xs.min() - 3), (ys.max() + 4, xs.max() + 4))
+        )
+        drag = ActionBuilder(b.driver)
+        drag.pointer_action.move_to_location(int(ax), int(ay)).pointer_down()
+        drag.pointer_action.move_to_location(int((ax + bx) / 2), int((ay + by) / 2)).move_to_location(int(bx), int(by))
+        drag.pointer_action.pointer_up()
+        drag.perform()
+        b.wait("document.querySelector('.oaims-root').oaims.latencies.length >= 5", 60, "the box")
+        assert run_code(kernel, "annotator.session.events[-2]['kind']") == "box"
+
         # 3D: a click on a slice, Propagate, and the next slices have the object
         vol = b.annotator(1)
         z = int(np.argmax((vlabels == 1).sum((1, 2))))

@@ -46,6 +46,7 @@ function render({ model, el }) {
   let drag = null;
   let space = false;
   const stats = { overlays: 0, latencies: [], imageShownMs: null };
+  stats.view = view;
   root.oaims = stats;  // read by tests and the benchmark
 
   // -- layout --------------------------------------------------------------------------------
