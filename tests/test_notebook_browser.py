@@ -165,3 +165,38 @@ def test_annotate_accept_undo_propagate_in_chromium(tmp_path, nuclei):
         b.wait("document.querySelector('.oaims-root').dataset.connected === 'false'", 30, "'disconnected'")
         assert "disconnected" in b.js(root, "root.querySelector('.oaims-disconnected').textContent")
         b.driver.save_screenshot(str(shots / "notebook_disconnected.png"))
+
+
+@pytest.mark.skipif(MISSING is not None, reason=f"no headless browser: {MISSING}")
+def test_click_and_accept_in_notebook_7(tmp_path, nuclei):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    from conftest import largest_ids, object_centre
+
+    image, labels = nuclei
+    np.save(tmp_path / "nuclei.npy", image[:256, :256])
+    write_notebook(
+        tmp_path / "nb7.ipynb",
+        [
+            "import numpy as np\nfrom napari_oaims import Engine\nfrom napari_oaims.notebook import Annotator\n"
+            "annotator = Annotator(np.load('nuclei.npy'), engine=Engine.pretrained(device='cpu', adaptation='none'))\n"
+            "annotator"
+        ],
+    )
+    env = {"PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    with JupyterServer(tmp_path, env=env, app="notebook") as server, NotebookBrowser(server) as b:
+        b.open("nb7.ipynb")
+        b.run_all(1)
+        root = b.annotator(0)
+        kernel = server.kernel("nb7.ipynb")
+        target = largest_ids(labels[:256, :256], 1)[0]
+        y, x = object_centre(labels[:256, :256], target)
+        b.click(root, y + 0.5, x + 0.5)
+        b.wait("document.querySelector('.oaims-root').oaims.latencies.length >= 1", 60, "the overlay")
+        shown = b.js(root, "o.count('preview')")
+        assert shown > 0 and shown == run_code(kernel, "int(annotator.session.mask.sum())")
+        b.driver.execute_script("arguments[0].focus();", root)
+        ActionChains(b.driver).send_keys("k").perform()
+        b.wait("document.querySelector('.oaims-root').oaims.count('objects') > 0", 60, "the accepted object")
+        assert run_code(kernel, "int(annotator.labels.max())") == 1
+        kernel.stop_channels()

@@ -65,9 +65,13 @@ def write_notebook(path: Path, cells: list[str]) -> Path:
 
 
 class JupyterServer:
-    """JupyterLab on 127.0.0.1 serving ``root`` (context manager); kernels get ``env``."""
+    """JupyterLab (``app="lab"``) or Notebook 7 (``app="notebook"``) on 127.0.0.1 serving ``root``
+    (context manager); kernels get ``env``."""
 
-    def __init__(self, root: Path, env: dict[str, str] | None = None, timeout: float = 60.0) -> None:
+    def __init__(self, root: Path, env: dict[str, str] | None = None, timeout: float = 60.0, app: str = "lab") -> None:
+        if app not in ("lab", "notebook"):
+            raise ValueError(f"app must be 'lab' or 'notebook', got {app!r}")
+        self.app = app
         self.root = Path(root)
         self.port = _free_port()
         self.token = secrets.token_hex(16)
@@ -78,8 +82,9 @@ class JupyterServer:
         self._proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "JupyterServer":
+        module = "jupyterlab" if self.app == "lab" else "notebook"
         args = [
-            sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
+            sys.executable, "-m", module, "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
             "--ServerApp.disable_check_xsrf=True", "--LabApp.news_url=None",
             f"--LabApp.workspaces_dir={self.root / '.workspaces'}",
@@ -198,19 +203,18 @@ class NotebookBrowser:
         raise TimeoutError(f"waited {timeout:.0f} s for {what or script}")
 
     def open(self, notebook: str) -> None:
-        """Open ``notebook`` in JupyterLab and wait for its kernel to be idle."""
-        self.driver.get(f"{self.server.url}/lab/tree/{notebook}?token={self.server.token}")
+        """Open ``notebook`` and wait for its kernel to be idle."""
+        where = "lab/tree" if self.server.app == "lab" else "notebooks"
+        self.driver.get(f"{self.server.url}/{where}/{notebook}?token={self.server.token}")
         self.wait("document.querySelector('.jp-Notebook .jp-Cell .cm-content')", 90, "the notebook")
-        self.wait(
-            "[...document.querySelectorAll('.jp-StatusBar-TextItem')].some(e => e.textContent.includes('| Idle'))",
-            90,
-            "an idle kernel",
-        )
         notebook = notebook.split("/")[-1]
-        end = time.monotonic() + 60
-        while not any(s["path"].endswith(notebook) for s in self.server.api("GET", "/api/sessions")):
+        end = time.monotonic() + 90
+        while not any(
+            s["path"].endswith(notebook) and s["kernel"].get("execution_state") == "idle"
+            for s in self.server.api("GET", "/api/sessions")
+        ):
             if time.monotonic() > end:
-                raise TimeoutError(f"no kernel started for {notebook}")
+                raise TimeoutError(f"no idle kernel for {notebook} within 90 s")
             time.sleep(0.2)
         time.sleep(1.0)  # the page connects to the kernel after the server started it
         self.dismiss_news()
