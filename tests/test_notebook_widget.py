@@ -176,6 +176,8 @@ def test_stack_slider_propagate_suggest_cancel(shared_engine):
     before = a.session.mask.copy()
     b.say(type="action", name="propagate")
     assert a.busy == "propagating"
+    a.key = [z + 1]  # the slider moves while it runs: the new slice is shown without waiting for it
+    assert a.jobs.current is not None and b.sync()[0]["type"] == "image"
     b.say(type="click", y=y + 0.5, x=x + 0.5, id=2)
     assert a.error and "busy: propagating" in a.message, "prompts wait for no propagation"
     b.say(type="action", name="cancel")

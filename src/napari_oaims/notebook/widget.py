@@ -123,7 +123,7 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
         self.labels: np.ndarray
         self.object_classes: dict[int, tuple[int, str]] = {}
         self.history: History[str | _ObjectStep | list[_ObjectStep]] = History()
-        #: Time the session took for the last prompt (ms).
+        #: Time the session took for the last prompt (ms; "model" in the status line).
         self.last_latency_ms: float | None = None
         self.jobs = Jobs(self._job_changed)
         self._lock = threading.RLock()  # one session call at a time (the kernel's and the jobs')
@@ -161,6 +161,11 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
             self._attach(SessionStore.create(path, session=session))
         return session
 
+    def close(self) -> None:
+        """Close the widget: running work is cancelled and autosaving stops."""
+        self.close_session()
+        super().close()
+
     # -- state shown -----------------------------------------------------------------------------
     def _key(self) -> tuple[int, ...]:
         return tuple(int(k) for k in self.key)
@@ -185,7 +190,7 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
         engine = self.engine if hasattr(self, "engine") else None
         latency = self.last_latency_ms
         parts = [
-            f"latency {latency:.0f} ms" if latency is not None else "latency –",
+            f"model {latency:.0f} ms" if latency is not None else "model –",
             f"adaptation {engine.adaptation if engine else '–'}",
             f"updates {engine.updates if engine else 0}",
         ]
@@ -224,9 +229,8 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
         self._send_overlay("preview", key, None if st is None else st.bbox)
 
     def _image_bytes(self, key: tuple[int, ...]) -> tuple[bytes, str]:
-        if self._image_cache is None or self._image_cache[0] != key:
-            with self._lock:
-                grey = transport.grey_plane(self.session.source, key, self.factor)
+        if self._image_cache is None or self._image_cache[0] != key:  # reads the image only: no lock, so
+            grey = transport.grey_plane(self.session.source, key, self.factor)  # slices move during a job
             self._image_cache = (key, *transport.image_bytes(grey))
         return self._image_cache[1], self._image_cache[2]
 

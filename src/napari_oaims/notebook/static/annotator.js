@@ -163,6 +163,9 @@ function render({ model, el }) {
 
   const statusLine = document.createElement("div");
   statusLine.className = "oaims-status";
+  statusLine.title = "click→overlay: from your click to its overlay on screen · model: the session's time for it · " +
+    "adaptation: how the model learns online · updates: times it has learnt · rolled back: updates the guard undid " +
+    "because the model answered worse after them · object: id of the object in progress";
   const messageLine = document.createElement("div");
   messageLine.className = "oaims-message";
   const connection = document.createElement("div");
