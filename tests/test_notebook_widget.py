@@ -163,9 +163,14 @@ def test_stack_slider_propagate_suggest_cancel(shared_engine):
     y, x = object_centre(target[z].astype(int), 1)
     b.say(type="click", y=y + 0.5, x=x + 0.5, id=1)
     assert a.session.events[-2]["coords"] == [z, y, x] or a.session.events[-2]["plane"] == [z]
+    a.key = [z + 1]  # the slice on screen follows the propagation as it is made
+    b.sync()
     b.say(type="action", name="propagate")
     assert a.jobs.wait(120) and not a.busy
     assert a.session.events[-1]["kind"] == "propagate" and a.session.mask.sum(axis=(1, 2)).astype(bool).sum() > 3
+    live = [m for m in b.sync() if m["type"] == "overlay" and m["key"] == [z + 1] and m["box"] is not None]
+    assert len(live) >= 2, "the slice's masks arrive as they are made, then the result"
+    assert np.array_equal(b.shown("preview"), a.session.mask[z + 1])
     b.say(type="action", name="suggest")
     assert a.jobs.wait(60)
     assert a.message.startswith("check slice") or a.message.startswith("no slice")
@@ -183,6 +188,8 @@ def test_stack_slider_propagate_suggest_cancel(shared_engine):
     b.say(type="action", name="cancel")
     assert a.jobs.wait(60) and not a.busy
     assert np.array_equal(before, a.session.mask) and "cancelled" in a.message
+    b.sync()
+    assert np.array_equal(b.shown("preview"), a.session.mask[a.key[0]]), "the live masks are taken back"
 
 
 @pytest.mark.skipif(

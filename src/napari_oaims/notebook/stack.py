@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_oaims.core import geometry
 from napari_oaims.core.progress import Cancelled
 from napari_oaims.core.ui import stack_axis
 
@@ -35,7 +36,7 @@ class StackActions:
         src = self.session.source
         return stack_axis(src.spatial_shape, src.plane_axes, self._last_axis)
 
-    def _stack_job(self, name: str, work, done) -> None:
+    def _stack_job(self, name: str, work, done, after=None) -> None:
         axis = self.stack_axis()
         if axis is None:
             raise ValueError(
@@ -54,6 +55,8 @@ class StackActions:
                 self._say(f"{name} cancelled: nothing changed")
             else:
                 self._say(f"{name} failed: {err}", error=True)
+            if after is not None:
+                after()
             self._update_status()
 
         def finished(value):
@@ -61,15 +64,28 @@ class StackActions:
                 done(value)
             except Exception as err:  # noqa: BLE001 - shown in the widget
                 failed(err)
+                return
+            if after is not None:
+                after()
             self._update_status()
 
         self.jobs.start(name, locked, finished, failed)
 
     def propagate(self, method: str = "ema") -> None:
-        """Carry the object through the stack in a thread (progress and Cancel in the widget)."""
+        """Carry the object through the stack in a thread (progress and Cancel in the widget). The
+        shown slice's preview follows the propagation as its masks are made; a cancelled or failed
+        one leaves the preview as the session has it (unchanged)."""
+        live: dict[tuple[int, ...], Any] = {}  # plane -> box the preview shows while it runs
+
+        def on_slice(key, mask) -> None:  # in the job's thread
+            key = tuple(int(k) for k in key)
+            box = geometry.union(live.get(key), geometry.bbox(mask))
+            if key == self._key() and box is not None:
+                live[key] = box
+                self._send_overlay("preview", key, box, marks=False, entry=((0, 0, *mask.shape), mask))
 
         def work(axis, progress, cancel):
-            return self.session.propagate(axis=axis, method=method, progress=progress, cancel=cancel)
+            return self.session.propagate(axis=axis, method=method, progress=progress, cancel=cancel, on_slice=on_slice)
 
         def done(result):
             if result.cancelled:
@@ -79,7 +95,14 @@ class StackActions:
             self._show(result)
             self._say(f"propagated through {len(result.changes)} slices ({method})")
 
-        self._stack_job("propagating", work, done)
+        def after() -> None:  # the shown slice as the session has it, where the live masks went
+            key = self._key()
+            st = self.session.planes.get(key)
+            box = geometry.union(live.get(key), None if st is None else st.bbox)
+            if box is not None:
+                self._send_overlay("preview", key, box)
+
+        self._stack_job("propagating", work, done, after)
 
     def propagate_all(self) -> None:
         """Carry every object accepted on the shown slice through the stack at once
