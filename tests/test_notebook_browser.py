@@ -103,6 +103,22 @@ def test_annotate_accept_undo_propagate_in_chromium(tmp_path, nuclei):
         b.dismiss_news()
         root.screenshot(str(shots / "notebook_annotator.png"))
 
+        # opacity and contrast sliders: the page redraws, the kernel's traits follow
+        pixel = f"o.pixel({y2 + 4.5}, {x2 + 0.5})"  # in the preview, beside the click mark
+        before = b.js(root, pixel)
+        b.driver.execute_script(
+            "const s = arguments[0].querySelectorAll('.oaims-bar input[type=range]');"
+            "s[0].value = 0; s[0].dispatchEvent(new Event('input'));"
+            "s[1].value = 0.5; s[1].dispatchEvent(new Event('input'));",
+            root,
+        )
+        after = b.js(root, pixel)
+        assert after != before, f"the view is redrawn with the new opacity and contrast ({before} -> {after})"
+        end = time.monotonic() + 10
+        while run_code(kernel, "[annotator.opacity, annotator.contrast[0]]") != [0.0, 0.5]:
+            assert time.monotonic() < end, "the sliders did not reach the kernel"
+            time.sleep(0.2)
+
         # zoom in with the wheel: a click still lands on the pixel under the pointer; a drag draws a box
         from selenium.webdriver.common.actions.action_builder import ActionBuilder
         from selenium.webdriver.common.actions.wheel_input import ScrollOrigin

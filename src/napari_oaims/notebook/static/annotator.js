@@ -126,6 +126,8 @@ function render({ model, el }) {
     return [rect.left + (view.ox + x * view.scale) * rect.width / canvas.width,
             rect.top + (view.oy + y * view.scale) * rect.height / canvas.height];
   };
+  stats.pixel = (y, x) => Array.from(ctx.getImageData(Math.round(view.ox + x * view.scale),
+                                                          Math.round(view.oy + y * view.scale), 1, 1).data);
   stats.count = (name) => {
     const c = layers[name];
     if (!c.width) return 0;
