@@ -145,6 +145,20 @@ def test_annotate_accept_undo_propagate_in_chromium(tmp_path, nuclei):
         drag.perform()
         b.wait("document.querySelector('.oaims-root').oaims.latencies.length >= 5", 60, "the box")
         assert run_code(kernel, "annotator.session.events[-2]['kind']") == "box"
+        # a new class typed in the widget: the box's object is accepted with it
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.common.keys import Keys
+
+        root.find_element(By.CSS_SELECTOR, "input[placeholder='new class']").send_keys("nucleus", Keys.ENTER)
+        end = time.monotonic() + 10
+        while run_code(kernel, "annotator.class_name") != "nucleus":
+            assert time.monotonic() < end, "the class did not reach the kernel"
+            time.sleep(0.2)
+        b.press(root, "accept")
+        end = time.monotonic() + 30
+        while "nucleus" not in run_code(kernel, "[name for _, name in annotator.object_classes.values()]"):
+            assert time.monotonic() < end, "the object was not accepted with its class"
+            time.sleep(0.2)
 
         # 3D: a click on a slice, Propagate, and the next slices have the object
         vol = b.annotator(1)
