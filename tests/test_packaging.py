@@ -169,7 +169,8 @@ def test_the_core_works_without_the_extras_and_names_the_one_missing(tmp_path):
 
         job = {{"image": "a.npy", "seeds": "b.npy", "name": "a"}}
         batch = lambda: propagate_many([job], {str(tmp_path / "o")!r})
-        for call, extra in ((pyplot, "bench"), (lambda: TqdmProgress(file=Terminal())(1, 2, "x"), "bench"), (batch, "batch")):
+        bars = lambda: TqdmProgress(file=Terminal())(1, 2, "x")
+        for call, extra in ((pyplot, "bench"), (bars, "bench"), (batch, "batch")):
             with pytest.raises(ImportError, match=f"napari-oaims\\\\[{{extra}}\\\\]"):
                 call()
         loaded = [m for m in sys.modules if m.split(".")[0] in {LAB_BENCH!r}]

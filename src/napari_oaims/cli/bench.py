@@ -305,11 +305,28 @@ def _gui(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_gui)
 
 
+def _notebook(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "notebook", help="the notebook annotator in headless Chromium: click-to-overlay vs API, open time"
+    )
+    p.add_argument("--sizes", type=int, nargs="+", default=[512, 4096], help="image sides (px)")
+    p.add_argument("--clicks", type=int, default=20, help="measured clicks per size (one per object)")
+    p.add_argument("--warmup", type=int, default=3, help="clicks before measuring")
+    p.add_argument("--adaptation", default="none", help="none, mi, pi or oaims")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--screenshot", default=None, help="save a screenshot of the first annotator (PNG)")
+    p.add_argument("--out", default=None, help="results JSON")
+    p.set_defaults(func=lambda args: __import__("napari_oaims.evaluation.notebook", fromlist=["run"]).run(args))
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``oaims bench <name>`` for every benchmark."""
-    parser = sub.add_parser("bench", help="benchmarks: clicks, adapt, merge, latency, store, napari, propagate, batch")
+    parser = sub.add_parser(
+        "bench", help="benchmarks: clicks, adapt, merge, latency, store, napari, notebook, propagate, batch"
+    )
     bsub = parser.add_subparsers(dest="bench", required=True)
-    for add in (_clicks, _adapt, _merge, _latency, _store, _gui):
+    for add in (_clicks, _adapt, _merge, _latency, _store, _gui, _notebook):
         add(bsub)
     from napari_oaims.cli import bench_volumes
 

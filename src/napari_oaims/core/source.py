@@ -274,3 +274,15 @@ class ImageSource:
         block = self._block(key, window)
         out[wy, wx] = np.mean([guidance.normalise(block[..., i], *r) for i, r in enumerate(self.ranges)], axis=0)
         return out
+
+    def plane(self, key: tuple[int, ...], factor: int = 1) -> np.ndarray:
+        """Plane ``key`` normalised as :meth:`crop` does, block-averaged by ``factor`` (for display:
+        the blocks are averaged before normalising, so a large plane costs one pass)."""
+        h, w = self.plane_shape
+        block = self._block(key, guidance.Window(0, 0, max(h, w)))
+        if factor > 1:
+            dh, dw = -(-h // factor), -(-w // factor)
+            if (dh * factor, dw * factor) != (h, w):
+                block = np.pad(block, ((0, dh * factor - h), (0, dw * factor - w), (0, 0)), mode="edge")
+            block = block.reshape(dh, factor, dw, factor, block.shape[-1]).mean(axis=(1, 3), dtype=np.float32)
+        return np.mean([guidance.normalise(block[..., i], *r) for i, r in enumerate(self.ranges)], axis=0)

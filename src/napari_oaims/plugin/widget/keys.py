@@ -12,8 +12,7 @@ from collections.abc import Callable, Mapping
 from napari.layers import Layer
 from napari.utils.key_bindings import coerce_keybinding
 
-#: Actions and their keys (napari key names).
-KEYS = {"toggle": "N", "accept": "K", "next": "J", "undo": "U", "redo": "Shift-U", "clear": "Q"}
+from napari_oaims.core.ui import KEYS
 
 
 class LayerKeys:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +30,7 @@ from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QObject, QTimer, Signal, Slot
 
 from napari_oaims.core import geometry
+from napari_oaims.core.ui import stack_axis
 from napari_oaims.plugin.widget.editing import SESSION
 from napari_oaims.plugin.widget.jobs import Job
 
@@ -50,14 +50,6 @@ METHOD_CHOICES = (
     ("registration", "registration", "the nearest prompted slice's mask, warped by optical flow (no model)"),
     ("copy", "copy", "the nearest prompted slice's mask, copied (no model)"),
 )
-
-
-def stack_axis(shape: Sequence[int], plane_axes: Sequence[int], last_moved: int | None) -> int | None:
-    """The image axis to propagate along (see the module docstring); None: the image is no stack."""
-    choices = [a for a in range(len(shape)) if a not in plane_axes and shape[a] > 1]
-    if not choices:
-        return None
-    return last_moved if last_moved in choices else choices[-1]
 
 
 class _Relay(QObject):

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 from napari.layers import Image
 from qtpy.QtWidgets import QLabel
 
+from napari_oaims.core.ui import rollback_text
+
 if TYPE_CHECKING:  # pragma: no cover
-    from napari_oaims.engine import Engine
     from napari_oaims.plugin.widget.annotator import AnnotatorWidget
 
 NO_IMAGE = "Open an image (File > Open, drag and drop, or File > Open Sample): annotation starts on it."
@@ -24,14 +25,6 @@ TIP = (
     "worse after them (the weights went back to the last good ones) · device: where the model runs · "
     "object: id of the object in progress"
 )
-
-
-def rollback_text(engine: "Engine | None") -> str | None:
-    """``rolled back N (why the last one was)``, or None when the guard has undone nothing."""
-    if engine is None or not getattr(engine, "rollbacks", 0):
-        return None
-    why = (engine.last_rollback or "").split(" (")[0].replace("answer check: ", "")
-    return f"rolled back {engine.rollbacks} (last: {why})"
 
 
 def hint(w: "AnnotatorWidget") -> str | None:

@@ -1,0 +1,28 @@
+"""What the annotators (the napari widget and the notebook widget) share: key bindings, the
+stack axis rule and status-line phrases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+#: Actions and their keys (napari key names; the notebook widget takes the same keys).
+KEYS = {"toggle": "N", "accept": "K", "next": "J", "undo": "U", "redo": "Shift-U", "clear": "Q"}
+
+
+def rollback_text(engine: Any) -> str | None:
+    """``rolled back N (why the last one was)``, or None when the guard has undone nothing."""
+    if engine is None or not getattr(engine, "rollbacks", 0):
+        return None
+    why = (engine.last_rollback or "").split(" (")[0].replace("answer check: ", "")
+    return f"rolled back {engine.rollbacks} (last: {why})"
+
+
+def stack_axis(shape: Sequence[int], plane_axes: Sequence[int], last_moved: int | None) -> int | None:
+    """The image axis to propagate along: the one axis that is neither a plane axis nor a single
+    slice; with more of them (t, z, y, x) the one whose slider was moved last, else the innermost.
+    None: the image is no stack."""
+    choices = [a for a in range(len(shape)) if a not in plane_axes and shape[a] > 1]
+    if not choices:
+        return None
+    return last_moved if last_moved in choices else choices[-1]
