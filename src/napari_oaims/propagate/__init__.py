@@ -19,7 +19,7 @@ import numpy as np
 from napari_oaims.core import geometry
 from napari_oaims.core.prompts import Prompt
 from napari_oaims.core.results import Result
-from napari_oaims.propagate.run import Outcome, resolve_axis, resolve_extent, run
+from napari_oaims.propagate.run import Barrier, Outcome, resolve_axis, resolve_extent, run
 from napari_oaims.propagate.settings import METHODS, PropagateSettings, resolve
 from napari_oaims.propagate.suggest import suggest
 
@@ -37,8 +37,13 @@ class Propagated(Result):
 
 
 #: A negative click at least this deep in a component of a propagated mask (a share of the
-#: component's deepest point) removes the whole component; nearer its edge it trims it.
-REMOVE_DEPTH = 0.5
+#: component's deepest point) removes the whole component; nearer its edge it trims it. A
+#: component holding at least :data:`REMOVE_ALL` of the mask takes the whole mask with it.
+REMOVE_DEPTH = 0.75
+REMOVE_ALL = 0.5
+#: A click the model does not follow on a plane led by a prior adds (positive) a disk of this
+#: radius (pixels), or removes (negative) the part of the mask within twice the click's depth.
+CLICK_DISK = 3
 
 
 def edit_prior(mask: np.ndarray, bbox: geometry.Box, prompt: Prompt) -> Prompt | None:
@@ -46,7 +51,8 @@ def edit_prior(mask: np.ndarray, bbox: geometry.Box, prompt: Prompt) -> Prompt |
     its box): the mask itself, so that the prompt edits it. A negative click in the middle of a
     component says that the object is not there: the component leaves the prior (the model
     alone would redraw it); if nothing is left the plane starts empty (None), and as an anchor
-    with an empty mask it marks where the object ends."""
+    with an empty mask it marks where the object ends (as it does when the component holds most
+    of the mask)."""
     if prompt.kind == "click" and not prompt.positive:
         from scipy import ndimage
 
@@ -59,6 +65,8 @@ def edit_prior(mask: np.ndarray, bbox: geometry.Box, prompt: Prompt) -> Prompt |
             component = lab == lab[cy, cx]
             depth = ndimage.distance_transform_edt(component)
             if depth[cy, cx] >= REMOVE_DEPTH * depth.max():
+                if np.count_nonzero(component) >= REMOVE_ALL * np.count_nonzero(mask):
+                    return None
                 mask = mask.copy()
                 mask[box] &= ~component[1:-1, 1:-1]
                 bbox = geometry.bbox(mask)
@@ -69,7 +77,36 @@ def edit_prior(mask: np.ndarray, bbox: geometry.Box, prompt: Prompt) -> Prompt |
     )
 
 
+def edit_click(before: np.ndarray, after: np.ndarray, prompt: Prompt, offset: tuple[int, int]) -> np.ndarray:
+    """The mask a click makes on a plane led by a prior (a propagated or exact mask): ``after``
+    (the model's answer, region values at ``offset``) kept within what the click may change, so
+    that a correction only corrects. A negative click only removes (``before & after``), a
+    positive one only adds (``before | after``); where the model did not follow the click at its
+    own pixel, the click edits the mask itself (see :data:`CLICK_DISK`)."""
+    from scipy import ndimage
+
+    if prompt.kind != "click" or before is None or after is None:
+        return after
+    y, x = (int(v) - o for v, o in zip(prompt.points[0], offset))
+    if not (0 <= y < after.shape[0] and 0 <= x < after.shape[1]):
+        return after
+    yy, xx = np.ogrid[: after.shape[0], : after.shape[1]]
+    d2 = (yy - y) ** 2 + (xx - x) ** 2
+    if prompt.positive:
+        out = before | after
+        if not out[y, x]:
+            out |= d2 <= CLICK_DISK**2
+        return out
+    out = before & after
+    if out[y, x]:
+        depth = ndimage.distance_transform_edt(np.pad(out, 1))[1:-1, 1:-1][y, x]
+        out &= d2 > (2 * depth) ** 2
+    return out
+
+
 __all__ = [
+    "Barrier",
+    "edit_click",
     "edit_prior",
     "METHODS",
     "Outcome",

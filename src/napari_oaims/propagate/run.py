@@ -5,7 +5,8 @@
 
 * outward from the lowest and the highest anchor, slice by slice, with the stop rules
   (:func:`stop_reason`): the mask vanished, its overlap with the previous slice dropped, its area
-  jumped, or the image no longer shows the object;
+  jumped, the image no longer shows the object, the intensity inside the mask jumped (another
+  object), or the area grew again after a neck (an object touching this one along the axis);
 * between two anchors from both ends, each chain across the whole gap, fused by distance
   (``p = w_a p_a + w_b p_b`` with ``w_a = (b - z) / (b - a)``);
 * an anchor whose mask is empty (e.g. a negative click on a propagated slice) marks where the
@@ -17,7 +18,12 @@ window around it (grown when the mask touches the border, as for a click); ``ema
 temporary teacher on the way (:mod:`napari_oaims.propagate.ema`). ``registration`` and ``copy``
 carry the chain's anchor mask itself (:mod:`napari_oaims.propagate.registration`).
 
-Nothing here changes the session: :func:`run` returns the new plane masks, and
+Whatever the method, each slice keeps only the part of its mask that *continues* the previous
+slice (:func:`continuing`: components that overlap the previous mask, within reach of it), and
+never takes a voxel of the *barrier* (accepted objects, other objects carried at the same time).
+
+Nothing here changes the session: :func:`run` reads it through its public interface (the anchors'
+masks and prompts, windows and encoded inputs) and returns the new plane masks;
 :meth:`napari_oaims.Session.propagate` applies them as one undoable step.
 """
 
@@ -40,6 +46,72 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Anchor contrast below this (normalised intensity) leaves out the contrast stop rule.
 MIN_ANCHOR_CONTRAST = 0.03
+
+#: A plane key: coordinates on the non-plane axes.
+Key = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """An anchor plane: its mask (``box``/``crop``, None when empty) and its prompts."""
+
+    box: geometry.Box | None
+    crop: np.ndarray | None
+    prompts: list
+
+    @property
+    def sparse(self) -> Sparse:
+        return Sparse.empty() if self.box is None else Sparse.of_mask(self.crop, self.box[:2])
+
+
+def session_anchors(session: "Session") -> dict[Key, Anchor]:
+    """The current object's anchors: its planes with prompts."""
+    out = {}
+    for key in session.prompted_planes():
+        got = session.plane_crop(key)
+        out[key] = Anchor(*(got or (None, None)), session.prompts(key))
+    return out
+
+
+class Barrier:
+    """Voxels a propagation must not take: ``taken`` (an array of the image's spatial shape,
+    nonzero where taken, read one plane at a time) and masks added per plane (:meth:`add`)."""
+
+    def __init__(self, source, taken=None):
+        self.source = source
+        self.taken = taken
+        self.extra: dict[Key, list[Sparse]] = {}
+
+    def add(self, key: Key, mask: Sparse) -> None:
+        if mask.box is not None:
+            self.extra.setdefault(key, []).append(mask)
+
+    def __bool__(self) -> bool:
+        return self.taken is not None or bool(self.extra)
+
+    def in_box(self, key: Key, box: geometry.Box) -> np.ndarray | None:
+        """The blocked pixels of plane ``key`` inside ``box`` (None: none)."""
+        out = None
+        if self.taken is not None:
+            index = list(self.source.plane_index(key))
+            a0, a1 = self.source.plane_axes
+            index[a0] = slice(box[0], box[2])
+            index[a1] = slice(box[1], box[3])
+            block = np.asarray(self.taken[tuple(index)]) != 0
+            out = block.T if a0 > a1 else block
+        for m in self.extra.get(key, []):
+            part = m.in_box(box, bool)
+            out = part if out is None else out | part
+        return out
+
+    def apply(self, key: Key, prob: Sparse) -> Sparse:
+        """``prob`` with the blocked pixels of plane ``key`` set to zero."""
+        if not self or prob.box is None:
+            return prob
+        blocked = self.in_box(key, prob.box)
+        if blocked is None or not blocked.any():
+            return prob
+        return Sparse(prob.box, np.where(blocked, 0, prob.values).astype(prob.values.dtype))
 
 
 @dataclass
@@ -125,13 +197,14 @@ def resolve_extent(n: int, extent) -> tuple[int, int]:
     return start, stop
 
 
-def plan(session: "Session", axis: int, extent: tuple[int, int], settings: PropagateSettings) -> list[Line]:
+def plan(
+    session: "Session", axis: int, extent: tuple[int, int], settings: PropagateSettings, prompted: dict[Key, Anchor]
+) -> list[Line]:
     """The lines to redo along ``axis`` within ``extent``, with their chains."""
     src = session.source
     others = [a for a in range(len(src.spatial_shape)) if a not in src.plane_axes]
     kpos = others.index(axis)
     lo, hi = extent
-    prompted = {k: st for k, st in session.planes.items() if st.prompts}
     if not prompted:
         raise ValueError("nothing to propagate: prompt the object on a slice first (a click, box, scribble or prior)")
     lines: dict[tuple, dict[int, tuple]] = {}
@@ -140,7 +213,7 @@ def plan(session: "Session", axis: int, extent: tuple[int, int], settings: Propa
             lines.setdefault(key[:kpos] + key[kpos + 1 :], {})[key[kpos]] = key
     out = []
     for line, anchors in sorted(lines.items()):
-        nonempty = sorted(p for p, k in anchors.items() if prompted[k].bbox is not None)
+        nonempty = sorted(p for p, k in anchors.items() if prompted[k].box is not None)
         ln = Line(line, anchors, nonempty, [p for p in range(lo, hi) if p not in anchors])
         pos = sorted(anchors)
         idx = 0
@@ -189,9 +262,13 @@ def key_of(line: tuple[int, ...], kpos: int, position: int) -> tuple[int, ...]:
 class _Context:
     """What the steps of one propagation share: the session, settings, model copies, caches."""
 
-    def __init__(self, session: "Session", method: str, settings: PropagateSettings):
+    def __init__(
+        self, session: "Session", method: str, settings: PropagateSettings, anchors: dict[Key, Anchor], barrier: Barrier
+    ):
         self.session = session
         self.source = session.source
+        self.anchors = anchors
+        self.barrier = barrier
         self.method = method
         self.settings = settings
         self.teacher = None
@@ -202,7 +279,7 @@ class _Context:
         self.slices_seen = 0  # slices predicted so far (ema adapts on every adapt_every-th)
         self._anchor_samples: dict[tuple, Any] = {}
         self._anchor_views: dict[tuple, tuple] = {}
-        self._contrast: dict[tuple, float | None] = {}
+        self._contrast: dict[tuple, tuple[float | None, float | None]] = {}
 
     # model methods ------------------------------------------------------------------------
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -216,13 +293,14 @@ class _Context:
             from napari_oaims.adapt.oaims import ccg_points, work_target
             from napari_oaims.propagate.ema import AnchorSample
 
-            st = self.session.planes[key]
-            window = self.session._choose_window(key, st.prompts, st.bbox)
+            anchor = self.anchors[key]
+            window = self.session.window(key, anchor.prompts, anchor.box)
             sample = None
             if window is not None:
-                points = [pt for p in st.prompts for pt in ccg_points(p, window)]
+                points = [pt for p in anchor.prompts for pt in ccg_points(p, window)]
+                plane = anchor.sparse.plane(self.source.plane_shape)
                 sample = AnchorSample(
-                    self.session._encode(key, st.prompts, window), work_target(st.mask, window), points
+                    self.session.encode(key, anchor.prompts, window), work_target(plane, window), points
                 )
             self._anchor_samples[key] = sample
         return self._anchor_samples[key]
@@ -232,7 +310,7 @@ class _Context:
         slices (on a window around it): the prior that follows a moving object."""
         from napari_oaims.propagate.registration import flow_args, warp_mask
 
-        window = self.session._choose_window(key, [], prev.box)
+        window = self.session.window(key, [], prev.box)
         moving = self.source.crop(prev_key, window)
         fixed = self.source.crop(key, window)
         if float(fixed.max() - fixed.min()) < 1e-6 or float(moving.max() - moving.min()) < 1e-6:
@@ -249,7 +327,7 @@ class _Context:
             prev = moved if moved.box is not None else prev
         pts = deepest_points(prev, self.settings.click_share)
         prompts = [Prompt("click", True, p[None]) for p in pts]
-        window = self.session._choose_window(key, prompts, prev.box)
+        window = self.session.window(key, prompts, prev.box)
         passes = 0
         while True:
             passes += 1
@@ -257,7 +335,7 @@ class _Context:
             ys, xs, wy, wx = window.clip((h, w))
             inside_img = crop[wy, wx]
             if inside_img.size == 0 or float(inside_img.max() - inside_img.min()) < 1e-6:
-                return Sparse.empty(), {"passes": passes, "blank": True}
+                return Sparse.empty(), {"passes": passes, "blank": True, "moved": prev}
             prior = guidance.resize_window(prev.window(window), guidance.WORK_SIZE)
             x = guidance.encode(
                 guidance.resize_window(crop, guidance.WORK_SIZE),
@@ -271,7 +349,7 @@ class _Context:
             if larger is None:
                 break
             window = larger
-        info: dict[str, Any] = {"passes": passes, "window": [window.y0, window.x0, window.size]}
+        info: dict[str, Any] = {"passes": passes, "window": [window.y0, window.x0, window.size], "moved": prev}
         if self.teacher is not None:
             self.slices_seen += 1
             if (self.slices_seen - 1) % self.settings.adapt_every == 0:
@@ -284,9 +362,8 @@ class _Context:
     def anchor_view(self, key):
         """The window around an anchor's mask, its image crop and its mask there."""
         if key not in self._anchor_views:
-            st = self.session.planes[key]
-            window = self.session._choose_window(key, [], st.bbox)
-            sparse = Sparse.of_mask(st.mask[geometry.box_slices(st.bbox)], st.bbox[:2])
+            sparse = self.anchors[key].sparse
+            window = self.session.window(key, [], sparse.box)
             self._anchor_views[key] = (window, self.source.crop(key, window), sparse.window(window))
         return self._anchor_views[key]
 
@@ -306,28 +383,68 @@ class _Context:
         return Sparse((ys.start, xs.start, ys.stop, xs.stop), prob[wy, wx].astype(np.float32)), {}
 
     # stopping -----------------------------------------------------------------------------
-    def contrast_of(self, key, mask: Sparse) -> float | None:
-        """Mean normalised image inside ``mask`` minus a ring around it, on plane ``key``."""
+    def contrast_of(self, key, mask: Sparse) -> tuple[float | None, float | None]:
+        """Mean normalised image inside ``mask`` minus a ring around it, and the mean inside, on
+        plane ``key``."""
         if mask.box is None:
-            return None
+            return None, None
         y0, x0, y1, x1 = mask.box
         margin = int(np.clip(round(0.2 * max(y1 - y0, x1 - x0)), 2, 12)) + 2
         size = max(y1 - y0, x1 - x0) + 2 * margin
         window = guidance.Window(y0 - margin, x0 - margin, size)
         image = self.source.crop(key, window)
-        return contrast(image, mask.window(window) > 0.5)
+        inside = mask.window(window) > 0.5
+        return contrast(image, inside), float(image[inside].mean())
 
-    def anchor_contrast(self, key) -> float | None:
+    def anchor_contrast(self, key) -> tuple[float | None, float | None]:
         if key not in self._contrast:
-            st = self.session.planes[key]
-            self._contrast[key] = self.contrast_of(
-                key, Sparse.of_mask(st.mask[geometry.box_slices(st.bbox)], st.bbox[:2])
-            )
+            self._contrast[key] = self.contrast_of(key, self.anchors[key].sparse)
         return self._contrast[key]
 
 
-def stop_reason(ctx: _Context, key, mask: Sparse, prev: Sparse, anchor_contrast: float | None) -> str | None:
-    """Why an outward chain stops at plane ``key`` with ``mask`` (bool), or None to go on."""
+def continuing(mask: Sparse, ref: Sparse, settings: PropagateSettings) -> Sparse:
+    """The part of ``mask`` (bool) that continues ``ref`` (the previous slice's mask moved onto
+    this one): its components that overlap ``ref`` on at least ``continue_share`` of their area,
+    cut to what lies within reach of ``ref`` (``reach_share`` of its equivalent radius, at least
+    ``reach_px``). What does not continue the previous slice is another object."""
+    if mask.box is None or ref.box is None:
+        return mask
+    from scipy import ndimage
+
+    radius = np.sqrt(ref.area / np.pi)
+    reach = max(settings.reach_px, settings.reach_share * radius)
+    pad = int(np.ceil(reach)) + 1
+    box = geometry.union(mask.box, ref.box)
+    box = (box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad)
+    m, r = mask.in_box(box, bool), ref.in_box(box, bool)
+    lab, n = ndimage.label(m)
+    if n == 0:
+        return mask
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    overlap = np.bincount(lab[r].ravel(), minlength=n + 1)
+    keep = overlap >= settings.continue_share * sizes
+    keep[0] = False
+    out = keep[lab]
+    if np.isfinite(reach):
+        out &= ndimage.distance_transform_edt(~r) <= reach
+    return Sparse.of_mask(out, box[:2])
+
+
+@dataclass
+class Track:
+    """What an outward chain remembers: the anchor's contrast and mean intensity, the previous
+    slice's mean, and the largest area since the anchor with the smallest after it (neck rule)."""
+
+    contrast: float | None
+    mean: float | None
+    peak: int
+    low: int
+    clearest: float = 0.0
+
+
+def stop_reason(ctx: _Context, key, mask: Sparse, prev: Sparse, track: Track) -> str | None:
+    """Why an outward chain stops at plane ``key`` with ``mask`` (bool), or None to go on
+    (``track`` is updated for the next slice)."""
     s = ctx.settings
     if mask.area < max(s.min_area_px, s.min_area_share * prev.area):
         return "vanished"
@@ -335,10 +452,24 @@ def stop_reason(ctx: _Context, key, mask: Sparse, prev: Sparse, anchor_contrast:
         return "overlap"
     if mask.area > s.max_growth * max(prev.area, 1):
         return "growth"
-    if s.min_contrast > 0 and anchor_contrast is not None and abs(anchor_contrast) >= MIN_ANCHOR_CONTRAST:
-        c = ctx.contrast_of(key, mask)
-        if c is None or c / anchor_contrast < s.min_contrast:
+    if track.low <= s.neck_share * track.peak and mask.area >= s.neck_regrow * max(track.low, 1):
+        return "neck"
+    if mask.area > track.peak:
+        track.peak = track.low = mask.area
+    else:
+        track.low = min(track.low, mask.area)
+    c0 = track.contrast
+    if c0 is not None and abs(c0) >= MIN_ANCHOR_CONTRAST and (s.min_contrast > 0 or s.max_mean_step > 0):
+        c, mean = ctx.contrast_of(key, mask)
+        if s.min_contrast > 0 and (c is None or c / c0 < s.min_contrast):
             return "contrast"
+        # the step is judged against the clearest contrast the object showed (a small blurred
+        # end of an object is dimmer than its middle)
+        track.clearest = max(track.clearest, abs(c0), abs(c or 0.0))
+        jump = abs(mean - track.mean) if track.mean is not None and mean is not None else 0.0
+        if s.max_mean_step > 0 and jump > s.max_mean_step * track.clearest:
+            return "intensity"
+        track.mean = mean
     return None
 
 
@@ -353,8 +484,13 @@ def run(
     progress: Callable[[int, int], None] | None = None,
     cancel=None,
     on_slice: Callable[[tuple, np.ndarray], None] | None = None,
+    anchors: dict[Key, Anchor] | None = None,
+    barrier: Barrier | None = None,
 ) -> Outcome:
     """Compute a propagation (see the module docstring); the session is not changed.
+
+    ``anchors``: the planes to carry from (default: the current object's prompted planes);
+    ``barrier``: the voxels no slice may take (:class:`Barrier`).
 
     ``cancel``: a ``threading.Event`` (or anything with ``is_set()``), checked before each slice;
     when set the outcome is ``cancelled`` and holds no planes. ``progress(done, total)`` after
@@ -366,29 +502,31 @@ def run(
     s = resolve(settings, overrides or {})
     a = resolve_axis(session, axis)
     ext = resolve_extent(session.source.spatial_shape[a], extent)
-    lines = plan(session, a, ext, s)
+    anchors = session_anchors(session) if anchors is None else anchors
+    barrier = Barrier(session.source) if barrier is None else barrier
+    lines = plan(session, a, ext, s, anchors)
     src = session.source
     kpos = [x for x in range(len(src.spatial_shape)) if x not in src.plane_axes].index(a)
-    anchors = [k for ln in lines for k in ln.anchors.values()]
+    anchor_keys = [k for ln in lines for k in ln.anchors.values()]
     total = sum(len(c.positions) for ln in lines for c in ln.chains)
-    stats: dict[str, Any] = {"chains": [], "slices": [], "total": total}
+    stats: dict[str, Any] = {"chains": [], "slices": [], "total": total, "barrier": bool(barrier)}
     planes: dict[tuple, Sparse] = {}
 
     def cancelled() -> Outcome:
-        return Outcome(True, a, ext, method, s, {}, anchors, stats)
+        return Outcome(True, a, ext, method, s, {}, anchor_keys, stats)
 
     if cancel is not None and cancel.is_set():
         return cancelled()
-    ctx = _Context(session, method, s) if total else None
+    ctx = _Context(session, method, s, anchors, barrier) if total else None
     done = 0
     t_all = time.perf_counter()
     for ln in lines:
         results: dict[int, list[tuple[int, Sparse]]] = {}  # position -> [(from anchor, prob)]
         for chain in ln.chains:
             akey = ln.anchors[chain.anchor]
-            st = session.planes[akey]
-            prev = Sparse.of_mask(st.mask[geometry.box_slices(st.bbox)], st.bbox[:2])
-            c0 = ctx.anchor_contrast(akey) if chain.open and s.min_contrast > 0 else None
+            prev = anchors[akey].sparse
+            c0, mean0 = ctx.anchor_contrast(akey) if chain.open else (None, None)
+            track = Track(c0, mean0, prev.area, prev.area)
             # the anchors nearest the chain's start give the interactive loss (ema)
             near = sorted(ln.nonempty, key=lambda p: (abs(p - chain.anchor), p))
             samples = []
@@ -408,9 +546,15 @@ def run(
                     prob, info = ctx.model_step(key, prev, rng, samples, prev_key)
                 else:
                     prob, info = ctx.carry_step(key, akey)
+                prob = barrier.apply(key, prob)
                 mask = prob.threshold()
+                if method in ("ema", "frozen"):
+                    kept = continuing(mask, info.pop("moved", prev), s)
+                    if kept.area < mask.area:
+                        prob = Sparse(prob.box, prob.values * kept.in_box(prob.box))
+                        mask = kept
                 if chain.open:
-                    reason = stop_reason(ctx, key, mask, prev, c0)
+                    reason = stop_reason(ctx, key, mask, prev, track)
                 elif mask.box is None:
                     reason = "vanished"
                 ms = (time.perf_counter() - t0) * 1e3
@@ -474,4 +618,4 @@ def run(
     stats["ms_per_slice"] = round(float(np.mean(computed)), 2) if computed else None
     if ctx is not None and ctx.teacher is not None:
         stats["student_steps"] = ctx.teacher.steps_taken
-    return Outcome(False, a, ext, method, s, planes, anchors, stats)
+    return Outcome(False, a, ext, method, s, planes, anchor_keys, stats)
