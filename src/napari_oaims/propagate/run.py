@@ -412,8 +412,8 @@ def continuing(mask: Sparse, ref: Sparse, settings: PropagateSettings) -> Sparse
     from scipy import ndimage
 
     radius = np.sqrt(ref.area / np.pi)
-    reach = max(settings.reach_px, settings.reach_share * radius)
-    pad = int(np.ceil(reach)) + 1
+    reach = max(settings.reach_px, settings.reach_share * radius) if settings.reach_share > 0 else None
+    pad = 1 if reach is None else int(np.ceil(reach)) + 1
     box = geometry.union(mask.box, ref.box)
     box = (box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad)
     m, r = mask.in_box(box, bool), ref.in_box(box, bool)
@@ -425,26 +425,36 @@ def continuing(mask: Sparse, ref: Sparse, settings: PropagateSettings) -> Sparse
     keep = overlap >= settings.continue_share * sizes
     keep[0] = False
     out = keep[lab]
-    if np.isfinite(reach):
+    if reach is not None:
         out &= ndimage.distance_transform_edt(~r) <= reach
     return Sparse.of_mask(out, box[:2])
 
 
 @dataclass
 class Track:
-    """What an outward chain remembers: the anchor's contrast and mean intensity, the previous
-    slice's mean, and the largest area since the anchor with the smallest after it (neck rule)."""
+    """What an outward chain remembers for its stop rules: the anchor's contrast, the clearest
+    contrast seen, the largest area and the smallest after it (where), the mean image inside
+    the mask on the previous slice, its highest value and the lowest after that (where), and,
+    once a rule fires, the position from which the chain's slices are dropped (``cut``)."""
 
     contrast: float | None
     mean: float | None
     peak: int
     low: int
+    low_at: int | None = None
     clearest: float = 0.0
+    mean_peak: float | None = None
+    mean_low: float | None = None
+    mean_low_at: int | None = None
+    cut: int | None = None
+
+    def __post_init__(self) -> None:
+        self.mean_peak = self.mean_low = self.mean
 
 
-def stop_reason(ctx: _Context, key, mask: Sparse, prev: Sparse, track: Track) -> str | None:
-    """Why an outward chain stops at plane ``key`` with ``mask`` (bool), or None to go on
-    (``track`` is updated for the next slice)."""
+def stop_reason(ctx: _Context, key, mask: Sparse, prev: Sparse, track: Track, pos: int) -> str | None:
+    """Why an outward chain stops at plane ``key`` (position ``pos``) with ``mask`` (bool), or
+    None to go on (``track`` is updated; ``track.cut``: where the object already ended)."""
     s = ctx.settings
     if mask.area < max(s.min_area_px, s.min_area_share * prev.area):
         return "vanished"
@@ -453,22 +463,35 @@ def stop_reason(ctx: _Context, key, mask: Sparse, prev: Sparse, track: Track) ->
     if mask.area > s.max_growth * max(prev.area, 1):
         return "growth"
     if track.low <= s.neck_share * track.peak and mask.area >= s.neck_regrow * max(track.low, 1):
+        track.cut = None if track.low_at is None else track.low_at + (1 if pos > track.low_at else -1)
         return "neck"
     if mask.area > track.peak:
         track.peak = track.low = mask.area
-    else:
-        track.low = min(track.low, mask.area)
+        track.low_at = None
+    elif mask.area <= track.low:
+        track.low, track.low_at = mask.area, pos
     c0 = track.contrast
     if c0 is not None and abs(c0) >= MIN_ANCHOR_CONTRAST and (s.min_contrast > 0 or s.max_mean_step > 0):
         c, mean = ctx.contrast_of(key, mask)
         if s.min_contrast > 0 and (c is None or c / c0 < s.min_contrast):
             return "contrast"
-        # the step is judged against the clearest contrast the object showed (a small blurred
-        # end of an object is dimmer than its middle)
+        # steps are judged against the clearest contrast the object showed (a small blurred end
+        # of an object is dimmer than its middle)
         track.clearest = max(track.clearest, abs(c0), abs(c or 0.0))
         jump = abs(mean - track.mean) if track.mean is not None and mean is not None else 0.0
         if s.max_mean_step > 0 and jump > s.max_mean_step * track.clearest:
             return "intensity"
+        if s.dip > 0 and mean is not None and track.mean_peak is not None:
+            # the intensity profile along the axis fell and rose again: a seam between two objects
+            fell = track.mean_peak - track.mean_low
+            if fell >= s.dip * track.clearest and mean - track.mean_low >= s.dip * track.clearest:
+                track.cut = track.mean_low_at
+                return "dip"
+            if mean > track.mean_peak:
+                track.mean_peak = track.mean_low = mean
+                track.mean_low_at = None
+            elif mean <= track.mean_low:
+                track.mean_low, track.mean_low_at = mean, pos
         track.mean = mean
     return None
 
@@ -554,7 +577,7 @@ def run(
                         prob = Sparse(prob.box, prob.values * kept.in_box(prob.box))
                         mask = kept
                 if chain.open:
-                    reason = stop_reason(ctx, key, mask, prev, track)
+                    reason = stop_reason(ctx, key, mask, prev, track, pos)
                 elif mask.box is None:
                     reason = "vanished"
                 ms = (time.perf_counter() - t0) * 1e3
@@ -573,6 +596,13 @@ def run(
                 done += 1
                 if reason is not None:
                     at = pos
+                    if track.cut is not None:  # the object ended before: drop the slices from there
+                        walked = chain.positions[: chain.positions.index(pos)]
+                        dropped = walked[walked.index(track.cut) :] if track.cut in walked else []
+                        for p in dropped:
+                            results[p] = [r for r in results.get(p, []) if r[0] != chain.anchor]
+                        n -= len(dropped)
+                        at = dropped[0] if dropped else pos
                     break
                 n += 1
                 results.setdefault(pos, []).append((chain.anchor, prob))

@@ -44,15 +44,18 @@ class PropagateSettings:
     #: The mean image inside the mask moved by more than this share of the clearest contrast the
     #: object showed, from one slice to the next: the mask entered another object (0: no such rule).
     max_mean_step: float = 0.6
+    #: Dip: the mean image inside the mask fell by this share of the clearest contrast and rose
+    #: again by as much: a seam between two objects, where the object ends (0: no such rule).
+    dip: float = 0.3
     #: Neck: the area fell to this share of the largest area since the anchor, then grew again
     #: by ``neck_regrow`` times: an object touching this one along the axis begins there.
-    neck_share: float = 0.45
+    neck_share: float = 0.3
     neck_regrow: float = 1.3
     #: Each slice keeps the components of its mask that overlap the previous slice's (moved)
     #: mask on at least this share of their area ...
     continue_share: float = 0.2
     #: ... and what lies within ``reach_share`` of that mask's equivalent radius of it (at least
-    #: ``reach_px`` pixels): the rest does not continue the object.
+    #: ``reach_px`` pixels): the rest does not continue the object (``reach_share`` 0: no such cut).
     reach_share: float = 0.35
     reach_px: float = 3.0
     #: Stop rules also apply between two anchors (default: fill the gap whatever happens).

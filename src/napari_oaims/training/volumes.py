@@ -16,8 +16,9 @@ Kinds (:data:`KINDS`):
 Failure kinds (:data:`FAILURE_KINDS`), each the situation where carrying an object by area and
 overlap alone goes wrong:
 
-* ``touching``: nuclei of one intensity stacked along z, the target touching one above and one
-  beside it (the mask walks into the neighbour where the target ends);
+* ``touching``: nuclei of one intensity stacked along z, the target flattened against one above
+  and one beside it, with only a one-voxel seam between them (the mask walks into the neighbour
+  where the target ends);
 * ``bright_end``: an object that ends inside brighter tissue (beyond its end the model still
   finds "something bright" under the prior);
 * ``low_contrast``: a lesion barely brighter than a textured background;
@@ -220,6 +221,9 @@ def _failure_labels(rng: np.random.Generator, spec: VolumeSpec) -> tuple[np.ndar
         angle = rng.uniform(0, 2 * np.pi)
         beside = c + np.array([0.0, 1.8 * rxy * np.sin(angle), 1.8 * rxy * np.cos(angle)])
         put(_ellipsoid(rng, spec, beside, np.array([rz, rxy, rxy])))
+        # where two nuclei touch, a one-voxel seam of background (their envelopes)
+        grown = ndimage.grey_dilation(labels, size=(3, 3, 3))
+        labels[(labels > 0) & (grown > labels)] = 0
         levels = np.full(labels.max() + 1, rng.uniform(0.7, 0.9))
         levels[0] = 0.1
     elif spec.kind == "bright_end":
