@@ -282,6 +282,7 @@ class StackTools:
             show_warning(f"OAIMS: cannot propagate all: {got}")
             return
         plane, seeds, barrier = got
+        top = max(int(seeds.max()), int(barrier.max()))
         axis = self.axis()
         classes = {int(v): self._w.objects.classes.get(int(v), (1, "object")) for v in np.unique(seeds) if v > 0}
         run = _Run(method)
@@ -297,6 +298,8 @@ class StackTools:
         def work():
             if run.session is None:
                 raise ValueError("no image is being annotated")
+            # the new objects' ids follow every label of the layer (seeds painted by hand included)
+            run.session.object_id = max(run.session.object_id, top + 1)
             result = run.session.propagate_objects(
                 seeds,
                 plane=plane,
