@@ -50,7 +50,7 @@ def propagate_many(
         Worker processes of the local cluster (default: one per CPU core, at most one per job).
         Only without ``client``.
     **settings
-        :class:`napari_oaims.batch.settings.BatchSettings`: ``method`` (``"ema"``), ``axis`` (0),
+        :class:`napari_oaims.batch.settings.BatchSettings`: ``method`` (``"frozen"``), ``axis`` (0),
         ``weights``, ``overwrite``, ``device``, ``threads``, ``adaptation``, ``copy_image``,
         ``propagate`` (a dict of propagation settings), ``progress``.
 

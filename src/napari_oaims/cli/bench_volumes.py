@@ -165,7 +165,7 @@ def _propagate(sub: argparse._SubParsersAction) -> None:
         metavar="SIDE",
         help="measure memory instead: propagate through a SIDE^3 float32 Zarr (1024: 4 GiB; at least 128)",
     )
-    p.add_argument("--method", default="ema", choices=list(METHODS), help="method of the --memory check")
+    p.add_argument("--method", default="frozen", choices=list(METHODS), help="method of the --memory check")
     p.set_defaults(func=_cmd_propagate)
 
 

@@ -31,7 +31,7 @@ class Propagated(Result):
 
     cancelled: bool = False
     axis: int | None = None
-    method: str = "ema"
+    method: str = "frozen"
     anchors: tuple = ()
     info: dict[str, Any] = field(default_factory=dict)
 

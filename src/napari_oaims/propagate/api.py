@@ -27,7 +27,7 @@ class PropagationMixin:
     def propagate(
         self,
         axis=None,
-        method: str = "ema",
+        method: str = "frozen",
         extent=None,
         progress=None,
         cancel=None,
@@ -45,8 +45,9 @@ class PropagationMixin:
             The axis to propagate along; default: the one axis of a 3D image that is not a plane
             axis. For (t, z, y, x) either t or z.
         method : str
-            ``"ema"`` (student-teacher adapted slice by slice), ``"frozen"``, ``"registration"``
-            or ``"copy"``.
+            ``"frozen"`` (the model carries the mask slice to slice; default), ``"ema"`` (a
+            student-teacher copy adapted slice by slice: the same corrections as ``"frozen"`` on
+            the benchmark, at several times the cost), ``"registration"`` or ``"copy"``.
         extent : (int, int), optional
             ``(start, stop)`` along ``axis``, stop exclusive; default the whole axis.
         progress : callable, optional

@@ -352,11 +352,22 @@ class _Context:
         info: dict[str, Any] = {"passes": passes, "window": [window.y0, window.x0, window.size], "moved": prev}
         if self.teacher is not None:
             self.slices_seen += 1
-            if (self.slices_seen - 1) % self.settings.adapt_every == 0:
+            if (self.slices_seen - 1) % self.settings.adapt_every == 0 and self.uncertain(logits):
                 info.update(self.teacher.adapt(x, logits, rng, anchors))
                 logits = self.teacher.predict(x[None])[0]
         prob = 1.0 / (1.0 + np.exp(-guidance.resize_window(logits, window.size)[wy, wx]))
         return Sparse((ys.start, xs.start, ys.stop, xs.stop), prob.astype(np.float32)), info
+
+    def uncertain(self, logits: np.ndarray) -> bool:
+        """Whether the teacher is unsure enough of a slice to adapt on it: the share of its
+        foreground whose probability lies in ``band`` is at least ``adapt_min_uncertain``."""
+        s = self.settings
+        if s.adapt_min_uncertain <= 0:
+            return True
+        p = 1.0 / (1.0 + np.exp(-logits / s.temperature))
+        fg = np.count_nonzero(p > 0.5)
+        band = np.count_nonzero((p >= s.band[0]) & (p <= s.band[1]))
+        return band >= s.adapt_min_uncertain * max(fg, 1)
 
     # anchor-mask methods ------------------------------------------------------------------
     def anchor_view(self, key):
@@ -500,7 +511,7 @@ def stop_reason(ctx: _Context, key, mask: Sparse, prev: Sparse, track: Track, po
 def run(
     session: "Session",
     axis=None,
-    method: str = "ema",
+    method: str = "frozen",
     extent=None,
     settings=None,
     overrides: dict | None = None,

@@ -69,6 +69,9 @@ class PropagateSettings:
     #: slice instead of 13-16x) for the same clicks to 0.9 on the benchmark; first-propagation
     #: Dice 0.912 instead of 0.926 on the tuning suite. 1 for the best masks.
     adapt_every: int = 2
+    #: Adapt only on slices where the teacher's share of uncertain foreground (probability in
+    #: ``band``, before any augmentation) is at least this (0: on every ``adapt_every``-th slice).
+    adapt_min_uncertain: float = 0.0
     alpha: float = 0.99  # teacher EMA momentum (seed 002 Table 4.5)
     lam: float = 2.0  # weight of the interactive loss on the anchors' prompts (seed 002 Table 4.2)
     temperature: float = 1.5  # on the teacher's logits before the mean over augmentations

@@ -51,8 +51,8 @@ FLUSH_MS = 50
 BAR_MS = 250
 #: (method, label, tooltip) offered for propagation, the default first.
 METHOD_CHOICES = (
-    ("ema", "EMA adapter", "a temporary student-teacher copy of the model adapts to each slice (best, slowest)"),
-    ("frozen", "model", "the model carries the mask slice to slice without adapting (fast)"),
+    ("frozen", "model", "the model carries the mask slice to slice (fast; as few corrections as the EMA adapter)"),
+    ("ema", "EMA adapter", "a temporary student-teacher copy of the model adapts to each slice (several times slower)"),
     ("registration", "registration", "the nearest prompted slice's mask, warped by optical flow (no model)"),
     ("copy", "copy", "the nearest prompted slice's mask, copied (no model)"),
 )
