@@ -71,7 +71,9 @@ class PropagateSettings:
     adapt_every: int = 2
     #: Adapt only on slices where the teacher's share of uncertain foreground (probability in
     #: ``band``, before any augmentation) is at least this (0: on every ``adapt_every``-th slice).
-    adapt_min_uncertain: float = 0.0
+    #: 0.1 skips about half the slices (median share 0.05-0.09 on the failure volumes): 2.7x a
+    #: click per slice instead of 5.6x, first-propagation Dice 0.869 instead of 0.885 there.
+    adapt_min_uncertain: float = 0.1
     alpha: float = 0.99  # teacher EMA momentum (seed 002 Table 4.5)
     lam: float = 2.0  # weight of the interactive loss on the anchors' prompts (seed 002 Table 4.2)
     temperature: float = 1.5  # on the teacher's logits before the mean over augmentations
