@@ -17,7 +17,7 @@ from napari_oaims import Engine
 from napari_oaims.evaluation.metrics import dice
 from napari_oaims.propagate import PropagateSettings
 from napari_oaims.propagate.masks import Sparse
-from napari_oaims.propagate.run import continuing
+from napari_oaims.propagate.stops import continuing
 from napari_oaims.simulate.clicks import click_in_region
 from napari_oaims.training.volumes import FAILURE_KINDS, VolumeSpec, failure_suite, make_volume
 

@@ -19,7 +19,8 @@ import numpy as np
 from napari_oaims.core import geometry
 from napari_oaims.core.prompts import Prompt
 from napari_oaims.core.results import Result
-from napari_oaims.propagate.run import Barrier, Outcome, resolve_axis, resolve_extent, run
+from napari_oaims.propagate.anchors import Barrier
+from napari_oaims.propagate.run import Outcome, resolve_axis, resolve_extent, run
 from napari_oaims.propagate.settings import METHODS, PropagateSettings, resolve
 from napari_oaims.propagate.suggest import suggest
 

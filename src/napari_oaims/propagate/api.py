@@ -74,8 +74,8 @@ class PropagationMixin:
         weights are never changed (the student and teacher are temporary).
         """
         from napari_oaims.propagate import run
+        from napari_oaims.propagate.anchors import Barrier
         from napari_oaims.propagate.apply import apply_propagation
-        from napari_oaims.propagate.run import Barrier
 
         t0 = time.perf_counter()
         out = run(

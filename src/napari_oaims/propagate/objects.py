@@ -12,7 +12,8 @@ import numpy as np
 from napari_oaims.core import geometry
 from napari_oaims.core.prompts import prior_prompt
 from napari_oaims.core.results import Accepted
-from napari_oaims.propagate.run import Anchor, Barrier, plan, resolve_axis, resolve_extent, run
+from napari_oaims.propagate.anchors import Anchor, Barrier
+from napari_oaims.propagate.run import plan, resolve_axis, resolve_extent, run
 from napari_oaims.propagate.settings import resolve
 
 if TYPE_CHECKING:  # pragma: no cover

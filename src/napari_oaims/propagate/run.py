@@ -4,9 +4,10 @@
 (the planes that differ only in their coordinate on that axis) that holds an anchor is redone:
 
 * outward from the lowest and the highest anchor, slice by slice, with the stop rules
-  (:func:`stop_reason`): the mask vanished, its overlap with the previous slice dropped, its area
-  jumped, the image no longer shows the object, the intensity inside the mask jumped (another
-  object), or the area grew again after a neck (an object touching this one along the axis);
+  (:func:`~napari_oaims.propagate.stops.stop_reason`): the mask vanished, its overlap with the
+  previous slice dropped, its area jumped, the image no longer shows the object, the intensity
+  inside the mask jumped (another object), its intensity profile along the axis dipped and rose
+  again (the seam between touching objects), or its area grew again after a neck;
 * between two anchors from both ends, each chain across the whole gap, fused by distance
   (``p = w_a p_a + w_b p_b`` with ``w_a = (b - z) / (b - a)``);
 * an anchor whose mask is empty (e.g. a negative click on a propagated slice) marks where the
@@ -19,8 +20,9 @@ temporary teacher on the way (:mod:`napari_oaims.propagate.ema`). ``registration
 carry the chain's anchor mask itself (:mod:`napari_oaims.propagate.registration`).
 
 Whatever the method, each slice keeps only the part of its mask that *continues* the previous
-slice (:func:`continuing`: components that overlap the previous mask, within reach of it), and
-never takes a voxel of the *barrier* (accepted objects, other objects carried at the same time).
+slice (:func:`~napari_oaims.propagate.stops.continuing`: components that overlap the previous
+mask, within reach of it), and never takes a voxel of the *barrier* (accepted objects, other
+objects carried at the same time).
 
 Nothing here changes the session: :func:`run` reads it through its public interface (the anchors'
 masks and prompts, windows and encoded inputs) and returns the new plane masks;
@@ -38,80 +40,13 @@ import numpy as np
 
 from napari_oaims.core import geometry, guidance
 from napari_oaims.core.prompts import Prompt
-from napari_oaims.propagate.masks import Sparse, contrast, deepest_points, iou
+from napari_oaims.propagate.anchors import Anchor, Barrier, Key, session_anchors
+from napari_oaims.propagate.masks import Sparse, contrast, deepest_points
 from napari_oaims.propagate.settings import METHODS, PropagateSettings, resolve
+from napari_oaims.propagate.stops import Track, continuing, stop_reason
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.session import Session
-
-#: Anchor contrast below this (normalised intensity) leaves out the contrast stop rule.
-MIN_ANCHOR_CONTRAST = 0.03
-
-#: A plane key: coordinates on the non-plane axes.
-Key = tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Anchor:
-    """An anchor plane: its mask (``box``/``crop``, None when empty) and its prompts."""
-
-    box: geometry.Box | None
-    crop: np.ndarray | None
-    prompts: list
-
-    @property
-    def sparse(self) -> Sparse:
-        return Sparse.empty() if self.box is None else Sparse.of_mask(self.crop, self.box[:2])
-
-
-def session_anchors(session: "Session") -> dict[Key, Anchor]:
-    """The current object's anchors: its planes with prompts."""
-    out = {}
-    for key in session.prompted_planes():
-        got = session.plane_crop(key)
-        out[key] = Anchor(*(got or (None, None)), session.prompts(key))
-    return out
-
-
-class Barrier:
-    """Voxels a propagation must not take: ``taken`` (an array of the image's spatial shape,
-    nonzero where taken, read one plane at a time) and masks added per plane (:meth:`add`)."""
-
-    def __init__(self, source, taken=None):
-        self.source = source
-        self.taken = taken
-        self.extra: dict[Key, list[Sparse]] = {}
-
-    def add(self, key: Key, mask: Sparse) -> None:
-        if mask.box is not None:
-            self.extra.setdefault(key, []).append(mask)
-
-    def __bool__(self) -> bool:
-        return self.taken is not None or bool(self.extra)
-
-    def in_box(self, key: Key, box: geometry.Box) -> np.ndarray | None:
-        """The blocked pixels of plane ``key`` inside ``box`` (None: none)."""
-        out = None
-        if self.taken is not None:
-            index = list(self.source.plane_index(key))
-            a0, a1 = self.source.plane_axes
-            index[a0] = slice(box[0], box[2])
-            index[a1] = slice(box[1], box[3])
-            block = np.asarray(self.taken[tuple(index)]) != 0
-            out = block.T if a0 > a1 else block
-        for m in self.extra.get(key, []):
-            part = m.in_box(box, bool)
-            out = part if out is None else out | part
-        return out
-
-    def apply(self, key: Key, prob: Sparse) -> Sparse:
-        """``prob`` with the blocked pixels of plane ``key`` set to zero."""
-        if not self or prob.box is None:
-            return prob
-        blocked = self.in_box(key, prob.box)
-        if blocked is None or not blocked.any():
-            return prob
-        return Sparse(prob.box, np.where(blocked, 0, prob.values).astype(prob.values.dtype))
 
 
 @dataclass
@@ -411,100 +346,6 @@ class _Context:
         if key not in self._contrast:
             self._contrast[key] = self.contrast_of(key, self.anchors[key].sparse)
         return self._contrast[key]
-
-
-def continuing(mask: Sparse, ref: Sparse, settings: PropagateSettings) -> Sparse:
-    """The part of ``mask`` (bool) that continues ``ref`` (the previous slice's mask moved onto
-    this one): its components that overlap ``ref`` on at least ``continue_share`` of their area,
-    cut to what lies within reach of ``ref`` (``reach_share`` of its equivalent radius, at least
-    ``reach_px``). What does not continue the previous slice is another object."""
-    if mask.box is None or ref.box is None:
-        return mask
-    from scipy import ndimage
-
-    radius = np.sqrt(ref.area / np.pi)
-    reach = max(settings.reach_px, settings.reach_share * radius) if settings.reach_share > 0 else None
-    pad = 1 if reach is None else int(np.ceil(reach)) + 1
-    box = geometry.union(mask.box, ref.box)
-    box = (box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad)
-    m, r = mask.in_box(box, bool), ref.in_box(box, bool)
-    lab, n = ndimage.label(m)
-    if n == 0:
-        return mask
-    sizes = np.bincount(lab.ravel(), minlength=n + 1)
-    overlap = np.bincount(lab[r].ravel(), minlength=n + 1)
-    keep = overlap >= settings.continue_share * sizes
-    keep[0] = False
-    out = keep[lab]
-    if reach is not None:
-        out &= ndimage.distance_transform_edt(~r) <= reach
-    return Sparse.of_mask(out, box[:2])
-
-
-@dataclass
-class Track:
-    """What an outward chain remembers for its stop rules: the anchor's contrast, the clearest
-    contrast seen, the largest area and the smallest after it (where), the mean image inside
-    the mask on the previous slice, its highest value and the lowest after that (where), and,
-    once a rule fires, the position from which the chain's slices are dropped (``cut``)."""
-
-    contrast: float | None
-    mean: float | None
-    peak: int
-    low: int
-    low_at: int | None = None
-    clearest: float = 0.0
-    mean_peak: float | None = None
-    mean_low: float | None = None
-    mean_low_at: int | None = None
-    cut: int | None = None
-
-    def __post_init__(self) -> None:
-        self.mean_peak = self.mean_low = self.mean
-
-
-def stop_reason(ctx: _Context, key, mask: Sparse, prev: Sparse, track: Track, pos: int) -> str | None:
-    """Why an outward chain stops at plane ``key`` (position ``pos``) with ``mask`` (bool), or
-    None to go on (``track`` is updated; ``track.cut``: where the object already ended)."""
-    s = ctx.settings
-    if mask.area < max(s.min_area_px, s.min_area_share * prev.area):
-        return "vanished"
-    if iou(mask, prev) < s.min_overlap:
-        return "overlap"
-    if mask.area > s.max_growth * max(prev.area, 1):
-        return "growth"
-    if track.low <= s.neck_share * track.peak and mask.area >= s.neck_regrow * max(track.low, 1):
-        track.cut = None if track.low_at is None else track.low_at + (1 if pos > track.low_at else -1)
-        return "neck"
-    if mask.area > track.peak:
-        track.peak = track.low = mask.area
-        track.low_at = None
-    elif mask.area <= track.low:
-        track.low, track.low_at = mask.area, pos
-    c0 = track.contrast
-    if c0 is not None and abs(c0) >= MIN_ANCHOR_CONTRAST and (s.min_contrast > 0 or s.max_mean_step > 0):
-        c, mean = ctx.contrast_of(key, mask)
-        if s.min_contrast > 0 and (c is None or c / c0 < s.min_contrast):
-            return "contrast"
-        # steps are judged against the clearest contrast the object showed (a small blurred end
-        # of an object is dimmer than its middle)
-        track.clearest = max(track.clearest, abs(c0), abs(c or 0.0))
-        jump = abs(mean - track.mean) if track.mean is not None and mean is not None else 0.0
-        if s.max_mean_step > 0 and jump > s.max_mean_step * track.clearest:
-            return "intensity"
-        if s.dip > 0 and mean is not None and track.mean_peak is not None:
-            # the intensity profile along the axis fell and rose again: a seam between two objects
-            fell = track.mean_peak - track.mean_low
-            if fell >= s.dip * track.clearest and mean - track.mean_low >= s.dip * track.clearest:
-                track.cut = track.mean_low_at
-                return "dip"
-            if mean > track.mean_peak:
-                track.mean_peak = track.mean_low = mean
-                track.mean_low_at = None
-            elif mean <= track.mean_low:
-                track.mean_low, track.mean_low_at = mean, pos
-        track.mean = mean
-    return None
 
 
 # -- the run -----------------------------------------------------------------------------------

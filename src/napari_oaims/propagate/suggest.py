@@ -26,16 +26,9 @@ MIN_DISAGREEMENT = 0.1
 
 def scores(session: "Session", axis=None, extent=None, settings=None) -> list[dict]:
     """Every candidate slice with its score (``plane``, ``position``, ``score``, ``share``, ``distance``)."""
+    from napari_oaims.propagate.anchors import Barrier, session_anchors
     from napari_oaims.propagate.masks import Sparse, xor_area
-    from napari_oaims.propagate.run import (
-        Barrier,
-        _Context,
-        key_of,
-        plan,
-        resolve_axis,
-        resolve_extent,
-        session_anchors,
-    )
+    from napari_oaims.propagate.run import _Context, key_of, plan, resolve_axis, resolve_extent
     from napari_oaims.propagate.settings import resolve
 
     s = resolve(settings, {})
