@@ -45,8 +45,10 @@ class PropagateSettings:
     #: object showed, from one slice to the next: the mask entered another object (0: no such rule).
     max_mean_step: float = 0.6
     #: Dip: the mean image inside the mask fell by this share of the clearest contrast and rose
-    #: again by as much: a seam between two objects, where the object ends (0: no such rule).
+    #: again (``dip_rise``): a seam between two objects, where the object ends (0: no such rule).
     dip: float = 0.3
+    #: ... the share of the clearest contrast by which it must rise again after the dip.
+    dip_rise: float = 0.12
     #: Neck: the area fell to this share of the largest area since the anchor, then grew again
     #: by ``neck_regrow`` times: an object touching this one along the axis begins there.
     neck_share: float = 0.3

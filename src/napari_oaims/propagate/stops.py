@@ -102,7 +102,7 @@ def stop_reason(ctx: _Context, key, mask: Sparse, prev: Sparse, track: Track, po
         if s.dip > 0 and mean is not None and track.mean_peak is not None:
             # the intensity profile along the axis fell and rose again: a seam between two objects
             fell = track.mean_peak - track.mean_low
-            if fell >= s.dip * track.clearest and mean - track.mean_low >= s.dip * track.clearest:
+            if fell >= s.dip * track.clearest and mean - track.mean_low >= s.dip_rise * track.clearest:
                 track.cut = track.mean_low_at
                 return "dip"
             if mean > track.mean_peak:
