@@ -1,12 +1,16 @@
 """3D propagation: carry the object of a session through a stack (or a time-lapse).
 
-GUI-free. :meth:`napari_oaims.Session.propagate` and :meth:`napari_oaims.Session.suggest_slice`
-are the entry points; this package computes, the session applies (one undoable step, one
-``propagate`` event). Methods (:data:`METHODS`): ``"ema"``, the student-teacher EMA adapter of
-seed 002 (:mod:`.ema`); ``"frozen"``, the same loop without adaptation; ``"registration"``, the
-nearest anchor's mask warped by 2D optical flow (seed 003 algorithm 2, :mod:`.registration`);
-``"copy"``, the nearest anchor's mask. Plan, stopping and fusion: :mod:`.run`; settings and the
-values chosen for them: :mod:`.settings`; where to look next: :mod:`.suggest`.
+GUI-free. :meth:`napari_oaims.Session.propagate`, :meth:`napari_oaims.Session.propagate_objects`
+and :meth:`napari_oaims.Session.suggest_slice` are the entry points; this package computes through
+the session's public interface, the session applies (one undoable step, one ``propagate`` event).
+Methods (:data:`METHODS`): ``"frozen"`` (the default), the model carrying the mask slice to slice;
+``"ema"``, the same loop with the student-teacher EMA adapter of seed 002 (:mod:`.ema`);
+``"registration"``, the nearest anchor's mask warped by 2D optical flow (seed 003 algorithm 2,
+:mod:`.registration`); ``"copy"``, the nearest anchor's mask. Plan and fusion: :mod:`.run`;
+anchors and barriers: :mod:`.anchors`; where an object ends: :mod:`.stops`; many objects at once:
+:mod:`.objects`; settings and the values chosen for them: :mod:`.settings`; where to look next:
+:mod:`.suggest`. A click on a propagated plane edits its mask (:func:`edit_prior`,
+:func:`edit_click`).
 """
 
 from __future__ import annotations
