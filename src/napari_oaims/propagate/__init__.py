@@ -6,11 +6,11 @@ the session's public interface, the session applies (one undoable step, one ``pr
 Methods (:data:`METHODS`): ``"frozen"`` (the default), the model carrying the mask slice to slice;
 ``"ema"``, the same loop with the student-teacher EMA adapter of a thesis on continual test-time
 adaptation with user scribbles (:mod:`.ema`); ``"registration"``, the nearest anchor's mask warped
-by 2D optical flow (Tian, Chen and Gao, algorithm 2; :mod:`.registration`); ``"copy"``, the nearest anchor's mask. Plan and fusion: :mod:`.run`;
-anchors and barriers: :mod:`.anchors`; where an object ends: :mod:`.stops`; many objects at once:
-:mod:`.objects`; settings and the values chosen for them: :mod:`.settings`; where to look next:
-:mod:`.suggest`. A click on a propagated plane edits its mask (:func:`edit_prior`,
-:func:`edit_click`).
+by 2D optical flow (Tian, Chen and Gao, algorithm 2; :mod:`.registration`); ``"copy"``, the
+nearest anchor's mask. Plan and fusion: :mod:`.run`; anchors and barriers: :mod:`.anchors`; where
+an object ends: :mod:`.stops`; many objects at once: :mod:`.objects`; settings and the values
+chosen for them: :mod:`.settings`; where to look next: :mod:`.suggest`. A click on a propagated
+plane edits its mask (:func:`edit_prior`, :func:`edit_click`).
 """
 
 from __future__ import annotations
