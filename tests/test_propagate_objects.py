@@ -213,3 +213,18 @@ def test_propagate_objects_bad_input(engine, touching):
     s.click((z, *click_in_region(labels[z] == 1)))
     with pytest.raises(ValueError, match="in progress"):
         s.propagate_objects(labels[z], plane=(z,))
+
+
+def test_a_correction_near_the_end_never_runs_past_it(engine, touching):
+    image, labels = touching
+    target = labels == 1
+    z = middle(target)
+    for keep, runs_past in ((True, False), (False, True)):
+        s = engine.session(image, plane_axes=(1, 2))
+        s.set_mask(target[z], plane=(z,))
+        first = s.propagate(axis=0, keep_extent=keep).mask
+        top = int(np.flatnonzero(first.any((1, 2)))[-1])
+        wrong = s.plane_mask((top,)) & ~target[top]
+        s.click((top, *click_in_region(wrong if wrong.any() else s.plane_mask((top,)))), positive=False)
+        again = s.propagate(axis=0, keep_extent=keep).mask
+        assert again[top + 1 :].any() == runs_past  # without keep_extent the chain restarts into the neighbour

@@ -70,6 +70,7 @@ class Line:
     targets: list[int]
     chains: list[Chain] = field(default_factory=list)
     gaps: dict[int, tuple[int, int]] = field(default_factory=dict)  # position -> (a, b)
+    span: tuple[int, int] = (0, 0)  # the extent (start, stop) the line is redone within
 
 
 @dataclass
@@ -149,7 +150,7 @@ def plan(
     out = []
     for line, anchors in sorted(lines.items()):
         nonempty = sorted(p for p, k in anchors.items() if prompted[k].box is not None)
-        ln = Line(line, anchors, nonempty, [p for p in range(lo, hi) if p not in anchors])
+        ln = Line(line, anchors, nonempty, [p for p in range(lo, hi) if p not in anchors], span=(lo, hi))
         pos = sorted(anchors)
         idx = 0
 
@@ -191,6 +192,23 @@ def plan(
 
 def key_of(line: tuple[int, ...], kpos: int, position: int) -> tuple[int, ...]:
     return line[:kpos] + (int(position),) + line[kpos:]
+
+
+def keep_extent(session: "Session", ln: Line, kpos: int) -> None:
+    """Once a line was propagated, its outward chains stay within the object's current extent
+    along the axis (its farthest slices with a mask): a correction refines the object where it
+    is and never makes it run past an end that an earlier propagation found."""
+    masked = [
+        p for p in range(*ln.span) if p not in ln.anchors and session.plane_crop(key_of(ln.line, kpos, p)) is not None
+    ]
+    if not masked:
+        return
+    held = masked + list(ln.nonempty)
+    lo, hi = min(held), max(held)
+    for chain in ln.chains:
+        if chain.open:
+            chain.positions = [p for p in chain.positions if lo <= p <= hi]
+    ln.chains = [c for c in ln.chains if c.positions]
 
 
 # -- stepping ----------------------------------------------------------------------------------
@@ -377,11 +395,15 @@ def run(
     s = resolve(settings, overrides or {})
     a = resolve_axis(session, axis)
     ext = resolve_extent(session.source.spatial_shape[a], extent)
-    anchors = session_anchors(session) if anchors is None else anchors
+    own = anchors is None
+    anchors = session_anchors(session) if own else anchors
     barrier = Barrier(session.source) if barrier is None else barrier
     lines = plan(session, a, ext, s, anchors)
     src = session.source
     kpos = [x for x in range(len(src.spatial_shape)) if x not in src.plane_axes].index(a)
+    if own and s.keep_extent:
+        for ln in lines:
+            keep_extent(session, ln, kpos)
     anchor_keys = [k for ln in lines for k in ln.anchors.values()]
     total = sum(len(c.positions) for ln in lines for c in ln.chains)
     stats: dict[str, Any] = {"chains": [], "slices": [], "total": total, "barrier": bool(barrier)}

@@ -60,6 +60,9 @@ class PropagateSettings:
     #: ``reach_px`` pixels): the rest does not continue the object (``reach_share`` 0: no such cut).
     reach_share: float = 0.35
     reach_px: float = 3.0
+    #: Once propagated, an object never runs past its current extent along the axis when it is
+    #: propagated again (corrections refine it where it is; a slice beyond is added by a click).
+    keep_extent: bool = True
     #: Stop rules also apply between two anchors (default: fill the gap whatever happens).
     stop_between: bool = False
 
