@@ -136,9 +136,9 @@ class PropagationMixin:
 
         Notes
         -----
-        Objects are carried one after the other, largest seed first, each against a barrier
-        of every other object's seeds and of the objects carried before it, so a voxel belongs
-        to one object. Each object is logged as its seed (``prior``), its ``propagate`` and its
+        Each object is carried against a barrier of every other object's seeds (and ``barrier``);
+        a voxel that several objects reach goes to the one most probably there, so a voxel
+        belongs to one object. Each object is logged as its seed (``prior``), its ``propagate`` and its
         ``accept``; the learning of :meth:`accept` is deferred (:meth:`run_pending_updates`).
         """
         from napari_oaims.propagate.objects import propagate_objects

@@ -13,6 +13,7 @@ from napari_oaims.core import geometry
 from napari_oaims.core.prompts import prior_prompt
 from napari_oaims.core.results import Accepted
 from napari_oaims.propagate.anchors import Anchor, Barrier
+from napari_oaims.propagate.masks import Sparse
 from napari_oaims.propagate.run import plan, resolve_axis, resolve_extent, run
 from napari_oaims.propagate.settings import resolve
 
@@ -57,6 +58,26 @@ def seed_objects(session: "Session", seeds, plane=None) -> dict[int, dict[tuple[
     if not out:
         raise ValueError("no seeds: the seeds hold no labelled pixel (label each object on a slice first)")
     return out
+
+
+def settle(outs: dict) -> None:
+    """Give each voxel claimed by several objects to the one most probably there (in place on
+    each outcome's ``planes``): a voxel belongs to one object."""
+    keys = {k for out in outs.values() for k, m in out.planes.items() if m.box is not None}
+    for key in keys:
+        claims = {
+            lb: out.probs[key] for lb, out in outs.items() if key in out.planes and out.planes[key].box is not None
+        }
+        if len(claims) < 2:
+            continue
+        box = None
+        for p in claims.values():
+            box = geometry.union(box, p.box)
+        labels = list(claims)
+        stack = np.stack([claims[lb].in_box(box) for lb in labels])
+        best = np.argmax(stack, axis=0)
+        for i, lb in enumerate(labels):
+            outs[lb].planes[key] = Sparse.of_mask((stack[i] > 0.5) & (best == i), box[:2])
 
 
 def propagate_objects(
@@ -105,9 +126,6 @@ def propagate_objects(
             if other != label:
                 for key, anchor in anchors[other].items():
                     fence.add(key, anchor.sparse)
-        for out in outs.values():
-            for key, mask in out.planes.items():
-                fence.add(key, mask)
 
         def step(d, _t, _base=done):
             if progress is not None:
@@ -118,6 +136,7 @@ def propagate_objects(
             return PropagatedObjects((), (), True, {"objects": len(order)})
         outs[label] = out
         done += totals[label]
+    settle(outs)
     info = {"objects": len(order), "time_ms": round((time.perf_counter() - t_all) * 1e3, 1), "slices": grand}
     accepted = []
     for label in order:

@@ -85,6 +85,8 @@ class Outcome:
     planes: dict[tuple[int, ...], Sparse]
     anchors: list[tuple[int, ...]]
     stats: dict[str, Any]
+    #: The probabilities behind ``planes`` (``planes`` is them above 0.5).
+    probs: dict[tuple[int, ...], Sparse] = field(default_factory=dict)
 
 
 # -- validation --------------------------------------------------------------------------------
@@ -408,6 +410,7 @@ def run(
     total = sum(len(c.positions) for ln in lines for c in ln.chains)
     stats: dict[str, Any] = {"chains": [], "slices": [], "total": total, "barrier": bool(barrier)}
     planes: dict[tuple, Sparse] = {}
+    probs: dict[tuple, Sparse] = {}
 
     def cancelled() -> Outcome:
         return Outcome(True, a, ext, method, s, {}, anchor_keys, stats)
@@ -512,14 +515,13 @@ def run(
                     other = hi_a if src_anchor == lo_a else lo_a
                     weight = abs(other - pos) / (hi_a - lo_a)
                     fused += weight * p.in_box(box)
-                planes[key] = Sparse(box, fused).threshold()
-            elif got:
-                planes[key] = got[0][1].threshold()
+                probs[key] = Sparse(box, fused)
             else:
-                planes[key] = Sparse.empty()
+                probs[key] = got[0][1] if got else Sparse.empty()
+            planes[key] = probs[key].threshold()
     stats["time_ms"] = round((time.perf_counter() - t_all) * 1e3, 1)
     computed = [x["ms"] for x in stats["slices"]]
     stats["ms_per_slice"] = round(float(np.mean(computed)), 2) if computed else None
     if ctx is not None and ctx.teacher is not None:
         stats["student_steps"] = ctx.teacher.steps_taken
-    return Outcome(False, a, ext, method, s, planes, anchor_keys, stats)
+    return Outcome(False, a, ext, method, s, planes, anchor_keys, stats, probs)
