@@ -46,7 +46,7 @@ class PropagateSettings:
     max_mean_step: float = 0.6
     #: Dip: the mean image inside the mask fell by this share of the clearest contrast and rose
     #: again (``dip_rise``): a seam between two objects, where the object ends (0: no such rule).
-    dip: float = 0.3
+    dip: float = 0.4
     #: ... the share of the clearest contrast by which it must rise again after the dip.
     dip_rise: float = 0.12
     #: Neck: the area fell to this share of the largest area since the anchor, then grew again
