@@ -77,6 +77,9 @@ def check_in_3d(ns: dict) -> None:
     assert ns["z_next"] is None or 0 <= ns["z_next"] < volume.shape[0]
     kinds = [e["kind"] for e in s.events]
     assert kinds.count("propagate") == 2 and "accept" in kinds[kinds.index("propagate") :]
+    seeds = set(np.unique(ns["truth"][ns["z"]])) - {0}
+    objects = ns["all_of_z"].objects
+    assert len(objects) == len(seeds) and not np.any(np.sum([o.mask for o in objects], axis=0) > 1)  # one owner a voxel
 
 
 def test_readme_python_blocks_run_as_written(make_napari_viewer, qtbot, monkeypatch, tmp_path):

@@ -56,10 +56,10 @@ class _Plane:
         self.key = key
 
     def encode(self, prompts: list[Prompt], window: guidance.Window) -> np.ndarray:
-        return self._session._encode(self.key, prompts, window)
+        return self._session.encode(self.key, prompts, window)
 
     def window(self, prompts: list[Prompt], mask_bbox=None) -> guidance.Window:
-        return self._session._choose_window(self.key, prompts, mask_bbox)
+        return self._session.window(self.key, prompts, mask_bbox)
 
 
 class Session(PropagationMixin):
@@ -337,6 +337,81 @@ class Session(PropagationMixin):
         """One plane as adapters see it (:class:`~napari_oaims.adapt.base.PlaneView`)."""
         return _Plane(self, self.source.check_key(plane))
 
+    # -- planes, windows and whole-step edits (what propagation and adapters build on) -----------
+    def plane_crop(self, plane) -> tuple[geometry.Box, np.ndarray] | None:
+        """The current object's mask on ``plane`` as ``(box, crop)`` (a copy), None when empty."""
+        st = self.planes.get(self.source.check_key(plane))
+        if st is None or st.bbox is None:
+            return None
+        return st.bbox, st.mask[geometry.box_slices(st.bbox)].copy()
+
+    def prompted_planes(self) -> list[tuple[int, ...]]:
+        """The planes of the current object that hold prompts (its anchors), in key order."""
+        return sorted(k for k, st in self.planes.items() if st.prompts)
+
+    def window(self, plane, prompts: list[Prompt], mask_bbox=None) -> guidance.Window | None:
+        """The local window the session predicts ``prompts`` on, on ``plane`` (``mask_bbox``: a
+        mask it must hold); None when there is no positive prompt, box, prior or mask."""
+        return self._choose_window(self.source.check_key(plane), prompts, mask_bbox)
+
+    def encode(self, plane, prompts: list[Prompt], window: guidance.Window) -> np.ndarray:
+        """The (4, S, S) network input for ``prompts`` on ``window`` of ``plane``."""
+        return self._encode(self.source.check_key(plane), prompts, window)
+
+    def record(self, kind: str, plane=None, coords=None, extra=None, latency_ms=None, adaptation: bool = False) -> dict:
+        """Log an event of ``kind`` (``adaptation``: with the adaptation's name, as prompts are)."""
+        extra = {**(self._adaptation_extra() if adaptation else {}), **(extra or {})}
+        return self._log(kind, plane=plane, coords=coords, extra=extra, latency_ms=latency_ms)
+
+    def apply_masks(
+        self,
+        masks: dict[tuple[int, ...], tuple[geometry.Box, np.ndarray] | None],
+        kind: str,
+        prompts: dict[tuple[int, ...], list[Prompt]] | None = None,
+        extra: dict | Callable[[tuple[PlaneChange, ...]], dict] | None = None,
+        plane=None,
+        started: float | None = None,
+    ) -> Result:
+        """Give planes new masks (``(box, crop)``, None: empty) and, for the planes ``prompts``
+        names, new prompts, as one undoable step logged as one ``kind`` event (``extra``, or
+        ``extra(changes)``; latency from ``started``, a ``time.perf_counter()``). Planes left as
+        they were are no change; when nothing changes, nothing is logged."""
+        prompts = prompts or {}
+        changes = []
+        for key in dict.fromkeys([*masks, *prompts]):
+            st = self.planes.get(key)
+            old_box = st.bbox if st is not None else None
+            new_box, crop = masks[key] if masks.get(key) is not None else (None, None)
+            if key not in masks:
+                new_box, crop = (old_box, st.mask[geometry.box_slices(old_box)]) if old_box else (None, None)
+            box = geometry.union(old_box, new_box)
+            old_prompts = list(st.prompts) if st is not None else []
+            new_prompts = list(prompts.get(key, old_prompts))
+            if box is None:
+                region = before = after = None
+            else:
+                region = geometry.box_slices(box)
+                before = (
+                    st.mask[region].copy()
+                    if old_box is not None
+                    else np.zeros((box[2] - box[0], box[3] - box[1]), bool)
+                )
+                after = np.zeros_like(before)
+                if new_box is not None:
+                    after[new_box[0] - box[0] : new_box[2] - box[0], new_box[1] - box[1] : new_box[3] - box[1]] = crop
+                new_box = geometry.bbox(after, (box[0], box[1]))
+            if (before is None or np.array_equal(before, after)) and key not in prompts:
+                continue
+            changes.append(_Change(key, old_prompts, new_prompts, region, before, after, old_box, new_box))
+        if not changes:
+            return self._result(())
+        result = self._result(self._apply(changes, before=False))
+        self._history.push(changes)
+        latency = None if started is None else (time.perf_counter() - started) * 1e3
+        extra = extra(result.changes) if callable(extra) else extra
+        self._log(kind, plane=plane, latency_ms=latency, extra=extra, result=result)
+        return result
+
     # -- internals -----------------------------------------------------------------------------
     def _snapshot(self) -> dict[tuple[int, ...], tuple[geometry.Box, np.ndarray]]:
         return {
@@ -419,6 +494,10 @@ class Session(PropagationMixin):
             before = np.zeros((region[0].stop - region[0].start, region[1].stop - region[1].start), bool)
         else:
             before = st.mask[region].copy()
+        if prompts[0].kind == "prior" and region is not None:  # a click edits a prior-led plane's mask
+            from napari_oaims.propagate import edit_click
+
+            new_values = edit_click(before, new_values, prompt, (region[0].start, region[1].start))
         new_bbox = geometry.bbox(new_values, (region[0].start, region[1].start)) if region is not None else None
         change = _Change(key, previous, prompts, region, before, new_values, st.bbox, new_bbox)
         result = self._result(self._apply([change], before=False))

@@ -72,7 +72,7 @@ def propagate_many(
         Checked while jobs run: when set, the jobs not yet finished are cancelled, the report
         lists them as pending and :class:`~napari_oaims.core.progress.Cancelled` is raised.
     **settings
-        :class:`napari_oaims.batch.settings.BatchSettings`: ``method`` (``"ema"``), ``axis`` (0),
+        :class:`napari_oaims.batch.settings.BatchSettings`: ``method`` (``"frozen"``), ``axis`` (0),
         ``weights``, ``overwrite``, ``device``, ``threads``, ``adaptation``, ``copy_image``,
         ``propagate`` (a dict of propagation settings).
 

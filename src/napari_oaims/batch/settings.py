@@ -13,8 +13,8 @@ class BatchSettings:
     Attributes
     ----------
     method
-        Propagation method of :meth:`napari_oaims.Session.propagate`: ``"ema"``, ``"frozen"``,
-        ``"registration"`` or ``"copy"``.
+        Propagation method of :meth:`napari_oaims.Session.propagate`: ``"frozen"`` (default),
+        ``"ema"``, ``"registration"`` or ``"copy"``.
     axis
         The axis (0, 1 or 2 of the 3D volume) objects are carried along; the two others are the
         plane axes of the sessions.
@@ -39,7 +39,7 @@ class BatchSettings:
         Whether progress bars (jobs, slices) and failures are shown on the terminal (stderr).
     """
 
-    method: str = "ema"
+    method: str = "frozen"
     axis: int = 0
     weights: str | None = None
     overwrite: bool = False

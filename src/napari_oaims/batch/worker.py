@@ -211,27 +211,30 @@ def _propagate(job, weights, settings, out, report) -> dict[str, Any]:
     output = Output(out, job["name"], image, copy_image=bool(settings["copy_image"]))
     details, held, propagated = [], set(), 0
     report(force=True, objects_done=0, objects=len(objects), slices_done=0)
+    seeds = {oid: {(pos,): slices[pos] == oid for pos in positions} for oid, positions in objects.items()}
+    planes_of: dict[int, dict] = {oid: {} for oid in objects}
+    error = None
     try:
+        try:  # every object at once, each a barrier to the others (a voxel belongs to one object)
+
+            def progress(done, total):
+                report(objects_done=0, objects=len(objects), slices_done=done)
+
+            result = session.propagate_objects(
+                seeds, axis=axis, method=settings["method"], settings=settings["propagate"], progress=progress
+            )
+            for oid, accepted in zip(result.labels, result.objects):
+                planes_of[oid] = {k[0]: (box, crop) for k, (box, crop) in accepted.planes.items()}
+            propagated = int(result.info.get("slices") or 0)
+        except ValueError as err:  # a propagation that cannot run: the seeds alone are written
+            error = str(err)
+            planes_of = {}
+        finally:
+            session.run_pending_updates()  # what the engine learns from the objects (adaptation "none": nothing)
+            _next_object(session)
         for n, (oid, positions) in enumerate(objects.items()):
-            info: dict[str, Any] = {"id": oid, "seed_slices": positions, "error": None}
-            result = None
-            try:
-                for pos in positions:  # each seed slice is an anchor whose mask is the seed, exactly
-                    result = session.set_mask(slices[pos] == oid, plane=(pos,))
-
-                def progress(done, total, _n=n):
-                    report(objects_done=_n, objects=len(objects), slices_done=propagated + done)
-
-                result = session.propagate(
-                    axis=axis, method=settings["method"], settings=settings["propagate"], progress=progress
-                )
-                info["slices_propagated"] = len(result.info.get("slices") or [])  # computed (stops included)
-                propagated += info["slices_propagated"]
-            except ValueError as err:  # a propagation that cannot run: the seeds alone are written
-                info["error"] = str(err)
-            finally:
-                planes = {} if result is None else {k[0]: (box, crop) for k, (box, crop) in result.planes.items()}
-                _next_object(session)
+            info: dict[str, Any] = {"id": oid, "seed_slices": positions, "error": error}
+            planes = planes_of.get(oid) or {pos: ((0, 0, *slices[pos].shape), slices[pos] == oid) for pos in positions}
             info["voxels"], info["slices"] = output.paint(oid, planes, axis, slices)
             held.update(info["slices"])
             info["slices"] = len(info["slices"])

@@ -89,6 +89,8 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
             out=args.out,
             progress=bars,
         )
+    print(result["cases_table"])
+    print()
     print(result["table"])
     if args.out is not None:
         for suffix in ("json", "png"):
@@ -135,11 +137,19 @@ def _propagate(sub: argparse._SubParsersAction) -> None:
         "propagation through a lazily read SIDE^3 float32 Zarr volume.",
     )
     p.add_argument("--methods", default=",".join(BENCH_METHODS), help=f"comma list of {', '.join(BENCH_METHODS)}")
-    p.add_argument("--data", choices=("procedural", "stack"), default="procedural")
+    p.add_argument(
+        "--data",
+        choices=("procedural", "failures", "stack"),
+        default="procedural",
+        help="procedural: the five smooth-to-branching kinds; failures: touching objects, an end inside brighter "
+        "tissue, low contrast, a mass against a wall; stack: a labelled 3D image (--image, --labels)",
+    )
     p.add_argument("--image", type=Path, default=None, help="3D image (for --data stack)")
     p.add_argument("--labels", type=Path, default=None, help="its label volume (for --data stack)")
     p.add_argument("--n-per-kind", type=int, default=2, help="procedural volumes per kind")
-    p.add_argument("--shape", type=_shape, default=(24, 64, 64), help="procedural volume shape z,y,x")
+    p.add_argument(
+        "--shape", type=_shape, default=None, help="procedural volume shape z,y,x (default 24,64,64; failures 28,96,96)"
+    )
     p.add_argument("--max-objects", type=int, default=8, help="largest objects of the stack to use")
     p.add_argument("--target", type=float, default=0.9, help="3D Dice to reach")
     p.add_argument("--cap", type=int, default=50, help="most clicks per object (anchor clicks included)")
@@ -155,7 +165,7 @@ def _propagate(sub: argparse._SubParsersAction) -> None:
         metavar="SIDE",
         help="measure memory instead: propagate through a SIDE^3 float32 Zarr (1024: 4 GiB; at least 128)",
     )
-    p.add_argument("--method", default="ema", choices=list(METHODS), help="method of the --memory check")
+    p.add_argument("--method", default="frozen", choices=list(METHODS), help="method of the --memory check")
     p.set_defaults(func=_cmd_propagate)
 
 

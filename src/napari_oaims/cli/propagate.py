@@ -57,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "propagate",
         help="carry the seeded objects of many volumes through their stacks (Dask)",
         description="Propagate the objects annotated on a few slices of each volume through the whole volume, "
+        "all objects of a volume at once (each a barrier to the others: a voxel belongs to one object), "
         "one Dask task per volume. jobs.csv has the columns image,seeds,name (image: TIFF, NumPy, Zarr or "
         "OME-Zarr; seeds: a label volume of the same shape, 0 where not annotated, or a .oaims.zarr session). "
         "Writes DIR/<name>.ome.zarr (labels at labels/propagated) and DIR/report.json. Jobs already done in "
@@ -80,9 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--method",
-        default="ema",
-        choices=["ema", "frozen", "registration", "copy"],
-        help="propagation method (default ema)",
+        default="frozen",
+        choices=["frozen", "ema", "registration", "copy"],
+        help="propagation method (default frozen)",
     )
     p.add_argument("--axis", type=int, default=0, choices=[0, 1, 2], help="axis to propagate along (default 0)")
     p.add_argument("--weights", type=Path, default=None, help="weights (.safetensors with its .json); default shipped")

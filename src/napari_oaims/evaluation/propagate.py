@@ -7,9 +7,11 @@ the centre of the largest error on the slice with the most wrong voxels (or on t
 the object reaches 3D Dice ``target`` (cap ``cap`` clicks, anchor clicks included).
 
 Reported per case and per method: clicks to the target (``cap`` when not reached), Dice after
-the first propagation, slices touched, Dice per slice against the distance to the nearest
-anchor after the first propagation (drift), and milliseconds per propagated slice beside the
-milliseconds of one click (the cost ratios). Data: the procedural suite of
+the first propagation, the worst drop of 3D Dice after a correction and how many corrections
+lowered it by more than :data:`DROP` (a correction should only help), voxels of other objects
+inside the mask (first and final), clicks the session refused, slices touched, Dice per slice
+against the distance to the nearest anchor after the first propagation (drift), and
+milliseconds per propagated slice beside the milliseconds of one click (the cost ratios). Data: the procedural suite of
 :mod:`napari_oaims.training.volumes` and, for evaluation only, a labelled 3D stack (e.g.
 ``shared/data/nuclei3d_synthetic``: every object large enough, or the ``max_objects`` largest).
 """
@@ -29,6 +31,8 @@ from napari_oaims.simulate.clicks import click_in_region, largest_error_componen
 
 #: Methods of the benchmark: the propagation methods, and ``ema`` steered by ``suggest_slice``.
 BENCH_METHODS = ("ema", "frozen", "registration", "copy", "ema+suggest")
+#: A correction that lowers 3D Dice by more than this counts as a drop.
+DROP = 0.01
 
 
 def _click(session, coords, positive, latencies: list[float]):
@@ -55,11 +59,13 @@ def run_case(
     first_only: bool = False,
     cancel: CancelLike = None,
     keep_mask: bool = False,
+    others: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The protocol on one object (``target``, bool, the image's shape; propagation along axis 0
     with planes (1, 2)). Returns the case's numbers (see the module docstring); ``first_only``:
     stop after the first propagation; ``keep_mask``: add the final mask as ``"mask"``; ``cancel`` is
-    checked before each correction (:class:`~napari_oaims.core.progress.Cancelled`)."""
+    checked before each correction (:class:`~napari_oaims.core.progress.Cancelled`); ``others``: the
+    voxels of other objects (bool), counted when the mask takes them."""
     if method not in BENCH_METHODS:
         raise ValueError(f"unknown benchmark method {method!r}; use one of {BENCH_METHODS}")
     target = np.asarray(target, bool)
@@ -70,14 +76,23 @@ def run_case(
     areas = target.sum((1, 2))
     z0 = int(np.argmax(areas))
     latencies: list[float] = []
-    clicks = 0
+    clicks = refused = 0
     mask = np.zeros(target.shape, bool)
+
+    def click(z, yx, positive):
+        nonlocal refused
+        try:
+            return _click(session, _full(z, yx), positive, latencies).mask
+        except ValueError:  # the session refused the click: counted, the robot goes on
+            refused += 1
+            return session.mask
+
     for _ in range(min(anchor_clicks, cap)):
         err = largest_error_component(mask[z0], target[z0])
         if err is None:
             break
         yx = click_in_region(err[0])
-        mask = _click(session, _full(z0, yx), err[1], latencies).mask
+        mask = click(z0, yx, err[1])
         clicks += 1
         if dice(mask[z0], target[z0]) >= anchor_target:
             break
@@ -92,6 +107,7 @@ def run_case(
         return res.mask
 
     mask = propagate()
+    first_mask = mask
     first = dice(mask, target)
     drift = _drift(mask, target, sorted(k[0] for k, st in session.planes.items() if st.prompts))
     curve = [first]
@@ -108,13 +124,15 @@ def run_case(
                 z, suggested = zs, suggested + 1
         err = largest_error_component(mask[z], target[z])
         yx = click_in_region(err[0])
-        _click(session, _full(z, yx), err[1], latencies)
+        click(z, yx, err[1])
         clicks += 1
         touched.add(z)
         mask = propagate()
         curve.append(dice(mask, target))
     final = dice(mask, target)
     reached = final >= target_dice
+    steps = np.diff(curve) if len(curve) > 1 else np.zeros(0)
+    others = np.zeros(target.shape, bool) if others is None else np.asarray(others, bool) & ~target
     return {
         "method": method,
         "clicks": clicks if reached else cap,
@@ -126,6 +144,12 @@ def run_case(
         "slices_touched": len(touched),
         "object_slices": int((areas > 0).sum()),
         "curve": [round(c, 4) for c in curve],
+        "worst_drop": round(float(max(0.0, -steps.min())), 4) if len(steps) else 0.0,
+        "drops": int((steps < -DROP).sum()),
+        "corrections": len(steps),
+        "refused": refused,
+        "taken_first": int((first_mask & others).sum()),
+        "taken_final": int((mask & others).sum()),
         "drift": drift,
         "ms_per_slice": float(np.mean(prop_ms)) if prop_ms else None,
         "click_ms": float(np.median(latencies)) if latencies else None,
@@ -144,12 +168,21 @@ def _drift(mask: np.ndarray, target: np.ndarray, anchors: Sequence[int]) -> list
     return out
 
 
-def procedural_cases(n_per_kind: int = 2, shape=(24, 64, 64), seed: int = 0, kinds=None) -> list[dict]:
-    """Cases of the procedural suite: ``{"name", "kind", "image", "target", "spec"}``."""
-    from napari_oaims.training.volumes import KINDS, make_volume, suite
+def procedural_cases(
+    n_per_kind: int = 2, shape=(24, 64, 64), seed: int = 0, kinds=None, failures: bool = False
+) -> list[dict]:
+    """Cases of the procedural suite (``failures``: of the failure kinds, whose default shape is
+    :data:`~napari_oaims.training.volumes.FAILURE_SHAPE`): ``{"name", "kind", "image", "target",
+    "others", "spec"}``."""
+    from napari_oaims.training.volumes import KINDS, failure_suite, make_volume, suite
 
+    specs = (
+        failure_suite(n_per_kind, tuple(shape), seed)
+        if failures
+        else suite(n_per_kind, tuple(shape), seed, kinds or KINDS)
+    )
     out = []
-    for i, spec in enumerate(suite(n_per_kind, tuple(shape), seed, kinds or KINDS)):
+    for i, spec in enumerate(specs):
         image, labels = make_volume(spec)
         out.append(
             {
@@ -157,6 +190,7 @@ def procedural_cases(n_per_kind: int = 2, shape=(24, 64, 64), seed: int = 0, kin
                 "kind": spec.kind,
                 "image": image,
                 "target": labels == 1,
+                "others": labels > 1,
                 "spec": spec.to_dict(),
             }
         )
@@ -194,6 +228,7 @@ def stack_cases(
                 "kind": "stack",
                 "image": np.asarray(image[:, y0:y1, x0:x1]),
                 "target": m[:, y0:y1, x0:x1],
+                "others": (labels[:, y0:y1, x0:x1] > 0) & ~m[:, y0:y1, x0:x1],
                 "spec": {"label": lid, "crop": [int(y0), int(y1), int(x0), int(x1)]},
             }
         )
@@ -225,6 +260,11 @@ def summarise(rows: list[dict], smooth_kinds=("ellipsoid", "abrupt")) -> dict[st
             "smooth_clicks_median": float(np.median([r["clicks"] for r in smooth])) if smooth else float("nan"),
             "smooth_first_dice": float(np.mean([r["first_dice"] for r in smooth])) if smooth else float("nan"),
             "slices_touched": float(np.mean([r["slices_touched"] for r in rs])),
+            "worst_drop": float(max(r.get("worst_drop", 0.0) for r in rs)),
+            "drop_share": float(sum(r.get("drops", 0) for r in rs) / max(sum(r.get("corrections", 0) for r in rs), 1)),
+            "refused": int(sum(r.get("refused", 0) for r in rs)),
+            "taken_first": float(np.mean([r.get("taken_first", 0) for r in rs])),
+            "taken_final": float(np.mean([r.get("taken_final", 0) for r in rs])),
             "ms_per_slice": float(np.median(ms)) if ms else float("nan"),
             "click_ms": float(np.median(cms)) if cms else float("nan"),
             "drift": {d: round(float(np.mean(v)), 4) for d, v in sorted(drift.items())},
@@ -237,7 +277,7 @@ def bench_propagate(
     methods: Sequence[str] = BENCH_METHODS,
     data: str = "procedural",
     n_per_kind: int = 2,
-    shape=(24, 64, 64),
+    shape=None,
     stack: tuple[str, str] | None = None,
     max_objects: int | None = 8,
     target_dice: float = 0.9,
@@ -261,13 +301,17 @@ def bench_propagate(
     if unknown:
         raise ValueError(f"unknown benchmark methods {unknown}; use some of {BENCH_METHODS}")
     if data == "procedural":
-        cases = procedural_cases(n_per_kind, shape)
+        cases = procedural_cases(n_per_kind, shape or (24, 64, 64))
+    elif data == "failures":
+        from napari_oaims.training.volumes import FAILURE_SHAPE
+
+        cases = procedural_cases(n_per_kind, shape or FAILURE_SHAPE, failures=True)
     elif data == "stack":
         if stack is None:
             raise ValueError("data='stack' needs stack=(image path, labels path)")
         cases = stack_cases(*stack, max_objects=max_objects)
     else:
-        raise ValueError(f"unknown data {data!r}; use 'procedural' or 'stack'")
+        raise ValueError(f"unknown data {data!r}; use 'procedural', 'failures' or 'stack'")
     rows = []
     total = len(cases) * len(methods)
     for m in methods:
@@ -285,6 +329,7 @@ def bench_propagate(
                 settings=settings,
                 first_only=first_only,
                 cancel=cancel,
+                others=case.get("others"),
             )
             row.update({"case": case["name"], "kind": case["kind"], "seconds": round(time.perf_counter() - t0, 2)})
             rows.append(row)
@@ -295,7 +340,7 @@ def bench_propagate(
             "methods": list(methods),
             "data": data,
             "n_per_kind": n_per_kind,
-            "shape": list(shape),
+            "shape": list(shape) if shape else None,
             "stack": list(stack) if stack else None,
             "max_objects": max_objects,
             "target_dice": target_dice,
@@ -308,6 +353,7 @@ def bench_propagate(
         "rows": rows,
         "summary": summary,
         "table": format_summary(summary),
+        "cases_table": format_cases(rows),
     }
     if out is not None:
         from napari_oaims.evaluation.common import write_json
@@ -327,6 +373,11 @@ def format_summary(summary: dict[str, dict]) -> str:
         "reached",
         "first_dice",
         "final_dice",
+        "worst_drop",
+        "drop_share",
+        "taken_first",
+        "taken_final",
+        "refused",
         "smooth_clicks_median",
         "smooth_first_dice",
         "slices_touched",
@@ -338,6 +389,20 @@ def format_summary(summary: dict[str, dict]) -> str:
     for m, row in summary.items():
         cells = [f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c]) for c in cols]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_cases(rows: list[dict]) -> str:
+    """A markdown table of every case: clicks, first and final Dice, worst drop, drops, voxels taken."""
+    head = ["method", "case", "clicks", "first Dice", "final Dice", "worst drop", "drops", "taken first"]
+    head += ["taken final", "refused"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | {r.get('case', '')} | {r['clicks']} | {r['first_dice']:.3f} | {r['final_dice']:.3f} | "
+            f"{r.get('worst_drop', 0):.3f} | {r.get('drops', 0)}/{r.get('corrections', 0)} | "
+            f"{r.get('taken_first', 0)} | {r.get('taken_final', 0)} | {r.get('refused', 0)} |"
+        )
     return "\n".join(lines)
 
 

@@ -8,18 +8,33 @@ import time
 import numpy as np
 
 
+def checked_barrier(session, barrier):
+    """``barrier`` if it has the image's spatial shape (None stays None), else a ValueError."""
+    if barrier is None:
+        return None
+    shape = tuple(getattr(barrier, "shape", ()))
+    if shape != tuple(session.spatial_shape):
+        raise ValueError(
+            f"the barrier (voxels already taken) must have the image's spatial shape {tuple(session.spatial_shape)}, "
+            f"got {shape or type(barrier).__name__}"
+        )
+    return barrier
+
+
 class PropagationMixin:
     """``Session.propagate``, ``Session.suggest_slice`` and ``Session.set_mask`` (exact anchors)."""
 
     def propagate(
         self,
         axis=None,
-        method: str = "ema",
+        method: str = "frozen",
         extent=None,
         progress=None,
         cancel=None,
         on_slice=None,
         settings=None,
+        barrier=None,
+        overwrite: bool = False,
         **overrides,
     ):
         """Carry the object through the stack along ``axis`` (see :mod:`napari_oaims.propagate`).
@@ -30,8 +45,9 @@ class PropagationMixin:
             The axis to propagate along; default: the one axis of a 3D image that is not a plane
             axis. For (t, z, y, x) either t or z.
         method : str
-            ``"ema"`` (student-teacher adapted slice by slice), ``"frozen"``, ``"registration"``
-            or ``"copy"``.
+            ``"frozen"`` (the model carries the mask slice to slice; default), ``"ema"`` (a
+            student-teacher copy adapted slice by slice: the same corrections as ``"frozen"`` on
+            the benchmark, at several times the cost), ``"registration"`` or ``"copy"``.
         extent : (int, int), optional
             ``(start, stop)`` along ``axis``, stop exclusive; default the whole axis.
         progress : callable, optional
@@ -42,6 +58,9 @@ class PropagationMixin:
             ``on_slice(key, mask)`` with each slice's mask as it is made.
         settings : PropagateSettings or dict, optional
             :class:`~napari_oaims.propagate.PropagateSettings`; keyword ``overrides`` set single fields.
+        barrier : array, optional
+            Voxels already taken (the image's spatial shape, nonzero where taken, e.g. the
+            accepted objects' labels): no propagated slice takes them unless ``overwrite``.
 
         Returns
         -------
@@ -55,11 +74,13 @@ class PropagationMixin:
         weights are never changed (the student and teacher are temporary).
         """
         from napari_oaims.propagate import run
+        from napari_oaims.propagate.anchors import Barrier
         from napari_oaims.propagate.apply import apply_propagation
 
         t0 = time.perf_counter()
         out = run(
             self,
+            barrier=Barrier(self.source, None if overwrite else checked_barrier(self, barrier)),
             axis=axis,
             method=method,
             extent=extent,
@@ -71,32 +92,95 @@ class PropagationMixin:
         )
         return apply_propagation(self, out, t0)
 
+    def propagate_objects(
+        self,
+        seeds,
+        plane=None,
+        axis=None,
+        method: str = "frozen",
+        extent=None,
+        barrier=None,
+        overwrite: bool = False,
+        progress=None,
+        cancel=None,
+        settings=None,
+        classes=None,
+        **overrides,
+    ):
+        """Carry every object of a seeds slice through the stack at once and accept each.
+
+        Parameters
+        ----------
+        seeds : array (plane shape) or dict
+            A label plane (each value > 0 one object) on ``plane``, or ``{label: {plane: mask2d}}``
+            (objects seeded on one or more planes).
+        plane : sequence of int, optional
+            The plane of a label-plane ``seeds``.
+        axis, method, extent, settings, overrides
+            As for :meth:`propagate`.
+        barrier : array, optional
+            Voxels already taken (the image's spatial shape, nonzero where taken, e.g. accepted
+            objects): no object takes them unless ``overwrite``.
+        progress : callable, optional
+            ``progress(done, total)`` over all objects' slices.
+        cancel : threading.Event, optional
+            Checked before each slice; a cancelled call changes nothing.
+        classes : dict, optional
+            ``{label: (class_id, class_name)}`` for the accepted objects (default class 1 "object").
+
+        Returns
+        -------
+        PropagatedObjects
+            ``.objects`` (one :class:`~napari_oaims.core.results.Accepted` per seed label, largest
+            seed first), ``.labels`` (their seed labels), ``.cancelled``, ``.info``.
+
+        Notes
+        -----
+        Each object is carried against a barrier of every other object's seeds (and ``barrier``);
+        a voxel that several objects reach goes to the one most probably there, so a voxel
+        belongs to one object. Each object is logged as its seed (``prior``), its ``propagate`` and its
+        ``accept``; the learning of :meth:`accept` is deferred (:meth:`run_pending_updates`).
+        """
+        from napari_oaims.propagate.objects import propagate_objects
+
+        return propagate_objects(
+            self,
+            seeds,
+            plane=plane,
+            axis=axis,
+            method=method,
+            extent=extent,
+            barrier=barrier,
+            overwrite=overwrite,
+            progress=progress,
+            cancel=cancel,
+            settings=settings,
+            classes=classes,
+            overrides=overrides,
+        )
+
     def set_mask(self, mask2d, plane=None):
         """Make ``mask2d`` the plane's mask exactly, without a prediction (e.g. a seed slice to
         propagate from). Its prompts become that mask as a prior, so the plane is an anchor and
         later prompts edit the mask. One undoable step, logged as a ``prior`` event with
         ``extra["exact"]`` and a ``predict`` event."""
         from napari_oaims.core import geometry
-        from napari_oaims.core.history import PlaneEdit, PlaneState
         from napari_oaims.core.prompts import prior_prompt
 
         t0 = time.perf_counter()
         key = self.source.check_key(plane)
         prompt = prior_prompt(mask2d, self.source.plane_shape)
-        st = self.planes.setdefault(key, PlaneState([]))
-        box = geometry.union(prompt.box, st.bbox)
-        region = geometry.box_slices(box)
-        before = st.mask[region].copy() if st.mask is not None else np.zeros(prompt.mask[region].shape, bool)
-        after = prompt.mask[region].copy()
-        change = PlaneEdit(key, list(st.prompts), [prompt], region, before, after, st.bbox, prompt.box)
         self.prior_masks[len(self.events)] = prompt.mask
-        self._log("prior", plane=key, coords=list(prompt.box), extra={**self._adaptation_extra(), "exact": True})
-        result = self._result(self._apply([change], before=False))
-        self._history.push([change])
+        self.record("prior", plane=key, coords=list(prompt.box), extra={"exact": True}, adaptation=True)
         area = int(np.count_nonzero(prompt.mask))
-        info = {"window": None, "area": area, "passes": 0, "exact": True}
-        self._log("predict", plane=key, latency_ms=(time.perf_counter() - t0) * 1e3, extra=info, result=result)
-        return result
+        return self.apply_masks(
+            {key: (prompt.box, prompt.mask[geometry.box_slices(prompt.box)])},
+            "predict",
+            prompts={key: [prompt]},
+            extra={"window": None, "area": area, "passes": 0, "exact": True},
+            plane=key,
+            started=t0,
+        )
 
     def suggest_slice(self, axis=None, extent=None, settings=None) -> int | None:
         """The position along ``axis`` of the propagated slice to check next: where its mask

@@ -4,8 +4,10 @@
 (the planes that differ only in their coordinate on that axis) that holds an anchor is redone:
 
 * outward from the lowest and the highest anchor, slice by slice, with the stop rules
-  (:func:`stop_reason`): the mask vanished, its overlap with the previous slice dropped, its area
-  jumped, or the image no longer shows the object;
+  (:func:`~napari_oaims.propagate.stops.stop_reason`): the mask vanished, its overlap with the
+  previous slice dropped, its area jumped, the image no longer shows the object, the intensity
+  inside the mask jumped (another object), its intensity profile along the axis dipped and rose
+  again (the seam between touching objects), or its area grew again after a neck;
 * between two anchors from both ends, each chain across the whole gap, fused by distance
   (``p = w_a p_a + w_b p_b`` with ``w_a = (b - z) / (b - a)``);
 * an anchor whose mask is empty (e.g. a negative click on a propagated slice) marks where the
@@ -17,7 +19,13 @@ window around it (grown when the mask touches the border, as for a click); ``ema
 temporary teacher on the way (:mod:`napari_oaims.propagate.ema`). ``registration`` and ``copy``
 carry the chain's anchor mask itself (:mod:`napari_oaims.propagate.registration`).
 
-Nothing here changes the session: :func:`run` returns the new plane masks, and
+Whatever the method, each slice keeps only the part of its mask that *continues* the previous
+slice (:func:`~napari_oaims.propagate.stops.continuing`: components that overlap the previous
+mask, within reach of it), and never takes a voxel of the *barrier* (accepted objects, other
+objects carried at the same time).
+
+Nothing here changes the session: :func:`run` reads it through its public interface (the anchors'
+masks and prompts, windows and encoded inputs) and returns the new plane masks;
 :meth:`napari_oaims.Session.propagate` applies them as one undoable step.
 """
 
@@ -32,14 +40,13 @@ import numpy as np
 
 from napari_oaims.core import geometry, guidance
 from napari_oaims.core.prompts import Prompt
-from napari_oaims.propagate.masks import Sparse, contrast, deepest_points, iou
+from napari_oaims.propagate.anchors import Anchor, Barrier, Key, session_anchors
+from napari_oaims.propagate.masks import Sparse, contrast, deepest_points
 from napari_oaims.propagate.settings import METHODS, PropagateSettings, resolve
+from napari_oaims.propagate.stops import Track, continuing, stop_reason
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.session import Session
-
-#: Anchor contrast below this (normalised intensity) leaves out the contrast stop rule.
-MIN_ANCHOR_CONTRAST = 0.03
 
 
 @dataclass
@@ -63,6 +70,7 @@ class Line:
     targets: list[int]
     chains: list[Chain] = field(default_factory=list)
     gaps: dict[int, tuple[int, int]] = field(default_factory=dict)  # position -> (a, b)
+    span: tuple[int, int] = (0, 0)  # the extent (start, stop) the line is redone within
 
 
 @dataclass
@@ -77,6 +85,8 @@ class Outcome:
     planes: dict[tuple[int, ...], Sparse]
     anchors: list[tuple[int, ...]]
     stats: dict[str, Any]
+    #: The probabilities behind ``planes`` (``planes`` is them above 0.5).
+    probs: dict[tuple[int, ...], Sparse] = field(default_factory=dict)
 
 
 # -- validation --------------------------------------------------------------------------------
@@ -124,13 +134,14 @@ def resolve_extent(n: int, extent) -> tuple[int, int]:
     return start, stop
 
 
-def plan(session: "Session", axis: int, extent: tuple[int, int], settings: PropagateSettings) -> list[Line]:
+def plan(
+    session: "Session", axis: int, extent: tuple[int, int], settings: PropagateSettings, prompted: dict[Key, Anchor]
+) -> list[Line]:
     """The lines to redo along ``axis`` within ``extent``, with their chains."""
     src = session.source
     others = [a for a in range(len(src.spatial_shape)) if a not in src.plane_axes]
     kpos = others.index(axis)
     lo, hi = extent
-    prompted = {k: st for k, st in session.planes.items() if st.prompts}
     if not prompted:
         raise ValueError("nothing to propagate: prompt the object on a slice first (a click, box, scribble or prior)")
     lines: dict[tuple, dict[int, tuple]] = {}
@@ -139,8 +150,8 @@ def plan(session: "Session", axis: int, extent: tuple[int, int], settings: Propa
             lines.setdefault(key[:kpos] + key[kpos + 1 :], {})[key[kpos]] = key
     out = []
     for line, anchors in sorted(lines.items()):
-        nonempty = sorted(p for p, k in anchors.items() if prompted[k].bbox is not None)
-        ln = Line(line, anchors, nonempty, [p for p in range(lo, hi) if p not in anchors])
+        nonempty = sorted(p for p, k in anchors.items() if prompted[k].box is not None)
+        ln = Line(line, anchors, nonempty, [p for p in range(lo, hi) if p not in anchors], span=(lo, hi))
         pos = sorted(anchors)
         idx = 0
 
@@ -184,13 +195,34 @@ def key_of(line: tuple[int, ...], kpos: int, position: int) -> tuple[int, ...]:
     return line[:kpos] + (int(position),) + line[kpos:]
 
 
+def keep_extent(session: "Session", ln: Line, kpos: int) -> None:
+    """Once a line was propagated, its outward chains stay within the object's current extent
+    along the axis (its farthest slices with a mask): a correction refines the object where it
+    is and never makes it run past an end that an earlier propagation found."""
+    masked = [
+        p for p in range(*ln.span) if p not in ln.anchors and session.plane_crop(key_of(ln.line, kpos, p)) is not None
+    ]
+    if not masked:
+        return
+    held = masked + list(ln.nonempty)
+    lo, hi = min(held), max(held)
+    for chain in ln.chains:
+        if chain.open:
+            chain.positions = [p for p in chain.positions if lo <= p <= hi]
+    ln.chains = [c for c in ln.chains if c.positions]
+
+
 # -- stepping ----------------------------------------------------------------------------------
 class _Context:
     """What the steps of one propagation share: the session, settings, model copies, caches."""
 
-    def __init__(self, session: "Session", method: str, settings: PropagateSettings):
+    def __init__(
+        self, session: "Session", method: str, settings: PropagateSettings, anchors: dict[Key, Anchor], barrier: Barrier
+    ):
         self.session = session
         self.source = session.source
+        self.anchors = anchors
+        self.barrier = barrier
         self.method = method
         self.settings = settings
         self.teacher = None
@@ -201,7 +233,7 @@ class _Context:
         self.slices_seen = 0  # slices predicted so far (ema adapts on every adapt_every-th)
         self._anchor_samples: dict[tuple, Any] = {}
         self._anchor_views: dict[tuple, tuple] = {}
-        self._contrast: dict[tuple, float | None] = {}
+        self._contrast: dict[tuple, tuple[float | None, float | None]] = {}
 
     # model methods ------------------------------------------------------------------------
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -215,13 +247,14 @@ class _Context:
             from napari_oaims.adapt.oaims import ccg_points, work_target
             from napari_oaims.propagate.ema import AnchorSample
 
-            st = self.session.planes[key]
-            window = self.session._choose_window(key, st.prompts, st.bbox)
+            anchor = self.anchors[key]
+            window = self.session.window(key, anchor.prompts, anchor.box)
             sample = None
             if window is not None:
-                points = [pt for p in st.prompts for pt in ccg_points(p, window)]
+                points = [pt for p in anchor.prompts for pt in ccg_points(p, window)]
+                plane = anchor.sparse.plane(self.source.plane_shape)
                 sample = AnchorSample(
-                    self.session._encode(key, st.prompts, window), work_target(st.mask, window), points
+                    self.session.encode(key, anchor.prompts, window), work_target(plane, window), points
                 )
             self._anchor_samples[key] = sample
         return self._anchor_samples[key]
@@ -231,7 +264,7 @@ class _Context:
         slices (on a window around it): the prior that follows a moving object."""
         from napari_oaims.propagate.registration import flow_args, warp_mask
 
-        window = self.session._choose_window(key, [], prev.box)
+        window = self.session.window(key, [], prev.box)
         moving = self.source.crop(prev_key, window)
         fixed = self.source.crop(key, window)
         if float(fixed.max() - fixed.min()) < 1e-6 or float(moving.max() - moving.min()) < 1e-6:
@@ -248,7 +281,7 @@ class _Context:
             prev = moved if moved.box is not None else prev
         pts = deepest_points(prev, self.settings.click_share)
         prompts = [Prompt("click", True, p[None]) for p in pts]
-        window = self.session._choose_window(key, prompts, prev.box)
+        window = self.session.window(key, prompts, prev.box)
         passes = 0
         while True:
             passes += 1
@@ -256,7 +289,7 @@ class _Context:
             ys, xs, wy, wx = window.clip((h, w))
             inside_img = crop[wy, wx]
             if inside_img.size == 0 or float(inside_img.max() - inside_img.min()) < 1e-6:
-                return Sparse.empty(), {"passes": passes, "blank": True}
+                return Sparse.empty(), {"passes": passes, "blank": True, "moved": prev}
             prior = guidance.resize_window(prev.window(window), guidance.WORK_SIZE)
             x = guidance.encode(
                 guidance.resize_window(crop, guidance.WORK_SIZE),
@@ -270,22 +303,32 @@ class _Context:
             if larger is None:
                 break
             window = larger
-        info: dict[str, Any] = {"passes": passes, "window": [window.y0, window.x0, window.size]}
+        info: dict[str, Any] = {"passes": passes, "window": [window.y0, window.x0, window.size], "moved": prev}
         if self.teacher is not None:
             self.slices_seen += 1
-            if (self.slices_seen - 1) % self.settings.adapt_every == 0:
+            if (self.slices_seen - 1) % self.settings.adapt_every == 0 and self.uncertain(logits):
                 info.update(self.teacher.adapt(x, logits, rng, anchors))
                 logits = self.teacher.predict(x[None])[0]
         prob = guidance.sigmoid(guidance.resize_window(logits, window.size)[wy, wx])
         return Sparse((ys.start, xs.start, ys.stop, xs.stop), prob.astype(np.float32)), info
 
+    def uncertain(self, logits: np.ndarray) -> bool:
+        """Whether the teacher is unsure enough of a slice to adapt on it: the share of its
+        foreground whose probability lies in ``band`` is at least ``adapt_min_uncertain``."""
+        s = self.settings
+        if s.adapt_min_uncertain <= 0:
+            return True
+        p = guidance.sigmoid(logits / s.temperature)
+        fg = np.count_nonzero(p > 0.5)
+        band = np.count_nonzero((p >= s.band[0]) & (p <= s.band[1]))
+        return band >= s.adapt_min_uncertain * max(fg, 1)
+
     # anchor-mask methods ------------------------------------------------------------------
     def anchor_view(self, key):
         """The window around an anchor's mask, its image crop and its mask there."""
         if key not in self._anchor_views:
-            st = self.session.planes[key]
-            window = self.session._choose_window(key, [], st.bbox)
-            sparse = Sparse.of_mask(st.mask[geometry.box_slices(st.bbox)], st.bbox[:2])
+            sparse = self.anchors[key].sparse
+            window = self.session.window(key, [], sparse.box)
             self._anchor_views[key] = (window, self.source.crop(key, window), sparse.window(window))
         return self._anchor_views[key]
 
@@ -305,55 +348,43 @@ class _Context:
         return Sparse((ys.start, xs.start, ys.stop, xs.stop), prob[wy, wx].astype(np.float32)), {}
 
     # stopping -----------------------------------------------------------------------------
-    def contrast_of(self, key, mask: Sparse) -> float | None:
-        """Mean normalised image inside ``mask`` minus a ring around it, on plane ``key``."""
+    def contrast_of(self, key, mask: Sparse) -> tuple[float | None, float | None]:
+        """Mean normalised image inside ``mask`` minus a ring around it, and the mean inside, on
+        plane ``key``."""
         if mask.box is None:
-            return None
+            return None, None
         y0, x0, y1, x1 = mask.box
         margin = int(np.clip(round(0.2 * max(y1 - y0, x1 - x0)), 2, 12)) + 2
         size = max(y1 - y0, x1 - x0) + 2 * margin
         window = guidance.Window(y0 - margin, x0 - margin, size)
         image = self.source.crop(key, window)
-        return contrast(image, mask.window(window) > 0.5)
+        inside = mask.window(window) > 0.5
+        return contrast(image, inside), float(image[inside].mean())
 
-    def anchor_contrast(self, key) -> float | None:
+    def anchor_contrast(self, key) -> tuple[float | None, float | None]:
         if key not in self._contrast:
-            st = self.session.planes[key]
-            self._contrast[key] = self.contrast_of(
-                key, Sparse.of_mask(st.mask[geometry.box_slices(st.bbox)], st.bbox[:2])
-            )
+            self._contrast[key] = self.contrast_of(key, self.anchors[key].sparse)
         return self._contrast[key]
-
-
-def stop_reason(ctx: _Context, key, mask: Sparse, prev: Sparse, anchor_contrast: float | None) -> str | None:
-    """Why an outward chain stops at plane ``key`` with ``mask`` (bool), or None to go on."""
-    s = ctx.settings
-    if mask.area < max(s.min_area_px, s.min_area_share * prev.area):
-        return "vanished"
-    if iou(mask, prev) < s.min_overlap:
-        return "overlap"
-    if mask.area > s.max_growth * max(prev.area, 1):
-        return "growth"
-    if s.min_contrast > 0 and anchor_contrast is not None and abs(anchor_contrast) >= MIN_ANCHOR_CONTRAST:
-        c = ctx.contrast_of(key, mask)
-        if c is None or c / anchor_contrast < s.min_contrast:
-            return "contrast"
-    return None
 
 
 # -- the run -----------------------------------------------------------------------------------
 def run(
     session: "Session",
     axis=None,
-    method: str = "ema",
+    method: str = "frozen",
     extent=None,
     settings=None,
     overrides: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
     cancel=None,
     on_slice: Callable[[tuple, np.ndarray], None] | None = None,
+    anchors: dict[Key, Anchor] | None = None,
+    barrier: Barrier | None = None,
 ) -> Outcome:
     """Compute a propagation (see the module docstring); the session is not changed.
+
+    ``anchors``: the planes to carry from (default: the current object's prompted planes);
+    ``barrier``: the voxels no slice may take (:class:`Barrier`).
 
     ``cancel``: a ``threading.Event`` (or anything with ``is_set()``), checked before each slice;
     when set the outcome is ``cancelled`` and holds no planes. ``progress(done, total)`` after
@@ -365,29 +396,36 @@ def run(
     s = resolve(settings, overrides or {})
     a = resolve_axis(session, axis)
     ext = resolve_extent(session.source.spatial_shape[a], extent)
-    lines = plan(session, a, ext, s)
+    own = anchors is None
+    anchors = session_anchors(session) if own else anchors
+    barrier = Barrier(session.source) if barrier is None else barrier
+    lines = plan(session, a, ext, s, anchors)
     src = session.source
     kpos = [x for x in range(len(src.spatial_shape)) if x not in src.plane_axes].index(a)
-    anchors = [k for ln in lines for k in ln.anchors.values()]
+    if own and s.keep_extent:
+        for ln in lines:
+            keep_extent(session, ln, kpos)
+    anchor_keys = [k for ln in lines for k in ln.anchors.values()]
     total = sum(len(c.positions) for ln in lines for c in ln.chains)
-    stats: dict[str, Any] = {"chains": [], "slices": [], "total": total}
+    stats: dict[str, Any] = {"chains": [], "slices": [], "total": total, "barrier": bool(barrier)}
     planes: dict[tuple, Sparse] = {}
+    probs: dict[tuple, Sparse] = {}
 
     def cancelled() -> Outcome:
-        return Outcome(True, a, ext, method, s, {}, anchors, stats)
+        return Outcome(True, a, ext, method, s, {}, anchor_keys, stats)
 
     if cancel is not None and cancel.is_set():
         return cancelled()
-    ctx = _Context(session, method, s) if total else None
+    ctx = _Context(session, method, s, anchors, barrier) if total else None
     done = 0
     t_all = time.perf_counter()
     for ln in lines:
         results: dict[int, list[tuple[int, Sparse]]] = {}  # position -> [(from anchor, prob)]
         for chain in ln.chains:
             akey = ln.anchors[chain.anchor]
-            st = session.planes[akey]
-            prev = Sparse.of_mask(st.mask[geometry.box_slices(st.bbox)], st.bbox[:2])
-            c0 = ctx.anchor_contrast(akey) if chain.open and s.min_contrast > 0 else None
+            prev = anchors[akey].sparse
+            c0, mean0 = ctx.anchor_contrast(akey) if chain.open else (None, None)
+            track = Track(c0, mean0, prev.area, prev.area)
             # the anchors nearest the chain's start give the interactive loss (ema)
             near = sorted(ln.nonempty, key=lambda p: (abs(p - chain.anchor), p))
             samples = []
@@ -407,9 +445,15 @@ def run(
                     prob, info = ctx.model_step(key, prev, rng, samples, prev_key)
                 else:
                     prob, info = ctx.carry_step(key, akey)
+                prob = barrier.apply(key, prob)
                 mask = prob.threshold()
+                if method in ("ema", "frozen"):
+                    kept = continuing(mask, info.pop("moved", prev), s)
+                    if kept.area < mask.area:
+                        prob = Sparse(prob.box, prob.values * kept.in_box(prob.box))
+                        mask = kept
                 if chain.open:
-                    reason = stop_reason(ctx, key, mask, prev, c0)
+                    reason = stop_reason(ctx, key, mask, prev, track, pos)
                 elif mask.box is None:
                     reason = "vanished"
                 ms = (time.perf_counter() - t0) * 1e3
@@ -428,6 +472,13 @@ def run(
                 done += 1
                 if reason is not None:
                     at = pos
+                    if track.cut is not None:  # the object ended before: drop the slices from there
+                        walked = chain.positions[: chain.positions.index(pos)]
+                        dropped = walked[walked.index(track.cut) :] if track.cut in walked else []
+                        for p in dropped:
+                            results[p] = [r for r in results.get(p, []) if r[0] != chain.anchor]
+                        n -= len(dropped)
+                        at = dropped[0] if dropped else pos
                     break
                 n += 1
                 results.setdefault(pos, []).append((chain.anchor, prob))
@@ -463,14 +514,13 @@ def run(
                     other = hi_a if src_anchor == lo_a else lo_a
                     weight = abs(other - pos) / (hi_a - lo_a)
                     fused += weight * p.in_box(box)
-                planes[key] = Sparse(box, fused).threshold()
-            elif got:
-                planes[key] = got[0][1].threshold()
+                probs[key] = Sparse(box, fused)
             else:
-                planes[key] = Sparse.empty()
+                probs[key] = got[0][1] if got else Sparse.empty()
+            planes[key] = probs[key].threshold()
     stats["time_ms"] = round((time.perf_counter() - t_all) * 1e3, 1)
     computed = [x["ms"] for x in stats["slices"]]
     stats["ms_per_slice"] = round(float(np.mean(computed)), 2) if computed else None
     if ctx is not None and ctx.teacher is not None:
         stats["student_steps"] = ctx.teacher.steps_taken
-    return Outcome(False, a, ext, method, s, planes, anchors, stats)
+    return Outcome(False, a, ext, method, s, planes, anchor_keys, stats, probs)

@@ -27,6 +27,7 @@ MIN_DISAGREEMENT = 0.1
 
 def scores(session: "Session", axis=None, extent=None, settings=None) -> list[dict]:
     """Every candidate slice with its score (``plane``, ``position``, ``score``, ``share``, ``distance``)."""
+    from napari_oaims.propagate.anchors import Barrier, session_anchors
     from napari_oaims.propagate.masks import Sparse, xor_area
     from napari_oaims.propagate.run import _Context, key_of, plan, resolve_axis, resolve_extent
     from napari_oaims.propagate.settings import resolve
@@ -34,15 +35,16 @@ def scores(session: "Session", axis=None, extent=None, settings=None) -> list[di
     s = resolve(settings, {})
     a = resolve_axis(session, axis)
     ext = resolve_extent(session.source.spatial_shape[a], extent)
-    if not any(st.prompts for st in session.planes.values()):
+    anchors = session_anchors(session)
+    if not anchors:
         return []
     try:
-        lines = plan(session, a, ext, s)
+        lines = plan(session, a, ext, s, anchors)
     except ValueError:
         return []
     src = session.source
     kpos = [x for x in range(len(src.spatial_shape)) if x not in src.plane_axes].index(a)
-    ctx = _Context(session, "registration", s)
+    ctx = _Context(session, "registration", s, anchors, Barrier(src))
     out = []
     for ln in lines:
         if not ln.nonempty:
@@ -50,10 +52,10 @@ def scores(session: "Session", axis=None, extent=None, settings=None) -> list[di
         every = sorted(ln.anchors)
         for pos in ln.targets:
             key = key_of(ln.line, kpos, pos)
-            st = session.planes.get(key)
-            if st is None or st.bbox is None:
+            got = session.plane_crop(key)
+            if got is None:
                 continue
-            mask = Sparse.of_mask(st.mask[geometry.box_slices(st.bbox)], st.bbox[:2])
+            mask = Sparse.of_mask(got[1], got[0][:2])
             below = [p for p in ln.nonempty if p < pos]
             above = [p for p in ln.nonempty if p > pos]
             ends = ([below[-1]] if below else []) + ([above[0]] if above else [])

@@ -13,6 +13,17 @@ Kinds (:data:`KINDS`):
 * ``abrupt``: an extruded star-convex blob with flat ends (full area, then nothing), the case
   where propagation must stop instead of growing into the empty slices beyond.
 
+Failure kinds (:data:`FAILURE_KINDS`), each the situation where carrying an object by area and
+overlap alone goes wrong:
+
+* ``touching``: nuclei of one intensity stacked along z, the target flattened against one above
+  and one beside it, with only a one-voxel seam between them (the mask walks into the neighbour
+  where the target ends);
+* ``bright_end``: an object that ends inside brighter tissue (beyond its end the model still
+  finds "something bright" under the prior);
+* ``low_contrast``: a lesion barely brighter than a textured background;
+* ``wall``: a large mass pressed against a wall of similar intensity (the mask spills along the wall).
+
 Nuisances (:class:`VolumeSpec`): Gaussian/Poisson noise, blur, anisotropic sampling (``z_step``:
 physical z pixels per slice, so shapes change faster between slices), intensity drift along z
 (bleaching: the last slice keeps ``1 - drift`` of the signal), and neighbours. :func:`volume` in
@@ -27,6 +38,10 @@ import numpy as np
 from scipy import ndimage
 
 KINDS = ("ellipsoid", "tube", "branch", "merge", "abrupt")
+#: Kinds built for the failures of propagation (see the module docstring).
+FAILURE_KINDS = ("touching", "bright_end", "low_contrast", "wall")
+#: Shape of the failure volumes in the benchmark (z, y, x).
+FAILURE_SHAPE = (28, 96, 96)
 #: Kinds whose shape changes smoothly along z (the benchmark's "smooth shapes").
 SMOOTH_KINDS = ("ellipsoid", "abrupt")
 
@@ -46,8 +61,8 @@ class VolumeSpec:
     neighbours: int = 2
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown volume kind {self.kind!r}; use one of {KINDS}")
+        if self.kind not in KINDS + FAILURE_KINDS:
+            raise ValueError(f"unknown volume kind {self.kind!r}; use one of {KINDS + FAILURE_KINDS}")
         if len(self.shape) != 3 or min(self.shape) < 4:
             raise ValueError(f"a volume shape is (z, y, x) with sides >= 4, got {self.shape}")
         if self.z_step <= 0 or not 0 <= self.drift < 1 or self.noise < 0 or self.blur < 0:
@@ -183,9 +198,86 @@ def target_mask(rng: np.random.Generator, spec: VolumeSpec) -> np.ndarray:
     return _abrupt(rng, spec)
 
 
+def _failure_labels(rng: np.random.Generator, spec: VolumeSpec) -> tuple[np.ndarray, np.ndarray, float]:
+    """Labels (1 = the target), the intensity level of each label and the background texture
+    amplitude of a failure kind."""
+    n, h, w = spec.shape
+    side = min(h, w)
+    zmax = n * spec.z_step
+    labels = np.zeros(spec.shape, np.int32)
+
+    def put(mask: np.ndarray) -> None:
+        labels[mask & (labels == 0)] = labels.max() + 1
+
+    bg_texture = 0.02
+    if spec.kind == "touching":
+        rz, rxy = rng.uniform(0.17, 0.22) * zmax, rng.uniform(0.15, 0.2) * side
+        c = np.array([rng.uniform(0.3, 0.38) * zmax, *(rng.uniform(0.42, 0.58, 2) * (h, w))])
+        put(_ellipsoid(rng, spec, c, np.array([rz, rxy, rxy])))
+        shift = rng.normal(size=2)
+        shift *= 0.2 * rxy / np.linalg.norm(shift)
+        above = np.array([c[0] + 1.3 * rz, c[1] + shift[0], c[2] + shift[1]])  # flattened against the target
+        put(_ellipsoid(rng, spec, above, np.array([rz, rxy, rxy])))
+        angle = rng.uniform(0, 2 * np.pi)
+        beside = c + np.array([0.0, 1.8 * rxy * np.sin(angle), 1.8 * rxy * np.cos(angle)])
+        put(_ellipsoid(rng, spec, beside, np.array([rz, rxy, rxy])))
+        # where two nuclei touch, a one-voxel seam of background (their envelopes)
+        grown = ndimage.grey_dilation(labels, size=(3, 3, 3))
+        labels[(labels > 0) & (grown > labels)] = 0
+        levels = np.full(labels.max() + 1, rng.uniform(0.7, 0.9))
+        levels[0] = 0.1
+    elif spec.kind == "bright_end":
+        rxy = 0.18 * side
+        c = np.array([0.35 * zmax, 0.5 * h, 0.5 * w])
+        put(_ellipsoid(rng, spec, c, np.array([0.22 * zmax, rxy, rxy])))
+        end = int(np.flatnonzero(labels.any((1, 2)))[-1])
+        zz, yy, xx = _grid(spec)
+        tissue = ((yy - c[1]) / (1.3 * rxy)) ** 2 + ((xx - c[2]) / (1.2 * rxy)) ** 2 <= 1
+        put(tissue & (zz >= (end + 1) * spec.z_step))
+        levels = np.array([0.1, rng.uniform(0.45, 0.55), rng.uniform(0.9, 1.0)])
+    elif spec.kind == "low_contrast":
+        c = np.array([rng.uniform(0.4, 0.6) * zmax, *(rng.uniform(0.4, 0.6, 2) * (h, w))])
+        put(_ellipsoid(rng, spec, c, np.array([0.25 * zmax, *rng.uniform(0.14, 0.2, 2) * side])))
+        for _ in range(2):
+            oc = np.array([rng.uniform(0.2, 0.8) * zmax, *(rng.uniform(0.1, 0.9, 2) * (h, w))])
+            put(_ellipsoid(rng, spec, oc, np.array([0.2 * zmax, *[0.1 * side] * 2])))
+        bg = rng.uniform(0.35, 0.45)
+        levels = np.array([bg, bg + rng.uniform(0.1, 0.14), bg + 0.12, bg - 0.1])
+        bg_texture = 0.06
+    else:  # wall
+        r = rng.uniform(0.24, 0.3) * side
+        wall_y = int(rng.uniform(0.12, 0.18) * h)
+        c = np.array([0.5 * zmax, wall_y + 0.75 * r, rng.uniform(0.45, 0.55) * w])
+        put(_ellipsoid(rng, spec, c, np.array([rng.uniform(0.3, 0.36) * zmax, r, r * rng.uniform(0.9, 1.1)])))
+        _, yy, _ = _grid(spec)
+        put(yy < wall_y + 0.02 * h * np.sin(np.arange(w, dtype=np.float32) / 6.0)[None, None, :])
+        level = rng.uniform(0.6, 0.8)
+        levels = np.array([0.1, level, level * rng.uniform(0.92, 1.02)])
+    return labels, levels.astype(np.float32), bg_texture
+
+
+def _render(rng: np.random.Generator, spec: VolumeSpec, labels: np.ndarray, levels: np.ndarray, bg_texture: float):
+    """The image of ``labels`` at ``levels`` with texture, blur, drift and noise (float32)."""
+    texture = 0.08 * _smooth(rng, spec.shape, (1.0, 1.5, 1.5))
+    bg = bg_texture * _smooth(rng, spec.shape, (1.5, 3.0, 3.0))
+    image = levels[labels].astype(np.float32) + np.where(labels > 0, texture, bg)
+    if spec.blur > 0:
+        image = ndimage.gaussian_filter(image, (spec.blur / spec.z_step, spec.blur, spec.blur))
+    if spec.drift > 0:
+        image = image * (1 - spec.drift * np.linspace(0, 1, spec.shape[0], dtype=np.float32))[:, None, None]
+    image = np.clip(image, 0, None)
+    if spec.photons > 0:
+        image = rng.poisson(image * spec.photons) / spec.photons
+    image = image + rng.normal(0, spec.noise, size=image.shape)
+    return (image * 500 + 100).astype(np.float32)
+
+
 def make_volume(spec: VolumeSpec) -> tuple[np.ndarray, np.ndarray]:
     """The image (float32, arbitrary range) and instance labels (int32; 1 = the target) of ``spec``."""
     rng = np.random.default_rng(spec.seed)
+    if spec.kind in FAILURE_KINDS:
+        labels, levels, bg_texture = _failure_labels(rng, spec)
+        return _render(rng, spec, labels, levels, bg_texture), labels
     labels = np.zeros(spec.shape, np.int32)
     target = target_mask(rng, spec)
     labels[target] = 1
@@ -212,6 +304,25 @@ def make_volume(spec: VolumeSpec) -> tuple[np.ndarray, np.ndarray]:
         image = rng.poisson(image * spec.photons) / spec.photons
     image = image + rng.normal(0, spec.noise, size=image.shape)
     return (image * 500 + 100).astype(np.float32), labels
+
+
+def failure_suite(n_per_kind: int = 1, shape: tuple[int, int, int] = FAILURE_SHAPE, seed: int = 0) -> list[VolumeSpec]:
+    """The failure kinds (:data:`FAILURE_KINDS`), ``n_per_kind`` each, with mild nuisances; seeded."""
+    rng = np.random.default_rng(seed)
+    return [
+        VolumeSpec(
+            kind=kind,
+            shape=tuple(shape),
+            seed=int(rng.integers(2**31)),
+            z_step=float(rng.choice([1.0, 1.5])),
+            noise=float(rng.uniform(0.02, 0.05)),
+            photons=float(rng.choice([0.0, 150.0])),
+            blur=float(rng.uniform(0.8, 1.4)),
+            neighbours=0,
+        )
+        for kind in FAILURE_KINDS
+        for _ in range(n_per_kind)
+    ]
 
 
 def suite(

@@ -27,6 +27,12 @@ STACK_ACTIONS = (
         "undo takes all of it back; Accept commits the whole 3D object)",
     ),
     (
+        "propagate_all",
+        "Propagate all",
+        "Carry every object of the slice on screen (the objects layer's labels there) through the stack{along} "
+        "at once, each kept out of the others (runs in the background; one undo takes all of them back)",
+    ),
+    (
         "suggest",
         "Suggest next slice",
         "Go to the propagated slice{along} most worth checking (where the propagation disagrees most with "
@@ -81,7 +87,8 @@ class AnnotatePanel(QWidget):
             button.setToolTip(tip.format(along=""))
             button.clicked.connect(lambda _=False, f=actions[name]: f())
             self.buttons[name] = button
-        grid.addWidget(self.buttons["propagate"], 5, 0, 1, 2)
+        grid.addWidget(self.buttons["propagate"], 5, 0)
+        grid.addWidget(self.buttons["propagate_all"], 5, 1)
         label = QLabel("method")
         grid.addWidget(label, 6, 0)
         self.method_choice = QComboBox()

@@ -91,6 +91,7 @@ class AnnotatorWidget(QWidget):
             "redo": self.redo,
             "clear": self.clear,
             "propagate": self.propagate,
+            "propagate_all": self.propagate_all,
             "suggest": self.suggest_slice,
             "cancel": self.cancel_propagation,
         }
@@ -230,6 +231,12 @@ class AnnotatorWidget(QWidget):
         (default: the one chosen in the panel). One undo step; the result stays in the preview
         until accepted."""
         self.stack.propagate(method)
+
+    def propagate_all(self, method: str | None = None) -> None:
+        """Carry every object of the slice on screen through the stack at once (see :mod:`.stack`):
+        the objects layer's labels on that slice are the seeds, the objects elsewhere barriers;
+        the results land as new accepted objects, one undo step for all."""
+        self.stack.propagate_all(method)
 
     def cancel_propagation(self) -> None:
         """Stop the running propagation (nothing changes)."""

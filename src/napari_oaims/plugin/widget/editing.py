@@ -25,7 +25,7 @@ from napari.utils.notifications import show_info, show_warning
 from napari_oaims.core.history import History
 from napari_oaims.plugin.widget.jobs import Job
 from napari_oaims.plugin.widget.keys import KEYS
-from napari_oaims.plugin.widget.objects import ObjectStep
+from napari_oaims.plugin.widget.objects import ObjectGroup, ObjectStep
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.core.results import Result
@@ -49,7 +49,7 @@ class Editor:
 
     def __init__(self, annotator: "AnnotatorWidget"):
         self._w = annotator
-        self.history: History[str | ObjectStep] = History()
+        self.history: History[str | ObjectStep | ObjectGroup] = History()
         #: Time from a prompt to its preview on screen (ms), of the last prompt.
         self.last_latency_ms: float | None = None
         #: How long the session took for the last prompts (ms).
@@ -109,8 +109,9 @@ class Editor:
             if step is SESSION:
                 self._show(session, session.undo() if undo else session.redo())
             elif step is not None:
-                self._w.objects.apply(step, undo=undo, session=session)
-                self._w.session_panel.object_changed(step)
+                for one in step.in_order(undo) if isinstance(step, ObjectGroup) else [step]:
+                    self._w.objects.apply(one, undo=undo, session=session)
+                    self._w.session_panel.object_changed(one)
                 self._w.update_status()
 
         self._w.jobs.submit(Job(what, work))

@@ -42,6 +42,21 @@ class ObjectStep:
         return self.accepted.class_id, self.accepted.class_name
 
 
+@dataclass(eq=False)
+class ObjectGroup:
+    """Objects accepted together (e.g. by *Propagate all*) as one step of the undo history."""
+
+    steps: list[ObjectStep]
+
+    @property
+    def undone(self) -> bool:
+        return all(step.undone for step in self.steps)
+
+    def in_order(self, undo: bool) -> list[ObjectStep]:
+        """The steps in the order to apply them (the last painted is taken back first)."""
+        return list(reversed(self.steps)) if undo else list(self.steps)
+
+
 class AcceptedObjects:
     """The objects of one objects layer and their classes (a new layer starts with none)."""
 

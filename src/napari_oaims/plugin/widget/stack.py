@@ -11,6 +11,12 @@ over, every slice it showed is made to match the session again, so a cancelled o
 propagation leaves the preview (and the session) as they were; a finished one is one step of
 the annotator's undo history.
 
+*Propagate all* carries every object of the slice on screen (the objects layer's labels there: 2D
+objects accepted on it, or labels painted by hand) through the stack at once with
+:meth:`napari_oaims.Session.propagate_objects`, in the same kind of job (one progress bar, one
+cancel); the objects elsewhere in the layer are barriers. The objects land as new accepted objects
+(replacing their seeds), one step of the annotator's undo history for all of them.
+
 *Suggest next slice* moves the viewer to :meth:`~napari_oaims.Session.suggest_slice`.
 
 The axis (:func:`stack_axis`): the one image axis that is neither shown on screen nor a single
@@ -45,8 +51,8 @@ FLUSH_MS = 50
 BAR_MS = 250
 #: (method, label, tooltip) offered for propagation, the default first.
 METHOD_CHOICES = (
-    ("ema", "EMA adapter", "a temporary student-teacher copy of the model adapts to each slice (best, slowest)"),
-    ("frozen", "model", "the model carries the mask slice to slice without adapting (fast)"),
+    ("frozen", "model", "the model carries the mask slice to slice (fast; as few corrections as the EMA adapter)"),
+    ("ema", "EMA adapter", "a temporary student-teacher copy of the model adapts to each slice (several times slower)"),
     ("registration", "registration", "the nearest prompted slice's mask, warped by optical flow (no model)"),
     ("copy", "copy", "the nearest prompted slice's mask, copied (no model)"),
 )
@@ -238,6 +244,102 @@ class StackTools:
 
         self._w.jobs.submit(Job("propagate", work, done, thread=True, started=started, finished=finished))
 
+    def seeds(self) -> tuple[tuple[int, ...], np.ndarray, np.ndarray] | str:
+        """The plane on screen, the objects layer's labels on it (the seeds) and the labels of the
+        rest of the layer (the barrier); or why there are none."""
+        session = self._w.session
+        plane = self._w.layers.shown_plane(session.source.plane_axes, len(session.spatial_shape))
+        if plane is None:
+            return "switch the viewer to 2D: Propagate all starts from the slice on screen"
+        data = np.asarray(self._w.layers.objects().data)
+        if data.shape != tuple(session.spatial_shape):
+            return f"the objects layer has shape {data.shape}, the image {tuple(session.spatial_shape)}"
+        seeds = np.asarray(data[session.source.plane_index(plane)])
+        if session.source.plane_axes[0] > session.source.plane_axes[1]:
+            seeds = seeds.T
+        if not seeds.any():
+            return "there is no object on this slice: accept (or paint) the objects of one slice first"
+        barrier = np.where(np.isin(data, np.unique(seeds[seeds > 0])), 0, data)
+        return plane, np.ascontiguousarray(seeds), barrier
+
+    def propagate_all(self, method: str | None = None) -> None:
+        """Carry every object of the slice on screen through the stack at once (see the module docstring)."""
+        method = method or self._w.annotate_panel.method_choice.currentData()
+        why = self.unavailable()
+        session = self._w.session
+        if why is None and session.prompted_planes():
+            why = "an object is in progress: accept or clear it first"
+        got = self.seeds() if why is None else why
+        if isinstance(got, str):
+            show_warning(f"OAIMS: cannot propagate all: {got}")
+            return
+        plane, seeds, barrier = got
+        top = max(int(seeds.max()), int(barrier.max()))
+        axis = self.axis()
+        classes = {int(v): self._w.objects.classes.get(int(v), (1, "object")) for v in np.unique(seeds) if v > 0}
+        run = _Run(method)
+
+        def started() -> None:
+            run.session = self._w.session
+            run.cancel.bar = cancelable_progress(
+                total=0, desc=f"Propagating {len(classes)} objects along {self.axis_name(axis)}"
+            )
+            self._run = run
+            self.refresh()
+
+        def work():
+            if run.session is None:
+                raise ValueError("no image is being annotated")
+            # the new objects' ids follow every label of the layer (seeds painted by hand included)
+            run.session.object_id = max(run.session.object_id, top + 1)
+            result = run.session.propagate_objects(
+                seeds,
+                plane=plane,
+                axis=axis,
+                method=method,
+                barrier=barrier,
+                progress=self._relay.progressed.emit,
+                cancel=run.cancel,
+                classes=classes,
+            )
+            return run.session, result
+
+        def done(out) -> None:
+            session, result = out
+            if session is not self._w.session:
+                return
+            if result.cancelled:
+                show_info("OAIMS: propagation cancelled: nothing changed")
+                return
+            from napari_oaims.plugin.widget.editing import SESSION
+            from napari_oaims.plugin.widget.objects import ObjectGroup
+
+            objects = self._w.objects
+            objects.use(self._w.layers.objects())
+            group = ObjectGroup([objects.add(accepted) for accepted in result.objects])
+            self._w.editor.history.drop(lambda step: step is not SESSION)
+            self._w.editor.history.push(group)
+            show_info(f"OAIMS: {len(result.objects)} objects propagated and accepted (undo takes them all back)")
+            self._w.jobs.submit(
+                Job(
+                    "learning from the objects",
+                    session.run_pending_updates,
+                    lambda _: self._w.update_status(),
+                    thread=True,
+                )
+            )
+
+        def finished() -> None:
+            if run.cancel.bar is not None:
+                run.cancel.bar.close()
+            self._run = None
+            self._flush_timer.stop()
+            if not self._w.jobs.closed:
+                self.refresh()
+                self._w.update_status()
+
+        self._w.jobs.submit(Job("propagate all", work, done, thread=True, started=started, finished=finished))
+
     def cancel(self) -> None:
         """Stop the running propagation (it changes nothing)."""
         if self._run is not None:
@@ -329,7 +431,7 @@ class StackTools:
         buttons = panel.buttons
         why = self.unavailable()
         running = self._run is not None
-        for name in ("propagate", "suggest"):
+        for name in ("propagate", "propagate_all", "suggest"):
             buttons[name].setEnabled(why is None and not running)
         panel.method_choice.setEnabled(why is None and not running)
         buttons["cancel"].setEnabled(running)

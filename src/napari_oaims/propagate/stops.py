@@ -1,0 +1,114 @@
+"""Where an object ends: the part of a slice's mask that continues the previous slice, and the
+stop rules of an outward chain (area, overlap, contrast, and the object's identity along the axis:
+its intensity, a dip in its intensity profile, a neck in its area)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_oaims.core import geometry
+from napari_oaims.propagate.masks import Sparse, iou
+from napari_oaims.propagate.settings import PropagateSettings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from napari_oaims.propagate.run import _Context
+
+#: Anchor contrast below this (normalised intensity) leaves out the contrast stop rule.
+MIN_ANCHOR_CONTRAST = 0.03
+
+
+def continuing(mask: Sparse, ref: Sparse, settings: PropagateSettings) -> Sparse:
+    """The part of ``mask`` (bool) that continues ``ref`` (the previous slice's mask moved onto
+    this one): its components that overlap ``ref`` on at least ``continue_share`` of their area,
+    cut to what lies within reach of ``ref`` (``reach_share`` of its equivalent radius, at least
+    ``reach_px``). What does not continue the previous slice is another object."""
+    if mask.box is None or ref.box is None:
+        return mask
+    from scipy import ndimage
+
+    radius = np.sqrt(ref.area / np.pi)
+    reach = max(settings.reach_px, settings.reach_share * radius) if settings.reach_share > 0 else None
+    pad = 1 if reach is None else int(np.ceil(reach)) + 1
+    box = geometry.union(mask.box, ref.box)
+    box = (box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad)
+    m, r = mask.in_box(box, bool), ref.in_box(box, bool)
+    lab, n = ndimage.label(m)
+    if n == 0:
+        return mask
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    overlap = np.bincount(lab[r].ravel(), minlength=n + 1)
+    keep = overlap >= settings.continue_share * sizes
+    keep[0] = False
+    out = keep[lab]
+    if reach is not None:
+        out &= ndimage.distance_transform_edt(~r) <= reach
+    return Sparse.of_mask(out, box[:2])
+
+
+@dataclass
+class Track:
+    """What an outward chain remembers for its stop rules: the anchor's contrast, the clearest
+    contrast seen, the largest area and the smallest after it (where), the mean image inside
+    the mask on the previous slice, its highest value and the lowest after that (where), and,
+    once a rule fires, the position from which the chain's slices are dropped (``cut``)."""
+
+    contrast: float | None
+    mean: float | None
+    peak: int
+    low: int
+    low_at: int | None = None
+    clearest: float = 0.0
+    mean_peak: float | None = None
+    mean_low: float | None = None
+    mean_low_at: int | None = None
+    cut: int | None = None
+
+    def __post_init__(self) -> None:
+        self.mean_peak = self.mean_low = self.mean
+
+
+def stop_reason(ctx: _Context, key, mask: Sparse, prev: Sparse, track: Track, pos: int) -> str | None:
+    """Why an outward chain stops at plane ``key`` (position ``pos``) with ``mask`` (bool), or
+    None to go on (``track`` is updated; ``track.cut``: where the object already ended)."""
+    s = ctx.settings
+    if mask.area < max(s.min_area_px, s.min_area_share * prev.area):
+        return "vanished"
+    if iou(mask, prev) < s.min_overlap:
+        return "overlap"
+    if mask.area > s.max_growth * max(prev.area, 1):
+        return "growth"
+    if track.low <= s.neck_share * track.peak and mask.area >= s.neck_regrow * max(track.low, 1):
+        track.cut = None if track.low_at is None else track.low_at + (1 if pos > track.low_at else -1)
+        return "neck"
+    if mask.area > track.peak:
+        track.peak = track.low = mask.area
+        track.low_at = None
+    elif mask.area <= track.low:
+        track.low, track.low_at = mask.area, pos
+    c0 = track.contrast
+    if c0 is not None and abs(c0) >= MIN_ANCHOR_CONTRAST and (s.min_contrast > 0 or s.max_mean_step > 0):
+        c, mean = ctx.contrast_of(key, mask)
+        if s.min_contrast > 0 and (c is None or c / c0 < s.min_contrast):
+            return "contrast"
+        # steps are judged against the clearest contrast the object showed (a small blurred end
+        # of an object is dimmer than its middle)
+        track.clearest = max(track.clearest, abs(c0), abs(c or 0.0))
+        jump = abs(mean - track.mean) if track.mean is not None and mean is not None else 0.0
+        if s.max_mean_step > 0 and jump > s.max_mean_step * track.clearest:
+            return "intensity"
+        if s.dip > 0 and mean is not None and track.mean_peak is not None:
+            # the intensity profile along the axis fell and rose again: a seam between two objects
+            fell = track.mean_peak - track.mean_low
+            if fell >= s.dip * track.clearest and mean - track.mean_low >= s.dip_rise * track.clearest:
+                track.cut = track.mean_low_at
+                return "dip"
+            if mean > track.mean_peak:
+                track.mean_peak = track.mean_low = mean
+                track.mean_low_at = None
+            elif mean <= track.mean_low:
+                track.mean_low, track.mean_low_at = mean, pos
+        track.mean = mean
+    return None

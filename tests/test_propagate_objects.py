@@ -1,0 +1,230 @@
+"""3D propagation that converges and knows its object: clicks on propagated slices only correct,
+a negative click beyond the end cuts the object, identity stop rules, barriers, many objects at
+once (Session.propagate_objects), the failure volumes, and the Session interface propagation
+uses. The real shipped model on CPU, tiny procedural volumes."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from napari_oaims import Engine
+from napari_oaims.evaluation.metrics import dice
+from napari_oaims.propagate import PropagateSettings
+from napari_oaims.propagate.masks import Sparse
+from napari_oaims.propagate.stops import continuing
+from napari_oaims.simulate.clicks import click_in_region
+from napari_oaims.training.volumes import FAILURE_KINDS, VolumeSpec, failure_suite, make_volume
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return Engine.pretrained(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def touching():
+    """Nuclei of one intensity, the target (1) flattened against one above it (2) and one beside (3)."""
+    image, labels = make_volume(VolumeSpec(kind="touching", shape=(20, 64, 64), seed=5, neighbours=0))
+    return image, labels
+
+
+def middle(target: np.ndarray) -> int:
+    return int(np.argmax(target.sum((1, 2))))
+
+
+# -- the volumes ---------------------------------------------------------------------------------------
+def test_failure_volumes_hold_the_situations_they_name():
+    specs = failure_suite(1, shape=(20, 64, 64))
+    assert [s.kind for s in specs] == list(FAILURE_KINDS)
+    for spec in specs:
+        image, labels = make_volume(spec)
+        again, _ = make_volume(spec)
+        assert np.array_equal(image, again) and image.dtype == np.float32
+        target = labels == 1
+        assert target.any() and (labels > 1).any(), spec.kind
+        zs = np.flatnonzero(target.any((1, 2)))
+        if spec.kind == "touching":  # the neighbour above touches the target's top slice
+            assert (labels[zs[-1] + 1] == 2).any()
+            assert np.isclose(image[labels == 1].mean(), image[labels == 2].mean(), rtol=0.1)
+        if spec.kind == "bright_end":  # brighter tissue begins where the target ends
+            assert image[labels == 2].mean() > image[labels == 1].mean() + 100
+        if spec.kind == "low_contrast":
+            inside, outside = image[target].mean(), image[labels == 0].mean()
+            assert 0 < inside - outside < 0.25 * (image.max() - image.min())
+    with pytest.raises(ValueError, match="unknown volume kind"):
+        VolumeSpec(kind="bubble")
+
+
+# -- the session interface -----------------------------------------------------------------------------
+def test_propagation_uses_only_the_public_session_interface():
+    root = Path(__file__).parents[1] / "src" / "napari_oaims" / "propagate"
+    for path in root.glob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"session\._|self\._(log|apply|history|snapshot|encode|choose_window)\b", text), path
+
+
+def test_apply_masks_is_one_undoable_logged_step(engine):
+    image = np.random.default_rng(0).random((4, 32, 32)).astype(np.float32)
+    s = engine.session(image, plane_axes=(1, 2))
+    a = np.zeros((32, 32), bool)
+    a[4:10, 5:12] = True
+    events = len(s.events)
+    res = s.apply_masks({(1,): ((4, 5, 10, 12), a[4:10, 5:12]), (2,): ((0, 0, 32, 32), a)}, "propagate", extra={"x": 1})
+    assert {c.plane for c in res.changes} == {(1,), (2,)} and res.mask[1:3].sum() == 2 * a.sum()
+    assert len(s.events) == events + 1 and s.events[-1]["kind"] == "propagate" and s.events[-1]["extra"] == {"x": 1}
+    same = s.apply_masks({(1,): ((4, 5, 10, 12), a[4:10, 5:12])}, "propagate")
+    assert same.changes == () and len(s.events) == events + 1  # nothing changed: nothing logged
+    s.undo()
+    assert not s.mask.any() and s.plane_crop((1,)) is None
+    s.redo()
+    assert s.plane_crop((2,))[1].sum() == a.sum()
+
+
+# -- corrections only correct ----------------------------------------------------------------------------
+def test_clicks_on_a_propagated_slice_only_correct(engine, touching):
+    image, labels = touching
+    target = labels == 1
+    z = middle(target)
+    s = engine.session(image, plane_axes=(1, 2))
+    s.set_mask(target[z], plane=(z,))
+    s.propagate(axis=0, method="copy")  # a copy is too large or too small away from the anchor
+    for zc in (z - 2, z + 2):
+        before = s.plane_mask((zc,))
+        spill = before & ~target[zc]
+        missed = target[zc] & ~before
+        if spill.sum() >= missed.sum():
+            s.click((zc, *click_in_region(spill)), positive=False)
+            after = s.plane_mask((zc,))
+            assert not (after & ~before).any()  # a negative click never adds
+            assert (after & spill).sum() < spill.sum()
+        else:
+            s.click((zc, *click_in_region(missed)), positive=True)
+            after = s.plane_mask((zc,))
+            assert not (before & ~after).any()  # a positive click never removes
+            assert (after & missed).sum() > 0
+        assert s.prompts((zc,))[0].kind == "prior"  # the propagated mask is the click's prior
+        s.propagate(axis=0, method="frozen")
+        assert np.array_equal(s.plane_mask((zc,)), after)  # propagating again never undoes it
+
+
+def test_negative_click_beyond_the_end_cuts_the_object(engine, touching):
+    image, labels = touching
+    target = labels == 1
+    zs = np.flatnonzero(target.any((1, 2)))
+    z = middle(target)
+    s = engine.session(image, plane_axes=(1, 2))
+    s.set_mask(target[z], plane=(z,))
+    s.propagate(axis=0, method="copy", min_contrast=0.0, max_mean_step=0.0, min_overlap=0.0)
+    beyond = zs[-1] + 1
+    assert s.plane_mask((beyond,)).any()  # copying ran past the end
+    wrong = s.plane_mask((beyond,))
+    s.click((beyond, *click_in_region(wrong)), positive=False)
+    assert not s.plane_mask((beyond,)).any()
+    s.propagate(axis=0, method="copy", min_contrast=0.0, max_mean_step=0.0, min_overlap=0.0)
+    assert not s.mask[beyond:].any() and s.mask[zs[-1]].any()
+
+
+# -- identity -----------------------------------------------------------------------------------------------
+def test_continuing_keeps_only_what_continues_the_previous_slice():
+    prev = np.zeros((40, 40), bool)
+    prev[10:20, 10:20] = True
+    new = np.zeros((40, 40), bool)
+    new[11:21, 10:20] = True  # the object, moved by a pixel
+    new[28:36, 28:36] = True  # something else
+    new[14:17, 20:38] = True  # a spill along a wall, far beyond the object
+    kept = continuing(Sparse.of_mask(new), Sparse.of_mask(prev), PropagateSettings()).plane((40, 40))
+    assert kept[11:21, 10:20].all() and not kept[28:36, 28:36].any() and not kept[14:17, 32:38].any()
+
+
+def test_touching_neighbour_along_the_axis_is_not_entered(engine, touching):
+    image, labels = touching
+    target = labels == 1
+    z = middle(target)
+    s = engine.session(image, plane_axes=(1, 2))
+    s.set_mask(target[z], plane=(z,))
+    got = s.propagate(axis=0, method="frozen").mask
+    others = labels > 1
+    assert dice(got, target) >= 0.85
+    assert (got & others).sum() <= 0.03 * target.sum()
+
+
+def test_accepted_objects_are_barriers(engine, touching):
+    image, labels = touching
+    target = labels == 1
+    z = middle(target)
+    taken = np.zeros(labels.shape, np.int32)
+    taken[z + 2 :][target[z + 2 :]] = 7  # the object's top, already accepted as another object
+    taken[z + 2 :, :, :20] = 7
+    s = engine.session(image, plane_axes=(1, 2))
+    s.set_mask(target[z], plane=(z,))
+    got = s.propagate(axis=0, method="frozen", barrier=taken).mask
+    assert got[: z + 2].any() and not (got & (taken > 0)).any()
+    assert s.events[-1]["kind"] == "propagate" and s.events[-1]["extra"]["barrier"] is True
+    s.undo()
+    over = s.propagate(axis=0, method="frozen", barrier=taken, overwrite=True).mask
+    assert (over & (taken > 0)).any()
+    with pytest.raises(ValueError, match="spatial shape"):
+        s.propagate(axis=0, barrier=taken[0])
+
+
+# -- many objects ------------------------------------------------------------------------------------------
+def test_propagate_objects_from_one_seeds_slice(engine, touching):
+    image, labels = touching
+    z = middle(labels == 1)
+    seeds = labels[z].copy()
+    s = engine.session(image, plane_axes=(1, 2))
+    cancel = threading.Event()
+    cancel.set()
+    events = len(s.events)
+    assert s.propagate_objects(seeds, plane=(z,), cancel=cancel).cancelled and len(s.events) == events
+    seen = []
+    out = s.propagate_objects(seeds, plane=(z,), progress=lambda d, t: seen.append((d, t)), classes={1: (2, "nucleus")})
+    assert not out.cancelled and sorted(out.labels) == sorted(int(v) for v in np.unique(seeds) if v)
+    assert seen and seen[-1][0] == seen[-1][1] and all(t == seen[0][1] for _, t in seen)
+    masks = [acc.mask for acc in out.objects]
+    assert np.sum(masks, axis=0).max() == 1  # a voxel belongs to one object
+    for acc, label in zip(out.objects, out.labels):
+        assert np.array_equal(acc.mask[z], seeds == label)  # the seed is kept exactly
+        assert dice(acc.mask, labels == label) >= 0.7
+    assert out.objects[out.labels.index(1)].class_name == "nucleus"
+    kinds = [e["kind"] for e in s.events[events:]]
+    assert kinds.count("accept") == len(out.labels) and kinds.count("propagate") == len(out.labels)
+    assert s.pending_updates == len(out.labels) and not s.prompted_planes()
+
+
+def test_propagate_objects_bad_input(engine, touching):
+    image, labels = touching
+    s = engine.session(image, plane_axes=(1, 2))
+    with pytest.raises(ValueError, match="no seeds"):
+        s.propagate_objects(np.zeros(labels.shape[1:], np.int32), plane=(3,))
+    with pytest.raises(ValueError, match="plane shape"):
+        s.propagate_objects(labels[3, :10], plane=(3,))
+    with pytest.raises(ValueError, match="whole-number labels"):
+        s.propagate_objects(labels[3].astype(np.float32), plane=(3,))
+    z = middle(labels == 1)
+    s.click((z, *click_in_region(labels[z] == 1)))
+    with pytest.raises(ValueError, match="in progress"):
+        s.propagate_objects(labels[z], plane=(z,))
+
+
+def test_a_correction_near_the_end_never_runs_past_it(engine, touching):
+    image, labels = touching
+    target = labels == 1
+    z = middle(target)
+    for keep, runs_past in ((True, False), (False, True)):
+        s = engine.session(image, plane_axes=(1, 2))
+        s.set_mask(target[z], plane=(z,))
+        first = s.propagate(axis=0, keep_extent=keep).mask
+        top = int(np.flatnonzero(first.any((1, 2)))[-1])
+        wrong = s.plane_mask((top,)) & ~target[top]
+        s.click((top, *click_in_region(wrong if wrong.any() else s.plane_mask((top,)))), positive=False)
+        again = s.propagate(axis=0, keep_extent=keep).mask
+        assert again[top + 1 :].any() == runs_past  # without keep_extent the chain restarts into the neighbour
