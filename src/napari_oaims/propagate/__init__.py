@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from napari_oaims.core import geometry
+from napari_oaims.core.clicks import distance_to_border
 from napari_oaims.core.prompts import Prompt
 from napari_oaims.core.results import Result
 from napari_oaims.propagate.anchors import Barrier
@@ -90,8 +91,6 @@ def edit_click(before: np.ndarray, after: np.ndarray, prompt: Prompt, offset: tu
     that a correction only corrects. A negative click only removes (``before & after``), a
     positive one only adds (``before | after``); where the model did not follow the click at its
     own pixel, the click edits the mask itself (see :data:`CLICK_DISK`)."""
-    from scipy import ndimage
-
     if prompt.kind != "click" or before is None or after is None:
         return after
     y, x = (int(v) - o for v, o in zip(prompt.points[0], offset))
@@ -106,7 +105,7 @@ def edit_click(before: np.ndarray, after: np.ndarray, prompt: Prompt, offset: tu
         return out
     out = before & after
     if out[y, x]:
-        depth = ndimage.distance_transform_edt(np.pad(out, 1))[1:-1, 1:-1][y, x]
+        depth = distance_to_border(out)[y, x]
         out &= d2 > (2 * depth) ** 2
     return out
 
