@@ -258,8 +258,9 @@ def test_an_undone_accept_gives_the_overlapped_object_back(make_napari_viewer, q
     ys, xs = np.nonzero(first)
     w.layers["shapes"].add(
         np.array([[ys.min() - 3, xs.min() - 3], [ys.max() + 3, xs.max() + 3]]), shape_type="rectangle"
-    )  # the same nucleus again: the new object wins
+    )  # the same nucleus again
     wait(qtbot, w)
+    w.annotate_panel.overwrite_check.setChecked(True)  # the new object may take the first one's pixels
     w.accept()
     wait(qtbot, w)
     assert (objects.data[first] == 2).any()

@@ -10,17 +10,23 @@ import numpy as np
 from napari_oaims.core import geometry
 
 
-def paint(labels: Any, index: tuple, mask: np.ndarray, object_id: int) -> tuple[int, dict[int, int], np.ndarray]:
-    """Set ``object_id`` where ``mask`` is true in ``labels[index]`` (the new object wins).
+def paint(
+    labels: Any, index: tuple, mask: np.ndarray, object_id: int, overwrite: bool = False
+) -> tuple[int, dict[int, int], np.ndarray]:
+    """Set ``object_id`` where ``mask`` is true in ``labels[index]``.
 
+    With ``overwrite=False`` (the default) the pixels of other objects are kept: the new object
+    takes only background (and its own pixels); with ``overwrite=True`` the new object wins.
     ``labels`` is anything indexable that takes assignment (NumPy, Zarr). Returns the pixels
-    painted, the pixels taken from each other object (``{id: count}``) and the region's values
-    before painting (for undo).
+    painted, the pixels taken from each other object (``{id: count}``, empty without
+    ``overwrite``) and the region's values before painting (for undo).
     """
     before = np.array(labels[index])  # a copy: painting must not change it
     mask = np.asarray(mask, bool)
     if mask.shape != before.shape:
         raise ValueError(f"object mask of shape {mask.shape} does not fit the label region of shape {before.shape}")
+    if not overwrite:
+        mask = mask & ((before == 0) | (before == object_id))
     hit = before[mask]
     ids, counts = np.unique(hit[(hit != 0) & (hit != object_id)], return_counts=True)
     labels[index] = np.where(mask, np.asarray(object_id, dtype=before.dtype), before)
@@ -28,17 +34,21 @@ def paint(labels: Any, index: tuple, mask: np.ndarray, object_id: int) -> tuple[
 
 
 def paint_planes(
-    labels: Any, plane_axes, planes: Mapping[tuple[int, ...], tuple[geometry.Box, np.ndarray]], object_id: int
+    labels: Any,
+    plane_axes,
+    planes: Mapping[tuple[int, ...], tuple[geometry.Box, np.ndarray]],
+    object_id: int,
+    overwrite: bool = False,
 ) -> tuple[int, dict[int, int], list[tuple[tuple, np.ndarray, np.ndarray]]]:
     """Paint an object given per plane as ``(box, crop)`` (plane coordinates, ``crop`` the mask in
-    ``box``). Returns the pixels painted, the pixels taken from other objects, and per plane
-    ``(index, before, after)`` so that the caller can undo it."""
+    ``box``) with :func:`paint`'s ``overwrite`` rule. Returns the pixels painted, the pixels taken
+    from other objects, and per plane ``(index, before, after)`` so that the caller can undo it."""
     ndim = len(labels.shape)
     flip = geometry.transposed(plane_axes, ndim)
     area, taken, records = 0, {}, []
     for key, (box, crop) in planes.items():
         index = geometry.plane_index(plane_axes, ndim, key, geometry.box_slices(box))
-        n, over, before = paint(labels, index, crop.T if flip else crop, object_id)
+        n, over, before = paint(labels, index, crop.T if flip else crop, object_id, overwrite)
         area += n
         for k, v in over.items():
             taken[k] = taken.get(k, 0) + v

@@ -189,7 +189,9 @@ class AutosaveMixin:
 
     def _commit_accepted(self, accepted: Accepted, event: dict) -> None:
         """Paint an accepted object into the labels and journal its objects-table row."""
-        area, overwritten, _ = paint_planes(self._labels, accepted.plane_axes, accepted.planes, accepted.object_id)
+        area, overwritten, _ = paint_planes(
+            self._labels, accepted.plane_axes, accepted.planes, accepted.object_id, accepted.overwrite
+        )
         extra = event.get("extra") or {}
         self._record_object(
             accepted.object_id,

@@ -14,8 +14,8 @@ images) restarts from the snapshot ``model/<hash>`` saved for it.
 
 The replayed log is compared event by event with the recorded one (kind, object, plane, coords,
 label, weights hash, the window and area of every prediction, and the call, anchors and changed
-slices of every propagation), and the replayed label image
-(painted like the stored one: later objects win) is compared per object with the stored labels
+slices of every propagation), and the replayed label image (painted like the stored one, with
+the overwrite rule each accept event recorded) is compared per object with the stored labels
 (Dice, identical or not). On a CPU the replay is bit-identical.
 """
 
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from napari_oaims.core.events import PROMPT_KINDS, normalise_event
+from napari_oaims.core.labels import paint
 from napari_oaims.core.overlap import dice
 from napari_oaims.store.layout import LEARNING_RULES_SINCE, written_with
 from napari_oaims.store.session_store import SessionStore
@@ -230,10 +231,13 @@ def replay(
         elif kind in ("undo", "redo", "clear"):
             getattr(s, kind)()
         elif kind == "accept":
-            where = np.flatnonzero(s.accept(defer_update=True).mask)  # the object's pixels, as flat indices
+            # Painted with the rule the log recorded; a log without it painted with the new object winning.
+            overwrite = bool(e["extra"].get("overwrite", True))
+            where = np.flatnonzero(s.accept(defer_update=True, overwrite=overwrite).mask)  # as flat indices
             flat = replay_labels.reshape(-1)
-            undone[e["object"]] = (where, flat[where])
-            flat[where] = e["object"]  # later objects win, as in the store
+            _, _, before = paint(flat, (where,), np.ones(len(where), bool), e["object"], overwrite)
+            taken = flat[where] == e["object"]
+            undone[e["object"]] = (where[taken], before[taken])
         elif kind == "withdraw":  # an accept undone in the viewer: its pixels go back to what was there
             s.withdraw(e["object"])
             if e["object"] in undone:

@@ -368,7 +368,8 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
 
     def commit_object(self, object_id: int, mask: np.ndarray, class_id: int = 1, class_name: str = "object") -> None:
         """Write an accepted object's mask (image spatial shape) into the labels (its region only;
-        it wins over earlier objects there) and add it to the objects table."""
+        it wins over earlier objects there: the mask is what a viewer's labels hold) and add it to
+        the objects table."""
         self._writable()
         mask = np.asarray(mask, bool)
         if mask.shape != self._labels.shape:
@@ -378,7 +379,7 @@ class SessionStore(JournalMixin, AutosaveMixin, ResumeMixin, PromptLayersMixin):
             raise ValueError(f"object {object_id} has an empty mask")
         planes = object_planes(mask, self.meta["session"]["plane_axes"])
         with self._lock:
-            area, overwritten, _ = paint(self._labels, index, mask[index], object_id)
+            area, overwritten, _ = paint(self._labels, index, mask[index], object_id, overwrite=True)
             self._record_object(object_id, area, [list(p) for p in planes], overwritten, class_id, class_name)
 
     def write_labels(self, labels: np.ndarray, class_name: str = "object") -> None:

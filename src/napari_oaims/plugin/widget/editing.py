@@ -153,7 +153,8 @@ class Editor:
             return
         class_id, class_name = self._w.annotate_panel.current_class()
         try:  # an attached store paints the object with its class (autosave)
-            accepted = session.accept(defer_update=True, class_id=class_id, class_name=class_name)
+            overwrite = self._w.annotate_panel.overwrite_check.isChecked()
+            accepted = session.accept(defer_update=True, class_id=class_id, class_name=class_name, overwrite=overwrite)
         except ValueError as err:
             show_warning(f"OAIMS: {err}")
             return
