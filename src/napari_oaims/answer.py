@@ -8,8 +8,8 @@
   case, when the model is not sure of its answer there (mean logit over the object below
   :data:`~napari_oaims.core.regions.SURE_LOGIT`, or nothing at the click) it also predicts on a
   window of half the side, and the surer answer that is not a speck wins (:func:`rescale`).
-* **Flat spots**: a positive click where the image is one value all around answers the
-  connected region of that value (:func:`flat_regions`).
+* **Flat spots**: a positive click where the image is one value all around adds the connected
+  region of that value to the model's answer (:func:`flat_regions`).
 * **Never an empty answer to a positive click, scribble or box**: when the model finds nothing,
   a window of half the side is tried, then the region of similar values under the click
   (:func:`no_empty`).

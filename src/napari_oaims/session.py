@@ -517,9 +517,7 @@ class Session(PropagationMixin):
             if larger is None:
                 break
             window = larger
-        if flat and len(flat) == len(answer.positive_points(prompts)):  # every positive prompt is on a flat spot
-            inside[:] = False
-        elif not inside.any() and not flat and prompts[-1].guides and prompts[-1].kind != "prior":
+        if not inside.any() and not flat and prompts[-1].guides and prompts[-1].kind != "prior":
             window, inside, (ys, xs), fallback = answer.no_empty(self, key, prompts, window)
         if flat:
             fallback = "uniform"

@@ -10,8 +10,8 @@ import numpy as np
 from napari_oaims.core import geometry
 
 #: How a prompt that asks for an object was answered when the model's mask was not used:
-#: ``"uniform"``: the click lies on a flat spot (one value all around), so the answer is the
-#: connected region of that value; ``"smaller window"``: the model found nothing on the chosen
+#: ``"uniform"``: a positive click lies on a flat spot (one value all around), so the answer
+#: holds the connected region of that value; ``"smaller window"``: the model found nothing on the chosen
 #: window and answered on a smaller one; ``"region"``: it found nothing there either, so the
 #: answer is the connected region of similar values under the click.
 FALLBACKS = ("uniform", "smaller window", "region")

@@ -18,7 +18,7 @@ as the lowest value (0 after normalisation). Constant, empty and sub-4-pixel-wid
 rejected with ``ValueError``; complex, object, string and other non-numeric dtypes with
 ``TypeError``. A prompt point on a NaN or infinite pixel is refused by
 :meth:`ImageSource.check_point` with ``ValueError``: the model could only invent an object there.
-A point whose finite neighbours within :data:`SIGNAL_RADIUS` px are all one value lies on a flat
+A point whose finite neighbours within :data:`FLAT_RADIUS` px are all one value lies on a flat
 spot (:meth:`ImageSource.is_flat`): the object there is the connected region of that value
 (:meth:`ImageSource.uniform_region`). Arrays are read lazily (NumPy,
 Zarr and Dask arrays all work): only the windows the model looks at are loaded.
@@ -38,7 +38,7 @@ NO_CHANNELS = "none"
 #: Channel axes this long are guessed (:func:`looks_like_channels`).
 GUESSED_CHANNELS = range(2, 9)
 #: A prompt point whose finite neighbours within this many pixels are all equal lies on a flat spot.
-SIGNAL_RADIUS = 32
+FLAT_RADIUS = 5
 #: Side (px) of the first window :meth:`ImageSource.uniform_region` searches (it doubles as needed).
 UNIFORM_WINDOW = 512
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -196,9 +196,9 @@ class ImageSource:
             raise ValueError(f"no signal {where}: the pixel is NaN or infinite there; click on the object itself")
 
     def is_flat(self, key: tuple[int, ...], yx: tuple[int, int]) -> bool:
-        """Whether the finite values within :data:`SIGNAL_RADIUS` px of point ``yx`` of plane ``key``
+        """Whether the finite values within :data:`FLAT_RADIUS` px of point ``yx`` of plane ``key``
         are all equal (in every channel): a flat spot, where the image shows no edge to follow."""
-        r = SIGNAL_RADIUS
+        r = FLAT_RADIUS
         block = self._block(key, guidance.Window(yx[0] - r, yx[1] - r, 2 * r + 1))
         for c in range(block.shape[-1]):
             finite = block[..., c][np.isfinite(block[..., c])]
