@@ -112,3 +112,20 @@ def test_suites_are_seeded_mosaics_of_labelled_scenes(name):
         assert (image[labels == 0] == 0).all()
     with pytest.raises(ValueError, match="unknown suite"):
         suite("nothing")
+
+
+def test_synth_writes_a_suite_that_bench_clicks_runs(tmp_path, capsys):
+    import json
+
+    from napari_oaims.cli import main
+
+    assert main(["synth", "--suite", "uniform", "--tiles", "1", "--seed", "0", "--out", str(tmp_path / "u")]) == 0
+    assert "image.tif" in capsys.readouterr().out
+    out = tmp_path / "clicks.json"
+    args = ["--image", str(tmp_path / "u" / "image.tif"), "--labels", str(tmp_path / "u" / "labels.tif")]
+    opts = ["--methods", "model,watershed", "--clicks", "2", "--max-targets", "2", "--out", str(out)]
+    assert main(["bench", "clicks", *args, *opts]) == 0
+    table = capsys.readouterr().out
+    assert "refused" in table and "empty" in table and "dice@2" in table
+    summary = json.loads(out.read_text())["methods"]["model"]["summary"]
+    assert summary["refused"] == 0 and summary["empty"] == 0 and summary["dice@1"] > 0.5
