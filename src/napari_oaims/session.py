@@ -444,7 +444,7 @@ class Session(PropagationMixin):
         else:  # later windows keep the object at the scale of its first window
             size = self.engine.first_window
             if size == "auto":
-                size = self._estimates.get(self.object_id) or self._object_window() or guidance.MIN_WINDOW
+                size = self._object_window() or self._estimates.get(self.object_id) or guidance.MIN_WINDOW
             min_size = max(8, int(round(guidance.LATER_WINDOW_SHARE * size)))
         return guidance.choose_window(pts, self.source.plane_shape, extra, min_size=min_size)
 
