@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_oaims.core import guidance, regions
+from napari_oaims.core import geometry, guidance, regions
 from napari_oaims.core.prompts import Prompt
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,6 +35,30 @@ def positive_points(prompts: list[Prompt]) -> np.ndarray:
     """Plane pixels (N x 2) of the positive clicks and scribbles."""
     pts = [p.points for p in prompts if p.positive and p.kind in ("click", "scribble")]
     return np.concatenate(pts) if pts else np.zeros((0, 2))
+
+
+def checks_scale(session: "Session", known_box, prompts: list[Prompt]) -> bool:
+    """Whether :func:`rescale` checks this prediction's window: the object's first (no mask yet,
+    ``known_box`` None), from clicks alone, with ``"auto"`` size before any accepted object (the
+    window is sized from the blob at one point)."""
+    return (
+        known_box is None
+        and session.engine.first_window == "auto"
+        and not session.accepted_diameters
+        and all(p.kind == "click" for p in prompts)
+    )
+
+
+def plane_values(pieces, known_box) -> tuple[tuple[slice, slice], np.ndarray]:
+    """The plane region holding ``known_box`` (the mask so far, or None) and every ``(box, mask)``
+    of ``pieces``, and the union of the pieces' masks on it (what the prediction sets there)."""
+    box = known_box
+    for b, _ in pieces:
+        box = geometry.union(box, b)
+    values = np.zeros((box[2] - box[0], box[3] - box[1]), bool)
+    for (y0, x0, y1, x1), part in pieces:
+        values[y0 - box[0] : y1 - box[0], x0 - box[1] : x1 - box[1]] |= part
+    return geometry.box_slices(box), values
 
 
 def window_answer(

@@ -203,16 +203,8 @@ class Session(PropagationMixin):
             raise ValueError("nothing to accept: the current object has an empty mask (add a positive prompt first)")
         t0 = time.perf_counter()
         snapshot = self._snapshot()
-        accepted = Accepted(
-            (),
-            self.spatial_shape,
-            self.source.plane_axes,
-            snapshot,
-            self.object_id,
-            class_id=int(class_id),
-            class_name=str(class_name),
-            overwrite=bool(overwrite),
-        )
+        labelled = {"class_id": int(class_id), "class_name": str(class_name), "overwrite": bool(overwrite)}
+        accepted = Accepted((), self.spatial_shape, self.source.plane_axes, snapshot, self.object_id, **labelled)
         largest = max(int(np.count_nonzero(c)) for _, c in snapshot.values())
         diameter = round(float(2.0 * np.sqrt(largest / np.pi)), 2)
         self._log(
@@ -223,10 +215,8 @@ class Session(PropagationMixin):
                 "area": accepted.area,
                 "planes": [list(k) for k in snapshot],
                 **self._adaptation_extra(),
-                "class_id": int(class_id),
-                "class_name": str(class_name),
+                **labelled,
                 "diameter": diameter,
-                "overwrite": bool(overwrite),
             },
         )
         views = [(_Plane(self, k), list(st.prompts), st.mask.copy()) for k, st in planes.items()]
@@ -495,13 +485,7 @@ class Session(PropagationMixin):
             values = np.zeros((st.bbox[2] - st.bbox[0], st.bbox[3] - st.bbox[1]), bool) if st.bbox else None
             return region, values, {"window": None, "area": 0, "passes": 0}
         flat = answer.flat_regions(self, key, prompts)
-        # An object's first window sized from the blob at one point (no accepted objects yet) is checked.
-        first_auto = (
-            st.bbox is None
-            and self.engine.first_window == "auto"
-            and not self.accepted_diameters
-            and all(p.kind == "click" for p in prompts)
-        )
+        check_scale = not flat and answer.checks_scale(self, st.bbox, prompts)
         passes, fallback = 0, None
         while True:
             passes += 1
@@ -509,7 +493,7 @@ class Session(PropagationMixin):
                 raw = guidance.resize_window(logits, window.size)
             else:
                 raw = self._predict_window(key, prompts, window)
-            if passes == 1 and first_auto and not flat:
+            if passes == 1 and check_scale:
                 window, raw = answer.rescale(self, key, prompts, window, raw)
                 self._estimates[self.object_id] = window.size  # the object's later windows follow it
             inside, (ys, xs) = answer.window_answer(self, key, prompts, window, raw)
@@ -519,16 +503,8 @@ class Session(PropagationMixin):
             window = larger
         if not inside.any() and not flat and prompts[-1].guides and prompts[-1].kind != "prior":
             window, inside, (ys, xs), fallback = answer.no_empty(self, key, prompts, window)
-        if flat:
-            fallback = "uniform"
-        pieces = [((ys.start, xs.start, ys.stop, xs.stop), inside)] + flat
-        region_bb = st.bbox
-        for box, _ in pieces:
-            region_bb = geometry.union(region_bb, box)
-        region = geometry.box_slices(region_bb)
-        values = np.zeros((region_bb[2] - region_bb[0], region_bb[3] - region_bb[1]), bool)
-        for (y0, x0, y1, x1), part in pieces:
-            values[y0 - region_bb[0] : y1 - region_bb[0], x0 - region_bb[1] : x1 - region_bb[1]] |= part
+        region, values = answer.plane_values([((ys.start, xs.start, ys.stop, xs.stop), inside)] + flat, st.bbox)
+        fallback = "uniform" if flat else fallback
         info = {"window": [window.y0, window.x0, window.size], "area": int(values.sum()), "passes": passes}
         if fallback:
             info["fallback"] = fallback
