@@ -280,7 +280,8 @@ class Session(PropagationMixin):
 
     def found_nothing(self, plane=()) -> bool:
         """Whether the last prompt on ``plane`` asked for an object (a positive click or scribble, a
-        box, a prior) and the object's mask there is empty: the model answered it with background."""
+        box, a prior) and the object's mask there is empty: the model answered it with background.
+        Only a prior can end so: clicks, scribbles and boxes get a fallback (``Result.fallback``)."""
         st = self.planes.get(self.source.check_key(plane))
         if st is None or not st.prompts or not st.prompts[-1].guides:
             return False
