@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every measurement of docs/benchmarks.md and docs/model-card.md, from the repository root:
 #
-#   bash research/rerun.sh PART [PART ...]     # parts: clicks latency napari store object_size
+#   bash research/rerun.sh PART [PART ...]     # parts: clicks suites latency napari store object_size
 #                                              #        adapt robust wrong40 clicks50 safety
 #                                              #        propagate batch training all
 #
@@ -25,6 +25,13 @@ adapt() { "$B" bench adapt --image "$IMG" --labels "$LBL" --jobs "$JOBS" "$@"; }
 
 part_clicks() {       # 2 min: frozen model against the random walker and the marker watershed
   "$B" bench clicks --image "$IMG" --labels "$LBL" --out "$OUT/clicks.json" --plot "$PLOTS/clicks_nuclei.png"
+}
+part_suites() {       # 5 min: first answers on the procedural failure suites (docs: First answers ...)
+  for k in cavities uniform lesions neighbours; do
+    "$B" synth --suite "$k" --tiles 3 --seed 0 --out "$OUT/suites/$k"
+    "$B" bench clicks --image "$OUT/suites/$k/image.tif" --labels "$OUT/suites/$k/labels.tif" --clicks 10 \
+        --max-targets 30 --out "$OUT/suites_$k.json"
+  done
 }
 part_latency() {      # 1 min per device
   "$B" bench latency --image "$IMG" --labels "$LBL" --sizes 512 2048 4096 --device cpu --out "$OUT/latency_cpu.json"
@@ -114,7 +121,7 @@ part_training() {     # 35 min to train the alternative recipe, then 5 min of ev
   done
 }
 
-PARTS=(clicks latency napari store object_size adapt robust wrong40 clicks50 safety propagate batch training)
+PARTS=(clicks suites latency napari store object_size adapt robust wrong40 clicks50 safety propagate batch training)
 [ $# -eq 0 ] && { echo "usage: bash research/rerun.sh PART [PART ...]; parts: ${PARTS[*]} all" >&2; exit 2; }
 [ "$1" = all ] && set -- "${PARTS[@]}"
 for part in "$@"; do

@@ -95,6 +95,22 @@ def table_clicks(r: Path) -> None:
         )
 
 
+def table_suites(r: Path) -> None:
+    """First answers on the procedural failure suites: Dice@1 / Dice@2 per method."""
+    names = ("model", "random_walker", "watershed")
+    print("| suite | shipped model | random walker | marker watershed |")
+    print("|---|---|---|---|")
+    for k in ("cavities", "uniform", "lesions", "neighbours"):
+        d = load(r, f"suites_{k}")
+        if d is None:
+            continue
+        cells = []
+        for name in names:
+            m = d["methods"].get(name)
+            cells.append("-" if m is None else f"{f3(m['summary']['dice@1'])} / {f3(m['summary']['dice@2'])}")
+        print(f"| {k} ({len(d['targets'])}) | " + " | ".join(cells) + " |")
+
+
 def table_latency(r: Path) -> None:
     for name in ("latency_cpu", "latency_gpu"):
         d = load(r, name)
@@ -310,6 +326,7 @@ def table_training(r: Path) -> None:
 
 TABLES = {
     "clicks": table_clicks,
+    "suites": table_suites,
     "latency": table_latency,
     "napari": table_napari,
     "store": table_store,

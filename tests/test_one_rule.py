@@ -17,21 +17,22 @@ SRC = Path(__file__).parents[1] / "src" / "napari_oaims"
 
 
 def _occurrences(pattern: str) -> list[str]:
+    """The module of each line of the package that matches ``pattern`` (once per line)."""
     found = []
     for path in sorted(SRC.rglob("*.py")):
-        for n, line in enumerate(path.read_text().splitlines(), 1):
+        for line in path.read_text().splitlines():
             if re.search(pattern, line):
-                found.append(f"{path.relative_to(SRC)}:{n}")
+                found.append(str(path.relative_to(SRC)))
     return found
 
 
 def test_each_low_level_rule_is_written_once():
-    assert _occurrences(r"set_flush_denormal\(") == ["model/device.py:52"]
-    assert _occurrences(r"distance_transform_edt\(np\.pad") == ["core/clicks.py:96"]  # the deepest point
-    assert _occurrences(r"1\.0 / \(1\.0 \+ np\.exp\(-") == ["core/guidance.py:215"]  # sigmoid
-    assert _occurrences(r"2\.0 \* (float\()?np\.sqrt\([^)]*/ np\.pi") == ["core/geometry.py:33"]  # diameter
-    assert _occurrences(r"torch\.from_numpy\(np\.ascontiguousarray") == ["model/device.py:57"]  # tensor helper
-    assert _occurrences(r"inference_mode\(\), autocast") == ["model/device.py:65"]  # the forward pass
+    assert _occurrences(r"set_flush_denormal\(") == ["model/device.py"]
+    assert _occurrences(r"distance_transform_edt\(np\.pad") == ["core/clicks.py"]  # the deepest point
+    assert _occurrences(r"1\.0 / \(1\.0 \+ np\.exp\(-") == ["core/guidance.py"]  # sigmoid
+    assert _occurrences(r"2\.0 \* (float\()?np\.sqrt\([^)]*/ np\.pi") == ["core/geometry.py"]  # diameter
+    assert _occurrences(r"torch\.from_numpy\(np\.ascontiguousarray") == ["model/device.py"]  # tensor helper
+    assert _occurrences(r"inference_mode\(\), autocast") == ["model/device.py"]  # the forward pass
 
 
 def test_the_ema_teacher_and_the_engine_run_the_same_forward_pass(engine, nuclei_crop):

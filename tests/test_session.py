@@ -27,12 +27,18 @@ def test_found_nothing_says_when_a_prompt_that_asks_for_an_object_got_background
     assert not s.found_nothing()  # no prompt yet
     assert s.click((y, x)).area > 0 and not s.found_nothing()
     blind = blind_engine(engine).session(image)
-    assert blind.click((y, x)).area == 0 and blind.found_nothing()
+    prior = np.zeros(image.shape, bool)
+    prior[y - 3 : y + 3, x - 3 : x + 3] = True
+    assert blind.prior(prior).area == 0 and blind.found_nothing()
     blind.undo()
     assert not blind.found_nothing()
     blind.click((y, x), positive=False)  # background is the right answer to a negative click
     assert not blind.found_nothing()
-    assert blind.box((y - 8, x - 8, y + 8, x + 8)).area == 0 and blind.found_nothing()
+    result = blind.click((y, x))  # a positive click or a box is never answered with nothing
+    assert result.area > 0 and result.fallback == "region" and not blind.found_nothing()
+    blind.clear()
+    result = blind.box((y - 8, x - 8, y + 8, x + 8))
+    assert result.area > 0 and result.fallback == "region" and not blind.found_nothing()
 
 
 def test_negative_click_removes_and_undo_redo(engine, nuclei_crop):
@@ -420,15 +426,32 @@ def test_a_click_without_signal_is_refused(engine, nuclei_crop):
     outside = [lid for lid in largest_ids(labels, 20) if not (labels[35:115, 35:115] == lid).any()][0]
     assert s.click(object_centre(labels, outside)).area > 0
 
-    flat = np.zeros((160, 160), np.float32)  # near-constant: a few bright pixels in one corner
-    flat[150:153, 150:153] = 3.0
-    s = engine.session(flat)
-    with pytest.raises(ValueError, match=r"no signal at \(60, 60\): the image is flat .* within 32 px"):
-        s.click((60, 60))
-    with pytest.raises(ValueError, match="no signal"):
-        s.scribble([(60, 60), (70, 70)])
-    assert s.click((151, 151)).area > 0  # the bright spot has signal
     vol = np.zeros((3, 64, 64), np.float32)
     vol[2, 10:20, 10:20] = 1.0
-    with pytest.raises(ValueError, match=r"no signal at \(40, 40\) of plane \(0,\)"):
-        engine.session(vol).click((0, 40, 40))
+    vol[0, 10, 10] = np.nan
+    with pytest.raises(ValueError, match=r"no signal at \(10, 10\) of plane \(0,\)"):
+        engine.session(vol).click((0, 10, 10))
+
+
+def test_clicks_on_flat_spots_are_answered(engine):
+    """A click where the image is one value all around carries information: a positive click
+    answers the connected region of that value, a negative one is taken as it is."""
+    image = np.zeros((300, 300), np.float32)  # the outside of a scan, a large uniform object, a small one
+    yy, xx = np.mgrid[:300, :300]
+    big = np.hypot(yy - 120, xx - 130) < 90
+    image[big] = 500.0
+    image[250:270, 250:270] = 900.0
+    s = engine.session(image)
+    result = s.click((120, 130))
+    assert result.fallback == "uniform" and np.array_equal(result.mask, big)
+    assert s.events[-1]["extra"]["fallback"] == "uniform"
+    result = s.click((5, 5), positive=False)  # the all-zero background
+    assert result.fallback == "uniform" and np.array_equal(result.mask, big)
+    s.clear()
+    result = s.click((5, 5), positive=False)
+    assert not result.mask.any() and s.events[-2]["kind"] == "click"
+    s.clear()
+    assert s.click((260, 260)).area > 0  # the small object: the model answers it
+    vol = np.zeros((3, 64, 64), np.float32)
+    vol[2, 10:20, 10:20] = 1.0
+    assert engine.session(vol).click((0, 40, 40)).area == 64 * 64  # the whole flat plane

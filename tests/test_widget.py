@@ -258,8 +258,9 @@ def test_an_undone_accept_gives_the_overlapped_object_back(make_napari_viewer, q
     ys, xs = np.nonzero(first)
     w.layers["shapes"].add(
         np.array([[ys.min() - 3, xs.min() - 3], [ys.max() + 3, xs.max() + 3]]), shape_type="rectangle"
-    )  # the same nucleus again: the new object wins
+    )  # the same nucleus again
     wait(qtbot, w)
+    w.annotate_panel.overwrite_check.setChecked(True)  # the new object may take the first one's pixels
     w.accept()
     wait(qtbot, w)
     assert (objects.data[first] == 2).any()
@@ -316,8 +317,9 @@ def test_a_prompt_answered_with_background_says_what_to_do(make_napari_viewer, q
     w = start(make_napari_viewer(), qtbot, blind_engine(fresh_engine), image)
     w.layers["points"].add(list(centre(labels, 30)))
     wait(qtbot, w)
-    assert not w.layers["preview"].data.any()
-    assert has(notes, "info", "the model found no object at this prompt. Undo it [U]") and not errors(notes)
+    assert w.layers["preview"].data.any()  # never empty: the region of similar values under the click
+    assert has(notes, "info", "the model found no object at this prompt; showing the region of similar values")
+    assert has(notes, "info", "Undo it [U]") and not errors(notes)
     seen = len(notes)
     w.set_positive(False)
     w.layers["points"].add(list(centre(labels, 31)))  # background is the right answer to a negative click

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_oaims import answer
 from napari_oaims.adapt.base import AcceptedObject, PromptUpdate, run_accepted
 from napari_oaims.core import geometry, guidance
 from napari_oaims.core import prompts as checks
@@ -206,7 +207,9 @@ class Session(PropagationMixin):
         return result
 
     @_serialised
-    def accept(self, defer_update: bool = False, class_id: int = 1, class_name: str = "object") -> Accepted:
+    def accept(
+        self, defer_update: bool = False, class_id: int = 1, class_name: str = "object", overwrite: bool = False
+    ) -> Accepted:
         """The object is done: returns it and starts a new object.
 
         Parameters
@@ -215,11 +218,15 @@ class Session(PropagationMixin):
             Run Post-Interaction learning later, in :meth:`run_pending_updates` (a GUI's worker).
         class_id, class_name
             The object's class in the log and in a saved session.
+        overwrite : bool
+            Whether painting the object into a label image may take pixels of objects accepted
+            before (:func:`napari_oaims.core.labels.paint`); by default they are kept. Logged.
 
         Returns
         -------
         Accepted
-            ``.mask``, ``.object_id``, ``.class_id``, ``.class_name``; ``ValueError`` if the mask is empty.
+            ``.mask``, ``.object_id``, ``.class_id``, ``.class_name``, ``.overwrite``;
+            ``ValueError`` if the mask is empty.
         """
         if int(class_id) < 1 or not str(class_name).strip():
             raise ValueError("an object's class needs class_id >= 1 and a non-empty class_name")
@@ -228,9 +235,8 @@ class Session(PropagationMixin):
             raise ValueError("nothing to accept: the current object has an empty mask (add a positive prompt first)")
         t0 = time.perf_counter()
         snapshot = self._snapshot()
-        accepted = Accepted(
-            (), self.spatial_shape, self.source.plane_axes, snapshot, self.object_id, int(class_id), str(class_name)
-        )
+        labelled = {"class_id": int(class_id), "class_name": str(class_name), "overwrite": bool(overwrite)}
+        accepted = Accepted((), self.spatial_shape, self.source.plane_axes, snapshot, self.object_id, **labelled)
         largest = max(int(np.count_nonzero(c)) for _, c in snapshot.values())
         diameter = round(geometry.diameter(largest), 2)
         self._log(
@@ -241,8 +247,7 @@ class Session(PropagationMixin):
                 "area": accepted.area,
                 "planes": [list(k) for k in snapshot],
                 **self._adaptation_extra(),
-                "class_id": int(class_id),
-                "class_name": str(class_name),
+                **labelled,
                 "diameter": diameter,
             },
         )
@@ -309,7 +314,8 @@ class Session(PropagationMixin):
 
     def found_nothing(self, plane=()) -> bool:
         """Whether the last prompt on ``plane`` asked for an object (a positive click or scribble, a
-        box, a prior) and the object's mask there is empty: the model answered it with background."""
+        box, a prior) and the object's mask there is empty: the model answered it with background.
+        Only a prior can end so: clicks, scribbles and boxes get a fallback (``Result.fallback``)."""
         st = self.planes.get(self.source.check_key(plane))
         if st is None or not st.prompts or not st.prompts[-1].guides:
             return False
@@ -502,6 +508,7 @@ class Session(PropagationMixin):
         change = _Change(key, previous, prompts, region, before, new_values, st.bbox, new_bbox)
         result = self._result(self._apply([change], before=False))
         self._history.push([change])
+        result = replace(result, fallback=info.get("fallback"))
         self._log("predict", plane=key, latency_ms=(time.perf_counter() - t0) * 1e3, extra=info, result=result)
         return result
 
@@ -560,8 +567,11 @@ class Session(PropagationMixin):
         known = self._object_window()
         if known is not None:
             return known
-        size = guidance.window_for_diameter(
-            guidance.diameter_at(lambda w: self.source.crop(key, w), pts, self.source.plane_shape)
+        size = min(
+            guidance.AUTO_MAX_WINDOW,
+            guidance.window_for_diameter(
+                guidance.diameter_at(lambda w: self.source.crop(key, w), pts, self.source.plane_shape)
+            ),
         )
         self._estimates = {self.object_id: size}  # the object's later windows follow it
         return size
@@ -576,7 +586,8 @@ class Session(PropagationMixin):
         return guidance.resize_window(logits, window.size)
 
     def _predict(self, key, prompts, window, st: PlaneState, logits: np.ndarray | None = None):
-        """Predict ``prompts`` on ``window`` (growing it if the mask hits its border).
+        """Predict ``prompts`` on ``window`` (growing it if the mask hits its border; see
+        :mod:`napari_oaims.answer` for the rules that make the model's mask the object's answer).
 
         ``logits`` (working size), if given, are this prediction for ``window`` already made.
 
@@ -587,24 +598,28 @@ class Session(PropagationMixin):
             region = geometry.box_slices(st.bbox) if st.bbox else None
             values = np.zeros((st.bbox[2] - st.bbox[0], st.bbox[3] - st.bbox[1]), bool) if st.bbox else None
             return region, values, {"window": None, "area": 0, "passes": 0}
-        passes = 0
+        flat = answer.flat_regions(self, key, prompts)
+        check_scale = not flat and answer.checks_scale(self, st.bbox, prompts)
+        passes, fallback = 0, None
         while True:
             passes += 1
             if passes == 1 and logits is not None:
-                pred = guidance.resize_window(logits, window.size) > 0
+                raw = guidance.resize_window(logits, window.size)
             else:
-                pred = self._predict_window(key, prompts, window) > 0
-            ys, xs, wy, wx = window.clip((h, w))
-            inside = pred[wy, wx]
+                raw = self._predict_window(key, prompts, window)
+            if passes == 1 and check_scale:
+                window, raw = answer.rescale(self, key, prompts, window, raw)
+                self._estimates[self.object_id] = window.size  # the object's later windows follow it
+            inside, (ys, xs) = answer.window_answer(self, key, prompts, window, raw)
             larger = guidance.grown_window(window, inside, (h, w), st.bbox, passes)
             if larger is None:
                 break
             window = larger
-        region_bb = geometry.union((ys.start, xs.start, ys.stop, xs.stop), st.bbox)
-        region = (slice(region_bb[0], region_bb[2]), slice(region_bb[1], region_bb[3]))
-        values = np.zeros((region_bb[2] - region_bb[0], region_bb[3] - region_bb[1]), bool)
-        values[ys.start - region_bb[0] : ys.stop - region_bb[0], xs.start - region_bb[1] : xs.stop - region_bb[1]] = (
-            inside
-        )
-        info = {"window": [window.y0, window.x0, window.size], "area": int(inside.sum()), "passes": passes}
+        if not inside.any() and not flat and prompts[-1].guides and prompts[-1].kind != "prior":
+            window, inside, (ys, xs), fallback = answer.no_empty(self, key, prompts, window)
+        region, values = answer.plane_values([((ys.start, xs.start, ys.stop, xs.stop), inside)] + flat, st.bbox)
+        fallback = "uniform" if flat else fallback
+        info = {"window": [window.y0, window.x0, window.size], "area": int(values.sum()), "passes": passes}
+        if fallback:
+            info["fallback"] = fallback
         return region, values, info

@@ -60,9 +60,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from napari_oaims.training.synth import write_mosaic
+    if args.suite:
+        from napari_oaims.evaluation.suites import write_suite
 
-    written = write_mosaic(args.out, args.tiles, args.seed, _synth_settings(args))
+        written = write_suite(args.out, args.suite, args.seed, (args.tiles, args.tiles))
+    else:
+        from napari_oaims.training.synth import write_mosaic
+
+        written = write_mosaic(args.out, args.tiles, args.seed, _synth_settings(args))
     print(f"wrote {written['image']} and labels.tif: {written['shape']}, {written['objects']} objects")
     return 0
 
@@ -156,7 +161,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     v = sub.add_parser("synth", help="write a synthetic validation image and labels (TIFF) from the training generator")
     v.add_argument("--out", type=Path, required=True, help="folder for image.tif and labels.tif")
-    v.add_argument("--tiles", type=int, default=4, help="tiles per side (128 px each)")
+    v.add_argument("--tiles", type=int, default=4, help="tiles per side (128 px each; 256 px with --suite)")
     v.add_argument("--seed", type=int, default=1000, help="use a seed that no training run used")
+    v.add_argument(
+        "--suite",
+        default=None,
+        choices=["cavities", "uniform", "lesions", "neighbours", "flooding"],
+        help="write a procedural failure suite (evaluation.suites) instead of the training generator's mosaic",
+    )
     _synth_args(v)
     v.set_defaults(func=_cmd_synth)

@@ -20,7 +20,8 @@ label      1 positive / 0 negative prompt; ``None`` for other kinds
 latency_ms time from the call to the result (``predict``, ``accept``, ``update``)
 weights    short hash of the weights that made the prediction (or after an update)
 extra      kind-specific details (window, area, loss, ...; an ``accept`` holds ``area``,
-           ``planes``, ``adaptation``, ``class_id``, ``class_name`` and ``diameter``; prompts and
+           ``planes``, ``adaptation``, ``class_id``, ``class_name``, ``diameter`` and
+           ``overwrite``, whether it may take accepted objects' pixels (absent: it did); prompts and
            accepts hold ``adaptation``, the adapter's name; ``adapter``, its full settings, is in
            the ``session`` event and in the first prompt or accept after the adapter changed;
            an ``update`` holds ``method``, ``loss``, ``rolled_back``, ``reason``)

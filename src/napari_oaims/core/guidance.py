@@ -47,6 +47,10 @@ FIRST_WINDOW: int | str = "auto"
 #: answered nuclei equally well from 12 to 71 px across).
 AUTO_WINDOW_DIAMETERS = 4.0
 AUTO_MIN_WINDOW = 32
+#: The first window sized from the blob at one point is at most this many px: a small object
+#: inside larger structures (a cavity in an organ) answers the blob filter most strongly at the
+#: larger structure's scale. A larger object reaches the window's border and the window grows.
+AUTO_MAX_WINDOW = 256
 #: Windows after the first (the object has a mask) are at least this share of the object's first
 #: window, so the mask-based ``CONTEXT`` rule does not show the object at another scale (a jump of
 #: scale at the second click lost 3-7 points of Dice@2 with ``"auto"``).

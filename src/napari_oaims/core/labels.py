@@ -11,14 +11,15 @@ from napari_oaims.core import geometry
 
 
 def paint(
-    labels: Any, index: tuple, mask: np.ndarray, object_id: int, overwrite: bool = True
+    labels: Any, index: tuple, mask: np.ndarray, object_id: int, overwrite: bool = False
 ) -> tuple[int, dict[int, int], np.ndarray]:
     """Set ``object_id`` where ``mask`` is true in ``labels[index]``.
 
-    ``labels`` is anything indexable that takes assignment (NumPy, Zarr). With ``overwrite`` the
-    new object wins over other objects' pixels; without, it takes only background. Returns the
-    pixels painted, the pixels taken from each other object (``{id: count}``) and the region's
-    values before painting (for undo).
+    With ``overwrite=False`` (the default) the pixels of other objects are kept: the new object
+    takes only background (and its own pixels); with ``overwrite=True`` the new object wins.
+    ``labels`` is anything indexable that takes assignment (NumPy, Zarr). Returns the pixels
+    painted, the pixels taken from each other object (``{id: count}``, empty without
+    ``overwrite``) and the region's values before painting (for undo).
     """
     before = np.array(labels[index])  # a copy: painting must not change it
     mask = np.asarray(mask, bool)
@@ -33,17 +34,21 @@ def paint(
 
 
 def paint_planes(
-    labels: Any, plane_axes, planes: Mapping[tuple[int, ...], tuple[geometry.Box, np.ndarray]], object_id: int
+    labels: Any,
+    plane_axes,
+    planes: Mapping[tuple[int, ...], tuple[geometry.Box, np.ndarray]],
+    object_id: int,
+    overwrite: bool = False,
 ) -> tuple[int, dict[int, int], list[tuple[tuple, np.ndarray, np.ndarray]]]:
     """Paint an object given per plane as ``(box, crop)`` (plane coordinates, ``crop`` the mask in
-    ``box``). Returns the pixels painted, the pixels taken from other objects, and per plane
-    ``(index, before, after)`` so that the caller can undo it."""
+    ``box``) with :func:`paint`'s ``overwrite`` rule. Returns the pixels painted, the pixels taken
+    from other objects, and per plane ``(index, before, after)`` so that the caller can undo it."""
     ndim = len(labels.shape)
     flip = geometry.transposed(plane_axes, ndim)
     area, taken, records = 0, {}, []
     for key, (box, crop) in planes.items():
         index = geometry.plane_index(plane_axes, ndim, key, geometry.box_slices(box))
-        n, over, before = paint(labels, index, crop.T if flip else crop, object_id)
+        n, over, before = paint(labels, index, crop.T if flip else crop, object_id, overwrite)
         area += n
         for k, v in over.items():
             taken[k] = taken.get(k, 0) + v

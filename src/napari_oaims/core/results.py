@@ -9,6 +9,13 @@ import numpy as np
 
 from napari_oaims.core import geometry
 
+#: How a prompt that asks for an object was answered when the model's mask was not used:
+#: ``"uniform"``: a positive click lies on a flat spot (one value all around), so the answer
+#: holds the connected region of that value; ``"smaller window"``: the model found nothing on the chosen
+#: window and answered on a smaller one; ``"region"``: it found nothing there either, so the
+#: answer is the connected region of similar values under the click.
+FALLBACKS = ("uniform", "smaller window", "region")
+
 
 @dataclass(frozen=True)
 class PlaneChange:
@@ -26,7 +33,9 @@ class Result:
 
     ``changes`` are the plane regions that changed (copy only these into a display); ``mask`` is
     the object's whole mask (image spatial shape, made on first access from the object's planes
-    as they were when the step ended). ``np.asarray(result)`` is ``result.mask``.
+    as they were when the step ended). ``np.asarray(result)`` is ``result.mask``. ``fallback``
+    says how a prompt that asks for an object was answered when the model's answer on its window
+    was not used (:data:`FALLBACKS`), None when it was.
     """
 
     changes: tuple[PlaneChange, ...]
@@ -35,6 +44,7 @@ class Result:
     #: The object's planes when the step ended: key -> (bbox, mask crop in bbox).
     planes: dict[tuple[int, ...], tuple[geometry.Box, np.ndarray]]
     object_id: int
+    fallback: str | None = None
 
     @cached_property
     def mask(self) -> np.ndarray:
@@ -62,7 +72,10 @@ class Result:
 
 @dataclass(frozen=True, eq=False)
 class Accepted(Result):
-    """An accepted object (:meth:`Session.accept`): its id, class and mask."""
+    """An accepted object (:meth:`Session.accept`): its id, class and mask, and whether painting
+    it may take pixels of objects accepted before (``overwrite``; see
+    :func:`napari_oaims.core.labels.paint`)."""
 
     class_id: int = 1
     class_name: str = "object"
+    overwrite: bool = False

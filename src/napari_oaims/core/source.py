@@ -16,9 +16,11 @@ Channel handling (documented contract):
 NaN and +-inf pixels are allowed: they are excluded from the normalisation statistics and read
 as the lowest value (0 after normalisation). Constant, empty and sub-4-pixel-wide planes are
 rejected with ``ValueError``; complex, object, string and other non-numeric dtypes with
-``TypeError``. A prompt point with no signal (its pixel is NaN or infinite, or the finite values
-within :data:`SIGNAL_RADIUS` px of it are all equal) is refused by :meth:`ImageSource.check_point`
-with ``ValueError``: the model could only invent an object there. Arrays are read lazily (NumPy,
+``TypeError``. A prompt point on a NaN or infinite pixel is refused by
+:meth:`ImageSource.check_point` with ``ValueError``: the model could only invent an object there.
+A point whose finite neighbours within :data:`FLAT_RADIUS` px are all one value lies on a flat
+spot (:meth:`ImageSource.is_flat`): the object there is the connected region of that value
+(:meth:`ImageSource.uniform_region`). Arrays are read lazily (NumPy,
 Zarr and Dask arrays all work): only the windows the model looks at are loaded.
 """
 
@@ -28,15 +30,17 @@ from typing import Any
 
 import numpy as np
 
-from napari_oaims.core import guidance
+from napari_oaims.core import geometry, guidance
 
 MIN_PLANE_SIDE = 4
 #: ``channel_axis`` value that reads the image as having no channel axis (no guess).
 NO_CHANNELS = "none"
 #: Channel axes this long are guessed (:func:`looks_like_channels`).
 GUESSED_CHANNELS = range(2, 9)
-#: A prompt point needs finite, not all equal values within this many pixels of it.
-SIGNAL_RADIUS = 32
+#: A prompt point whose finite neighbours within this many pixels are all equal lies on a flat spot.
+FLAT_RADIUS = 5
+#: Side (px) of the first window :meth:`ImageSource.uniform_region` searches (it doubles as needed).
+UNIFORM_WINDOW = 512
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
@@ -209,23 +213,49 @@ class ImageSource:
         return key, yx
 
     def check_signal(self, key: tuple[int, ...], yx: tuple[int, int]) -> None:
-        """Refuse a point of plane ``key`` with no signal: its pixel is NaN or infinite, or the
-        finite values within :data:`SIGNAL_RADIUS` px are all equal (``ValueError``)."""
-        r = SIGNAL_RADIUS
-        window = guidance.Window(yx[0] - r, yx[1] - r, 2 * r + 1)
-        block = self._block(key, window)  # (h, w, channels), raw values
-        centre = block[min(yx[0], r), min(yx[1], r)]
-        where = f"at {yx}" if not key else f"at {yx} of plane {key}"
-        if not np.isfinite(centre).any():
+        """Refuse a point of plane ``key`` whose pixel is NaN or infinite (``ValueError``)."""
+        window = guidance.Window(yx[0], yx[1], 1)
+        if not np.isfinite(self._block(key, window)).any():
+            where = f"at {yx}" if not key else f"at {yx} of plane {key}"
             raise ValueError(f"no signal {where}: the pixel is NaN or infinite there; click on the object itself")
+
+    def is_flat(self, key: tuple[int, ...], yx: tuple[int, int]) -> bool:
+        """Whether the finite values within :data:`FLAT_RADIUS` px of point ``yx`` of plane ``key``
+        are all equal (in every channel): a flat spot, where the image shows no edge to follow."""
+        r = FLAT_RADIUS
+        block = self._block(key, guidance.Window(yx[0] - r, yx[1] - r, 2 * r + 1))
         for c in range(block.shape[-1]):
             finite = block[..., c][np.isfinite(block[..., c])]
             if finite.size and finite.max() > finite.min():
-                return
-        raise ValueError(
-            f"no signal {where}: the image is flat (all one value) within {r} px of the point, so "
-            "there is nothing to segment there"
-        )
+                return False
+        return True
+
+    def uniform_region(self, key: tuple[int, ...], yx: tuple[int, int]) -> tuple[tuple[int, int, int, int], np.ndarray]:
+        """The connected region (4-connected) of plane ``key`` whose pixels hold exactly the values
+        of pixel ``yx``: its box ``(y0, x0, y1, x1)`` and its mask in that box. Searched on a
+        window around the point that doubles while the region reaches its edge."""
+        from skimage.segmentation import flood
+
+        h, w = self.plane_shape
+        size = UNIFORM_WINDOW
+        while True:
+            window = guidance.Window(yx[0] - size // 2, yx[1] - size // 2, size)
+            ys, xs, _, _ = window.clip((h, w))
+            block = self._block(key, window)
+            seed = (yx[0] - ys.start, yx[1] - xs.start)
+            same = np.all(block == block[seed], axis=-1)
+            region = flood(same.astype(np.uint8), seed, connectivity=1)
+            edge = (
+                (ys.start > 0 and region[0].any())
+                or (ys.stop < h and region[-1].any())
+                or (xs.start > 0 and region[:, 0].any())
+                or (xs.stop < w and region[:, -1].any())
+            )
+            if not edge or (ys.start == 0 and xs.start == 0 and ys.stop == h and xs.stop == w):
+                box = geometry.bbox(region, (ys.start, xs.start))
+                crop = region[box[0] - ys.start : box[2] - ys.start, box[1] - xs.start : box[3] - xs.start]
+                return box, crop
+            size *= 2
 
     def _block(self, key: tuple[int, ...], window: guidance.Window) -> np.ndarray:
         """Raw values of ``window`` (clipped to the plane) of plane ``key``: (h, w, channels) float32,

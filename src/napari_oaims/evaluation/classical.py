@@ -28,6 +28,10 @@ class ClickSeeded:
         self.shape = self.source.plane_shape
         self.start()
 
+    #: Positive clicks answered with an empty mask; clicks refused (never: every click is a seed).
+    empty_positive = 0
+    refused = 0
+
     def start(self) -> None:
         self.clicks: list[Click] = []
         self.mask = np.zeros(self.shape, bool)
@@ -57,6 +61,7 @@ class ClickSeeded:
         ys, xs, wy, wx = win.clip(self.shape)
         self.mask = np.zeros(self.shape, bool)
         self.mask[ys, xs] = seg[wy, wx] == 1
+        self.empty_positive += bool(c.positive and not self.mask.any())
         return self.mask
 
     def finish(self, mask: np.ndarray) -> None:

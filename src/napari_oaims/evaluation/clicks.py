@@ -24,6 +24,7 @@ __all__ = ["COLUMNS", "METHODS", "compare_methods", "load_pair", "report"]
 METHODS = ("model", "random_walker", "watershed")
 COLUMNS = [
     "dice@1",
+    "dice@2",
     "dice@3",
     "dice@5",
     "dice@10",
@@ -33,6 +34,8 @@ COLUMNS = [
     "auc",
     "latency_p50_ms",
     "latency_p95_ms",
+    "refused",
+    "empty",
 ]
 
 
@@ -65,8 +68,12 @@ def compare_methods(
         method = ModelMethod(protocol.make_engine(), img) if name == "model" else ClickSeeded(img, name)
         step = scoped(progress, name)
         result = run_targets(method, lab, ids, protocol.make_robot(), protocol.clicks, progress=step)
+        summary = summary_row(result, ks=(1, 2, 3, 5, 10))
+        # Clicks refused (ValueError) and positive clicks answered with an empty mask.
+        summary["refused"] = getattr(method, "refused", 0)
+        summary["empty"] = getattr(method, "empty_positive", 0)
         per_method[name] = {
-            "summary": summary_row(result),
+            "summary": summary,
             "curves": result["curves"],
             "latency_ms": [round(v, 2) for v in result["latency_ms"]],
         }

@@ -80,18 +80,24 @@ def load_pair(image_path: str | Path, labels_path: str | Path) -> tuple[np.ndarr
 class ModelMethod:
     """The click model through a :class:`Session` (accept at the end of a target -> PI runs).
 
-    ``empty_positive`` counts positive clicks answered with an empty mask."""
+    ``empty_positive`` counts positive clicks answered with an empty mask, ``refused`` clicks the
+    session refused (``ValueError``; the mask stays as it was)."""
 
     def __init__(self, engine, image: np.ndarray):
         self.engine = engine
         self.session = engine.session(image)
         self.empty_positive = 0
+        self.refused = 0
 
     def start(self) -> None:
         pass
 
     def click(self, c: Click) -> np.ndarray:
-        mask = self.session.click((c.y, c.x), positive=c.positive).mask
+        try:
+            mask = self.session.click((c.y, c.x), positive=c.positive).mask
+        except ValueError:
+            self.refused += 1
+            return self.session.mask
         self.empty_positive += bool(c.positive and not mask.any())
         return mask
 

@@ -10,6 +10,7 @@ Long work (propagation, the slice suggestion, learning after accept) runs in a t
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -163,6 +164,10 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
 
     def close(self) -> None:
         """Close the widget: running work is cancelled and autosaving stops."""
+        if sys.is_finalizing():
+            # Garbage-collected while Python exits: zarr can start no threads now, so nothing is
+            # written; the journal already holds every event and the lock goes with the process.
+            return
         self.close_session()
         super().close()
 

@@ -1,6 +1,7 @@
 """The accepted-objects label image of a session folder and the objects-table rows that go with it.
 
-An object is painted into ``labels/objects`` (a region write: it wins over earlier objects there),
+An object is painted into ``labels/objects`` (a region write: an object a session accepted keeps
+other objects' pixels unless it was accepted with ``overwrite``; a mask given whole wins there),
 then its objects-table row is journaled (:meth:`Journal.record_object
 <napari_oaims.store.journal.Journal.record_object>`) with the new areas of the objects it painted
 over.
@@ -54,13 +55,15 @@ class LabelImage:
             raise ValueError(f"object {object_id} has an empty mask")
         planes = object_planes(mask, self._plane_axes)
         with self._lock:
-            area, overwritten, _ = paint(self.array, index, mask[index], object_id)
+            area, overwritten, _ = paint(self.array, index, mask[index], object_id, overwrite=True)
             self._journal.record_object(object_id, area, [list(p) for p in planes], overwritten, class_id, class_name)
 
     def commit_accepted(self, accepted: "Accepted", class_id: int, class_name: str) -> None:
         """Paint an object a session accepted (its planes) and record its row; the journal is not
         compacted here (the caller compacts once the accept event is logged too)."""
-        area, overwritten, _ = paint_planes(self.array, accepted.plane_axes, accepted.planes, accepted.object_id)
+        area, overwritten, _ = paint_planes(
+            self.array, accepted.plane_axes, accepted.planes, accepted.object_id, accepted.overwrite
+        )
         self._journal.record_object(
             accepted.object_id,
             area,

@@ -76,6 +76,10 @@ Format versions (attr ``napari_oaims.format_version``; :data:`VERSIONS` says wha
    without a correction is not learnt from, and MI skips a pseudo-label that answers a positive
    click as background. A log of an older version replays under these rules, so where it learnt,
    its later objects may differ from what was recorded; the replay report says so.
+4. ``accept`` events record ``extra["overwrite"]``: an accepted object keeps the pixels of objects
+   accepted before it unless it was accepted with ``overwrite=True`` (older logs, without the
+   flag, replay with the new object winning, as they were painted). ``propagate`` calls may carry
+   ``barrier`` and the stop settings of this version. A writable store holds ``writer.lock``.
 
 An older folder opens and resumes: it is migrated on read, in memory (retired settings at the value
 the shipped behaviour used are dropped from the log's adapter settings; other values are kept, and
@@ -101,12 +105,13 @@ from napari_oaims.core.files import open_image
 
 SUFFIX = ".oaims.zarr"
 FORMAT = "napari-oaims-session"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: What each format version changed (details in the module docstring).
 VERSIONS = {
     1: "adapted weights written after every update; adapter settings may name retired settings",
     2: "adapted weights written at accept; adapter settings without retired settings",
     3: "propagate events and exact priors in the log; guarded learning (update events say rolled_back and why)",
+    4: "accept events record overwrite (accepted objects keep other objects' pixels by default); writer lock",
 }
 #: The first format version whose logs were recorded under today's learning rules (the answer-
 #: checking guard, no PI from uncorrected accepts, MI skipping pseudo-labels that contradict a click).

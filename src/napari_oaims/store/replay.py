@@ -14,8 +14,8 @@ images) restarts from the snapshot ``model/<hash>`` saved for it.
 
 The replayed log is compared event by event with the recorded one (kind, object, plane, coords,
 label, weights hash, the window and area of every prediction, and the call, anchors and changed
-slices of every propagation), and the replayed label image
-(painted like the stored one: later objects win) is compared per object with the stored labels
+slices of every propagation), and the replayed label image (painted like the stored one, with
+the overwrite rule each accept event recorded) is compared per object with the stored labels
 (Dice, identical or not). On a CPU the replay is bit-identical.
 """
 
@@ -264,18 +264,20 @@ def _propagate(s, e: dict, state: _State) -> None:
 
 
 def _accept(s, e: dict, state: _State) -> None:
-    mask = s.accept(defer_update=True).mask
+    # Painted with the rule the log recorded; a log without it painted with the new object winning.
+    overwrite = bool(e["extra"].get("overwrite", True))
+    mask = s.accept(defer_update=True, overwrite=overwrite).mask
     index = bbox_nd(mask)
-    if index is not None:  # later objects win, as in the store
-        _, _, before = paint(state.labels, index, mask[index], e["object"], overwrite=True)
-        state.undone[e["object"]] = (index, mask[index], before)
+    if index is not None:
+        _, _, before = paint(state.labels, index, mask[index], e["object"], overwrite=overwrite)
+        state.undone[e["object"]] = (index, mask[index], before, overwrite)
 
 
 def _withdraw(s, e: dict, state: _State) -> None:
     """An accept undone in the viewer: its pixels go back to what was there."""
     s.withdraw(e["object"])
     if e["object"] in state.undone:
-        index, crop, before = state.undone[e["object"]]
+        index, crop, before, _ = state.undone[e["object"]]
         state.labels[index] = np.where(crop, before, state.labels[index])
 
 
@@ -286,8 +288,8 @@ def _reinstate(s, e: dict, state: _State) -> None:
     except (TypeError, ValueError) as err:
         raise _damaged(state, e, err) from None
     if e["object"] in state.undone:
-        index, crop, _ = state.undone[e["object"]]
-        paint(state.labels, index, crop, e["object"], overwrite=True)
+        index, crop, _, overwrite = state.undone[e["object"]]
+        paint(state.labels, index, crop, e["object"], overwrite=overwrite)
 
 
 def _update(s, e: dict, state: _State) -> None:

@@ -374,7 +374,8 @@ class SessionStore:
 
     def commit_object(self, object_id: int, mask: np.ndarray, class_id: int = 1, class_name: str = "object") -> None:
         """Write an accepted object's mask (image spatial shape) into the labels (its region only;
-        it wins over earlier objects there) and add it to the objects table."""
+        it wins over earlier objects there: the mask is what a viewer's labels hold) and add it to
+        the objects table."""
         self._writable()
         self._labels.commit(object_id, mask, class_id, class_name)
 

@@ -102,6 +102,12 @@ class AnnotatePanel(QWidget):
         grid.addWidget(self.method_choice, 6, 1)
         grid.addWidget(self.buttons["suggest"], 7, 0)
         grid.addWidget(self.buttons["cancel"], 7, 1)
+        self.overwrite_check = QCheckBox("accept over other objects")
+        self.overwrite_check.setToolTip(
+            "Ticked: an accepted object takes the pixels of objects accepted before it where they "
+            "meet. Unticked (default): those pixels stay with the earlier objects."
+        )
+        grid.addWidget(self.overwrite_check, 8, 0, 1, 2)
 
     def show_stack_tips(self, along: str, why: str | None) -> None:
         """Tooltips of the stack buttons: what they do ``along`` the axis, and ``why`` they are off (if)."""

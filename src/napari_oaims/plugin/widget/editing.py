@@ -42,6 +42,14 @@ FOUND_NOTHING = (
     "OAIMS: the model found no object at this prompt. Undo it [{undo}], draw a box around the object, "
     "or choose an object size near the object's diameter in Model"
 )
+#: What the widget says when the model found nothing on the object's window and the session fell back.
+FALLBACK = {
+    "smaller window": "OAIMS: the model found no object on the usual window; this answer comes from a smaller one",
+    "region": (
+        "OAIMS: the model found no object at this prompt; showing the region of similar values under it. "
+        "Undo it [{undo}], draw a box around the object, or choose an object size near its diameter in Model"
+    ),
+}
 
 
 class Editor:
@@ -93,6 +101,8 @@ class Editor:
             self._w.update_status()
             if result.plane is not None and session.found_nothing(result.plane):
                 show_info(FOUND_NOTHING.format(undo=KEYS["undo"]))
+            elif result.fallback in ("smaller window", "region"):
+                show_info(FALLBACK[result.fallback].format(undo=KEYS["undo"]))
 
         self._w.jobs.submit(Job(name, work, done, thread=not self.inline))
 
@@ -154,7 +164,8 @@ class Editor:
             return
         class_id, class_name = self._w.annotate_panel.current_class()
         try:  # an attached store paints the object with its class (autosave)
-            accepted = session.accept(defer_update=True, class_id=class_id, class_name=class_name)
+            overwrite = self._w.annotate_panel.overwrite_check.isChecked()
+            accepted = session.accept(defer_update=True, class_id=class_id, class_name=class_name, overwrite=overwrite)
         except ValueError as err:
             show_warning(f"OAIMS: {err}")
             return

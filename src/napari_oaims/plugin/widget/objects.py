@@ -1,7 +1,7 @@
 """Accepted objects in the objects layer: painting them, taking them back, their classes.
 
 An object is painted with :func:`napari_oaims.core.labels.paint_planes` (the rule the session
-store and replay use too: the new object wins over earlier ones) and taken back with
+store and replay use too: by default it keeps the pixels of earlier ones) and taken back with
 :func:`~napari_oaims.core.labels.unpaint`. Classes are shown as the layer's ``features``.
 """
 
@@ -114,7 +114,9 @@ class AcceptedObjects:
         if self.layer is None:
             raise ValueError("there is no objects layer to paint into")
         accepted = step.accepted
-        _, _, step.records = paint_planes(self.layer.data, accepted.plane_axes, accepted.planes, accepted.object_id)
+        _, _, step.records = paint_planes(
+            self.layer.data, accepted.plane_axes, accepted.planes, accepted.object_id, accepted.overwrite
+        )
         self.classes[accepted.object_id] = step.cls
         self.show_classes()
         self.layer.refresh(extent=False)  # painting never changes its extent

@@ -1,0 +1,145 @@
+"""How a session turns the model's logits on a window into the object's answer on one plane.
+
+* **One object is one connected thing**: of the model's mask only the components that hold a
+  positive click, scribble or box centre, or overlap a prior mask, are kept
+  (:func:`napari_oaims.core.regions.keep_prompted`).
+* **Scale from the model's own evidence**: an object's first window (size ``"auto"``) is sized
+  from the objects accepted so far or, before the first one, the blob under the click; in that
+  case, when the model is not sure of its answer there (mean logit over the object below
+  :data:`~napari_oaims.core.regions.SURE_LOGIT`, or nothing at the click) it also predicts on a
+  window of half the side, and the surer answer that is not a speck wins (:func:`rescale`).
+* **Flat spots**: a positive click where the image is one value all around adds the connected
+  region of that value to the model's answer (:func:`flat_regions`).
+* **Never an empty answer to a positive click, scribble or box**: when the model finds nothing,
+  a window of half the side is tried, then the region of similar values under the click
+  (:func:`no_empty`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_oaims.core import geometry, guidance, regions
+from napari_oaims.core.prompts import Prompt
+
+if TYPE_CHECKING:  # pragma: no cover
+    from napari_oaims.session import Session
+
+#: Smallest window side (px) :func:`rescale` and :func:`no_empty` go down to.
+SMALLEST_WINDOW = 16
+
+
+def positive_points(prompts: list[Prompt]) -> np.ndarray:
+    """Plane pixels (N x 2) of the positive clicks and scribbles."""
+    pts = [p.points for p in prompts if p.positive and p.kind in ("click", "scribble")]
+    return np.concatenate(pts) if pts else np.zeros((0, 2))
+
+
+def checks_scale(session: "Session", known_box, prompts: list[Prompt]) -> bool:
+    """Whether :func:`rescale` checks this prediction's window: the object's first (no mask yet,
+    ``known_box`` None), from clicks alone, with ``"auto"`` size before any accepted object (the
+    window is sized from the blob at one point)."""
+    return (
+        known_box is None
+        and session.engine.first_window == "auto"
+        and not session.accepted_diameters
+        and all(p.kind == "click" for p in prompts)
+    )
+
+
+def plane_values(pieces, known_box) -> tuple[tuple[slice, slice], np.ndarray]:
+    """The plane region holding ``known_box`` (the mask so far, or None) and every ``(box, mask)``
+    of ``pieces``, and the union of the pieces' masks on it (what the prediction sets there)."""
+    box = known_box
+    for b, _ in pieces:
+        box = geometry.union(box, b)
+    values = np.zeros((box[2] - box[0], box[3] - box[1]), bool)
+    for (y0, x0, y1, x1), part in pieces:
+        values[y0 - box[0] : y1 - box[0], x0 - box[1] : x1 - box[1]] |= part
+    return geometry.box_slices(box), values
+
+
+def window_answer(
+    session: "Session", key, prompts: list[Prompt], window: guidance.Window, logits: np.ndarray
+) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """The object's mask on the part of ``window`` inside the plane (``logits`` at the window's
+    native size), with only the prompted components kept; and the plane slices it covers."""
+    ys, xs, wy, wx = window.clip(session.source.plane_shape)
+    inside = logits[wy, wx] > 0
+    offset = np.array([ys.start, xs.start])
+    seeds = [positive_points(prompts) - offset]
+    prior = None
+    for p in prompts:
+        if p.kind == "box":
+            seeds.append(np.array([[(p.box[0] + p.box[2] - 1) / 2, (p.box[1] + p.box[3] - 1) / 2]]) - offset)
+        elif p.kind == "prior":
+            part = np.asarray(p.mask[ys, xs], bool)
+            prior = part if prior is None else prior | part
+    return regions.keep_prompted(inside, np.concatenate(seeds), prior), (ys, xs)
+
+
+def rescale(
+    session: "Session", key, prompts: list[Prompt], window: guidance.Window, logits: np.ndarray
+) -> tuple[guidance.Window, np.ndarray]:
+    """The first window of an object and its logits: ``window`` itself when the model is sure of
+    its answer there, otherwise the surer of it and a window of half the side (one more pass)."""
+    inside, _ = window_answer(session, key, prompts, window, logits)
+    ys, xs, wy, wx = window.clip(session.source.plane_shape)
+    sure = regions.sureness(logits[wy, wx], inside)
+    if sure >= regions.SURE_LOGIT or window.size // 2 < SMALLEST_WINDOW:
+        return window, logits
+    smaller = guidance.choose_window(positive_points(prompts), session.source.plane_shape, min_size=window.size // 2)
+    if smaller.size >= window.size:
+        return window, logits
+    small_logits = session._predict_window(key, prompts, smaller)
+    small_inside, _ = window_answer(session, key, prompts, smaller, small_logits)
+    ys, xs, wy, wx = smaller.clip(session.source.plane_shape)
+    speck = 2.0 * np.sqrt(small_inside.sum() / np.pi) < smaller.size / regions.SPECK_SHARE
+    if not speck and regions.sureness(small_logits[wy, wx], small_inside) > sure:
+        return smaller, small_logits
+    return window, logits
+
+
+def flat_regions(session: "Session", key, prompts: list[Prompt]) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+    """``(box, mask crop)`` of the uniform region under each positive click on a flat spot
+    (:meth:`~napari_oaims.core.source.ImageSource.is_flat`), unless a negative prompt lies in it."""
+    negatives = [p.points for p in prompts if not p.positive]
+    neg = np.concatenate(negatives).astype(int) if negatives else np.zeros((0, 2), int)
+    out = []
+    for p in prompts:
+        if p.kind != "click" or not p.positive:
+            continue
+        yx = (int(p.points[0, 0]), int(p.points[0, 1]))
+        if not session.source.is_flat(key, yx):
+            continue
+        box, crop = session.source.uniform_region(key, yx)
+        hit = [crop[y - box[0], x - box[1]] for y, x in neg if box[0] <= y < box[2] and box[1] <= x < box[3]]
+        if not any(hit):
+            out.append((box, crop))
+    return out
+
+
+def no_empty(
+    session: "Session", key, prompts: list[Prompt], window: guidance.Window
+) -> tuple[guidance.Window, np.ndarray, tuple[slice, slice], str]:
+    """An answer for a positive click or scribble, or a box, the model answered with nothing on
+    ``window``: the model on a window of half the side, else the region of similar values under
+    the prompt's first point (a box's centre). Returns the window used, the mask on its part
+    inside the plane, the plane slices and the fallback's name
+    (:data:`napari_oaims.core.results.FALLBACKS`)."""
+    last = prompts[-1]
+    if last.kind == "box":
+        pts = np.array([[(last.box[0] + last.box[2] - 1) // 2, (last.box[1] + last.box[3] - 1) // 2]])
+    else:
+        pts = last.points
+    smaller = guidance.choose_window(pts, session.source.plane_shape, min_size=max(SMALLEST_WINDOW, window.size // 2))
+    if smaller.size < window.size:
+        inside, where = window_answer(session, key, prompts, smaller, session._predict_window(key, prompts, smaller))
+        if inside.any():
+            return smaller, inside, where, "smaller window"
+    ys, xs, wy, wx = smaller.clip(session.source.plane_shape)
+    crop = session.source.crop(key, smaller)[wy, wx]
+    seed = (int(pts[0, 0]) - ys.start, int(pts[0, 1]) - xs.start)
+    return smaller, regions.similar_region(crop, seed), (ys, xs), "region"

@@ -1,0 +1,131 @@
+"""The rules that turn the model's mask into the object's answer: one connected object, the scale
+of an object's first window, never an empty answer to a positive click (napari_oaims.answer)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_oaims import answer
+from napari_oaims.core import guidance, regions
+from napari_oaims.core.prompts import Prompt
+from napari_oaims.evaluation.suites import SUITES, suite
+
+from conftest import blind_engine
+
+
+def _click(y, x, positive=True):
+    return Prompt("click", positive, np.array([[y, x]]))
+
+
+def _two_blobs(window: guidance.Window) -> np.ndarray:
+    """Logits on ``window`` (native size) holding two separate discs."""
+    yy, xx = np.mgrid[: window.size, : window.size]
+    inside = (np.hypot(yy - 20, xx - 20) < 8) | (np.hypot(yy - 45, xx - 45) < 8)
+    return np.where(inside, 4.0, -4.0).astype(np.float32)
+
+
+def test_only_prompted_components_are_kept(engine, nuclei_crop):
+    image, _ = nuclei_crop
+    s = engine.session(image)
+    window = guidance.Window(0, 0, 64)
+    logits = _two_blobs(window)
+    one, _ = answer.window_answer(s, (), [_click(20, 20)], window, logits)
+    assert one[20, 20] and not one[45, 45] and one.sum() == (logits > 0).sum() // 2
+    both, _ = answer.window_answer(s, (), [_click(20, 20), _click(45, 45)], window, logits)
+    assert both.sum() == (logits > 0).sum()  # a positive click on the dropped part brings it back
+    near, _ = answer.window_answer(s, (), [_click(20, 29)], window, logits)  # just outside the edge
+    assert near[20, 20] and not near[45, 45]
+    box = Prompt("box", True, np.zeros((0, 2)), box=(38, 38, 53, 53))
+    boxed, _ = answer.window_answer(s, (), [box], window, logits)
+    assert boxed[45, 45] and not boxed[20, 20]
+
+
+def test_keep_prompted_follows_a_prior():
+    mask = np.zeros((30, 30), bool)
+    mask[2:8, 2:8] = mask[20:26, 20:26] = True
+    prior = np.zeros_like(mask)
+    prior[21, 21] = True
+    kept = regions.keep_prompted(mask, np.zeros((0, 2)), prior)
+    assert kept[22, 22] and not kept[4, 4]
+    assert regions.keep_prompted(mask, np.array([[15, 15]])).sum() == 0  # far from both: nothing
+
+
+def test_a_session_answers_one_connected_object(engine):
+    """Two bright discs 6 px apart: a click on one gives one connected object."""
+    image = np.full((200, 200), 10.0, np.float32)
+    yy, xx = np.mgrid[:200, :200]
+    image[np.hypot(yy - 100, xx - 88) < 9] = 200.0
+    image[np.hypot(yy - 100, xx - 112) < 9] = 200.0
+    image += np.random.default_rng(0).normal(0, 2, image.shape).astype(np.float32)
+    result = engine.session(image).click((100, 88))
+    from scipy import ndimage
+
+    assert result.mask[100, 88] and ndimage.label(result.mask)[1] == 1
+
+
+def test_a_positive_click_is_never_answered_empty(engine, nuclei_crop):
+    image, labels = nuclei_crop
+    s = blind_engine(engine).session(image)
+    ys, xs = np.nonzero(labels == np.bincount(labels.ravel())[1:].argmax() + 1)
+    y, x = int(np.median(ys)), int(np.median(xs))
+    result = s.click((y, x))
+    assert result.fallback == "region" and result.mask[y, x] and not s.found_nothing()
+    assert s.events[-1]["extra"]["fallback"] == "region"
+    assert result.area < image.size / 4  # the region of similar values, not the whole window
+    result = s.click((2, 2), positive=False)  # a negative click may leave what is there
+    assert result.fallback is None
+
+
+def test_the_smaller_window_is_tried_before_the_region(engine, nuclei_crop):
+    image, labels = nuclei_crop
+    s = engine.session(image)
+    tid = np.bincount(labels.ravel())[1:].argmax() + 1
+    ys, xs = np.nonzero(labels == tid)
+    y, x = int(np.median(ys)), int(np.median(xs))
+    window = guidance.choose_window(np.array([[y, x]]), s.source.plane_shape, min_size=120)
+    used, inside, _, how = answer.no_empty(s, (), [_click(y, x)], window)
+    assert how == "smaller window" and used.size == 60 and inside.any()
+
+
+def test_a_first_window_too_wide_for_the_object_is_halved(engine):
+    """A small faint lesion inside a large organ: the blob filter at the click sees the organ, the
+    model is unsure on that window, and the half-size window's surer answer wins."""
+    image, labels = suite("lesions", seed=0, tiles=(1, 1))
+    s = engine.session(image)
+    tid = 1
+    ys, xs = np.nonzero(labels == tid)
+    y, x = int(np.median(ys)), int(np.median(xs))
+    first = s._first_window((), np.array([[y, x]]))
+    s.click((y, x))
+    used = s.events[-1]["extra"]["window"][2]
+    assert first == guidance.AUTO_MAX_WINDOW and used <= first // 2
+
+
+@pytest.mark.parametrize("name", sorted(SUITES))
+def test_suites_are_seeded_mosaics_of_labelled_scenes(name):
+    image, labels = suite(name, seed=3, tiles=(1, 2))
+    again, _ = suite(name, seed=3, tiles=(1, 2))
+    assert image.shape == labels.shape == (256, 512) and np.array_equal(image, again)
+    assert labels.max() >= 2 and np.isfinite(image).all()
+    if name == "uniform":
+        assert (image[labels == 0] == 0).all()
+    with pytest.raises(ValueError, match="unknown suite"):
+        suite("nothing")
+
+
+def test_synth_writes_a_suite_that_bench_clicks_runs(tmp_path, capsys):
+    import json
+
+    from napari_oaims.cli import main
+
+    assert main(["synth", "--suite", "uniform", "--tiles", "1", "--seed", "0", "--out", str(tmp_path / "u")]) == 0
+    assert "image.tif" in capsys.readouterr().out
+    out = tmp_path / "clicks.json"
+    args = ["--image", str(tmp_path / "u" / "image.tif"), "--labels", str(tmp_path / "u" / "labels.tif")]
+    opts = ["--methods", "model,watershed", "--clicks", "2", "--max-targets", "2", "--out", str(out)]
+    assert main(["bench", "clicks", *args, *opts]) == 0
+    table = capsys.readouterr().out
+    assert "refused" in table and "empty" in table and "dice@2" in table
+    summary = json.loads(out.read_text())["methods"]["model"]["summary"]
+    assert summary["refused"] == 0 and summary["empty"] == 0 and summary["dice@1"] > 0.5
