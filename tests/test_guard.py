@@ -55,7 +55,8 @@ def test_many_negative_clicks_on_flooded_masks_never_empty_a_positive_click(floo
     checked = [u for u in updates if u["rolled_back"] and u["reason"].startswith("answer check")]
     assert checked, "the guard never rolled back"
     assert all(u["weights_before"] == u["weights_after"] for u in checked)
-    assert all(u["lr"] < 2e-3 for u in updates[updates.index(checked[0]) + 1 :][:1])  # backed off
+    stepped = [u for u in updates[updates.index(checked[0]) + 1 :] if "lr" in u]  # updates that took a step
+    assert all(u["lr"] < 2e-3 for u in stepped[:1])  # backed off
     check = engine.session(image)
     for lid in ids:
         assert check.click(object_centre(labels, lid)).mask.any(), f"object {lid}: centre click answered empty"

@@ -256,10 +256,17 @@ def _failure_labels(rng: np.random.Generator, spec: VolumeSpec) -> tuple[np.ndar
     return labels, levels.astype(np.float32), bg_texture
 
 
-def _render(rng: np.random.Generator, spec: VolumeSpec, labels: np.ndarray, levels: np.ndarray, bg_texture: float):
-    """The image of ``labels`` at ``levels`` with texture, blur, drift and noise (float32)."""
+def _render(
+    rng: np.random.Generator, spec: VolumeSpec, labels: np.ndarray, levels: np.ndarray, bg_texture: float | None
+):
+    """The image of ``labels`` at ``levels`` with texture, blur, drift and noise (float32). The
+    background has a coarser texture of its own of strength ``bg_texture``, or with None a faint
+    copy of the objects' texture."""
     texture = 0.08 * _smooth(rng, spec.shape, (1.0, 1.5, 1.5))
-    bg = bg_texture * _smooth(rng, spec.shape, (1.5, 3.0, 3.0))
+    if bg_texture is None:
+        bg = 0.02 * texture
+    else:
+        bg = bg_texture * _smooth(rng, spec.shape, (1.5, 3.0, 3.0))
     image = levels[labels].astype(np.float32) + np.where(labels > 0, texture, bg)
     if spec.blur > 0:
         image = ndimage.gaussian_filter(image, (spec.blur / spec.z_step, spec.blur, spec.blur))
@@ -293,17 +300,7 @@ def make_volume(spec: VolumeSpec) -> tuple[np.ndarray, np.ndarray]:
     levels = rng.uniform(0.5, 1.0, labels.max() + 1)
     levels[1] = rng.uniform(0.6, 1.0)
     levels[0] = bg
-    texture = 0.08 * _smooth(rng, spec.shape, (1.0, 1.5, 1.5))
-    image = levels[labels].astype(np.float32) + np.where(labels > 0, texture, 0.02 * texture)
-    if spec.blur > 0:
-        image = ndimage.gaussian_filter(image, (spec.blur / spec.z_step, spec.blur, spec.blur))
-    if spec.drift > 0:
-        image = image * (1 - spec.drift * np.linspace(0, 1, spec.shape[0], dtype=np.float32))[:, None, None]
-    image = np.clip(image, 0, None)
-    if spec.photons > 0:
-        image = rng.poisson(image * spec.photons) / spec.photons
-    image = image + rng.normal(0, spec.noise, size=image.shape)
-    return (image * 500 + 100).astype(np.float32), labels
+    return _render(rng, spec, labels, levels, None), labels
 
 
 def failure_suite(n_per_kind: int = 1, shape: tuple[int, int, int] = FAILURE_SHAPE, seed: int = 0) -> list[VolumeSpec]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -316,7 +317,9 @@ class StackTools:
 
             objects = self._w.objects
             objects.use(self._w.layers.objects())
-            group = ObjectGroup([objects.add(accepted) for accepted in result.objects])
+            # Each object replaces its own seed labels in the layer (hand-painted or accepted
+            # before); the barrier already kept it off every other object.
+            group = ObjectGroup([objects.add(replace(accepted, overwrite=True)) for accepted in result.objects])
             self._w.editor.history.drop(lambda step: step is not SESSION)
             self._w.editor.history.push(group)
             show_info(f"OAIMS: {len(result.objects)} objects propagated and accepted (undo takes them all back)")
