@@ -115,9 +115,10 @@ def test_the_dock_fits_napari_default_window_with_the_status_line_in_view(
     assert seen.height() == status.height() and seen.width() == status.width()  # not clipped by the dock
     top = status.mapTo(viewer.window._qt_window, status.rect().topLeft())
     assert top.y() >= 0 and top.y() + status.height() <= viewer.window._qt_window.height()
-    for name in ("accept", "next"):  # the everyday buttons are in view too
+    for name in ("accept", "next", "redo", "propagate", "propagate_all", "cancel"):  # the buttons are in view too
         button = w.annotate_panel.buttons[name]
-        assert button.visibleRegion().boundingRect().height() == button.height()
+        seen = button.visibleRegion().boundingRect()
+        assert seen.height() == button.height() and seen.width() == button.width(), name
     w.sections["model"].set_expanded(True)  # unfolded, the dock scrolls; the status line stays in view
     qtbot.wait(50)
     assert status.visibleRegion().boundingRect().height() == status.height()

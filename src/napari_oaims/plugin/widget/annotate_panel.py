@@ -22,7 +22,7 @@ ACTIONS = (
 STACK_ACTIONS = (
     (
         "propagate",
-        "Propagate through stack",
+        "Propagate",
         "Carry the object from the slices you prompted through the stack{along} (runs in the background; "
         "undo takes all of it back; Accept commits the whole 3D object)",
     ),

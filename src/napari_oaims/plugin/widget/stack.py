@@ -1,6 +1,6 @@
 """Carrying the object through a stack, and where to look next, in the annotator.
 
-*Propagate through stack* runs :meth:`napari_oaims.Session.propagate` as a thread job of the
+*Propagate* runs :meth:`napari_oaims.Session.propagate` as a thread job of the
 queue (the viewer stays live; prompts given meanwhile wait for it) with a napari progress bar
 that can be cancelled, like the *Cancel* button. Each slice is shown in the preview as soon as it
 is made: the worker hands the changed region of the slice to the GUI thread through a Qt signal,
