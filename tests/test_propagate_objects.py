@@ -71,6 +71,13 @@ def test_propagation_uses_only_the_public_session_interface():
         assert not re.search(r"session\._|self\._(log|apply|history|snapshot|encode|choose_window)\b", text), path
 
 
+def test_no_module_but_the_session_uses_its_private_state():
+    root = Path(__file__).parents[1] / "src" / "napari_oaims"
+    for path in root.rglob("*.py"):
+        if path.name != "session.py":
+            assert not re.search(r"\bsession\._[a-z]", path.read_text()), path
+
+
 def test_apply_masks_is_one_undoable_logged_step(engine):
     image = np.random.default_rng(0).random((4, 32, 32)).astype(np.float32)
     s = engine.session(image, plane_axes=(1, 2))

@@ -93,7 +93,7 @@ def rescale(
     smaller = guidance.choose_window(positive_points(prompts), session.source.plane_shape, min_size=window.size // 2)
     if smaller.size >= window.size:
         return window, logits
-    small_logits = session._predict_window(key, prompts, smaller)
+    small_logits = session.predict_window(key, prompts, smaller)
     small_inside, _ = window_answer(session, key, prompts, smaller, small_logits)
     ys, xs, wy, wx = smaller.clip(session.source.plane_shape)
     speck = 2.0 * np.sqrt(small_inside.sum() / np.pi) < smaller.size / regions.SPECK_SHARE
@@ -136,7 +136,7 @@ def no_empty(
         pts = last.points
     smaller = guidance.choose_window(pts, session.source.plane_shape, min_size=max(SMALLEST_WINDOW, window.size // 2))
     if smaller.size < window.size:
-        inside, where = window_answer(session, key, prompts, smaller, session._predict_window(key, prompts, smaller))
+        inside, where = window_answer(session, key, prompts, smaller, session.predict_window(key, prompts, smaller))
         if inside.any():
             return smaller, inside, where, "smaller window"
     ys, xs, wy, wx = smaller.clip(session.source.plane_shape)

@@ -580,8 +580,10 @@ class Session(PropagationMixin):
         """The (4, S, S) network input for ``prompts`` on ``window`` of plane ``key``."""
         return guidance.encode_prompts(self.source.crop(key, window), prompts, window)
 
-    def _predict_window(self, key, prompts: list[Prompt], window: guidance.Window) -> np.ndarray:
-        """Logits at native window resolution (size x size) for ``prompts``."""
+    def predict_window(self, plane, prompts: list[Prompt], window: guidance.Window) -> np.ndarray:
+        """The model's logits for ``prompts`` over ``window`` of ``plane``, at the window's native
+        resolution (size x size); nothing in the session changes."""
+        key = tuple(plane)
         logits = self.engine.predict(self._encode(key, prompts, window)[None])[0]
         return guidance.resize_window(logits, window.size)
 
@@ -606,7 +608,7 @@ class Session(PropagationMixin):
             if passes == 1 and logits is not None:
                 raw = guidance.resize_window(logits, window.size)
             else:
-                raw = self._predict_window(key, prompts, window)
+                raw = self.predict_window(key, prompts, window)
             if passes == 1 and check_scale:
                 window, raw = answer.rescale(self, key, prompts, window, raw)
                 self._estimates[self.object_id] = window.size  # the object's later windows follow it
