@@ -35,7 +35,7 @@ def main(out: Path = OUT) -> None:
     app = QApplication.instance()
 
     def settle() -> None:
-        while widget.busy:
+        while widget.jobs.busy:
             app.processEvents()
             time.sleep(0.005)
         app.processEvents()
@@ -62,7 +62,7 @@ def main(out: Path = OUT) -> None:
             points.add([c.y, c.x])
             settle()
         widget.set_positive(True)
-        widget.accept()
+        widget.editor.accept()
         settle()
     # one object in progress: a positive click and a negative one beside it
     target = truth == inside[ACCEPTED]

@@ -154,7 +154,7 @@ def test_the_status_line_shows_rollbacks(make_napari_viewer, qtbot, monkeypatch,
     viewer = make_napari_viewer()
     w = AnnotatorWidget(viewer, engine=engine)
     w.set_image(viewer.add_image(image))
-    qtbot.waitUntil(lambda: not w.busy, timeout=30_000)
+    qtbot.waitUntil(lambda: not w.jobs.busy, timeout=30_000)
     assert "rolled back" not in w.status.text()
     lid = int(np.bincount(labels[labels > 0]).argmax())
     click = Prompt("click", True, np.array([object_centre(labels, lid)]))

@@ -38,7 +38,7 @@ def check_in_napari(ns: dict, viewer, qtbot) -> None:
 
     assert ns["viewer"] is viewer  # reused the open viewer
     widget = annotator(viewer)
-    qtbot.waitUntil(lambda: widget.engine is not None and not widget.busy, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.engine is not None and not widget.jobs.busy, timeout=60_000)
     assert widget.engine.adaptation == "oaims"
     assert widget.image_layer is not None and widget.image_layer.data is ns["image"]
 

@@ -48,7 +48,7 @@ for step in steps:
             viewer.open(session)
         elif step == "dock":  # Plugins > OAIMS annotator
             _, widget = viewer.window.add_plugin_dock_widget("napari-oaims", "OAIMS annotator")
-            while widget.busy:  # the model loads in the background
+            while widget.jobs.busy:  # the model loads in the background
                 QApplication.processEvents()
                 time.sleep(0.01)
     except Exception as err:

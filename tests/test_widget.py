@@ -34,7 +34,7 @@ def test_full_workflow_click_accept_undo_save_reopen(make_napari_viewer, qtbot, 
     wait(qtbot, w)
     mask = preview.data.astype(bool)
     assert (mask & target(labels, 30)).any()  # overlaps the nucleus (quality depends on the weights)
-    assert w.last_latency_ms is not None and "latency" in w.status.text() and "device cpu" in w.status.text()
+    assert w.editor.last_latency_ms is not None and "latency" in w.status.text() and "device cpu" in w.status.text()
     kinds = [e["kind"] for e in w.session.events]
     assert kinds[-2:] == ["click", "predict"]
 
@@ -50,7 +50,7 @@ def test_full_workflow_click_accept_undo_save_reopen(make_napari_viewer, qtbot, 
     mask = preview.data.astype(bool)
 
     w.annotate_panel.class_choice.setCurrentText("nucleus")
-    w.accept()
+    w.editor.accept()
     wait(qtbot, w)
     assert set(np.unique(objects.data)) == {0, 1}
     assert ((objects.data == 1) == mask).all()
@@ -59,10 +59,10 @@ def test_full_workflow_click_accept_undo_save_reopen(make_napari_viewer, qtbot, 
 
     size = w.session.accepted_diameters[1]
     assert size == pytest.approx(2 * np.sqrt(mask.sum() / np.pi), abs=0.01)
-    w.undo()  # takes the accepted object back; its size no longer counts for object size "auto"
+    w.editor.undo()  # takes the accepted object back; its size no longer counts for object size "auto"
     wait(qtbot, w)
     assert not objects.data.any() and w.session.accepted_diameters == {}
-    w.redo()
+    w.editor.redo()
     wait(qtbot, w)
     assert set(np.unique(objects.data)) == {0, 1} and w.session.accepted_diameters == {1: size}
     # both are in the log, so a replay of the session withdraws and reinstates the size too
@@ -72,28 +72,29 @@ def test_full_workflow_click_accept_undo_save_reopen(make_napari_viewer, qtbot, 
     points.add(list(centre(labels, 60)))
     wait(qtbot, w)
     assert preview.data.any()
-    w.undo()
+    w.editor.undo()
     wait(qtbot, w)
     assert not preview.data.any() and len(points.data) == 0
-    w.redo()
+    w.editor.redo()
     wait(qtbot, w)
     assert preview.data.any() and len(points.data) == 1
-    w.clear()
+    w.editor.clear()
     wait(qtbot, w)
     assert not preview.data.any() and len(points.data) == 0
-    w.undo()
+    w.editor.undo()
     wait(qtbot, w)
     assert preview.data.any()
-    w.next_object()  # accepts it
+    w.editor.next_object()  # accepts it
     wait(qtbot, w)
     assert set(np.unique(objects.data)) == {0, 1, 2}
     assert not errors(notes)
 
     store = pytest.importorskip("napari_oaims.store.session_store")
     path = tmp_path / "nuclei.oaims.zarr"
-    w.save_session(path)
+    w.session_panel.save_session(path)
     wait(qtbot, w)
-    assert path.is_dir() and w.store is not None and "autosave" in w.session_panel.store_label.text(), notes
+    panel = w.session_panel
+    assert path.is_dir() and panel.store is not None and "autosave" in panel.store_label.text(), notes
     saved = store.SessionStore.open(path, read_only=True)
     assert np.array_equal(np.asarray(saved.labels()), objects.data)
     assert {o["id"]: o["class_name"] for o in saved.objects()} == {1: "nucleus", 2: "nucleus"}
@@ -101,14 +102,14 @@ def test_full_workflow_click_accept_undo_save_reopen(make_napari_viewer, qtbot, 
     points.add(list(centre(labels, 90)))  # autosaved from now on
     wait(qtbot, w)
     w.annotate_panel.class_choice.setCurrentText("other")
-    w.accept()
+    w.editor.accept()
     wait(qtbot, w)
     assert set(np.unique(objects.data)) == {0, 1, 2, 3}
     saved = store.SessionStore.open(path, read_only=True)
     assert np.array_equal(np.asarray(saved.labels()), objects.data)
     assert {o["id"]: o["class_name"] for o in saved.objects()}[3] == "other"
     assert [e["kind"] for e in saved.events()].count("accept") == 3
-    w.undo()  # the accepted object is taken back, on disk too
+    w.editor.undo()  # the accepted object is taken back, on disk too
     wait(qtbot, w)
     assert np.array_equal(np.asarray(store.SessionStore.open(path, read_only=True).labels()), objects.data)
 
@@ -204,7 +205,7 @@ def test_a_new_objects_layer_gets_the_keys_and_a_detached_one_loses_them(
     assert not {coerce_keybinding(k) for k in KEYS.values()} & set(old.keymap)
     w.layers["points"].add(list(centre(labels, 30)))
     wait(qtbot, w)
-    w.accept()
+    w.editor.accept()
     wait(qtbot, w)
     new = w.layers["objects"]
     assert new is not old and new.data.max() == 1
@@ -239,7 +240,7 @@ def test_the_preview_redraws_only_what_a_step_changed(make_napari_viewer, qtbot,
     preview.events.labels_update.connect(lambda e: partial.append(e.data.shape[:2]))
     w.layers["points"].add(list(centre(labels, 30)))
     wait(qtbot, w)
-    w.undo()
+    w.editor.undo()
     wait(qtbot, w)
     assert len(partial) == 2  # napari's partial refresh, once per step
     assert all(h * x < image.size / 4 for h, x in partial)  # a window around the object, not the slice
@@ -252,7 +253,7 @@ def test_an_undone_accept_gives_the_overlapped_object_back(make_napari_viewer, q
     objects = w.layers["objects"]
     w.layers["points"].add(list(centre(labels, 30)))
     wait(qtbot, w)
-    w.accept()
+    w.editor.accept()
     wait(qtbot, w)
     first = objects.data == 1
     ys, xs = np.nonzero(first)
@@ -261,13 +262,13 @@ def test_an_undone_accept_gives_the_overlapped_object_back(make_napari_viewer, q
     )  # the same nucleus again
     wait(qtbot, w)
     w.annotate_panel.overwrite_check.setChecked(True)  # the new object may take the first one's pixels
-    w.accept()
+    w.editor.accept()
     wait(qtbot, w)
     assert (objects.data[first] == 2).any()
-    w.undo()
+    w.editor.undo()
     wait(qtbot, w)
     assert np.array_equal(objects.data == 1, first) and not (objects.data == 2).any()
-    w.redo()
+    w.editor.redo()
     wait(qtbot, w)
     assert (objects.data[first] == 2).any()
 
@@ -290,7 +291,7 @@ def test_clicks_during_an_update_are_queued_in_order(make_napari_viewer, qtbot, 
     points = w.layers["points"]
     points.add(list(centre(labels, 30)))
     wait(qtbot, w)
-    w.accept()
+    w.editor.accept()
     qtbot.waitUntil(lambda: w.jobs.running is not None and w.jobs.running.thread, timeout=5000)
     t0 = time.perf_counter()
     first, second = centre(labels, 60), centre(labels, 61)
@@ -298,7 +299,7 @@ def test_clicks_during_an_update_are_queued_in_order(make_napari_viewer, qtbot, 
     w.set_positive(False)
     points.add(list(second))
     assert time.perf_counter() - t0 < 0.5  # the viewer did not wait for the update
-    assert w.busy and w.jobs.waiting == 2 and "queued" in w.status.text()
+    assert w.jobs.busy and w.jobs.waiting == 2 and "queued" in w.status.text()
     wait(qtbot, w)
     clicks = [e for e in w.session.events if e["kind"] == "click" and e["object"] == 2]
     assert [tuple(c["coords"]) for c in clicks] == [tuple(first), tuple(second)]
@@ -334,14 +335,14 @@ def test_model_controls(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, 
     labels = [w.model_panel.adaptation_choice.itemText(i) for i in range(w.model_panel.adaptation_choice.count())]
     assert [w.model_panel.adaptation_choice.itemData(i) for i in range(len(labels))] == ["none", "mi", "pi", "oaims"]
     for name in ("mi", "pi", "oaims"):
-        w.set_adaptation(name)
+        w.model_panel.set_adaptation(name)
         wait(qtbot, w)
         if name in ADAPTERS:
             assert w.engine.adaptation == name and w.model_panel.adaptation_choice.currentData() == name
         else:
             assert has(notes, "WARNING", f"adaptation '{name}' is not available")
             assert w.engine.adaptation == "none" and w.model_panel.adaptation_choice.currentData() == "none"
-    w.set_adaptation("none")
+    w.model_panel.set_adaptation("none")
     wait(qtbot, w)
 
     devices = w.model_panel.device_choice.model()
@@ -350,25 +351,25 @@ def test_model_controls(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, 
     assert devices.item(w.model_panel.device_choice.findText("cpu")).isEnabled()
     assert devices.item(w.model_panel.device_choice.findText("cuda")).isEnabled() == torch.cuda.is_available()
 
-    w.save_weights(tmp_path / "adapted")
+    w.model_panel.save_weights(tmp_path / "adapted")
     wait(qtbot, w)
     assert (tmp_path / "adapted.safetensors").exists() and has(notes, "INFO", "saved weights")
     # Object size: the first click's window is four diameters, "auto", or the weights' own ("auto").
     assert w.model_panel.size_choice.currentData() is None and w.engine.first_window == "auto"
-    w.set_object_size("auto")
+    w.model_panel.set_object_size("auto")
     assert w.engine.first_window == "auto"
     assert w.model_panel.size_choice.currentText() == "auto (learnt from accepted objects)"
-    w.set_object_size(25)
+    w.model_panel.set_object_size(25)
     assert w.engine.first_window == 100 and w.model_panel.size_choice.currentText() == "about 25 px across"
     with pytest.raises(ValueError, match="object size"):
-        w.set_object_size(-3)
+        w.model_panel.set_object_size(-3)
     assert w.engine.first_window == 100
     old = w.engine
-    w.load_weights(tmp_path / "adapted.safetensors")
+    w.model_panel.load_weights(tmp_path / "adapted.safetensors")
     wait(qtbot, w)
     assert w.engine is not old and w.session.engine is w.engine and w.engine.weights_hash == old.weights_hash
     assert w.engine.first_window == 100  # the choice carries over to loaded weights
-    w.set_object_size(None)
+    w.model_panel.set_object_size(None)
     assert w.engine.first_window == "auto"  # the loaded weights' own
     w.model_panel.size_choice.setCurrentIndex(4)  # the dropdown itself, as a user picks it
     w.model_panel.size_choice.activated.emit(4)
@@ -376,13 +377,13 @@ def test_model_controls(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, 
     w.model_panel.size_choice.setCurrentIndex(0)
     w.model_panel.size_choice.activated.emit(0)
     assert w.engine.first_window == "auto"
-    w.load_weights(tmp_path / "missing.safetensors")
+    w.model_panel.load_weights(tmp_path / "missing.safetensors")
     wait(qtbot, w)
     assert has(notes, "ERROR", "load weights") and w.session.engine is w.engine
-    w.reset_model()
+    w.model_panel.reset_model()
     wait(qtbot, w)
     assert has(notes, "INFO", "model reset")
-    w.set_device("cpu")
+    w.model_panel.set_device("cpu")
     wait(qtbot, w)
     assert str(w.engine.device) == "cpu" and w.session.engine is w.engine
 

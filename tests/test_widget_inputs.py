@@ -33,7 +33,7 @@ def test_a_session_on_transposed_plane_axes(make_napari_viewer, qtbot, fresh_eng
     preview = w.layers["preview"].data.astype(bool)
     assert np.array_equal(preview, w.session.mask) and (preview[z] & (labels[z] == obj)).any()
     assert np.allclose(w.layers["points"].data, [[z, y, x]])
-    w.accept()
+    w.editor.accept()
     wait(qtbot, w)
     assert np.array_equal(w.layers["objects"].data == 1, preview) and not w.layers["preview"].data.any()
 
@@ -53,7 +53,7 @@ def test_click_on_a_slice_of_a_3d_stack_commits_only_there(make_napari_viewer, q
     preview = w.layers["preview"].data
     assert preview[z].any() and not np.delete(preview, z, axis=0).any()
     assert (preview[z].astype(bool) & (labels[z] == obj)).any()
-    w.accept()
+    w.editor.accept()
     wait(qtbot, w)
     objects = w.layers["objects"].data
     assert objects.shape == image.shape and objects[z].max() == 1
@@ -77,7 +77,7 @@ def test_clicks_follow_the_displayed_orientation(make_napari_viewer, qtbot, fres
     preview = w.layers["preview"].data
     assert preview[:, y, :].any() and not np.delete(preview, y, axis=1).any()
     assert (preview[:, y, :].astype(bool) & (labels[:, y, :] == obj)).any()
-    w.accept()
+    w.editor.accept()
     wait(qtbot, w)
     assert w.layers["objects"].data[:, y, :].max() == 1
     viewer.dims.order = (0, 1, 2)  # back to z slices: a new session, objects kept
@@ -96,7 +96,7 @@ def test_the_3d_view_says_that_clicks_there_are_not_prompts(make_napari_viewer, 
     click_canvas(viewer, qtbot)  # 2D: a click is a prompt
     wait(qtbot, w)
     assert [e["kind"] for e in w.session.events][-2:] == ["click", "predict"] and VIEW_3D not in w.status.text()
-    w.clear()
+    w.editor.clear()
     wait(qtbot, w)
     events = len(w.session.events)
 
@@ -129,7 +129,7 @@ def test_boxes_and_scribbles(make_napari_viewer, qtbot, fresh_engine, nuclei, no
     wait(qtbot, w)
     assert (preview.data.astype(bool) & target(labels, 30)).any()
     assert w.session.events[-2]["kind"] == "box"
-    w.clear()
+    w.editor.clear()
     wait(qtbot, w)
     y, x = centre(labels, 30)
     shapes.add(np.array([[y - 3, x - 3], [y + 3, x + 3]]), shape_type="path")
@@ -167,7 +167,7 @@ def test_bad_inputs_become_notifications(make_napari_viewer, qtbot, fresh_engine
     wait(qtbot, w)
     assert len(points.data) == 0 and has(notes, "WARNING", "outside the image")
     assert not any(e["kind"] == "click" for e in w.session.events)
-    w.accept()  # nothing to accept
+    w.editor.accept()  # nothing to accept
     wait(qtbot, w)
     assert has(notes, "WARNING", "nothing to accept") and not w.layers["objects"].data.any()
 
@@ -204,7 +204,7 @@ def test_layers_deleted_renamed_or_replaced_mid_session(make_napari_viewer, qtbo
     viewer.layers.remove(objects)  # the objects layer is detached; the next accept makes a new one
     wait(qtbot, w)
     assert has(notes, "WARNING", "objects layer was removed")
-    w.accept()
+    w.editor.accept()
     wait(qtbot, w)
     assert w.layers["objects"] is not objects and w.layers["objects"].data.max() == 1
 

@@ -59,13 +59,13 @@ def test_propagate_shows_slices_as_they_come_undo_takes_it_back_accept_paints_3d
 
     w.annotate_panel.method_choice.setCurrentIndex(w.annotate_panel.method_choice.findData("frozen"))
     button.click()
-    assert w.busy and not button.isEnabled()  # the click returned at once: the propagation runs in a worker
+    assert w.jobs.busy and not button.isEnabled()  # the click returned at once: the propagation runs in a worker
     seen = []  # the slices of the preview with a mask, while the propagation runs
 
     def look() -> bool:
         if w.stack.running:
             seen.append(tuple(slices_with_mask(preview.data)))
-        return not w.busy
+        return not w.jobs.busy
 
     qtbot.waitUntil(look, timeout=30_000)
     wait(qtbot, w)
@@ -78,18 +78,18 @@ def test_propagate_shows_slices_as_they_come_undo_takes_it_back_accept_paints_3d
     assert w.session.events[-1]["extra"]["method"] == "frozen" and not errors(notes)
     assert button.isEnabled() and not w.annotate_panel.buttons["cancel"].isEnabled()
 
-    w.undo()  # the whole propagation is one step
+    w.editor.undo()  # the whole propagation is one step
     wait(qtbot, w)
     assert slices_with_mask(preview.data) == [z] and np.array_equal(preview.data.astype(bool), w.session.mask)
-    w.redo()
+    w.editor.redo()
     wait(qtbot, w)
     assert np.array_equal(preview.data.astype(bool), propagated)
 
-    w.accept()  # the 3D object goes into the objects layer, as a 2D one does
+    w.editor.accept()  # the 3D object goes into the objects layer, as a 2D one does
     wait(qtbot, w)
     objects = w.layers["objects"].data
     assert np.array_equal(objects == 1, propagated) and not preview.data.any()
-    w.undo()
+    w.editor.undo()
     wait(qtbot, w)
     assert not w.layers["objects"].data.any()
     assert not errors(notes)
@@ -104,7 +104,7 @@ def test_cancel_leaves_everything_as_it_was(make_napari_viewer, qtbot, fresh_eng
     before = preview.data.copy(), w.session.mask.copy(), len(w.session.events)
     cancel = w.annotate_panel.buttons["cancel"]
     for how in ("button", "progress bar"):
-        w.propagate("ema")  # slow enough to be stopped midway
+        w.stack.propagate("ema")  # slow enough to be stopped midway
         qtbot.waitUntil(lambda: w.stack.running and len(slices_with_mask(preview.data)) > 1, timeout=30_000)
         assert cancel.isEnabled()  # a propagated slice is shown already
         if how == "button":
@@ -115,7 +115,7 @@ def test_cancel_leaves_everything_as_it_was(make_napari_viewer, qtbot, fresh_eng
         assert has(notes, "info", "propagation cancelled"), how
         assert np.array_equal(preview.data, before[0]) and np.array_equal(w.session.mask, before[1]), how
         assert len(w.session.events) == before[2] and not cancel.isEnabled()
-    w.undo()  # the last step is still the click
+    w.editor.undo()  # the last step is still the click
     wait(qtbot, w)
     assert not preview.data.any() and not w.session.mask.any()
     assert not errors(notes)
@@ -128,7 +128,7 @@ def test_closing_the_widget_mid_propagation_stops_it_quietly(make_napari_viewer,
     anchor(viewer, qtbot, w, target, z)
     events = len(w.session.events)
     session = w.session
-    w.propagate("ema")
+    w.stack.propagate("ema")
     qtbot.waitUntil(lambda: w.stack.running, timeout=30_000)
     w.close()
     qtbot.waitUntil(lambda: w.jobs.running is None, timeout=30_000)
@@ -142,7 +142,7 @@ def test_a_correction_on_a_propagated_slice_is_kept_by_the_next_propagation(
     viewer = make_napari_viewer()
     w = start(viewer, qtbot, fresh_engine, image, name="stack")
     anchor(viewer, qtbot, w, target, z)
-    w.propagate("copy")
+    w.stack.propagate("copy")
     wait(qtbot, w)
     end = max(slices_with_mask(w.session.mask))
     assert end > z + 1
@@ -152,7 +152,7 @@ def test_a_correction_on_a_propagated_slice_is_kept_by_the_next_propagation(
     w.layers["points"].add([end, y, x])
     wait(qtbot, w)
     assert not w.layers["preview"].data[end, y, x]
-    w.propagate("copy")
+    w.stack.propagate("copy")
     wait(qtbot, w)
     shown = w.layers["preview"].data.astype(bool)
     assert np.array_equal(shown, w.session.mask) and not shown[end, y, x]
@@ -165,10 +165,10 @@ def test_suggest_next_slice_moves_the_viewer(make_napari_viewer, qtbot, fresh_en
     viewer = make_napari_viewer()
     w = start(viewer, qtbot, fresh_engine, image, name="stack")
     anchor(viewer, qtbot, w, target, z)
-    w.suggest_slice()  # nothing propagated yet: nothing to check
+    w.stack.suggest()  # nothing propagated yet: nothing to check
     wait(qtbot, w)
     assert has(notes, "info", "nothing uncertain") and viewer.dims.current_step[0] == z
-    w.propagate("frozen")
+    w.stack.propagate("frozen")
     wait(qtbot, w)
     expected = w.session.suggest_slice(axis=0)
     assert expected is not None and expected != z
@@ -186,8 +186,8 @@ def test_a_2d_image_has_no_stack_actions_and_bad_states_are_notifications(
     for name in ("propagate", "suggest"):
         button = w.annotate_panel.buttons[name]
         assert not button.isEnabled() and "2D" in button.toolTip() and "propagation needs a stack" in button.toolTip()
-    w.propagate()  # from a script: a warning, nothing runs
-    assert has(notes, "warning", "cannot propagate: the image is 2D") and not w.busy
+    w.stack.propagate()  # from a script: a warning, nothing runs
+    assert has(notes, "warning", "cannot propagate: the image is 2D") and not w.jobs.busy
 
     image, target, z = blob
     w.set_image(viewer.add_image(image, name="stack"))
@@ -216,7 +216,7 @@ def test_the_axis_follows_the_slider_moved_last(make_napari_viewer, qtbot, fresh
     anchor(viewer, qtbot, w, moving[0], z, t=0)
     assert w.stack.axis() == 1  # the z slider moved last
     viewer.dims.set_current_step(0, 1)
-    w.propagate("copy")  # along t: the slice's mask goes to the other time point, no other slice
+    w.stack.propagate("copy")  # along t: the slice's mask goes to the other time point, no other slice
     wait(qtbot, w)
     shown = w.layers["preview"].data.astype(bool)
     assert shown[1, z].any() and not np.delete(shown[1], z, axis=0).any()

@@ -46,7 +46,7 @@ def test_one_click_per_nucleus_and_one_propagation(make_napari_viewer, qtbot, fr
         wait(qtbot, w, timeout=120_000)
         got = w.session.mask
         rows.append((lab, anchor, dice(got, truth), int((got & (labels > 0) & ~truth).sum()), int(truth.sum())))
-        w.next_object()
+        w.editor.next_object()
         wait(qtbot, w)
     print("nucleus, anchor slice Dice, 3D Dice, voxels in other nuclei, voxels:", rows)
     assert not errors(notes)
@@ -76,7 +76,7 @@ def test_propagate_all_from_one_annotated_slice(make_napari_viewer, qtbot, fresh
     before = np.array(objects.data)
 
     button.click()
-    assert w.busy and not button.isEnabled()
+    assert w.jobs.busy and not button.isEnabled()
     w.annotate_panel.buttons["cancel"].click()
     wait(qtbot, w, timeout=120_000)
     assert np.array_equal(objects.data, before) and has(notes, "info", "cancelled")
@@ -95,9 +95,9 @@ def test_propagate_all_from_one_annotated_slice(make_napari_viewer, qtbot, fresh
         scores.append(dice(obj, labels == seed))
     print("Propagate all, 3D Dice per nucleus:", [round(s, 3) for s in scores], "mean", round(np.mean(scores), 3))
     assert np.mean(scores) >= 0.85
-    w.undo()  # one step takes every propagated object back
+    w.editor.undo()  # one step takes every propagated object back
     wait(qtbot, w)
     assert np.array_equal(objects.data, before)
-    w.redo()
+    w.editor.redo()
     wait(qtbot, w)
     assert np.array_equal(objects.data, out)

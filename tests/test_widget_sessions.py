@@ -98,10 +98,10 @@ def test_resume_session_in_the_widget(make_napari_viewer, qtbot, fresh_engine, n
         wait(qtbot, w)
         w.set_positive(True)
         w.annotate_panel.class_choice.setCurrentText(cls)
-        w.accept()
+        w.editor.accept()
         wait(qtbot, w)
         if k == 10:
-            w.save_session(path)
+            w.session_panel.save_session(path)
             wait(qtbot, w)
     saved_labels = np.array(w.layers["objects"].data)
     updates, weights = fresh_engine.updates, fresh_engine.weights_hash
@@ -115,7 +115,7 @@ def test_resume_session_in_the_widget(make_napari_viewer, qtbot, fresh_engine, n
     viewer2 = make_napari_viewer()
     w2 = AnnotatorWidget(viewer2, engine=fresh_engine)
     viewer2.window.add_dock_widget(w2)
-    w2.resume_session(path)
+    w2.session_panel.resume_session(path)
     wait(qtbot, w2)
     assert not errors(notes), notes
     assert has(notes, "info", "resumed resume.oaims.zarr: 2 objects")
@@ -125,13 +125,13 @@ def test_resume_session_in_the_widget(make_napari_viewer, qtbot, fresh_engine, n
         2: "mitosis",
     }
     assert fresh_engine.updates == updates and fresh_engine.weights_hash == weights
-    assert w2.store is not None and "autosave" in w2.session_panel.store_label.text()
+    assert w2.session_panel.store is not None and "autosave" in w2.session_panel.store_label.text()
     assert sorted(w2.session.accepted_diameters) == [1, 2]  # object size "auto" remembers them
 
     w2.layers["points"].add(list(centre(labels, 70)))
     wait(qtbot, w2)
     w2.annotate_panel.class_choice.setCurrentText("mitosis")
-    w2.accept()
+    w2.editor.accept()
     wait(qtbot, w2)
     assert set(np.unique(w2.layers["objects"].data)) == {0, 1, 2, 3}
     w2.close()
@@ -151,10 +151,10 @@ def test_resume_a_foreign_folder_is_a_notification(make_napari_viewer, qtbot, fr
     w = AnnotatorWidget(viewer, engine=fresh_engine)
     (tmp_path / "other.zarr").mkdir()
     (tmp_path / "other.zarr" / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group"}')
-    w.resume_session(tmp_path / "other.zarr")
+    w.session_panel.resume_session(tmp_path / "other.zarr")
     wait(qtbot, w)
     assert errors(notes) and "other.zarr" in errors(notes)[-1]
-    assert w.session is None and w.store is None
+    assert w.session is None and w.session_panel.store is None
 
 
 def test_autosave_on_a_full_disk_is_a_notification(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, tiny_disk):
@@ -170,18 +170,18 @@ def test_autosave_on_a_full_disk_is_a_notification(make_napari_viewer, qtbot, fr
     viewer = make_napari_viewer()
     w = start(viewer, qtbot, fresh_engine, image[:128, :128], name="crop")
     path = tiny_disk / "s.oaims.zarr"
-    w.save_session(path)
+    w.session_panel.save_session(path)
     wait(qtbot, w)
-    assert w.store is not None
+    assert w.session_panel.store is not None
     fill_disk(tiny_disk / "filler")
     crop = labels[:128, :128]
     click = list(click_in_region(crop == np.bincount(crop.ravel())[1:].argmax() + 1))
     for _ in range(30):  # enough events to overflow what still fits
         w.layers["points"].add(click)
         wait(qtbot, w)
-        w.undo()
+        w.editor.undo()
         wait(qtbot, w)
-        if w.store.error is not None:
+        if w.session_panel.store.error is not None:
             break
     qtbot.waitUntil(lambda: has(notes, "warning", "autosave to s.oaims.zarr failed"), timeout=5000)
     assert "FAILING" in w.session_panel.store_label.text() and not errors(notes)

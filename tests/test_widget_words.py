@@ -23,11 +23,11 @@ def test_switching_images_says_nothing_about_layer_names_or_autosave(
     image, labels = nuclei
     viewer = make_napari_viewer()
     w = start(viewer, qtbot, fresh_engine, image, name="first")
-    w.save_session(tmp_path / "first.oaims.zarr")
+    w.session_panel.save_session(tmp_path / "first.oaims.zarr")
     wait(qtbot, w)
     w.layers["points"].add(list(centre(labels, 3)))
     wait(qtbot, w)
-    w.accept()
+    w.editor.accept()
     wait(qtbot, w)
     second = viewer.add_image(image[:256, :256].copy(), name="second")
     notes.clear()
@@ -89,7 +89,7 @@ def test_saving_all_layers_writes_the_session(make_napari_viewer, qtbot, fresh_e
     w = start(viewer, qtbot, fresh_engine, image, name="nuclei")
     w.layers["points"].add(list(centre(labels, 3)))
     wait(qtbot, w)
-    w.accept()
+    w.editor.accept()
     wait(qtbot, w)
     w.layers["points"].add(list(centre(labels, 5)))  # an object in progress: its preview is not saved
     wait(qtbot, w)

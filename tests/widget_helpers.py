@@ -66,7 +66,7 @@ def notes():
 
 
 def wait(qtbot, widget, timeout=30_000):
-    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
+    qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=timeout)
     qtbot.wait(5)  # let deferred handlers (layer removals) run
 
 

@@ -114,7 +114,7 @@ def run(args) -> int:
 
         def settle(timeout: float = 120.0) -> None:
             end = time.perf_counter() + timeout
-            while widget.busy:
+            while widget.jobs.busy:
                 if time.perf_counter() > end:
                     raise TimeoutError("the annotator did not finish within the timeout")
                 app.processEvents()
@@ -156,9 +156,9 @@ def run(args) -> int:
                 predict = [e for e in widget.session.events if e["kind"] == "predict"][-1]
                 model_ms.append(float(predict["latency_ms"]))
             if preview.data.any():
-                widget.accept()
+                widget.editor.accept()
             else:
-                widget.clear()
+                widget.editor.clear()
             settle()
         if not gui_ms:
             print("no click was measured")
@@ -272,7 +272,7 @@ def run_propagate(args) -> int:
 
             def tick() -> None:
                 ticks.append(time.perf_counter())
-                if not widget.busy or ticks[-1] > end:
+                if not widget.jobs.busy or ticks[-1] > end:
                     loop.quit()
 
             timer.timeout.connect(tick)
@@ -281,7 +281,7 @@ def run_propagate(args) -> int:
                 QTimer.singleShot(0, action)
             loop.exec()
             timer.stop()
-            if widget.busy:
+            if widget.jobs.busy:
                 raise TimeoutError("the annotator did not finish within the timeout")
             return list(np.diff(ticks) * 1e3)
 
@@ -308,14 +308,14 @@ def run_propagate(args) -> int:
 
             def go() -> None:
                 started.append(time.perf_counter())
-                widget.propagate(args.method)
+                widget.stack.propagate(args.method)
 
             run_gaps = settle(go)
             t_widget = time.perf_counter() - started[0]
             done = [e for e in widget.session.events[events:] if e["kind"] == "propagate"]
             mask = widget.session.mask
             if done:
-                widget.undo()
+                widget.editor.undo()
                 settle()
             return done, mask, run_gaps, t_widget
 

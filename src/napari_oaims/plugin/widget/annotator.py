@@ -15,22 +15,30 @@ It translates between napari layers and events and session calls, and composes:
 * the panels :mod:`.session_panel`, :mod:`.annotate_panel`, :mod:`.model_panel`, each in a
   :mod:`.section` that folds away, in a scroll area, and the :mod:`.status` line, which says
   first what to do when clicks cannot work yet (no image, the 3D view).
+
+The widget is the composition root: it builds the parts and gives each, in its constructor, exactly
+the objects and callables it may use (:class:`~.current.Current`, what is annotated now, is written
+by the widget only). No part sees the widget. Scripts reach the actions through the parts:
+``widget.editor.accept()``, ``widget.stack.propagate()``, ``widget.model_panel.set_device("cpu")``,
+``widget.session_panel.save_session(path)``; ``widget.jobs.busy`` while anything runs or waits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QSize, Qt
+from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 from napari_oaims.core.source import looks_like_channels
 from napari_oaims.plugin.reader import prefer_session_reader
 from napari_oaims.plugin.widget.annotate_panel import AnnotatePanel
+from napari_oaims.plugin.widget.current import Current
 from napari_oaims.plugin.widget.editing import Editor
 from napari_oaims.plugin.widget.jobs import Job, JobQueue
 from napari_oaims.plugin.widget.keys import KEYS, LayerKeys
@@ -78,24 +86,12 @@ class AnnotatorWidget(QWidget):
         weights: str | Path | None = None,
     ):
         super().__init__()
+        # The composition root: each part gets exactly what it may use, in its constructor.
         self.viewer = napari_viewer
-        self.engine: Engine | None = None
-        self.session: Session | None = None
-        self.image_layer: Image | None = None
-        self.positive = True
-        actions = {
-            "toggle": self.toggle_positive,
-            "accept": self.accept,
-            "next": self.next_object,
-            "undo": self.undo,
-            "redo": self.redo,
-            "clear": self.clear,
-            "propagate": self.propagate,
-            "propagate_all": self.propagate_all,
-            "suggest": self.suggest_slice,
-            "cancel": self.cancel_propagation,
-        }
-        self.keys = LayerKeys(actions)
+        self.current = Current()
+        current = self.current
+        self.jobs = JobQueue(self.update_status)
+        self.keys = LayerKeys(self._actions())
         self.layers = PluginLayers(
             napari_viewer,
             self.keys,
@@ -104,20 +100,63 @@ class AnnotatorWidget(QWidget):
             ),
         )
         self.objects = AcceptedObjects()
-        self.editor = Editor(self)
-        self.stack = StackTools(self)
-        self.status = StatusLine()
-        self.jobs = JobQueue(self.update_status)
+        self.annotate_panel = AnnotatePanel(self._actions(), self.set_positive, METHOD_CHOICES)
+        self.session_panel = SessionPanel(
+            napari_viewer,
+            current,
+            self.layers,
+            self.objects,
+            self.jobs,
+            set_image=self.set_image,
+            open_session=self.open_session,
+            number_objects=self.number_objects,
+            add_classes=self.annotate_panel.add_classes,
+            update_status=self.update_status,
+        )
+        self.editor = Editor(
+            current,
+            self.layers,
+            self.objects,
+            self.jobs,
+            object_class=self.annotate_panel.current_class,
+            overwrite=self.annotate_panel.overwrite_check.isChecked,
+            object_changed=self.session_panel.object_changed,
+            update_status=self.update_status,
+        )
+        self.stack = StackTools(
+            napari_viewer.dims,
+            current,
+            self.layers,
+            self.objects,
+            self.jobs,
+            self.editor.history,
+            self.annotate_panel,
+            update_status=self.update_status,
+            timer=QTimer(self),
+        )
+        self.model_panel = ModelPanel(
+            current,
+            self.jobs,
+            swap_engine=self.swap_engine,
+            update_status=self.update_status,
+            device=device,
+            adaptation=engine.adaptation if engine is not None else adaptation,
+            weights=weights,
+        )
+        self.status = StatusLine(
+            napari_viewer,
+            current,
+            self.jobs,
+            latency=lambda: self.editor.last_latency_ms,
+            model_choice=lambda: (self.model_panel.adaptation, self.model_panel.device),
+        )
         self.input = PromptInput(
             self.layers,
-            lambda: self.session,
-            lambda: self.positive,
+            lambda: current.session,
+            lambda: current.positive,
             self.editor.prompt,
-            lambda: self.viewer.dims.ndisplay == 3,
+            lambda: napari_viewer.dims.ndisplay == 3,
         )
-        self.session_panel = SessionPanel(self)
-        self.annotate_panel = AnnotatePanel(actions, self.set_positive, METHOD_CHOICES)
-        self.model_panel = ModelPanel(self, device, engine.adaptation if engine is not None else adaptation, weights)
         self.sections = {
             "session": Section(
                 "Image and session",
@@ -133,7 +172,21 @@ class AnnotatorWidget(QWidget):
             ),
         }
         self._build_layout()
-        self.viewer_events = ViewerEvents(self)
+        self.viewer_events = ViewerEvents(
+            napari_viewer,
+            current,
+            self.layers,
+            self.jobs,
+            refresh_images=self.session_panel.refresh_images,
+            set_image=self.set_image,
+            open_image=self.open_image,
+            detach_image=self.detach_image,
+            restart_session=self.restart_session,
+            plane_axes=self.plane_axes,
+            forget_objects=self.editor.forget_objects,
+            update_status=self.update_status,
+            timer=QTimer(self),
+        )
         self.session_panel.refresh_images(napari_viewer.layers, None)
         prefer_session_reader()
         if engine is None:
@@ -149,6 +202,21 @@ class AnnotatorWidget(QWidget):
         if first is not None:
             self.set_image(first)
         self.update_status()
+
+    def _actions(self) -> dict[str, Callable[[], None]]:
+        """The actions of the keys and buttons (looked up when used: the parts are built after them)."""
+        return {
+            "toggle": self.toggle_positive,
+            "accept": lambda: self.editor.accept(),
+            "next": lambda: self.editor.next_object(),
+            "undo": lambda: self.editor.undo(),
+            "redo": lambda: self.editor.redo(),
+            "clear": lambda: self.editor.clear(),
+            "propagate": lambda: self.stack.propagate(),
+            "propagate_all": lambda: self.stack.propagate_all(),
+            "suggest": lambda: self.stack.suggest(),
+            "cancel": lambda: self.stack.cancel(),
+        }
 
     def _build_layout(self) -> None:
         """The sections in a scroll area, the status line pinned below it (always in view): the
@@ -175,120 +243,50 @@ class AnnotatorWidget(QWidget):
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
         return QSize(self.WIDTH, super().sizeHint().height())
 
-    # -- state ---------------------------------------------------------------------------------
+    # -- what it works on (see :class:`~napari_oaims.plugin.widget.current.Current`) -----------
     @property
-    def busy(self) -> bool:
-        """True while a job runs or waits (tests and scripts wait for ``not busy``)."""
-        return self.jobs.busy
+    def session(self) -> "Session | None":
+        """The session of the annotated image (None: no image is annotated)."""
+        return self.current.session
 
     @property
-    def last_latency_ms(self) -> float | None:
-        """Time from the last prompt to its preview (ms)."""
-        return self.editor.last_latency_ms
+    def engine(self) -> "Engine | None":
+        """The engine (None while the model loads)."""
+        return self.current.engine
 
     @property
-    def store(self):
-        """The session store autosaving this session (None until the session is saved)."""
-        return self.session_panel.store
+    def image_layer(self) -> Image | None:
+        """The annotated image layer."""
+        return self.current.image_layer
+
+    @property
+    def positive(self) -> bool:
+        """Polarity of the next clicks and scribbles."""
+        return self.current.positive
 
     def update_status(self) -> None:
-        self.status.show_state(self)
+        """Show the current state in the status line and the stack buttons."""
+        self.status.show_state()
         self.stack.refresh()
 
-    # -- actions (also on the keys) ------------------------------------------------------------
     def set_positive(self, positive: bool) -> None:
         """Polarity of the next clicks and scribbles (green positive, red negative)."""
-        self.positive = bool(positive)
+        self.current.positive = bool(positive)
         self.annotate_panel.show_positive(self.positive)
         self.layers.set_polarity(self.positive)
 
     def toggle_positive(self) -> None:
         self.set_positive(not self.positive)
 
-    def accept(self) -> None:
-        """Commit the preview into the objects layer (new id, chosen class), then learn from it."""
-        self.editor.accept()
-
-    def next_object(self) -> None:
-        """Accept the current object if it has a mask, else drop its prompts; then wait for a new click."""
-        self.editor.next_object()
-
-    def undo(self) -> None:
-        """Undo the last prompt or clear; right after an accept, take the accepted object back."""
-        self.editor.step(undo=True)
-
-    def redo(self) -> None:
-        self.editor.step(undo=False)
-
-    def clear(self) -> None:
-        """Remove all prompts and the mask of the current object (undoable)."""
-        self.editor.clear()
-
-    # -- stacks --------------------------------------------------------------------------------
-    def propagate(self, method: str | None = None) -> None:
-        """Carry the object through the stack along the axis of the viewer's sliders (see
-        :mod:`.stack`), in a worker; ``method``: ``ema``, ``frozen``, ``registration`` or ``copy``
-        (default: the one chosen in the panel). One undo step; the result stays in the preview
-        until accepted."""
-        self.stack.propagate(method)
-
-    def propagate_all(self, method: str | None = None) -> None:
-        """Carry every object of the slice on screen through the stack at once (see :mod:`.stack`):
-        the objects layer's labels on that slice are the seeds, the objects elsewhere barriers;
-        the results land as new accepted objects, one undo step for all."""
-        self.stack.propagate_all(method)
-
-    def cancel_propagation(self) -> None:
-        """Stop the running propagation (nothing changes)."""
-        self.stack.cancel()
-
-    def suggest_slice(self) -> None:
-        """Move the viewer to the propagated slice most worth checking."""
-        self.stack.suggest()
-
-    # -- model and session files ---------------------------------------------------------------
-    def set_device(self, name: str) -> None:
-        """Move the model (with what it learnt so far) to ``auto``, ``cpu``, ``cuda`` or ``mps``."""
-        self.model_panel.set_device(name)
-
-    def set_adaptation(self, name: str) -> None:
-        """Switch online adaptation (``none``, ``mi``, ``pi``, ``oaims``); weights learnt so far are kept."""
-        self.model_panel.set_adaptation(name)
-
-    def set_object_size(self, size: "int | str | None") -> None:
-        """Objects about ``size`` px across (sets the first click's window), ``"auto"`` (from the
-        objects accepted so far) or None (the weights' own first window)."""
-        self.model_panel.set_object_size(size)
-
-    def reset_model(self) -> None:
-        """Back to the pretrained weights (drops what was learnt online)."""
-        self.model_panel.reset_model()
-
-    def load_weights(self, path: str | Path) -> None:
-        """Load adapted weights written by :meth:`save_weights` (``.safetensors`` + ``.json``)."""
-        self.model_panel.load_weights(path)
-
-    def save_weights(self, path: str | Path) -> None:
-        """Write the current (adapted) weights to ``path`` (``.safetensors`` + ``.json``)."""
-        self.model_panel.save_weights(path)
-
-    def save_session(self, path: str | Path) -> None:
-        """Save to a ``.oaims.zarr`` folder; from then on every event is saved as it happens."""
-        self.session_panel.save_session(path)
-
-    def resume_session(self, path: str | Path) -> None:
-        """Go on with a saved ``.oaims.zarr`` session: image, objects, classes, adapted model, log."""
-        self.session_panel.resume_session(path)
-
+    # -- the engine, the image and its session -------------------------------------------------
     def swap_engine(self, engine: "Engine") -> None:
         """Use ``engine`` from now on (the session too)."""
-        self.engine = engine
+        self.current.engine = engine
         self.model_panel.apply_object_size(engine)
         if self.session is not None:
             self.session.engine = engine
         self.update_status()
 
-    # -- the image and its session -------------------------------------------------------------
     def set_image(self, layer: Image | str | None, only_if_none: bool = False) -> None:
         """Annotate ``layer`` (an image layer or its name): creates the session and the plugin's layers.
 
@@ -366,12 +364,12 @@ class AnnotatorWidget(QWidget):
         if layer is not self.image_layer:
             self.detach_image()
             self.layers.detach_objects()  # the objects of another image stay in the viewer, detached
-            self.image_layer = layer
+            self.current.image_layer = layer
             self.viewer_events.watch_image(layer)
         self.editor.history.clear()
         self.objects.reset()
         self.session_panel.stop_autosave(f"annotation of '{layer.name}' restarted")
-        self.session = session
+        self.current.session = session
         self.layers.create(layer, session.spatial_shape, self.positive)
         self.input.watch(self.layers["points"], self.layers["shapes"])
         self.objects.use(self.layers["objects"])
@@ -383,16 +381,16 @@ class AnnotatorWidget(QWidget):
         """Stop annotating the current image (the layers stay in the viewer)."""
         self.viewer_events.watch_image(None)
         self.session_panel.stop_autosave()  # a deliberate switch: the session on disk is complete
-        self.image_layer = None
-        self.session = None
+        self.current.image_layer = None
+        self.current.session = None
         self.update_status()
 
     def restart_session(self, reason: str) -> None:
         """A new session on the same image (e.g. other plane axes); the current object is dropped."""
         old = self.session
         had_prompts = old is not None and any(old.prompts(key) for key in self.layers.planes)
-        self.session = None
-        self.session = self._new_session(self.image_layer)
+        self.current.session = None
+        self.current.session = self._new_session(self.image_layer)
         if old is not None and old.source.plane_axes == self.session.source.plane_axes:
             # same objects seen the same way: their sizes still count for object size "auto"
             self.session.accepted_diameters = dict(old.accepted_diameters)

@@ -29,7 +29,10 @@ from napari_oaims.plugin.widget.objects import ObjectGroup, ObjectStep
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.core.results import Result
-    from napari_oaims.plugin.widget.annotator import AnnotatorWidget
+    from napari_oaims.plugin.widget.current import Current
+    from napari_oaims.plugin.widget.jobs import JobQueue
+    from napari_oaims.plugin.widget.layers import PluginLayers
+    from napari_oaims.plugin.widget.objects import AcceptedObjects
     from napari_oaims.session import Session
 
 #: A history step the session undoes itself (a prompt, a clear or a propagation of the current object).
@@ -53,10 +56,45 @@ FALLBACK = {
 
 
 class Editor:
-    """Prompts, undo/redo, clear, accept and next object of an :class:`AnnotatorWidget`."""
+    """Prompts, undo/redo, clear, accept and next object, with one undo history.
 
-    def __init__(self, annotator: "AnnotatorWidget"):
-        self._w = annotator
+    Parameters
+    ----------
+    current : Current
+        The session and engine it works on (read only).
+    layers, objects : PluginLayers, AcceptedObjects
+        The plugin's layers (previews, prompts) and the accepted objects in the objects layer.
+    jobs : JobQueue
+        Every action runs as a job of this queue.
+    object_class : callable
+        ``() -> (class id, class name)`` of the next accepted object.
+    overwrite : callable
+        ``() -> bool``: an accepted object takes the pixels of earlier ones where they meet.
+    object_changed : callable
+        Called with an :class:`ObjectStep` undone or redone (autosave).
+    update_status : callable
+        Called when what the status line shows may have changed.
+    """
+
+    def __init__(
+        self,
+        current: "Current",
+        layers: "PluginLayers",
+        objects: "AcceptedObjects",
+        jobs: "JobQueue",
+        object_class: Callable[[], tuple[int, str]],
+        overwrite: Callable[[], bool],
+        object_changed: Callable[[ObjectStep], None],
+        update_status: Callable[[], None],
+    ):
+        self._current = current
+        self._layers = layers
+        self._objects = objects
+        self._jobs = jobs
+        self._object_class = object_class
+        self._overwrite = overwrite
+        self._object_changed = object_changed
+        self._update_status = update_status
         self.history: History[str | ObjectStep | ObjectGroup] = History()
         #: Time from a prompt to its preview on screen (ms), of the last prompt.
         self.last_latency_ms: float | None = None
@@ -69,21 +107,21 @@ class Editor:
         return bool(self.prompt_ms) and statistics.median(self.prompt_ms) <= INLINE_MS
 
     def _session(self, what: str) -> "Session | None":
-        session = self._w.session
+        session = self._current.session
         if session is None:
             show_warning(f"OAIMS: nothing to {what}: no image is being annotated")
         return session
 
     def _show(self, session: "Session", result: "Result") -> None:
-        self._w.layers.show(result)
-        self._w.layers.sync_prompts(session, self._w.positive)
+        self._layers.show(result)
+        self._layers.sync_prompts(session, self._current.positive)
 
     # -- prompts -------------------------------------------------------------------------------
     def prompt(self, name: str, call: Callable[["Session"], "Result"], t0: float) -> None:
         """Queue ``call(session)`` (a prompt); its preview is shown when it returns."""
 
         def work():
-            session = self._w.session
+            session = self._current.session
             if session is None:
                 raise ValueError(f"{name} ignored: no image is being annotated")
             start = time.perf_counter()
@@ -93,20 +131,28 @@ class Editor:
 
         def done(out):
             session, result = out
-            if session is not self._w.session:
+            if session is not self._current.session:
                 return
             self.history.push(SESSION)
-            self._w.layers.show(result)
+            self._layers.show(result)
             self.last_latency_ms = (time.perf_counter() - t0) * 1e3
-            self._w.update_status()
+            self._update_status()
             if result.plane is not None and session.found_nothing(result.plane):
                 show_info(FOUND_NOTHING.format(undo=KEYS["undo"]))
             elif result.fallback in ("smaller window", "region"):
                 show_info(FALLBACK[result.fallback].format(undo=KEYS["undo"]))
 
-        self._w.jobs.submit(Job(name, work, done, thread=not self.inline))
+        self._jobs.submit(Job(name, work, done, thread=not self.inline))
 
     # -- undo / redo / clear -------------------------------------------------------------------
+    def undo(self) -> None:
+        """Undo the last prompt or clear; right after an accept, take the accepted object back."""
+        self.step(undo=True)
+
+    def redo(self) -> None:
+        """Redo what :meth:`undo` took back."""
+        self.step(undo=False)
+
     def step(self, undo: bool) -> None:
         """Undo (or redo) the last step: a prompt or clear, or an accepted object."""
         what = "undo" if undo else "redo"
@@ -120,11 +166,11 @@ class Editor:
                 self._show(session, session.undo() if undo else session.redo())
             elif step is not None:
                 for one in step.in_order(undo) if isinstance(step, ObjectGroup) else [step]:
-                    self._w.objects.apply(one, undo=undo, session=session)
-                    self._w.session_panel.object_changed(one)
-                self._w.update_status()
+                    self._objects.apply(one, undo=undo, session=session)
+                    self._object_changed(one)
+                self._update_status()
 
-        self._w.jobs.submit(Job(what, work))
+        self._jobs.submit(Job(what, work))
 
     def clear(self) -> None:
         """Remove all prompts and the mask of the current object (undoable)."""
@@ -135,12 +181,12 @@ class Editor:
                 self._show(session, session.clear())
                 self.history.push(SESSION)
 
-        self._w.jobs.submit(Job("clear", work))
+        self._jobs.submit(Job("clear", work))
 
     # -- accept --------------------------------------------------------------------------------
     def accept(self) -> None:
         """Commit the object into the objects layer (new id, chosen class), then learn from it."""
-        self._w.jobs.submit(Job("accept", self._accept))
+        self._jobs.submit(Job("accept", self._accept))
 
     def next_object(self) -> None:
         """Accept the object if it has a mask, else drop its prompts; then wait for a new click."""
@@ -149,46 +195,46 @@ class Editor:
             session = self._session("finish")
             if session is None:
                 return
-            if any(session.plane_mask(key).any() for key in self._w.layers.planes):
+            if any(session.plane_mask(key).any() for key in self._layers.planes):
                 self._accept()
             elif self._has_prompts(session):
                 self._show(session, session.clear())
                 self.history.push(SESSION)
-            self._w.layers.select_points()
+            self._layers.select_points()
 
-        self._w.jobs.submit(Job("next object", work))
+        self._jobs.submit(Job("next object", work))
 
     def _accept(self) -> None:
         session = self._session("accept")
         if session is None:
             return
-        class_id, class_name = self._w.annotate_panel.current_class()
+        class_id, class_name = self._object_class()
         try:  # an attached store paints the object with its class (autosave)
-            overwrite = self._w.annotate_panel.overwrite_check.isChecked()
+            overwrite = self._overwrite()
             accepted = session.accept(defer_update=True, class_id=class_id, class_name=class_name, overwrite=overwrite)
         except ValueError as err:
             show_warning(f"OAIMS: {err}")
             return
-        self._w.objects.use(self._w.layers.objects())
+        self._objects.use(self._layers.objects())
         self.history.drop(lambda step: step is not SESSION)
-        self.history.push(self._w.objects.add(accepted))
-        self._w.layers.clear_object(accepted)
-        self._w.layers.sync_prompts(session, self._w.positive)
-        engine = self._w.engine
+        self.history.push(self._objects.add(accepted))
+        self._layers.clear_object(accepted)
+        self._layers.sync_prompts(session, self._current.positive)
+        engine = self._current.engine
         learning = engine is not None and engine.adaptation != "none"
-        self._w.jobs.submit(
+        self._jobs.submit(
             Job(
                 "learning from the object",
                 session.run_pending_updates,
-                lambda _: self._w.update_status(),
+                lambda _: self._update_status(),
                 thread=True,
                 progress="Learning from the object" if learning else None,
             )
         )
-        self._w.update_status()
+        self._update_status()
 
     def _has_prompts(self, session: "Session") -> bool:
-        return any(session.prompts(key) for key in self._w.layers.planes)
+        return any(session.prompts(key) for key in self._layers.planes)
 
     # -- history upkeep ------------------------------------------------------------------------
     def forget_session_steps(self) -> None:

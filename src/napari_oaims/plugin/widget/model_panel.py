@@ -5,6 +5,7 @@ Torch is imported only when the model is first needed, in a worker thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,8 @@ from napari_oaims.plugin.widget.jobs import Job
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.engine import Engine
-    from napari_oaims.plugin.widget.annotator import AnnotatorWidget
+    from napari_oaims.plugin.widget.current import Current
+    from napari_oaims.plugin.widget.jobs import JobQueue
 
 #: Adaptation modes offered in the dropdown: (label, adapter name).
 ADAPTATION_MODES = (
@@ -86,12 +88,37 @@ TIPS = {
 
 
 class ModelPanel(QWidget):
-    """Chooses and changes the annotator's engine (``annotator.engine``)."""
+    """Chooses and changes the annotator's engine.
 
-    def __init__(self, annotator: "AnnotatorWidget", device: str, adaptation: str | None, weights: str | Path | None):
-        """``adaptation`` None: :data:`DEFAULT_ADAPTATION`."""
+    Parameters
+    ----------
+    current : Current
+        The engine in use (read only).
+    jobs : JobQueue
+        Loading, moving and saving the model run as jobs of this queue.
+    swap_engine : callable
+        Use this engine from now on (a loaded or moved one).
+    update_status : callable
+        Called when what the status line shows may have changed.
+    device, adaptation, weights
+        The first choices; ``adaptation`` None: :data:`DEFAULT_ADAPTATION`.
+    """
+
+    def __init__(
+        self,
+        current: "Current",
+        jobs: "JobQueue",
+        swap_engine: Callable[["Engine"], None],
+        update_status: Callable[[], None],
+        device: str,
+        adaptation: str | None,
+        weights: str | Path | None,
+    ):
         super().__init__()
-        self._w = annotator
+        self._current = current
+        self._jobs = jobs
+        self._swap_engine = swap_engine
+        self._update_status = update_status
         self.device = device
         adaptation = DEFAULT_ADAPTATION if adaptation is None else adaptation
         self.adaptation = adaptation
@@ -152,11 +179,11 @@ class ModelPanel(QWidget):
 
             return Engine.pretrained(device=self.device, adaptation=self._known_adaptation(), weights=self.weights)
 
-        self._w.jobs.submit(Job("load model", work, self.engine_ready, thread=True, progress="Loading the OAIMS model"))
+        self._jobs.submit(Job("load model", work, self.engine_ready, thread=True, progress="Loading the OAIMS model"))
 
     def engine_ready(self, engine: "Engine") -> None:
         """A first engine: apply the panel's choices to it."""
-        self._w.swap_engine(engine)
+        self._swap_engine(engine)
         if self.weights is not None:
             self.weights_label.setText(Path(self.weights).name)
         if engine.adaptation != self.adaptation:
@@ -168,7 +195,7 @@ class ModelPanel(QWidget):
             item.setEnabled(available[name])
             if not available[name]:
                 item.setToolTip(f"{name} is not available on this machine")
-        self._w.update_status()
+        self._update_status()
 
     def apply_object_size(self, engine: "Engine", force: bool = False) -> None:
         """Give ``engine`` the chosen first window; with no choice, a new engine keeps its own.
@@ -185,13 +212,13 @@ class ModelPanel(QWidget):
     # -- the controls --------------------------------------------------------------------------
     def set_device(self, name: str) -> None:
         self.device = name
-        engine = self._w.engine
+        engine = self._current.engine
         if engine is not None:
-            self._w.jobs.submit(
+            self._jobs.submit(
                 Job(
                     f"device {name}",
                     lambda: engine.to(name),
-                    self._w.swap_engine,
+                    self._swap_engine,
                     thread=True,
                     progress=f"Moving the model to {name}",
                 )
@@ -205,8 +232,8 @@ class ModelPanel(QWidget):
         self.object_size = size
         if size in sizes:
             self.size_choice.setCurrentIndex(sizes.index(size))
-        if self._w.engine is not None:
-            self.apply_object_size(self._w.engine, force=True)
+        if self._current.engine is not None:
+            self.apply_object_size(self._current.engine, force=True)
 
     def _show_adaptation(self, name: str) -> None:
         index = self.adaptation_choice.findData(name)
@@ -214,7 +241,7 @@ class ModelPanel(QWidget):
             self.adaptation_choice.setCurrentIndex(index)
 
     def set_adaptation(self, name: str) -> None:
-        engine = self._w.engine
+        engine = self._current.engine
         if engine is None:  # checked when the model is loaded
             self.adaptation = name
             self._show_adaptation(name)
@@ -235,16 +262,16 @@ class ModelPanel(QWidget):
         def work():
             engine.adaptation = name
 
-        self._w.jobs.submit(Job("adaptation", work, lambda _: self._w.update_status()))
+        self._jobs.submit(Job("adaptation", work, lambda _: self._update_status()))
 
     def reset_model(self) -> None:
         def work():
-            if self._w.engine is None:
+            if self._current.engine is None:
                 raise ValueError("the model is not loaded yet")
-            self._w.engine.reset()
+            self._current.engine.reset()
             show_info("OAIMS: model reset to the pretrained weights")
 
-        self._w.jobs.submit(Job("reset model", work, lambda _: self._w.update_status()))
+        self._jobs.submit(Job("reset model", work, lambda _: self._update_status()))
 
     def load_weights(self, path: str | Path) -> None:
         def work():
@@ -253,19 +280,19 @@ class ModelPanel(QWidget):
             return Engine.load(path, device=self.device, adaptation=self._known_adaptation())
 
         def done(engine):
-            self._w.swap_engine(engine)
+            self._swap_engine(engine)
             self.weights_label.setText(Path(path).name)
             show_info(f"OAIMS: loaded weights {Path(path).name} ({engine.updates} updates)")
 
-        self._w.jobs.submit(Job("load weights", work, done, thread=True, progress="Loading weights"))
+        self._jobs.submit(Job("load weights", work, done, thread=True, progress="Loading weights"))
 
     def save_weights(self, path: str | Path) -> None:
         def work():
-            if self._w.engine is None:
+            if self._current.engine is None:
                 raise ValueError("the model is not loaded yet")
-            return self._w.engine.save(path)
+            return self._current.engine.save(path)
 
-        self._w.jobs.submit(
+        self._jobs.submit(
             Job(
                 "save weights",
                 work,

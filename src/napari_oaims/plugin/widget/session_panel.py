@@ -7,6 +7,7 @@ displayed axes change). *Resume session…* opens such a folder and goes on with
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,8 +21,14 @@ from napari_oaims.plugin.widget.jobs import Job
 from napari_oaims.plugin.widget.objects import DEFAULT_CLASS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from napari_oaims.plugin.widget.annotator import AnnotatorWidget
-    from napari_oaims.plugin.widget.objects import ObjectStep
+    import napari
+
+    from napari_oaims.engine import Engine
+    from napari_oaims.plugin.widget.current import Current
+    from napari_oaims.plugin.widget.jobs import JobQueue
+    from napari_oaims.plugin.widget.layers import PluginLayers
+    from napari_oaims.plugin.widget.objects import AcceptedObjects, ObjectStep
+    from napari_oaims.session import Session
     from napari_oaims.store.session_store import SessionStore
 
 #: The image choice's first entry while no image is being annotated.
@@ -30,14 +37,57 @@ CHOOSE_ITEM = "choose an image…"
 
 
 class SessionPanel(QWidget):
-    """Image choice, save/resume and the autosave state (``store``: the session store, or None)."""
+    """Image choice, save/resume and the autosave state (``store``: the session store, or None).
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        A resumed session's image is added to it (its axes ordered as the session's planes).
+    current : Current
+        The session, engine and image layer (read only).
+    layers, objects : PluginLayers, AcceptedObjects
+        The objects layer and the accepted objects' classes (saved; loaded on resume).
+    jobs : JobQueue
+        Saving, resuming and autosaving run as jobs of this queue.
+    set_image : callable
+        Annotate the image layer chosen in the panel.
+    open_session : callable
+        ``(image layer, session, engine)``: annotate a resumed session's image with it.
+    number_objects : callable
+        Continue the object ids of the objects layer in the session.
+    add_classes : callable
+        Offer these class names for new objects.
+    update_status : callable
+        Called when what the status line shows may have changed.
+    """
 
     #: autosave failed (the error) or works again (None); emitted from any thread
     _autosave_state = Signal(object)
 
-    def __init__(self, annotator: "AnnotatorWidget"):
+    def __init__(
+        self,
+        viewer: "napari.viewer.Viewer",
+        current: "Current",
+        layers: "PluginLayers",
+        objects: "AcceptedObjects",
+        jobs: "JobQueue",
+        set_image: Callable[[Image], None],
+        open_session: Callable[[Image, "Session", "Engine"], None],
+        number_objects: Callable[[], None],
+        add_classes: Callable[[Iterable[str]], None],
+        update_status: Callable[[], None],
+    ):
         super().__init__()
-        self._w = annotator
+        self._viewer = viewer
+        self._current = current
+        self._layers = layers
+        self._objects = objects
+        self._jobs = jobs
+        self._set_image = set_image
+        self._open_session = open_session
+        self._number_objects = number_objects
+        self._add_classes = add_classes
+        self._update_status = update_status
         self.store: SessionStore | None = None
         form = QFormLayout(self)
         form.setContentsMargins(4, 0, 4, 4)
@@ -91,9 +141,9 @@ class SessionPanel(QWidget):
     def _chosen(self, index: int) -> None:
         layer = self.image_choice.itemData(index)
         if layer is None:  # the placeholder entry
-            self._w.update_status()
+            self._update_status()
         else:
-            self._w.set_image(layer)
+            self._set_image(layer)
 
     def refresh_images(self, layers, current: Image | None) -> None:
         """List the viewer's image layers with ``current`` (the annotated one) chosen; with none
@@ -111,14 +161,14 @@ class SessionPanel(QWidget):
 
     # -- save ----------------------------------------------------------------------------------
     def save_session(self, path: str | Path) -> None:
-        session, path = self._w.session, Path(path)
+        session, path = self._current.session, Path(path)
         if session is None:
             show_warning("OAIMS: nothing to save: no image is being annotated")
             return
-        objects = self._w.layers["objects"]
+        objects = self._layers["objects"]
         labels = np.array(objects.data) if objects is not None else None
-        classes = dict(self._w.objects.classes)
-        image_path = getattr(getattr(self._w.image_layer, "source", None), "path", None)
+        classes = dict(self._objects.classes)
+        image_path = getattr(getattr(self._current.image_layer, "source", None), "path", None)
         image_path = image_path if image_path and Path(image_path).exists() else None
 
         def work():
@@ -134,18 +184,18 @@ class SessionPanel(QWidget):
             return store
 
         def done(store):
-            if session is not self._w.session:
+            if session is not self._current.session:
                 store.close()
                 return
             self.stop_autosave()
             self._attach(store)
             show_info(f"OAIMS: session saved to {path}; further work is saved automatically")
 
-        self._w.jobs.submit(Job("save session", work, done, thread=True, progress="Saving the session"))
+        self._jobs.submit(Job("save session", work, done, thread=True, progress="Saving the session"))
 
     def object_changed(self, step: "ObjectStep") -> None:
         """An accept was undone or redone: bring the autosaved objects up to date."""
-        store, objects = self.store, self._w.layers["objects"]
+        store, objects = self.store, self._layers["objects"]
         if store is None or objects is None:
             return
         labels, (class_id, class_name) = np.array(objects.data), step.cls
@@ -156,11 +206,11 @@ class SessionPanel(QWidget):
             else:
                 store.commit_object(step.object_id, labels == step.object_id, class_id=class_id, class_name=class_name)
 
-        self._w.jobs.submit(Job("autosave", work, thread=True))
+        self._jobs.submit(Job("autosave", work, thread=True))
 
     # -- resume --------------------------------------------------------------------------------
     def resume_session(self, path: str | Path) -> None:
-        path, engine = Path(str(path).rstrip("/\\")), self._w.engine
+        path, engine = Path(str(path).rstrip("/\\")), self._current.engine
 
         def work():
             from napari_oaims.store.session_store import SessionStore
@@ -184,7 +234,7 @@ class SessionPanel(QWidget):
                 state.store.close()
                 raise
 
-        self._w.jobs.submit(Job("resume session", work, done, thread=True, progress="Resuming the session"))
+        self._jobs.submit(Job("resume session", work, done, thread=True, progress="Resuming the session"))
 
     def _adopt(self, state, labels: np.ndarray, path: Path) -> None:
         """Show a resumed session: its image, objects and classes; autosave goes on into its store."""
@@ -192,7 +242,7 @@ class SessionPanel(QWidget):
 
         self.stop_autosave()
         params = state.store.session_params()
-        viewer = self._w.viewer
+        viewer = self._viewer
         ndim = len(state.session.spatial_shape)
         if ndim > 2:  # show the plane the session segments
             pa = params["plane_axes"]
@@ -202,13 +252,13 @@ class SessionPanel(QWidget):
         )
         if params["channel_axis"] is not None and not params["rgb"]:
             show_info("OAIMS: the session's image has channels; it is shown as one layer")
-        self._w.open_session(image, state.session, state.engine)
+        self._open_session(image, state.session, state.engine)
         classes = {int(o["id"]): (int(o["class_id"]), str(o["class_name"])) for o in state.objects if o["area"] > 0}
-        self._w.objects.load(self._w.layers.objects(), labels, classes)
-        self._w.annotate_panel.add_classes(name for _, name in sorted(classes.values()))
-        self._w.number_objects()
+        self._objects.load(self._layers.objects(), labels, classes)
+        self._add_classes(name for _, name in sorted(classes.values()))
+        self._number_objects()
         self._attach(state.store)
-        self._w.update_status()
+        self._update_status()
         n = len(classes)
         show_info(
             f"OAIMS: resumed {path.name}: {n} object{'s' * (n != 1)}, {state.engine.updates} model "

@@ -40,9 +40,19 @@ from napari_oaims.core import geometry
 from napari_oaims.core.ui import stack_axis
 from napari_oaims.plugin.widget.editing import SESSION
 from napari_oaims.plugin.widget.jobs import Job
+from napari_oaims.plugin.widget.objects import ObjectGroup
 
 if TYPE_CHECKING:  # pragma: no cover
-    from napari_oaims.plugin.widget.annotator import AnnotatorWidget
+    from collections.abc import Callable
+
+    from napari.components import Dims
+
+    from napari_oaims.core.history import History
+    from napari_oaims.plugin.widget.annotate_panel import AnnotatePanel
+    from napari_oaims.plugin.widget.current import Current
+    from napari_oaims.plugin.widget.jobs import JobQueue
+    from napari_oaims.plugin.widget.layers import PluginLayers
+    from napari_oaims.plugin.widget.objects import AcceptedObjects
     from napari_oaims.propagate import Propagated
     from napari_oaims.session import Session
 
@@ -114,22 +124,60 @@ class _Run:
 
 
 class StackTools:
-    """The stack actions of an :class:`AnnotatorWidget`: propagate, cancel, suggest the next slice."""
+    """The stack actions: propagate, propagate all, cancel, suggest the next slice.
 
-    def __init__(self, annotator: "AnnotatorWidget"):
-        self._w = annotator
+    Parameters
+    ----------
+    dims : napari.components.Dims
+        The viewer's dims: the axis moved last, axis names, moving to a suggested slice.
+    current : Current
+        The session and image layer it works on (read only).
+    layers, objects : PluginLayers, AcceptedObjects
+        The preview slices are written into; the objects layer (seeds, new objects).
+    jobs : JobQueue
+        Every action runs as a job of this queue.
+    history : History
+        The annotator's undo history (a propagation is one step of it).
+    panel : AnnotatePanel
+        Its stack buttons, method choice and their tooltips.
+    update_status : callable
+        Called when what the status line shows may have changed.
+    timer : QTimer
+        Writes the slices that arrived together (a timer of the widget, so that it goes with it).
+    """
+
+    def __init__(
+        self,
+        dims: "Dims",
+        current: "Current",
+        layers: "PluginLayers",
+        objects: "AcceptedObjects",
+        jobs: "JobQueue",
+        history: "History",
+        panel: "AnnotatePanel",
+        update_status: "Callable[[], None]",
+        timer: QTimer,
+    ):
+        self._dims = dims
+        self._current = current
+        self._layers = layers
+        self._objects = objects
+        self._jobs = jobs
+        self._history = history
+        self._panel = panel
+        self._update_status = update_status
         self._relay = _Relay(self)
-        self._flush_timer = QTimer(annotator)
+        self._flush_timer = timer
         self._flush_timer.setSingleShot(True)
         self._flush_timer.timeout.connect(self.flush)
         self._run: _Run | None = None
         self._last_moved: int | None = None  # viewer axis
-        self._step = tuple(annotator.viewer.dims.current_step)
-        annotator.viewer.dims.events.current_step.connect(self._on_step)
+        self._step = tuple(dims.current_step)
+        dims.events.current_step.connect(self._on_step)
 
     def close(self) -> None:
         """Stop following the viewer; a propagation in progress is cancelled."""
-        self._w.viewer.dims.events.current_step.disconnect(self._on_step)
+        self._dims.events.current_step.disconnect(self._on_step)
         self.cancel()
 
     @property
@@ -139,7 +187,7 @@ class StackTools:
 
     # -- the axis ------------------------------------------------------------------------------
     def _on_step(self, event=None) -> None:
-        step = tuple(self._w.viewer.dims.current_step)
+        step = tuple(self._dims.current_step)
         moved = (
             [a for a, (old, new) in enumerate(zip(self._step, step)) if old != new]
             if len(step) == len(self._step)
@@ -152,12 +200,12 @@ class StackTools:
             self.refresh()  # the tooltips name the axis
 
     def _offset(self) -> int:
-        layer = self._w.image_layer
-        return self._w.viewer.dims.ndim - layer.ndim if layer is not None else 0
+        layer = self._current.image_layer
+        return self._dims.ndim - layer.ndim if layer is not None else 0
 
     def axis(self) -> int | None:
         """The session's axis to propagate along now (None: no stack, or no session)."""
-        session = self._w.session
+        session = self._current.session
         if session is None:
             return None
         last = None if self._last_moved is None else self._last_moved - self._offset()
@@ -165,7 +213,7 @@ class StackTools:
 
     def axis_name(self, axis: int) -> str:
         """Image axis ``axis`` in words, with the viewer's label of it if the user named it."""
-        labels = self._w.viewer.dims.axis_labels
+        labels = self._dims.axis_labels
         index = axis + self._offset()
         label = str(labels[index]) if 0 <= index < len(labels) else ""
         named = label and label.lstrip("-") and not label.lstrip("-").isdigit()
@@ -173,7 +221,7 @@ class StackTools:
 
     def unavailable(self) -> str | None:
         """Why the stack actions cannot run now (None: they can)."""
-        session = self._w.session
+        session = self._current.session
         if session is None:
             return "open an image first"
         if len(session.spatial_shape) < 3:
@@ -185,7 +233,7 @@ class StackTools:
     # -- propagate -----------------------------------------------------------------------------
     def propagate(self, method: str | None = None) -> None:
         """Carry the object through the stack (``method``: one of :data:`METHOD_CHOICES`, default the chosen one)."""
-        method = method or self._w.annotate_panel.method_choice.currentData()
+        method = method or self._panel.method_choice.currentData()
         why = self.unavailable()
         if why is not None:
             show_warning(f"OAIMS: cannot propagate: {why}")
@@ -194,7 +242,7 @@ class StackTools:
         run = _Run(method)
 
         def started() -> None:
-            run.session = self._w.session
+            run.session = self._current.session
             run.cancel.bar = cancelable_progress(total=0, desc=f"Propagating along {self.axis_name(axis)}")
             self._run = run
             self.refresh()
@@ -220,39 +268,39 @@ class StackTools:
 
         def done(out: tuple["Session", "Propagated"]) -> None:
             session, result = out
-            if session is not self._w.session:
+            if session is not self._current.session:
                 return
             if result.cancelled:
                 show_info("OAIMS: propagation cancelled: nothing changed")
             elif not result.changes:
                 show_info("OAIMS: the propagation changed no slice")
             else:
-                self._w.editor.history.push(SESSION)
-                self._w.layers.show(result)
+                self._history.push(SESSION)
+                self._layers.show(result)
 
         def finished() -> None:
             if run.cancel.bar is not None:
                 run.cancel.bar.close()
             self._run = None
             self._flush_timer.stop()
-            if self._w.jobs.closed:  # the widget was closed: nothing to show any more
+            if self._jobs.closed:  # the widget was closed: nothing to show any more
                 return
             try:
                 self._restore(run)
             finally:
                 self.refresh()
-                self._w.update_status()
+                self._update_status()
 
-        self._w.jobs.submit(Job("propagate", work, done, thread=True, started=started, finished=finished))
+        self._jobs.submit(Job("propagate", work, done, thread=True, started=started, finished=finished))
 
     def seeds(self) -> tuple[tuple[int, ...], np.ndarray, np.ndarray] | str:
         """The plane on screen, the objects layer's labels on it (the seeds) and the labels of the
         rest of the layer (the barrier); or why there are none."""
-        session = self._w.session
-        plane = self._w.layers.shown_plane(session.source.plane_axes, len(session.spatial_shape))
+        session = self._current.session
+        plane = self._layers.shown_plane(session.source.plane_axes, len(session.spatial_shape))
         if plane is None:
             return "switch the viewer to 2D: Propagate all starts from the slice on screen"
-        data = np.asarray(self._w.layers.objects().data)
+        data = np.asarray(self._layers.objects().data)
         if data.shape != tuple(session.spatial_shape):
             return f"the objects layer has shape {data.shape}, the image {tuple(session.spatial_shape)}"
         seeds = np.asarray(data[session.source.plane_index(plane)])
@@ -265,9 +313,9 @@ class StackTools:
 
     def propagate_all(self, method: str | None = None) -> None:
         """Carry every object of the slice on screen through the stack at once (see the module docstring)."""
-        method = method or self._w.annotate_panel.method_choice.currentData()
+        method = method or self._panel.method_choice.currentData()
         why = self.unavailable()
-        session = self._w.session
+        session = self._current.session
         if why is None and session.prompted_planes():
             why = "an object is in progress: accept or clear it first"
         got = self.seeds() if why is None else why
@@ -277,11 +325,11 @@ class StackTools:
         plane, seeds, barrier = got
         top = max(int(seeds.max()), int(barrier.max()))
         axis = self.axis()
-        classes = {int(v): self._w.objects.classes.get(int(v), (1, "object")) for v in np.unique(seeds) if v > 0}
+        classes = {int(v): self._objects.classes.get(int(v), (1, "object")) for v in np.unique(seeds) if v > 0}
         run = _Run(method)
 
         def started() -> None:
-            run.session = self._w.session
+            run.session = self._current.session
             run.cancel.bar = cancelable_progress(
                 total=0, desc=f"Propagating {len(classes)} objects along {self.axis_name(axis)}"
             )
@@ -307,27 +355,24 @@ class StackTools:
 
         def done(out) -> None:
             session, result = out
-            if session is not self._w.session:
+            if session is not self._current.session:
                 return
             if result.cancelled:
                 show_info("OAIMS: propagation cancelled: nothing changed")
                 return
-            from napari_oaims.plugin.widget.editing import SESSION
-            from napari_oaims.plugin.widget.objects import ObjectGroup
-
-            objects = self._w.objects
-            objects.use(self._w.layers.objects())
+            objects = self._objects
+            objects.use(self._layers.objects())
             # Each object replaces its own seed labels in the layer (hand-painted or accepted
             # before); the barrier already kept it off every other object.
             group = ObjectGroup([objects.add(replace(accepted, overwrite=True)) for accepted in result.objects])
-            self._w.editor.history.drop(lambda step: step is not SESSION)
-            self._w.editor.history.push(group)
+            self._history.drop(lambda step: step is not SESSION)
+            self._history.push(group)
             show_info(f"OAIMS: {len(result.objects)} objects propagated and accepted (undo takes them all back)")
-            self._w.jobs.submit(
+            self._jobs.submit(
                 Job(
                     "learning from the objects",
                     session.run_pending_updates,
-                    lambda _: self._w.update_status(),
+                    lambda _: self._update_status(),
                     thread=True,
                 )
             )
@@ -337,11 +382,11 @@ class StackTools:
                 run.cancel.bar.close()
             self._run = None
             self._flush_timer.stop()
-            if not self._w.jobs.closed:
+            if not self._jobs.closed:
                 self.refresh()
-                self._w.update_status()
+                self._update_status()
 
-        self._w.jobs.submit(Job("propagate all", work, done, thread=True, started=started, finished=finished))
+        self._jobs.submit(Job("propagate all", work, done, thread=True, started=started, finished=finished))
 
     def cancel(self) -> None:
         """Stop the running propagation (it changes nothing)."""
@@ -369,14 +414,14 @@ class StackTools:
 
     def flush(self) -> None:
         """Write the slices that arrived into the preview, and move the progress bar (GUI thread)."""
-        run, session = self._run, self._w.session
+        run, session = self._run, self._current.session
         if run is None or session is None:
             return
         pending, run.pending = run.pending, []
         axes = session.source.plane_axes
-        shown = self._w.layers.shown_plane(axes, len(session.spatial_shape))
+        shown = self._layers.shown_plane(axes, len(session.spatial_shape))
         for key, region, values in pending:  # a slice off screen costs napari no redraw
-            self._w.layers.write(axes, key, region, values, quiet=shown is not None and tuple(key) != shown)
+            self._layers.write(axes, key, region, values, quiet=shown is not None and tuple(key) != shown)
         done, total = run.progress
         bar, now = run.cancel.bar, time.perf_counter()
         if bar is not None and total and (now - run.bar_moved >= BAR_MS / 1e3 or done >= total):
@@ -387,14 +432,14 @@ class StackTools:
 
     def _restore(self, run: _Run) -> None:
         """Make every slice the propagation showed match the session."""
-        session = self._w.session
-        if session is None or self._w.layers["preview"] is None:
+        session = self._current.session
+        if session is None or self._layers["preview"] is None:
             return
         for key, box in run.touched.items():
             st = session.planes.get(key)
             region = geometry.union(box, st.bbox if st is not None else None)
             index = geometry.box_slices(region)
-            self._w.layers.write(session.source.plane_axes, key, index, session.plane_mask(key)[index])
+            self._layers.write(session.source.plane_axes, key, index, session.plane_mask(key)[index])
 
     # -- suggest -------------------------------------------------------------------------------
     def suggest(self) -> None:
@@ -406,14 +451,14 @@ class StackTools:
         axis = self.axis()
 
         def work() -> tuple[Any, int | None]:
-            session = self._w.session
+            session = self._current.session
             if session is None:
                 raise ValueError("no image is being annotated")
             return session, session.suggest_slice(axis=axis)
 
         def done(out) -> None:
             session, position = out
-            if session is not self._w.session:
+            if session is not self._current.session:
                 return
             if position is None:
                 show_info(
@@ -421,16 +466,14 @@ class StackTools:
                     "with its neighbours' registration (propagate first)"
                 )
                 return
-            self._w.viewer.dims.set_current_step(axis + self._offset(), position)
+            self._dims.set_current_step(axis + self._offset(), position)
 
-        self._w.jobs.submit(Job("suggest next slice", work, done, thread=True, progress="Finding the slice to check"))
+        self._jobs.submit(Job("suggest next slice", work, done, thread=True, progress="Finding the slice to check"))
 
     # -- the buttons ---------------------------------------------------------------------------
     def refresh(self) -> None:
         """Enable the stack buttons (or say in their tooltip why not)."""
-        panel = getattr(self._w, "annotate_panel", None)
-        if panel is None:  # the widget is still being built
-            return
+        panel = self._panel
         buttons = panel.buttons
         why = self.unavailable()
         running = self._run is not None

@@ -3,6 +3,7 @@ updates, device, object and queue."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from napari.layers import Image
@@ -11,7 +12,10 @@ from qtpy.QtWidgets import QLabel
 from napari_oaims.core.ui import rollback_text
 
 if TYPE_CHECKING:  # pragma: no cover
-    from napari_oaims.plugin.widget.annotator import AnnotatorWidget
+    import napari
+
+    from napari_oaims.plugin.widget.current import Current
+    from napari_oaims.plugin.widget.jobs import JobQueue
 
 NO_IMAGE = "Open an image (File > Open, drag and drop, or File > Open Sample): annotation starts on it."
 CHOOSE_IMAGE = "Choose the image to annotate in 'image' above."
@@ -27,39 +31,69 @@ TIP = (
 )
 
 
-def hint(w: "AnnotatorWidget") -> str | None:
-    """What the user has to do before clicks can work (None: nothing)."""
-    if w.session is None:
-        if w.jobs.busy:
+def hint(current: "Current", busy: bool, viewer: "napari.viewer.Viewer") -> str | None:
+    """What the user has to do before clicks can work (None: nothing); ``busy``: jobs run or wait."""
+    if current.session is None:
+        if busy:
             return None  # the model or the image is being loaded
-        images = any(isinstance(layer, Image) for layer in w.viewer.layers)
+        images = any(isinstance(layer, Image) for layer in viewer.layers)
         return CHOOSE_IMAGE if images else NO_IMAGE
-    if w.viewer.dims.ndisplay == 3:
+    if viewer.dims.ndisplay == 3:
         return VIEW_3D
     return None
 
 
 class StatusLine(QLabel):
-    def __init__(self) -> None:
+    """The status line (see the module docstring).
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        Whether it has images, and whether it shows the 3D view.
+    current : Current
+        The session and engine (read only).
+    jobs : JobQueue
+        What runs and waits.
+    latency : callable
+        ``() -> ms or None``: time from the last prompt to its preview.
+    model_choice : callable
+        ``() -> (adaptation, device)`` chosen, shown while no engine is loaded.
+    """
+
+    def __init__(
+        self,
+        viewer: "napari.viewer.Viewer",
+        current: "Current",
+        jobs: "JobQueue",
+        latency: Callable[[], float | None],
+        model_choice: Callable[[], tuple[str, str]],
+    ) -> None:
         super().__init__()
+        self._viewer = viewer
+        self._current = current
+        self._jobs = jobs
+        self._latency = latency
+        self._model_choice = model_choice
         self.setWordWrap(True)
         self.setToolTip(TIP)
 
-    def show_state(self, w: "AnnotatorWidget") -> None:
-        engine, latency = w.engine, w.last_latency_ms
+    def show_state(self) -> None:
+        """Say what to do (if anything) and the state of the model, the object and the queue."""
+        current, jobs, latency = self._current, self._jobs, self._latency()
+        engine = current.engine
+        adaptation, device = (engine.adaptation, engine.device) if engine else self._model_choice()
         parts = [
             f"latency {latency:.0f} ms" if latency is not None else "latency –",
-            f"adaptation {engine.adaptation if engine else w.model_panel.adaptation}",
+            f"adaptation {adaptation}",
             f"updates {engine.updates if engine else 0}",
-            f"device {engine.device if engine else w.model_panel.device}",
+            f"device {device}",
         ]
         rolled = rollback_text(engine)
         if rolled:
             parts.insert(3, rolled)
-        if w.session is not None:
-            parts.append(f"object {w.session.object_id}")
-        jobs = w.jobs
+        if current.session is not None:
+            parts.append(f"object {current.session.object_id}")
         if jobs.busy:
             parts.append(f"busy: {jobs.running.name if jobs.running else ''} ({jobs.waiting} queued)")
-        todo = hint(w)
+        todo = hint(current, jobs.busy, self._viewer)
         self.setText((f"{todo}\n" if todo else "") + " · ".join(parts))

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from napari.layers import Image, Layer
@@ -21,7 +22,11 @@ from napari_oaims.plugin.widget.jobs import Job
 from napari_oaims.plugin.widget.status import VIEW_3D
 
 if TYPE_CHECKING:  # pragma: no cover
-    from napari_oaims.plugin.widget.annotator import AnnotatorWidget
+    import napari
+
+    from napari_oaims.plugin.widget.current import Current
+    from napari_oaims.plugin.widget.jobs import JobQueue
+    from napari_oaims.plugin.widget.layers import PluginLayers
 
 
 def spatial_shape(layer: Image) -> tuple[int, ...]:
@@ -30,13 +35,63 @@ def spatial_shape(layer: Image) -> tuple[int, ...]:
 
 
 class ViewerEvents:
-    """Connects an :class:`AnnotatorWidget` to its viewer's layer and dims events."""
+    """Connects the annotator to its viewer's layer and dims events (see the module docstring).
 
-    def __init__(self, annotator: "AnnotatorWidget"):
-        self._w = annotator
-        viewer = annotator.viewer
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer whose events it follows (a removed working layer is added back to it).
+    current : Current
+        The session, engine and image layer (read only).
+    layers : PluginLayers
+        The plugin's layers (which kind a removed layer was; the objects layer let go).
+    jobs : JobQueue
+        What an event changes runs as a job of this queue (cleared when the image goes).
+    refresh_images : callable
+        ``(layers, annotated image)``: list the viewer's images in the image choice.
+    set_image, open_image, detach_image, restart_session : callable
+        The annotator's own changes of image and session.
+    plane_axes : callable
+        ``(ndim) -> (axis, axis)``: the image axes shown on screen.
+    forget_objects : callable
+        The objects layer went away: forget its objects' undo steps.
+    update_status : callable
+        Called when what the status line shows may have changed.
+    timer : QTimer
+        Runs the handling of removed layers once a removal is over (a timer of the widget, so that
+        it goes with it).
+    """
+
+    def __init__(
+        self,
+        viewer: "napari.viewer.Viewer",
+        current: "Current",
+        layers: "PluginLayers",
+        jobs: "JobQueue",
+        refresh_images: Callable[[Iterable[Layer], Image | None], None],
+        set_image: Callable[..., None],
+        open_image: Callable[[Image], None],
+        detach_image: Callable[[], None],
+        restart_session: Callable[[str], None],
+        plane_axes: Callable[[int], tuple[int, int]],
+        forget_objects: Callable[[], None],
+        update_status: Callable[[], None],
+        timer: QTimer,
+    ):
+        self._viewer = viewer
+        self._current = current
+        self._layers = layers
+        self._jobs = jobs
+        self._refresh = refresh_images
+        self._set_image = set_image
+        self._open_image = open_image
+        self._detach_image = detach_image
+        self._restart_session = restart_session
+        self._plane_axes = plane_axes
+        self._forget_objects = forget_objects
+        self._update_status = update_status
         self._removed: list[Layer] = []
-        self._removal_timer = QTimer(annotator)
+        self._removal_timer = timer
         self._removal_timer.setSingleShot(True)
         self._removal_timer.timeout.connect(self._handle_removals)
         self._connections = [
@@ -65,13 +120,13 @@ class ViewerEvents:
         self._connections = []
 
     def _refresh_images(self, event=None) -> None:
-        self._w.session_panel.refresh_images(self._w.viewer.layers, self._w.image_layer)
-        self._w.update_status()
+        self._refresh(self._viewer.layers, self._current.image_layer)
+        self._update_status()
 
     def _on_layer_inserted(self, event) -> None:
         self._refresh_images()
         layer = event.value
-        if not isinstance(layer, Image) or self._w.image_layer is not None:
+        if not isinstance(layer, Image) or self._current.image_layer is not None:
             return
         saved = layer.metadata.get("oaims_session")
         if saved:  # opened from a saved session (read-only): going on with it is a resume
@@ -80,12 +135,12 @@ class ViewerEvents:
                 "on with it (objects, classes, adapted model), or choose it under 'image' to start afresh"
             )
         else:
-            self._w.set_image(layer, only_if_none=True)
+            self._set_image(layer, only_if_none=True)
 
     def _on_ndisplay(self, event=None) -> None:
-        if self._w.viewer.dims.ndisplay == 3 and self._w.session is not None:
+        if self._viewer.dims.ndisplay == 3 and self._current.session is not None:
             show_info(f"OAIMS: {VIEW_3D}")
-        self._w.update_status()
+        self._update_status()
 
     # -- removed layers ------------------------------------------------------------------------
     def _on_layer_removed(self, event) -> None:
@@ -96,65 +151,65 @@ class ViewerEvents:
         self._removal_timer.start(0)
 
     def _handle_removals(self) -> None:
-        w = self._w
+        current, viewer = self._current, self._viewer
         removed, self._removed = self._removed, []
-        if w.jobs.closed:
+        if self._jobs.closed:
             return
-        if not len(w.viewer.layers):  # the viewer was cleared (or is closing): stop quietly
-            w.jobs.clear()
-            w.detach_image()
+        if not len(viewer.layers):  # the viewer was cleared (or is closing): stop quietly
+            self._jobs.clear()
+            self._detach_image()
             return
         for layer in removed:
-            if layer in w.viewer.layers:
+            if layer in viewer.layers:
                 continue
-            if layer is w.image_layer:
-                w.jobs.clear()
-                w.detach_image()
+            if layer is current.image_layer:
+                self._jobs.clear()
+                self._detach_image()
                 show_warning(
                     f"OAIMS: the image layer '{layer.name}' was removed: annotation stopped (choose an image to go on)"
                 )
                 continue
-            kind = w.layers.kind_of(layer)
-            if kind is None or w.session is None:
+            kind = self._layers.kind_of(layer)
+            if kind is None or current.session is None:
                 continue
             if kind == "objects":
-                w.layers.detach_objects()
-                w.editor.forget_objects()
+                self._layers.detach_objects()
+                self._forget_objects()
                 show_warning("OAIMS: the objects layer was removed; the next accepted object starts a new one")
                 continue
-            w.viewer.add_layer(layer)
+            viewer.add_layer(layer)
             show_warning(f"OAIMS: the '{layer.name}' layer is needed while annotating; it was added back")
 
     # -- the displayed axes and the image's data -----------------------------------------------
     def _view_changed(self) -> bool:
-        w = self._w
-        if w.session is None or w.image_layer is None or w.engine is None:
+        current = self._current
+        if current.session is None or current.image_layer is None or current.engine is None:
             return False
-        return w.plane_axes(w.image_layer.ndim) != tuple(sorted(w.session.source.plane_axes))
+        return self._plane_axes(current.image_layer.ndim) != tuple(sorted(current.session.source.plane_axes))
 
     def _on_dims_changed(self, event=None) -> None:
         def work():  # checked again when it runs: jobs before it may have changed the session
             if self._view_changed():
-                self._w.restart_session("the displayed axes changed")
+                self._restart_session("the displayed axes changed")
 
         if self._view_changed():
-            self._w.jobs.submit(Job("change of view", work))
+            self._jobs.submit(Job("change of view", work))
 
     def _on_image_data(self, event=None) -> None:
         layer = self._image
 
         def work():
-            w = self._w
-            if layer is None or layer is not w.image_layer:
+            current = self._current
+            if layer is None or layer is not current.image_layer:
                 return
-            shape = w.session.spatial_shape if w.session is not None else None
+            shape = current.session.spatial_shape if current.session is not None else None
             if shape != spatial_shape(layer):
                 show_warning(
                     f"OAIMS: the data of '{layer.name}' changed shape {shape} -> {spatial_shape(layer)}: "
                     "new annotation layers were created"
                 )
-                w.open_image(layer)
+                self._open_image(layer)
             else:
-                w.restart_session(f"the data of '{layer.name}' was replaced")
+                self._restart_session(f"the data of '{layer.name}' was replaced")
 
-        self._w.jobs.submit(Job("image replaced", work))
+        self._jobs.submit(Job("image replaced", work))
