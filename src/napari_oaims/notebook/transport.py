@@ -11,12 +11,16 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from napari_oaims.core import geometry
 from napari_oaims.core.source import ImageSource
+
+if TYPE_CHECKING:  # pragma: no cover
+    from napari_oaims.session import Session
 
 #: Larger side (px) of the image the browser draws; larger planes are downsampled by an integer factor.
 MAX_SIDE = 2048
@@ -29,6 +33,8 @@ PNG_MAX_PIXELS = 1024 * 1024
 JPEG_QUALITY = 95
 #: zlib level of the PNGs: fast to write; masks and labels compress well even so.
 PNG_LEVEL = 1
+#: Points of a scribble drawn as its mark (the path is subsampled to at most this many).
+MARK_POINTS = 200
 
 
 def display_factor(plane_shape: Sequence[int], max_side: int = MAX_SIDE) -> int:
@@ -134,3 +140,47 @@ def rgba_labels(labels: np.ndarray) -> np.ndarray:
     """Instance labels as RGBA (a colour per id, 0 transparent)."""
     ids = np.asarray(labels, np.int64)
     return _COLOURS[np.where(ids > 0, (ids - 1) % (len(_COLOURS) - 1) + 1, 0)]
+
+
+def prompt_marks(session: "Session", key: tuple[int, ...], factor: int) -> list[dict]:
+    """The prompts of plane ``key`` in display pixels, for the browser to draw."""
+    out = []
+    for p in session.prompts(key):
+        if p.kind == "prior":
+            continue
+        if p.kind == "box":
+            pts = [[p.box[0], p.box[1]], [p.box[2], p.box[3]]]
+        else:
+            pts = np.asarray(p.points, float)
+            pts = pts[:: max(1, len(pts) // MARK_POINTS)].tolist()
+        out.append({"kind": p.kind, "positive": bool(p.positive), "points": [[y / factor, x / factor] for y, x in pts]})
+    return out
+
+
+def overlay_message(
+    session: "Session",
+    labels: np.ndarray,
+    layer: str,
+    key: tuple[int, ...],
+    box: geometry.Box | None,
+    factor: int,
+    entry: tuple[geometry.Box, np.ndarray] | None = None,
+) -> tuple[dict[str, Any], list[bytes]]:
+    """The message and buffers that redraw ``layer`` (``"preview"``: the session's mask, or
+    ``entry`` = (box, mask crop) when given; ``"objects"``: ``labels``) of plane ``key`` in plane
+    box ``box`` (None: nothing to draw)."""
+    h, w = session.source.plane_shape
+    content: dict[str, Any] = {"type": "overlay", "layer": layer, "key": list(key), "box": None}
+    if box is None or box[2] <= box[0] or box[3] <= box[1]:
+        return content, []
+    dbox = display_box(box, factor, display_shape((h, w), factor))
+    pbox = (dbox[0] * factor, dbox[1] * factor, min(h, dbox[2] * factor), min(w, dbox[3] * factor))
+    if layer == "preview":
+        if entry is None:
+            st = session.planes.get(key)
+            entry = None if st is None or st.bbox is None else (st.bbox, st.mask[geometry.box_slices(st.bbox)])
+        rgba = rgba_mask(pool(mask_crop(entry, pbox), factor))
+    else:
+        rgba = rgba_labels(pool(label_crop(labels, session.source.plane_axes, key, pbox), factor))
+    content["box"] = list(dbox)
+    return content, [png(rgba)]

@@ -29,6 +29,9 @@ from napari_oaims.notebook import transport
 from napari_oaims.notebook.jobs import Jobs
 from napari_oaims.notebook.saving import SavedSession
 from napari_oaims.notebook.stack import SESSION, StackActions
+from napari_oaims.notebook.transport import MARK_POINTS
+
+__all__ = ["MARK_POINTS", "Annotator"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.core.results import Accepted, Result
@@ -37,8 +40,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.store import SessionStore
 
 _STATIC = Path(__file__).parent / "static"
-#: Points of a scribble drawn as its mark (the path is subsampled to at most this many).
-MARK_POINTS = 200
 
 
 class _ObjectStep:
@@ -241,41 +242,12 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
 
     def _send_overlay(self, layer: str, key, box, reply_to=None, marks: bool = True, entry=None) -> None:
         """Send ``layer`` ("preview" or "objects") of plane ``key`` in plane box ``box``."""
-        f, (h, w) = self.factor, self.session.source.plane_shape
-        content: dict[str, Any] = {"type": "overlay", "layer": layer, "key": list(key), "box": None}
+        content, buffers = transport.overlay_message(self.session, self.labels, layer, key, box, self.factor, entry)
         if reply_to is not None:
             content["reply_to"] = reply_to
         if marks:
-            content["prompts"] = self._marks(key)
-        buffers = []
-        if box is not None and box[2] > box[0] and box[3] > box[1]:
-            dbox = transport.display_box(box, f, transport.display_shape((h, w), f))
-            pbox = (dbox[0] * f, dbox[1] * f, min(h, dbox[2] * f), min(w, dbox[3] * f))
-            if layer == "preview":
-                if entry is None:
-                    st = self.session.planes.get(key)
-                    entry = None if st is None or st.bbox is None else (st.bbox, st.mask[geometry.box_slices(st.bbox)])
-                rgba = transport.rgba_mask(transport.pool(transport.mask_crop(entry, pbox), f))
-            else:
-                crop = transport.label_crop(self.labels, self.session.source.plane_axes, key, pbox)
-                rgba = transport.rgba_labels(transport.pool(crop, f))
-            content["box"] = list(dbox)
-            buffers = [transport.png(rgba)]
+            content["prompts"] = transport.prompt_marks(self.session, key, self.factor)
         self.send(content, buffers)
-
-    def _marks(self, key) -> list[dict]:
-        """The prompts of plane ``key`` in display pixels, for the browser to draw."""
-        f, out = self.factor, []
-        for p in self.session.prompts(key):
-            if p.kind == "prior":
-                continue
-            if p.kind == "box":
-                pts = [[p.box[0], p.box[1]], [p.box[2], p.box[3]]]
-            else:
-                pts = np.asarray(p.points, float)
-                pts = pts[:: max(1, len(pts) // MARK_POINTS)].tolist()
-            out.append({"kind": p.kind, "positive": bool(p.positive), "points": [[y / f, x / f] for y, x in pts]})
-        return out
 
     def _show(self, result: "Result", reply_to=None) -> None:
         """Send the preview regions ``result`` changed on the shown plane."""
