@@ -59,3 +59,46 @@ def test_bench_napari_propagate_measures_the_stall_and_the_speed(tmp_path, capsy
     assert stall["max_gap_ms"] >= stall["p99_gap_ms"] >= stall["median_gap_ms"] >= 5  # a 10 ms timer's gaps
     assert main(["bench", "napari", "--propagate", "--method", "teleport", "--device", "cpu", "--hidden"]) == 2
     assert "unknown propagation method 'teleport'" in capsys.readouterr().out
+
+
+def test_propagate_all_volume_has_touching_objects_and_a_full_seeds_slice():
+    from napari_oaims.evaluation.gui_propagate import object_dice, seeds_slice, touching_volume
+    from napari_oaims.plugin.sample_data import volume_3d
+
+    image, labels = touching_volume(32, 96, 6)
+    (sample, _, _), (truth, _, _) = volume_3d()
+    assert np.array_equal(image, sample) and np.array_equal(labels, truth)  # the plugin's 3D sample
+    z = seeds_slice(labels)
+    counts = [len(np.unique(p[p > 0])) for p in labels]
+    assert counts[z] == max(counts) >= 3
+    touching = np.any((labels[:, :, 1:] != labels[:, :, :-1]) & (labels[:, :, 1:] > 0) & (labels[:, :, :-1] > 0))
+    assert touching
+    # the truth's own objects, propagated from nothing, score 1; a seed is not a propagated object
+    seeds = np.where(labels == 1, 1, 0)
+    result = np.where(labels > 1, labels + 10, seeds)
+    scores = object_dice(result, seeds, labels, z)
+    assert len(scores) == len(set(np.unique(labels[z])) - {0, 1}) and all(s == 1.0 for s in scores)
+
+
+@pytest.mark.slow
+@pytest.mark.gui
+def test_bench_napari_propagate_all_measures_the_stall_and_the_speed(tmp_path, capsys):
+    out = tmp_path / "propagate_all.json"
+    argv = ["bench", "napari", "--propagate-all", "--stack", "8", "--side", "48", "--objects", "3"]
+    argv += ["--method", "frozen", "--repeats", "1", "--device", "cpu", "--hidden", "--out", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "Propagate all (frozen)" in text and "8 x 48 x 48 stack of 3 touching objects" in text
+    assert "API Session.propagate_objects" in text and "main-thread stall" in text
+    result = json.loads(out.read_text())
+    assert result["accepted"] >= 2 and len(result["api_s"]) == len(result["widget_s"]) == 1
+    rows = result["summary"]
+    assert rows["napari Propagate all"]["objects"] == rows["API Session.propagate_objects"]["objects"] >= 2
+    assert result["speed_ratio"] == pytest.approx(result["api_s"][0] / result["widget_s"][0], rel=0.01)
+    stall = result["stall"]
+    assert stall["max_gap_ms"] >= stall["p99_gap_ms"] >= stall["median_gap_ms"] >= 5  # a 10 ms timer's gaps
+    assert all(0 <= d <= 1 for d in result["dice"]) and result["dice"]
+    assert main(["bench", "napari", "--propagate-all", "--objects", "1", "--device", "cpu", "--hidden"]) == 2
+    assert "--objects must be at least 2" in capsys.readouterr().out
+    assert main(["bench", "napari", "--propagate", "--propagate-all", "--device", "cpu", "--hidden"]) == 2
+    assert "choose one of --propagate and --propagate-all" in capsys.readouterr().out

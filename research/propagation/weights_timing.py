@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from napari_oaims import Engine
-from napari_oaims.evaluation.gui import propagation_stack
+from napari_oaims.evaluation.gui_propagate import propagation_stack
 
 WEIGHTS = ("5eb3513865717c6b", "d57cb97eb645f3f6")  # 0.3.0, 0.4.0
 

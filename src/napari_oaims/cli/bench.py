@@ -298,9 +298,21 @@ def _gui(sub: argparse._SubParsersAction) -> None:
         help="measure propagation instead: the main thread's longest stall while the widget propagates "
         "through a procedural stack (--stack slices, default 24), and the widget's speed against the API",
     )
+    p.add_argument(
+        "--propagate-all",
+        action="store_true",
+        help="measure Propagate all instead: the widget accepts the objects of one slice of a procedural stack "
+        "of touching objects (--stack slices, default 32; --objects), then propagates them all; the main "
+        "thread's longest stall and the widget's speed against Session.propagate_objects",
+    )
     p.add_argument("--method", default="ema", help="propagation method: ema, frozen, registration or copy")
-    p.add_argument("--side", type=int, default=128, help="side (px) of the --propagate stack's planes")
-    p.add_argument("--repeats", type=int, default=3, help="measured propagations of each kind (--propagate)")
+    p.add_argument(
+        "--side", type=int, default=128, help="side (px) of the --propagate / --propagate-all stack's planes"
+    )
+    p.add_argument("--objects", type=int, default=6, help="objects in the --propagate-all stack (at least 2)")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="measured propagations of each kind (--propagate, --propagate-all)"
+    )
     p.add_argument("--out", default=None, help="results JSON")
     p.set_defaults(func=_cmd_gui)
 

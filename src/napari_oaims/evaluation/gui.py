@@ -12,9 +12,9 @@ from the call that adds the point (napari's own handling of a new point included
 too, and so is the model's share (the session's ``predict`` latency). After each click the object
 is accepted (cleared if empty), in the API and in the widget alike. Needs a display (or Xvfb).
 
-With ``--propagate`` it measures propagation through a procedural stack instead
-(:func:`run_propagate`): the longest stall of napari's main thread while the widget propagates,
-and the widget's propagation speed against ``Session.propagate`` in the same run.
+With ``--propagate`` or ``--propagate-all`` it measures propagation instead
+(:mod:`napari_oaims.evaluation.gui_propagate`): the longest stall of napari's main thread while
+the widget's *Propagate* or *Propagate all* runs, and its speed against the API in the same run.
 """
 
 from __future__ import annotations
@@ -87,8 +87,17 @@ def _api_click(session, target: Target) -> float:
 
 
 def run(args) -> int:
+    if getattr(args, "propagate", False) and getattr(args, "propagate_all", False):
+        print("choose one of --propagate and --propagate-all")
+        return 2
     if getattr(args, "propagate", False):
+        from napari_oaims.evaluation.gui_propagate import run_propagate
+
         return run_propagate(args)
+    if getattr(args, "propagate_all", False):
+        from napari_oaims.evaluation.gui_propagate import run_propagate_all
+
+        return run_propagate_all(args)
     import napari
     import torch
     from qtpy.QtWidgets import QApplication
@@ -199,192 +208,6 @@ def run(args) -> int:
                     "click_to_preview_ms": [round(v, 3) for v in gui_ms],
                     "from_adding_the_point_ms": [round(v, 3) for v in call_ms],
                     "model_ms": [round(v, 3) for v in model_ms],
-                },
-                args.out,
-            )
-            print(f"saved {args.out}")
-        return 0
-    finally:
-        viewer.close()
-
-
-# -- propagation ---------------------------------------------------------------------------------
-#: Interval (ms) of the main-thread timer whose longest gap is the stall.
-TICK_MS = 10
-
-
-def propagation_stack(depth: int, side: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
-    """A procedural ``depth`` x ``side`` x ``side`` stack with one smooth object through most of it:
-    image, the object's mask, and a click at the centre of its largest slice."""
-    from napari_oaims.simulate.robot import click_in_region
-    from napari_oaims.training.volumes import VolumeSpec, make_volume
-
-    image, labels = make_volume(VolumeSpec(kind="ellipsoid", shape=(depth, side, side), seed=seed, neighbours=1))
-    target = labels == 1
-    z = int(np.argmax(target.sum((1, 2))))
-    y, x = (int(v) for v in click_in_region(target[z]))
-    return image, target, (z, y, x)
-
-
-def run_propagate(args) -> int:
-    """The ``--propagate`` mode (see the module docstring).
-
-    The widget's session and a second session on the same engine get the same click on the
-    object's largest slice. Then, ``--repeats`` times (after one warm-up of each), back to back
-    in alternating order, the API propagates (``Session.propagate``, then undo) and the widget
-    propagates (its Propagate
-    action, called from napari's event loop and timed from the call to the moment the widget is
-    idle again, the preview updated; then its undo) with the same method. From just before that
-    call until the widget is idle, a ``QTimer`` ticks every :data:`TICK_MS` ms in the event loop:
-    the longest gap between two ticks is the stall. The speed ratio is the median over the
-    repeats of API time / widget time.
-    """
-    import napari
-    import torch
-    from qtpy.QtCore import QEventLoop, QTimer
-
-    from napari_oaims import Engine
-    from napari_oaims.evaluation.common import format_table, write_json
-    from napari_oaims.plugin.api import annotate, annotator
-    from napari_oaims.propagate.settings import METHODS
-
-    if args.method not in METHODS:
-        print(f"unknown propagation method {args.method!r}; use one of {METHODS}")
-        return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    depth = args.stack or 24
-    image, target, click = propagation_stack(depth, args.side)
-    engine = Engine.pretrained(device=args.device, adaptation=args.adaptation)
-    api = engine.session(image, plane_axes=(1, 2))
-    api.click(click)
-    viewer = napari.Viewer(show=not args.hidden)
-    try:
-        annotate(image, viewer=viewer, engine=engine)
-        widget = annotator(viewer)
-
-        def settle(action=None, timeout: float = 600.0) -> list[float]:
-            """Run napari's event loop (calling ``action`` in it first) until the widget is idle;
-            the gaps (ms) between the timer's ticks."""
-            ticks = [time.perf_counter()]
-            loop, timer = QEventLoop(), QTimer()
-            end = ticks[0] + timeout
-
-            def tick() -> None:
-                ticks.append(time.perf_counter())
-                if not widget.jobs.busy or ticks[-1] > end:
-                    loop.quit()
-
-            timer.timeout.connect(tick)
-            timer.start(TICK_MS)
-            if action is not None:
-                QTimer.singleShot(0, action)
-            loop.exec()
-            timer.stop()
-            if widget.jobs.busy:
-                raise TimeoutError("the annotator did not finish within the timeout")
-            return list(np.diff(ticks) * 1e3)
-
-        settle()
-        if widget.session is None:
-            print("the annotator could not open the image (see the notifications above)")
-            return 1
-        viewer.dims.set_current_step(0, click[0])
-        widget.layers["points"].add(list(click))
-        settle()
-        api_s, widget_s, gaps, stalls, api_compute, widget_compute = [], [], [], [], [], []
-        slices = None
-
-        def api_run() -> tuple:
-            t0 = time.perf_counter()
-            result = api.propagate(method=args.method)
-            t_api = time.perf_counter() - t0
-            api.undo()
-            return result, t_api
-
-        def widget_run() -> tuple:
-            events = len(widget.session.events)
-            started: list[float] = []
-
-            def go() -> None:
-                started.append(time.perf_counter())
-                widget.stack.propagate(args.method)
-
-            run_gaps = settle(go)
-            t_widget = time.perf_counter() - started[0]
-            done = [e for e in widget.session.events[events:] if e["kind"] == "propagate"]
-            mask = widget.session.mask
-            if done:
-                widget.editor.undo()
-                settle()
-            return done, mask, run_gaps, t_widget
-
-        for n in range(args.repeats + 1):
-            if n % 2:  # the order alternates: a drift of the machine's load favours neither
-                (result, t_api), (done, mask, run_gaps, t_widget) = api_run(), widget_run()
-            else:
-                (done, mask, run_gaps, t_widget), (result, t_api) = widget_run(), api_run()
-            if not done:
-                print("the widget's propagation changed nothing (see the notifications above)")
-                return 1
-            same = bool(np.array_equal(mask, result.mask))
-            if n == 0:
-                continue  # warm-up
-            slices = int(result.info.get("total", 0))
-            api_s.append(t_api)
-            widget_s.append(t_widget)
-            api_compute.append(float(result.info["time_ms"]) / 1e3)
-            widget_compute.append(float(done[-1]["extra"]["time_ms"]) / 1e3)
-            gaps.extend(run_gaps)
-            stalls.append(max(run_gaps))
-            if not same:
-                print(f"repeat {n}: the widget's mask differs from the API's")
-        # each repeat's pair of runs, back to back, gives one ratio: the median of those is the speed
-        speed = float(np.median(np.asarray(api_s) / np.asarray(widget_s)))
-        rows = {
-            name: {
-                "runs": len(wall),
-                "median_s": float(np.median(wall)),
-                "max_s": max(wall),
-                "compute_median_s": float(np.median(compute)),
-            }
-            for name, wall, compute in (
-                ("API Session.propagate", api_s, api_compute),
-                ("napari Propagate", widget_s, widget_compute),
-            )
-        }
-        stall = {
-            "max_gap_ms": float(max(gaps)),
-            "p99_gap_ms": float(np.percentile(gaps, 99)),
-            "median_gap_ms": float(np.median(gaps)),
-            "per_run_max_ms": [round(v, 1) for v in stalls],
-        }
-        print(
-            f"napari {napari.__version__}, propagation ({args.method}) through a {depth} x {args.side} x "
-            f"{args.side} stack ({slices} slices), device {engine.device}, {args.repeats} runs after 1 warm-up, "
-            f"{'hidden' if args.hidden else 'shown'} window, torch threads {torch.get_num_threads()}"
-        )
-        print(format_table(rows, ["runs", "median_s", "max_s", "compute_median_s"]))
-        print("(compute: the propagation's own time, in the worker thread for the widget)")
-        print(
-            f"main-thread stall (longest gap of a {TICK_MS} ms timer while the widget propagates): "
-            f"{stall['max_gap_ms']:.0f} ms (p99 {stall['p99_gap_ms']:.0f} ms; target <= 100 ms)"
-        )
-        print(f"widget speed / API speed (median over the repeats' pairs): {speed:.2f} (target >= 0.80)")
-        if args.out:
-            write_json(
-                {
-                    "settings": {k: str(v) for k, v in vars(args).items() if k != "func"},
-                    "napari": napari.__version__,
-                    "device": str(engine.device),
-                    "slices": slices,
-                    "summary": rows,
-                    "stall": stall,
-                    "speed_ratio": speed,
-                    "api_s": [round(v, 4) for v in api_s],
-                    "widget_s": [round(v, 4) for v in widget_s],
-                    "api_compute_s": [round(v, 4) for v in api_compute],
-                    "widget_compute_s": [round(v, 4) for v in widget_compute],
                 },
                 args.out,
             )
