@@ -78,6 +78,14 @@ def test_propagate_all_volume_has_touching_objects_and_a_full_seeds_slice():
     result = np.where(labels > 1, labels + 10, seeds)
     scores = object_dice(result, seeds, labels, z)
     assert len(scores) == len(set(np.unique(labels[z])) - {0, 1}) and all(s == 1.0 for s in scores)
+    # an object on background only on the seeds slice scores 0; one half in a true object, by that object
+    stray = np.where(labels == 0, 50, seeds)
+    assert object_dice(stray, seeds, labels, z) == [0.0]
+    half = np.where(labels == 2, 60, seeds)
+    half[z][(labels[z] == 0) & (np.arange(labels.shape[2]) < 5)] = 60
+    assert object_dice(half, seeds, labels, z) == [
+        pytest.approx(2 * (labels == 2).sum() / ((half == 60).sum() + (labels == 2).sum()))
+    ]
 
 
 @pytest.mark.slow

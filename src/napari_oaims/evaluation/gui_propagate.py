@@ -257,16 +257,18 @@ def accept_slice(widget, labels: np.ndarray, z: int, settle: Callable[..., list[
 
 
 def object_dice(result: np.ndarray, seeds: np.ndarray, labels: np.ndarray, z: int) -> list[float]:
-    """3D Dice of each object of ``result`` not in ``seeds`` against the true object under most of
-    its voxels on slice ``z``."""
+    """3D Dice of each object of ``result`` not in ``seeds`` and present on slice ``z`` against the
+    true object under most of its object voxels there (0 for one on background only there)."""
     from napari_oaims.core.overlap import dice
 
     scores = []
     for v in sorted(set(np.unique(result)) - set(np.unique(seeds)) - {0}):
-        under = labels[z][(result == v)[z]]
-        if under.size:
-            truth = int(np.bincount(under).argmax())
-            scores.append(dice(result == v, labels == truth) if truth else 0.0)
+        on_slice = (result == v)[z]
+        if not on_slice.any():  # not carried from slice z
+            continue
+        under = labels[z][on_slice]
+        under = under[under > 0]
+        scores.append(dice(result == v, labels == int(np.bincount(under).argmax())) if under.size else 0.0)
     return scores
 
 
