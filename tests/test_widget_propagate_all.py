@@ -1,5 +1,6 @@
 """The plugin's bundled 3D sample in a real napari viewer: one click on each nucleus's middle slice
-and one propagation, and *Propagate all* from one annotated slice (one undo step, cancel)."""
+and one propagation, and *Propagate all* from one annotated slice (one undo step, cancel, the
+progress bar, one redraw of the objects layer)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import pytest
 
 napari = pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
+
+from qtpy.QtCore import QTimer  # noqa: E402
 
 from napari_oaims.evaluation.metrics import dice  # noqa: E402
 from napari_oaims.plugin.sample_data import volume_3d  # noqa: E402
@@ -81,9 +84,24 @@ def test_propagate_all_from_one_annotated_slice(make_napari_viewer, qtbot, fresh
     wait(qtbot, w, timeout=120_000)
     assert np.array_equal(objects.data, before) and has(notes, "info", "cancelled")
 
+    bar, seen, redraws = w.annotate_panel.progress_bar, [], []
+    objects.events.set_data.connect(lambda event: redraws.append(1))
+
+    def watch() -> None:  # while it runs: the panel's bar, with a range (a busy bar redraws at every frame)
+        if w.stack.running:
+            seen.append((not bar.isHidden(), bar.maximum(), bar.value()))
+
+    timer = QTimer()
+    timer.timeout.connect(watch)
+    timer.start(20)
     button.click()
     wait(qtbot, w, timeout=120_000)
+    timer.stop()
     assert not errors(notes)
+    assert seen and all(shown and top >= 1 for shown, top, _ in seen)
+    assert max(top for _, top, _ in seen) > 1 and max(value for *_, value in seen) > 0  # it moved
+    assert bar.isHidden()
+    assert len(redraws) == 1  # the objects land together: one redraw of the layer
     out = np.asarray(objects.data)
     new = [int(v) for v in np.unique(out) if v and v not in ids]
     assert len(new) == len(ids)  # one new accepted object per seed
@@ -95,9 +113,9 @@ def test_propagate_all_from_one_annotated_slice(make_napari_viewer, qtbot, fresh
         scores.append(dice(obj, labels == seed))
     print("Propagate all, 3D Dice per nucleus:", [round(s, 3) for s in scores], "mean", round(np.mean(scores), 3))
     assert np.mean(scores) >= 0.85
-    w.editor.undo()  # one step takes every propagated object back
+    w.editor.undo()  # one step takes every propagated object back, with one redraw
     wait(qtbot, w)
-    assert np.array_equal(objects.data, before)
+    assert np.array_equal(objects.data, before) and len(redraws) == 2
     w.editor.redo()
     wait(qtbot, w)
-    assert np.array_equal(objects.data, out)
+    assert np.array_equal(objects.data, out) and len(redraws) == 3

@@ -1,12 +1,13 @@
 """The *Annotate* panel: click polarity, the class of the next object, the actions with their keys,
-and the stack actions (propagate with a chosen method, cancel, suggest the next slice)."""
+and the stack actions (propagate with a chosen method, cancel, suggest the next slice) with the
+running propagation's progress bar."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QCheckBox, QComboBox, QGridLayout, QLabel, QPushButton, QWidget
+from qtpy.QtWidgets import QCheckBox, QComboBox, QGridLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from napari_oaims.plugin.widget.keys import KEYS
 
@@ -102,12 +103,19 @@ class AnnotatePanel(QWidget):
         grid.addWidget(self.method_choice, 6, 1)
         grid.addWidget(self.buttons["suggest"], 7, 0)
         grid.addWidget(self.buttons["cancel"], 7, 1)
+        # a bar with a known range: a busy (range 0) bar would animate, each frame a redraw of the window
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        self.progress_bar.hide()
+        self._progress_what = ""
+        grid.addWidget(self.progress_bar, 8, 0, 1, 2)
         self.overwrite_check = QCheckBox("accept over other objects")
         self.overwrite_check.setToolTip(
             "Ticked: an accepted object takes the pixels of objects accepted before it where they "
             "meet. Unticked (default): those pixels stay with the earlier objects."
         )
-        grid.addWidget(self.overwrite_check, 8, 0, 1, 2)
+        grid.addWidget(self.overwrite_check, 9, 0, 1, 2)
 
     def show_stack_tips(self, along: str, why: str | None) -> None:
         """Tooltips of the stack buttons: what they do ``along`` the axis, and ``why`` they are off (if)."""
@@ -115,6 +123,28 @@ class AnnotatePanel(QWidget):
             if name != "cancel":
                 text = tip.format(along=along)
                 self.buttons[name].setToolTip(f"{why}. {text}" if why else text)
+
+    def start_progress(self, what: str) -> None:
+        """Show the progress bar of a propagation (``what`` it does, e.g. "Propagating 3 objects")."""
+        self._progress_what = what
+        bar = self.progress_bar
+        bar.setRange(0, 1)
+        bar.setValue(0)
+        bar.setFormat(f"{what}: starting")
+        bar.setToolTip(f"{what} (Cancel stops it: nothing changes)")
+        bar.show()
+
+    def show_progress(self, done: int, total: int) -> None:
+        """``done`` of ``total`` slices of the running propagation are made."""
+        bar = self.progress_bar
+        if bar.maximum() != max(total, 1):
+            bar.setRange(0, max(total, 1))
+        bar.setValue(min(done, total))
+        bar.setFormat(f"{self._progress_what}: %v / %m slices")
+
+    def end_progress(self) -> None:
+        """Hide the progress bar (the propagation is over)."""
+        self.progress_bar.hide()
 
     def show_positive(self, positive: bool) -> None:
         if self.positive_check.isChecked() != positive:

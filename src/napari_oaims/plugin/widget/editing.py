@@ -165,8 +165,8 @@ class Editor:
             if step is SESSION:
                 self._show(session, session.undo() if undo else session.redo())
             elif step is not None:
+                self._objects.apply(step, undo=undo, session=session)
                 for one in step.in_order(undo) if isinstance(step, ObjectGroup) else [step]:
-                    self._objects.apply(one, undo=undo, session=session)
                     self._object_changed(one)
                 self._update_status()
 

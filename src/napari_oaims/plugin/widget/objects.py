@@ -16,6 +16,8 @@ from napari.layers import Labels
 from napari_oaims.core.labels import paint_planes, unpaint
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterable
+
     from napari_oaims.core.results import Accepted
     from napari_oaims.session import Session
 
@@ -86,31 +88,38 @@ class AcceptedObjects:
 
     def add(self, accepted: "Accepted") -> ObjectStep:
         """Paint a just accepted object; returns its undo step."""
-        step = ObjectStep(accepted)
-        self._paint(step)
-        return step
+        return self.add_group([accepted]).steps[0]
 
-    def apply(self, step: ObjectStep, undo: bool, session: "Session | None") -> None:
-        """Take the object of ``step`` back (``undo``) or paint it again.
+    def add_group(self, accepted: "Iterable[Accepted]") -> ObjectGroup:
+        """Paint objects accepted together, in order, with one redraw of the layer; their undo step."""
+        group = ObjectGroup([ObjectStep(one) for one in accepted])
+        for step in group.steps:
+            self._paint(step)
+        self._show()
+        return group
+
+    def apply(self, step: "ObjectStep | ObjectGroup", undo: bool, session: "Session | None") -> None:
+        """Take the object(s) of ``step`` back (``undo``) or paint them again (one redraw of the layer).
 
         A taken-back object's size no longer counts for object size "auto" in ``session``.
         """
         if self.layer is None:
             raise ValueError("the objects layer was removed: the object cannot be changed any more")
-        step.undone = undo
-        if not undo:
-            self._paint(step)
-            if session is not None and step.object_id in self._withdrawn:
-                session.reinstate(step.object_id, self._withdrawn.pop(step.object_id))
-            return
-        unpaint(self.layer.data, step.records)
-        self.classes.pop(step.object_id, None)
-        if session is not None:
-            self._withdrawn[step.object_id] = session.withdraw(step.object_id)
-        self.show_classes()
-        self.layer.refresh(extent=False)  # painting never changes its extent
+        for one in step.in_order(undo) if isinstance(step, ObjectGroup) else [step]:
+            one.undone = undo
+            if not undo:
+                self._paint(one)
+                if session is not None and one.object_id in self._withdrawn:
+                    session.reinstate(one.object_id, self._withdrawn.pop(one.object_id))
+                continue
+            unpaint(self.layer.data, one.records)
+            self.classes.pop(one.object_id, None)
+            if session is not None:
+                self._withdrawn[one.object_id] = session.withdraw(one.object_id)
+        self._show()
 
     def _paint(self, step: ObjectStep) -> None:
+        """Paint ``step``'s object into the layer's data (shown by :meth:`_show`)."""
         if self.layer is None:
             raise ValueError("there is no objects layer to paint into")
         accepted = step.accepted
@@ -118,8 +127,12 @@ class AcceptedObjects:
             self.layer.data, accepted.plane_axes, accepted.planes, accepted.object_id, accepted.overwrite
         )
         self.classes[accepted.object_id] = step.cls
+
+    def _show(self) -> None:
+        """Show what was painted: the classes, and one redraw of the layer."""
         self.show_classes()
-        self.layer.refresh(extent=False)  # painting never changes its extent
+        if self.layer is not None:
+            self.layer.refresh(extent=False)  # painting never changes its extent
 
     def show_classes(self) -> None:
         """Write the classes into the layer's features (and metadata)."""

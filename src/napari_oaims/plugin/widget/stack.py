@@ -1,12 +1,14 @@
 """Carrying the object through a stack, and where to look next, in the annotator.
 
 *Propagate* runs :meth:`napari_oaims.Session.propagate` as a thread job of the
-queue (the viewer stays live; prompts given meanwhile wait for it) with a napari progress bar
-that can be cancelled, like the *Cancel* button. Each slice is shown in the preview as soon as it
-is made: the worker hands the changed region of the slice to the GUI thread through a Qt signal,
-and only that region is written (the slices that arrived are written together every
+queue (the viewer stays live; prompts given meanwhile wait for it), with a progress bar of slices
+under the stack buttons; the *Cancel* button stops it. Each slice is shown in the preview as soon
+as it is made: the worker hands the changed region of the slice to the GUI thread through a Qt
+signal, and only that region is written (the slices that arrived are written together every
 :data:`FLUSH_MS`, and only the slice on screen is redrawn; the progress bar moves every
-:data:`BAR_MS`: each redraw of the viewer costs the GUI thread time). Once the propagation is
+:data:`BAR_MS`). Each redraw of the window costs the GUI thread time (and, drawn in software,
+the worker CPU): the bar has a known range (a busy bar, or napari's activity spinner, would
+redraw the window at every frame of its animation). Once the propagation is
 over, every slice it showed is made to match the session again, so a cancelled or failed
 propagation leaves the preview (and the session) as they were; a finished one is one step of
 the annotator's undo history.
@@ -15,7 +17,8 @@ the annotator's undo history.
 objects accepted on it, or labels painted by hand) through the stack at once with
 :meth:`napari_oaims.Session.propagate_objects`, in the same kind of job (one progress bar, one
 cancel); the objects elsewhere in the layer are barriers. The objects land as new accepted objects
-(replacing their seeds), one step of the annotator's undo history for all of them.
+(replacing their seeds) painted together, with one redraw of the layer, one step of the
+annotator's undo history for all of them.
 
 *Suggest next slice* moves the viewer to :meth:`~napari_oaims.Session.suggest_slice`.
 
@@ -32,7 +35,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from napari.utils import cancelable_progress
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QObject, QTimer, Signal, Slot
 
@@ -40,7 +42,6 @@ from napari_oaims.core import geometry
 from napari_oaims.core.ui import stack_axis
 from napari_oaims.plugin.widget.editing import SESSION
 from napari_oaims.plugin.widget.jobs import Job
-from napari_oaims.plugin.widget.objects import ObjectGroup
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable
@@ -58,7 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: The slices that arrived are written into the preview together, every this many ms.
 FLUSH_MS = 50
-#: The progress bar moves at most every this many ms (napari redraws the window at each move).
+#: The progress bar moves at most every this many ms (each move redraws the window).
 BAR_MS = 250
 #: (method, label, tooltip) offered for propagation, the default first.
 METHOD_CHOICES = (
@@ -90,26 +91,15 @@ class _Relay(QObject):
         self._stack.show_progress(done, total)
 
 
-class _Cancel:
-    """Set by the Cancel button or by the progress bar's own cancel (``is_set()`` for the propagation)."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.bar: cancelable_progress | None = None
-
-    def set(self) -> None:
-        self.event.set()
-
-    def is_set(self) -> bool:
-        return self.event.is_set() or (self.bar is not None and self.bar.is_canceled)
-
-
 class _Run:
     """One propagation in progress: what its slices put in the preview."""
 
-    def __init__(self, method: str) -> None:
+    def __init__(self, method: str, what: str) -> None:
         self.method = method
-        self.cancel = _Cancel()
+        #: what it does, in words (the progress bar's text)
+        self.what = what
+        #: set by the Cancel button (``is_set()`` for the propagation)
+        self.cancel = threading.Event()
         #: the session it propagates in (the widget's when the job starts)
         self.session: "Session | None" = None
         #: plane key -> box of what the preview shows on it (written by the worker thread only)
@@ -239,13 +229,11 @@ class StackTools:
             show_warning(f"OAIMS: cannot propagate: {why}")
             return
         axis = self.axis()
-        run = _Run(method)
+        run = _Run(method, f"Propagating along {self.axis_name(axis)}")
 
         def started() -> None:
             run.session = self._current.session
-            run.cancel.bar = cancelable_progress(total=0, desc=f"Propagating along {self.axis_name(axis)}")
-            self._run = run
-            self.refresh()
+            self._start(run)
 
         def work():
             session = run.session
@@ -279,10 +267,7 @@ class StackTools:
                 self._layers.show(result)
 
         def finished() -> None:
-            if run.cancel.bar is not None:
-                run.cancel.bar.close()
-            self._run = None
-            self._flush_timer.stop()
+            self._end()
             if self._jobs.closed:  # the widget was closed: nothing to show any more
                 return
             try:
@@ -326,15 +311,11 @@ class StackTools:
         top = max(int(seeds.max()), int(barrier.max()))
         axis = self.axis()
         classes = {int(v): self._objects.classes.get(int(v), (1, "object")) for v in np.unique(seeds) if v > 0}
-        run = _Run(method)
+        run = _Run(method, f"Propagating {len(classes)} objects along {self.axis_name(axis)}")
 
         def started() -> None:
             run.session = self._current.session
-            run.cancel.bar = cancelable_progress(
-                total=0, desc=f"Propagating {len(classes)} objects along {self.axis_name(axis)}"
-            )
-            self._run = run
-            self.refresh()
+            self._start(run)
 
         def work():
             if run.session is None:
@@ -364,7 +345,7 @@ class StackTools:
             objects.use(self._layers.objects())
             # Each object replaces its own seed labels in the layer (hand-painted or accepted
             # before); the barrier already kept it off every other object.
-            group = ObjectGroup([objects.add(replace(accepted, overwrite=True)) for accepted in result.objects])
+            group = objects.add_group(replace(accepted, overwrite=True) for accepted in result.objects)
             self._history.drop(lambda step: step is not SESSION)
             self._history.push(group)
             show_info(f"OAIMS: {len(result.objects)} objects propagated and accepted (undo takes them all back)")
@@ -378,15 +359,25 @@ class StackTools:
             )
 
         def finished() -> None:
-            if run.cancel.bar is not None:
-                run.cancel.bar.close()
-            self._run = None
-            self._flush_timer.stop()
+            self._end()
             if not self._jobs.closed:
                 self.refresh()
                 self._update_status()
 
         self._jobs.submit(Job("propagate all", work, done, thread=True, started=started, finished=finished))
+
+    def _start(self, run: _Run) -> None:
+        """``run`` starts (GUI thread): its progress bar, the buttons."""
+        self._run = run
+        self._panel.start_progress(run.what)
+        self.refresh()
+
+    def _end(self) -> None:
+        """The running propagation is over (GUI thread)."""
+        self._run = None
+        self._flush_timer.stop()
+        if not self._jobs.closed:
+            self._panel.end_progress()
 
     def cancel(self) -> None:
         """Stop the running propagation (it changes nothing)."""
@@ -423,12 +414,10 @@ class StackTools:
         for key, region, values in pending:  # a slice off screen costs napari no redraw
             self._layers.write(axes, key, region, values, quiet=shown is not None and tuple(key) != shown)
         done, total = run.progress
-        bar, now = run.cancel.bar, time.perf_counter()
-        if bar is not None and total and (now - run.bar_moved >= BAR_MS / 1e3 or done >= total):
+        now = time.perf_counter()
+        if total and (now - run.bar_moved >= BAR_MS / 1e3 or done >= total):
             run.bar_moved = now
-            if bar.total != total:
-                bar.total = total
-            bar.update(done - bar.n)
+            self._panel.show_progress(done, total)
 
     def _restore(self, run: _Run) -> None:
         """Make every slice the propagation showed match the session."""
