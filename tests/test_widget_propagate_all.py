@@ -100,7 +100,7 @@ def test_propagate_all_from_one_annotated_slice(make_napari_viewer, qtbot, fresh
     assert not errors(notes)
     assert seen and all(shown and top >= 1 for shown, top, _ in seen)
     assert max(top for _, top, _ in seen) > 1 and max(value for *_, value in seen) > 0  # it moved
-    assert bar.isHidden()
+    assert bar.isHidden() and bar.format() == f"{len(ids)} objects: %v / %m slices"
     assert len(redraws) == 1  # the objects land together: one redraw of the layer
     out = np.asarray(objects.data)
     new = [int(v) for v in np.unique(out) if v and v not in ids]

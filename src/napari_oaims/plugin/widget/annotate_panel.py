@@ -108,7 +108,7 @@ class AnnotatePanel(QWidget):
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
         self.progress_bar.hide()
-        self._progress_what = ""
+        self._progress_prefix = ""
         grid.addWidget(self.progress_bar, 8, 0, 1, 2)
         self.overwrite_check = QCheckBox("accept over other objects")
         self.overwrite_check.setToolTip(
@@ -124,13 +124,14 @@ class AnnotatePanel(QWidget):
                 text = tip.format(along=along)
                 self.buttons[name].setToolTip(f"{why}. {text}" if why else text)
 
-    def start_progress(self, what: str) -> None:
-        """Show the progress bar of a propagation (``what`` it does, e.g. "Propagating 3 objects")."""
-        self._progress_what = what
+    def start_progress(self, what: str, prefix: str = "") -> None:
+        """Show the progress bar of a propagation: ``what`` it does (its tooltip, e.g. "Propagating 3
+        objects along axis 0") and the ``prefix`` of its text (e.g. "3 objects: ")."""
+        self._progress_prefix = prefix
         bar = self.progress_bar
         bar.setRange(0, 1)
         bar.setValue(0)
-        bar.setFormat(f"{what}: starting")
+        bar.setFormat(f"{prefix}starting")
         bar.setToolTip(f"{what} (Cancel stops it: nothing changes)")
         bar.show()
 
@@ -140,7 +141,7 @@ class AnnotatePanel(QWidget):
         if bar.maximum() != max(total, 1):
             bar.setRange(0, max(total, 1))
         bar.setValue(min(done, total))
-        bar.setFormat(f"{self._progress_what}: %v / %m slices")
+        bar.setFormat(f"{self._progress_prefix}%v / %m slices")
 
     def end_progress(self) -> None:
         """Hide the progress bar (the propagation is over)."""

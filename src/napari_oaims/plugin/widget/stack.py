@@ -94,10 +94,10 @@ class _Relay(QObject):
 class _Run:
     """One propagation in progress: what its slices put in the preview."""
 
-    def __init__(self, method: str, what: str) -> None:
+    def __init__(self, method: str, what: str, prefix: str = "") -> None:
         self.method = method
-        #: what it does, in words (the progress bar's text)
-        self.what = what
+        #: what it does, in words (the progress bar's tooltip), and the start of the bar's text
+        self.what, self.prefix = what, prefix
         #: set by the Cancel button (``is_set()`` for the propagation)
         self.cancel = threading.Event()
         #: the session it propagates in (the widget's when the job starts)
@@ -311,7 +311,8 @@ class StackTools:
         top = max(int(seeds.max()), int(barrier.max()))
         axis = self.axis()
         classes = {int(v): self._objects.classes.get(int(v), (1, "object")) for v in np.unique(seeds) if v > 0}
-        run = _Run(method, f"Propagating {len(classes)} objects along {self.axis_name(axis)}")
+        n = len(classes)
+        run = _Run(method, f"Propagating {n} objects along {self.axis_name(axis)}", f"{n} objects: ")
 
         def started() -> None:
             run.session = self._current.session
@@ -369,7 +370,7 @@ class StackTools:
     def _start(self, run: _Run) -> None:
         """``run`` starts (GUI thread): its progress bar, the buttons."""
         self._run = run
-        self._panel.start_progress(run.what)
+        self._panel.start_progress(run.what, run.prefix)
         self.refresh()
 
     def _end(self) -> None:
