@@ -42,6 +42,13 @@ part_latency() {      # 1 min per device
 part_napari() {       # needs a display (or xvfb-run -a)
   "$B" bench napari --clicks 50 --adaptation none --out "$OUT/napari_off.json"
   "$B" bench napari --clicks 50 --adaptation oaims --out "$OUT/napari_oaims.json"
+  for m in ema frozen; do   # one object through a stack: the widget's Propagate against Session.propagate
+    OMP_NUM_THREADS=1 "$B" bench napari --propagate --method $m --threads 1 --device cpu --repeats 5 \
+      --out "$OUT/napari_propagate_$m.json"
+  done
+  # the objects of one slice: the widget's Propagate all against Session.propagate_objects
+  OMP_NUM_THREADS=1 "$B" bench napari --propagate-all --stack 32 --side 96 --objects 6 --method frozen \
+    --repeats 3 --device cpu --threads 1 --out "$OUT/napari_propagate_all_frozen.json"
 }
 part_store() {        # 2 min
   "$B" bench store --objects 100 --kill-runs 20 --kill-mode both --out "$OUT/store.json" | tee "$OUT/store.log"

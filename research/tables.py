@@ -6,7 +6,7 @@ Run from the repository root::
     .venv/bin/python research/tables.py adapt robust         # some of them
     .venv/bin/python research/tables.py --results DIR clicks # result files of another run
 
-Tables: clicks, latency, napari, store, object_size, adapt, wrong40, robust, clicks50, training.
+Tables: clicks, latency, napari, napari_propagate, store, object_size, adapt, wrong40, robust, clicks50, training.
 Files may be plain ``.json`` or gzipped ``.json.gz``. A method is looked up by its name
 (``oaims``) or by a command-line form of it (``oaims:replay_size=16``, the shipped settings
 written out).
@@ -149,6 +149,32 @@ def table_napari(r: Path) -> None:
             f"{s['napari click->preview']['p50_ms']:.0f}/{s['napari click->preview']['p95_ms']:.0f} ms, "
             f"plugin share p50 {s['napari overhead']['p50_ms']:.1f} ms"
         )
+
+
+def table_napari_propagate(r: Path) -> None:
+    """``bench napari --propagate`` (ema, frozen) and ``--propagate-all`` (frozen), as rerun.sh names them."""
+
+    def row(d: dict, first: str) -> str:
+        api, widget = (d["summary"][k]["median_s"] for k in d["summary"])
+        st = d["stall"]
+        return (
+            f"| {first} | {api:.3f} | {widget:.3f} | {d['speed_ratio']:.2f} | "
+            f"{st['max_gap_ms']:.0f} ms ({st['p99_gap_ms']:.0f} ms) |"
+        )
+
+    print("| method | API (s) | widget (s) | widget speed / API | longest stall (p99) |\n|---|---|---|---|---|")
+    for method in ("ema", "frozen"):
+        d = load(r, f"napari_propagate_{method}")
+        if d is not None:
+            print(row(d, method))
+    d = load(r, "napari_propagate_all_frozen")
+    if d is not None:
+        window = "hidden" if d["settings"].get("hidden") == "True" else "shown"
+        print("\n| window | objects | API (s) | widget (s) | widget speed / API | longest stall (p99) |")
+        print("|---|---|---|---|---|---|")
+        objects = next(iter(d["summary"].values()))["objects"]
+        print(row(d, f"{window} | {objects}"))
+        print(f"3D Dice: {', '.join(f'{v:.3f}' for v in d['dice'])} (mean {np.mean(d['dice']):.3f})")
 
 
 def table_store(r: Path) -> None:
@@ -329,6 +355,7 @@ TABLES = {
     "suites": table_suites,
     "latency": table_latency,
     "napari": table_napari,
+    "napari_propagate": table_napari_propagate,
     "store": table_store,
     "object_size": table_object_size,
     "adapt": table_adapt,
