@@ -59,10 +59,6 @@ def stall_summary(gaps: list[float], per_run: list[float]) -> dict:
     }
 
 
-#: Interval (ms) of the main-thread timer whose longest gap is the stall.
-TICK_MS = 10
-
-
 def propagation_stack(depth: int, side: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
     """A procedural ``depth`` x ``side`` x ``side`` stack with one smooth object through most of it:
     image, the object's mask, and a click at the centre of its largest slice."""

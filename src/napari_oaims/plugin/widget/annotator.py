@@ -8,7 +8,7 @@ It translates between napari layers and events and session calls, and composes:
   accepted objects in the objects layer;
 * :mod:`.jobs`: the one ordered queue every call into the engine goes through (worker threads);
 * :mod:`.stack`: propagation through a stack (a cancellable worker job whose slices appear as
-  they are made) and the next-slice suggestion;
+  they are made, :mod:`.propagation_view`) and the next-slice suggestion;
 * :mod:`.keys`: the key bindings, on the plugin's own layers; :mod:`.viewer_events`: what
   happens when layers or the displayed axes change under it (an image opened while none is
   annotated is annotated);

@@ -3,15 +3,9 @@
 *Propagate* runs :meth:`napari_oaims.Session.propagate` as a thread job of the
 queue (the viewer stays live; prompts given meanwhile wait for it), with a progress bar of slices
 under the stack buttons; the *Cancel* button stops it. Each slice is shown in the preview as soon
-as it is made: the worker hands the changed region of the slice to the GUI thread through a Qt
-signal, and only that region is written (the slices that arrived are written together every
-:data:`FLUSH_MS`, and only the slice on screen is redrawn; the progress bar moves every
-:data:`BAR_MS`). Each redraw of the window costs the GUI thread time (and, drawn in software,
-the worker CPU): the bar has a known range (a busy bar, or napari's activity spinner, would
-redraw the window at every frame of its animation). Once the propagation is
-over, every slice it showed is made to match the session again, so a cancelled or failed
-propagation leaves the preview (and the session) as they were; a finished one is one step of
-the annotator's undo history.
+as it is made (:mod:`.propagation_view`). Once the propagation is over, every slice it showed is
+made to match the session again, so a cancelled or failed propagation leaves the preview (and the
+session) as they were; a finished one is one step of the annotator's undo history.
 
 *Propagate all* carries every object of the slice on screen (the objects layer's labels there: 2D
 objects accepted on it, or labels painted by hand) through the stack at once with
@@ -29,19 +23,18 @@ slice; with more of them (t, z, y, x) the one whose slider was moved last, else 
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.utils.notifications import show_info, show_warning
-from qtpy.QtCore import QObject, QTimer, Signal, Slot
+from qtpy.QtCore import QTimer
 
 from napari_oaims.core import geometry
 from napari_oaims.core.ui import stack_axis
 from napari_oaims.plugin.widget.editing import SESSION
 from napari_oaims.plugin.widget.jobs import Job
+from napari_oaims.plugin.widget.propagation_view import Relay, Run, RunView
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable
@@ -57,10 +50,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.propagate import Propagated
     from napari_oaims.session import Session
 
-#: The slices that arrived are written into the preview together, every this many ms.
-FLUSH_MS = 50
-#: The progress bar moves at most every this many ms (each move redraws the window).
-BAR_MS = 250
 #: (method, label, tooltip) offered for propagation, the default first.
 METHOD_CHOICES = (
     ("frozen", "model", "the model carries the mask slice to slice (fast; as few corrections as the EMA adapter)"),
@@ -68,49 +57,6 @@ METHOD_CHOICES = (
     ("registration", "registration", "the nearest prompted slice's mask, warped by optical flow (no model)"),
     ("copy", "copy", "the nearest prompted slice's mask, copied (no model)"),
 )
-
-
-class _Relay(QObject):
-    """Carries a propagation's slices and progress from its worker thread to the GUI thread."""
-
-    sliced = Signal(object, object, object)  # plane key, region (2 slices), region values
-    progressed = Signal(int, int)  # done, total
-
-    def __init__(self, stack: "StackTools"):
-        super().__init__()
-        self._stack = stack
-        self.sliced.connect(self._on_slice)
-        self.progressed.connect(self._on_progress)
-
-    @Slot(object, object, object)
-    def _on_slice(self, key, region, values) -> None:
-        self._stack.show_slice(key, region, values)
-
-    @Slot(int, int)
-    def _on_progress(self, done: int, total: int) -> None:
-        self._stack.show_progress(done, total)
-
-
-class _Run:
-    """One propagation in progress: what its slices put in the preview."""
-
-    def __init__(self, method: str, what: str, prefix: str = "") -> None:
-        self.method = method
-        #: what it does, in words (the progress bar's tooltip), and the start of the bar's text
-        self.what, self.prefix = what, prefix
-        #: set by the Cancel button (``is_set()`` for the propagation)
-        self.cancel = threading.Event()
-        #: the session it propagates in (the widget's when the job starts)
-        self.session: "Session | None" = None
-        #: plane key -> box of what the preview shows on it (written by the worker thread only)
-        self.shown: dict[tuple[int, ...], geometry.Box | None] = {}
-        #: the planes whose slices reached the GUI thread, with the box they cover (GUI thread)
-        self.touched: dict[tuple[int, ...], geometry.Box | None] = {}
-        #: slices waiting to be written: (key, region, values)
-        self.pending: list[tuple[tuple[int, ...], tuple[slice, slice], np.ndarray]] = []
-        #: (done, total) last reported, and when the bar last moved (perf_counter s)
-        self.progress: tuple[int, int] = (0, 0)
-        self.bar_moved = 0.0
 
 
 class StackTools:
@@ -133,7 +79,8 @@ class StackTools:
     update_status : callable
         Called when what the status line shows may have changed.
     timer : QTimer
-        Writes the slices that arrived together (a timer of the widget, so that it goes with it).
+        Writes a propagation's slices that arrived together (a timer of the widget, so that it goes
+        with it; see :class:`~.propagation_view.RunView`).
     """
 
     def __init__(
@@ -156,11 +103,8 @@ class StackTools:
         self._history = history
         self._panel = panel
         self._update_status = update_status
-        self._relay = _Relay(self)
-        self._flush_timer = timer
-        self._flush_timer.setSingleShot(True)
-        self._flush_timer.timeout.connect(self.flush)
-        self._run: _Run | None = None
+        self._view = RunView(current, layers, panel, timer)
+        self._relay = Relay(self._view)
         self._last_moved: int | None = None  # viewer axis
         self._step = tuple(dims.current_step)
         dims.events.current_step.connect(self._on_step)
@@ -173,7 +117,7 @@ class StackTools:
     @property
     def running(self) -> bool:
         """True while a propagation runs."""
-        return self._run is not None
+        return self._view.run is not None
 
     # -- the axis ------------------------------------------------------------------------------
     def _on_step(self, event=None) -> None:
@@ -229,7 +173,7 @@ class StackTools:
             show_warning(f"OAIMS: cannot propagate: {why}")
             return
         axis = self.axis()
-        run = _Run(method, f"Propagating along {self.axis_name(axis)}")
+        run = Run(method, f"Propagating along {self.axis_name(axis)}")
 
         def started() -> None:
             run.session = self._current.session
@@ -271,7 +215,7 @@ class StackTools:
             if self._jobs.closed:  # the widget was closed: nothing to show any more
                 return
             try:
-                self._restore(run)
+                self._view.restore(run)
             finally:
                 self.refresh()
                 self._update_status()
@@ -312,7 +256,7 @@ class StackTools:
         axis = self.axis()
         classes = {int(v): self._objects.classes.get(int(v), (1, "object")) for v in np.unique(seeds) if v > 0}
         n = len(classes)
-        run = _Run(method, f"Propagating {n} objects along {self.axis_name(axis)}", f"{n} objects: ")
+        run = Run(method, f"Propagating {n} objects along {self.axis_name(axis)}", f"{n} objects: ")
 
         def started() -> None:
             run.session = self._current.session
@@ -367,69 +311,19 @@ class StackTools:
 
         self._jobs.submit(Job("propagate all", work, done, thread=True, started=started, finished=finished))
 
-    def _start(self, run: _Run) -> None:
+    def _start(self, run: Run) -> None:
         """``run`` starts (GUI thread): its progress bar, the buttons."""
-        self._run = run
-        self._panel.start_progress(run.what, run.prefix)
+        self._view.start(run)
         self.refresh()
 
     def _end(self) -> None:
         """The running propagation is over (GUI thread)."""
-        self._run = None
-        self._flush_timer.stop()
-        if not self._jobs.closed:
-            self._panel.end_progress()
+        self._view.end(hide_bar=not self._jobs.closed)
 
     def cancel(self) -> None:
         """Stop the running propagation (it changes nothing)."""
-        if self._run is not None:
-            self._run.cancel.set()
-
-    def show_slice(self, key: tuple[int, ...], region: tuple[slice, slice], values: np.ndarray) -> None:
-        """A slice made by the running propagation (GUI thread): written with the next :meth:`flush`."""
-        run = self._run
-        if run is None:
-            return
-        ys, xs = region
-        run.touched[key] = geometry.union(run.touched.get(key), (ys.start, xs.start, ys.stop, xs.stop))
-        run.pending.append((key, region, values))
-        self._schedule()
-
-    def show_progress(self, done: int, total: int) -> None:
-        if self._run is not None:
-            self._run.progress = (done, total)
-            self._schedule()
-
-    def _schedule(self) -> None:
-        if not self._flush_timer.isActive():
-            self._flush_timer.start(FLUSH_MS)
-
-    def flush(self) -> None:
-        """Write the slices that arrived into the preview, and move the progress bar (GUI thread)."""
-        run, session = self._run, self._current.session
-        if run is None or session is None:
-            return
-        pending, run.pending = run.pending, []
-        axes = session.source.plane_axes
-        shown = self._layers.shown_plane(axes, len(session.spatial_shape))
-        for key, region, values in pending:  # a slice off screen costs napari no redraw
-            self._layers.write(axes, key, region, values, quiet=shown is not None and tuple(key) != shown)
-        done, total = run.progress
-        now = time.perf_counter()
-        if total and (now - run.bar_moved >= BAR_MS / 1e3 or done >= total):
-            run.bar_moved = now
-            self._panel.show_progress(done, total)
-
-    def _restore(self, run: _Run) -> None:
-        """Make every slice the propagation showed match the session."""
-        session = self._current.session
-        if session is None or self._layers["preview"] is None:
-            return
-        for key, box in run.touched.items():
-            st = session.planes.get(key)
-            region = geometry.union(box, st.bbox if st is not None else None)
-            index = geometry.box_slices(region)
-            self._layers.write(session.source.plane_axes, key, index, session.plane_mask(key)[index])
+        if self._view.run is not None:
+            self._view.run.cancel.set()
 
     # -- suggest -------------------------------------------------------------------------------
     def suggest(self) -> None:
@@ -466,7 +360,7 @@ class StackTools:
         panel = self._panel
         buttons = panel.buttons
         why = self.unavailable()
-        running = self._run is not None
+        running = self.running
         for name in ("propagate", "propagate_all", "suggest"):
             buttons[name].setEnabled(why is None and not running)
         panel.method_choice.setEnabled(why is None and not running)
