@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from napari_oaims import Engine
+from napari_oaims.core.progress import Cancel, Cancelled, Collect
 from napari_oaims.evaluation.metrics import dice
 from napari_oaims.propagate import PropagateSettings
 from napari_oaims.propagate.masks import Sparse
@@ -190,12 +191,19 @@ def test_propagate_objects_from_one_seeds_slice(engine, touching):
     s = engine.session(image, plane_axes=(1, 2))
     cancel = threading.Event()
     cancel.set()
-    events = len(s.events)
-    assert s.propagate_objects(seeds, plane=(z,), cancel=cancel).cancelled and len(s.events) == events
-    seen = []
-    out = s.propagate_objects(seeds, plane=(z,), progress=lambda d, t: seen.append((d, t)), classes={1: (2, "nucleus")})
-    assert not out.cancelled and sorted(out.labels) == sorted(int(v) for v in np.unique(seeds) if v)
-    assert seen and seen[-1][0] == seen[-1][1] and all(t == seen[0][1] for _, t in seen)
+    events, object_id = len(s.events), s.object_id
+    with pytest.raises(Cancelled):
+        s.propagate_objects(seeds, plane=(z,), cancel=cancel)
+    token = Cancel()  # set midway: slices were made, none lands
+    with pytest.raises(Cancelled):
+        s.propagate_objects(seeds, plane=(z,), cancel=token, progress=lambda d, t, m: token.set() if d >= 3 else None)
+    assert len(s.events) == events and s.object_id == object_id and not s.mask.any()
+    assert s.pending_updates == 0 and not s.planes and not s.accepted_diameters
+    seen = Collect()
+    out = s.propagate_objects(seeds, plane=(z,), progress=seen, classes={1: (2, "nucleus")})
+    assert sorted(out.labels) == sorted(int(v) for v in np.unique(seeds) if v)
+    assert seen.calls and seen.last[0] == seen.last[1] and all(t == seen.calls[0][1] for _, t, _ in seen.calls)
+    assert {m for _, _, m in seen.calls} == {f"propagating {len(out.labels)} objects"}
     masks = [acc.mask for acc in out.objects]
     assert np.sum(masks, axis=0).max() == 1  # a voxel belongs to one object
     for acc, label in zip(out.objects, out.labels):

@@ -35,7 +35,6 @@ class Propagated(Result):
     """What :meth:`Session.propagate` did: a :class:`Result` (``.mask`` is the object's whole
     mask, ``.changes`` the planes it changed) with the propagation's details."""
 
-    cancelled: bool = False
     axis: int | None = None
     method: str = "frozen"
     anchors: tuple = ()

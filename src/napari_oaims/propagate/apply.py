@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def apply_propagation(session: "Session", out, t0: float) -> Propagated:
-    """Apply the planes of a finished (or cancelled) propagation ``out`` to ``session``
+    """Apply the planes of a finished propagation ``out`` to ``session``
     (:meth:`Session.apply_masks`): the changed planes become one undoable step and one
     ``propagate`` event (started at ``t0``)."""
     info = {
@@ -21,11 +21,7 @@ def apply_propagation(session: "Session", out, t0: float) -> Propagated:
         "settings": out.settings.to_dict(),
         "anchors": [list(k) for k in out.anchors],
     }
-    masks = (
-        {}
-        if out.cancelled
-        else {key: None if new.box is None else (new.box, new.values) for key, new in out.planes.items()}
-    )
+    masks = {key: None if new.box is None else (new.box, new.values) for key, new in out.planes.items()}
     call = {"axis": out.axis, "method": out.method, "extent": list(out.extent), "settings": out.settings.to_dict()}
 
     def extra(changes) -> dict:
@@ -48,7 +44,6 @@ def apply_propagation(session: "Session", out, t0: float) -> Propagated:
         result.plane_axes,
         result.planes,
         result.object_id,
-        cancelled=out.cancelled,
         axis=out.axis,
         method=out.method,
         anchors=tuple(out.anchors),

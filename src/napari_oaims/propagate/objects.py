@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_oaims.core import geometry
+from napari_oaims.core.progress import emit
 from napari_oaims.core.prompts import prior_prompt
 from napari_oaims.core.results import Accepted
 from napari_oaims.propagate.anchors import Anchor, Barrier
@@ -24,11 +25,10 @@ if TYPE_CHECKING:  # pragma: no cover
 @dataclass(frozen=True)
 class PropagatedObjects:
     """What :meth:`Session.propagate_objects` did: the accepted objects (largest seed first) and
-    the seed label of each; nothing when ``cancelled``."""
+    the seed label of each."""
 
     objects: tuple[Accepted, ...]
     labels: tuple[int, ...]
-    cancelled: bool = False
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -120,6 +120,7 @@ def propagate_objects(
     grand = sum(totals.values())
     t_all = time.perf_counter()
     outs, done = {}, 0
+    message = f"propagating {len(order)} object{'s' if len(order) != 1 else ''}"
     for label in order:
         fence = Barrier(session.source, taken)
         for other in order:
@@ -127,14 +128,10 @@ def propagate_objects(
                 for key, anchor in anchors[other].items():
                     fence.add(key, anchor.sparse)
 
-        def step(d, _t, _base=done):
-            if progress is not None:
-                progress(_base + d, grand)
+        def step(d, _t, _m="", _base=done):
+            emit(progress, _base + d, grand, message)
 
-        out = run(session, a, method, ext, s, None, step, cancel, None, anchors=anchors[label], barrier=fence)
-        if out.cancelled:
-            return PropagatedObjects((), (), True, {"objects": len(order)})
-        outs[label] = out
+        outs[label] = run(session, a, method, ext, s, None, step, cancel, None, anchors=anchors[label], barrier=fence)
         done += totals[label]
     settle(outs)
     info = {"objects": len(order), "time_ms": round((time.perf_counter() - t_all) * 1e3, 1), "slices": grand}
@@ -146,4 +143,4 @@ def propagate_objects(
         apply_propagation(session, outs[label], t0)
         class_id, class_name = (classes or {}).get(label, (1, "object"))
         accepted.append(session.accept(defer_update=True, class_id=class_id, class_name=class_name))
-    return PropagatedObjects(tuple(accepted), tuple(order), False, info)
+    return PropagatedObjects(tuple(accepted), tuple(order), info)

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_oaims.core import geometry, guidance
+from napari_oaims.core.progress import CancelLike, Progress, check_cancel, emit
 from napari_oaims.core.prompts import Prompt
 from napari_oaims.propagate.anchors import Anchor, Barrier, Key, session_anchors
 from napari_oaims.propagate.masks import Sparse, contrast, deepest_points
@@ -77,7 +78,6 @@ class Line:
 class Outcome:
     """What :func:`run` computed: new masks of the redone planes (empty ones included)."""
 
-    cancelled: bool
     axis: int
     extent: tuple[int, int]
     method: str
@@ -375,27 +375,30 @@ def run(
     extent=None,
     settings=None,
     overrides: dict | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    cancel=None,
+    progress: Progress | None = None,
+    cancel: CancelLike = None,
     on_slice: Callable[[tuple, np.ndarray], None] | None = None,
     anchors: dict[Key, Anchor] | None = None,
     barrier: Barrier | None = None,
+    message: str | None = None,
 ) -> Outcome:
     """Compute a propagation (see the module docstring); the session is not changed.
 
     ``anchors``: the planes to carry from (default: the current object's prompted planes);
     ``barrier``: the voxels no slice may take (:class:`Barrier`).
 
-    ``cancel``: a ``threading.Event`` (or anything with ``is_set()``), checked before each slice;
-    when set the outcome is ``cancelled`` and holds no planes. ``progress(done, total)`` after
-    each slice; ``on_slice(key, mask)`` with each slice's mask (a plane, bool) as it is made (a
-    slice between two anchors is shown from each end, then fused).
+    ``progress(done, total, message)`` after each slice (:mod:`napari_oaims.core.progress`;
+    ``message``, default "propagating along axis N", names the work); ``cancel`` is checked
+    before each slice and raises :class:`~napari_oaims.core.progress.Cancelled`;
+    ``on_slice(key, mask)`` with each slice's mask (a plane, bool) as it is made (a slice between
+    two anchors is shown from each end, then fused).
     """
     if method not in METHODS:
         raise ValueError(f"unknown propagation method {method!r}; use one of {METHODS}")
     s = resolve(settings, overrides or {})
     a = resolve_axis(session, axis)
     ext = resolve_extent(session.source.spatial_shape[a], extent)
+    message = f"propagating along axis {a}" if message is None else message
     own = anchors is None
     anchors = session_anchors(session) if own else anchors
     barrier = Barrier(session.source) if barrier is None else barrier
@@ -410,12 +413,7 @@ def run(
     stats: dict[str, Any] = {"chains": [], "slices": [], "total": total, "barrier": bool(barrier)}
     planes: dict[tuple, Sparse] = {}
     probs: dict[tuple, Sparse] = {}
-
-    def cancelled() -> Outcome:
-        return Outcome(True, a, ext, method, s, {}, anchor_keys, stats)
-
-    if cancel is not None and cancel.is_set():
-        return cancelled()
+    check_cancel(cancel)
     ctx = _Context(session, method, s, anchors, barrier) if total else None
     done = 0
     t_all = time.perf_counter()
@@ -436,8 +434,7 @@ def run(
             reason, at, n = None, None, 0
             prev_key = akey
             for pos in chain.positions:
-                if cancel is not None and cancel.is_set():
-                    return cancelled()
+                check_cancel(cancel)
                 t0 = time.perf_counter()
                 key = key_of(ln.line, kpos, pos)
                 if method in ("ema", "frozen"):
@@ -485,12 +482,11 @@ def run(
                 prev, prev_key = mask, key
                 if on_slice is not None:
                     on_slice(key, mask.plane(src.plane_shape))
-                if progress is not None:
-                    progress(done, total)
+                emit(progress, done, total, message)
             skipped = len(chain.positions) - n - (1 if reason is not None else 0)
             done += max(skipped, 0)
-            if progress is not None and (reason is not None):
-                progress(done, total)
+            if reason is not None:
+                emit(progress, done, total, message)
             stats["chains"].append(
                 {
                     "line": list(ln.line),
@@ -523,4 +519,4 @@ def run(
     stats["ms_per_slice"] = round(float(np.mean(computed)), 2) if computed else None
     if ctx is not None and ctx.teacher is not None:
         stats["student_steps"] = ctx.teacher.steps_taken
-    return Outcome(False, a, ext, method, s, planes, anchor_keys, stats, probs)
+    return Outcome(a, ext, method, s, planes, anchor_keys, stats, probs)
