@@ -15,7 +15,8 @@ from napari_oaims.core.prompts import prior_prompt
 from napari_oaims.core.results import Accepted
 from napari_oaims.propagate.anchors import Anchor, Barrier
 from napari_oaims.propagate.masks import Sparse
-from napari_oaims.propagate.run import plan, resolve_axis, resolve_extent, run
+from napari_oaims.propagate.plan import plan, resolve_axis, resolve_extent
+from napari_oaims.propagate.run import run
 from napari_oaims.propagate.settings import resolve
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -14,7 +14,7 @@ from napari_oaims.propagate.masks import Sparse, iou
 from napari_oaims.propagate.settings import PropagateSettings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from napari_oaims.propagate.run import _Context
+    from napari_oaims.propagate.steps import Context
 
 #: Anchor contrast below this (normalised intensity) leaves out the contrast stop rule.
 MIN_ANCHOR_CONTRAST = 0.03
@@ -70,7 +70,7 @@ class Track:
         self.mean_peak = self.mean_low = self.mean
 
 
-def stop_reason(ctx: _Context, key, mask: Sparse, prev: Sparse, track: Track, pos: int) -> str | None:
+def stop_reason(ctx: Context, key, mask: Sparse, prev: Sparse, track: Track, pos: int) -> str | None:
     """Why an outward chain stops at plane ``key`` (position ``pos``) with ``mask`` (bool), or
     None to go on (``track`` is updated; ``track.cut``: where the object already ended)."""
     s = ctx.settings
