@@ -31,7 +31,7 @@ from napari_oaims.core.prompts import Prompt, box_prompt, is_correction, prior_p
 from napari_oaims.core.results import Accepted, PlaneChange, Result
 from napari_oaims.core.source import ImageSource
 from napari_oaims.propagate.api import PropagationMixin
-from napari_oaims.session_windows import choose_window
+from napari_oaims.session_windows import choose_window, later_size
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.core.progress import CancelLike, Progress
@@ -72,6 +72,7 @@ class Session(PropagationMixin):
     """
 
     propagate = _serialised(PropagationMixin.propagate)
+    propagate_objects = _serialised(PropagationMixin.propagate_objects)
     set_mask = _serialised(PropagationMixin.set_mask)
 
     def __init__(self, engine: "Engine", image: Any, plane_axes=(-2, -1), channel_axis=None, rgb=None, channel=None):
@@ -86,6 +87,9 @@ class Session(PropagationMixin):
         self._pending: list[tuple[int, Any, AcceptedObject]] = []
         #: Prior masks given with :meth:`prior`, by the ``seq`` of their event (for saving/replay).
         self.prior_masks: dict[int, np.ndarray] = {}
+        #: The voxels a propagation was kept out of, plane by plane, by the ``seq`` of its
+        #: ``propagate`` event (:attr:`napari_oaims.propagate.Barrier.blocked`; for saving/replay).
+        self.barrier_masks: dict[int, dict] = {}
         #: Equivalent diameters (px, largest plane) of the objects accepted so far, by object id:
         #: with ``first_window="auto"`` their median sizes the next first window. An object taken
         #: back (:meth:`withdraw`) leaves it; a resumed session gets it back from the log.
@@ -341,10 +345,18 @@ class Session(PropagationMixin):
         """The planes of the current object that hold prompts (its anchors), in key order."""
         return sorted(k for k, st in self.planes.items() if st.prompts)
 
-    def window(self, plane, prompts: list[Prompt], mask_bbox=None) -> guidance.Window | None:
+    def window(
+        self, plane, prompts: list[Prompt], mask_bbox=None, min_size: int | None = None
+    ) -> guidance.Window | None:
         """The local window the session predicts ``prompts`` on, on ``plane`` (``mask_bbox``: a
-        mask it must hold); None when there is no positive prompt, box, prior or mask."""
-        return self._choose_window(self.source.check_key(plane), prompts, mask_bbox)
+        mask it must hold; ``min_size``: its smallest side, default :meth:`later_window`); None
+        when there is no positive prompt, box, prior or mask."""
+        return choose_window(self, self.source.check_key(plane), prompts, mask_bbox, min_size=min_size)
+
+    def later_window(self) -> int:
+        """The smallest side of the current object's windows after its first (the window rule:
+        :func:`napari_oaims.session_windows.later_size`)."""
+        return later_size(self)
 
     def encode(self, plane, prompts: list[Prompt], window: guidance.Window) -> np.ndarray:
         """The (4, S, S) network input for ``prompts`` on ``window`` of ``plane``."""

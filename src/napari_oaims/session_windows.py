@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def choose_window(
-    session: "Session", key, prompts: list[Prompt], mask_bbox=None, first: bool = False
+    session: "Session", key, prompts: list[Prompt], mask_bbox=None, first: bool = False, min_size: int | None = None
 ) -> guidance.Window | None:
     """The local window for ``prompts`` on plane ``key`` (None when there is no positive prompt,
     box, prior or ``mask_bbox``).
@@ -27,7 +27,7 @@ def choose_window(
     ``first``: the object has no mask yet, so with only clicks or scribbles the window side is
     at least the engine's ``first_window`` (the weights' ``window.first_size``). Other windows
     are at least ``LATER_WINDOW_SHARE`` of it (with ``"auto"``: of the accepted objects' size, or
-    of what this object's first click measured).
+    of what this object's first click measured), or ``min_size`` when given.
     """
     pos = [p.points for p in prompts if p.positive and p.kind in ("click", "scribble")]
     extra = mask_bbox
@@ -39,12 +39,18 @@ def choose_window(
         return None
     if first and extra is None:
         min_size = first_window(session, key, pts)
-    else:  # later windows keep the object at the scale of its first window
-        size = session.engine.first_window
-        if size == "auto":
-            size = object_window(session) or session._estimates.get(session.object_id) or guidance.MIN_WINDOW
-        min_size = max(8, int(round(guidance.LATER_WINDOW_SHARE * size)))
+    elif min_size is None:
+        min_size = later_size(session)
     return guidance.choose_window(pts, session.source.plane_shape, extra, min_size=min_size)
+
+
+def later_size(session: "Session") -> int:
+    """The smallest side of the object's windows after its first: they keep the object at the
+    scale of its first window."""
+    size = session.engine.first_window
+    if size == "auto":
+        size = object_window(session) or session._estimates.get(session.object_id) or guidance.MIN_WINDOW
+    return max(8, int(round(guidance.LATER_WINDOW_SHARE * size)))
 
 
 def object_window(session: "Session") -> int | None:

@@ -263,3 +263,4 @@ def _next_object(session) -> None:
     except ValueError:  # an empty mask: nothing to accept
         session.clear()
     session.prior_masks.clear()  # kept by a session for saving and replay; a batch does neither
+    session.barrier_masks.clear()

@@ -13,7 +13,8 @@ if TYPE_CHECKING:  # pragma: no cover
 def apply_propagation(session: "Session", out, t0: float) -> Propagated:
     """Apply the planes of a finished propagation ``out`` to ``session``
     (:meth:`Session.apply_masks`): the changed planes become one undoable step and one
-    ``propagate`` event (started at ``t0``)."""
+    ``propagate`` event (started at ``t0``); the voxels its barrier kept out go to
+    ``session.barrier_masks`` under the event's seq."""
     info = {
         "method": out.method,
         "axis": out.axis,
@@ -37,7 +38,12 @@ def apply_propagation(session: "Session", out, t0: float) -> Propagated:
             "barrier": out.stats.get("barrier", False),
         }
 
+    seq = len(session.events)  # the propagate event's, if it changes anything
+    if out.blocked:  # kept beside the log: a replay keeps the propagation out of the same voxels
+        session.barrier_masks[seq] = out.blocked
     result = session.apply_masks(masks, "propagate", extra=extra, started=t0)
+    if not result.changes:
+        session.barrier_masks.pop(seq, None)
     return Propagated(
         result.changes,
         result.shape,

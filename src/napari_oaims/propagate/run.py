@@ -42,7 +42,7 @@ from napari_oaims.core import geometry
 from napari_oaims.core.progress import CancelLike, Progress, check_cancel, emit
 from napari_oaims.propagate.anchors import Anchor, Barrier, Key, session_anchors
 from napari_oaims.propagate.masks import Sparse
-from napari_oaims.propagate.plan import keep_extent, key_of, plan, resolve_axis, resolve_extent
+from napari_oaims.propagate.plan import Chain, Line, keep_extent, key_of, plan, resolve_axis, resolve_extent
 from napari_oaims.propagate.settings import METHODS, PropagateSettings, resolve
 from napari_oaims.propagate.steps import Context
 from napari_oaims.propagate.stops import Track, continuing, stop_reason
@@ -64,6 +64,181 @@ class Outcome:
     stats: dict[str, Any]
     #: The probabilities behind ``planes`` (``planes`` is them above 0.5).
     probs: dict[tuple[int, ...], Sparse] = field(default_factory=dict)
+    #: The voxels the barrier kept out, plane by plane (:attr:`Barrier.blocked`).
+    blocked: dict[tuple[int, ...], list[Sparse]] = field(default_factory=dict)
+
+
+# -- one chain, slice by slice ------------------------------------------------------------------
+class Walk:
+    """One chain of one object being carried, a slice at a time: :meth:`predict` the next slice
+    (the barrier applied), then :meth:`commit` it (what continues the previous slice, the stop
+    rules). Between the two, :func:`napari_oaims.propagate.objects.propagate_objects` settles the
+    voxels that several objects predicted on the same slice."""
+
+    def __init__(self, carry: "Carry", ln: Line, chain: Chain):
+        self.carry, self.ln, self.chain = carry, ln, chain
+        ctx, s = carry.ctx, carry.ctx.settings
+        self.akey = ln.anchors[chain.anchor]
+        self.prev = carry.anchors[self.akey].sparse
+        self.prev_key = self.akey
+        c0, mean0 = ctx.anchor_contrast(self.akey) if chain.open else (None, None)
+        self.track = Track(c0, mean0, self.prev.area, self.prev.area)
+        # the anchors nearest the chain's start give the interactive loss (ema)
+        near = sorted(ln.nonempty, key=lambda p: (abs(p - chain.anchor), p))
+        self.samples = []
+        if ctx.method == "ema":
+            found = (ctx.anchor_sample(ln.anchors[p]) for p in near[: s.max_anchors])
+            self.samples = [x for x in found if x is not None]
+        self.index, self.n, self.reason, self.at = 0, 0, None, None
+        self.finished = not chain.positions
+        self._pending: tuple | None = None
+
+    @property
+    def done(self) -> int:
+        """Slices of the chain behind it (all of them once it stopped)."""
+        return len(self.chain.positions) if self.finished else self.index
+
+    @property
+    def key(self) -> Key:
+        """The plane it predicts next."""
+        return key_of(self.ln.line, self.carry.kpos, self.chain.positions[self.index])
+
+    def predict(self) -> Sparse:
+        """The next slice's probabilities, with the barrier's voxels at zero."""
+        ctx, s, pos = self.carry.ctx, self.carry.ctx.settings, self.chain.positions[self.index]
+        t0, key = time.perf_counter(), self.key
+        if ctx.method in ("ema", "frozen"):
+            rng = np.random.default_rng([s.seed, *self.ln.line, self.chain.index, pos])
+            prob, info = ctx.model_step(key, self.prev, rng, self.samples, self.prev_key)
+        else:
+            prob, info = ctx.carry_step(key, self.akey)
+        prob = ctx.barrier.apply(key, prob)
+        self._pending = (t0, info)
+        return prob
+
+    def commit(self, prob: Sparse) -> Sparse | None:
+        """Keep the predicted slice ``prob`` (settled): returns its mask, or None when the chain
+        stopped there."""
+        ctx, s, chain = self.carry.ctx, self.carry.ctx.settings, self.chain
+        (t0, info), self._pending = self._pending, None
+        pos, key = chain.positions[self.index], self.key
+        mask = prob.threshold()
+        if ctx.method in ("ema", "frozen"):
+            kept = continuing(mask, info.pop("moved", self.prev), s)
+            if kept.area < mask.area:
+                prob = Sparse(prob.box, prob.values * kept.in_box(prob.box))
+                mask = kept
+        reason = None
+        if chain.open:
+            reason = stop_reason(ctx, key, mask, self.prev, self.track, pos)
+        elif mask.box is None:
+            reason = "vanished"
+        ms = (time.perf_counter() - t0) * 1e3
+        shown = ("n_aug", "uncertain", "kept", "loss", "passes", "blank")
+        self.carry.stats["slices"].append(
+            {"plane": list(key), "ms": round(ms, 2), "stop": reason, **{k: v for k, v in info.items() if k in shown}}
+        )
+        self.index += 1
+        results = self.carry.results.setdefault(self.ln.line, {})
+        if reason is not None:
+            self.reason, self.at = reason, pos
+            if self.track.cut is not None:  # the object ended before: drop the slices from there
+                walked = chain.positions[: chain.positions.index(pos)]
+                dropped = walked[walked.index(self.track.cut) :] if self.track.cut in walked else []
+                for p in dropped:
+                    results[p] = [r for r in results.get(p, []) if r[0] != chain.anchor]
+                self.n -= len(dropped)
+                self.at = dropped[0] if dropped else pos
+            self._finish()
+            return None
+        self.n += 1
+        results.setdefault(pos, []).append((chain.anchor, prob))
+        self.prev, self.prev_key = mask, key
+        if self.index == len(chain.positions):
+            self._finish()
+        return mask
+
+    def _finish(self) -> None:
+        self.finished = True
+        chain = self.chain
+        self.carry.stats["chains"].append(
+            {
+                "line": list(self.ln.line),
+                "from": chain.anchor,
+                "direction": 1 if chain.positions[0] > chain.anchor else -1,
+                "slices": self.n,
+                "stop": self.reason,
+                "stopped_at": self.at,
+            }
+        )
+
+
+class Carry:
+    """One object's propagation: its plan, its steps' context and its chains (:class:`Walk`,
+    walked one after another), and the masks they made."""
+
+    def __init__(
+        self, session: "Session", axis: int, method: str, ext, s: PropagateSettings, anchors, barrier, own: bool
+    ):
+        self.session, self.axis, self.method, self.extent, self.settings = session, axis, method, ext, s
+        self.anchors = anchors
+        src = session.source
+        self.lines = plan(session, axis, ext, s, anchors)
+        self.kpos = [x for x in range(len(src.spatial_shape)) if x not in src.plane_axes].index(axis)
+        if own and s.keep_extent:
+            for ln in self.lines:
+                keep_extent(session, ln, self.kpos)
+        self.total = sum(len(c.positions) for ln in self.lines for c in ln.chains)
+        self.stats: dict[str, Any] = {"chains": [], "slices": [], "total": self.total, "barrier": bool(barrier)}
+        self.ctx = Context(session, method, s, anchors, barrier) if self.total else None
+        self.results: dict[tuple, dict[int, list[tuple[int, Sparse]]]] = {}  # line -> position -> [(anchor, prob)]
+        self.walks = [Walk(self, ln, c) for ln in self.lines for c in ln.chains] if self.total else []
+
+    @property
+    def barrier(self) -> Barrier:
+        return self.ctx.barrier
+
+    @property
+    def walk(self) -> Walk | None:
+        """The chain it carries now (None when all are done)."""
+        return next((w for w in self.walks if not w.finished), None)
+
+    @property
+    def done(self) -> int:
+        return sum(w.done for w in self.walks)
+
+    def outcome(self, elapsed_ms: float) -> Outcome:
+        """Fuse the chains' slices (by distance between two anchors) into the new plane masks."""
+        planes: dict[tuple, Sparse] = {}
+        probs: dict[tuple, Sparse] = {}
+        for ln in self.lines:
+            results = self.results.get(ln.line, {})
+            for pos in ln.targets:
+                key = key_of(ln.line, self.kpos, pos)
+                got = results.get(pos, [])
+                if pos in ln.gaps and got:
+                    lo_a, hi_a = ln.gaps[pos]
+                    box = None
+                    for _, p in got:
+                        box = geometry.union(box, p.box)
+                    fused = np.zeros((box[2] - box[0], box[3] - box[1]), np.float32)
+                    for src_anchor, p in got:
+                        other = hi_a if src_anchor == lo_a else lo_a
+                        weight = abs(other - pos) / (hi_a - lo_a)
+                        fused += weight * p.in_box(box)
+                    probs[key] = Sparse(box, fused)
+                else:
+                    probs[key] = got[0][1] if got else Sparse.empty()
+                planes[key] = probs[key].threshold()
+        stats = self.stats
+        stats["time_ms"] = round(elapsed_ms, 1)
+        computed = [x["ms"] for x in stats["slices"]]
+        stats["ms_per_slice"] = round(float(np.mean(computed)), 2) if computed else None
+        if self.ctx is not None and self.ctx.teacher is not None:
+            stats["student_steps"] = self.ctx.teacher.steps_taken
+        anchor_keys = [k for ln in self.lines for k in ln.anchors.values()]
+        blocked = self.ctx.barrier.blocked if self.ctx is not None else {}
+        return Outcome(self.axis, self.extent, self.method, self.settings, planes, anchor_keys, stats, probs, blocked)
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -92,130 +267,38 @@ def run(
     ``on_slice(key, mask)`` with each slice's mask (a plane, bool) as it is made (a slice between
     two anchors is shown from each end, then fused).
     """
+    carry = prepare(session, axis, method, extent, settings, overrides, anchors, barrier)
+    message = f"propagating along axis {carry.axis}" if message is None else message
+    check_cancel(cancel)
+    t_all = time.perf_counter()
+    shape = session.source.plane_shape
+    while (walk := carry.walk) is not None:
+        check_cancel(cancel)
+        key = walk.key
+        mask = walk.commit(walk.predict())
+        if mask is not None and on_slice is not None:
+            on_slice(key, mask.plane(shape))
+        emit(progress, carry.done, carry.total, message)
+    return carry.outcome((time.perf_counter() - t_all) * 1e3)
+
+
+def prepare(
+    session: "Session",
+    axis=None,
+    method: str = "frozen",
+    extent=None,
+    settings=None,
+    overrides: dict | None = None,
+    anchors: dict[Key, Anchor] | None = None,
+    barrier: Barrier | None = None,
+) -> Carry:
+    """Check the arguments of :func:`run` and plan one object's propagation."""
     if method not in METHODS:
         raise ValueError(f"unknown propagation method {method!r}; use one of {METHODS}")
     s = resolve(settings, overrides or {})
     a = resolve_axis(session, axis)
     ext = resolve_extent(session.source.spatial_shape[a], extent)
-    message = f"propagating along axis {a}" if message is None else message
     own = anchors is None
     anchors = session_anchors(session) if own else anchors
     barrier = Barrier(session.source) if barrier is None else barrier
-    lines = plan(session, a, ext, s, anchors)
-    src = session.source
-    kpos = [x for x in range(len(src.spatial_shape)) if x not in src.plane_axes].index(a)
-    if own and s.keep_extent:
-        for ln in lines:
-            keep_extent(session, ln, kpos)
-    anchor_keys = [k for ln in lines for k in ln.anchors.values()]
-    total = sum(len(c.positions) for ln in lines for c in ln.chains)
-    stats: dict[str, Any] = {"chains": [], "slices": [], "total": total, "barrier": bool(barrier)}
-    planes: dict[tuple, Sparse] = {}
-    probs: dict[tuple, Sparse] = {}
-    check_cancel(cancel)
-    ctx = Context(session, method, s, anchors, barrier) if total else None
-    done = 0
-    t_all = time.perf_counter()
-    for ln in lines:
-        results: dict[int, list[tuple[int, Sparse]]] = {}  # position -> [(from anchor, prob)]
-        for chain in ln.chains:
-            akey = ln.anchors[chain.anchor]
-            prev = anchors[akey].sparse
-            c0, mean0 = ctx.anchor_contrast(akey) if chain.open else (None, None)
-            track = Track(c0, mean0, prev.area, prev.area)
-            # the anchors nearest the chain's start give the interactive loss (ema)
-            near = sorted(ln.nonempty, key=lambda p: (abs(p - chain.anchor), p))
-            samples = []
-            if method == "ema":
-                samples = [
-                    x for x in (ctx.anchor_sample(ln.anchors[p]) for p in near[: s.max_anchors]) if x is not None
-                ]
-            reason, at, n = None, None, 0
-            prev_key = akey
-            for pos in chain.positions:
-                check_cancel(cancel)
-                t0 = time.perf_counter()
-                key = key_of(ln.line, kpos, pos)
-                if method in ("ema", "frozen"):
-                    rng = np.random.default_rng([s.seed, *ln.line, chain.index, pos])
-                    prob, info = ctx.model_step(key, prev, rng, samples, prev_key)
-                else:
-                    prob, info = ctx.carry_step(key, akey)
-                prob = barrier.apply(key, prob)
-                mask = prob.threshold()
-                if method in ("ema", "frozen"):
-                    kept = continuing(mask, info.pop("moved", prev), s)
-                    if kept.area < mask.area:
-                        prob = Sparse(prob.box, prob.values * kept.in_box(prob.box))
-                        mask = kept
-                if chain.open:
-                    reason = stop_reason(ctx, key, mask, prev, track, pos)
-                elif mask.box is None:
-                    reason = "vanished"
-                ms = (time.perf_counter() - t0) * 1e3
-                stats["slices"].append(
-                    {
-                        "plane": list(key),
-                        "ms": round(ms, 2),
-                        "stop": reason,
-                        **{
-                            k: v
-                            for k, v in info.items()
-                            if k in ("n_aug", "uncertain", "kept", "loss", "passes", "blank")
-                        },
-                    }
-                )
-                done += 1
-                if reason is not None:
-                    at = pos
-                    if track.cut is not None:  # the object ended before: drop the slices from there
-                        walked = chain.positions[: chain.positions.index(pos)]
-                        dropped = walked[walked.index(track.cut) :] if track.cut in walked else []
-                        for p in dropped:
-                            results[p] = [r for r in results.get(p, []) if r[0] != chain.anchor]
-                        n -= len(dropped)
-                        at = dropped[0] if dropped else pos
-                    break
-                n += 1
-                results.setdefault(pos, []).append((chain.anchor, prob))
-                prev, prev_key = mask, key
-                if on_slice is not None:
-                    on_slice(key, mask.plane(src.plane_shape))
-                emit(progress, done, total, message)
-            skipped = len(chain.positions) - n - (1 if reason is not None else 0)
-            done += max(skipped, 0)
-            if reason is not None:
-                emit(progress, done, total, message)
-            stats["chains"].append(
-                {
-                    "line": list(ln.line),
-                    "from": chain.anchor,
-                    "direction": 1 if chain.positions[0] > chain.anchor else -1,
-                    "slices": n,
-                    "stop": reason,
-                    "stopped_at": at,
-                }
-            )
-        for pos in ln.targets:
-            key = key_of(ln.line, kpos, pos)
-            got = results.get(pos, [])
-            if pos in ln.gaps and got:
-                lo_a, hi_a = ln.gaps[pos]
-                box = None
-                for _, p in got:
-                    box = geometry.union(box, p.box)
-                fused = np.zeros((box[2] - box[0], box[3] - box[1]), np.float32)
-                for src_anchor, p in got:
-                    other = hi_a if src_anchor == lo_a else lo_a
-                    weight = abs(other - pos) / (hi_a - lo_a)
-                    fused += weight * p.in_box(box)
-                probs[key] = Sparse(box, fused)
-            else:
-                probs[key] = got[0][1] if got else Sparse.empty()
-            planes[key] = probs[key].threshold()
-    stats["time_ms"] = round((time.perf_counter() - t_all) * 1e3, 1)
-    computed = [x["ms"] for x in stats["slices"]]
-    stats["ms_per_slice"] = round(float(np.mean(computed)), 2) if computed else None
-    if ctx is not None and ctx.teacher is not None:
-        stats["student_steps"] = ctx.teacher.steps_taken
-    return Outcome(a, ext, method, s, planes, anchor_keys, stats, probs)
+    return Carry(session, a, method, ext, s, anchors, barrier, own)

@@ -53,7 +53,7 @@ class Context:
             from napari_oaims.propagate.ema import AnchorSample
 
             anchor = self.anchors[key]
-            window = self.session.window(key, anchor.prompts, anchor.box)
+            window = self.session.window(key, anchor.prompts, anchor.box, min_size=self.settings.min_window)
             sample = None
             if window is not None:
                 points = [pt for p in anchor.prompts for pt in ccg_points(p, window)]
@@ -69,7 +69,7 @@ class Context:
         slices (on a window around it): the prior that follows a moving object."""
         from napari_oaims.propagate.registration import flow_args, warp_mask
 
-        window = self.session.window(key, [], prev.box)
+        window = self.session.window(key, [], prev.box, min_size=self.settings.min_window)
         moving = self.source.crop(prev_key, window)
         fixed = self.source.crop(key, window)
         if float(fixed.max() - fixed.min()) < 1e-6 or float(moving.max() - moving.min()) < 1e-6:
@@ -86,7 +86,7 @@ class Context:
             prev = moved if moved.box is not None else prev
         pts = deepest_points(prev, self.settings.click_share)
         prompts = [Prompt("click", True, p[None]) for p in pts]
-        window = self.session.window(key, prompts, prev.box)
+        window = self.session.window(key, prompts, prev.box, min_size=self.settings.min_window)
         passes = 0
         while True:
             passes += 1
@@ -133,7 +133,7 @@ class Context:
         """The window around an anchor's mask, its image crop and its mask there."""
         if key not in self._anchor_views:
             sparse = self.anchors[key].sparse
-            window = self.session.window(key, [], sparse.box)
+            window = self.session.window(key, [], sparse.box, min_size=self.settings.min_window)
             self._anchor_views[key] = (window, self.source.crop(key, window), sparse.window(window))
         return self._anchor_views[key]
 
