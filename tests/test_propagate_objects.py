@@ -222,6 +222,20 @@ def test_propagate_objects_from_one_seeds_slice(engine, touching):
     assert s.pending_updates == len(out.labels) and not s.prompted_planes()
 
 
+def test_a_seed_that_is_an_end_cap_grows_into_its_object(engine, touching):
+    image, labels = touching
+    z = int(np.flatnonzero((labels == 3).any((1, 2)))[-1])  # the last slice of 3: a small cap beside 2
+    seeds = labels[z].copy()
+    assert 0 < (seeds == 3).sum() < 0.2 * (seeds == 2).sum()
+    s = engine.session(image, plane_axes=(1, 2))
+    out = s.propagate_objects(seeds, plane=(z,))
+    got = dict(zip(out.labels, out.objects))
+    assert dice(got[3].mask, labels == 3) >= 0.8  # it grew into its object (it stopped at once before)
+    assert not (got[3].mask & got[2].mask).any()
+    calls = [e["extra"]["call"]["settings"] for e in s.events if e["kind"] == "propagate"]
+    assert all(c["cap_area"] > 0 and c["min_window"] for c in calls)  # logged: a replay redoes them
+
+
 def test_propagate_objects_bad_input(engine, touching):
     image, labels = touching
     s = engine.session(image, plane_axes=(1, 2))

@@ -23,6 +23,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.session import Session
 
 
+#: A seed smaller than this share of the median seed of a call is an end-cap of its object
+#: (``PropagateSettings.cap_area``).
+CAP_SHARE = 0.5
+
+
 @dataclass(frozen=True)
 class PropagatedObjects:
     """What :meth:`Session.propagate_objects` did: the accepted objects (largest seed first) and
@@ -107,8 +112,12 @@ def propagate_objects(
         raise ValueError("an object is in progress: accept or clear it before propagating many objects")
     objects = seed_objects(session, seeds, plane)
     s = resolve(settings, overrides or {})
-    if s.min_window is None:  # one window rule for all objects, as their logged propagations redo it
+    # the objects' scale: the median of their seeds (their largest seeded slice each)
+    median = float(np.median([max(int(m.sum()) for m in planes.values()) for planes in objects.values()]))
+    if s.min_window is None:  # one window floor for all objects, as their logged propagations redo it
         s = s.with_(min_window=session.later_window())
+    if not s.cap_area:  # a seed much smaller than the others is an end-cap of its object
+        s = s.with_(cap_area=CAP_SHARE * median)
     a = resolve_axis(session, axis)
     ext = resolve_extent(session.source.spatial_shape[a], extent)
     taken = None if overwrite else checked_barrier(session, barrier)

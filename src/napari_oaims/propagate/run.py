@@ -45,7 +45,7 @@ from napari_oaims.propagate.masks import Sparse
 from napari_oaims.propagate.plan import Chain, Line, keep_extent, key_of, plan, resolve_axis, resolve_extent
 from napari_oaims.propagate.settings import METHODS, PropagateSettings, resolve
 from napari_oaims.propagate.steps import Context
-from napari_oaims.propagate.stops import Track, continuing, stop_reason
+from napari_oaims.propagate.stops import Track, continuing, is_cap, stop_reason
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.session import Session
@@ -109,7 +109,8 @@ class Walk:
         t0, key = time.perf_counter(), self.key
         if ctx.method in ("ema", "frozen"):
             rng = np.random.default_rng([s.seed, *self.ln.line, self.chain.index, pos])
-            prob, info = ctx.model_step(key, self.prev, rng, self.samples, self.prev_key)
+            cap = is_cap(self.prev, self.track, s)
+            prob, info = ctx.model_step(key, self.prev, rng, self.samples, self.prev_key, cap=cap)
         else:
             prob, info = ctx.carry_step(key, self.akey)
         prob = ctx.barrier.apply(key, prob)
@@ -124,7 +125,7 @@ class Walk:
         pos, key = chain.positions[self.index], self.key
         mask = prob.threshold()
         if ctx.method in ("ema", "frozen"):
-            kept = continuing(mask, info.pop("moved", self.prev), s)
+            kept = continuing(mask, info.pop("moved", self.prev), s, cap=is_cap(self.prev, self.track, s))
             if kept.area < mask.area:
                 prob = Sparse(prob.box, prob.values * kept.in_box(prob.box))
                 mask = kept

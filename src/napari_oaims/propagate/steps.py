@@ -78,8 +78,12 @@ class Context:
         ys, xs, wy, wx = window.clip(self.source.plane_shape)
         return Sparse((ys.start, xs.start, ys.stop, xs.stop), prob[wy, wx]).threshold()
 
-    def model_step(self, key, prev: Sparse, rng, anchors: list, prev_key=None) -> tuple[Sparse, dict]:
-        """Predict plane ``key`` from the previous slice's mask ``prev`` (probabilities)."""
+    def model_step(
+        self, key, prev: Sparse, rng, anchors: list, prev_key=None, cap: bool = False
+    ) -> tuple[Sparse, dict]:
+        """Predict plane ``key`` from the previous slice's mask ``prev`` (probabilities). ``cap``:
+        ``prev`` is an end-cap the object grows from; where the model, led by so small a prior,
+        finds (almost) nothing, the click alone asks for the object there, as a first click does."""
         h, w = self.source.plane_shape
         if self.settings.warp_prior and prev_key is not None:
             moved = self.warped(key, prev_key, prev)
@@ -87,7 +91,7 @@ class Context:
         pts = deepest_points(prev, self.settings.click_share)
         prompts = [Prompt("click", True, p[None]) for p in pts]
         window = self.session.window(key, prompts, prev.box, min_size=self.settings.min_window)
-        passes = 0
+        passes, led = 0, True
         while True:
             passes += 1
             crop = self.source.crop(key, window)
@@ -95,7 +99,7 @@ class Context:
             inside_img = crop[wy, wx]
             if inside_img.size == 0 or float(inside_img.max() - inside_img.min()) < 1e-6:
                 return Sparse.empty(), {"passes": passes, "blank": True, "moved": prev}
-            prior = guidance.resize_window(prev.window(window), guidance.WORK_SIZE)
+            prior = guidance.resize_window(prev.window(window) * led, guidance.WORK_SIZE)
             x = guidance.encode(
                 guidance.resize_window(crop, guidance.WORK_SIZE),
                 window.to_work(pts).reshape(-1, 2),
@@ -104,6 +108,9 @@ class Context:
             )
             logits = self.predict(x[None])[0]
             pred = guidance.resize_window(logits, window.size)[wy, wx] > 0
+            if cap and led and np.count_nonzero(pred) < max(self.settings.min_area_px, prev.area):
+                led = False  # the cap's prior led to less than the cap: ask with the click alone
+                continue
             larger = guidance.grown_window(window, pred, (h, w), prev.box, passes)
             if larger is None:
                 break
