@@ -236,6 +236,16 @@ def test_a_seed_that_is_an_end_cap_grows_into_its_object(engine, touching):
     assert all(c["cap_area"] > 0 and c["min_window"] for c in calls)  # logged: a replay redoes them
 
 
+def test_an_object_seeded_on_every_slice_is_a_barrier_to_one_carried(engine, touching):
+    image, labels = touching
+    s = engine.session(image, plane_axes=(1, 2))
+    seeds = {1: {(z,): labels[z] == 1 for z in range(4, 9)}, 3: {(6,): labels[6] == 3}}
+    out = s.propagate_objects(seeds, extent=(4, 9))
+    got = dict(zip(out.labels, out.objects))
+    assert np.array_equal(got[1].mask[4:9], labels[4:9] == 1)  # nothing to carry: its seeds
+    assert got[3].mask[4:9].sum(axis=(1, 2)).all() and not (got[3].mask & got[1].mask).any()
+
+
 def test_propagate_objects_bad_input(engine, touching):
     image, labels = touching
     s = engine.session(image, plane_axes=(1, 2))

@@ -182,7 +182,7 @@ class Carry:
         self, session: "Session", axis: int, method: str, ext, s: PropagateSettings, anchors, barrier, own: bool
     ):
         self.session, self.axis, self.method, self.extent, self.settings = session, axis, method, ext, s
-        self.anchors = anchors
+        self.anchors, self.barrier = anchors, barrier
         src = session.source
         self.lines = plan(session, axis, ext, s, anchors)
         self.kpos = [x for x in range(len(src.spatial_shape)) if x not in src.plane_axes].index(axis)
@@ -194,10 +194,6 @@ class Carry:
         self.ctx = Context(session, method, s, anchors, barrier) if self.total else None
         self.results: dict[tuple, dict[int, list[tuple[int, Sparse]]]] = {}  # line -> position -> [(anchor, prob)]
         self.walks = [Walk(self, ln, c) for ln in self.lines for c in ln.chains] if self.total else []
-
-    @property
-    def barrier(self) -> Barrier:
-        return self.ctx.barrier
 
     @property
     def walk(self) -> Walk | None:
@@ -238,8 +234,9 @@ class Carry:
         if self.ctx is not None and self.ctx.teacher is not None:
             stats["student_steps"] = self.ctx.teacher.steps_taken
         anchor_keys = [k for ln in self.lines for k in ln.anchors.values()]
-        blocked = self.ctx.barrier.blocked if self.ctx is not None else {}
-        return Outcome(self.axis, self.extent, self.method, self.settings, planes, anchor_keys, stats, probs, blocked)
+        return Outcome(
+            self.axis, self.extent, self.method, self.settings, planes, anchor_keys, stats, probs, self.barrier.blocked
+        )
 
 
 # -- the run -----------------------------------------------------------------------------------
