@@ -4,6 +4,7 @@ lazy reads, the log, and bad input. Tiny procedural volumes, the real shipped mo
 
 from __future__ import annotations
 
+import io
 import threading
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from napari_oaims import Engine
-from napari_oaims.core.progress import Cancel, Cancelled, Collect
+from napari_oaims.core.progress import Cancel, Cancelled, Collect, TqdmProgress
 from napari_oaims.evaluation.metrics import dice
 from napari_oaims.propagate import METHODS, Propagated, PropagateSettings
 from napari_oaims.simulate.clicks import click_in_region, largest_error_component
@@ -271,6 +272,18 @@ def test_cancel_leaves_the_session_as_it_was(shared_engine, blob):
     with pytest.raises(Cancelled):
         s.propagate(method="frozen", cancel=lambda: bool(stop), progress=lambda d, t, m: stop.append(d))
     assert same_state(before, state(s))
+
+
+def test_a_tqdm_progress_names_the_propagation(shared_engine, blob):
+    image, target = blob
+    s = shared_engine.session(image, plane_axes=(1, 2))
+    annotate(s, target)
+    out = io.StringIO()  # not a terminal: one plain line at each quarter
+    with TqdmProgress(unit="slice", file=out) as bars:
+        s.propagate(method="copy", progress=bars)
+    lines = out.getvalue().splitlines()
+    assert lines and all(line.startswith("propagating along axis 0: ") for line in lines)
+    assert lines[-1].split(": ")[1].split()[0] == f"{image.shape[0] - 1}/{image.shape[0] - 1}"
 
 
 def test_undo_redo_whole_propagation(shared_engine, blob):
