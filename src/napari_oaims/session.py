@@ -452,7 +452,7 @@ class Session(PropagationMixin):
         if prompt.kind == "prior":  # stored before the event, so an autosave of the event can save it
             self.prior_masks[len(self.events)] = prompt.mask
         self._log(prompt.kind, plane=key, coords=coords, label=label, extra=self._adaptation_extra())
-        window = self._choose_window(key, prompts, st.bbox, first=st.bbox is None)
+        window = choose_window(self, key, prompts, st.bbox, first=st.bbox is None)  # the window rule
         logits = None
         if window is not None:
             reply = self.engine.adapter.on_prompt(
@@ -484,10 +484,6 @@ class Session(PropagationMixin):
         return apply_edits(self.planes, self.source.plane_shape, changes, before)
 
     # -- prediction ----------------------------------------------------------------------------
-    def _choose_window(self, key, prompts: list[Prompt], mask_bbox=None, first: bool = False) -> guidance.Window | None:
-        """The window rule (:func:`napari_oaims.session_windows.choose_window`)."""
-        return choose_window(self, key, prompts, mask_bbox, first)
-
     def _encode(self, key, prompts: list[Prompt], window: guidance.Window) -> np.ndarray:
         """The (4, S, S) network input for ``prompts`` on ``window`` of plane ``key``."""
         return guidance.encode_prompts(self.source.crop(key, window), prompts, window)
