@@ -230,7 +230,7 @@ def test_a_seed_that_is_an_end_cap_grows_into_its_object(engine, touching):
     s = engine.session(image, plane_axes=(1, 2))
     out = s.propagate_objects(seeds, plane=(z,))
     got = dict(zip(out.labels, out.objects))
-    assert dice(got[3].mask, labels == 3) >= 0.8  # it grew into its object (it stopped at once before)
+    assert dice(got[3].mask, labels == 3) >= 0.8  # it grew into its object
     assert not (got[3].mask & got[2].mask).any()
     calls = [e["extra"]["call"]["settings"] for e in s.events if e["kind"] == "propagate"]
     assert all(c["cap_area"] > 0 and c["min_window"] for c in calls)  # logged: a replay redoes them

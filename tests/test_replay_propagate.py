@@ -188,7 +188,7 @@ def test_a_propagation_kept_out_of_accepted_objects_replays_exactly(tmp_path, to
     report, again = replayed_labels(path)
     assert report.identical, report.table()
     assert np.array_equal(again, recorded) and np.array_equal(again == accepted.object_id, accepted.mask)
-    # without the saved barrier (a log of format version 4) the replay runs into the neighbours
+    # without the saved barrier (as in a log of format version 4) the replay runs into the neighbours
     old = tmp_path / "old.oaims.zarr"
     shutil.copytree(path, old)
     shutil.rmtree(old / "barriers" / str(seq))
