@@ -274,3 +274,22 @@ def test_a_correction_near_the_end_never_runs_past_it(engine, touching):
         s.click((top, *click_in_region(wrong if wrong.any() else s.plane_mask((top,)))), positive=False)
         again = s.propagate(axis=0, keep_extent=keep).mask
         assert again[top + 1 :].any() == runs_past  # without keep_extent the chain restarts into the neighbour
+
+
+def test_a_contested_voxel_stays_with_the_object_whose_previous_slice_held_it():
+    from types import SimpleNamespace
+
+    from napari_oaims.propagate.anchors import Barrier
+    from napari_oaims.propagate.objects import settle
+
+    def walk(held: np.ndarray):
+        return SimpleNamespace(prev=Sparse.of_mask(held), key=(3,), carry=SimpleNamespace(barrier=Barrier(None)))
+
+    left, right = np.zeros((8, 12), bool), np.zeros((8, 12), bool)
+    left[:, :4], right[:, 8:] = True, True
+    a, b = walk(right), walk(left)  # a held the right part on the previous slice, b the left
+    probs = [Sparse((0, 0, 8, 12), np.full((8, 12), p, np.float32)) for p in (0.9, 0.8)]
+    got_a, got_b = (p.threshold().plane((8, 12)) for p in settle([a, b], probs))
+    assert np.array_equal(got_b, left)  # b keeps what it held, though a is more probable there
+    assert np.array_equal(got_a, ~left)  # a keeps its part and what neither held
+    assert np.array_equal(a.carry.barrier.blocked[(3,)][0].plane((8, 12)), left)  # kept out of a (replay)

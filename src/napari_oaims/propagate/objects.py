@@ -67,9 +67,11 @@ def seed_objects(session: "Session", seeds, plane=None) -> dict[int, dict[tuple[
 
 
 def settle(walks: list[Walk], probs: list[Sparse]) -> list[Sparse]:
-    """The slices several objects predicted on one plane, each voxel left to the object most
-    probably there (a voxel belongs to one object); what an object loses is kept out of it (its
-    barrier's :attr:`~napari_oaims.propagate.anchors.Barrier.blocked`)."""
+    """The slices several objects predicted on one plane, each voxel left to the one object
+    whose previous slice held it, else to the object most probably there (a voxel belongs to one
+    object, and a structure that stays in place along the axis stays with the object that held
+    it); what an object loses is kept out of it (its barrier's
+    :attr:`~napari_oaims.propagate.anchors.Barrier.blocked`)."""
     box = None
     for p in probs:
         box = geometry.union(box, p.box)
@@ -77,6 +79,9 @@ def settle(walks: list[Walk], probs: list[Sparse]) -> list[Sparse]:
         return probs
     stack = np.stack([p.in_box(box) for p in probs])
     best = np.argmax(stack, axis=0)
+    held = np.stack([w.prev.in_box(box, bool) for w in walks])  # each object's previous slice
+    only = held.sum(axis=0) == 1
+    best = np.where(only, np.argmax(held, axis=0), best)
     out = []
     for i, (walk, p) in enumerate(zip(walks, probs)):
         lost = (stack[i] > 0.5) & (best != i)
