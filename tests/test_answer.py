@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_oaims import answer
+from napari_oaims import answer, session_windows
 from napari_oaims.core import guidance, regions
 from napari_oaims.core.prompts import Prompt
 from napari_oaims.evaluation.suites import SUITES, suite
@@ -96,7 +96,7 @@ def test_a_first_window_too_wide_for_the_object_is_halved(engine):
     tid = 1
     ys, xs = np.nonzero(labels == tid)
     y, x = int(np.median(ys)), int(np.median(xs))
-    first = s._first_window((), np.array([[y, x]]))
+    first = session_windows.first_window(s, (), np.array([[y, x]]))
     s.click((y, x))
     used = s.events[-1]["extra"]["window"][2]
     assert first == guidance.AUTO_MAX_WINDOW and used <= first // 2

@@ -101,3 +101,22 @@ def test_bench_batch(tmp_path, capsys):
     assert result["memory"] is None and result["settings"]["method"] == "copy"
     assert (tmp_path / "work" / "data" / "jobs.csv").is_file()
     assert dask.config.get("scheduler", None) == scheduler  # the clusters leave dask's default scheduler alone
+
+
+def test_bench_propagate_all_objects(tmp_path, capsys):
+    out = tmp_path / "res"
+    code = main(
+        ["bench", "propagate", "--all-objects", "--data", "failures", "--methods", "frozen", "--n-per-kind", "1"]
+        + ["--shape", "16,48,48", "--device", "cpu", "--out", str(out)]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| frozen | touching_0 | fullest" in printed and "mean_dice" in printed
+    result = json.loads((out / "propagate_failures_objects.json").read_text())
+    rows = result["rows"]
+    assert {r["seeds"] for r in rows} == {"fullest", "end"} and {r["case"] for r in rows} >= {"touching_0"}
+    assert all(0 <= r["dice"] <= 1 and r["taken"] >= 0 for r in rows)
+    summary = result["summary"]["frozen"]
+    assert summary["objects"] == len(rows) and summary["taken"] == sum(r["taken"] for r in rows)
+    assert main(["bench", "propagate", "--all-objects", "--methods", "ema+suggest", "--device", "cpu"]) == 2
+    assert "--all-objects takes propagation methods" in capsys.readouterr().err

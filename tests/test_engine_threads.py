@@ -89,3 +89,26 @@ def test_latency_with_load_reports_both(tmp_path, nuclei_crop, capsys):
     out = capsys.readouterr().out
     assert "cpu 160px frozen click " in out and "cpu 160px frozen click, 1 busy" in out
     assert main(argv[:-1] + ["-1"]) == 2
+
+
+def test_ema_propagation_passes_follow_the_engine_rule(two_threads):
+    """The EMA adapter's temporary teacher and student run a slice's few windows on one thread
+    (larger augmentation batches keep torch's threads) and leave the process's setting alone."""
+    from napari_oaims.training.volumes import VolumeSpec, make_volume
+
+    image, labels = make_volume(VolumeSpec(kind="abrupt", shape=(10, 48, 48), seed=3, neighbours=0))
+    target = labels == 1
+    z = int(np.argmax(target.sum((1, 2))))
+    engine = Engine.pretrained(device="cpu")
+    seen: list[tuple[int, bool, int]] = []  # the copies of the model carry the hook
+    engine.model.register_forward_hook(
+        lambda m, i, o: seen.append((int(np.prod(i[0].shape)) // i[0].shape[1], m.training, torch.get_num_threads()))
+    )
+    s = engine.session(image, plane_axes=(1, 2))
+    s.set_mask(target[z], plane=(z,))
+    s.propagate(method="ema", adapt_every=1, adapt_min_uncertain=0.0, n_high=16, ratio_cut=0.0)
+    assert torch.get_num_threads() == 2  # restored after each pass
+    small = {threads for pixels, _, threads in seen if pixels <= ONE_THREAD_PIXELS}
+    large = {threads for pixels, _, threads in seen if pixels > ONE_THREAD_PIXELS}
+    assert any(training for _, training, _ in seen)  # the student's steps are among them
+    assert small == {1} and large == {2}

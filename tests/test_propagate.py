@@ -4,6 +4,7 @@ lazy reads, the log, and bad input. Tiny procedural volumes, the real shipped mo
 
 from __future__ import annotations
 
+import io
 import threading
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from napari_oaims import Engine
+from napari_oaims.core.progress import Cancel, Cancelled, Collect, TqdmProgress
 from napari_oaims.evaluation.metrics import dice
 from napari_oaims.propagate import METHODS, Propagated, PropagateSettings
 from napari_oaims.simulate.clicks import click_in_region, largest_error_component
@@ -91,21 +93,22 @@ def test_ema_propagates_and_stops_at_the_ends(blob):
     h0 = engine.weights_hash
     s = engine.session(image, plane_axes=(1, 2))
     z = annotate(s, target)
-    seen, ticks = [], []
+    seen, ticks = [], Collect()
     res = s.propagate(
         axis=0,
         method="ema",
         on_slice=lambda k, m: seen.append((k, m.shape)),
-        progress=lambda d, t: ticks.append((d, t)),
+        progress=ticks,
     )
-    assert isinstance(res, Propagated) and not res.cancelled
+    assert isinstance(res, Propagated)
     mask = res.mask
     assert mask.shape == image.shape and mask.dtype == bool
     assert dice(mask, target) > 0.85
     zs = np.flatnonzero(target.any((1, 2)))
     got = np.flatnonzero(mask.any((1, 2)))
     assert got[0] >= zs[0] and got[-1] <= zs[-1], "grew past the object's ends"
-    assert ticks and ticks[-1][0] == ticks[-1][1]
+    assert ticks.calls and ticks.last[0] == ticks.last[1]
+    assert {m for _, _, m in ticks.calls} == {"propagating along axis 0"}  # the message names the work
     assert seen and all(m == image.shape[1:] for _, m in seen)
     # the engine's weights never change through a propagation
     assert engine.weights_hash == h0
@@ -258,12 +261,29 @@ def test_cancel_leaves_the_session_as_it_was(shared_engine, blob):
     before = state(s)
     ev = threading.Event()
     ev.set()
-    assert s.propagate(method="frozen", cancel=ev).cancelled
+    with pytest.raises(Cancelled):
+        s.propagate(method="frozen", cancel=ev)
     assert same_state(before, state(s))
-    ev2 = threading.Event()
-    res = s.propagate(method="ema", cancel=ev2, progress=lambda d, t: ev2.set() if d >= 2 else None)
-    assert res.cancelled and not res.changes
+    token = Cancel()  # set midway, from the progress callback
+    with pytest.raises(Cancelled):
+        s.propagate(method="ema", cancel=token, progress=lambda d, t, m: token.set() if d >= 2 else None)
     assert same_state(before, state(s))
+    stop = []  # a function returning True stops it too
+    with pytest.raises(Cancelled):
+        s.propagate(method="frozen", cancel=lambda: bool(stop), progress=lambda d, t, m: stop.append(d))
+    assert same_state(before, state(s))
+
+
+def test_a_tqdm_progress_names_the_propagation(shared_engine, blob):
+    image, target = blob
+    s = shared_engine.session(image, plane_axes=(1, 2))
+    annotate(s, target)
+    out = io.StringIO()  # not a terminal: one plain line at each quarter
+    with TqdmProgress(unit="slice", file=out) as bars:
+        s.propagate(method="copy", progress=bars)
+    lines = out.getvalue().splitlines()
+    assert lines and all(line.startswith("propagating along axis 0: ") for line in lines)
+    assert lines[-1].split(": ")[1].split()[0] == f"{image.shape[0] - 1}/{image.shape[0] - 1}"
 
 
 def test_undo_redo_whole_propagation(shared_engine, blob):

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from napari_oaims import Engine
+from napari_oaims.core.progress import Cancel, Cancelled, Collect
 from napari_oaims.evaluation.metrics import dice
 from napari_oaims.propagate import PropagateSettings
 from napari_oaims.propagate.masks import Sparse
@@ -71,10 +72,17 @@ def test_propagation_uses_only_the_public_session_interface():
         assert not re.search(r"session\._|self\._(log|apply|history|snapshot|encode|choose_window)\b", text), path
 
 
+#: The session's own modules: the session, and its window rule.
+SESSION_MODULES = ("session.py", "session_windows.py")
+
+
 def test_no_module_but_the_session_uses_its_private_state():
     root = Path(__file__).parents[1] / "src" / "napari_oaims"
+    own = [root / name for name in SESSION_MODULES]
+    assert all(path.exists() for path in own)
+    assert re.search(r"\bsession\._[a-z]", (root / "session_windows.py").read_text())  # the rule can fail
     for path in root.rglob("*.py"):
-        if path.name != "session.py":
+        if path not in own:
             assert not re.search(r"\bsession\._[a-z]", path.read_text()), path
 
 
@@ -190,12 +198,19 @@ def test_propagate_objects_from_one_seeds_slice(engine, touching):
     s = engine.session(image, plane_axes=(1, 2))
     cancel = threading.Event()
     cancel.set()
-    events = len(s.events)
-    assert s.propagate_objects(seeds, plane=(z,), cancel=cancel).cancelled and len(s.events) == events
-    seen = []
-    out = s.propagate_objects(seeds, plane=(z,), progress=lambda d, t: seen.append((d, t)), classes={1: (2, "nucleus")})
-    assert not out.cancelled and sorted(out.labels) == sorted(int(v) for v in np.unique(seeds) if v)
-    assert seen and seen[-1][0] == seen[-1][1] and all(t == seen[0][1] for _, t in seen)
+    events, object_id = len(s.events), s.object_id
+    with pytest.raises(Cancelled):
+        s.propagate_objects(seeds, plane=(z,), cancel=cancel)
+    token = Cancel()  # set midway: slices were made, none lands
+    with pytest.raises(Cancelled):
+        s.propagate_objects(seeds, plane=(z,), cancel=token, progress=lambda d, t, m: token.set() if d >= 3 else None)
+    assert len(s.events) == events and s.object_id == object_id and not s.mask.any()
+    assert s.pending_updates == 0 and not s.planes and not s.accepted_diameters
+    seen = Collect()
+    out = s.propagate_objects(seeds, plane=(z,), progress=seen, classes={1: (2, "nucleus")})
+    assert sorted(out.labels) == sorted(int(v) for v in np.unique(seeds) if v)
+    assert seen.calls and seen.last[0] == seen.last[1] and all(t == seen.calls[0][1] for _, t, _ in seen.calls)
+    assert {m for _, _, m in seen.calls} == {f"propagating {len(out.labels)} objects"}
     masks = [acc.mask for acc in out.objects]
     assert np.sum(masks, axis=0).max() == 1  # a voxel belongs to one object
     for acc, label in zip(out.objects, out.labels):
@@ -205,6 +220,30 @@ def test_propagate_objects_from_one_seeds_slice(engine, touching):
     kinds = [e["kind"] for e in s.events[events:]]
     assert kinds.count("accept") == len(out.labels) and kinds.count("propagate") == len(out.labels)
     assert s.pending_updates == len(out.labels) and not s.prompted_planes()
+
+
+def test_a_seed_that_is_an_end_cap_grows_into_its_object(engine, touching):
+    image, labels = touching
+    z = int(np.flatnonzero((labels == 3).any((1, 2)))[-1])  # the last slice of 3: a small cap beside 2
+    seeds = labels[z].copy()
+    assert 0 < (seeds == 3).sum() < 0.2 * (seeds == 2).sum()
+    s = engine.session(image, plane_axes=(1, 2))
+    out = s.propagate_objects(seeds, plane=(z,))
+    got = dict(zip(out.labels, out.objects))
+    assert dice(got[3].mask, labels == 3) >= 0.8  # it grew into its object
+    assert not (got[3].mask & got[2].mask).any()
+    calls = [e["extra"]["call"]["settings"] for e in s.events if e["kind"] == "propagate"]
+    assert all(c["cap_area"] > 0 and c["min_window"] for c in calls)  # logged: a replay redoes them
+
+
+def test_an_object_seeded_on_every_slice_is_a_barrier_to_one_carried(engine, touching):
+    image, labels = touching
+    s = engine.session(image, plane_axes=(1, 2))
+    seeds = {1: {(z,): labels[z] == 1 for z in range(4, 9)}, 3: {(6,): labels[6] == 3}}
+    out = s.propagate_objects(seeds, extent=(4, 9))
+    got = dict(zip(out.labels, out.objects))
+    assert np.array_equal(got[1].mask[4:9], labels[4:9] == 1)  # nothing to carry: its seeds
+    assert got[3].mask[4:9].sum(axis=(1, 2)).all() and not (got[3].mask & got[1].mask).any()
 
 
 def test_propagate_objects_bad_input(engine, touching):
@@ -235,3 +274,22 @@ def test_a_correction_near_the_end_never_runs_past_it(engine, touching):
         s.click((top, *click_in_region(wrong if wrong.any() else s.plane_mask((top,)))), positive=False)
         again = s.propagate(axis=0, keep_extent=keep).mask
         assert again[top + 1 :].any() == runs_past  # without keep_extent the chain restarts into the neighbour
+
+
+def test_a_contested_voxel_stays_with_the_object_whose_previous_slice_held_it():
+    from types import SimpleNamespace
+
+    from napari_oaims.propagate.anchors import Barrier
+    from napari_oaims.propagate.objects import settle
+
+    def walk(held: np.ndarray):
+        return SimpleNamespace(prev=Sparse.of_mask(held), key=(3,), carry=SimpleNamespace(barrier=Barrier(None)))
+
+    left, right = np.zeros((8, 12), bool), np.zeros((8, 12), bool)
+    left[:, :4], right[:, 8:] = True, True
+    a, b = walk(right), walk(left)  # a held the right part on the previous slice, b the left
+    probs = [Sparse((0, 0, 8, 12), np.full((8, 12), p, np.float32)) for p in (0.9, 0.8)]
+    got_a, got_b = (p.threshold().plane((8, 12)) for p in settle([a, b], probs))
+    assert np.array_equal(got_b, left)  # b keeps what it held, though a is more probable there
+    assert np.array_equal(got_a, ~left)  # a keeps its part and what neither held
+    assert np.array_equal(a.carry.barrier.blocked[(3,)][0].plane((8, 12)), left)  # kept out of a (replay)

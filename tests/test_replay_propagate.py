@@ -145,3 +145,71 @@ def test_a_resumed_session_goes_on_propagating(tmp_path, recorded, tubes):
     assert [o.object for o in report.objects] == [1, 2, 3]
     with SessionStore.open(copy, read_only=True) as store:
         assert np.array_equal(np.asarray(store.labels()[...]) == 3, third)
+
+
+# -- barriers ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def touching():
+    """Nuclei of one intensity: the target (1) flattened against one above it (2) and one beside (3)."""
+    return make_volume(VolumeSpec(kind="touching", shape=(20, 64, 64), seed=5, neighbours=0))
+
+
+def replayed_labels(path):
+    report = replay(path)
+    with SessionStore.open(path, read_only=True) as store:
+        return report, np.asarray(store.labels()[...])
+
+
+def test_a_propagation_kept_out_of_accepted_objects_replays_exactly(tmp_path, touching):
+    image, labels = touching
+    engine = Engine.pretrained(device="cpu")
+    s = engine.session(image, plane_axes=(1, 2))
+    path = tmp_path / "barrier.oaims.zarr"
+    store = SessionStore.create(path, engine=engine, session=s)
+    taken = np.zeros(labels.shape, np.uint32)
+    for oid in (2, 3):  # the neighbours, drawn slice by slice and accepted first
+        for z in np.flatnonzero((labels == oid).any((1, 2))):
+            s.set_mask(labels[z] == oid, plane=(int(z),))
+        accepted = s.accept()
+        taken[accepted.mask] = accepted.object_id
+    z = int(np.argmax((labels == 1).sum((1, 2))))
+    s.set_mask(labels[z] == 1, plane=(z,))
+    free = s.propagate(axis=0, method="frozen").mask
+    s.undo()
+    kept = s.propagate(axis=0, method="frozen", barrier=taken)
+    assert not np.array_equal(free, kept.mask) and not (kept.mask & (taken > 0)).any()  # the barrier mattered
+    seq = s.events[-1]["seq"]
+    assert s.events[-1]["kind"] == "propagate" and seq in s.barrier_masks
+    accepted = s.accept()
+    store.close()
+    with SessionStore.open(path, read_only=True) as saved:
+        assert saved.barrier_mask(seq) is not None and np.asarray(saved.barrier_mask(seq)[...]).any()
+        recorded = np.asarray(saved.labels()[...])
+    report, again = replayed_labels(path)
+    assert report.identical, report.table()
+    assert np.array_equal(again, recorded) and np.array_equal(again == accepted.object_id, accepted.mask)
+    # without the saved barrier (as in a log of format version 4) the replay runs into the neighbours
+    old = tmp_path / "old.oaims.zarr"
+    shutil.copytree(path, old)
+    shutil.rmtree(old / "barriers" / str(seq))
+    report, _ = replayed_labels(old)
+    assert not report.identical
+
+
+def test_propagated_objects_replay_exactly(tmp_path, touching):
+    image, labels = touching
+    engine = Engine.pretrained(device="cpu")
+    s = engine.session(image, plane_axes=(1, 2))
+    path = tmp_path / "objects.oaims.zarr"
+    store = SessionStore.create(path, engine=engine, session=s)
+    z = int(np.argmax((labels == 1).sum((1, 2))))
+    out = s.propagate_objects(labels[z], plane=(z,), method="frozen")
+    assert len(out.objects) >= 2 and s.barrier_masks  # each object was kept out of the others
+    store.close()
+    with SessionStore.open(path, read_only=True) as saved:
+        recorded = np.asarray(saved.labels()[...])
+    report, again = replayed_labels(path)
+    assert report.identical, report.table()
+    assert np.array_equal(again, recorded)
+    for accepted in out.objects:
+        assert np.array_equal(again == accepted.object_id, accepted.mask)

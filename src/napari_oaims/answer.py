@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_oaims.core import geometry, guidance, regions
+from napari_oaims.core.history import PlaneState
 from napari_oaims.core.prompts import Prompt
+from napari_oaims.session_windows import follow_window
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.session import Session
@@ -143,3 +145,43 @@ def no_empty(
     crop = session.source.crop(key, smaller)[wy, wx]
     seed = (int(pts[0, 0]) - ys.start, int(pts[0, 1]) - xs.start)
     return smaller, regions.similar_region(crop, seed), (ys, xs), "region"
+
+
+def predict(session: "Session", key, prompts: list[Prompt], window, state: PlaneState, logits=None):
+    """Predict ``prompts`` on ``window`` of plane ``key`` (growing it if the mask hits its border)
+    with the rules above; ``state`` is the plane as it is, ``logits`` (working size), if given,
+    this prediction for ``window`` already made.
+
+    Returns the changed plane region, the new mask values there, and details for the log.
+    """
+    h, w = session.source.plane_shape
+    if window is None:  # only negative prompts: nothing is segmented
+        box = state.bbox
+        region = geometry.box_slices(box) if box else None
+        values = np.zeros((box[2] - box[0], box[3] - box[1]), bool) if box else None
+        return region, values, {"window": None, "area": 0, "passes": 0}
+    flat = flat_regions(session, key, prompts)
+    check_scale = not flat and checks_scale(session, state.bbox, prompts)
+    passes, fallback = 0, None
+    while True:
+        passes += 1
+        if passes == 1 and logits is not None:
+            raw = guidance.resize_window(logits, window.size)
+        else:
+            raw = session.predict_window(key, prompts, window)
+        if passes == 1 and check_scale:
+            window, raw = rescale(session, key, prompts, window, raw)
+            follow_window(session, window.size)  # the object's later windows follow it
+        inside, (ys, xs) = window_answer(session, key, prompts, window, raw)
+        larger = guidance.grown_window(window, inside, (h, w), state.bbox, passes)
+        if larger is None:
+            break
+        window = larger
+    if not inside.any() and not flat and prompts[-1].guides and prompts[-1].kind != "prior":
+        window, inside, (ys, xs), fallback = no_empty(session, key, prompts, window)
+    region, values = plane_values([((ys.start, xs.start, ys.stop, xs.stop), inside)] + flat, state.bbox)
+    fallback = "uniform" if flat else fallback
+    info = {"window": [window.y0, window.x0, window.size], "area": int(values.sum()), "passes": passes}
+    if fallback:
+        info["fallback"] = fallback
+    return region, values, info

@@ -16,33 +16,10 @@ import torch
 from napari_oaims.adapt import Adapter, adapter_from_settings, make_adapter
 from napari_oaims.core import guidance
 from napari_oaims.model import ClickUNet, load_weights, predict_logits, read_config, resolve_device, weights_hash
+from napari_oaims.model.device import ONE_THREAD_PIXELS, intra_op_threads, torch_threads
 from napari_oaims.session import Session
 
 SHIPPED_WEIGHTS = "oaims_base"
-#: Network input pixels (128 x 128 windows) up to which a forward or backward pass runs on one
-#: intra-op thread: splitting a few small convolutions over threads costs more than it saves,
-#: and far more when other processes keep the cores busy. Larger work keeps torch's threads.
-ONE_THREAD_PIXELS = 4 * 128 * 128
-
-
-def intra_op_threads(pixels: int) -> int:
-    """torch intra-op threads for a pass over ``pixels`` input pixels (per channel): 1 for the
-    few windows of a click or an online update, torch's own setting for larger work."""
-    return 1 if pixels <= ONE_THREAD_PIXELS else torch.get_num_threads()
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch intra-op threads and restore the previous number after it."""
-    before = torch.get_num_threads()
-    if n == before:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def shipped_weights_path() -> Path:

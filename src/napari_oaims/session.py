@@ -25,12 +25,13 @@ from napari_oaims.adapt.base import AcceptedObject, PromptUpdate, run_accepted
 from napari_oaims.core import geometry, guidance
 from napari_oaims.core import prompts as checks
 from napari_oaims.core.events import make_event
-from napari_oaims.core.history import History, PlaneState
+from napari_oaims.core.history import History, PlaneState, apply_edits, clear_edits, mask_edits, snapshot
 from napari_oaims.core.history import PlaneEdit as _Change
 from napari_oaims.core.prompts import Prompt, box_prompt, is_correction, prior_prompt, supersedes
 from napari_oaims.core.results import Accepted, PlaneChange, Result
 from napari_oaims.core.source import ImageSource
 from napari_oaims.propagate.api import PropagationMixin
+from napari_oaims.session_windows import choose_window, later_size
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.core.progress import CancelLike, Progress
@@ -71,6 +72,7 @@ class Session(PropagationMixin):
     """
 
     propagate = _serialised(PropagationMixin.propagate)
+    propagate_objects = _serialised(PropagationMixin.propagate_objects)
     set_mask = _serialised(PropagationMixin.set_mask)
 
     def __init__(self, engine: "Engine", image: Any, plane_axes=(-2, -1), channel_axis=None, rgb=None, channel=None):
@@ -85,6 +87,9 @@ class Session(PropagationMixin):
         self._pending: list[tuple[int, Any, AcceptedObject]] = []
         #: Prior masks given with :meth:`prior`, by the ``seq`` of their event (for saving/replay).
         self.prior_masks: dict[int, np.ndarray] = {}
+        #: The voxels a propagation was kept out of, plane by plane, by the ``seq`` of its
+        #: ``propagate`` event (:attr:`napari_oaims.propagate.Barrier.blocked`; for saving/replay).
+        self.barrier_masks: dict[int, dict] = {}
         #: Equivalent diameters (px, largest plane) of the objects accepted so far, by object id:
         #: with ``first_window="auto"`` their median sizes the next first window. An object taken
         #: back (:meth:`withdraw`) leaves it; a resumed session gets it back from the log.
@@ -182,22 +187,7 @@ class Session(PropagationMixin):
     @_serialised
     def clear(self) -> Result:
         """Remove all prompts and the mask of the current object (undoable)."""
-        changes = []
-        for key, st in self.planes.items():
-            region = geometry.box_slices(st.bbox) if st.bbox else None
-            before = st.mask[region].copy() if region else None
-            changes.append(
-                _Change(
-                    key,
-                    list(st.prompts),
-                    [],
-                    region,
-                    before,
-                    np.zeros_like(before) if before is not None else None,
-                    st.bbox,
-                    None,
-                )
-            )
+        changes = clear_edits(self.planes)
         applied: tuple[PlaneChange, ...] = ()
         if changes:
             applied = self._apply(changes, before=False)
@@ -355,10 +345,18 @@ class Session(PropagationMixin):
         """The planes of the current object that hold prompts (its anchors), in key order."""
         return sorted(k for k, st in self.planes.items() if st.prompts)
 
-    def window(self, plane, prompts: list[Prompt], mask_bbox=None) -> guidance.Window | None:
+    def window(
+        self, plane, prompts: list[Prompt], mask_bbox=None, min_size: int | None = None
+    ) -> guidance.Window | None:
         """The local window the session predicts ``prompts`` on, on ``plane`` (``mask_bbox``: a
-        mask it must hold); None when there is no positive prompt, box, prior or mask."""
-        return self._choose_window(self.source.check_key(plane), prompts, mask_bbox)
+        mask it must hold; ``min_size``: its smallest side, default :meth:`later_window`); None
+        when there is no positive prompt, box, prior or mask."""
+        return choose_window(self, self.source.check_key(plane), prompts, mask_bbox, min_size=min_size)
+
+    def later_window(self) -> int:
+        """The smallest side of the current object's windows after its first (the window rule:
+        :func:`napari_oaims.session_windows.later_size`)."""
+        return later_size(self)
 
     def encode(self, plane, prompts: list[Prompt], window: guidance.Window) -> np.ndarray:
         """The (4, S, S) network input for ``prompts`` on ``window`` of ``plane``."""
@@ -382,33 +380,7 @@ class Session(PropagationMixin):
         names, new prompts, as one undoable step logged as one ``kind`` event (``extra``, or
         ``extra(changes)``; latency from ``started``, a ``time.perf_counter()``). Planes left as
         they were are no change; when nothing changes, nothing is logged."""
-        prompts = prompts or {}
-        changes = []
-        for key in dict.fromkeys([*masks, *prompts]):
-            st = self.planes.get(key)
-            old_box = st.bbox if st is not None else None
-            new_box, crop = masks[key] if masks.get(key) is not None else (None, None)
-            if key not in masks:
-                new_box, crop = (old_box, st.mask[geometry.box_slices(old_box)]) if old_box else (None, None)
-            box = geometry.union(old_box, new_box)
-            old_prompts = list(st.prompts) if st is not None else []
-            new_prompts = list(prompts.get(key, old_prompts))
-            if box is None:
-                region = before = after = None
-            else:
-                region = geometry.box_slices(box)
-                before = (
-                    st.mask[region].copy()
-                    if old_box is not None
-                    else np.zeros((box[2] - box[0], box[3] - box[1]), bool)
-                )
-                after = np.zeros_like(before)
-                if new_box is not None:
-                    after[new_box[0] - box[0] : new_box[2] - box[0], new_box[1] - box[1] : new_box[3] - box[1]] = crop
-                new_box = geometry.bbox(after, (box[0], box[1]))
-            if (before is None or np.array_equal(before, after)) and key not in prompts:
-                continue
-            changes.append(_Change(key, old_prompts, new_prompts, region, before, after, old_box, new_box))
+        changes = mask_edits(self.planes, masks, prompts or {})
         if not changes:
             return self._result(())
         result = self._result(self._apply(changes, before=False))
@@ -420,11 +392,7 @@ class Session(PropagationMixin):
 
     # -- internals -----------------------------------------------------------------------------
     def _snapshot(self) -> dict[tuple[int, ...], tuple[geometry.Box, np.ndarray]]:
-        return {
-            k: (st.bbox, st.mask[geometry.box_slices(st.bbox)].copy())
-            for k, st in self.planes.items()
-            if st.bbox is not None
-        }
+        return snapshot(self.planes)
 
     def _result(self, changes: tuple[PlaneChange, ...]) -> Result:
         return Result(tuple(changes), self.spatial_shape, self.source.plane_axes, self._snapshot(), self.object_id)
@@ -484,7 +452,7 @@ class Session(PropagationMixin):
         if prompt.kind == "prior":  # stored before the event, so an autosave of the event can save it
             self.prior_masks[len(self.events)] = prompt.mask
         self._log(prompt.kind, plane=key, coords=coords, label=label, extra=self._adaptation_extra())
-        window = self._choose_window(key, prompts, st.bbox, first=st.bbox is None)
+        window = choose_window(self, key, prompts, st.bbox, first=st.bbox is None)  # the window rule
         logits = None
         if window is not None:
             reply = self.engine.adapter.on_prompt(
@@ -493,7 +461,7 @@ class Session(PropagationMixin):
             for record in reply.records:
                 self._log("update", plane=key, latency_ms=record.pop("latency_ms", None), extra=record)
             logits = reply.logits
-        region, new_values, info = self._predict(key, prompts, window, st, logits)
+        region, new_values, info = answer.predict(self, key, prompts, window, st, logits)
         if region is None:
             before = None
         elif st.mask is None:  # the plane's first mask: it was empty there
@@ -513,69 +481,9 @@ class Session(PropagationMixin):
         return result
 
     def _apply(self, changes: list[_Change], before: bool) -> tuple[PlaneChange, ...]:
-        out = []
-        for ch in changes:
-            st = self.planes.setdefault(ch.key, PlaneState([]))
-            st.prompts = list(ch.prompts_before if before else ch.prompts_after)
-            values = ch.before if before else ch.after
-            if ch.region is not None:
-                if st.mask is None:
-                    st.mask = np.zeros(self.source.plane_shape, bool)
-                st.mask[ch.region] = values
-            st.bbox = ch.bbox_before if before else ch.bbox_after
-            out.append(PlaneChange(ch.key, ch.region, None if values is None else values.copy()))
-        return tuple(out)
+        return apply_edits(self.planes, self.source.plane_shape, changes, before)
 
     # -- prediction ----------------------------------------------------------------------------
-    def _choose_window(self, key, prompts: list[Prompt], mask_bbox=None, first: bool = False) -> guidance.Window | None:
-        """The local window for ``prompts`` (None when there is no positive prompt, box or prior).
-
-        ``first``: the object has no mask yet, so with only clicks or scribbles the window side is
-        at least the engine's ``first_window`` (the weights' ``window.first_size``). Other windows
-        are at least ``LATER_WINDOW_SHARE`` of it (with ``"auto"``: of the accepted objects' size, or
-        of what this object's first click measured).
-        """
-        pos = [p.points for p in prompts if p.positive and p.kind in ("click", "scribble")]
-        extra = mask_bbox
-        for p in prompts:
-            if p.kind in ("box", "prior"):
-                extra = geometry.union(extra, p.box)
-        pts = np.concatenate(pos) if pos else np.zeros((0, 2))
-        if len(pts) == 0 and extra is None:
-            return None
-        if first and extra is None:
-            min_size = self._first_window(key, pts)
-        else:  # later windows keep the object at the scale of its first window
-            size = self.engine.first_window
-            if size == "auto":
-                size = self._object_window() or self._estimates.get(self.object_id) or guidance.MIN_WINDOW
-            min_size = max(8, int(round(guidance.LATER_WINDOW_SHARE * size)))
-        return guidance.choose_window(pts, self.source.plane_shape, extra, min_size=min_size)
-
-    def _object_window(self) -> int | None:
-        """Four times the median diameter of the objects accepted so far (None before the first)."""
-        if not self.accepted_diameters:
-            return None
-        return guidance.window_for_diameter(float(np.median(list(self.accepted_diameters.values()))))
-
-    def _first_window(self, key, pts: np.ndarray) -> int:
-        """The engine's first-window side. With ``"auto"``: four times the median diameter of the
-        objects accepted in this session, or, before the first one, of the blob under the prompt."""
-        size = self.engine.first_window
-        if size != "auto":
-            return size
-        known = self._object_window()
-        if known is not None:
-            return known
-        size = min(
-            guidance.AUTO_MAX_WINDOW,
-            guidance.window_for_diameter(
-                guidance.diameter_at(lambda w: self.source.crop(key, w), pts, self.source.plane_shape)
-            ),
-        )
-        self._estimates = {self.object_id: size}  # the object's later windows follow it
-        return size
-
     def _encode(self, key, prompts: list[Prompt], window: guidance.Window) -> np.ndarray:
         """The (4, S, S) network input for ``prompts`` on ``window`` of plane ``key``."""
         return guidance.encode_prompts(self.source.crop(key, window), prompts, window)
@@ -586,42 +494,3 @@ class Session(PropagationMixin):
         key = tuple(plane)
         logits = self.engine.predict(self._encode(key, prompts, window)[None])[0]
         return guidance.resize_window(logits, window.size)
-
-    def _predict(self, key, prompts, window, st: PlaneState, logits: np.ndarray | None = None):
-        """Predict ``prompts`` on ``window`` (growing it if the mask hits its border; see
-        :mod:`napari_oaims.answer` for the rules that make the model's mask the object's answer).
-
-        ``logits`` (working size), if given, are this prediction for ``window`` already made.
-
-        Returns the changed plane region, the new mask values there, and details for the log.
-        """
-        h, w = self.source.plane_shape
-        if window is None:  # only negative prompts: nothing is segmented
-            region = geometry.box_slices(st.bbox) if st.bbox else None
-            values = np.zeros((st.bbox[2] - st.bbox[0], st.bbox[3] - st.bbox[1]), bool) if st.bbox else None
-            return region, values, {"window": None, "area": 0, "passes": 0}
-        flat = answer.flat_regions(self, key, prompts)
-        check_scale = not flat and answer.checks_scale(self, st.bbox, prompts)
-        passes, fallback = 0, None
-        while True:
-            passes += 1
-            if passes == 1 and logits is not None:
-                raw = guidance.resize_window(logits, window.size)
-            else:
-                raw = self.predict_window(key, prompts, window)
-            if passes == 1 and check_scale:
-                window, raw = answer.rescale(self, key, prompts, window, raw)
-                self._estimates[self.object_id] = window.size  # the object's later windows follow it
-            inside, (ys, xs) = answer.window_answer(self, key, prompts, window, raw)
-            larger = guidance.grown_window(window, inside, (h, w), st.bbox, passes)
-            if larger is None:
-                break
-            window = larger
-        if not inside.any() and not flat and prompts[-1].guides and prompts[-1].kind != "prior":
-            window, inside, (ys, xs), fallback = answer.no_empty(self, key, prompts, window)
-        region, values = answer.plane_values([((ys.start, xs.start, ys.stop, xs.stop), inside)] + flat, st.bbox)
-        fallback = "uniform" if flat else fallback
-        info = {"window": [window.y0, window.x0, window.size], "area": int(values.sum()), "passes": passes}
-        if fallback:
-            info["fallback"] = fallback
-        return region, values, info

@@ -217,7 +217,7 @@ def _propagate(job, weights, settings, out, report) -> dict[str, Any]:
     try:
         try:  # every object at once, each a barrier to the others (a voxel belongs to one object)
 
-            def progress(done, total):
+            def progress(done, total, message=""):
                 report(objects_done=0, objects=len(objects), slices_done=done)
 
             result = session.propagate_objects(
@@ -263,3 +263,4 @@ def _next_object(session) -> None:
     except ValueError:  # an empty mask: nothing to accept
         session.clear()
     session.prior_masks.clear()  # kept by a session for saving and replay; a batch does neither
+    session.barrier_masks.clear()

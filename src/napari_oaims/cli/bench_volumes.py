@@ -72,6 +72,8 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
         stack = (str(args.image), str(args.labels))
     elif args.image is not None or args.labels is not None:
         raise ValueError("--image and --labels are for --data stack")
+    if args.all_objects:
+        return _all_objects(args, stack)
     with TqdmProgress(unit="case") as bars:
         result = bench.bench_propagate(
             methods=_list(args.methods),
@@ -95,6 +97,30 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
     if args.out is not None:
         for suffix in ("json", "png"):
             print(f"saved {Path(args.out) / f'propagate_{args.data}.{suffix}'}")
+    return 0
+
+
+def _all_objects(args: argparse.Namespace, stack) -> int:
+    """``--all-objects``: every object of a slice at once (:mod:`napari_oaims.evaluation.propagate_objects`)."""
+    from napari_oaims.core.progress import TqdmProgress
+    from napari_oaims.evaluation.propagate import load_cases
+    from napari_oaims.evaluation.propagate_objects import bench_objects
+    from napari_oaims.propagate import METHODS
+
+    methods = _list(args.methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"--all-objects takes propagation methods, one of {METHODS}; got {unknown}")
+    cases = load_cases(args.data, args.n_per_kind, args.shape, stack, args.max_objects)
+    with TqdmProgress(unit="case") as bars:
+        result = bench_objects(cases, methods, args.device, args.weights, _settings(args.settings), progress=bars)
+    print(result["table"])
+    if args.out is not None:
+        from napari_oaims.evaluation.common import write_json
+
+        path = Path(args.out) / f"propagate_{args.data}_objects.json"
+        write_json({"settings": {"methods": methods, "data": args.data, "n_per_kind": args.n_per_kind}, **result}, path)
+        print(f"saved {path}")
     return 0
 
 
@@ -157,6 +183,12 @@ def _propagate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", default=None, help="weights to evaluate (default: the shipped ones)")
     p.add_argument("--settings", default=None, help="propagation settings as JSON, e.g. '{\"adapt_every\": 1}'")
     p.add_argument("--first-only", action="store_true", help="stop after the first propagation")
+    p.add_argument(
+        "--all-objects",
+        action="store_true",
+        help="instead: every object of the target's fullest and last slice carried at once (propagate_objects); "
+        "3D Dice per object and voxels taken from other objects",
+    )
     p.add_argument("--out", type=Path, default=None, help="folder for the results JSON and the plot")
     p.add_argument(
         "--memory",

@@ -6,14 +6,12 @@ the centre of the largest error on the slice with the most wrong voxels (or on t
 :meth:`Session.suggest_slice` names, for ``ema+suggest``), re-propagating after each click, until
 the object reaches 3D Dice ``target`` (cap ``cap`` clicks, anchor clicks included).
 
-Reported per case and per method: clicks to the target (``cap`` when not reached), Dice after
-the first propagation, the worst drop of 3D Dice after a correction and how many corrections
-lowered it by more than :data:`DROP` (a correction should only help), voxels of other objects
-inside the mask (first and final), clicks the session refused, slices touched, Dice per slice
-against the distance to the nearest anchor after the first propagation (drift), and
-milliseconds per propagated slice beside the milliseconds of one click (the cost ratios). Data: the procedural suite of
-:mod:`napari_oaims.training.volumes` and, for evaluation only, a labelled 3D stack (e.g.
-``shared/data/nuclei3d_synthetic``: every object large enough, or the ``max_objects`` largest).
+Reported per case and method: clicks to the target (``cap`` when not reached), first Dice, the
+worst drop of 3D Dice after a correction and how many corrections lowered it by more than
+:data:`DROP`, voxels of other objects inside the mask (first, final), refused clicks, slices
+touched, Dice per slice by distance to the nearest anchor (drift), ms per slice and per click.
+Data: the procedural suites of :mod:`napari_oaims.training.volumes`, or a labelled 3D stack (the
+``max_objects`` largest objects). Many objects at once: :mod:`.propagate_objects`.
 """
 
 from __future__ import annotations
@@ -191,6 +189,7 @@ def procedural_cases(
                 "image": image,
                 "target": labels == 1,
                 "others": labels > 1,
+                "labels": labels,
                 "spec": spec.to_dict(),
             }
         )
@@ -229,12 +228,28 @@ def stack_cases(
                 "image": np.asarray(image[:, y0:y1, x0:x1]),
                 "target": m[:, y0:y1, x0:x1],
                 "others": (labels[:, y0:y1, x0:x1] > 0) & ~m[:, y0:y1, x0:x1],
+                "labels": labels[:, y0:y1, x0:x1],
                 "spec": {"label": lid, "crop": [int(y0), int(y1), int(x0), int(x1)]},
             }
         )
         if max_objects is not None and len(out) >= max_objects:
             break
     return out
+
+
+def load_cases(data: str, n_per_kind: int = 2, shape=None, stack=None, max_objects: int | None = 8) -> list[dict]:
+    """The cases of ``data``: ``"procedural"``, ``"failures"`` or ``"stack"`` (``stack``: paths)."""
+    if data == "procedural":
+        return procedural_cases(n_per_kind, shape or (24, 64, 64))
+    if data == "failures":
+        from napari_oaims.training.volumes import FAILURE_SHAPE
+
+        return procedural_cases(n_per_kind, shape or FAILURE_SHAPE, failures=True)
+    if data == "stack":
+        if stack is None:
+            raise ValueError("data='stack' needs stack=(image path, labels path)")
+        return stack_cases(*stack, max_objects=max_objects)
+    raise ValueError(f"unknown data {data!r}; use 'procedural', 'failures' or 'stack'")
 
 
 def summarise(rows: list[dict], smooth_kinds=("ellipsoid", "abrupt")) -> dict[str, dict]:
@@ -300,18 +315,7 @@ def bench_propagate(
     unknown = [m for m in methods if m not in BENCH_METHODS]
     if unknown:
         raise ValueError(f"unknown benchmark methods {unknown}; use some of {BENCH_METHODS}")
-    if data == "procedural":
-        cases = procedural_cases(n_per_kind, shape or (24, 64, 64))
-    elif data == "failures":
-        from napari_oaims.training.volumes import FAILURE_SHAPE
-
-        cases = procedural_cases(n_per_kind, shape or FAILURE_SHAPE, failures=True)
-    elif data == "stack":
-        if stack is None:
-            raise ValueError("data='stack' needs stack=(image path, labels path)")
-        cases = stack_cases(*stack, max_objects=max_objects)
-    else:
-        raise ValueError(f"unknown data {data!r}; use 'procedural', 'failures' or 'stack'")
+    cases = load_cases(data, n_per_kind, shape, stack, max_objects)
     rows = []
     total = len(cases) * len(methods)
     for m in methods:

@@ -1,14 +1,42 @@
 """The model on a device: device choice (``auto`` = CUDA, then MPS, then CPU; ``OAIMS_DEVICE``
-overrides ``auto``), and the one forward pass every caller uses (:func:`predict_logits`)."""
+overrides ``auto``), the one forward pass every caller uses (:func:`predict_logits`), and the
+torch intra-op threads a pass of a given size runs on (:func:`intra_op_threads`)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 DEVICE_ENV = "OAIMS_DEVICE"
+
+#: Network input pixels (128 x 128 windows) up to which a forward or backward pass runs on one
+#: intra-op thread: splitting a few small convolutions over threads costs more than it saves,
+#: and far more when other processes keep the cores busy. Larger work keeps torch's threads.
+ONE_THREAD_PIXELS = 4 * 128 * 128
+
+
+def intra_op_threads(pixels: int) -> int:
+    """torch intra-op threads for a pass over ``pixels`` input pixels (per channel): 1 for the
+    few windows of a click or an online update, torch's own setting for larger work."""
+    return 1 if pixels <= ONE_THREAD_PIXELS else torch.get_num_threads()
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads and restore the previous number after it."""
+    before = torch.get_num_threads()
+    if n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

@@ -88,9 +88,6 @@ class StackActions:
             return self.session.propagate(axis=axis, method=method, progress=progress, cancel=cancel, on_slice=on_slice)
 
         def done(result):
-            if result.cancelled:
-                self._say("propagation cancelled: nothing changed")
-                return
             self.history.push(SESSION)
             self._show(result)
             self._say(f"propagated through {len(result.changes)} slices ({method})")
@@ -130,9 +127,6 @@ class StackActions:
             )
 
         def done(result):
-            if result.cancelled:
-                self._say("propagation cancelled: nothing changed")
-                return
             steps = [self._add_object(accepted) for accepted in result.objects]
             self.history.drop(lambda step: step != SESSION)
             self.history.push(steps)

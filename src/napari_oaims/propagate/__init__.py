@@ -7,10 +7,11 @@ Methods (:data:`METHODS`): ``"frozen"`` (the default), the model carrying the ma
 ``"ema"``, the same loop with the student-teacher EMA adapter of a thesis on continual test-time
 adaptation with user scribbles (:mod:`.ema`); ``"registration"``, the nearest anchor's mask warped
 by 2D optical flow (Tian, Chen and Gao, algorithm 2; :mod:`.registration`); ``"copy"``, the
-nearest anchor's mask. Plan and fusion: :mod:`.run`; anchors and barriers: :mod:`.anchors`; where
-an object ends: :mod:`.stops`; many objects at once: :mod:`.objects`; settings and the values
-chosen for them: :mod:`.settings`; where to look next: :mod:`.suggest`. A click on a propagated
-plane edits its mask (:func:`edit_prior`, :func:`edit_click`).
+nearest anchor's mask. The plan: :mod:`.plan`; one slice: :mod:`.steps`; the chains and fusion:
+:mod:`.run`; anchors and barriers: :mod:`.anchors`; where an object ends: :mod:`.stops`; many
+objects at once: :mod:`.objects`; settings and the values chosen for them: :mod:`.settings`;
+where to look next: :mod:`.suggest`. A click on a propagated plane edits its mask
+(:func:`edit_prior`, :func:`edit_click`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from napari_oaims.core.clicks import distance_to_border
 from napari_oaims.core.prompts import Prompt
 from napari_oaims.core.results import Result
 from napari_oaims.propagate.anchors import Barrier
-from napari_oaims.propagate.run import Outcome, resolve_axis, resolve_extent, run
+from napari_oaims.propagate.plan import resolve_axis, resolve_extent
+from napari_oaims.propagate.run import Outcome, run
 from napari_oaims.propagate.settings import METHODS, PropagateSettings, resolve
 from napari_oaims.propagate.suggest import suggest
 
@@ -35,7 +37,6 @@ class Propagated(Result):
     """What :meth:`Session.propagate` did: a :class:`Result` (``.mask`` is the object's whole
     mask, ``.changes`` the planes it changed) with the propagation's details."""
 
-    cancelled: bool = False
     axis: int | None = None
     method: str = "frozen"
     anchors: tuple = ()

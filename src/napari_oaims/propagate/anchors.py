@@ -41,12 +41,17 @@ def session_anchors(session: "Session") -> dict[Key, Anchor]:
 
 class Barrier:
     """Voxels a propagation must not take: ``taken`` (an array of the image's spatial shape,
-    nonzero where taken, read one plane at a time) and masks added per plane (:meth:`add`)."""
+    nonzero where taken, read one plane at a time) and masks added per plane (:meth:`add`).
+
+    :attr:`blocked` keeps, plane by plane, the voxels it kept out of a slice (those of the
+    slice's box, when the slice was made): with them as ``taken``, the same propagation is kept
+    out of the same voxels (what a replay needs; :meth:`write`)."""
 
     def __init__(self, source, taken=None):
         self.source = source
         self.taken = taken
         self.extra: dict[Key, list[Sparse]] = {}
+        self.blocked: dict[Key, list[Sparse]] = {}
 
     def add(self, key: Key, mask: Sparse) -> None:
         if mask.box is not None:
@@ -77,4 +82,24 @@ class Barrier:
         blocked = self.in_box(key, prob.box)
         if blocked is None or not blocked.any():
             return prob
+        self.keep_out(key, Sparse.of_mask(blocked, prob.box[:2]))
         return Sparse(prob.box, np.where(blocked, 0, prob.values).astype(prob.values.dtype))
+
+    def keep_out(self, key: Key, mask: Sparse) -> None:
+        """Record ``mask`` (bool) as voxels of plane ``key`` a slice was kept out of."""
+        if mask.box is not None:
+            self.blocked.setdefault(key, []).append(mask)
+
+
+def write_blocked(source, blocked: dict[Key, list[Sparse]], out) -> None:
+    """Set the voxels of ``blocked`` (:attr:`Barrier.blocked`) in ``out``, an array of the
+    image's spatial shape (a NumPy or Zarr array: one region write per piece)."""
+    a0, a1 = source.plane_axes
+    for key, pieces in blocked.items():
+        for piece in pieces:
+            y0, x0, y1, x1 = piece.box
+            index = list(source.plane_index(key))
+            index[a0], index[a1] = slice(y0, y1), slice(x0, x1)
+            index = tuple(index)
+            values = piece.values.T if a0 > a1 else piece.values
+            out[index] = np.asarray(out[index], bool) | values

@@ -51,9 +51,10 @@ class PropagationMixin:
         extent : (int, int), optional
             ``(start, stop)`` along ``axis``, stop exclusive; default the whole axis.
         progress : callable, optional
-            ``progress(done, total)`` after each slice.
-        cancel : threading.Event, optional
-            Checked before each slice; a cancelled propagation changes nothing.
+            ``progress(done, total, message)`` after each slice (:mod:`napari_oaims.core.progress`).
+        cancel : Cancel, threading.Event or callable, optional
+            Checked before each slice: when set, :class:`~napari_oaims.core.progress.Cancelled`
+            is raised and the session is left as it was (masks, prompts, log, undo).
         on_slice : callable, optional
             ``on_slice(key, mask)`` with each slice's mask as it is made.
         settings : PropagateSettings or dict, optional
@@ -65,7 +66,7 @@ class PropagationMixin:
         Returns
         -------
         Propagated
-            ``.mask`` (the object's whole mask), ``.changes``, ``.cancelled``, ``.anchors``, ``.info``.
+            ``.mask`` (the object's whole mask), ``.changes``, ``.anchors``, ``.info``.
 
         Notes
         -----
@@ -122,9 +123,10 @@ class PropagationMixin:
             Voxels already taken (the image's spatial shape, nonzero where taken, e.g. accepted
             objects): no object takes them unless ``overwrite``.
         progress : callable, optional
-            ``progress(done, total)`` over all objects' slices.
-        cancel : threading.Event, optional
-            Checked before each slice; a cancelled call changes nothing.
+            ``progress(done, total, message)`` after each slice (:mod:`napari_oaims.core.progress`).
+        cancel : Cancel, threading.Event or callable, optional
+            Checked before each slice: when set, :class:`~napari_oaims.core.progress.Cancelled`
+            is raised and the session is left as it was (no object accepted, nothing logged).
         classes : dict, optional
             ``{label: (class_id, class_name)}`` for the accepted objects (default class 1 "object").
 
@@ -132,7 +134,7 @@ class PropagationMixin:
         -------
         PropagatedObjects
             ``.objects`` (one :class:`~napari_oaims.core.results.Accepted` per seed label, largest
-            seed first), ``.labels`` (their seed labels), ``.cancelled``, ``.info``.
+            seed first), ``.labels`` (their seed labels), ``.info``.
 
         Notes
         -----

@@ -11,9 +11,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def apply_propagation(session: "Session", out, t0: float) -> Propagated:
-    """Apply the planes of a finished (or cancelled) propagation ``out`` to ``session``
+    """Apply the planes of a finished propagation ``out`` to ``session``
     (:meth:`Session.apply_masks`): the changed planes become one undoable step and one
-    ``propagate`` event (started at ``t0``)."""
+    ``propagate`` event (started at ``t0``); the voxels its barrier kept out go to
+    ``session.barrier_masks`` under the event's seq."""
     info = {
         "method": out.method,
         "axis": out.axis,
@@ -21,11 +22,7 @@ def apply_propagation(session: "Session", out, t0: float) -> Propagated:
         "settings": out.settings.to_dict(),
         "anchors": [list(k) for k in out.anchors],
     }
-    masks = (
-        {}
-        if out.cancelled
-        else {key: None if new.box is None else (new.box, new.values) for key, new in out.planes.items()}
-    )
+    masks = {key: None if new.box is None else (new.box, new.values) for key, new in out.planes.items()}
     call = {"axis": out.axis, "method": out.method, "extent": list(out.extent), "settings": out.settings.to_dict()}
 
     def extra(changes) -> dict:
@@ -41,14 +38,18 @@ def apply_propagation(session: "Session", out, t0: float) -> Propagated:
             "barrier": out.stats.get("barrier", False),
         }
 
+    seq = len(session.events)  # the propagate event's, if it changes anything
+    if out.blocked:  # kept beside the log: a replay keeps the propagation out of the same voxels
+        session.barrier_masks[seq] = out.blocked
     result = session.apply_masks(masks, "propagate", extra=extra, started=t0)
+    if not result.changes:
+        session.barrier_masks.pop(seq, None)
     return Propagated(
         result.changes,
         result.shape,
         result.plane_axes,
         result.planes,
         result.object_id,
-        cancelled=out.cancelled,
         axis=out.axis,
         method=out.method,
         anchors=tuple(out.anchors),

@@ -15,6 +15,7 @@ momentum ``alpha``, and the teacher's prediction is the slice's mask.
 from __future__ import annotations
 
 import copy
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,7 @@ from torch.nn import functional as F
 
 from napari_oaims.core.clicks import deepest_point
 from napari_oaims.core.guidance import sigmoid
-from napari_oaims.model.device import as_tensor, predict_logits
+from napari_oaims.model.device import as_tensor, intra_op_threads, predict_logits, torch_threads
 from napari_oaims.model.losses import ccg_weights
 from napari_oaims.propagate.settings import PropagateSettings
 
@@ -91,9 +92,17 @@ class StudentTeacher:
     def _t(self, a: np.ndarray) -> torch.Tensor:
         return as_tensor(a, self.device)
 
+    def _threads(self, x) -> AbstractContextManager:
+        """torch's intra-op threads for a pass over the batch ``x`` (B, C, S, S): the engine's
+        rule (:func:`~napari_oaims.model.device.intra_op_threads`), restored afterwards."""
+        pixels = int(np.prod(tuple(x.shape))) // max(1, int(x.shape[1]))
+        n = intra_op_threads(pixels) if self.device.type == "cpu" else torch.get_num_threads()
+        return torch_threads(n)
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Teacher logits (B, S, S) for inputs ``x`` (B, 4, S, S)."""
-        return predict_logits(self.teacher, x, self.device)
+        with self._threads(x):
+            return predict_logits(self.teacher, x, self.device)
 
     def adapt(
         self, x: np.ndarray, clean_logits: np.ndarray, rng: np.random.Generator, anchors: list[AnchorSample]
@@ -139,24 +148,25 @@ class StudentTeacher:
             dt = self._t(np.stack([a.target for a in dense])[:, None].astype(np.float32))
         k = 1 + len(used)
         losses = []
-        for _ in range(s.steps):
-            logits = self.student(xt)
-            ce = F.binary_cross_entropy_with_logits(logits[:1], target, reduction="none")
-            loss = (ce * weight).sum() / weight.sum()
-            if used:
-                ace = F.binary_cross_entropy_with_logits(logits[1:k], at, reduction="none")
-                loss = loss + s.lam * (ace * aw).sum() / aw.sum().clamp_min(1e-6)
-            if dense:
-                loss = loss + s.anchor_mask * F.binary_cross_entropy_with_logits(logits[k:], dt)
-            if not torch.isfinite(loss):
-                break
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            losses.append(float(loss.detach()))
-            self.steps_taken += 1
-        with torch.no_grad():
-            for pt, ps in zip(self.teacher.parameters(), self.student.parameters()):
-                pt.mul_(s.alpha).add_(ps.detach(), alpha=1.0 - s.alpha)
+        with self._threads(xt):  # the student's steps and the EMA
+            for _ in range(s.steps):
+                logits = self.student(xt)
+                ce = F.binary_cross_entropy_with_logits(logits[:1], target, reduction="none")
+                loss = (ce * weight).sum() / weight.sum()
+                if used:
+                    ace = F.binary_cross_entropy_with_logits(logits[1:k], at, reduction="none")
+                    loss = loss + s.lam * (ace * aw).sum() / aw.sum().clamp_min(1e-6)
+                if dense:
+                    loss = loss + s.anchor_mask * F.binary_cross_entropy_with_logits(logits[k:], dt)
+                if not torch.isfinite(loss):
+                    break
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                losses.append(float(loss.detach()))
+                self.steps_taken += 1
+            with torch.no_grad():
+                for pt, ps in zip(self.teacher.parameters(), self.student.parameters()):
+                    pt.mul_(s.alpha).add_(ps.detach(), alpha=1.0 - s.alpha)
         info["loss"] = round(float(np.mean(losses)), 5) if losses else None
         return info

@@ -95,6 +95,21 @@ class PropagateSettings:
     anchor_mask: float = 2.0
     seed: int = 0  # augmentations
 
+    # -- end-caps --------------------------------------------------------------------------------
+    #: A slice's mask smaller than this (pixels) is an end-cap of its object, from which the next
+    #: slice may grow a lot: the overlap rule asks how much of the cap the next slice covers
+    #: (not their IoU), the growth rule compares with this area, and what continues the cap may
+    #: reach out to this area's radius. 0: no such rule. Many objects carried at once use the
+    #: median area of their seeds (a seed that is a small cap of its object grows into it).
+    cap_area: float = 0.0
+
+    # -- windows ---------------------------------------------------------------------------------
+    #: Smallest side (image pixels) of the steps' windows; None: the session's rule for the
+    #: object's later windows (:meth:`napari_oaims.Session.later_window`). Many objects carried
+    #: at once all use the rule's value at the start, so that each object's logged propagation
+    #: redoes the same after the objects before it were accepted.
+    min_window: int | None = None
+
     # -- registration proxy ---------------------------------------------------------------------
     flow: str = "ilk"
     flow_radius: int = 7  # ILK window radius (image pixels)
@@ -118,6 +133,10 @@ class PropagateSettings:
             raise ValueError("adapt_every must be >= 1")
         if self.max_anchors < 0:
             raise ValueError("max_anchors must be >= 0")
+        if self.cap_area < 0:
+            raise ValueError(f"cap_area must be >= 0 pixels, got {self.cap_area!r}")
+        if self.min_window is not None and (isinstance(self.min_window, bool) or int(self.min_window) < 8):
+            raise ValueError(f"min_window must be None or a window side of at least 8 pixels, got {self.min_window!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

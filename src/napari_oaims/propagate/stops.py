@@ -14,23 +14,27 @@ from napari_oaims.propagate.masks import Sparse, iou
 from napari_oaims.propagate.settings import PropagateSettings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from napari_oaims.propagate.run import _Context
+    from napari_oaims.propagate.steps import Context
 
 #: Anchor contrast below this (normalised intensity) leaves out the contrast stop rule.
 MIN_ANCHOR_CONTRAST = 0.03
 
 
-def continuing(mask: Sparse, ref: Sparse, settings: PropagateSettings) -> Sparse:
+def continuing(mask: Sparse, ref: Sparse, settings: PropagateSettings, cap: bool = False) -> Sparse:
     """The part of ``mask`` (bool) that continues ``ref`` (the previous slice's mask moved onto
     this one): its components that overlap ``ref`` on at least ``continue_share`` of their area,
     cut to what lies within reach of ``ref`` (``reach_share`` of its equivalent radius, at least
-    ``reach_px``). What does not continue the previous slice is another object."""
+    ``reach_px``). What does not continue the previous slice is another object. ``cap``: ``ref``
+    is an end-cap the object widens past (:func:`is_cap`): a component that covers that share of
+    it continues it, out to the radius of ``cap_area``."""
     if mask.box is None or ref.box is None:
         return mask
     from scipy import ndimage
 
     radius = np.sqrt(ref.area / np.pi)
     reach = max(settings.reach_px, settings.reach_share * radius) if settings.reach_share > 0 else None
+    if reach is not None and cap:  # an end-cap may grow to the object's size
+        reach = max(reach, np.sqrt(settings.cap_area / np.pi) - radius)
     pad = 1 if reach is None else int(np.ceil(reach)) + 1
     box = geometry.union(mask.box, ref.box)
     box = (box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad)
@@ -40,12 +44,27 @@ def continuing(mask: Sparse, ref: Sparse, settings: PropagateSettings) -> Sparse
         return mask
     sizes = np.bincount(lab.ravel(), minlength=n + 1)
     overlap = np.bincount(lab[r].ravel(), minlength=n + 1)
-    keep = overlap >= settings.continue_share * sizes
+    keep = overlap >= settings.continue_share * (np.minimum(sizes, ref.area) if cap else sizes)
     keep[0] = False
     out = keep[lab]
     if reach is not None:
         out &= ndimage.distance_transform_edt(~r) <= reach
     return Sparse.of_mask(out, box[:2])
+
+
+def is_cap(prev: Sparse, track: "Track", settings: PropagateSettings) -> bool:
+    """Whether ``prev`` is an end-cap its chain grows from: smaller than ``cap_area``, and so was
+    every slice since the anchor (an object that shrinks towards its end is judged as usual)."""
+    return prev.area < settings.cap_area and track.peak < settings.cap_area
+
+
+def covered(part: Sparse, mask: Sparse) -> float:
+    """The share of ``part`` (bool) that ``mask`` (bool) covers."""
+    if part.box is None or mask.box is None:
+        return 0.0
+    box = geometry.union(part.box, mask.box)
+    p = part.in_box(box, bool)
+    return float(np.count_nonzero(p & mask.in_box(box, bool))) / max(int(np.count_nonzero(p)), 1)
 
 
 @dataclass
@@ -70,15 +89,16 @@ class Track:
         self.mean_peak = self.mean_low = self.mean
 
 
-def stop_reason(ctx: _Context, key, mask: Sparse, prev: Sparse, track: Track, pos: int) -> str | None:
+def stop_reason(ctx: Context, key, mask: Sparse, prev: Sparse, track: Track, pos: int) -> str | None:
     """Why an outward chain stops at plane ``key`` (position ``pos``) with ``mask`` (bool), or
     None to go on (``track`` is updated; ``track.cut``: where the object already ended)."""
     s = ctx.settings
     if mask.area < max(s.min_area_px, s.min_area_share * prev.area):
         return "vanished"
-    if iou(mask, prev) < s.min_overlap:
+    cap = is_cap(prev, track, s)  # the next slice may be much larger
+    if (covered(prev, mask) if cap else iou(mask, prev)) < s.min_overlap:
         return "overlap"
-    if mask.area > s.max_growth * max(prev.area, 1):
+    if mask.area > s.max_growth * max(prev.area, s.cap_area, 1):
         return "growth"
     if track.low <= s.neck_share * track.peak and mask.area >= s.neck_regrow * max(track.low, 1):
         track.cut = None if track.low_at is None else track.low_at + (1 if pos > track.low_at else -1)
@@ -97,7 +117,7 @@ def stop_reason(ctx: _Context, key, mask: Sparse, prev: Sparse, track: Track, po
         # of an object is dimmer than its middle)
         track.clearest = max(track.clearest, abs(c0), abs(c or 0.0))
         jump = abs(mean - track.mean) if track.mean is not None and mean is not None else 0.0
-        if s.max_mean_step > 0 and jump > s.max_mean_step * track.clearest:
+        if s.max_mean_step > 0 and jump > s.max_mean_step * track.clearest and not cap:  # a cap is dimmer
             return "intensity"
         if s.dip > 0 and mean is not None and track.mean_peak is not None:
             # the intensity profile along the axis fell and rose again: a seam between two objects

@@ -29,8 +29,9 @@ def scores(session: "Session", axis=None, extent=None, settings=None) -> list[di
     """Every candidate slice with its score (``plane``, ``position``, ``score``, ``share``, ``distance``)."""
     from napari_oaims.propagate.anchors import Barrier, session_anchors
     from napari_oaims.propagate.masks import Sparse, xor_area
-    from napari_oaims.propagate.run import _Context, key_of, plan, resolve_axis, resolve_extent
+    from napari_oaims.propagate.plan import key_of, plan, resolve_axis, resolve_extent
     from napari_oaims.propagate.settings import resolve
+    from napari_oaims.propagate.steps import Context
 
     s = resolve(settings, {})
     a = resolve_axis(session, axis)
@@ -44,7 +45,7 @@ def scores(session: "Session", axis=None, extent=None, settings=None) -> list[di
         return []
     src = session.source
     kpos = [x for x in range(len(src.spatial_shape)) if x not in src.plane_axes].index(a)
-    ctx = _Context(session, "registration", s, anchors, Barrier(src))
+    ctx = Context(session, "registration", s, anchors, Barrier(src))
     out = []
     for ln in lines:
         if not ln.nonempty:

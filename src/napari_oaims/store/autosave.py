@@ -38,17 +38,45 @@ MODEL_SAVE_INTERVAL_S = 5.0
 
 
 class Priors:
-    """The prior masks given with ``prior`` events (``priors/<seq>``).
+    """The masks saved beside the log, by event seq: the prior masks given with ``prior`` events
+    (``priors/<seq>``) and the voxels a ``propagate`` event's barrier kept out (``barriers/<seq>``).
 
     Parameters
     ----------
     root : zarr.Group
-        The session folder's root group; only its ``priors`` group is read or written.
+        The session folder's root group; only its ``priors`` and ``barriers`` groups are read or
+        written.
     """
 
     def __init__(self, root: "zarr.Group"):
         self._root = root
         self._saved = {int(k) for k in root["priors"].array_keys()} if "priors" in root else set()
+        self._barriers = {int(k) for k in root["barriers"].array_keys()} if "barriers" in root else set()
+
+    def barrier(self, seq: int):
+        """The voxels the barrier of ``propagate`` event ``seq`` kept out (a bool Zarr array of the
+        image's spatial shape, read lazily), or None if none were saved."""
+        if seq not in self._barriers:
+            return None
+        return self._root[f"barriers/{seq}"]
+
+    def save_barriers(self, session: "Session") -> None:
+        """Write the session's barriers (``Session.barrier_masks``) not written yet."""
+        from napari_oaims.propagate.anchors import write_blocked
+
+        for seq, blocked in list(session.barrier_masks.items()):
+            if seq in self._barriers:
+                continue
+            if "barriers" not in self._root:
+                self._root.create_group("barriers")
+            shape = tuple(session.spatial_shape)
+            axes = session.source.plane_axes
+            chunks = tuple(min(n, 512) if a in axes else 1 for a, n in enumerate(shape))
+            out = self._root["barriers"].create_array(
+                str(seq), shape=shape, dtype=bool, chunks=chunks, fill_value=False, overwrite=True
+            )
+            write_blocked(session.source, blocked, out)
+            self._barriers.add(seq)
 
     def mask(self, seq: int) -> np.ndarray | None:
         """The prior mask given with the ``prior`` event ``seq`` (None if it was not saved)."""
@@ -146,7 +174,7 @@ class Autosave:
     labels : LabelImage
         Where accepted objects are painted.
     priors : Priors
-        Where prior masks go.
+        Where prior masks and propagation barriers go.
     attrs : FolderAttrs
         The session's attributes: base weights, and the format version (an older folder is marked
         as today's once autosave writes into it).
@@ -262,6 +290,7 @@ class Autosave:
         """Save the session's events not saved yet, in order, painting every accepted object among
         them into the labels (also those accepted while saving failed)."""
         self._priors.save(session.prior_masks)  # a prior's mask is in the session from the event after its own
+        self._priors.save_barriers(session)
         for ev in session.events[self._journal.next_seq :]:
             if ev["seq"] < self._journal.next_seq:
                 continue

@@ -14,6 +14,8 @@ A session folder holds everything needed to reopen, resume or replay the work::
       log/                the interaction log, one row per event (see "Event log" below)
       log/journal.jsonl   write-ahead journal: events not yet compacted into the log arrays
       priors/<seq>        prior masks given with ``Session.prior`` (bool plane arrays), by event seq
+      barriers/<seq>      the voxels a propagation's barrier kept out (bool, the image's spatial
+                          shape, only touched chunks stored), by the seq of its ``propagate`` event
       prompts/            prompt layers written with :meth:`SessionStore.write_prompts`:
                           points/coords (N, ndim) f8, points/positive (N,) bool,
                           shapes/vertices (M, ndim) f8, shapes/offsets (S+1,) i8 (shape i is
@@ -80,6 +82,9 @@ Format versions (attr ``napari_oaims.format_version``; :data:`VERSIONS` says wha
    accepted before it unless it was accepted with ``overwrite=True`` (older logs, without the
    flag, replay with the new object winning, as they were painted). ``propagate`` calls may carry
    ``barrier`` and the stop settings of this version. A writable store holds ``writer.lock``.
+5. A ``propagate`` event whose barrier kept voxels out (accepted objects, the other objects of a
+   ``Session.propagate_objects`` call) has them in ``barriers/<seq>``: its replay is kept out of
+   the same voxels and makes the same masks (older logs replay without them).
 
 An older folder opens and resumes: it is migrated on read, in memory (retired settings at the value
 the shipped behaviour used are dropped from the log's adapter settings; other values are kept, and
@@ -105,13 +110,14 @@ from napari_oaims.core.files import open_image
 
 SUFFIX = ".oaims.zarr"
 FORMAT = "napari-oaims-session"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 #: What each format version changed (details in the module docstring).
 VERSIONS = {
     1: "adapted weights written after every update; adapter settings may name retired settings",
     2: "adapted weights written at accept; adapter settings without retired settings",
     3: "propagate events and exact priors in the log; guarded learning (update events say rolled_back and why)",
     4: "accept events record overwrite (accepted objects keep other objects' pixels by default); writer lock",
+    5: "the voxels a propagate event's barrier kept out, beside the log (barriers/<seq>): exact replay",
 }
 #: The first format version whose logs were recorded under today's learning rules (the answer-
 #: checking guard, no PI from uncorrected accepts, MI skipping pseudo-labels that contradict a click).

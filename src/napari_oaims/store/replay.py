@@ -257,8 +257,9 @@ def _propagate(s, e: dict, state: _State) -> None:
     call = e["extra"].get("call")
     if not isinstance(call, dict):
         raise _Stop(f"the propagate event seq {e['seq']} does not record its call; replay stopped there")
+    barrier = state.store.barrier_mask(e["seq"])  # the voxels its barrier kept out (format version 5)
     try:
-        s.propagate(**call)
+        s.propagate(**call, **({} if barrier is None else {"barrier": barrier}))
     except (TypeError, ValueError) as err:
         raise _damaged(state, e, err) from None
 

@@ -407,6 +407,12 @@ class SessionStore:
         """The prior mask given with the ``prior`` event ``seq`` (None if it was not saved)."""
         return self._priors.mask(seq)
 
+    def barrier_mask(self, seq: int):
+        """The voxels the barrier of the ``propagate`` event ``seq`` kept out (a bool array of the
+        image's spatial shape, read lazily), or None if the event had none (or its folder's format
+        version is older than 5)."""
+        return self._priors.barrier(seq)
+
     # -- prompt layers ---------------------------------------------------------------------------
     def write_prompts(self, points, point_positive, shapes, shape_types) -> None:
         """Store the prompt layers: ``points`` (N, ndim) with ``point_positive`` (N,), ``shapes`` a list

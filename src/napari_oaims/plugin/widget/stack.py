@@ -31,6 +31,7 @@ from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QTimer
 
 from napari_oaims.core import geometry
+from napari_oaims.core.progress import Cancelled
 from napari_oaims.core.ui import stack_axis
 from napari_oaims.plugin.widget.editing import SESSION
 from napari_oaims.plugin.widget.jobs import Job
@@ -114,6 +115,10 @@ class StackTools:
         self._dims.events.current_step.disconnect(self._on_step)
         self.cancel()
 
+    def _progressed(self, done: int, total: int, message: str = "") -> None:
+        """A propagation's progress (worker thread), relayed to the GUI thread."""
+        self._relay.progressed.emit(done, total)
+
     @property
     def running(self) -> bool:
         """True while a propagation runs."""
@@ -193,16 +198,19 @@ class StackTools:
                     index = geometry.box_slices(region)
                     self._relay.sliced.emit(key, index, mask[index].copy())
 
-            result = session.propagate(
-                axis=axis, method=method, progress=self._relay.progressed.emit, cancel=run.cancel, on_slice=on_slice
-            )
+            try:
+                result = session.propagate(
+                    axis=axis, method=method, progress=self._progressed, cancel=run.cancel, on_slice=on_slice
+                )
+            except Cancelled:
+                result = None
             return session, result
 
-        def done(out: tuple["Session", "Propagated"]) -> None:
+        def done(out: tuple["Session", "Propagated | None"]) -> None:
             session, result = out
             if session is not self._current.session:
                 return
-            if result.cancelled:
+            if result is None:
                 show_info("OAIMS: propagation cancelled: nothing changed")
             elif not result.changes:
                 show_info("OAIMS: the propagation changed no slice")
@@ -267,23 +275,26 @@ class StackTools:
                 raise ValueError("no image is being annotated")
             # the new objects' ids follow every label of the layer (seeds painted by hand included)
             run.session.object_id = max(run.session.object_id, top + 1)
-            result = run.session.propagate_objects(
-                seeds,
-                plane=plane,
-                axis=axis,
-                method=method,
-                barrier=barrier,
-                progress=self._relay.progressed.emit,
-                cancel=run.cancel,
-                classes=classes,
-            )
+            try:
+                result = run.session.propagate_objects(
+                    seeds,
+                    plane=plane,
+                    axis=axis,
+                    method=method,
+                    barrier=barrier,
+                    progress=self._progressed,
+                    cancel=run.cancel,
+                    classes=classes,
+                )
+            except Cancelled:
+                result = None
             return run.session, result
 
         def done(out) -> None:
             session, result = out
             if session is not self._current.session:
                 return
-            if result.cancelled:
+            if result is None:
                 show_info("OAIMS: propagation cancelled: nothing changed")
                 return
             objects = self._objects
