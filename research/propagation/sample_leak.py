@@ -5,7 +5,7 @@ nucleus is on the previous slice too (the object meets it across z) and how much
 outside the previous slice's mask dilated by ``--grow`` pixels (it enters along the face).
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python research/propagation/sample_leak.py [--method frozen]
-        [--slice fullest|middle] [--grow 3] [--png DIR] [--json FILE] [--settings JSON]
+        [--slice fullest|middle] [--grow 3] [--png DIR] [--json FILE] [--settings JSON] [--exact]
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def main() -> None:
     p.add_argument("--png", default=None)
     p.add_argument("--json", default=None)
     p.add_argument("--settings", default="{}")
+    p.add_argument("--exact", action="store_true", help="seed with the truth on the slice (set_mask), not a click")
     a = p.parse_args()
     torch.set_num_threads(1)
     (img, _, _), (labels, _, _) = volume_3d()
@@ -75,8 +76,10 @@ def main() -> None:
         z = int(np.argmax(truth.sum((1, 2)))) if a.slice == "fullest" else int((zs[0] + zs[-1]) // 2)
         _anchor = z
         s = eng.session(img, plane_axes=(1, 2))
-        y, x = click_in_region(truth[z])
-        s.click((z, y, x))
+        if a.exact:
+            s.set_mask(truth[z], plane=(z,))
+        else:
+            s.click((z, *click_in_region(truth[z])))
         r = s.propagate(axis=0, method=a.method, **json.loads(a.settings))
         m = np.asarray(r.mask, bool)
         leaked = int((m & (labels > 0) & ~truth).sum())
