@@ -389,6 +389,7 @@ def test_bad_input(shared_engine, blob):
         ({"extent": (0, 2)}, "no prompted slice"),
         ({"method": "magic"}, "unknown propagation method"),
         ({"flow": "magic"}, "unknown flow"),
+        ({"brighter": -0.1}, "brighter must be >= 0"),
     ]:
         with pytest.raises(ValueError, match=match):
             s.propagate(**bad)

@@ -171,6 +171,27 @@ def test_touching_neighbour_along_the_axis_is_not_entered(engine, touching):
     assert (got & others).sum() <= 0.03 * target.sum()
 
 
+def test_a_neighbour_that_brightens_in_the_anchors_footprint_is_left_out(engine):
+    """The plugin's 3D sample: nucleus 1 ends where nucleus 3 begins beside it, inside nucleus 1's
+    footprint; past nucleus 1's fullest slice that part brightens while the rest fades, and the
+    chain leaves it out."""
+    from napari_oaims.plugin.sample_data import volume_3d
+
+    (image, _, _), (labels, _, _) = volume_3d()
+    target = labels == 1
+    z = middle(target)
+    took, got_dice = {}, {}
+    for brighter in (0.0, PropagateSettings().brighter):
+        s = engine.session(image, plane_axes=(1, 2))
+        s.click((z, *click_in_region(target[z])))
+        got = s.propagate(axis=0, method="frozen", brighter=brighter).mask
+        took[brighter] = int((got & (labels == 3)).sum())
+        got_dice[brighter] = dice(got, target)
+    on = PropagateSettings().brighter
+    assert took[0.0] >= 300  # the rule off: the chain carries a lobe of nucleus 3
+    assert took[on] <= 0.6 * took[0.0] and got_dice[on] >= got_dice[0.0] >= 0.9
+
+
 def test_accepted_objects_are_barriers(engine, touching):
     image, labels = touching
     target = labels == 1

@@ -45,7 +45,7 @@ from napari_oaims.propagate.masks import Sparse
 from napari_oaims.propagate.plan import Chain, Line, keep_extent, key_of, plan, resolve_axis, resolve_extent
 from napari_oaims.propagate.settings import METHODS, PropagateSettings, resolve
 from napari_oaims.propagate.steps import Context
-from napari_oaims.propagate.stops import Track, continuing, is_cap, stop_reason
+from napari_oaims.propagate.stops import Track, brightened, continuing, is_cap, stop_reason
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.session import Session
@@ -125,7 +125,10 @@ class Walk:
         pos, key = chain.positions[self.index], self.key
         mask = prob.threshold()
         if ctx.method in ("ema", "frozen"):
-            kept = continuing(mask, info.pop("moved", self.prev), s, cap=is_cap(self.prev, self.track, s))
+            cap = is_cap(self.prev, self.track, s)
+            kept = continuing(mask, info.pop("moved", self.prev), s, cap=cap)
+            if chain.open and not cap:
+                kept = brightened(ctx, key, self.akey, kept, self.track)
             if kept.area < mask.area:
                 prob = Sparse(prob.box, prob.values * kept.in_box(prob.box))
                 mask = kept

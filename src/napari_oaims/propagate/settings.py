@@ -60,6 +60,10 @@ class PropagateSettings:
     #: ``reach_px`` pixels): the rest does not continue the object (``reach_share`` 0: no such cut).
     reach_share: float = 0.35
     reach_px: float = 3.0
+    #: While the chain's mask is no larger than its anchor's (the object fades away from the
+    #: anchor), the pixels of the anchor's footprint that became brighter than on the anchor by
+    #: this share of the anchor's contrast hold another object that begins there (0: no such cut).
+    brighter: float = 0.2
     #: Once propagated, an object never runs past its current extent along the axis when it is
     #: propagated again (corrections refine it where it is; a slice beyond is added by a click).
     keep_extent: bool = True
@@ -133,6 +137,8 @@ class PropagateSettings:
             raise ValueError("adapt_every must be >= 1")
         if self.max_anchors < 0:
             raise ValueError("max_anchors must be >= 0")
+        if self.brighter < 0:
+            raise ValueError(f"brighter must be >= 0 (a share of the anchor's contrast), got {self.brighter!r}")
         if self.cap_area < 0:
             raise ValueError(f"cap_area must be >= 0 pixels, got {self.cap_area!r}")
         if self.min_window is not None and (isinstance(self.min_window, bool) or int(self.min_window) < 8):

@@ -18,6 +18,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Anchor contrast below this (normalised intensity) leaves out the contrast stop rule.
 MIN_ANCHOR_CONTRAST = 0.03
+#: Gaussian sigma (pixels) of the images :func:`brightened` compares (the noise, not the edges).
+SMOOTH_PX = 1.5
+#: ... and how many robust standard deviations of the mask's change a pixel must rise by.
+NOISE_SIGMAS = 3.0
+
+
+def reach_of(ref: Sparse, settings: PropagateSettings) -> float:
+    """How far (pixels) a slice's mask may lie from ``ref`` and still continue it:
+    ``reach_share`` of its equivalent radius, at least ``reach_px``."""
+    return max(settings.reach_px, settings.reach_share * np.sqrt(ref.area / np.pi))
 
 
 def continuing(mask: Sparse, ref: Sparse, settings: PropagateSettings, cap: bool = False) -> Sparse:
@@ -32,7 +42,7 @@ def continuing(mask: Sparse, ref: Sparse, settings: PropagateSettings, cap: bool
     from scipy import ndimage
 
     radius = np.sqrt(ref.area / np.pi)
-    reach = max(settings.reach_px, settings.reach_share * radius) if settings.reach_share > 0 else None
+    reach = reach_of(ref, settings) if settings.reach_share > 0 else None
     if reach is not None and cap:  # an end-cap may grow to the object's size
         reach = max(reach, np.sqrt(settings.cap_area / np.pi) - radius)
     pad = 1 if reach is None else int(np.ceil(reach)) + 1
@@ -50,6 +60,46 @@ def continuing(mask: Sparse, ref: Sparse, settings: PropagateSettings, cap: bool
     if reach is not None:
         out &= ndimage.distance_transform_edt(~r) <= reach
     return Sparse.of_mask(out, box[:2])
+
+
+def brightened(ctx: "Context", key, anchor_key, mask: Sparse, track: "Track") -> Sparse:
+    """``mask`` (bool, plane ``key``) without its parts, inside the anchor's footprint (out to
+    its reach, :func:`reach_of`), that brightened (towards the object's contrast) since the anchor
+    slice by ``brighter`` times the anchor's contrast, and by ``NOISE_SIGMAS`` robust standard
+    deviations, more than the mask's median pixel did; parts smaller than a disk of ``reach_px``
+    are kept. Only while neither the chain's masks nor ``mask`` grew past the anchor's area:
+    there the object fades away from its anchor, so a part that brightens against the rest is
+    another object beginning beside or behind it (both images smoothed by ``SMOOTH_PX``)."""
+    s, anchor = ctx.settings, ctx.anchors[anchor_key].sparse
+    c0 = track.contrast
+    if s.brighter <= 0 or mask.box is None or anchor.box is None or c0 is None or abs(c0) < MIN_ANCHOR_CONTRAST:
+        return mask
+    if max(track.peak, mask.area) > anchor.area:
+        return mask
+    from scipy import ndimage
+
+    from napari_oaims.core import guidance
+
+    pad = int(np.ceil(3 * SMOOTH_PX))
+    y0, x0, y1, x1 = mask.box
+    window = guidance.Window(y0 - pad, x0 - pad, max(y1 - y0, x1 - x0) + 2 * pad)
+    now = ndimage.gaussian_filter(ctx.source.crop(key, window), SMOOTH_PX)
+    then = ndimage.gaussian_filter(ctx.source.crop(anchor_key, window), SMOOTH_PX)
+    m = mask.window(window) > 0.5
+    foot = ndimage.distance_transform_edt(anchor.window(window) <= 0.5) <= reach_of(anchor, s)
+    rise = (now - then) / c0
+    own = rise[m]
+    mid = float(np.median(own))
+    noise = 1.4826 * float(np.median(np.abs(own - mid)))
+    cut = m & foot & (rise - mid >= max(s.brighter, NOISE_SIGMAS * noise))
+    lab, n = ndimage.label(cut)
+    if n == 0:
+        return mask
+    big = np.bincount(lab.ravel()) >= np.pi * s.reach_px**2  # smaller parts are not an object
+    big[0] = False
+    if not big.any():
+        return mask
+    return Sparse.of_mask(m & ~big[lab], (window.y0, window.x0))
 
 
 def is_cap(prev: Sparse, track: "Track", settings: PropagateSettings) -> bool:
