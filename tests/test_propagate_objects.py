@@ -314,3 +314,23 @@ def test_a_contested_voxel_stays_with_the_object_whose_previous_slice_held_it():
     assert np.array_equal(got_b, left)  # b keeps what it held, though a is more probable there
     assert np.array_equal(got_a, ~left)  # a keeps its part and what neither held
     assert np.array_equal(a.carry.barrier.blocked[(3,)][0].plane((8, 12)), left)  # kept out of a (replay)
+
+
+def test_a_logged_call_without_a_setting_replays_without_its_rule(engine):
+    """A propagate event whose settings do not name ``brighter`` was recorded without that rule:
+    replay leaves it out, so the masks come out as recorded (the default would change them)."""
+    from napari_oaims.plugin.sample_data import volume_3d
+    from napari_oaims.propagate.settings import as_logged
+
+    (image, _, _), (labels, _, _) = volume_3d()
+    target = labels == 1
+    z = middle(target)
+    s = engine.session(image, plane_axes=(1, 2))
+    s.click((z, *click_in_region(target[z])))
+    recorded = s.propagate(axis=0, method="frozen", brighter=0.0).mask
+    call = dict(s.events[-1]["extra"]["call"])
+    call["settings"] = {k: v for k, v in call["settings"].items() if k != "brighter"}
+    s.undo()
+    assert not np.array_equal(s.propagate(axis=0, method="frozen").mask, recorded)  # the default differs
+    s.undo()
+    assert np.array_equal(s.propagate(**{**call, "settings": as_logged(call["settings"])}).mask, recorded)

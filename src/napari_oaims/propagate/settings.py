@@ -165,6 +165,17 @@ class PropagateSettings:
         return replace(self, **changes) if changes else self
 
 
+#: Settings a logged propagation may lack, with the value that leaves their rule out: a log that
+#: does not name them was made without the rule, and replays as it was recorded.
+UNLOGGED: dict[str, Any] = {"brighter": 0.0}
+
+
+def as_logged(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a logged propagation call (``extra["call"]["settings"]``) for replay: the
+    keys of :data:`UNLOGGED` that the log does not name get the value that leaves their rule out."""
+    return {**UNLOGGED, **settings}
+
+
 def resolve(settings: "PropagateSettings | dict | None", overrides: dict[str, Any]) -> PropagateSettings:
     """Settings from a :class:`PropagateSettings`, a dict (as logged) or None, with ``overrides``."""
     if isinstance(settings, PropagateSettings):

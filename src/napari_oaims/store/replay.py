@@ -32,6 +32,7 @@ from napari_oaims.core.events import PROMPT_KINDS, normalise_event
 from napari_oaims.core.geometry import bbox_nd
 from napari_oaims.core.labels import paint
 from napari_oaims.core.overlap import dice
+from napari_oaims.propagate.settings import as_logged
 from napari_oaims.store.layout import LEARNING_RULES_SINCE, written_with
 from napari_oaims.store.session_store import SessionStore
 
@@ -257,6 +258,8 @@ def _propagate(s, e: dict, state: _State) -> None:
     call = e["extra"].get("call")
     if not isinstance(call, dict):
         raise _Stop(f"the propagate event seq {e['seq']} does not record its call; replay stopped there")
+    if isinstance(call.get("settings"), dict):
+        call = {**call, "settings": as_logged(call["settings"])}
     barrier = state.store.barrier_mask(e["seq"])  # the voxels its barrier kept out (format version 5)
     try:
         s.propagate(**call, **({} if barrier is None else {"barrier": barrier}))
