@@ -178,3 +178,18 @@ def test_a_users_own_reader_choice_is_kept(settings):
     settings.plugins.extension2reader = {FOLDER_PATTERN: "napari", "*.tif": "napari"}
     assert not prefer_session_reader()
     assert settings.plugins.extension2reader == {FOLDER_PATTERN: "napari", "*.tif": "napari"}
+
+
+def test_a_broad_zarr_choice_does_not_cover_sessions_and_the_preference_is_written_once(settings, tmp_path):
+    from napari.plugins.utils import get_preferred_reader
+
+    settings.plugins.extension2reader = {"*.zarr/": "napari"}  # chosen for zarr folders in general
+    writes = []
+    settings.plugins.events.extension2reader.connect(lambda event: writes.append(dict(event.value)))
+    assert prefer_session_reader()
+    assert list(settings.plugins.extension2reader.items()) == [(FOLDER_PATTERN, PLUGIN_NAME), ("*.zarr/", "napari")]
+    session, other = tmp_path / "cells.oaims.zarr", tmp_path / "image.zarr"
+    session.mkdir(), other.mkdir()
+    assert get_preferred_reader(str(session)) == PLUGIN_NAME and get_preferred_reader(str(other)) == "napari"
+    assert prefer_session_reader()  # the annotator opened again: nothing more is written
+    assert writes == [{FOLDER_PATTERN: PLUGIN_NAME, "*.zarr/": "napari"}]

@@ -103,6 +103,7 @@ def test_a_session_opens_from_the_menu_after_the_plugins_first_use(tmp_path, ses
     assert again["writes"] == [] and config.read_bytes() == saved  # the preferences are not written again
 
 
+@pytest.mark.slow  # three napari processes; the rules alone: tests/test_reader_writer.py (user's choice, *.zarr/)
 def test_scripts_name_the_plugin_and_the_users_choice_is_kept(tmp_path, session):
     config = tmp_path / "settings.yaml"
     fresh = napari_run(config, session, "plugin", "plain")

@@ -4,6 +4,8 @@ classes and adapted model."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,15 +17,42 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.store import SessionStore
 
 
-class SavedSession:
-    """Mixed into :class:`~napari_oaims.notebook.Annotator`: ``store``, resume, autosave errors."""
+@dataclass
+class Resumed:
+    """A saved session continued: the session, its accepted objects and their classes."""
 
-    store: "SessionStore | None"
+    session: "Session"
+    #: Accepted objects (image spatial shape).
     labels: np.ndarray
+    #: Each object's (class id, class name).
     object_classes: dict[int, tuple[int, str]]
-    classes: Any
+    #: The class names, ``"object"`` among them.
+    classes: list[str]
 
-    def _resume(self, path: Path, image, engine: "Engine") -> "Session":
+
+class Autosave:
+    """The folder a session is autosaved to (none until :meth:`create` or :meth:`resume`).
+
+    Parameters
+    ----------
+    say : callable
+        ``say(text, error=False)`` shows a line in the widget (resumed, autosave failing or
+        working again).
+    """
+
+    def __init__(self, say: Callable[..., None]) -> None:
+        self._say = say
+        self.store: SessionStore | None = None
+
+    def create(self, path: Path, session: "Session") -> None:
+        """Start autosaving ``session`` to a new folder ``path``."""
+        from napari_oaims.store import SessionStore
+
+        self._attach(SessionStore.create(path, session=session))
+
+    def resume(self, path: Path, image: Any, engine: "Engine") -> Resumed:
+        """Continue the session saved in ``path`` (ValueError when ``image`` is not its image's
+        shape); autosaving goes on there."""
         from napari_oaims.store import SessionStore
 
         store = SessionStore.open(path)
@@ -38,24 +67,28 @@ class SavedSession:
         except BaseException:
             store.close()
             raise
-        self.labels = np.array(state.labels[...], dtype=np.int32)
-        self.object_classes = {
+        object_classes = {
             int(o["id"]): (int(o["class_id"]), str(o["class_name"])) for o in state.objects if o["area"] > 0
         }
-        names = sorted({name for _, name in self.object_classes.values()} | {"object"})
-        self.classes = names
+        resumed = Resumed(
+            session=state.session,
+            labels=np.array(state.labels[...], dtype=np.int32),
+            object_classes=object_classes,
+            classes=sorted({name for _, name in object_classes.values()} | {"object"}),
+        )
         self._attach(state.store)
-        self._say(f"resumed {path.name}: {len(self.object_classes)} objects; {state.weights_note}")
-        return state.session
+        self._say(f"resumed {path.name}: {len(object_classes)} objects; {state.weights_note}")
+        return resumed
 
     def _attach(self, store: "SessionStore") -> None:
         self.store = store
+        say = self._say
 
         def on_error(err: BaseException | None) -> None:
             if err is None:
-                self._say(f"autosave to {store.path.name} works again; nothing was lost")
+                say(f"autosave to {store.path.name} works again; nothing was lost")
             else:
-                self._say(
+                say(
                     f"autosave to {store.path.name} failed ({err}); the session goes on in memory and saving "
                     "is retried at every event",
                     error=True,
@@ -63,11 +96,8 @@ class SavedSession:
 
         store.on_error = on_error
 
-    def close_session(self) -> None:
-        """Stop autosaving (the folder keeps everything so far) and cancel running work."""
-        self.jobs.cancel()
-        self.jobs.wait(30)
+    def close(self) -> None:
+        """Stop autosaving (the folder keeps everything so far)."""
         if self.store is not None:
             self.store.close()
             self.store = None
-        self._update_status()

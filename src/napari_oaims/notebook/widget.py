@@ -22,13 +22,13 @@ import traitlets
 
 from napari_oaims.core import geometry
 from napari_oaims.core.history import History
-from napari_oaims.core.labels import paint_planes, unpaint
 from napari_oaims.core.progress import Cancelled
 from napari_oaims.core.ui import KEYS, rollback_text
 from napari_oaims.notebook import transport
 from napari_oaims.notebook.jobs import Jobs
-from napari_oaims.notebook.saving import SavedSession
-from napari_oaims.notebook.stack import SESSION, StackActions
+from napari_oaims.notebook.objects import AcceptedObjects, ObjectStep
+from napari_oaims.notebook.saving import Autosave
+from napari_oaims.notebook.stack import SESSION, Display, StackActions
 from napari_oaims.notebook.transport import MARK_POINTS
 
 __all__ = ["MARK_POINTS", "Annotator"]
@@ -42,17 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _STATIC = Path(__file__).parent / "static"
 
 
-class _ObjectStep:
-    """An accepted object as a step of the undo history."""
-
-    def __init__(self, accepted: "Accepted", records: list) -> None:
-        self.accepted = accepted
-        self.records = records
-        self.undone = False
-        self.diameter: float | None = None
-
-
-class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
+class Annotator(anywidget.AnyWidget):
     """Click, box and scribble annotation in a notebook cell, with a model that learns online.
 
     Parameters
@@ -120,16 +110,15 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
         opened = time.time() * 1e3
         super().__init__()
         self.opened_at = opened
-        self.store: SessionStore | None = None
         #: Accepted objects (image spatial shape), and each object's (class id, class name).
         self.labels: np.ndarray
         self.object_classes: dict[int, tuple[int, str]] = {}
-        self.history: History[str | _ObjectStep | list[_ObjectStep]] = History()
+        self.history: History[str | ObjectStep | list[ObjectStep]] = History()
         #: Time the session took for the last prompt (ms; "model" in the status line).
         self.last_latency_ms: float | None = None
         self.jobs = Jobs(self._job_changed)
         self._lock = threading.RLock()  # one session call at a time (the kernel's and the jobs')
-        self._last_axis: int | None = None
+        self._autosave = Autosave(self._say)
         self._image_cache: tuple[tuple[int, ...], bytes, str] | None = None
         self.session = self._open(image, engine, adaptation, session_path, plane_axes, channel_axis, rgb, device)
         self.engine = self.session.engine
@@ -137,8 +126,22 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
         self.plane_shape = list(src.plane_shape)
         self.factor = transport.display_factor(src.plane_shape, max_side)
         self.stack_shape = [n for a, n in enumerate(src.spatial_shape) if a not in src.plane_axes]
+        self._objects = AcceptedObjects(self.session, self._autosave, self.labels, self.object_classes)
+        self._stack = StackActions(
+            self.session,
+            self.jobs,
+            self._lock,
+            self.history,
+            self.labels,
+            self.object_classes,
+            self._objects.add,
+            self.learn,
+            Display(
+                self._key, self._go_to, self._say, self._update_status, self._send_overlay, self._show, self.send_view
+            ),
+        )
         self.key = [0] * len(self.stack_shape)
-        self.stack_actions = self._stack_actions()
+        self.stack_actions = self._stack.actions()
         self.on_msg(self._on_msg)
         self._update_status()
 
@@ -152,15 +155,15 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
             engine.adaptation = adaptation
         path = None if session_path is None else Path(session_path)
         if path is not None and path.exists():
-            return self._resume(path, image, engine)
+            resumed = self._autosave.resume(path, image, engine)
+            self.labels, self.object_classes, self.classes = resumed.labels, resumed.object_classes, resumed.classes
+            return resumed.session
         if image is None:
             raise ValueError("Annotator needs an image (or the session_path of a saved session)")
         session = engine.session(image, plane_axes=plane_axes, channel_axis=channel_axis, rgb=rgb)
         self.labels = np.zeros(session.spatial_shape, np.int32)
         if path is not None:
-            from napari_oaims.store import SessionStore
-
-            self._attach(SessionStore.create(path, session=session))
+            self._autosave.create(path, session)
         return session
 
     def close(self) -> None:
@@ -171,6 +174,39 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
             return
         self.close_session()
         super().close()
+
+    def close_session(self) -> None:
+        """Stop autosaving (the folder keeps everything so far) and cancel running work."""
+        self.jobs.cancel()
+        self.jobs.wait(30)
+        self._autosave.close()
+        self._update_status()
+
+    @property
+    def store(self) -> "SessionStore | None":
+        """The autosave folder's store (None: not saved, or closed)."""
+        return self._autosave.store
+
+    # -- the stack (:mod:`.stack`) -----------------------------------------------------------------
+    def stack_axis(self) -> int | None:
+        """The axis :meth:`propagate` works along (None: the image is no stack)."""
+        return self._stack.stack_axis()
+
+    def propagate(self, method: str = "ema") -> None:
+        """Carry the object through the stack in a thread (:meth:`.StackActions.propagate`)."""
+        self._stack.propagate(method)
+
+    def propagate_all(self) -> None:
+        """Carry every object accepted on the shown slice through the stack (:meth:`.StackActions.propagate_all`)."""
+        self._stack.propagate_all()
+
+    def suggest_slice(self) -> None:
+        """Move to the propagated slice most worth checking (in a thread)."""
+        self._stack.suggest_slice()
+
+    def cancel(self) -> None:
+        """Stop the running propagation or suggestion (nothing changes)."""
+        self._stack.cancel()
 
     # -- state shown -----------------------------------------------------------------------------
     def _key(self) -> tuple[int, ...]:
@@ -189,8 +225,11 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
             moved = [a for a, (o, n) in enumerate(zip(old, new)) if o != n] if len(old) == len(new) else []
             if len(moved) == 1:
                 axes = [a for a in range(len(self.session.spatial_shape)) if a not in self.session.source.plane_axes]
-                self._last_axis = axes[moved[0]]
+                self._stack.moved(axes[moved[0]])
             self.send_view()
+
+    def _go_to(self, key: list[int]) -> None:
+        self.key = key
 
     def _update_status(self) -> None:
         engine = self.engine if hasattr(self, "engine") else None
@@ -382,32 +421,11 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
                 self._show(self.session.undo() if undo else self.session.redo())
             elif isinstance(step, list):  # objects accepted together (Propagate all)
                 for one in reversed(step) if undo else step:
-                    self._object_step(one, undo)
+                    self._objects.step(one, undo)
+                    self._send_object(one.accepted)
             else:
-                self._object_step(step, undo)
-
-    def _object_step(self, step: _ObjectStep, undo: bool) -> None:
-        accepted = step.accepted
-        step.undone = undo
-        if undo:
-            unpaint(self.labels, step.records)
-            self.object_classes.pop(accepted.object_id, None)
-            step.diameter = self.session.withdraw(accepted.object_id)
-        else:
-            _, _, step.records = paint_planes(self.labels, accepted.plane_axes, accepted.planes, accepted.object_id)
-            self.object_classes[accepted.object_id] = (accepted.class_id, accepted.class_name)
-            self.session.reinstate(accepted.object_id, step.diameter)
-        if self.store is not None:
-            if undo:
-                self.store.write_labels(self.labels)
-            else:
-                self.store.commit_object(
-                    accepted.object_id,
-                    self.labels == accepted.object_id,
-                    class_id=accepted.class_id,
-                    class_name=accepted.class_name,
-                )
-        self._send_object(accepted)
+                self._objects.step(step, undo)
+                self._send_object(step.accepted)
 
     def _send_object(self, accepted: "Accepted") -> None:
         entry = accepted.planes.get(self._key())
@@ -436,7 +454,7 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
         with self._session_call("accept"):
             class_name = self.class_name
             accepted = self.session.accept(defer_update=True, class_id=self.class_id(class_name), class_name=class_name)
-            step = self._add_object(accepted)
+            step = self._objects.add(accepted)
             self.history.drop(lambda step: step != SESSION)
             self.history.push(step)
         key = self._key()
@@ -446,12 +464,6 @@ class Annotator(StackActions, SavedSession, anywidget.AnyWidget):
         self._say(f"object {accepted.object_id} accepted ({accepted.class_name}, {accepted.area} px)")
         self.learn()
         return accepted
-
-    def _add_object(self, accepted: "Accepted") -> _ObjectStep:
-        """Paint an accepted object into :attr:`labels`; its undo step."""
-        _, _, records = paint_planes(self.labels, accepted.plane_axes, accepted.planes, accepted.object_id)
-        self.object_classes[accepted.object_id] = (accepted.class_id, accepted.class_name)
-        return _ObjectStep(accepted, records)
 
     def learn(self) -> None:
         """Run the learning of the accepted objects (:meth:`Session.run_pending_updates`): in a thread
