@@ -6,6 +6,10 @@ outside the previous slice's mask dilated by ``--grow`` pixels (it enters along 
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python research/propagation/sample_leak.py [--method frozen]
         [--slice fullest|middle] [--grow 3] [--png DIR] [--json FILE] [--settings JSON] [--exact]
+        [--image IMAGE --labels LABELS]
+
+``--image``/``--labels``: a labelled 3D stack from files instead of the plugin's sample (label
+values need not be consecutive).
 """
 
 from __future__ import annotations
@@ -63,14 +67,23 @@ def main() -> None:
     p.add_argument("--json", default=None)
     p.add_argument("--settings", default="{}")
     p.add_argument("--exact", action="store_true", help="seed with the truth on the slice (set_mask), not a click")
+    p.add_argument("--image", default=None, help="a 3D image file (with --labels) instead of the plugin's sample")
+    p.add_argument("--labels", default=None, help="its label volume")
     a = p.parse_args()
     torch.set_num_threads(1)
-    (img, _, _), (labels, _, _) = volume_3d()
+    if (a.image is None) != (a.labels is None):
+        p.error("--image and --labels go together")
+    if a.image is not None:
+        from napari_oaims.core.files import read_array
+
+        img, labels = np.asarray(read_array(a.image)), np.asarray(read_array(a.labels))
+    else:
+        (img, _, _), (labels, _, _) = volume_3d()
     eng = Engine.pretrained(device="cpu")
     out = []
     print("| nucleus | slice | slice Dice | 3D Dice | voxels in others | voxels | mask z | truth z | stops |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for lab in range(1, int(labels.max()) + 1):
+    for lab in [int(v) for v in np.unique(labels) if v > 0]:
         truth = labels == lab
         zs = np.flatnonzero(truth.any((1, 2)))
         z = int(np.argmax(truth.sum((1, 2)))) if a.slice == "fullest" else int((zs[0] + zs[-1]) // 2)
