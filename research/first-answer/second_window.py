@@ -4,18 +4,18 @@ of the session's rule for windows after the first and for merging a correction's
     PYTHONPATH=src OMP_NUM_THREADS=1 python research/first-answer/second_window.py \
         --variants none,held,depth4 --sets nuclei,runs/val/halo,... [--weights W] [--out F.json]
 
-Variants (each patches one session method for this process only):
+Variants (each patches one session method for this process only; run it on the package without
+``correct_near.patch``):
 
-* ``none``: the package without the correction rule of ``answer.correct_near`` (every other
-  rule as it is);
-* ``held``: no correction rule; every window after an object's first is its first window, as long as the prompts
+* ``none``: the package as it is (named ``shipped`` in the first result files);
+* ``held``: every window after an object's first is its first window, as long as the prompts
   and the mask so far lie inside it (else the package's rule);
-* ``local``: no correction rule; after a negative click, the new answer replaces the old mask only within a disc
+* ``local``: after a negative click, the new answer replaces the old mask only within a disc
   around the click (radius: half the equivalent diameter of the old mask), the old mask stays
   elsewhere (the idea of a focus region: Chen et al., "FocalClick: Towards Practical
   Interactive Image Segmentation", CVPR 2022, section 3.3);
 * ``local_all``: the same after every correction click, positive or negative;
-* ``depthK``: the package's rule (``answer.correct_near``) with ``CORRECTION_REACH = K``: after
+* ``depthK``: the rule of ``correct_near.patch`` (:func:`correct_near`) with reach K: after
   a correction click (negative inside the mask, positive outside it), the new answer replaces the
   old mask only within K times the click's distance to the other side of the old mask (the
   nearest pixel outside it for a negative click, inside it for a positive one): a click on the
@@ -40,8 +40,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
-from napari_oaims import answer
 from napari_oaims.evaluation.common import ModelMethod, Protocol, load_pair, run_targets, target_ids
 from napari_oaims.session import Session
 
@@ -103,48 +103,59 @@ VARIANTS = {
     "local": {"_predict": _local_predict(True)},
     "local_all": {"_predict": _local_predict(False)},
 }
-CORRECT_NEAR = answer.correct_near
 #: ``depthKrim``: the rule only for clicks at most this deep (px).
 RIM_DEPTH = 2.0
 #: The number of the click being answered (for ``depthKfirst``).
 CLICK = {"n": 0}
 
 
-def _rule(variant: str):
-    """``answer.correct_near`` for ``variant``: the package's rule with its reach for ``depthK``
-    (negative clicks only for ``depthKneg``), none for the others."""
-    if not variant.startswith("depth"):
-        return lambda before, after, prompt, offset: after
-    answer.CORRECTION_REACH = float(variant[5:].removesuffix("neg").removesuffix("first").removesuffix("rim"))
-    if variant.endswith("rim"):
-        from scipy import ndimage
+def _depth(before: np.ndarray, prompt, offset) -> float | None:
+    """The click's distance to the other side of ``before`` (None: not a correction click)."""
+    if prompt.kind != "click" or not prompt.corrected or before is None or not before.any():
+        return None
+    y, x = (int(v) - o for v, o in zip(prompt.points[0], offset))
+    if not (0 <= y < before.shape[0] and 0 <= x < before.shape[1]):
+        return None
+    side = np.pad(before if not prompt.positive else ~before, 1, constant_values=bool(prompt.positive))
+    return float(ndimage.distance_transform_edt(side)[y + 1, x + 1])
 
-        def rim_only(before, after, prompt, offset):
-            if prompt.kind != "click" or not prompt.corrected or before is None or not before.any():
-                return after
-            y, x = (int(v) - o for v, o in zip(prompt.points[0], offset))
-            if not (0 <= y < before.shape[0] and 0 <= x < before.shape[1]):
-                return after
-            side = np.pad(before if not prompt.positive else ~before, 1, constant_values=bool(prompt.positive))
-            depth = float(ndimage.distance_transform_edt(side)[y + 1, x + 1])
-            return CORRECT_NEAR(before, after, prompt, offset) if depth <= RIM_DEPTH else after
 
-        return rim_only
-    if variant.endswith("first"):
-        return lambda before, after, prompt, offset: (
-            CORRECT_NEAR(before, after, prompt, offset) if CLICK["n"] == 2 else after
-        )
-    if variant.endswith("neg"):
-        return lambda before, after, prompt, offset: (
-            after if prompt.positive else CORRECT_NEAR(before, after, prompt, offset)
-        )
-    return CORRECT_NEAR
+def correct_near(before, after, prompt, offset, reach: float) -> np.ndarray:
+    """``after`` within ``reach`` times the click's depth of it, ``before`` elsewhere (the rule
+    of ``correct_near.patch``, which puts it in ``napari_oaims.answer``)."""
+    depth = _depth(before, prompt, offset)
+    if depth is None:
+        return after
+    y, x = (int(v) - o for v, o in zip(prompt.points[0], offset))
+    yy, xx = np.ogrid[: after.shape[0], : after.shape[1]]
+    return np.where((yy - y) ** 2 + (xx - x) ** 2 <= (reach * depth) ** 2, after, before)
+
+
+def _depth_predict(variant: str):
+    """A ``Session._predict`` that applies :func:`correct_near` as ``variant`` says."""
+    reach = float(variant[5:].removesuffix("neg").removesuffix("first").removesuffix("rim"))
+
+    def predict(self, key, prompts, window, st, logits=None):
+        region, values, info = SHIPPED["_predict"](self, key, prompts, window, st, logits)
+        if region is None or st.mask is None:
+            return region, values, info
+        prompt, offset = prompts[-1], (region[0].start, region[1].start)
+        before = st.mask[region]
+        if variant.endswith("neg") and prompt.positive:
+            return region, values, info
+        if variant.endswith("first") and CLICK["n"] != 2:
+            return region, values, info
+        if variant.endswith("rim") and (_depth(before, prompt, offset) or 0.0) > RIM_DEPTH:
+            return region, values, info
+        return region, correct_near(before, values, prompt, offset, reach), info
+
+    return predict
 
 
 def run(variant: str, image: str, labels: str, weights: str | None, clicks: int = 10, fresh: bool = False) -> dict:
     for name, fn in SHIPPED.items():
-        setattr(Session, name, VARIANTS.get(variant, {}).get(name, fn))
-    answer.correct_near = _rule(variant)
+        patch = _depth_predict(variant) if variant.startswith("depth") and name == "_predict" else None
+        setattr(Session, name, patch or VARIANTS.get(variant, {}).get(name, fn))
     protocol = Protocol(clicks=clicks, weights=weights, device="cpu")
     img, lab = load_pair(image, labels)
     ids = target_ids(lab)
@@ -187,7 +198,6 @@ def run(variant: str, image: str, labels: str, weights: str | None, clicks: int 
         out["neg_area2"] = round(float(np.median(np.array([s[1] for s in signs])[neg] / true_area[neg])), 3)
     for name, fn in SHIPPED.items():
         setattr(Session, name, fn)
-    answer.correct_near = CORRECT_NEAR
     return out
 
 
