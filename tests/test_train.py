@@ -212,7 +212,8 @@ def test_each_scene_kind_draws_valid_images_and_labels(kind):
 
 def test_scene_kinds_have_their_layout():
     """Nested scenes hold objects inside others; dark-in-texture objects are darker than the
-    tissue around them; thin objects are thin; touching cells share borders."""
+    tissue around them; thin objects are thin; touching cells share borders; lesions differ a
+    little from the tissue around them; cavities are elongated and dark."""
     from scipy import ndimage
 
     from napari_oaims.training import scenes
@@ -237,6 +238,22 @@ def test_scene_kinds_have_their_layout():
     _, lab, _, _ = scenes.touching(np.random.default_rng(1), s)
     shared = (ndimage.maximum_filter(lab, 3) != ndimage.minimum_filter(lab, 3)) & (ndimage.minimum_filter(lab, 3) > 0)
     assert lab.max() >= 2 and shared.any()
+    steps, elongation = [], []
+    for seed in range(6):
+        img, lab, _, _ = scenes.lesion(np.random.default_rng(seed), s)
+        for i in range(1, lab.max() + 1):  # a lesion differs from the tissue around it, but little
+            m = lab == i
+            ring = ndimage.binary_dilation(m, iterations=4) & ~ndimage.binary_dilation(m, iterations=2) & (lab == 0)
+            if ring.any():
+                steps.append(abs(img[m].mean() - img[ring].mean()))
+        img, lab, _, _ = scenes.cavity(np.random.default_rng(seed), s)
+        for i in range(1, lab.max() + 1):  # cavities are long, thin and darker than the tissue
+            m = lab == i
+            ring = ndimage.binary_dilation(m, iterations=3) & ~m & (lab == 0)
+            elongation.append(m.sum() / (2 * ndimage.distance_transform_edt(m).max()) ** 2)
+            assert img[m].mean() < img[ring].mean() - 0.1
+    assert len(steps) >= 6 and 0.02 < np.median(steps) < 0.15
+    assert len(elongation) >= 6 and np.median(elongation) > 2
     with pytest.raises(ValueError, match="unknown scene kind"):
         scenes.draw("clouds", np.random.default_rng(0), s)
 

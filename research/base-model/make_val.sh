@@ -15,3 +15,5 @@ T=3  # 3 x 3 tiles of 128 px per set
 "$OAIMS" synth --tiles $T --seed 2008 --out "$OUT/histology" --histology-p 1
 "$OAIMS" synth --tiles $T --seed 2009 --out "$OUT/gradient" --gradient-p 1
 "$OAIMS" synth --tiles $T --seed 2010 --out "$OUT/halo" --halo-p 1 --blob-blur-max 4
+"$OAIMS" synth --tiles $T --seed 2011 --out "$OUT/lesion" --lesion-p 1
+"$OAIMS" synth --tiles $T --seed 2012 --out "$OUT/cavity" --cavity-p 1

@@ -82,6 +82,8 @@ SCENE_HELP = {
     "histology": "colour-free histology-like textures",
     "gradient": "strong intensity gradients",
     "halo": "soft blobs with a glow past their edge (widefield nuclei)",
+    "lesion": "low-contrast lesions in smooth textured tissue (CT/MRI-like)",
+    "cavity": "elongated dark cavities in bright textured tissue",
 }
 
 

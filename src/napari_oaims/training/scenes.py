@@ -4,7 +4,8 @@ Each scene mimics a layout that real images have and isolated blobs lack: object
 others, dark structures inside bright texture next to other dark structures, thin curved and
 branching objects, touching cells of one intensity, smooth fields with speckle (MRI and
 ultrasound-like), colour-free histology-like textures, strong intensity gradients and soft
-blobs with a glow past their edge. A scene
+blobs with a glow past their edge, low-contrast lesions in smooth tissue and elongated dark
+cavities in bright tissue. A scene
 function returns the clean image (before :func:`napari_oaims.training.synth.finish` adds
 polarity, illumination, blur and noise), its instance labels, the blur range and the
 probability of inverting it. Every instance is a region of one appearance: an object inside
@@ -17,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage
-from skimage.draw import disk, line
+from skimage.draw import disk, ellipse, line
 
 from napari_oaims.training import synth
 
@@ -329,6 +330,83 @@ def halo(rng: np.random.Generator, s: synth.SynthSettings) -> Scene:
     return image.astype(np.float32), synth.relabel(labels), (1.0, max(1.0, s.blob_blur_sigma[1])), 0.2
 
 
+def _tissue(rng: np.random.Generator, size: int, spread: float) -> tuple[np.ndarray, np.ndarray]:
+    """Textured tissue (level 0.45-0.8, texture of ``spread``) that may end in dark space: the
+    image and the tissue mask."""
+    image = rng.uniform(0.45, 0.8) + spread * _texture(rng, size)
+    tissue = np.ones((size, size), bool)
+    if rng.random() < 0.4:  # the tissue ends: dark outside, like the space around an organ
+        tissue = synth._smooth_field(rng, size, rng.uniform(15, 30)) < rng.uniform(0.6, 1.5)
+        image[~tissue] = rng.uniform(0.0, 0.15) + 0.02 * synth._smooth_field(rng, size, 3)[~tissue]
+    return image, tissue
+
+
+def lesion(rng: np.random.Generator, s: synth.SynthSettings) -> Scene:
+    """Low-contrast lesions in smooth textured tissue (CT/MRI-like): 1-5 soft-edged regions whose
+    level differs from the tissue's by 0.04-0.15 (one to a few times its texture), under a slow
+    shading of the same size, so the edge is found only by comparing regions, not by a threshold."""
+    size = s.size
+    spread = rng.uniform(0.01, 0.05)
+    image, tissue = _tissue(rng, size, spread)
+    image += rng.uniform(0.0, 0.06) * synth._smooth_field(rng, size, rng.uniform(12, 30)) * tissue
+    labels = np.zeros((size, size), np.int32)
+    inner = ndimage.binary_erosion(tissue, iterations=4)
+    nid = 0
+    for _ in range(int(rng.integers(1, 6))):
+        r = _log_uniform(rng, 3.5, 0.3 * size)
+        cy, cx = rng.uniform(0.1 * size, 0.9 * size, size=2)
+        m = _blob(rng, size, cy, cx, r) & (labels == 0) & inner
+        if m.sum() < 12:
+            continue
+        nid += 1
+        labels[m] = nid
+        delta = rng.choice([-1.0, 1.0]) * rng.uniform(0.04, 0.15)
+        soft = ndimage.gaussian_filter(m.astype(np.float32), rng.uniform(0.0, 1.5))
+        image += delta * soft + m * rng.uniform(0.0, 0.5) * spread * _texture(rng, size)
+    return image.astype(np.float32), synth.relabel(labels), (0.0, 1.5), 0.15
+
+
+def cavity(rng: np.random.Generator, s: synth.SynthSettings) -> Scene:
+    """Elongated dark cavities (ducts, vessels in section, clefts) in bright textured tissue:
+    straight or curved, 2-10 px wide and 3-8 times as long, darker than the tissue by far more
+    than its texture, with dark distractors that are not labelled."""
+    size = s.size
+    image, tissue = _tissue(rng, size, rng.uniform(0.04, 0.12))
+    labels = np.zeros((size, size), np.int32)
+    inner = ndimage.binary_erosion(tissue, iterations=3)
+    tex = _texture(rng, size)
+    nid = 0
+    for _ in range(int(rng.integers(1, 6))):
+        half = rng.uniform(1.0, 5.0)
+        cy, cx = rng.uniform(0.1 * size, 0.9 * size, size=2)
+        if rng.random() < 0.5:
+            m = np.zeros((size, size), bool)
+            length = half * rng.uniform(3.0, 8.0)
+            rr, cc = ellipse(cy, cx, half, length, shape=(size, size), rotation=rng.uniform(0, np.pi))
+            m[rr, cc] = True
+        else:
+            skel = np.zeros((size, size), bool)
+            heading, y, x = rng.uniform(0, 2 * np.pi), cy, cx
+            for _ in range(int(rng.integers(2, 6))):
+                heading += rng.normal(0, 0.4)
+                ny, nx = y + 6 * np.sin(heading), x + 6 * np.cos(heading)
+                rr, cc = line(int(y), int(x), int(ny), int(nx))
+                ok = (rr >= 0) & (rr < size) & (cc >= 0) & (cc < size)
+                skel[rr[ok], cc[ok]] = True
+                y, x = ny, nx
+            m = ndimage.distance_transform_edt(~skel) <= half if skel.any() else skel
+        m &= (labels == 0) & inner
+        if m.sum() < 12:
+            continue
+        nid += 1
+        labels[m] = nid
+        image[m] = rng.uniform(0.05, 0.3) + 0.04 * tex[m]
+    for _ in range(int(rng.integers(0, 4))):  # unlabelled dark specks: the tissue's own texture
+        d = synth.object_mask(rng, size, "ellipse", (1.0, 2.5)) & (labels == 0)
+        image[d] = rng.uniform(0.1, 0.35)
+    return image.astype(np.float32), synth.relabel(labels), (0.0, 1.2), 0.15
+
+
 GENERATORS: dict[str, Callable[[np.random.Generator, synth.SynthSettings], Scene]] = {
     "nested": nested,
     "dark_in_texture": dark_in_texture,
@@ -338,6 +416,8 @@ GENERATORS: dict[str, Callable[[np.random.Generator, synth.SynthSettings], Scene
     "histology": histology,
     "gradient": gradient,
     "halo": halo,
+    "lesion": lesion,
+    "cavity": cavity,
 }
 
 

@@ -19,7 +19,18 @@ from skimage.transform import resize
 
 KINDS = ("ellipse", "star", "deformed", "tube", "branch")
 #: Scene kinds beyond the general and cell-like scenes (:mod:`napari_oaims.training.scenes`).
-SCENES = ("nested", "dark_in_texture", "thin", "touching", "speckle", "histology", "gradient", "halo")
+SCENES = (
+    "nested",
+    "dark_in_texture",
+    "thin",
+    "touching",
+    "speckle",
+    "histology",
+    "gradient",
+    "halo",
+    "lesion",
+    "cavity",
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +66,7 @@ class SynthSettings:
     #: Share of samples drawn as each of the :data:`SCENES` (in that order; their sum at most 1):
     #: nested objects, dark structures in bright texture, thin branching objects, touching cells
     #: of one intensity, smooth fields with speckle, histology-like textures, strong gradients,
-    #: soft blobs with a glow
+    #: soft blobs with a glow, low-contrast lesions, elongated dark cavities
     #: (:mod:`napari_oaims.training.scenes`). The rest are general or cell-like scenes.
     #: All 0 (default): none, and no extra random draw.
     scene_p: tuple[float, ...] = (0.0,) * len(SCENES)
