@@ -218,7 +218,7 @@ def run_propagate(args) -> int:
 def touching_volume(depth: int, side: int, objects: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A procedural ``depth`` x ``side`` x ``side`` stack of ``objects`` deformed ellipsoids that
     touch where they meet (:func:`napari_oaims.training.synth.volume`; 32 x 96 x 96 with 6 objects
-    and seed 0 is the plugin's 3D sample): image and labels."""
+    and ``seed=0`` is the plugin's 3D sample): image and labels."""
     from napari_oaims.training.synth import volume
 
     return volume(np.random.default_rng(seed), (depth, side, side), objects)
