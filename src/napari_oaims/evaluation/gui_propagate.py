@@ -187,11 +187,7 @@ def run_propagate(args) -> int:
         )
         print(format_table(rows, ["runs", "median_s", "max_s", "compute_median_s"]))
         print("(compute: the propagation's own time, in the worker thread for the widget)")
-        print(
-            f"main-thread stall (longest gap of a {TICK_MS} ms timer while the widget propagates): "
-            f"{stall['max_gap_ms']:.0f} ms (p99 {stall['p99_gap_ms']:.0f} ms; target <= 100 ms)"
-        )
-        print(f"widget speed / API speed (median over the repeats' pairs): {speed:.2f} (target >= 0.80)")
+        print_stall_and_speed(stall, speed, "propagates")
         if args.out:
             write_json(
                 {
@@ -213,6 +209,16 @@ def run_propagate(args) -> int:
         return 0
     finally:
         viewer.close()
+
+
+def print_stall_and_speed(stall: dict, speed: float, doing: str) -> None:
+    """The two result lines of a propagation mode: the main thread's longest stall while the
+    widget ``doing`` (e.g. "propagates all"), and the widget's speed against the API's."""
+    print(
+        f"main-thread stall (longest gap of a {TICK_MS} ms timer while the widget {doing}): "
+        f"{stall['max_gap_ms']:.0f} ms (p99 {stall['p99_gap_ms']:.0f} ms; target <= 100 ms)"
+    )
+    print(f"widget speed / API speed (median over the repeats' pairs): {speed:.2f} (target >= 0.80)")
 
 
 def touching_volume(depth: int, side: int, objects: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -384,11 +390,7 @@ def run_propagate_all(args) -> int:
             f"torch threads {torch.get_num_threads()}"
         )
         print(format_table(rows, ["runs", "objects", "median_s", "max_s"]))
-        print(
-            f"main-thread stall (longest gap of a {TICK_MS} ms timer while the widget propagates all): "
-            f"{stall['max_gap_ms']:.0f} ms (p99 {stall['p99_gap_ms']:.0f} ms; target <= 100 ms)"
-        )
-        print(f"widget speed / API speed (median over the repeats' pairs): {speed:.2f} (target >= 0.80)")
+        print_stall_and_speed(stall, speed, "propagates all")
         print(f"3D Dice of the propagated objects: {np.round(scores, 3).tolist()}, mean {np.mean(scores):.3f}")
         if args.out:
             write_json(
