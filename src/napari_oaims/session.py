@@ -94,7 +94,9 @@ class Session(PropagationMixin):
         #: with ``first_window="auto"`` their median sizes the next first window. An object taken
         #: back (:meth:`withdraw`) leaves it; a resumed session gets it back from the log.
         self.accepted_diameters: dict[int, float] = {}
-        self._estimates: dict[int, int] = {}  # "auto" first window measured for the current object
+        #: The "auto" first-window side measured for the object in progress (by object id): its
+        #: later windows follow it.
+        self.first_sizes: dict[int, int] = {}
         self._logged_adapter = self.engine.adapter  # the adapter whose settings the log last recorded
         self._log(
             "session",

@@ -49,7 +49,7 @@ def later_size(session: "Session") -> int:
     scale of its first window."""
     size = session.engine.first_window
     if size == "auto":
-        size = object_window(session) or session._estimates.get(session.object_id) or guidance.MIN_WINDOW
+        size = object_window(session) or session.first_sizes.get(session.object_id) or guidance.MIN_WINDOW
     return max(8, int(round(guidance.LATER_WINDOW_SHARE * size)))
 
 
@@ -75,11 +75,11 @@ def first_window(session: "Session", key, pts: np.ndarray) -> int:
         guidance.AUTO_MAX_WINDOW,
         guidance.window_for_diameter(guidance.diameter_at(lambda w: src.crop(key, w), pts, src.plane_shape)),
     )
-    session._estimates = {session.object_id: size}
+    session.first_sizes = {session.object_id: size}
     return size
 
 
 def follow_window(session: "Session", size: int) -> None:
     """The object in progress measured its scale as a window of side ``size``: its later windows
     follow it (with ``"auto"``)."""
-    session._estimates[session.object_id] = int(size)
+    session.first_sizes[session.object_id] = int(size)
