@@ -89,7 +89,7 @@ def run_propagate(args) -> int:
     import torch
 
     from napari_oaims import Engine
-    from napari_oaims.evaluation.common import format_table, write_json
+    from napari_oaims.evaluation.common import format_table
     from napari_oaims.plugin.api import annotate, annotator
     from napari_oaims.propagate.settings import METHODS
 
@@ -188,24 +188,18 @@ def run_propagate(args) -> int:
         print(format_table(rows, ["runs", "median_s", "max_s", "compute_median_s"]))
         print("(compute: the propagation's own time, in the worker thread for the widget)")
         print_stall_and_speed(stall, speed, "propagates")
-        if args.out:
-            write_json(
-                {
-                    "settings": {k: str(v) for k, v in vars(args).items() if k != "func"},
-                    "napari": napari.__version__,
-                    "device": str(engine.device),
-                    "slices": slices,
-                    "summary": rows,
-                    "stall": stall,
-                    "speed_ratio": speed,
-                    "api_s": [round(v, 4) for v in api_s],
-                    "widget_s": [round(v, 4) for v in widget_s],
-                    "api_compute_s": [round(v, 4) for v in api_compute],
-                    "widget_compute_s": [round(v, 4) for v in widget_compute],
-                },
-                args.out,
-            )
-            print(f"saved {args.out}")
+        save_mode(
+            args,
+            engine,
+            rows,
+            stall,
+            speed,
+            api_s,
+            widget_s,
+            slices=slices,
+            api_compute_s=[round(v, 4) for v in api_compute],
+            widget_compute_s=[round(v, 4) for v in widget_compute],
+        )
         return 0
     finally:
         viewer.close()
@@ -219,6 +213,33 @@ def print_stall_and_speed(stall: dict, speed: float, doing: str) -> None:
         f"{stall['max_gap_ms']:.0f} ms (p99 {stall['p99_gap_ms']:.0f} ms; target <= 100 ms)"
     )
     print(f"widget speed / API speed (median over the repeats' pairs): {speed:.2f} (target >= 0.80)")
+
+
+def save_mode(args, engine, rows, stall: dict, speed: float, api_s, widget_s, **fields) -> None:
+    """Write a propagation mode's results to ``args.out`` (when given) as JSON: the settings, napari's
+    version, the device, the summary rows, the stall, the speed ratio, the API and widget times and
+    the mode's own ``fields``."""
+    if not args.out:
+        return
+    import napari
+
+    from napari_oaims.evaluation.common import write_json
+
+    write_json(
+        {
+            "settings": {k: str(v) for k, v in vars(args).items() if k != "func"},
+            "napari": napari.__version__,
+            "device": str(engine.device),
+            "summary": rows,
+            "stall": stall,
+            "speed_ratio": speed,
+            "api_s": [round(v, 4) for v in api_s],
+            "widget_s": [round(v, 4) for v in widget_s],
+            **fields,
+        },
+        args.out,
+    )
+    print(f"saved {args.out}")
 
 
 def touching_volume(depth: int, side: int, objects: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -292,7 +313,7 @@ def run_propagate_all(args) -> int:
     import torch
 
     from napari_oaims import Engine
-    from napari_oaims.evaluation.common import format_table, write_json
+    from napari_oaims.evaluation.common import format_table
     from napari_oaims.plugin.api import annotate, annotator
     from napari_oaims.propagate.settings import METHODS
 
@@ -392,24 +413,18 @@ def run_propagate_all(args) -> int:
         print(format_table(rows, ["runs", "objects", "median_s", "max_s"]))
         print_stall_and_speed(stall, speed, "propagates all")
         print(f"3D Dice of the propagated objects: {np.round(scores, 3).tolist()}, mean {np.mean(scores):.3f}")
-        if args.out:
-            write_json(
-                {
-                    "settings": {k: str(v) for k, v in vars(args).items() if k != "func"},
-                    "napari": napari.__version__,
-                    "device": str(engine.device),
-                    "seeds_slice": z,
-                    "accepted": accepted,
-                    "summary": rows,
-                    "stall": stall,
-                    "speed_ratio": speed,
-                    "api_s": [round(v, 4) for v in api_s],
-                    "widget_s": [round(v, 4) for v in widget_s],
-                    "dice": [round(v, 4) for v in scores],
-                },
-                args.out,
-            )
-            print(f"saved {args.out}")
+        save_mode(
+            args,
+            engine,
+            rows,
+            stall,
+            speed,
+            api_s,
+            widget_s,
+            seeds_slice=z,
+            accepted=accepted,
+            dice=[round(v, 4) for v in scores],
+        )
         return 0
     finally:
         viewer.close()
