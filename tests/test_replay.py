@@ -259,17 +259,18 @@ def test_rewound_mi_steps_are_saved_and_replayed(tmp_path, nuclei, base):
 
 
 def test_a_replayed_session_starts_from_the_logged_object_sizes():
-    """Object size "auto" depends on the objects accepted before a resume: a replay takes them from
-    the resumed session's start event, or, in logs made before they were logged, carries them over."""
-    from types import SimpleNamespace
+    """Object size "auto" and the edge evidence depend on the objects accepted before a resume: a
+    replay takes them from the resumed session's start event, or, in logs made before they were
+    logged, carries them over."""
+    from napari_oaims.store.replay import _start_values
 
-    from napari_oaims.store.replay import _start_diameters
-
-    before = SimpleNamespace(accepted_diameters={1: 20.0, 2: 18.5})
-    assert _start_diameters({"extra": {"resumed": True, "accepted_diameters": {"2": 18.5}}}, before) == {2: 18.5}
-    assert _start_diameters({"extra": {"resumed": True}}, before) == {1: 20.0, 2: 18.5}
-    assert _start_diameters({"extra": {}}, before) == {}  # a new session, not a resumed one
-    assert _start_diameters({"extra": {"resumed": True}}, None) == {}
+    before = {1: 20.0, 2: 18.5}
+    logged = {"extra": {"resumed": True, "accepted_diameters": {"2": 18.5}, "edge_gains": {"2": 0.3}}}
+    assert _start_values(logged, "accepted_diameters", before) == {2: 18.5}
+    assert _start_values(logged, "edge_gains", {1: 0.1}) == {2: 0.3}
+    assert _start_values({"extra": {"resumed": True}}, "accepted_diameters", before) == {1: 20.0, 2: 18.5}
+    assert _start_values({"extra": {}}, "accepted_diameters", before) == {}  # a new session, not a resumed one
+    assert _start_values({"extra": {"resumed": True}}, "edge_gains", None) == {}
 
 
 def test_replay_rebuilds_the_adapter_the_log_recorded(tmp_path, nuclei, base):

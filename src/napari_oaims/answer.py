@@ -10,6 +10,9 @@
   window of half the side, and the surer answer that is not a speck wins (:func:`rescale`).
 * **Flat spots**: a positive click where the image is one value all around adds the connected
   region of that value to the model's answer (:func:`flat_regions`).
+* **Edges where the model is unsure**: answers grow along the image's edges through the band
+  where the model is unsure, when the objects accepted so far show it brings first answers closer
+  to what the user accepted (:mod:`napari_oaims.core.edges`, :func:`edge_answer`).
 * **Never an empty answer to a positive click, scribble or box**: when the model finds nothing,
   a window of half the side is tried, then the region of similar values under the click
   (:func:`no_empty`).
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_oaims.core import geometry, guidance, regions
+from napari_oaims.core import edges, geometry, guidance, regions
 from napari_oaims.core.history import PlaneState
 from napari_oaims.core.prompts import Prompt
 from napari_oaims.session_windows import follow_window
@@ -147,6 +150,35 @@ def no_empty(
     return smaller, regions.similar_region(crop, seed), (ys, xs), "region"
 
 
+def is_first_answer(session: "Session", prompts: list[Prompt]) -> bool:
+    """Whether ``prompts`` ask for the object's first answer: one positive click, no mask yet."""
+    one_click = len(prompts) == 1 and prompts[0].kind == "click" and prompts[0].positive
+    return one_click and all(st.bbox is None for st in session.planes.values())
+
+
+def edge_answer(
+    session: "Session", key, prompts: list[Prompt], window: guidance.Window, logits, inside, where
+) -> tuple[np.ndarray, bool]:
+    """``inside`` (the answer on ``where``), or it grown along the image's edges when the session
+    follows them (``engine.edges`` and the accepted objects' evidence); whether it grew. On the
+    object's first answer both are kept as evidence (:class:`~napari_oaims.core.edges.EdgeEvidence`)."""
+    mode = session.engine.edges
+    first = is_first_answer(session, prompts)
+    follow = mode == "always" or (mode == "auto" and session.edge_evidence.follow())
+    if mode == "never" or not inside.any() or not (first or follow) or prompts[-1].kind == "prior":
+        return inside, False
+    ys, xs = where
+    _, _, wy, wx = window.clip(session.source.plane_shape)
+    offset = np.array([ys.start, xs.start])
+    negatives = [p.points for p in prompts if not p.positive and p.kind in ("click", "scribble")]
+    neg = np.concatenate(negatives) if negatives else np.zeros((0, 2))
+    crop = session.source.crop(key, window)[wy, wx]
+    grown = edges.grow_along_edges(crop, logits[wy, wx], inside, positive_points(prompts) - offset, neg - offset)
+    if first:
+        session.edge_evidence.first_answer(session.object_id, key, where, inside, grown)
+    return (grown, True) if follow else (inside, False)
+
+
 def predict(session: "Session", key, prompts: list[Prompt], window, state: PlaneState, logits=None):
     """Predict ``prompts`` on ``window`` of plane ``key`` (growing it if the mask hits its border)
     with the rules above; ``state`` is the plane as it is, ``logits`` (working size), if given,
@@ -177,6 +209,7 @@ def predict(session: "Session", key, prompts: list[Prompt], window, state: Plane
         if larger is None:
             break
         window = larger
+    inside, grew = edge_answer(session, key, prompts, window, raw, inside, (ys, xs))
     if not inside.any() and not flat and prompts[-1].guides and prompts[-1].kind != "prior":
         window, inside, (ys, xs), fallback = no_empty(session, key, prompts, window)
     region, values = plane_values([((ys.start, xs.start, ys.stop, xs.stop), inside)] + flat, state.bbox)
@@ -184,4 +217,6 @@ def predict(session: "Session", key, prompts: list[Prompt], window, state: Plane
     info = {"window": [window.y0, window.x0, window.size], "area": int(values.sum()), "passes": passes}
     if fallback:
         info["fallback"] = fallback
+    if grew:
+        info["edges"] = True
     return region, values, info

@@ -15,6 +15,7 @@ import torch
 
 from napari_oaims.adapt import Adapter, adapter_from_settings, make_adapter
 from napari_oaims.core import guidance
+from napari_oaims.core.edges import check_mode as check_edges_mode
 from napari_oaims.model import ClickUNet, load_weights, predict_logits, read_config, resolve_device, weights_hash
 from napari_oaims.model.device import ONE_THREAD_PIXELS, intra_op_threads, torch_threads
 from napari_oaims.session import Session
@@ -91,6 +92,7 @@ class Engine:
         self._hash: str | None = None
         self.adapter = make_adapter(adaptation)
         self._first_window = _config_first_window(self.config)
+        self._edges = "auto"
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -249,6 +251,18 @@ class Engine:
     @first_window.setter
     def first_window(self, size: int | str | None) -> None:
         self._first_window = _config_first_window(self.config) if size is None else _check_first_window(size)
+
+    @property
+    def edges(self) -> str:
+        """Whether answers follow the image's edges where the model is unsure
+        (:mod:`napari_oaims.core.edges`): ``"auto"`` (the default) once the objects accepted in a
+        session show that this brings first answers closer to what the user accepted,
+        ``"always"`` or ``"never"``. A session logs the mode it started with."""
+        return self._edges
+
+    @edges.setter
+    def edges(self, mode: str) -> None:
+        self._edges = check_edges_mode(mode)
 
     @property
     def adaptation(self) -> str:

@@ -24,6 +24,7 @@ from napari_oaims import answer
 from napari_oaims.adapt.base import AcceptedObject, PromptUpdate, run_accepted
 from napari_oaims.core import geometry, guidance
 from napari_oaims.core import prompts as checks
+from napari_oaims.core.edges import EdgeEvidence
 from napari_oaims.core.events import make_event
 from napari_oaims.core.history import History, PlaneState, apply_edits, clear_edits, mask_edits, snapshot
 from napari_oaims.core.history import PlaneEdit as _Change
@@ -97,6 +98,8 @@ class Session(PropagationMixin):
         #: The "auto" first-window side measured for the object in progress (by object id): its
         #: later windows follow it.
         self.first_sizes: dict[int, int] = {}
+        #: Whether answers should follow the image's edges, from the accepted objects (``engine.edges``).
+        self.edge_evidence = EdgeEvidence()
         self._logged_adapter = self.engine.adapter  # the adapter whose settings the log last recorded
         self._log(
             "session",
@@ -106,6 +109,7 @@ class Session(PropagationMixin):
                 "rgb": self.source.rgb,
                 "channel_axis": self.source.channel_axis,
                 "adapter": self.engine.adapter.settings(),
+                "edges": self.engine.edges,
             },
         )
 
@@ -140,8 +144,7 @@ class Session(PropagationMixin):
         """Box ``(y0, x0, y1, x1)`` in plane coordinates (ends exclusive); ``plane`` for nD images."""
         key = self.source.check_key(plane)
         prompt = box_prompt(box, self.source.plane_shape)
-        b = prompt.box
-        return self._add(key, prompt, coords=list(b))
+        return self._add(key, prompt, coords=list(prompt.box))
 
     @_serialised
     def scribble(self, points, positive: bool = True) -> Result:
@@ -162,8 +165,7 @@ class Session(PropagationMixin):
         """Give a prior mask for a plane (e.g. a rough outline); it feeds the prior channel."""
         key = self.source.check_key(plane)
         prompt = prior_prompt(mask2d, self.source.plane_shape)
-        bb = prompt.box
-        return self._add(key, prompt, coords=list(bb))
+        return self._add(key, prompt, coords=list(prompt.box))
 
     # -- undo / redo / clear -------------------------------------------------------------------
     @_serialised
@@ -231,6 +233,7 @@ class Session(PropagationMixin):
         accepted = Accepted((), self.spatial_shape, self.source.plane_axes, snapshot, self.object_id, **labelled)
         largest = max(int(np.count_nonzero(c)) for _, c in snapshot.values())
         diameter = round(geometry.diameter(largest), 2)
+        edge_gain = self.edge_evidence.accepted(self.object_id, {k: st.mask for k, st in planes.items()})
         self._log(
             "accept",
             latency_ms=(time.perf_counter() - t0) * 1e3,
@@ -241,6 +244,7 @@ class Session(PropagationMixin):
                 **self._adaptation_extra(),
                 **labelled,
                 "diameter": diameter,
+                **edge_gain,
             },
         )
         views = [(_Plane(self, k), list(st.prompts), st.mask.copy()) for k, st in planes.items()]
@@ -258,6 +262,7 @@ class Session(PropagationMixin):
         """An accepted object was taken back: its size no longer counts for ``first_window="auto"``
         (what was learnt stays learnt). Returns its diameter for :meth:`reinstate`; logged."""
         diameter = self.accepted_diameters.pop(int(object_id), None)
+        self.edge_evidence.withdraw(object_id)
         self._log("withdraw", extra={"diameter": diameter}, object_id=int(object_id))
         return diameter
 
@@ -268,6 +273,7 @@ class Session(PropagationMixin):
             raise ValueError(f"an object's diameter must be a positive number of pixels, got {diameter!r}")
         if diameter is not None:
             self.accepted_diameters[int(object_id)] = float(diameter)
+        self.edge_evidence.reinstate(object_id)
         self._log(
             "reinstate", extra={"diameter": None if diameter is None else float(diameter)}, object_id=int(object_id)
         )
@@ -305,9 +311,8 @@ class Session(PropagationMixin):
         return st.mask.copy()
 
     def found_nothing(self, plane=()) -> bool:
-        """Whether the last prompt on ``plane`` asked for an object (a positive click or scribble, a
-        box, a prior) and the object's mask there is empty: the model answered it with background.
-        Only a prior can end so: clicks, scribbles and boxes get a fallback (``Result.fallback``)."""
+        """Whether the last prompt on ``plane`` asked for an object (a positive click or scribble, a box,
+        a prior) and the object's mask there is empty. Only a prior can end so (``Result.fallback``)."""
         st = self.planes.get(self.source.check_key(plane))
         if st is None or not st.prompts or not st.prompts[-1].guides:
             return False
@@ -326,9 +331,8 @@ class Session(PropagationMixin):
     def subscribe(self, listener: Callable[[dict, Result | None], None]) -> None:
         """Call ``listener(event, result)`` for every event from now on (e.g. to autosave).
 
-        ``result`` is the :class:`Result` a ``predict``, ``undo``, ``redo`` or ``clear`` event
-        made, the :class:`Accepted` object of an ``accept`` event, and None for other events.
-        """
+        ``result``: the :class:`Result` a ``predict``, ``undo``, ``redo`` or ``clear`` event made,
+        the :class:`Accepted` object of an ``accept`` event, None for other events."""
         self._listeners.append(listener)
 
     def view(self, plane=()) -> "_Plane":
@@ -419,16 +423,9 @@ class Session(PropagationMixin):
         object_id=None,
         result: Result | None = None,
     ) -> dict:
+        oid = self.object_id if object_id is None else object_id
         event = make_event(
-            len(self.events),
-            kind,
-            self.object_id if object_id is None else object_id,
-            self.engine.weights_hash,
-            plane,
-            coords,
-            label,
-            latency_ms,
-            extra,
+            len(self.events), kind, oid, self.engine.weights_hash, plane, coords, label, latency_ms, extra
         )
         self.events.append(event)
         for listener in self._listeners:

@@ -51,6 +51,12 @@ def add_robot_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="window side (px) for each object's first click, or 'auto' (default: the weights' own)",
     )
+    p.add_argument(
+        "--edges",
+        default="auto",
+        choices=["auto", "always", "never"],
+        help="answers follow image edges: once accepted objects show it helps (auto), always or never",
+    )
 
 
 def protocol_of(args: argparse.Namespace):
@@ -67,6 +73,7 @@ def protocol_of(args: argparse.Namespace):
         device=args.device,
         weights=args.weights,
         first_window=args.first_window,
+        edges=args.edges,
     )
 
 

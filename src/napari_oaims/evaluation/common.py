@@ -29,7 +29,8 @@ class Protocol:
     ``wrong_label`` mode (None, ``"fraction"``, ``"first_n"`` or ``"targets"``) of
     :class:`~napari_oaims.simulate.robot.Robot`, seeded with ``seed``; only the first
     ``max_targets`` targets (None: all); the engine on ``device`` with ``weights`` (None: the
-    shipped ones) and ``first_window`` (None: the weights' own first-click window).
+    shipped ones), ``first_window`` (None: the weights' own first-click window) and ``edges``
+    (:attr:`napari_oaims.engine.Engine.edges`).
     """
 
     clicks: int = 10
@@ -41,6 +42,7 @@ class Protocol:
     device: str = "auto"
     weights: str | None = None
     first_window: int | str | None = None
+    edges: str = "auto"
 
     def make_robot(self) -> Robot:
         """A fresh robot of this protocol."""
@@ -54,6 +56,7 @@ class Protocol:
         engine = Engine.pretrained(device=self.device, adaptation=adaptation, weights=self.weights)
         if self.first_window is not None:
             engine.first_window = self.first_window
+        engine.edges = self.edges
         return engine
 
     def settings(self) -> dict[str, str]:

@@ -85,6 +85,10 @@ Format versions (attr ``napari_oaims.format_version``; :data:`VERSIONS` says wha
 5. A ``propagate`` event whose barrier kept voxels out (accepted objects, the other objects of a
    ``Session.propagate_objects`` call) has them in ``barriers/<seq>``: its replay is kept out of
    the same voxels and makes the same masks (older logs replay without them).
+6. The ``session`` event records ``extra["edges"]``, whether answers may follow the image's edges
+   (``Engine.edges``: ``"auto"``, ``"always"``, ``"never"``), and ``accept`` events the object's
+   ``extra["edge_gain"]`` (:mod:`napari_oaims.core.edges`); a resumed session's start records the
+   ``edge_gains`` it starts from. Older logs replay with ``"never"``, as they were answered.
 
 An older folder opens and resumes: it is migrated on read, in memory (retired settings at the value
 the shipped behaviour used are dropped from the log's adapter settings; other values are kept, and
@@ -110,7 +114,7 @@ from napari_oaims.core.files import open_image
 
 SUFFIX = ".oaims.zarr"
 FORMAT = "napari-oaims-session"
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 #: What each format version changed (details in the module docstring).
 VERSIONS = {
     1: "adapted weights written after every update; adapter settings may name retired settings",
@@ -118,6 +122,7 @@ VERSIONS = {
     3: "propagate events and exact priors in the log; guarded learning (update events say rolled_back and why)",
     4: "accept events record overwrite (accepted objects keep other objects' pixels by default); writer lock",
     5: "the voxels a propagate event's barrier kept out, beside the log (barriers/<seq>): exact replay",
+    6: "answers that follow image edges: the session event records edges, accept events edge_gain",
 }
 #: The first format version whose logs were recorded under today's learning rules (the answer-
 #: checking guard, no PI from uncorrected accepts, MI skipping pseudo-labels that contradict a click).

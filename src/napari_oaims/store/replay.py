@@ -188,9 +188,14 @@ def replay(
                     report.notes.append(f"seq {e['seq']}: restarted from the saved weights {e['weights']}")
             # a resumed session started with a fresh adapter (no optimiser moments, no replay buffer)
             _follow_adapter(engine, e, switched=bool(e["extra"].get("resumed")))
+            try:  # answers follow image edges as the session logged (older logs: never)
+                engine.edges = e["extra"].get("edges", "never")
+            except ValueError as err:
+                raise ValueError(f"session {store.path} is damaged: seq {e['seq']}: {err}") from None
             previous, s = s, engine.session(image, **params)
             s.object_id = e["object"]
-            s.accepted_diameters = _start_diameters(e, previous)
+            s.accepted_diameters = _start_values(e, "accepted_diameters", previous and previous.accepted_diameters)
+            s.edge_evidence.gains = _start_values(e, "edge_gains", previous and previous.edge_evidence.gains)
             sessions.append(s)
             continue
         if s is None:
@@ -326,12 +331,13 @@ _REPLAY = {
 }
 
 
-def _start_diameters(event: dict[str, Any], previous) -> dict[int, float]:
-    """The accepted objects' sizes a (resumed) session started with, for object size "auto": as
-    logged at its start, or, in logs from before they were logged, those of the session before it."""
-    logged = event["extra"].get("accepted_diameters")
+def _start_values(event: dict[str, Any], name: str, previous: dict | None) -> dict[int, float]:
+    """Per accepted object, what a (resumed) session started with, logged at its start as ``name``
+    (``accepted_diameters``: their sizes, for object size "auto"; ``edge_gains``: see
+    :mod:`napari_oaims.core.edges`), or, in logs without it, ``previous`` (the session before it)."""
+    logged = event["extra"].get(name)
     if isinstance(logged, dict):
         return {int(k): float(v) for k, v in logged.items()}
     if event["extra"].get("resumed") and previous is not None:
-        return dict(previous.accepted_diameters)
+        return dict(previous)
     return {}

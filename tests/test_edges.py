@@ -1,0 +1,126 @@
+"""Answers that follow the image's edges (napari_oaims.core.edges): the rule, the evidence from
+accepted objects, and the session, store and replay around them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_oaims.core.edges import EdgeEvidence, grow_along_edges
+from napari_oaims.evaluation.metrics import dice
+from napari_oaims.evaluation.suites import suite
+
+from conftest import largest_ids, object_centre
+
+
+def _bar_scene():
+    """A dark bar 8 px wide and 60 long in bright noisy tissue; the model's answer is a disc on it."""
+    rng = np.random.default_rng(0)
+    crop = 0.8 + 0.03 * rng.standard_normal((96, 96))
+    bar = np.zeros((96, 96), bool)
+    bar[44:52, 18:78] = True
+    crop[bar] = 0.25
+    yy, xx = np.mgrid[:96, :96]
+    disc = (yy - 48) ** 2 + (xx - 48) ** 2 <= 25
+    return crop, bar, disc & bar
+
+
+def test_an_answer_grows_to_the_edges_only_where_the_model_is_unsure():
+    crop, bar, answer = _bar_scene()
+    unsure = np.where(answer, 4.0, np.where(bar, -3.0, -10.0))  # the model: "maybe" along the bar
+    grown = grow_along_edges(crop, unsure, answer, np.array([[48, 48]]), np.zeros((0, 2)))
+    assert dice(grown, bar) > 0.9 and dice(answer, bar) < 0.4
+    sure = np.where(answer, 4.0, -10.0)  # sure it is background everywhere else: nothing grows
+    assert np.array_equal(grow_along_edges(crop, sure, answer, np.array([[48, 48]]), np.zeros((0, 2))), answer)
+    # a negative click on the bar stops the growth there
+    cut = grow_along_edges(crop, unsure, answer, np.array([[48, 48]]), np.array([[48, 66]]))
+    assert cut[48, 30] and not cut[48, 70]
+
+
+def test_the_evidence_needs_several_objects_that_agree():
+    ev = EdgeEvidence()
+    for oid, gain in enumerate([0.3, 0.4], start=1):
+        ev.gains[oid] = gain
+    assert not ev.follow()  # two objects are not enough
+    ev.gains[3] = 0.35
+    assert ev.follow()
+    ev.withdraw(2)
+    assert not ev.follow() and 2 not in ev.gains
+    ev.reinstate(2)
+    assert ev.follow() and list(ev.gains) == [1, 2, 3]
+    for oid, gain in zip(range(4, 7), [-0.3, 0.05, -0.2]):
+        ev.gains[oid] = gain
+    assert not ev.follow()  # the latest objects say the model's answers were better
+
+
+def _accept_truth(session, labels, ids):
+    """A first click on each object, then its true mask set exactly, then accept."""
+    for i in ids:
+        session.click(object_centre(labels, i))
+        session.set_mask(labels == i)
+        session.accept()
+
+
+def test_answers_follow_edges_once_accepted_objects_show_it_helps(engine):
+    image, labels = suite("cavities", seed=0, tiles=(1, 2))
+    ids = largest_ids(labels, 5)
+    s = engine.session(image)
+    _accept_truth(s, labels, ids[:3])
+    assert min(s.edge_evidence.gains.values()) > 0.1 and s.edge_evidence.follow()
+    assert [e["extra"]["edge_gain"] for e in s.events if e["kind"] == "accept"] == list(s.edge_evidence.gains.values())
+    target = labels == ids[3]
+    followed = s.click(object_centre(labels, ids[3])).mask
+    assert s.events[-1]["extra"]["edges"] is True
+    s.undo()
+    engine.edges = "never"
+    model = s.click(object_centre(labels, ids[3])).mask
+    assert "edges" not in s.events[-1]["extra"]
+    assert dice(followed, target) > dice(model, target) + 0.1
+
+
+def test_on_round_nuclei_the_evidence_keeps_the_model_answers(engine, nuclei_crop):
+    image, labels = nuclei_crop
+    s = engine.session(image)
+    _accept_truth(s, labels, largest_ids(labels, 4))
+    assert len(s.edge_evidence.gains) == 4 and not s.edge_evidence.follow()
+
+
+def test_the_mode_is_checked_and_logged(engine, nuclei_crop):
+    with pytest.raises(ValueError, match="edges must be one of"):
+        engine.edges = "sometimes"
+    engine.edges = "always"
+    s = engine.session(nuclei_crop[0])
+    assert s.events[0]["extra"]["edges"] == "always"
+
+
+def test_a_session_that_followed_edges_replays_and_resumes_with_its_evidence(tmp_path):
+    import shutil
+
+    from napari_oaims import Engine
+    from napari_oaims.engine import shipped_weights_path
+    from napari_oaims.store import SessionStore
+    from napari_oaims.store.replay import replay
+
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(shipped_weights_path().with_suffix(suffix), tmp_path / f"base{suffix}")
+    base = tmp_path / "base.safetensors"
+    image, labels = suite("cavities", seed=0, tiles=(1, 2))
+    ids = largest_ids(labels, 5)
+    engine = Engine.pretrained(device="cpu", adaptation="none", weights=base)
+    engine.edges = "always"  # replay must take the mode from the log (a default engine says "auto")
+    s = engine.session(image)
+    path = tmp_path / "edges.oaims.zarr"
+    SessionStore.create(path, image, engine=engine, session=s)
+    for i in ids[:2]:
+        centre = object_centre(labels, i)
+        s.click(centre)
+        s.click((centre[0] + 3, centre[1] + 3), positive=False)
+        s.accept()
+    assert sum(bool(e["extra"].get("edges")) for e in s.events if e["kind"] == "predict") == 4
+    gains = dict(s.edge_evidence.gains)
+    assert len(gains) == 2
+    report = replay(path, weights=base)
+    assert report.identical, report.table()
+    state = SessionStore.open(path).resume(engine=Engine.pretrained(device="cpu", weights=base))
+    assert state.session.edge_evidence.gains == gains
+    assert state.session.events[-1]["extra"]["edge_gains"] == {str(k): v for k, v in gains.items()}
