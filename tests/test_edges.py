@@ -70,11 +70,11 @@ def test_answers_follow_edges_once_accepted_objects_show_it_helps(engine):
     assert [e["extra"]["edge_gain"] for e in s.events if e["kind"] == "accept"] == list(s.edge_evidence.gains.values())
     target = labels == ids[3]
     followed = s.click(object_centre(labels, ids[3])).mask
-    assert s.events[-1]["extra"]["edges"] is True
+    assert s.events[-1]["extra"]["followed_edges"] is True
     s.undo()
     engine.edges = "never"
     model = s.click(object_centre(labels, ids[3])).mask
-    assert "edges" not in s.events[-1]["extra"]
+    assert "followed_edges" not in s.events[-1]["extra"]
     assert dice(followed, target) > dice(model, target) + 0.1
 
 
@@ -116,9 +116,13 @@ def test_a_session_that_followed_edges_replays_and_resumes_with_its_evidence(tmp
         s.click(centre)
         s.click((centre[0] + 3, centre[1] + 3), positive=False)
         s.accept()
-    assert sum(bool(e["extra"].get("edges")) for e in s.events if e["kind"] == "predict") == 4
+    engine.edges = "never"  # changed during the session: the next prompt event says so
+    s.click(object_centre(labels, ids[2]))
+    s.accept()
+    assert [e["extra"]["edges"] for e in s.events if "edges" in e["extra"]] == ["always", "never"]
+    assert sum(bool(e["extra"].get("followed_edges")) for e in s.events if e["kind"] == "predict") == 4
     gains = dict(s.edge_evidence.gains)
-    assert len(gains) == 2
+    assert len(gains) == 2  # no evidence is kept while the mode is "never"
     report = replay(path, weights=base)
     assert report.identical, report.table()
     state = SessionStore.open(path).resume(engine=Engine.pretrained(device="cpu", weights=base))

@@ -369,6 +369,16 @@ def test_model_controls(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, 
     wait(qtbot, w)
     assert w.engine is not old and w.session.engine is w.engine and w.engine.weights_hash == old.weights_hash
     assert w.engine.first_window == 100  # the choice carries over to loaded weights
+    # Edges: "auto" unless chosen; the choice reaches the engine and carries over to loaded weights.
+    assert w.engine.edges == "auto" and w.model_panel.edges_choice.currentData() == "auto"
+    w.model_panel.set_edges("never")
+    assert w.engine.edges == "never" and w.model_panel.edges_choice.currentText() == "never"
+    with pytest.raises(ValueError, match="edges must be one of"):
+        w.model_panel.set_edges("sometimes")
+    w.model_panel.load_weights(tmp_path / "adapted.safetensors")
+    wait(qtbot, w)
+    assert w.engine.edges == "never"
+    w.model_panel.set_edges("auto")
     w.model_panel.set_object_size(None)
     assert w.engine.first_window == "auto"  # the loaded weights' own
     w.model_panel.size_choice.setCurrentIndex(4)  # the dropdown itself, as a user picks it

@@ -218,5 +218,5 @@ def predict(session: "Session", key, prompts: list[Prompt], window, state: Plane
     if fallback:
         info["fallback"] = fallback
     if grew:
-        info["edges"] = True
+        info["followed_edges"] = True
     return region, values, info

@@ -101,6 +101,7 @@ class Session(PropagationMixin):
         #: Whether answers should follow the image's edges, from the accepted objects (``engine.edges``).
         self.edge_evidence = EdgeEvidence()
         self._logged_adapter = self.engine.adapter  # the adapter whose settings the log last recorded
+        self._logged_edges = self.engine.edges  # the edges mode the log last recorded
         self._log(
             "session",
             extra={
@@ -404,12 +405,14 @@ class Session(PropagationMixin):
         return Result(tuple(changes), self.spatial_shape, self.source.plane_axes, self._snapshot(), self.object_id)
 
     def _adaptation_extra(self) -> dict:
-        """The adaptation's name for a prompt or accept event, with the adapter's full settings when
-        the engine's adapter changed since the log last recorded them (so replay rebuilds it)."""
+        """The adaptation's name for a prompt or accept event, with the adapter's full settings and
+        the edges mode when they changed since the log last recorded them (so replay follows)."""
         extra = {"adaptation": self.engine.adaptation}
         if self.engine.adapter is not self._logged_adapter:
             self._logged_adapter = self.engine.adapter
             extra["adapter"] = self.engine.adapter.settings()
+        if self.engine.edges != self._logged_edges:  # the mode changed since the log last said it
+            self._logged_edges = extra["edges"] = self.engine.edges
         return extra
 
     def _log(

@@ -201,6 +201,8 @@ def replay(
         if s is None:
             raise ValueError(f"session {store.path} is damaged: its log does not start with a 'session' event")
         if kind in PROMPT_KINDS + ("accept",):
+            if "edges" in e["extra"]:  # the edges mode changed during the session
+                engine.edges = e["extra"]["edges"]
             if "adapter" in e["extra"]:
                 _follow_adapter(engine, e, switched=True)
             elif e["extra"].get("adaptation") and e["extra"]["adaptation"] != engine.adaptation:

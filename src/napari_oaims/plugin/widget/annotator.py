@@ -282,7 +282,7 @@ class AnnotatorWidget(QWidget):
     def swap_engine(self, engine: "Engine") -> None:
         """Use ``engine`` from now on (the session too)."""
         self.current.engine = engine
-        self.model_panel.apply_object_size(engine)
+        self.model_panel.apply_choices(engine)
         if self.session is not None:
             self.session.engine = engine
         self.update_status()

@@ -1,4 +1,4 @@
-"""The *Model* panel: the engine's device, online adaptation, object size and weights.
+"""The *Model* panel: the engine's device, online adaptation, object size, edges and weights.
 
 Torch is imported only when the model is first needed, in a worker thread.
 """
@@ -69,6 +69,9 @@ def default_size_label(engine: "Engine") -> str:
     return f"{'auto' if size == 'auto' else f'{size} px window'} ({OBJECT_SIZES[0][0]})"
 
 
+#: Choices of whether answers follow the image's edges (:attr:`napari_oaims.engine.Engine.edges`).
+EDGE_MODES = (("auto (learnt from accepted objects)", "auto"), ("always", "always"), ("never", "never"))
+
 #: Tooltips of the panel's controls.
 TIPS = {
     "device": "Where the model runs: auto picks a GPU (CUDA, Apple MPS) when there is one, else the CPU. "
@@ -78,6 +81,9 @@ TIPS = {
     "object size": "How large the objects are: the first click of an object is answered on a window about four "
     "diameters wide. Model default: the window the weights were trained with; auto: measured "
     "from the objects accepted so far",
+    "edges": "Whether answers follow the image's edges where the model is unsure (e.g. thin dark cavities the "
+    "model cuts short): auto once the objects you accepted show it brings first answers closer to them, "
+    "always, or never",
     "weights": "The weights in use: shipped with the plugin, or loaded from a file",
     "load_weights": "Load weights saved before with Save weights… (a .safetensors file and its .json), e.g. a model "
     "adapted in an earlier session",
@@ -124,6 +130,7 @@ class ModelPanel(QWidget):
         self.adaptation = adaptation
         self.weights = weights
         self.object_size: int | str | None = None
+        self.edges = "auto"
         form = QFormLayout(self)
         form.setContentsMargins(4, 0, 4, 4)
         self.device_choice = QComboBox()
@@ -139,12 +146,17 @@ class ModelPanel(QWidget):
         for label, size in OBJECT_SIZES:
             self.size_choice.addItem(label, size)
         self.size_choice.activated.connect(lambda _: self.set_object_size(self.size_choice.currentData()))
+        self.edges_choice = QComboBox()
+        for label, mode in EDGE_MODES:
+            self.edges_choice.addItem(label, mode)
+        self.edges_choice.activated.connect(lambda _: self.set_edges(self.edges_choice.currentData()))
         self.weights_label = QLabel("shipped with the plugin")
         self.weights_label.setWordWrap(True)
         for name, control in (
             ("device", self.device_choice),
             ("adaptation", self.adaptation_choice),
             ("object size", self.size_choice),
+            ("edges", self.edges_choice),
             ("weights", self.weights_label),
         ):
             if isinstance(control, QComboBox):
@@ -197,9 +209,10 @@ class ModelPanel(QWidget):
                 item.setToolTip(f"{name} is not available on this machine")
         self._update_status()
 
-    def apply_object_size(self, engine: "Engine", force: bool = False) -> None:
-        """Give ``engine`` the chosen first window; with no choice, a new engine keeps its own.
-        The "model default" choice then says what that is ("auto" for the shipped weights)."""
+    def apply_choices(self, engine: "Engine", force: bool = False) -> None:
+        """Give ``engine`` the chosen edges mode and first window; with no size chosen, a new engine
+        keeps its own. The "model default" size then says what that is ("auto" for the shipped weights)."""
+        engine.edges = self.edges
         if self.object_size is not None or force:
             engine.first_window = first_window(self.object_size)
         self.size_choice.setItemText(0, default_size_label(engine))
@@ -233,7 +246,16 @@ class ModelPanel(QWidget):
         if size in sizes:
             self.size_choice.setCurrentIndex(sizes.index(size))
         if self._current.engine is not None:
-            self.apply_object_size(self._current.engine, force=True)
+            self.apply_choices(self._current.engine, force=True)
+
+    def set_edges(self, mode: str) -> None:
+        """Whether answers follow the image's edges: ``"auto"``, ``"always"`` or ``"never"``."""
+        from napari_oaims.core.edges import check_mode
+
+        self.edges = check_mode(mode)
+        self.edges_choice.setCurrentIndex(self.edges_choice.findData(mode))
+        if self._current.engine is not None:
+            self._current.engine.edges = mode
 
     def _show_adaptation(self, name: str) -> None:
         index = self.adaptation_choice.findData(name)
