@@ -13,7 +13,7 @@ pytest.importorskip("pytestqt")
 from napari_oaims.adapt import ADAPTERS, Adapter  # noqa: E402
 from napari_oaims.plugin.widget import KEYS  # noqa: E402
 from widget_helpers import *  # noqa: E402, F403 - the shared fixtures
-from widget_helpers import centre, errors, has, press, start, target, wait  # noqa: E402
+from widget_helpers import centre, click_in_region, errors, has, press, start, target, wait  # noqa: E402
 
 from conftest import blind_engine  # noqa: E402
 
@@ -421,3 +421,26 @@ def test_every_control_explains_itself_and_the_dock_leaves_room(make_napari_view
     assert not w.model_panel.isVisible() and w.sections["model"].header.isVisible()
     w.sections["model"].header.click()
     assert w.model_panel.isVisible()
+
+
+def test_the_annotator_says_when_answers_start_to_follow_edges(make_napari_viewer, qtbot, fresh_engine, notes):
+    """Thin dark cavities: the model cuts them short, so once three objects were accepted as they
+    truly are, answers follow the image's edges, and the annotator says so once."""
+    from napari_oaims.evaluation.suites import suite
+
+    from conftest import largest_ids
+
+    image, labels = suite("cavities", seed=0, tiles=(1, 2))
+    ids = largest_ids(labels, 4)
+    w = start(make_napari_viewer(), qtbot, fresh_engine, image)
+    for i in ids[:3]:
+        w.layers["points"].add(list(click_in_region(labels == i)))
+        wait(qtbot, w)
+        w.session.set_mask(labels == i)  # the user corrected the object to what it is
+        w.editor.accept()
+        wait(qtbot, w)
+    assert sum("now follow the image's edges" in m for _, m in notes) == 1
+    w.layers["points"].add(list(click_in_region(labels == ids[3])))
+    wait(qtbot, w)
+    assert w.session.events[-1]["extra"].get("followed_edges") is True
+    assert not errors(notes)

@@ -55,6 +55,15 @@ FALLBACK = {
 }
 
 
+#: What the annotator says when answers start (True) or stop following the image's edges.
+EDGES_NOTE = {
+    True: "OAIMS: answers now follow the image's edges where the model is unsure: they matched your last "
+    "accepted objects better (Model panel, edges)",
+    False: "OAIMS: answers no longer follow the image's edges: the model's own matched your last accepted "
+    "objects better (Model panel, edges)",
+}
+
+
 class Editor:
     """Prompts, undo/redo, clear, accept and next object, with one undo history.
 
@@ -209,12 +218,15 @@ class Editor:
         if session is None:
             return
         class_id, class_name = self._object_class()
+        followed = session.edge_evidence.follow()
         try:  # an attached store paints the object with its class (autosave)
             overwrite = self._overwrite()
             accepted = session.accept(defer_update=True, class_id=class_id, class_name=class_name, overwrite=overwrite)
         except ValueError as err:
             show_warning(f"OAIMS: {err}")
             return
+        if session.engine.edges == "auto" and session.edge_evidence.follow() != followed:
+            show_info(EDGES_NOTE[not followed])
         self._objects.use(self._layers.objects())
         self.history.drop(lambda step: step is not SESSION)
         self.history.push(self._objects.add(accepted))
