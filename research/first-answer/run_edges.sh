@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shipped model with answers that follow image edges ("auto", the default) and without
 # ("never"), on the first-answer suites, the synthetic validation sets and the bundled nuclei.
-# Usage (repository root): bash research/first-answer/run_edges.sh OUT_DIR
+# Usage (repository root): [MODES="never auto"] bash research/first-answer/run_edges.sh OUT_DIR
 # Needs the suites in runs/suites (oaims synth --suite K --tiles 3 --seed 0 --out runs/suites/K)
 # and the validation sets in runs/val (bash research/base-model/make_val.sh runs/val).
 set -euo pipefail
@@ -14,7 +14,7 @@ bench() {  # NAME IMAGE LABELS MODE [extra args]
     --image "$image" --labels "$labels" --methods model --clicks 10 --device cpu --edges "$mode" \
     --out "$OUT/${name}_${mode}.json" "$@" | tail -4
 }
-for mode in never auto; do
+for mode in ${MODES:-never auto}; do
   for k in cavities lesions uniform neighbours; do
     echo "suite $k $mode"; bench "suite_$k" runs/suites/$k/image.tif runs/suites/$k/labels.tif $mode --max-targets 30
   done

@@ -34,7 +34,7 @@ MODES = ("auto", "always", "never")
 #: Logits below ``-EDGE_BAND`` are background for sure; between it and 0 the image's edges decide.
 EDGE_BAND = 8.0
 #: Radius (px) of the disc each click seeds.
-CLICK_RADIUS = 2
+CLICK_RADIUS = 1
 #: How many of the latest accepted objects the evidence looks at, how many it needs at least, the
 #: mean gain in Dice (edges minus model, first answers against the accepted mask) it needs, and the
 #: share of them on which the edges must have won.
