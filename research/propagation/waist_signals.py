@@ -34,22 +34,25 @@ def record(out_path: str) -> None:
     real = stops.waist
 
     def spy(track, signal, pos, settings):
-        calls.setdefault(id(track), []).append((int(pos), float(signal), float(track.signal_peak)))
+        calls.setdefault(id(track), []).append(
+            (int(pos), float(signal), float(track.signal_peak), float(track.contrast), float(track.mean))
+        )
         return real(track, signal, pos, settings)
 
     stops.waist = spy
     off = {"waist": 0.0}  # the rule is asked (and the spy records), it never fires
     rows = []
 
-    def chains(mask, labels, lab, name):
+    def chains(mask, labels, lab, name, image):
         for seq in calls.values():
             sl = []
-            for pos, signal, _ in seq:
+            for pos, signal, *_ in seq:
                 m = mask[pos]
                 sl.append(
                     {
                         "pos": pos,
                         "signal": signal,
+                        "mean": float(image[pos][m].mean()) if m.any() else None,
                         "area": int(m.sum()),
                         "own": int((m & (labels[pos] == lab)).sum()),
                         "other": int((m & (labels[pos] > 0) & (labels[pos] != lab)).sum()),
@@ -63,6 +66,8 @@ def record(out_path: str) -> None:
                     "mask": int(mask.sum()),
                     "mask_own": int((mask & (labels == lab)).sum()),
                     "anchor_signal": seq[0][2],
+                    "anchor_contrast": seq[0][3],
+                    "anchor_mean": seq[0][4],
                     "slices": sl,
                 }
             )
@@ -77,14 +82,14 @@ def record(out_path: str) -> None:
             s.click((z, *click_in_region(truth[z])))
             calls.clear()
             m = np.asarray(s.propagate(axis=0, method="frozen", **off).mask, bool)
-            chains(m, labels, lab, "stacked/" + c["name"])
+            chains(m, labels, lab, "stacked/" + c["name"], img)
     guard = procedural_cases(3, (24, 64, 64)) + [
         c for c in procedural_cases(3, FAILURE_SHAPE, failures=True) if c["kind"] != "stacked"
     ]
     for c in guard:
         calls.clear()
         r = run_case(eng, c["image"], c["target"], "frozen", settings=off, first_only=True, keep_mask=True)
-        chains(r["mask"], c["labels"], 1, c["kind"] + "/" + c["name"])
+        chains(r["mask"], c["labels"], 1, c["kind"] + "/" + c["name"], c["image"])
     with open(out_path, "w") as f:
         json.dump(rows, f)
 
