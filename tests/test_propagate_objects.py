@@ -60,8 +60,38 @@ def test_failure_volumes_hold_the_situations_they_name():
         if spec.kind == "low_contrast":
             inside, outside = image[target].mean(), image[labels == 0].mean()
             assert 0 < inside - outside < 0.25 * (image.max() - image.min())
+        if spec.kind == "stacked":
+            assert_stacked_layout(image, labels)
     with pytest.raises(ValueError, match="unknown volume kind"):
         VolumeSpec(kind="bubble")
+
+
+def assert_stacked_layout(image: np.ndarray, labels: np.ndarray) -> None:
+    """Nuclei 3-11 slices thick stacked along z, the target with a nucleus 0-2 slices above and
+    below it under its footprint, of low contrast, and ends about as bright as the slice past them."""
+    target = labels == 1
+    zs = np.flatnonzero(target.any((1, 2)))
+    foot = target.any(0)
+    above = {int(v) for v in np.unique(labels[zs[-1] + 1 : zs[-1] + 4][:, foot])} - {0, 1}
+    below = {int(v) for v in np.unique(labels[max(zs[0] - 3, 0) : zs[0]][:, foot])} - {0, 1}
+    assert above and below and not above & below
+    inner = [v for v in np.unique(labels)[1:] if not (labels[0] == v).any() and not (labels[-1] == v).any()]
+    thick = [np.count_nonzero((labels == v).any((1, 2))) for v in inner]
+    assert len(inner) >= 8 and min(thick) >= 3 and max(thick) <= 11
+    assert 1.15 < image[labels > 0].mean() / image[labels == 0].mean() < 1.5  # low contrast
+    ratios = []
+    for v in inner:
+        m = labels == v
+        vz = np.flatnonzero(m.any((1, 2)))
+        for end, nxt in ((vz[-1], vz[-1] + 1), (vz[0], vz[0] - 1)):
+            ratios.append(image[nxt][m[end]].mean() / image[end][m[end]].mean())
+    assert 0.85 < np.median(ratios) < 1.1  # the slice past an end is about as bright as the end
+
+
+def test_stacked_volumes_are_nuclei_stacked_along_z_with_blurred_ends():
+    for spec in [s for s in failure_suite(3) if s.kind == "stacked"]:
+        image, labels = make_volume(spec)
+        assert_stacked_layout(image, labels)
 
 
 # -- the session interface -----------------------------------------------------------------------------

@@ -213,3 +213,26 @@ def test_propagated_objects_replay_exactly(tmp_path, touching):
     assert np.array_equal(again, recorded)
     for accepted in out.objects:
         assert np.array_equal(again == accepted.object_id, accepted.mask)
+
+
+# -- the end along the axis ----------------------------------------------------------------------------
+def test_a_propagation_stopped_at_a_waist_replays_exactly(tmp_path):
+    """Nuclei stacked along z, blurred along it: the chain stops at the waist between the target and
+    the nucleus above it; the saved session replays to the same masks."""
+    from napari_oaims.training.volumes import failure_suite
+
+    image, labels = make_volume([s for s in failure_suite(3) if s.kind == "stacked"][2])
+    target = labels == 1
+    engine = Engine.pretrained(device="cpu")
+    s = engine.session(image, plane_axes=(1, 2))
+    path = tmp_path / "stacked.oaims.zarr"
+    store = SessionStore.create(path, engine=engine, session=s)
+    z = int(np.argmax(target.sum((1, 2))))
+    s.click((z, *click_in_region(target[z])))
+    r = s.propagate(axis=0, method="frozen")
+    assert "waist" in [c["stop"] for c in r.info["chains"]]
+    accepted = s.accept()
+    store.close()
+    report, again = replayed_labels(path)
+    assert report.identical, report.table()
+    assert np.array_equal(again == accepted.object_id, accepted.mask)

@@ -168,7 +168,8 @@ def _propagate(sub: argparse._SubParsersAction) -> None:
         choices=("procedural", "failures", "stack"),
         default="procedural",
         help="procedural: the five smooth-to-branching kinds; failures: touching objects, an end inside brighter "
-        "tissue, low contrast, a mass against a wall; stack: a labelled 3D image (--image, --labels)",
+        "tissue, low contrast, a mass against a wall, nuclei stacked along z with blurred ends; stack: a labelled "
+        "3D image (--image, --labels)",
     )
     p.add_argument("--image", type=Path, default=None, help="3D image (for --data stack)")
     p.add_argument("--labels", type=Path, default=None, help="its label volume (for --data stack)")

@@ -7,7 +7,8 @@
   (:func:`~napari_oaims.propagate.stops.stop_reason`): the mask vanished, its overlap with the
   previous slice dropped, its area jumped, the image no longer shows the object, the intensity
   inside the mask jumped (another object), its intensity profile along the axis dipped and rose
-  again (the seam between touching objects), or its area grew again after a neck;
+  again (the seam between touching objects), its area grew again after a neck, or its signal
+  (area times contrast) halved and grew again (a waist: an object stacked behind it begins);
 * between two anchors from both ends, each chain across the whole gap, fused by distance
   (``p = w_a p_a + w_b p_b`` with ``w_a = (b - z) / (b - a)``);
 * an anchor whose mask is empty (e.g. a negative click on a propagated slice) marks where the

@@ -53,6 +53,15 @@ class PropagateSettings:
     #: by ``neck_regrow`` times: an object touching this one along the axis begins there.
     neck_share: float = 0.3
     neck_regrow: float = 1.3
+    #: Waist: the object's signal per slice (area times contrast over the anchor's) fell to this
+    #: share of its highest value since the anchor, then grew again by ``waist_regrow`` times: on a
+    #: stack blurred along the axis, where the slice past an object's end is as bright as the end,
+    #: the object stacked behind it begins there (0: no such rule).
+    waist: float = 0.5
+    waist_regrow: float = 1.2
+    #: ... and by at least this share of its highest value (a smaller rise is the noise of a faint
+    #: object).
+    waist_rise: float = 0.06
     #: Each slice keeps the components of its mask that overlap the previous slice's (moved)
     #: mask on at least this share of their area ...
     continue_share: float = 0.2
@@ -139,6 +148,11 @@ class PropagateSettings:
             raise ValueError("max_anchors must be >= 0")
         if self.brighter < 0:
             raise ValueError(f"brighter must be >= 0 (a share of the anchor's contrast), got {self.brighter!r}")
+        if not (0 <= self.waist < 1 and self.waist_regrow > 1 and self.waist_rise >= 0):
+            raise ValueError(
+                "need 0 <= waist < 1, waist_regrow > 1 and waist_rise >= 0, got "
+                f"{self.waist!r}, {self.waist_regrow!r} and {self.waist_rise!r}"
+            )
         if self.cap_area < 0:
             raise ValueError(f"cap_area must be >= 0 pixels, got {self.cap_area!r}")
         if self.min_window is not None and (isinstance(self.min_window, bool) or int(self.min_window) < 8):
@@ -167,7 +181,7 @@ class PropagateSettings:
 
 #: Settings a logged propagation may lack, with the value that leaves their rule out: a log that
 #: does not name them was made without the rule, and replays as it was recorded.
-UNLOGGED: dict[str, Any] = {"brighter": 0.0}
+UNLOGGED: dict[str, Any] = {"brighter": 0.0, "waist": 0.0}
 
 
 def as_logged(settings: dict[str, Any]) -> dict[str, Any]:

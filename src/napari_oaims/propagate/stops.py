@@ -1,6 +1,6 @@
 """Where an object ends: the part of a slice's mask that continues the previous slice, and the
 stop rules of an outward chain (area, overlap, contrast, and the object's identity along the axis:
-its intensity, a dip in its intensity profile, a neck in its area)."""
+its intensity, a dip in its intensity profile, a neck in its area, a waist in its signal)."""
 
 from __future__ import annotations
 
@@ -134,9 +134,35 @@ class Track:
     mean_low: float | None = None
     mean_low_at: int | None = None
     cut: int | None = None
+    #: The object's signal per slice (area times contrast, in units of the anchor's contrast):
+    #: its highest value and the lowest after that (where).
+    signal_peak: float = 0.0
+    signal_low: float = 0.0
+    signal_low_at: int | None = None
 
     def __post_init__(self) -> None:
         self.mean_peak = self.mean_low = self.mean
+        self.signal_peak = self.signal_low = float(self.peak)
+
+
+def waist(track: Track, signal: float, pos: int, settings: PropagateSettings) -> bool:
+    """Whether the object's signal along the axis (``signal``: a slice's area times its contrast
+    over the anchor's) passed through a waist: it fell to ``waist`` times its highest value since
+    the anchor and grew again by ``waist_regrow`` times, and by ``waist_rise`` times that highest
+    value (less is the noise of a faint object). A blurred object fades towards its end
+    even where the slice past it is as bright, and the object stacked behind it brightens again:
+    the waist is where one ends and the other begins (``track.signal_low_at``). Updates ``track``."""
+    if settings.waist <= 0:
+        return False
+    low, peak = track.signal_low, track.signal_peak
+    if low <= settings.waist * peak and signal >= max(settings.waist_regrow * low, low + settings.waist_rise * peak):
+        return True
+    if signal > track.signal_peak:
+        track.signal_peak = track.signal_low = signal
+        track.signal_low_at = None
+    elif signal <= track.signal_low:
+        track.signal_low, track.signal_low_at = signal, pos
+    return False
 
 
 def stop_reason(ctx: Context, key, mask: Sparse, prev: Sparse, track: Track, pos: int) -> str | None:
@@ -166,6 +192,9 @@ def stop_reason(ctx: Context, key, mask: Sparse, prev: Sparse, track: Track, pos
         # steps are judged against the clearest contrast the object showed (a small blurred end
         # of an object is dimmer than its middle)
         track.clearest = max(track.clearest, abs(c0), abs(c or 0.0))
+        if not cap and waist(track, mask.area * max((c or 0.0) / c0, 0.0), pos, s):
+            track.cut = track.signal_low_at
+            return "waist"
         jump = abs(mean - track.mean) if track.mean is not None and mean is not None else 0.0
         if s.max_mean_step > 0 and jump > s.max_mean_step * track.clearest and not cap:  # a cap is dimmer
             return "intensity"

@@ -22,7 +22,11 @@ overlap alone goes wrong:
 * ``bright_end``: an object that ends inside brighter tissue (beyond its end the model still
   finds "something bright" under the prior);
 * ``low_contrast``: a lesion barely brighter than a textured background;
-* ``wall``: a large mass pressed against a wall of similar intensity (the mask spills along the wall).
+* ``wall``: a large mass pressed against a wall of similar intensity (the mask spills along the wall);
+* ``stacked``: columns of 2-4 nuclei along z, each 3-11 slices thick and 0-2 slices from the next,
+  overlapping in y/x, of low contrast and blurred more along z than in the plane, so that the slice
+  just past a nucleus's end is about as bright as its end slice (the mask runs on through the end
+  into the nucleus above or below). The target is a middle nucleus of the central column.
 
 Nuisances (:class:`VolumeSpec`): Gaussian/Poisson noise, blur, anisotropic sampling (``z_step``:
 physical z pixels per slice, so shapes change faster between slices), intensity drift along z
@@ -39,11 +43,13 @@ from scipy import ndimage
 
 KINDS = ("ellipsoid", "tube", "branch", "merge", "abrupt")
 #: Kinds built for the failures of propagation (see the module docstring).
-FAILURE_KINDS = ("touching", "bright_end", "low_contrast", "wall")
+FAILURE_KINDS = ("touching", "bright_end", "low_contrast", "wall", "stacked")
 #: Shape of the failure volumes in the benchmark (z, y, x).
 FAILURE_SHAPE = (28, 96, 96)
 #: Kinds whose shape changes smoothly along z (the benchmark's "smooth shapes").
 SMOOTH_KINDS = ("ellipsoid", "abrupt")
+#: Blur along z of the ``stacked`` kind (slices), as a multiple of its in-plane blur (pixels).
+STACKED_Z_BLUR = 1.5
 
 
 @dataclass(frozen=True)
@@ -198,6 +204,55 @@ def target_mask(rng: np.random.Generator, spec: VolumeSpec) -> np.ndarray:
     return _abrupt(rng, spec)
 
 
+def _column(rng: np.random.Generator, n: int, count: int, middle: int | None) -> list[tuple[int, int]]:
+    """First and last slice of ``count`` nuclei stacked along z (3-11 slices thick, 0-2 slices
+    apart), placed in ``n`` slices; with ``middle``, nucleus ``middle`` is centred."""
+    thick = rng.integers(3, 12, size=count)
+    gaps = rng.integers(0, 3, size=max(count - 1, 0))
+    starts = np.concatenate([[0], np.cumsum(thick[:-1] + gaps)])
+    if middle is None:
+        offset = int(rng.integers(-int(starts[-1] + thick[-1]) + 3, n - 2))
+    else:
+        offset = n // 2 - int(starts[middle] + thick[middle] // 2)
+    return [(int(s + offset), int(s + offset + t - 1)) for s, t in zip(starts, thick)]
+
+
+def _stacked(rng: np.random.Generator, spec: VolumeSpec, put) -> np.ndarray:
+    """The ``stacked`` kind: draws columns of nuclei with ``put`` (the target first: the second
+    nucleus of a column of 3-4 at the centre) and returns the intensity of each label."""
+    n, h, w = spec.shape
+    r_xy = rng.uniform(0.06, 0.08) * min(h, w)
+    spacing = 3.2 * r_xy
+    centre = np.array([h, w]) / 2 + rng.uniform(-0.5, 0.5, 2) * r_xy
+    columns = [centre] + [
+        centre + spacing * np.array([dy, dx]) + rng.uniform(-0.3, 0.3, 2) * r_xy
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+        if (dy or dx)
+    ]
+    for k, (cy, cx) in enumerate(columns):
+        if not (r_xy <= cy < h - r_xy and r_xy <= cx < w - r_xy):
+            continue
+        count = int(rng.integers(3, 5)) if k == 0 else int(rng.integers(2, 5))
+        spans = _column(rng, n, count, 1 if k == 0 else None)
+        if k == 0:  # the target first (label 1), then its column
+            spans = [spans[1], spans[0], *spans[2:]]
+        for z0, z1 in spans:
+            if z1 < 0 or z0 >= n:
+                continue
+            shift = rng.uniform(-0.35, 0.35, 2) * r_xy  # nuclei of a column overlap in y/x
+            radius = np.array([(z1 - z0 + 1) / 2 * spec.z_step, *(r_xy * rng.uniform(0.85, 1.15, 2))])
+            centre = np.array([(z0 + z1) / 2 * spec.z_step, cy + shift[0], cx + shift[1]])
+            nucleus = _ellipsoid(rng, spec, centre, radius)
+            nucleus[: max(z0, 0)] = False
+            nucleus[z1 + 1 :] = False
+            put(nucleus)
+    bg = rng.uniform(0.25, 0.35)
+    levels = bg + rng.uniform(0.12, 0.22) * rng.uniform(0.8, 1.2, 64)
+    levels[0] = bg
+    return levels
+
+
 def _failure_labels(rng: np.random.Generator, spec: VolumeSpec) -> tuple[np.ndarray, np.ndarray, float]:
     """Labels (1 = the target), the intensity level of each label and the background texture
     amplitude of a failure kind."""
@@ -244,6 +299,9 @@ def _failure_labels(rng: np.random.Generator, spec: VolumeSpec) -> tuple[np.ndar
         bg = rng.uniform(0.35, 0.45)
         levels = np.array([bg, bg + rng.uniform(0.1, 0.14), bg + 0.12, bg - 0.1])
         bg_texture = 0.06
+    elif spec.kind == "stacked":
+        levels = _stacked(rng, spec, put)
+        bg_texture = 0.03
     else:  # wall
         r = rng.uniform(0.24, 0.3) * side
         wall_y = int(rng.uniform(0.12, 0.18) * h)
@@ -253,15 +311,21 @@ def _failure_labels(rng: np.random.Generator, spec: VolumeSpec) -> tuple[np.ndar
         put(yy < wall_y + 0.02 * h * np.sin(np.arange(w, dtype=np.float32) / 6.0)[None, None, :])
         level = rng.uniform(0.6, 0.8)
         levels = np.array([0.1, level, level * rng.uniform(0.92, 1.02)])
-    return labels, levels.astype(np.float32), bg_texture
+    return labels, levels[: labels.max() + 1].astype(np.float32), bg_texture
 
 
 def _render(
-    rng: np.random.Generator, spec: VolumeSpec, labels: np.ndarray, levels: np.ndarray, bg_texture: float | None
+    rng: np.random.Generator,
+    spec: VolumeSpec,
+    labels: np.ndarray,
+    levels: np.ndarray,
+    bg_texture: float | None,
+    z_blur: float | None = None,
 ):
     """The image of ``labels`` at ``levels`` with texture, blur, drift and noise (float32). The
     background has a coarser texture of its own of strength ``bg_texture``, or with None a faint
-    copy of the objects' texture."""
+    copy of the objects' texture. ``z_blur``: the blur along z in slices (default: the in-plane
+    blur scaled by ``z_step``)."""
     texture = 0.08 * _smooth(rng, spec.shape, (1.0, 1.5, 1.5))
     if bg_texture is None:
         bg = 0.02 * texture
@@ -269,7 +333,8 @@ def _render(
         bg = bg_texture * _smooth(rng, spec.shape, (1.5, 3.0, 3.0))
     image = levels[labels].astype(np.float32) + np.where(labels > 0, texture, bg)
     if spec.blur > 0:
-        image = ndimage.gaussian_filter(image, (spec.blur / spec.z_step, spec.blur, spec.blur))
+        sz = spec.blur / spec.z_step if z_blur is None else z_blur
+        image = ndimage.gaussian_filter(image, (sz, spec.blur, spec.blur))
     if spec.drift > 0:
         image = image * (1 - spec.drift * np.linspace(0, 1, spec.shape[0], dtype=np.float32))[:, None, None]
     image = np.clip(image, 0, None)
@@ -284,7 +349,8 @@ def make_volume(spec: VolumeSpec) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(spec.seed)
     if spec.kind in FAILURE_KINDS:
         labels, levels, bg_texture = _failure_labels(rng, spec)
-        return _render(rng, spec, labels, levels, bg_texture), labels
+        z_blur = STACKED_Z_BLUR * spec.blur if spec.kind == "stacked" else None
+        return _render(rng, spec, labels, levels, bg_texture, z_blur), labels
     labels = np.zeros(spec.shape, np.int32)
     target = target_mask(rng, spec)
     labels[target] = 1
