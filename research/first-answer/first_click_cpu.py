@@ -1,14 +1,17 @@
 """First-click CPU time (process time, so other load on the machine counts less) and windows per
 click: python first_click_cpu.py CLICKS OBJECTS [fresh]; "fresh": a new session per object (no
-accepted objects: the blob-estimate path)."""
-import sys, time, numpy as np, json
+accepted objects: the blob-estimate path). IMAGE and LABELS (environment) choose the image (default:
+the bundled nuclei, from the repository root); EDGES the engine's edges mode, where it has one."""
+import os, sys, time, numpy as np, json
 from napari_oaims.engine import Engine
 from napari_oaims.evaluation.common import load_pair, target_ids
 from napari_oaims.simulate.robot import Robot
 clicks = int(sys.argv[1]); n = int(sys.argv[2])
-img, lab = load_pair("/work/wt/i35/src/napari_oaims/data/nuclei2d_image.tif", "/work/wt/i35/src/napari_oaims/data/nuclei2d_labels.tif")
+img, lab = load_pair(os.environ.get("IMAGE", "src/napari_oaims/data/nuclei2d_image.tif"), os.environ.get("LABELS", "src/napari_oaims/data/nuclei2d_labels.tif"))
 ids = target_ids(lab); ids = [ids[i] for i in np.random.default_rng(0).permutation(len(ids))][:n]
 e = Engine.pretrained(device="cpu")
+if os.environ.get("EDGES"):
+    e.edges = os.environ["EDGES"]
 calls = [0]; orig = e.predict
 def counted(x):
     calls[0] += len(x); return orig(x)

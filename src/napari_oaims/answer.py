@@ -157,15 +157,16 @@ def is_first_answer(session: "Session", prompts: list[Prompt]) -> bool:
 
 
 def edge_answer(
-    session: "Session", key, prompts: list[Prompt], window: guidance.Window, logits, inside, where
+    session: "Session", key, prompts: list[Prompt], window: guidance.Window, logits, inside, where, shown=None
 ) -> tuple[np.ndarray, bool]:
     """``inside`` (the answer on ``where``), or it grown along the image's edges when the session
     follows them (``engine.edges`` and the accepted objects' evidence); whether it grew. On the
-    object's first answer both are kept as evidence (:class:`~napari_oaims.core.edges.EdgeEvidence`)."""
+    object's first answer both are kept as evidence (:class:`~napari_oaims.core.edges.EdgeEvidence`).
+    A plane led by a prior (a propagated mask, a given outline) keeps the model's answer."""
     mode = session.engine.edges
     first = is_first_answer(session, prompts)
     follow = mode == "always" or (mode == "auto" and session.edge_evidence.follow())
-    if mode == "never" or not inside.any() or not (first or follow) or prompts[-1].kind == "prior":
+    if mode == "never" or not inside.any() or not (first or follow) or any(p.kind == "prior" for p in prompts):
         return inside, False
     ys, xs = where
     _, _, wy, wx = window.clip(session.source.plane_shape)
@@ -176,6 +177,8 @@ def edge_answer(
     grown = edges.grow_along_edges(crop, logits[wy, wx], inside, positive_points(prompts) - offset, neg - offset)
     if first:
         session.edge_evidence.first_answer(session.object_id, key, where, inside, grown)
+    if shown is not None and not first:  # a correction grows only where the mask shown before it was
+        grown = inside | (grown & shown[where])
     return (grown, True) if follow else (inside, False)
 
 
@@ -209,7 +212,7 @@ def predict(session: "Session", key, prompts: list[Prompt], window, state: Plane
         if larger is None:
             break
         window = larger
-    inside, grew = edge_answer(session, key, prompts, window, raw, inside, (ys, xs))
+    inside, grew = edge_answer(session, key, prompts, window, raw, inside, (ys, xs), state.mask)
     if not inside.any() and not flat and prompts[-1].guides and prompts[-1].kind != "prior":
         window, inside, (ys, xs), fallback = no_empty(session, key, prompts, window)
     region, values = plane_values([((ys.start, xs.start, ys.stop, xs.stop), inside)] + flat, state.bbox)
