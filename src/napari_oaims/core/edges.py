@@ -40,7 +40,7 @@ CLICK_RADIUS = 1
 #: share of them on which the edges must have won.
 EVIDENCE_OBJECTS = 5
 MIN_OBJECTS = 3
-MIN_GAIN = 0.15
+MIN_GAIN = 0.2
 MIN_WINS = 0.8
 
 
