@@ -174,10 +174,58 @@ class Vote:
         self.first = None
 
 
+#: ``splitK``: a part of the answer brighter or darker than the click's part by more than K robust
+#: noise deviations, reaching the answer's edge, is a touching neighbour and is dropped.
+SPLIT_SHARE = 0.15
+
+
+def _split(k: float):
+    from skimage.filters import threshold_otsu
+
+    def window_answer(session, key, prompts, window, logits):
+        kept, (ys, xs) = SHIPPED(session, key, prompts, window, logits)
+        if IN_RESCALE["on"] or kept.sum() < 50:
+            return kept, (ys, xs)
+        _, _, wy, wx = window.clip(session.source.plane_shape)
+        crop = session.source.crop(key, window)[wy, wx]
+        smooth = ndimage.gaussian_filter(crop, 1.5)
+        values = smooth[kept]
+        t = threshold_otsu(values)
+        noise = 1.4826 * np.median(np.abs(crop - smooth)[kept])
+        low, high = values < t, values >= t
+        if min(low.mean(), high.mean()) < SPLIT_SHARE or values[high].mean() - values[low].mean() < k * noise:
+            return kept, (ys, xs)
+        offset = np.array([ys.start, xs.start])
+        pts = regions.inside_seeds(answer.positive_points(prompts) - offset, kept.shape)
+        if len(pts) == 0:
+            return kept, (ys, xs)
+        click_high = smooth[pts[0, 0], pts[0, 1]] >= t
+        other = kept & ((smooth < t) if click_high else (smooth >= t))
+        other = ndimage.binary_opening(other, iterations=2)
+        lab, n = ndimage.label(other)
+        edge = kept & ~ndimage.binary_erosion(kept)
+        touching = [i for i in range(1, n + 1) if (edge & (lab == i)).any()]
+        if not touching:
+            return kept, (ys, xs)
+        out = kept & ~np.isin(lab, touching)
+        out = ndimage.binary_opening(out, iterations=1)
+        return regions.keep_prompted(out, answer.positive_points(prompts) - offset), (ys, xs)
+
+    return window_answer
+
+
 def run(variant: str, image: str, labels: str, clicks: int, fresh: bool, max_targets: int | None) -> dict:
     which = {"F": "first", "P": "positive"}.get(variant[-1], "all")
     vote = Vote(float(variant[4:].rstrip("FP")), which) if variant.startswith("vote") else None
-    answer.window_answer = SHIPPED if variant == "none" else vote.window_answer if vote else _snapped(variant)
+    answer.window_answer = (
+        SHIPPED
+        if variant == "none"
+        else vote.window_answer
+        if vote
+        else _split(float(variant[5:]))
+        if variant.startswith("split")
+        else _snapped(variant)
+    )
     answer.rescale = _rescale
     protocol = Protocol(clicks=clicks, device="cpu")
     img, lab = load_pair(image, labels)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 folder = Path(sys.argv[1] if len(sys.argv) > 1 else "research/first-answer/results/edges")
-print("| set (targets) | never: D@1 / D@2 / D@3 / D@5 / D@10 | auto | worst auto - never (k) | followed |")
-print("|---|---|---|---|---|")
+print("| set (targets) | never: D@1 / D@2 / D@3 / D@5 / D@10 | auto | worst auto - never (k) |")
+print("|---|---|---|---|")
 for never in sorted(folder.glob("*_never.json")):
     auto = never.with_name(never.name.replace("_never", "_auto"))
     if not auto.exists():
@@ -28,4 +28,4 @@ for never in sorted(folder.glob("*_never.json")):
     text = [" / ".join(f"{r[i]:.3f}" for i in picks) for r in rows]
     name = never.name.removesuffix("_never.json")
     n = len(json.loads(never.read_text())["methods"]["model"]["curves"])
-    print(f"| {name} ({n}) | {text[0]} | {text[1]} | {diff[k]:+.3f} ({k + 1}) | |")
+    print(f"| {name} ({n}) | {text[0]} | {text[1]} | {diff[k]:+.3f} ({k + 1}) |")
