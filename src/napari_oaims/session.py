@@ -260,8 +260,8 @@ class Session(PropagationMixin):
 
     @_serialised
     def withdraw(self, object_id: int) -> float | None:
-        """An accepted object was taken back: its size no longer counts for ``first_window="auto"``
-        (what was learnt stays learnt). Returns its diameter for :meth:`reinstate`; logged."""
+        """An accepted object was taken back: its size and edge gain no longer count (what was learnt
+        stays learnt). Returns its diameter for :meth:`reinstate`; logged."""
         diameter = self.accepted_diameters.pop(int(object_id), None)
         self.edge_evidence.withdraw(object_id)
         self._log("withdraw", extra={"diameter": diameter}, object_id=int(object_id))
@@ -269,7 +269,7 @@ class Session(PropagationMixin):
 
     @_serialised
     def reinstate(self, object_id: int, diameter: float | None) -> None:
-        """Count a withdrawn object's diameter again (it was brought back); logged."""
+        """Count a withdrawn object's diameter and edge gain again (it was brought back); logged."""
         if diameter is not None and (not np.isfinite(diameter) or diameter <= 0):
             raise ValueError(f"an object's diameter must be a positive number of pixels, got {diameter!r}")
         if diameter is not None:
