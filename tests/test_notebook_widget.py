@@ -271,3 +271,21 @@ def test_example_notebook_runs(tmp_path):
     assert len(views) == 2
     with SessionStore.open(tmp_path / "nuclei.oaims.zarr", read_only=True) as store:
         assert store.events()[0]["kind"] == "session"
+
+
+def test_the_notebook_says_when_answers_start_to_follow_edges(shared_engine):
+    """Thin dark cavities accepted as they are: after the third, answers follow the image's edges,
+    and the status message says so."""
+    from napari_oaims.evaluation.suites import suite
+
+    image, labels = suite("cavities", seed=0, tiles=(1, 2))
+    a = Annotator(image, engine=shared_engine)
+    Browser(a).say(type="ready")
+    messages = []
+    for i in largest_ids(labels, 3):
+        a.click(object_centre(labels, i))
+        a.session.set_mask(labels == i)  # the user corrected the object to what it is
+        a.accept()
+        messages.append(a.message)
+    assert ["now follow the image's edges" in m for m in messages] == [False, False, True]
+    assert not a.error

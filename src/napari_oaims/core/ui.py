@@ -1,5 +1,6 @@
 """What the annotators (the napari widget and the notebook widget) share: key bindings, the
-stack axis rule and status-line phrases."""
+stack axis rule, status-line phrases and what they say when answers start or stop following the
+image's edges."""
 
 from __future__ import annotations
 
@@ -8,6 +9,23 @@ from typing import Any
 
 #: Actions and their keys (napari key names; the notebook widget takes the same keys).
 KEYS = {"toggle": "N", "accept": "K", "next": "J", "undo": "U", "redo": "Shift-U", "clear": "Q"}
+
+
+#: What an annotator says when answers start (True) or stop (False) following the image's edges.
+SWITCH_NOTES = {
+    True: "answers now follow the image's edges where the model is unsure: they matched your last accepted "
+    "objects better",
+    False: "answers no longer follow the image's edges: the model's own matched your last accepted objects better",
+}
+
+
+def edges_switch(followed_before: bool, session: Any) -> str | None:
+    """What to tell the user after an accept when answers started or stopped following the image's
+    edges (``engine.edges == "auto"``; :mod:`napari_oaims.core.edges`), else None."""
+    now = session.edge_evidence.follow()
+    if session.engine.edges != "auto" or now == followed_before:
+        return None
+    return SWITCH_NOTES[now]
 
 
 def rollback_text(engine: Any) -> str | None:

@@ -23,7 +23,7 @@ import traitlets
 from napari_oaims.core import geometry
 from napari_oaims.core.history import History
 from napari_oaims.core.progress import Cancelled
-from napari_oaims.core.ui import KEYS, rollback_text
+from napari_oaims.core.ui import KEYS, edges_switch, rollback_text
 from napari_oaims.notebook import transport
 from napari_oaims.notebook.jobs import Jobs
 from napari_oaims.notebook.objects import AcceptedObjects, ObjectStep
@@ -452,7 +452,7 @@ class Annotator(anywidget.AnyWidget):
         """Accept the object (class :attr:`class_name`): into :attr:`labels` and the autosave, then
         the model learns from it in a thread."""
         with self._session_call("accept"):
-            class_name = self.class_name
+            class_name, followed = self.class_name, self.session.edge_evidence.follow()
             accepted = self.session.accept(defer_update=True, class_id=self.class_id(class_name), class_name=class_name)
             step = self._objects.add(accepted)
             self.history.drop(lambda step: step != SESSION)
@@ -461,7 +461,8 @@ class Annotator(anywidget.AnyWidget):
         entry = accepted.planes.get(key)
         self._send_overlay("preview", key, entry[0] if entry else None, entry=None)
         self._send_object(accepted)
-        self._say(f"object {accepted.object_id} accepted ({accepted.class_name}, {accepted.area} px)")
+        said = f"object {accepted.object_id} accepted ({accepted.class_name}, {accepted.area} px)"
+        self._say("; ".join(filter(None, [said, edges_switch(followed, self.session)])))
         self.learn()
         return accepted
 

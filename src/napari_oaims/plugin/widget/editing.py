@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from napari.utils.notifications import show_info, show_warning
 
 from napari_oaims.core.history import History
+from napari_oaims.core.ui import edges_switch
 from napari_oaims.plugin.widget.jobs import Job
 from napari_oaims.plugin.widget.keys import KEYS
 from napari_oaims.plugin.widget.objects import ObjectGroup, ObjectStep
@@ -52,15 +53,6 @@ FALLBACK = {
         "OAIMS: the model found no object at this prompt; showing the region of similar values under it. "
         "Undo it [{undo}], draw a box around the object, or choose an object size near its diameter in Model"
     ),
-}
-
-
-#: What the annotator says when answers start (True) or stop following the image's edges.
-EDGES_NOTE = {
-    True: "OAIMS: answers now follow the image's edges where the model is unsure: they matched your last "
-    "accepted objects better (Model panel, edges)",
-    False: "OAIMS: answers no longer follow the image's edges: the model's own matched your last accepted "
-    "objects better (Model panel, edges)",
 }
 
 
@@ -225,8 +217,9 @@ class Editor:
         except ValueError as err:
             show_warning(f"OAIMS: {err}")
             return
-        if session.engine.edges == "auto" and session.edge_evidence.follow() != followed:
-            show_info(EDGES_NOTE[not followed])
+        switched = edges_switch(followed, session)
+        if switched:
+            show_info(f"OAIMS: {switched} (Model panel, edges)")
         self._objects.use(self._layers.objects())
         self.history.drop(lambda step: step is not SESSION)
         self.history.push(self._objects.add(accepted))
