@@ -13,7 +13,9 @@ Which answer a session gives is learnt from the user's accepted objects
 accept it measures which one was closer to what the user accepted. Answers follow the edges once
 the last :data:`EVIDENCE_OBJECTS` accepted objects show it helps (at least :data:`MIN_OBJECTS`
 of them; mean gain in Dice above :data:`MIN_GAIN`, and a gain on a share of at least
-:data:`MIN_WINS`), and stop when that no longer holds.
+:data:`MIN_WINS`), and stop when that no longer holds. A correction's answer grows only where the
+answer before it was (:func:`napari_oaims.answer.edge_answer`): the edges add what the first answer
+missed, and a correction cannot grow past it.
 
 Everything here works on one window at native resolution or on plain masks; nothing knows about
 sessions, torch or napari.
