@@ -1,7 +1,10 @@
 """The rules that turn the model's mask into the object's answer: one connected object, the scale
-of an object's first window, never an empty answer to a positive click (napari_oaims.answer)."""
+of an object's first window, never an empty answer to a positive click, a correction corrects near
+the click (napari_oaims.answer)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -129,3 +132,50 @@ def test_synth_writes_a_suite_that_bench_clicks_runs(tmp_path, capsys):
     assert "refused" in table and "empty" in table and "dice@2" in table
     summary = json.loads(out.read_text())["methods"]["model"]["summary"]
     assert summary["refused"] == 0 and summary["empty"] == 0 and summary["dice@1"] > 0.5
+
+
+def _disc(shape, cy, cx, r):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return np.hypot(yy - cy, xx - cx) <= r
+
+
+def test_a_correction_click_corrects_near_itself():
+    """A negative click on the rim of a mask changes it only within CORRECTION_REACH times its
+    depth; a click deep inside a wrong region, or a positive click far from the mask, takes the
+    new answer everywhere; first clicks and clicks that correct nothing take it as it is."""
+    before = _disc((60, 60), 30, 30, 12)
+    shrunk = _disc((60, 60), 30, 30, 9)  # the model redraws the whole edge 3 px further in
+    rim = np.argwhere(before & ~np.roll(before, 1, axis=1))[0]  # on the mask, next to its outside
+    click = Prompt("click", False, rim[None].astype(float), corrected=True)
+    out = answer.correct_near(before, shrunk, click, (0, 0))
+    far = ~_disc((60, 60), *rim, answer.CORRECTION_REACH * 1.0)
+    assert np.array_equal(out[far], before[far]) and not out[tuple(rim)]
+    assert out.sum() > shrunk.sum() + 0.5 * (before.sum() - shrunk.sum())
+    deep = Prompt("click", False, np.array([[30.0, 30.0]]), corrected=True)  # depth 12: reach 48
+    assert np.array_equal(answer.correct_near(before, shrunk, deep, (0, 0)), shrunk)
+    grown = _disc((60, 60), 30, 30, 28)
+    far_click = Prompt("click", True, np.array([[30.0, 56.0]]), corrected=True)  # 14 px out: reach 56
+    assert np.array_equal(answer.correct_near(before, grown, far_click, (0, 0)), grown)
+    offset = (100, 200)  # region values: the click is in plane coordinates
+    moved = Prompt("click", False, rim[None] + np.array([offset], float), corrected=True)
+    assert np.array_equal(answer.correct_near(before, shrunk, moved, offset), out)
+    for quiet in (replace(click, corrected=None), replace(click, corrected=False)):
+        assert np.array_equal(answer.correct_near(before, shrunk, quiet, (0, 0)), shrunk)
+
+
+def test_a_negative_click_on_the_rim_keeps_the_rest_of_the_edge(engine, nuclei_crop):
+    """The shipped model after a negative click on its first mask's rim: the mask is unchanged
+    beyond CORRECTION_REACH times the click's depth, and the click's pixel is background."""
+    from scipy import ndimage
+
+    image, labels = nuclei_crop
+    s = engine.session(image)
+    tid = np.bincount(labels.ravel())[1:].argmax() + 1
+    ys, xs = np.nonzero(labels == tid)
+    first = s.click((int(np.median(ys)), int(np.median(xs)))).mask.copy()
+    depth = ndimage.distance_transform_edt(first)
+    y, x = np.argwhere(depth == 1)[0]
+    second = s.click((int(y), int(x)), positive=False).mask
+    far = ~_disc(first.shape, y, x, answer.CORRECTION_REACH * 1.0)
+    assert not second[y, x] and np.array_equal(second[far], first[far])
+    assert s.prompts()[-1].corrected

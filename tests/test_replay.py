@@ -351,3 +351,25 @@ def test_a_session_made_with_the_earlier_packaged_weights_replays_and_resumes(tm
     state.store.close()
     with pytest.raises(ValueError, match="no weights packaged .* 0123456789abcdef"):
         Engine.for_base("0123456789abcdef", device="cpu")
+
+
+def test_a_log_without_the_correction_rule_replays_without_it(tmp_path, base):
+    """A session event that does not name ``correct_near`` (older logs) replays with corrections
+    answered as they were then: the model's whole new answer."""
+    from scipy import ndimage
+
+    image, labels = (a[:160, :160].copy() for a in sample_nuclei())
+    engine = Engine.pretrained(device="cpu", adaptation="none", weights=base)
+    s = engine.session(image)
+    s.correct_near = False
+    del s.events[0]["extra"]["correct_near"]  # as an older log wrote it
+    path = tmp_path / "older.oaims.zarr"
+    SessionStore.create(path, image, engine=engine, session=s)
+    tid = np.bincount(labels.ravel())[1:].argmax() + 1
+    ys, xs = np.nonzero(labels == tid)
+    first = s.click((int(np.median(ys)), int(np.median(xs)))).mask
+    y, x = np.argwhere(ndimage.distance_transform_edt(first) == 1)[0]
+    s.click((int(y), int(x)), positive=False)  # on the rim: the rule would keep the rest of the edge
+    s.accept()
+    report = replay(path, weights=base)
+    assert report.identical, report.table()

@@ -16,6 +16,9 @@
 * **Never an empty answer to a positive click, scribble or box**: when the model finds nothing,
   a window of half the side is tried, then the region of similar values under the click
   (:func:`no_empty`).
+* **A correction corrects near the click**: after a correction click, the model's new answer
+  replaces the mask shown before it only within :data:`CORRECTION_REACH` times the click's
+  distance to the other side of that mask (:func:`correct_near`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy import ndimage
 
 from napari_oaims.core import edges, geometry, guidance, regions
 from napari_oaims.core.history import PlaneState
@@ -34,6 +38,47 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Smallest window side (px) :func:`rescale` and :func:`no_empty` go down to.
 SMALLEST_WINDOW = 16
+#: A correction click changes the mask within this many times its depth (:func:`correct_near`).
+CORRECTION_REACH = 6.0
+
+
+def correct_near(before: np.ndarray | None, after: np.ndarray, prompt: Prompt, offset: tuple[int, int]) -> np.ndarray:
+    """The mask a correction click makes: the model's new answer ``after`` within
+    :data:`CORRECTION_REACH` times the click's depth of it, the mask shown before the click
+    (``before``) elsewhere; both are region values whose first pixel is plane pixel ``offset``,
+    and the region holds the whole of ``before``.
+
+    The depth is the click's distance to the other side of ``before``: to the nearest pixel
+    outside it for a negative click inside it, to the nearest pixel of it for a positive click
+    outside it. A click on the rim of the mask corrects the rim near it (the network does not see
+    the mask it drew, and redraws the whole edge: a negative click on a one-pixel rim of false
+    positives shrinks the whole object); a click deep inside a wrong region takes the new answer
+    over all of it. A click that corrects nothing, or a first click, keeps ``after``. The idea of
+    updating only a focus region around the new click is that of Chen et al., "FocalClick:
+    Towards Practical Interactive Image Segmentation", CVPR 2022, section 3.
+    """
+    if prompt.kind != "click" or not prompt.corrected or before is None or not before.any():
+        return after
+    y, x = (int(v) - o for v, o in zip(prompt.points[0], offset))
+    if not (0 <= y < after.shape[0] and 0 <= x < after.shape[1]):
+        return after
+    # The side of ``before`` the click is on; beyond the region lies background.
+    side = np.pad(before if not prompt.positive else ~before, 1, constant_values=bool(prompt.positive))
+    depth = float(ndimage.distance_transform_edt(side)[y + 1, x + 1])
+    yy, xx = np.ogrid[: after.shape[0], : after.shape[1]]
+    near = (yy - y) ** 2 + (xx - x) ** 2 <= (CORRECTION_REACH * depth) ** 2
+    return np.where(near, after, before)
+
+
+def corrected(session: "Session", prompts: list[Prompt], before, after: np.ndarray, offset) -> np.ndarray:
+    """The plane region's new values after the last of ``prompts``: on a plane led by a prior (a
+    propagated mask) the click edits that mask (:func:`napari_oaims.propagate.edit_click`); else,
+    when the session corrects near the click (``Session.correct_near``), :func:`correct_near`."""
+    if prompts[0].kind == "prior":
+        from napari_oaims.propagate import edit_click
+
+        return edit_click(before, after, prompts[-1], offset)
+    return correct_near(before, after, prompts[-1], offset) if session.correct_near else after
 
 
 def positive_points(prompts: list[Prompt]) -> np.ndarray:

@@ -102,6 +102,8 @@ class Session(PropagationMixin):
         self.edge_evidence = EdgeEvidence()
         self._logged_adapter = self.engine.adapter  # the adapter whose settings the log last recorded
         self._logged_edges = self.engine.edges  # the edges mode the log last recorded
+        #: A correction click changes the mask near itself only (:func:`napari_oaims.answer.correct_near`; logged).
+        self.correct_near = True
         self._log(
             "session",
             extra={
@@ -111,6 +113,7 @@ class Session(PropagationMixin):
                 "channel_axis": self.source.channel_axis,
                 "adapter": self.engine.adapter.settings(),
                 "edges": self.engine.edges,
+                "correct_near": self.correct_near,
             },
         )
 
@@ -470,10 +473,8 @@ class Session(PropagationMixin):
             before = np.zeros((region[0].stop - region[0].start, region[1].stop - region[1].start), bool)
         else:
             before = st.mask[region].copy()
-        if prompts[0].kind == "prior" and region is not None:  # a click edits a prior-led plane's mask
-            from napari_oaims.propagate import edit_click
-
-            new_values = edit_click(before, new_values, prompt, (region[0].start, region[1].start))
+        if region is not None:  # a correction changes the mask shown before it near the click only
+            new_values = answer.corrected(self, prompts, before, new_values, (region[0].start, region[1].start))
         new_bbox = geometry.bbox(new_values, (region[0].start, region[1].start)) if region is not None else None
         change = _Change(key, previous, prompts, region, before, new_values, st.bbox, new_bbox)
         result = self._result(self._apply([change], before=False))

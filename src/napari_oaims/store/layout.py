@@ -90,7 +90,9 @@ Format versions (attr ``napari_oaims.format_version``; :data:`VERSIONS` says wha
    ``extra["edge_gain"]`` (:mod:`napari_oaims.core.edges`); a resumed session's start records the
    ``edge_gains`` it starts from; a prompt event after the mode changed records the new one
    (``extra["edges"]``), and a predict event whose answer followed edges ``extra["followed_edges"]``.
-   Older logs replay with ``"never"``, as they were answered.
+   The session event also records ``extra["correct_near"]``: a correction click changes the mask
+   near itself only (``Session.correct_near``). Older logs replay with ``"never"`` and without
+   that rule, as they were answered.
 
 An older folder opens and resumes: it is migrated on read, in memory (retired settings at the value
 the shipped behaviour used are dropped from the log's adapter settings; other values are kept, and

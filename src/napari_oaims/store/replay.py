@@ -196,6 +196,7 @@ def replay(
             s.object_id = e["object"]
             s.accepted_diameters = _start_values(e, "accepted_diameters", previous and previous.accepted_diameters)
             s.edge_evidence.gains = _start_values(e, "edge_gains", previous and previous.edge_evidence.gains)
+            s.correct_near = bool(e["extra"].get("correct_near", False))  # older logs: answers as recorded
             sessions.append(s)
             continue
         if s is None:
