@@ -62,6 +62,10 @@ class PropagateSettings:
     #: ... and by at least this share of its highest value (a smaller rise is the noise of a faint
     #: object).
     waist_rise: float = 0.06
+    #: Where several of the rules above find the object's end on the same slice, the earliest end
+    #: (nearest the anchor) wins: an object that ended at one slice did not end at a later one.
+    #: False: the first rule asked wins (in the order neck, contrast, waist, intensity, dip).
+    earliest_end: bool = True
     #: Each slice keeps the components of its mask that overlap the previous slice's (moved)
     #: mask on at least this share of their area ...
     continue_share: float = 0.2
@@ -181,7 +185,7 @@ class PropagateSettings:
 
 #: Settings a logged propagation may lack, with the value that leaves their rule out: a log that
 #: does not name them was made without the rule, and replays as it was recorded.
-UNLOGGED: dict[str, Any] = {"brighter": 0.0, "waist": 0.0}
+UNLOGGED: dict[str, Any] = {"brighter": 0.0, "waist": 0.0, "earliest_end": False}
 
 
 def as_logged(settings: dict[str, Any]) -> dict[str, Any]:
