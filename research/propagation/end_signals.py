@@ -193,7 +193,34 @@ def engulfed(low: float, kept_mean: float):
     return rule
 
 
+def plateau(share: float, flat: int, tol: float = 0.97):
+    """A candidate rule for a mass against a wall: the mask's area fell below ``share`` of the
+    largest area since the anchor and then stopped shrinking (each slice at least ``tol`` times
+    the one before) for ``flat`` slices: what is left is not the object tapering to its end but
+    something that goes on; cut at the first slice that stopped shrinking."""
+
+    def rule(kept: list[dict]):
+        if not kept:
+            return None
+        peak, prev, run = kept[0]["prev_peak"], None, 0
+        for i, sl in enumerate(kept):
+            a = sl["area"]
+            peak = max(peak, a)
+            if prev is not None and a <= share * peak and a >= tol * prev:
+                run += 1
+                if run >= flat:
+                    return i - flat + 1
+            else:
+                run = 0
+            prev = a
+        return None
+
+    return rule
+
+
 RULES: dict = {f"ring rise {r}": ring_rise(r) for r in (0.2, 0.3, 0.4, 0.5, 0.7)}
+RULES.update({f"plateau {sh} {f}": plateau(sh, f) for sh in (0.15, 0.2, 0.25, 0.3) for f in (2, 3)})
+RULES.update({f"plateau {sh} 2 {t}": plateau(sh, 2, t) for sh in (0.2, 0.25, 0.3) for t in (0.95, 0.9)})
 RULES.update({f"engulfed {lo} {m}": engulfed(lo, m) for lo in (0.5, 0.6, 0.7) for m in (0.1, 0.2, 0.3)})
 RULES.update({f"ring rise {r}, no larger than the anchor": ring_rise(r, True) for r in (0.3, 0.5)})
 

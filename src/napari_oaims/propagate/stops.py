@@ -1,6 +1,7 @@
 """Where an object ends: the part of a slice's mask that continues the previous slice, and the
 stop rules of an outward chain (area, overlap, contrast, and the object's identity along the axis:
-its intensity, a dip in its intensity profile, a neck in its area, a waist in its signal)."""
+its intensity, a dip in its intensity profile, a neck in its area, a plateau after its taper, a
+waist in its signal)."""
 
 from __future__ import annotations
 
@@ -139,6 +140,9 @@ class Track:
     signal_peak: float = 0.0
     signal_low: float = 0.0
     signal_low_at: int | None = None
+    #: Slices in a row whose area stopped shrinking below the plateau share, and the first of them.
+    flat: int = 0
+    flat_from: int | None = None
     #: The ends the rules found on the slice where the chain stopped: ``(reason, cut)``.
     ends: list[tuple[str, int | None]] = field(default_factory=list)
 
@@ -167,12 +171,28 @@ def waist(track: Track, signal: float, pos: int, settings: PropagateSettings) ->
     return False
 
 
+def plateau(track: Track, area: int, prev_area: int, pos: int, settings: PropagateSettings) -> bool:
+    """Whether the mask's area (``area``, the previous slice's ``prev_area``) has stayed, below
+    ``plateau`` times the largest area since the anchor, at least ``plateau_keep`` times the
+    previous slice's on ``plateau_slices`` slices in a row: it stopped tapering to the object's
+    end (``track.flat_from``: the first of them). Updates ``track``."""
+    if settings.plateau <= 0:
+        return False
+    if area <= settings.plateau * track.peak and area >= settings.plateau_keep * prev_area:
+        track.flat += 1
+        if track.flat == 1:
+            track.flat_from = pos
+        return track.flat >= settings.plateau_slices
+    track.flat, track.flat_from = 0, None
+    return False
+
+
 def stop_reason(ctx: Context, key, mask: Sparse, prev: Sparse, track: Track, pos: int) -> str | None:
     """Why an outward chain stops at plane ``key`` (position ``pos``) with ``mask`` (bool), or
     None to go on (``track`` is updated; ``track.cut``: where the object already ended).
 
     A mask that vanished, lost the previous slice or leaked stops the chain at once. Otherwise
-    every rule of the object's identity along the axis (neck, contrast, waist, intensity, dip) is
+    every rule of the object's identity along the axis (neck, plateau, contrast, waist, intensity, dip) is
     asked on the slice; where several find an end, the earliest end wins (the one nearest the
     anchor: an object that ended at one slice did not end at a later one; ``earliest_end``
     False: the first rule asked), and ``track.ends`` lists them all as ``(reason, cut)``."""
@@ -192,6 +212,8 @@ def stop_reason(ctx: Context, key, mask: Sparse, prev: Sparse, track: Track, pos
         track.low_at = None
     elif mask.area <= track.low:
         track.low, track.low_at = mask.area, pos
+    if plateau(track, mask.area, prev.area, pos, s):
+        ends.append(("plateau", track.flat_from))
     c0 = track.contrast
     if c0 is not None and abs(c0) >= MIN_ANCHOR_CONTRAST and (s.min_contrast > 0 or s.max_mean_step > 0):
         c, mean = ctx.contrast_of(key, mask)
