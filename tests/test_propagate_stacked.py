@@ -1,6 +1,8 @@
 """The end of an object along the axis on a stack blurred along it: nuclei stacked in columns,
 where the slice past a nucleus's end is as bright as its end slice. The waist rule
-(:func:`napari_oaims.propagate.stops.waist`) on its own and with the real shipped model on CPU."""
+(:func:`napari_oaims.propagate.stops.waist`) and the earliest of several ends
+(:func:`napari_oaims.propagate.stops.stop_reason`), on their own and with the real shipped model
+on CPU."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import torch
 from napari_oaims import Engine
 from napari_oaims.evaluation.metrics import dice
 from napari_oaims.propagate import PropagateSettings
-from napari_oaims.propagate.stops import Track, waist
+from napari_oaims.propagate.masks import Sparse
+from napari_oaims.propagate.stops import Track, earliest, stop_reason, waist
 from napari_oaims.simulate.clicks import click_in_region
 from napari_oaims.training.volumes import failure_suite, make_volume
 
@@ -91,3 +94,75 @@ def test_a_logged_call_without_the_waist_replays_without_it():
     assert not np.array_equal(s.propagate(axis=0, method="frozen").mask, recorded)  # the default differs
     s.undo()
     assert np.array_equal(s.propagate(**{**call, "settings": as_logged(call["settings"])}).mask, recorded)
+
+
+class Measured:
+    """What :func:`stop_reason` reads of the image, given per plane: the contrast of the mask
+    against a ring around it and the mean inside it."""
+
+    def __init__(self, settings: PropagateSettings, table: dict[tuple, tuple[float, float]]):
+        self.settings, self.table = settings, table
+
+    def contrast_of(self, key, mask):
+        return self.table[key]
+
+
+def chain_end(settings: PropagateSettings, slices: list[tuple[int, float, float]]):
+    """Walk a chain of rectangular masks ``(area in rows of 10 px, contrast, mean)`` from an
+    anchor of 100 px (contrast 1, mean 1): where it stops, why, and the track."""
+    track = Track(1.0, 1.0, 100, 100)
+    prev = Sparse.of_mask(np.ones((10, 10), bool))
+    ctx = Measured(settings, {(pos,): (c, m) for pos, (_, c, m) in enumerate(slices, start=1)})
+    for pos, (rows, _, _) in enumerate(slices, start=1):
+        mask = Sparse.of_mask(np.ones((rows, 10), bool))
+        reason = stop_reason(ctx, (pos,), mask, prev, track, pos)
+        if reason is not None:
+            return pos, reason, track
+        prev = mask
+    return None, None, track
+
+
+def test_where_two_rules_find_an_end_on_one_slice_the_earliest_wins():
+    """The mean inside the mask dips on slice 2 and the signal (area x contrast) is lowest on
+    slice 3; on slice 4 both rise again, so the dip and the waist both fire there: the object
+    ended at slice 2 (the dip's cut), not at slice 3."""
+    slices = [(10, 1.0, 1.0), (9, 0.9, 0.55), (8, 0.55, 0.6), (9, 0.7, 0.8)]
+    at, reason, track = chain_end(PropagateSettings(), slices)
+    assert (at, reason, track.cut) == (4, "dip", 2)
+    assert track.ends == [("waist", 3), ("dip", 2)]
+    at, reason, track = chain_end(PropagateSettings(earliest_end=False), slices)
+    assert (at, reason, track.cut) == (4, "waist", 3)  # the first rule asked
+    at, reason, track = chain_end(PropagateSettings(dip=0.0), slices)
+    assert (at, reason, track.cut) == (4, "waist", 3)  # one rule alone
+    # a rule that ends the object on the slice itself never overrules an earlier cut, and
+    # among equal ends the first rule asked names it
+    assert earliest([("contrast", None), ("dip", 7)], 9) == ("dip", 7)
+    assert earliest([("neck", 9), ("contrast", None)], 9) == ("neck", 9)
+    assert earliest([("neck", 13), ("waist", 12)], 10) == ("neck", 13)
+
+
+def test_a_chain_that_a_neck_and_a_waist_stop_keeps_only_its_own_nucleus():
+    """A procedural ``stacked`` nucleus whose chain into the nucleus below narrows (a neck) one
+    slice after its signal's lowest point (a waist): the neck's cut keeps a slice of the nucleus
+    below, the earliest end does not. The setting is logged; a log without it replays without it."""
+    from napari_oaims.propagate.settings import as_logged
+
+    image, labels = make_volume([sp for sp in failure_suite(20) if sp.kind == "stacked"][1])
+    target = labels == 9
+    z = int(np.argmax(target.sum((1, 2))))
+    s = Engine.pretrained(device="cpu").session(image, plane_axes=(1, 2))
+    s.click((z, *click_in_region(target[z])))
+    first = s.propagate(axis=0, method="frozen", earliest_end=False)
+    first_mask = np.asarray(first.mask, bool)
+    call = dict(s.events[-1]["extra"]["call"])
+    s.undo()
+    r = s.propagate(axis=0, method="frozen")
+    mask = np.asarray(r.mask, bool)
+    assert s.events[-1]["extra"]["call"]["settings"]["earliest_end"] is True
+    assert "neck" in [c["stop"] for c in first.info["chains"]] and "waist" in [c["stop"] for c in r.info["chains"]]
+    others = (labels > 0) & ~target
+    assert int((first_mask & others).sum()) >= 20 and int((mask & others).sum()) == 0
+    assert dice(mask, target) >= dice(first_mask, target) + 0.03
+    s.undo()
+    call["settings"] = {k: v for k, v in call["settings"].items() if k != "earliest_end"}
+    assert np.array_equal(s.propagate(**{**call, "settings": as_logged(call["settings"])}).mask, first_mask)

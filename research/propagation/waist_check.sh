@@ -1,12 +1,11 @@
 #!/bin/sh
-# Before/after measurements of the waist rule, on the tree TREE (before: the same tree with
-# '{"waist": 0}', or the tree BEFORE where the script takes no settings):
-#   sh research/propagation/waist_check.sh TREE BEFORE OUT
-TREE=$1; BEFORE=$2; OUT=$3
+# Before/after measurements of a stop rule, on the tree TREE (before: the same tree with the
+# settings OFF, default '{"waist": 0}', or the tree BEFORE where the script takes no settings):
+#   sh research/propagation/waist_check.sh TREE BEFORE OUT [OFF]
+TREE=$1; BEFORE=$2; OUT=$3; OFF=${4:-'{"waist": 0}'}
 PY=/work/venv/bin/python
 export OMP_NUM_THREADS=1
 mkdir -p "$OUT"
-OFF='{"waist": 0}'
 bench() {  # bench NAME SETTINGS ARGS...
   name=$1; settings=$2; shift 2
   PYTHONPATH=$TREE/src nice -n 5 $PY -c "import sys; from napari_oaims.cli import main; sys.exit(main())" \

@@ -7,8 +7,10 @@
   (:func:`~napari_oaims.propagate.stops.stop_reason`): the mask vanished, its overlap with the
   previous slice dropped, its area jumped, the image no longer shows the object, the intensity
   inside the mask jumped (another object), its intensity profile along the axis dipped and rose
-  again (the seam between touching objects), its area grew again after a neck, or its signal
+  again (the seam between touching objects), its area grew again after a neck, stopped shrinking
+  far below its largest (a plateau: a wall it spilled onto goes on past its end), or its signal
   (area times contrast) halved and grew again (a waist: an object stacked behind it begins);
+  where several rules find an end on one slice, the earliest end wins;
 * between two anchors from both ends, each chain across the whole gap, fused by distance
   (``p = w_a p_a + w_b p_b`` with ``w_a = (b - z) / (b - a)``);
 * an anchor whose mask is empty (e.g. a negative click on a propagated slice) marks where the

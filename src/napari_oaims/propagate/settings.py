@@ -62,6 +62,18 @@ class PropagateSettings:
     #: ... and by at least this share of its highest value (a smaller rise is the noise of a faint
     #: object).
     waist_rise: float = 0.06
+    #: Plateau: the mask's area fell to this share of the largest area since the anchor and then
+    #: stopped shrinking (each slice at least ``plateau_keep`` times the one before) on
+    #: ``plateau_slices`` slices in a row: an object tapers to its end, and what stays on is
+    #: something else (a wall of the same intensity the mask spilled onto); the slices from the
+    #: first that stopped shrinking are dropped (0: no such rule).
+    plateau: float = 0.25
+    plateau_keep: float = 0.9
+    plateau_slices: int = 2
+    #: Where several of the rules above find the object's end on the same slice, the earliest end
+    #: (nearest the anchor) wins: an object that ended at one slice did not end at a later one.
+    #: False: the first rule asked wins (in the order neck, plateau, contrast, waist, intensity, dip).
+    earliest_end: bool = True
     #: Each slice keeps the components of its mask that overlap the previous slice's (moved)
     #: mask on at least this share of their area ...
     continue_share: float = 0.2
@@ -153,6 +165,11 @@ class PropagateSettings:
                 "need 0 <= waist < 1, waist_regrow > 1 and waist_rise >= 0, got "
                 f"{self.waist!r}, {self.waist_regrow!r} and {self.waist_rise!r}"
             )
+        if not (0 <= self.plateau < 1 and 0 < self.plateau_keep <= 1 and self.plateau_slices >= 1):
+            raise ValueError(
+                "need 0 <= plateau < 1, 0 < plateau_keep <= 1 and plateau_slices >= 1, got "
+                f"{self.plateau!r}, {self.plateau_keep!r} and {self.plateau_slices!r}"
+            )
         if self.cap_area < 0:
             raise ValueError(f"cap_area must be >= 0 pixels, got {self.cap_area!r}")
         if self.min_window is not None and (isinstance(self.min_window, bool) or int(self.min_window) < 8):
@@ -181,7 +198,7 @@ class PropagateSettings:
 
 #: Settings a logged propagation may lack, with the value that leaves their rule out: a log that
 #: does not name them was made without the rule, and replays as it was recorded.
-UNLOGGED: dict[str, Any] = {"brighter": 0.0, "waist": 0.0}
+UNLOGGED: dict[str, Any] = {"brighter": 0.0, "waist": 0.0, "earliest_end": False, "plateau": 0.0}
 
 
 def as_logged(settings: dict[str, Any]) -> dict[str, Any]:

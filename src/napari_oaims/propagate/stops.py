@@ -1,10 +1,11 @@
 """Where an object ends: the part of a slice's mask that continues the previous slice, and the
 stop rules of an outward chain (area, overlap, contrast, and the object's identity along the axis:
-its intensity, a dip in its intensity profile, a neck in its area, a waist in its signal)."""
+its intensity, a dip in its intensity profile, a neck in its area, a plateau after its taper, a
+waist in its signal)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -139,6 +140,11 @@ class Track:
     signal_peak: float = 0.0
     signal_low: float = 0.0
     signal_low_at: int | None = None
+    #: Slices in a row whose area stopped shrinking below the plateau share, and the first of them.
+    flat: int = 0
+    flat_from: int | None = None
+    #: The ends the rules found on the slice where the chain stopped: ``(reason, cut)``.
+    ends: list[tuple[str, int | None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.mean_peak = self.mean_low = self.mean
@@ -165,9 +171,31 @@ def waist(track: Track, signal: float, pos: int, settings: PropagateSettings) ->
     return False
 
 
+def plateau(track: Track, area: int, prev_area: int, pos: int, settings: PropagateSettings) -> bool:
+    """Whether the mask's area (``area``, the previous slice's ``prev_area``) has stayed, below
+    ``plateau`` times the largest area since the anchor, at least ``plateau_keep`` times the
+    previous slice's on ``plateau_slices`` slices in a row: it stopped tapering to the object's
+    end (``track.flat_from``: the first of them). Updates ``track``."""
+    if settings.plateau <= 0:
+        return False
+    if area <= settings.plateau * track.peak and area >= settings.plateau_keep * prev_area:
+        track.flat += 1
+        if track.flat == 1:
+            track.flat_from = pos
+        return track.flat >= settings.plateau_slices
+    track.flat, track.flat_from = 0, None
+    return False
+
+
 def stop_reason(ctx: Context, key, mask: Sparse, prev: Sparse, track: Track, pos: int) -> str | None:
     """Why an outward chain stops at plane ``key`` (position ``pos``) with ``mask`` (bool), or
-    None to go on (``track`` is updated; ``track.cut``: where the object already ended)."""
+    None to go on (``track`` is updated; ``track.cut``: where the object already ended).
+
+    A mask that vanished, lost the previous slice or leaked stops the chain at once. Otherwise
+    every rule of the object's identity along the axis (neck, plateau, contrast, waist, intensity, dip) is
+    asked on the slice; where several find an end, the earliest end wins (the one nearest the
+    anchor: an object that ended at one slice did not end at a later one; ``earliest_end``
+    False: the first rule asked), and ``track.ends`` lists them all as ``(reason, cut)``."""
     s = ctx.settings
     if mask.area < max(s.min_area_px, s.min_area_share * prev.area):
         return "vanished"
@@ -176,38 +204,47 @@ def stop_reason(ctx: Context, key, mask: Sparse, prev: Sparse, track: Track, pos
         return "overlap"
     if mask.area > s.max_growth * max(prev.area, s.cap_area, 1):
         return "growth"
+    ends = track.ends = []  # (reason, the first slice of the chain that is not the object's; None: pos)
     if track.low <= s.neck_share * track.peak and mask.area >= s.neck_regrow * max(track.low, 1):
-        track.cut = None if track.low_at is None else track.low_at + (1 if pos > track.low_at else -1)
-        return "neck"
-    if mask.area > track.peak:
+        ends.append(("neck", None if track.low_at is None else track.low_at + (1 if pos > track.low_at else -1)))
+    elif mask.area > track.peak:
         track.peak = track.low = mask.area
         track.low_at = None
     elif mask.area <= track.low:
         track.low, track.low_at = mask.area, pos
+    if plateau(track, mask.area, prev.area, pos, s):
+        ends.append(("plateau", track.flat_from))
     c0 = track.contrast
     if c0 is not None and abs(c0) >= MIN_ANCHOR_CONTRAST and (s.min_contrast > 0 or s.max_mean_step > 0):
         c, mean = ctx.contrast_of(key, mask)
         if s.min_contrast > 0 and (c is None or c / c0 < s.min_contrast):
-            return "contrast"
+            ends.append(("contrast", None))
         # steps are judged against the clearest contrast the object showed (a small blurred end
         # of an object is dimmer than its middle)
         track.clearest = max(track.clearest, abs(c0), abs(c or 0.0))
         if not cap and waist(track, mask.area * max((c or 0.0) / c0, 0.0), pos, s):
-            track.cut = track.signal_low_at
-            return "waist"
+            ends.append(("waist", track.signal_low_at))
         jump = abs(mean - track.mean) if track.mean is not None and mean is not None else 0.0
         if s.max_mean_step > 0 and jump > s.max_mean_step * track.clearest and not cap:  # a cap is dimmer
-            return "intensity"
+            ends.append(("intensity", None))
         if s.dip > 0 and mean is not None and track.mean_peak is not None:
             # the intensity profile along the axis fell and rose again: a seam between two objects
             fell = track.mean_peak - track.mean_low
             if fell >= s.dip * track.clearest and mean - track.mean_low >= s.dip_rise * track.clearest:
-                track.cut = track.mean_low_at
-                return "dip"
-            if mean > track.mean_peak:
+                ends.append(("dip", track.mean_low_at))
+            elif mean > track.mean_peak:
                 track.mean_peak = track.mean_low = mean
                 track.mean_low_at = None
             elif mean <= track.mean_low:
                 track.mean_low, track.mean_low_at = mean, pos
         track.mean = mean
-    return None
+    if not ends:
+        return None
+    reason, track.cut = earliest(ends, pos) if s.earliest_end else ends[0]
+    return reason
+
+
+def earliest(ends: list[tuple[str, int | None]], pos: int) -> tuple[str, int | None]:
+    """The end nearest the anchor among ``(reason, cut)`` found at position ``pos`` of a chain
+    (a cut of None is ``pos`` itself); the first listed among equals."""
+    return max(ends, key=lambda e: 0 if e[1] is None else abs(pos - e[1]))
