@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -90,7 +91,6 @@ def run_propagate(args) -> int:
 
     from napari_oaims import Engine
     from napari_oaims.evaluation.common import format_table
-    from napari_oaims.plugin.api import annotate, annotator
     from napari_oaims.propagate.settings import METHODS
 
     if args.method not in METHODS:
@@ -103,17 +103,8 @@ def run_propagate(args) -> int:
     engine = Engine.pretrained(device=args.device, adaptation=args.adaptation)
     api = engine.session(image, plane_axes=(1, 2))
     api.click(click)
-    viewer = napari.Viewer(show=not args.hidden)
-    try:
-        annotate(image, viewer=viewer, engine=engine)
-        widget = annotator(viewer)
-
-        def settle(action=None) -> list[float]:
-            return run_until_idle(widget, action)
-
-        settle()
-        if widget.session is None:
-            print("the annotator could not open the image (see the notifications above)")
+    with opened_annotator(image, engine, args.hidden) as (viewer, widget, settle):
+        if widget is None:
             return 1
         viewer.dims.set_current_step(0, click[0])
         widget.layers["points"].add(list(click))
@@ -201,6 +192,30 @@ def run_propagate(args) -> int:
             widget_compute_s=[round(v, 4) for v in widget_compute],
         )
         return 0
+
+
+@contextmanager
+def opened_annotator(image: np.ndarray, engine, hidden: bool):
+    """A napari viewer annotating ``image`` with ``engine``: yields it, the annotator widget and
+    ``settle(action=None)`` (:func:`run_until_idle` on the widget); the widget is None, after a
+    message, when the annotator could not open the image. The viewer is closed on exit."""
+    import napari
+
+    from napari_oaims.plugin.api import annotate, annotator
+
+    viewer = napari.Viewer(show=not hidden)
+    try:
+        annotate(image, viewer=viewer, engine=engine)
+        widget = annotator(viewer)
+
+        def settle(action=None) -> list[float]:
+            return run_until_idle(widget, action)
+
+        settle()
+        if widget.session is None:
+            print("the annotator could not open the image (see the notifications above)")
+            widget = None
+        yield viewer, widget, settle
     finally:
         viewer.close()
 
@@ -314,7 +329,6 @@ def run_propagate_all(args) -> int:
 
     from napari_oaims import Engine
     from napari_oaims.evaluation.common import format_table
-    from napari_oaims.plugin.api import annotate, annotator
     from napari_oaims.propagate.settings import METHODS
 
     if args.method not in METHODS:
@@ -329,17 +343,8 @@ def run_propagate_all(args) -> int:
     image, labels = touching_volume(depth, args.side, args.objects)
     z = seeds_slice(labels)
     engine = Engine.pretrained(device=args.device, adaptation=args.adaptation)
-    viewer = napari.Viewer(show=not args.hidden)
-    try:
-        annotate(image, viewer=viewer, engine=engine)
-        widget = annotator(viewer)
-
-        def settle(action=None) -> list[float]:
-            return run_until_idle(widget, action)
-
-        settle()
-        if widget.session is None:
-            print("the annotator could not open the image (see the notifications above)")
+    with opened_annotator(image, engine, args.hidden) as (viewer, widget, settle):
+        if widget is None:
             return 1
         viewer.dims.set_current_step(0, z)
         accepted = accept_slice(widget, labels, z, settle)
@@ -426,5 +431,3 @@ def run_propagate_all(args) -> int:
             dice=[round(v, 4) for v in scores],
         )
         return 0
-    finally:
-        viewer.close()
