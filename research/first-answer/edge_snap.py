@@ -270,16 +270,28 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    results = json.loads(Path(args.out).read_text()) if args.out and Path(args.out).is_file() else {}
-    for s in args.sets.split(","):
+    sweep(
+        args.sets,
+        args.variants,
+        args.out,
+        lambda v, *pair: run(v, *pair, args.clicks, not args.standard, args.max_targets),
+    )
+
+
+def sweep(sets: str, variants: str, out: str | None, run_one) -> None:
+    """``run_one(variant, image, labels)`` for each comma-separated set (``nuclei`` or a folder
+    with image.tif/labels.tif) and variant: prints Dice after each click, and keeps every result
+    in the JSON file ``out`` (added to what it holds)."""
+    results = json.loads(Path(out).read_text()) if out and Path(out).is_file() else {}
+    for s in sets.split(","):
         pair = NUCLEI if s == "nuclei" else (f"{s}/image.tif", f"{s}/labels.tif")
-        for v in args.variants.split(","):
-            r = run(v, *pair, args.clicks, not args.standard, args.max_targets)
+        for v in variants.split(","):
+            r = run_one(v, *pair)
             results[f"{Path(s).name}/{v}"] = r
             d = " ".join(f"{x:.3f}" for x in r["dice"])
             print(f"{Path(s).name:<16} {v:<8} {d}  p50 {r['ms']} ms", flush=True)
-            if args.out:
-                Path(args.out).write_text(json.dumps(results, indent=1))
+            if out:
+                Path(out).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

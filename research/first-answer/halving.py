@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 from pathlib import Path
 
 from napari_oaims import answer
@@ -52,19 +51,16 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    results = json.loads(Path(args.out).read_text()) if args.out and Path(args.out).is_file() else {}
-    for s in args.sets.split(","):
-        pair = edge_snap.NUCLEI if s == "nuclei" else (f"{s}/image.tif", f"{s}/labels.tif")
-        for v in args.variants.split(","):
-            answer.rescale = SHIPPED if v == "none" else _halving(int(v[5:]))
-            edge_snap.SHIPPED_RESCALE = answer.rescale
-            r = edge_snap.run("none", *pair, args.clicks, True, args.max_targets)
+
+    def run_one(v: str, image: str, labels: str) -> dict:
+        answer.rescale = SHIPPED if v == "none" else _halving(int(v[5:]))
+        edge_snap.SHIPPED_RESCALE = answer.rescale
+        try:
+            return edge_snap.run("none", image, labels, args.clicks, True, args.max_targets)
+        finally:
             answer.rescale = edge_snap.SHIPPED_RESCALE = SHIPPED
-            results[f"{Path(s).name}/{v}"] = r
-            d = " ".join(f"{x:.3f}" for x in r["dice"])
-            print(f"{Path(s).name:<16} {v:<8} {d}  p50 {r['ms']} ms", flush=True)
-            if args.out:
-                Path(args.out).write_text(json.dumps(results, indent=1))
+
+    edge_snap.sweep(args.sets, args.variants, args.out, run_one)
 
 
 if __name__ == "__main__":
