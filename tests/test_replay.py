@@ -158,6 +158,28 @@ def test_replay_names_a_damaged_reinstate_event(tmp_path, recorded, base):
         replay(copy, weights=base)
 
 
+def test_replay_names_a_damaged_edges_mode(tmp_path, recorded, base):
+    copy = tmp_path / "damaged_edges.oaims.zarr"
+    shutil.copytree(recorded, copy)
+    store = SessionStore.open(copy)
+    last = store.events()[-1]
+    store.append_event(
+        {
+            **last,
+            "seq": last["seq"] + 1,
+            "kind": "click",
+            "plane": [],
+            "coords": [5, 5],
+            "label": 1,
+            "latency_ms": None,
+            "extra": {"adaptation": "none", "edges": "sometimes"},
+        }
+    )
+    store.close()
+    with pytest.raises(ValueError, match=r"damaged: event seq \d+ \(click\).*edges must be one of"):
+        replay(copy, weights=base)
+
+
 def test_replay_reports_a_changed_object(tmp_path, recorded, base):
     copy = tmp_path / "changed.oaims.zarr"
     shutil.copytree(recorded, copy)

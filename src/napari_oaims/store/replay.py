@@ -191,7 +191,7 @@ def replay(
             try:  # answers follow image edges as the session logged (older logs: never)
                 engine.edges = e["extra"].get("edges", "never")
             except ValueError as err:
-                raise ValueError(f"session {store.path} is damaged: seq {e['seq']}: {err}") from None
+                raise _damaged(state, e, err) from None
             previous, s = s, engine.session(image, **params)
             s.object_id = e["object"]
             s.accepted_diameters = _start_values(e, "accepted_diameters", previous and previous.accepted_diameters)
@@ -203,7 +203,10 @@ def replay(
             raise ValueError(f"session {store.path} is damaged: its log does not start with a 'session' event")
         if kind in PROMPT_KINDS + ("accept",):
             if "edges" in e["extra"]:  # the edges mode changed during the session
-                engine.edges = e["extra"]["edges"]
+                try:
+                    engine.edges = e["extra"]["edges"]
+                except ValueError as err:
+                    raise _damaged(state, e, err) from None
             if "adapter" in e["extra"]:
                 _follow_adapter(engine, e, switched=True)
             elif e["extra"].get("adaptation") and e["extra"]["adaptation"] != engine.adaptation:
