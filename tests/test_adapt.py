@@ -5,7 +5,7 @@ import torch
 from napari_oaims import Engine
 from napari_oaims.adapt import ADAPTERS, make_adapter
 from napari_oaims.adapt.guard import Check, GuardedOptimizer
-from napari_oaims.adapt.settings import RETIRED
+from napari_oaims.adapt.settings import RETIRED, UNLOGGED
 from napari_oaims.simulate.robot import correction_clicks
 
 from conftest import largest_ids, object_centre
@@ -285,12 +285,14 @@ OLD_OAIMS_SETTINGS = {
 
 def test_logged_settings_with_retired_keys_restore_at_the_shipped_value_only():
     """A log written before the settings were retired names them all at their shipped values:
-    it restores to today's adapter; a run that used another value is refused, naming the key."""
+    it restores to today's adapter, with the rules added since left out (``UNLOGGED``); a run that
+    used another value is refused, naming the key."""
     from napari_oaims.adapt import adapter_from_settings
 
     today = make_adapter("oaims").settings()
-    assert adapter_from_settings(OLD_OAIMS_SETTINGS).settings() == today
-    assert adapter_from_settings({**OLD_OAIMS_SETTINGS, "name": "pi"}).settings() == make_adapter("pi").settings()
+    assert adapter_from_settings(OLD_OAIMS_SETTINGS).settings() == {**today, **UNLOGGED}
+    pi = make_adapter("pi").settings()
+    assert adapter_from_settings({**OLD_OAIMS_SETTINGS, "name": "pi"}).settings() == {**pi, **UNLOGGED}
     assert adapter_from_settings({**today, **RETIRED}).settings() == today
     kept = adapter_from_settings({**OLD_OAIMS_SETTINGS, "mi_lr": 3e-5, "replay_size": 0})
     assert kept.config.mi_lr == 3e-5 and kept.config.replay_size == 0
@@ -312,7 +314,8 @@ def test_logged_retired_setting_at_another_value_is_refused(key):
 
 def test_old_weights_file_with_retired_settings(tmp_path):
     """Adapted weights saved by version 0.1.0 name the retired settings: they load at the shipped
-    values (the adapter is today's), and are refused with the setting's name otherwise."""
+    values (the adapter is today's, less the rules added since), and are refused with the
+    setting's name otherwise."""
     import json
 
     engine = Engine.pretrained(device="cpu", adaptation="oaims")
@@ -322,7 +325,7 @@ def test_old_weights_file_with_retired_settings(tmp_path):
     config["adapted_from"]["adaptation"] = OLD_OAIMS_SETTINGS
     meta.write_text(json.dumps(config))
     loaded = Engine.load(tmp_path / "a.safetensors", device="cpu")
-    assert loaded.adaptation == "oaims" and loaded.adapter.settings() == engine.adapter.settings()
+    assert loaded.adaptation == "oaims" and loaded.adapter.settings() == {**engine.adapter.settings(), **UNLOGGED}
     config["adapted_from"]["adaptation"] = {**OLD_OAIMS_SETTINGS, "anchor": 0.2}
     meta.write_text(json.dumps(config))
     with pytest.raises(ValueError, match="anchor=0.2.*cannot be replayed exactly"):

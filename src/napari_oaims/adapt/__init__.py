@@ -24,6 +24,7 @@ from napari_oaims.adapt.baselines import IASA, TSCA, CrossEntropySelf, EntropyMi
 from napari_oaims.adapt.oaims import OAIMSAdapter
 from napari_oaims.adapt.settings import (
     RETIRED,
+    UNLOGGED,
     BaselineSettings,
     OAIMSSettings,
     TSCASettings,
@@ -111,7 +112,7 @@ def adapter_from_settings(settings: dict) -> Adapter:
     if base not in ADAPTERS:
         raise ValueError(f"unknown adaptation {base!r} in adapter settings; choose one of {sorted(ADAPTERS)}")
     factory, cls = ADAPTERS[base]
-    values = drop_retired({k: v for k, v in settings.items() if k not in ("name", "optimizer")})
+    values = {**UNLOGGED, **drop_retired({k: v for k, v in settings.items() if k not in ("name", "optimizer")})}
     if cls is None:
         adapter = factory()
     else:

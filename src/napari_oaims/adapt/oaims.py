@@ -73,6 +73,12 @@ Settings (:class:`~napari_oaims.adapt.settings.OAIMSSettings`, defaults in brack
 ``mi_gate``, ``mi_stop``, ``mi_rewind`` [on]
     Protection against wrong-label clicks. Correcting clicks never trigger them, so they change
     nothing for a careful user.
+``mi_check`` [on]
+    At accept, the object's MI steps are kept only if the :data:`HELD` most recently accepted
+    objects, each asked with its first prompt alone, are answered at least as well with them
+    (mean Dice against their accepted masks); else the weights from before them are put back (an
+    ``mi_rewind`` update) before PI learns from the object. MI's steps fit the object at hand;
+    carried to the next object unchecked they lowered the first answer on most shifted images.
 ``mi_max_prompts`` [10]
     The method's interaction budget (its T): later clicks only polish the boundary, and many MI
     steps on them drift the model. PI still learns from the accepted mask (0: no limit).
@@ -127,6 +133,8 @@ UNVOUCHED = 0.25
 VOUCHED_RADIUS = 9
 #: PI skips an object's plane when less than this share of its mask is left to learn from.
 PI_IGNORE_KEEP = 0.5
+#: How many recently accepted objects ``mi_check`` asks before it keeps an object's MI steps.
+HELD = 8
 
 
 class OAIMSAdapter(Adapter):
@@ -144,6 +152,8 @@ class OAIMSAdapter(Adapter):
         self._suspect: Prompt | None = None  # the last prompt that corrected nothing (mi_stop)
         #: Recently accepted objects every update is checked on (see :mod:`napari_oaims.adapt.guard`).
         self.probes: deque[Probe] = deque(maxlen=PROBES)
+        #: Recently accepted objects ``mi_check`` asks (a longer memory than the per-step check's).
+        self.held: deque[Probe] = deque(maxlen=HELD)
         self._turn = 0  # which accepted object the next MI step is checked on
         self._first: tuple | None = None  # (first prompt, its Probe before any MI step, window)
 
@@ -155,6 +165,7 @@ class OAIMSAdapter(Adapter):
         self.mi_optimizer.reset()
         self.buffer.clear()
         self.probes.clear()
+        self.held.clear()
         self._turn = 0
         self._first = None
         self._suspect = None
@@ -174,7 +185,8 @@ class OAIMSAdapter(Adapter):
             if self.config.mi_rewind and self._object_start is not None and self._object_start[0] is ctx.previous[0]:
                 return AdapterReply([self._rewind(engine)])
             return AdapterReply()  # nothing for P_prev to learn from this prompt
-        if self.config.mi_rewind and (self._object_start is None or self._object_start[0] is not ctx.previous[0]):
+        keeps_start = self.config.mi_rewind or self.config.mi_check
+        if keeps_start and (self._object_start is None or self._object_start[0] is not ctx.previous[0]):
             self._object_start = (
                 ctx.previous[0],
                 {k: v.detach().clone() for k, v in engine.model.state_dict().items()},
@@ -224,8 +236,8 @@ class OAIMSAdapter(Adapter):
         # The collapse check already predicted P_t = f(I, C_t) with the new weights: show that.
         return AdapterReply([record], None if opt.last_logits is None else opt.last_logits[0])
 
-    def _rewind(self, engine: "Engine") -> dict:
-        """Put back the weights from before this object's MI steps (``mi_rewind``), as an update record."""
+    def _rewind(self, engine: "Engine", reason: str = "a click that corrected nothing") -> dict:
+        """Put back the weights from before this object's MI steps, as an ``mi_rewind`` update record."""
         t0 = time.perf_counter()
         with engine.lock:
             record = {
@@ -233,7 +245,7 @@ class OAIMSAdapter(Adapter):
                 "weights_before": engine.weights_hash,
                 "loss": None,
                 "rolled_back": False,
-                "reason": "a click that corrected nothing: this object's MI steps undone",
+                "reason": f"{reason}: this object's MI steps undone",
             }
             engine.model.load_state_dict(self._object_start[1])
             engine.weights_changed()
@@ -262,7 +274,9 @@ class OAIMSAdapter(Adapter):
             "optimizer": self.optimizer.state(engine),
             "buffer": list(self.buffer),
             "probes": list(self.probes),
+            "held": list(self.held),
             "first": self._first,
+            "object_start": self._object_start,
             "rng": self._rng.getstate(),
         }
 
@@ -272,11 +286,39 @@ class OAIMSAdapter(Adapter):
         self.buffer.extend(state["buffer"])
         self.probes.clear()
         self.probes.extend(state["probes"])
+        self.held.clear()
+        self.held.extend(state["held"])
         self._first = state["first"]
+        self._object_start = state["object_start"]
         self._rng.setstate(state["rng"])
 
+    def _check_mi(self, engine: "Engine", accepted: AcceptedObject) -> list[dict]:
+        """``mi_check``: keep the accepted object's MI steps only if the recently accepted objects,
+        asked with their first prompt alone, are answered at least as well with them as without
+        (mean Dice against their accepted masks); else put back the weights from before them."""
+        start = self._object_start
+        if not self.config.mi_check or start is None or not self.held:
+            return []
+        if not any(prompts and prompts[0] is start[0] for _, prompts, _ in accepted.planes):
+            return []
+        x = np.stack([p.x for p in self.held])
+        targets = [p.target for p in self.held]
+        with engine.lock:
+            after = engine.predict(x) > 0
+            kept = {k: v.detach().clone() for k, v in engine.model.state_dict().items()}
+            engine.model.load_state_dict(start[1])
+            before = engine.predict(x) > 0
+            engine.model.load_state_dict(kept)
+        d_after = float(np.mean([dice(a, t) for a, t in zip(after, targets)]))
+        d_before = float(np.mean([dice(b, t) for b, t in zip(before, targets)]))
+        if d_after >= d_before:
+            self._object_start = None
+            return []
+        why = f"the accepted objects' first answers were worse with them (mean Dice {d_after:.3f} < {d_before:.3f})"
+        return [self._rewind(engine, why)]
+
     def _accept(self, engine: "Engine", accepted: AcceptedObject) -> list[dict]:
-        records = []
+        records = self._check_mi(engine, accepted)
         for s, prompts, final in accepted.planes:
             check_cancel(accepted.cancel)
             first = next((p for p in prompts if p.positive), None)
@@ -408,14 +450,19 @@ class OAIMSAdapter(Adapter):
             return False
         probe, window = self._first[1], self._first[2]
         target = work_target(final, window)
-        self.probes.append(Probe(probe.x, probe.clicks, probe.before, target, dice(probe.before, target)))
+        self._ask(Probe(probe.x, probe.clicks, probe.before, target, dice(probe.before, target)))
         self._first = None
         return True
 
     def _remember(self, view: PlaneTarget, answer: np.ndarray) -> None:
         """Add an accepted object to the guard's questions: its first click, accepted mask, and the
         Dice of the answer the weights give it now."""
-        self.probes.append(Probe(view.x1, tuple(view.ccg), answer, view.target, dice(answer, view.target)))
+        self._ask(Probe(view.x1, tuple(view.ccg), answer, view.target, dice(answer, view.target)))
+
+    def _ask(self, probe: Probe) -> None:
+        """An accepted object joins the guard's questions and those of ``mi_check``."""
+        self.probes.append(probe)
+        self.held.append(probe)
 
     def _leave_out(self, views: list[PlaneTarget], doubtful: list[Prompt], final: np.ndarray) -> str | None:
         """Give each view a ``weight`` (working size, 0 where PI does not learn): the pixels of a

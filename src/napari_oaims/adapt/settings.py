@@ -40,6 +40,11 @@ RETIRED: dict[str, Any] = {
 }
 
 
+#: Settings added in format version 7 (package 0.8.0), with the value that reproduces the logs
+#: that do not name them (their rule left out).
+UNLOGGED: dict[str, Any] = {"mi_check": False}
+
+
 def _check(name: str, ok: bool, need: str, value: Any) -> None:
     if not ok:
         raise ValueError(f"adaptation setting {name} must be {need}, got {value!r}")
@@ -104,6 +109,9 @@ class OAIMSSettings:
     mi_gate, mi_stop, mi_rewind : bool
         MI learns only from clicks that correct the mask; pauses while a click that corrected
         nothing is in place; undoes the object's MI steps when such a click arrives.
+    mi_check : bool
+        At accept, an object's MI steps are kept only if the recently accepted objects are answered
+        at least as well with them (their first prompt alone); else they are undone.
     mi_max_prompts : int
         MI learns from an object's first prompts only (0: no limit).
     pi_ignore : float
@@ -123,11 +131,12 @@ class OAIMSSettings:
     mi_gate: bool = True
     mi_stop: bool = True
     mi_rewind: bool = True
+    mi_check: bool = True
     mi_max_prompts: int = 10
     pi_ignore: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("mi", "pi", "mi_gate", "mi_stop", "mi_rewind"):
+        for name in ("mi", "pi", "mi_gate", "mi_stop", "mi_rewind", "mi_check"):
             _check(name, isinstance(getattr(self, name), bool), "True or False", getattr(self, name))
         _check("mi/pi", self.mi or self.pi, "at least one of mi and pi", (self.mi, self.pi))
         for name in ("lr", "mi_lr", "beta"):

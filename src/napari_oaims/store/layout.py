@@ -93,6 +93,9 @@ Format versions (attr ``napari_oaims.format_version``; :data:`VERSIONS` says wha
    The session event also records ``extra["correct_near"]``: a correction click changes the mask
    near itself only (``Session.correct_near``). Older logs replay with ``"never"`` and without
    that rule, as they were answered.
+7. The adapter settings in the log (``extra["adapter"]``) name ``mi_check``: at accept, an
+   object's Mid-Interaction steps are kept only if the recently accepted objects are answered at
+   least as well with them, else undone (an ``mi_rewind`` update). Older logs replay without it.
 
 An older folder opens and resumes: it is migrated on read, in memory (retired settings at the value
 the shipped behaviour used are dropped from the log's adapter settings; other values are kept, and
@@ -118,7 +121,7 @@ from napari_oaims.core.files import open_image
 
 SUFFIX = ".oaims.zarr"
 FORMAT = "napari-oaims-session"
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 #: What each format version changed (details in the module docstring).
 VERSIONS = {
     1: "adapted weights written after every update; adapter settings may name retired settings",
@@ -127,6 +130,7 @@ VERSIONS = {
     4: "accept events record overwrite (accepted objects keep other objects' pixels by default); writer lock",
     5: "the voxels a propagate event's barrier kept out, beside the log (barriers/<seq>): exact replay",
     6: "answers that follow image edges: the session event records edges, accept events edge_gain",
+    7: "adapter settings name mi_check: MI steps undone at accept if they answer accepted objects worse",
 }
 #: The first format version whose logs were recorded under today's learning rules (the answer-
 #: checking guard, no PI from uncorrected accepts, MI skipping pseudo-labels that contradict a click).
