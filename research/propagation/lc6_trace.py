@@ -2,7 +2,9 @@
 correction: the clicked slice, the click's polarity, the clicked slice's Dice before/after the
 click, and every slice whose Dice changed by the re-propagation.
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 python research/propagation/lc6_trace.py low_contrast_6 frozen OUTDIR [N]
+    PYTHONPATH=src OMP_NUM_THREADS=1 python research/propagation/lc6_trace.py low_contrast_6 frozen OUTDIR [N [SETTINGS]]
+
+SETTINGS: propagation settings as JSON, e.g. '{"cross_from_larger": false}'.
 """
 
 import json
@@ -23,7 +25,7 @@ def sdice(m, t):
     return float(dice(m, t))
 
 
-def main(name="low_contrast_6", method="frozen", out="/tmp/lc6", n=12):
+def main(name="low_contrast_6", method="frozen", out="/tmp/lc6", n=12, settings=None):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cases = {c["name"]: c for c in procedural_cases(3, (28, 96, 96), failures=True)}
@@ -41,7 +43,7 @@ def main(name="low_contrast_6", method="frozen", out="/tmp/lc6", n=12):
         if dice(mask[z0], target[z0]) >= 0.9:
             break
     print("object slices", np.flatnonzero(target.any((1, 2))).tolist(), "anchor", z0)
-    mask = s.propagate(axis=0, method=method).mask
+    mask = s.propagate(axis=0, method=method, settings=settings).mask
     log = []
     snaps = [mask.copy()]
     print(f"first 3D Dice {dice(mask, target):.4f}")
@@ -52,7 +54,7 @@ def main(name="low_contrast_6", method="frozen", out="/tmp/lc6", n=12):
         yx = click_in_region(err[0])
         before = mask.copy()
         clicked = s.click((z, *yx), positive=err[1]).mask
-        res = s.propagate(axis=0, method=method)
+        res = s.propagate(axis=0, method=method, settings=settings)
         mask = res.mask
         snaps.append(mask.copy())
         per = [
@@ -84,4 +86,4 @@ def main(name="low_contrast_6", method="frozen", out="/tmp/lc6", n=12):
 
 if __name__ == "__main__":
     a = sys.argv[1:]
-    main(a[0], a[1], a[2], int(a[3]) if len(a) > 3 else 12)
+    main(a[0], a[1], a[2], int(a[3]) if len(a) > 3 else 12, json.loads(a[4]) if len(a) > 4 else None)
