@@ -2,7 +2,7 @@
 correction: the clicked slice, the click's polarity, the clicked slice's Dice before/after the
 click, and every slice whose Dice changed by the re-propagation.
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 python research/propagation/lc6_trace.py low_contrast_6 frozen OUTDIR [N [SETTINGS]]
+    PYTHONPATH=src OMP_NUM_THREADS=1 python research/propagation/lc6_trace.py NAME METHOD OUTDIR [N [SETTINGS]]
 
 SETTINGS: propagation settings as JSON, e.g. '{"cross_from_larger": false}'.
 """
@@ -58,7 +58,14 @@ def main(name="low_contrast_6", method="frozen", out="/tmp/lc6", n=12, settings=
         mask = res.mask
         snaps.append(mask.copy())
         per = [
-            (int(p), round(sdice(before[p], target[p]), 3), round(sdice(mask[p], target[p]), 3), int(before[p].sum()), int(mask[p].sum()), int(target[p].sum()))
+            (
+                int(p),
+                round(sdice(before[p], target[p]), 3),
+                round(sdice(mask[p], target[p]), 3),
+                int(before[p].sum()),
+                int(mask[p].sum()),
+                int(target[p].sum()),
+            )
             for p in range(target.shape[0])
             if (before[p] != mask[p]).any()
         ]
@@ -79,7 +86,9 @@ def main(name="low_contrast_6", method="frozen", out="/tmp/lc6", n=12, settings=
         }
         log.append(rec)
         print(json.dumps({k2: v for k2, v in rec.items() if k2 != "chains"}))
-        print("   chains", [(c["from"], c["direction"], c["slices"], c["stop"], c["stopped_at"]) for c in rec["chains"]])
+        print(
+            "   chains", [(c["from"], c["direction"], c["slices"], c["stop"], c["stopped_at"]) for c in rec["chains"]]
+        )
     np.savez_compressed(out / f"{name}_{method}.npz", image=image, target=target, snaps=np.array(snaps))
     (out / f"{name}_{method}.json").write_text(json.dumps(log, indent=1))
 

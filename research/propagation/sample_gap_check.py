@@ -4,12 +4,16 @@ without ``cross_from_larger``: the masks must be the same (one anchor, no gap).
     PYTHONPATH=src OMP_NUM_THREADS=1 python research/propagation/sample_gap_check.py
 """
 
-import numpy as np, torch
-torch.set_num_threads(1)
+import numpy as np
+import torch
+
 from napari_oaims import Engine
 from napari_oaims.evaluation.metrics import dice
 from napari_oaims.plugin.sample_data import volume_3d
 from napari_oaims.simulate.clicks import click_in_region
+
+torch.set_num_threads(1)
+
 (image, _, _), (labels, _, _) = volume_3d()
 eng = Engine.pretrained(device="cpu")
 for lid in [int(v) for v in np.unique(labels) if v]:
