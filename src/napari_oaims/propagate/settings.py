@@ -94,7 +94,7 @@ class PropagateSettings:
     #: larger mask only, up to the other one. A model carrying a mask follows its object where it
     #: shrinks from slice to slice but not where it grows (the previous mask is its prior): a chain
     #: from the smaller anchor (an end of the object, or a slice one correction left too small)
-    #: keeps near its anchor's area and, fused by distance, cut the slices the larger anchor's
+    #: keeps near its anchor's area and, fused by distance, cuts the slices the larger anchor's
     #: chain had right (on a low-contrast lesion a chain from a 186 px end slice stayed at 250-290
     #: px through slices whose object grows to 1056 px). Masks of equal area, and ``registration``
     #: and ``copy``: both chains, fused by distance. False: both chains for every method.
