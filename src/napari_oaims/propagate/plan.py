@@ -1,6 +1,6 @@
 """The plan of a propagation: the axis and extent it runs along, and for every line of planes
-that holds an anchor the chains that redo its other slices (outward from the outermost anchors,
-both ways across a gap between two anchors)."""
+that holds an anchor the chains that redo its other slices (outward from the outermost anchors;
+across a gap between two anchors from the larger one for the model's methods, else both ways)."""
 
 from __future__ import annotations
 
@@ -84,10 +84,20 @@ def resolve_extent(n: int, extent) -> tuple[int, int]:
     return start, stop
 
 
+#: Methods whose chains are the model carrying a mask (see ``PropagateSettings.cross_from_larger``).
+MODEL_METHODS = ("ema", "frozen")
+
+
 def plan(
-    session: "Session", axis: int, extent: tuple[int, int], settings: PropagateSettings, prompted: dict[Key, Anchor]
+    session: "Session",
+    axis: int,
+    extent: tuple[int, int],
+    settings: PropagateSettings,
+    prompted: dict[Key, Anchor],
+    method: str | None = None,
 ) -> list[Line]:
-    """The lines to redo along ``axis`` within ``extent``, with their chains."""
+    """The lines to redo along ``axis`` within ``extent``, with their chains (``method``: the
+    propagation's, which decides how a gap between two anchors is crossed; None: by both chains)."""
     src = session.source
     others = [a for a in range(len(src.spatial_shape)) if a not in src.plane_axes]
     kpos = others.index(axis)
@@ -98,6 +108,7 @@ def plan(
     for key in prompted:
         if lo <= key[kpos] < hi:
             lines.setdefault(key[:kpos] + key[kpos + 1 :], {})[key[kpos]] = key
+    one_way = settings.cross_from_larger and method in MODEL_METHODS
     out = []
     for line, anchors in sorted(lines.items()):
         nonempty = sorted(p for p, k in anchors.items() if prompted[k].box is not None)
@@ -108,11 +119,20 @@ def plan(
             if positions:
                 ln.chains.append(Chain(anchor, positions, open_, len(ln.chains)))
 
+        def area(position, anchors=anchors) -> int:
+            return int(np.count_nonzero(prompted[anchors[position]].crop))
+
         if pos[0] in nonempty:
             add(pos[0], list(range(pos[0] - 1, lo - 1, -1)), True)
         for a, b in zip(pos[:-1], pos[1:]):
             inside = list(range(a + 1, b))
             if a in nonempty and b in nonempty:
+                if one_way and area(a) != area(b):  # from the larger anchor only
+                    if area(a) > area(b):
+                        add(a, inside, settings.stop_between)
+                    else:
+                        add(b, inside[::-1], settings.stop_between)
+                    continue
                 add(a, inside, settings.stop_between)
                 add(b, inside[::-1], settings.stop_between)
                 for p in inside:

@@ -11,7 +11,10 @@
   far below its largest (a plateau: a wall it spilled onto goes on past its end), or its signal
   (area times contrast) halved and grew again (a waist: an object stacked behind it begins);
   where several rules find an end on one slice, the earliest end wins;
-* between two anchors from both ends, each chain across the whole gap, fused by distance
+* between two anchors, for ``ema`` and ``frozen`` from the anchor with the larger mask to the
+  other (a model carrying a mask follows its object where it shrinks, not where it grows:
+  ``PropagateSettings.cross_from_larger``); for ``registration`` and ``copy`` (and anchors of
+  equal area) from both ends, each chain across the whole gap, fused by distance
   (``p = w_a p_a + w_b p_b`` with ``w_a = (b - z) / (b - a)``);
 * an anchor whose mask is empty (e.g. a negative click on a propagated slice) marks where the
   object ends: no chain starts from it and none passes it.
@@ -190,7 +193,7 @@ class Carry:
         self.session, self.axis, self.method, self.extent, self.settings = session, axis, method, ext, s
         self.anchors, self.barrier = anchors, barrier
         src = session.source
-        self.lines = plan(session, axis, ext, s, anchors)
+        self.lines = plan(session, axis, ext, s, anchors, method)
         self.kpos = [x for x in range(len(src.spatial_shape)) if x not in src.plane_axes].index(axis)
         if own and s.keep_extent:
             for ln in self.lines:

@@ -90,6 +90,15 @@ class PropagateSettings:
     keep_extent: bool = True
     #: Stop rules also apply between two anchors (default: fill the gap whatever happens).
     stop_between: bool = False
+    #: Between two anchors, ``ema`` and ``frozen`` carry the slices from the anchor with the
+    #: larger mask only, up to the other one. A model carrying a mask follows its object where it
+    #: shrinks from slice to slice but not where it grows (the previous mask is its prior): a chain
+    #: from the smaller anchor (an end of the object, or a slice one correction left too small)
+    #: keeps near its anchor's area and, fused by distance, cuts the slices the larger anchor's
+    #: chain had right (on a low-contrast lesion a chain from a 186 px end slice stayed at 250-290
+    #: px through slices whose object grows to 1056 px). Masks of equal area, and ``registration``
+    #: and ``copy``: both chains, fused by distance. False: both chains for every method.
+    cross_from_larger: bool = True
 
     # -- the student-teacher EMA adapter----------------------------------------------------------
     lr: float = 3e-3  # Adam on the student (grid 1e-4 .. 1e-2, research/propagation/README.md)
@@ -198,7 +207,13 @@ class PropagateSettings:
 
 #: Settings a logged propagation may lack, with the value that leaves their rule out: a log that
 #: does not name them was made without the rule, and replays as it was recorded.
-UNLOGGED: dict[str, Any] = {"brighter": 0.0, "waist": 0.0, "earliest_end": False, "plateau": 0.0}
+UNLOGGED: dict[str, Any] = {
+    "brighter": 0.0,
+    "waist": 0.0,
+    "earliest_end": False,
+    "plateau": 0.0,
+    "cross_from_larger": False,
+}
 
 
 def as_logged(settings: dict[str, Any]) -> dict[str, Any]:

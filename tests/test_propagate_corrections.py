@@ -1,0 +1,94 @@
+"""A correction on a propagated slice never makes the object worse: between two anchors the
+model's methods carry the slices from the anchor with the larger mask. The real shipped model on
+CPU, a small procedural low-contrast lesion (the robot protocol of ``oaims bench propagate``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_oaims import Engine
+from napari_oaims.evaluation.metrics import dice
+from napari_oaims.evaluation.propagate import DROP
+from napari_oaims.simulate.clicks import click_in_region, largest_error_component
+from napari_oaims.training.volumes import VolumeSpec, make_volume
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return Engine.pretrained(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def lesion():
+    """A lesion a little brighter than a textured background (slices 3-13, largest on 8)."""
+    image, labels = make_volume(VolumeSpec(kind="low_contrast", shape=(20, 64, 64), seed=3, neighbours=0))
+    return image, labels == 1
+
+
+def one_correction(engine, image, target, method="frozen", **settings):
+    """The robot protocol's start: the largest slice exact, one propagation, one click at the
+    centre of the largest error on the slice with the most wrong voxels, one propagation again."""
+    s = engine.session(image, plane_axes=(1, 2))
+    z0 = int(np.argmax(target.sum((1, 2))))
+    s.set_mask(target[z0], plane=(z0,))
+    first = s.propagate(axis=0, method=method, **settings).mask
+    z = int(np.argmax((first ^ target).sum((1, 2))))
+    err = largest_error_component(first[z], target[z])
+    s.click((z, *click_in_region(err[0])), positive=err[1])
+    return s, z0, z, first, s.propagate(axis=0, method=method, **settings)
+
+
+@pytest.mark.parametrize("method", ["frozen", "ema"])
+def test_a_correction_on_an_end_slice_never_shrinks_the_slices_before_it(engine, lesion, method):
+    image, target = lesion
+    s, z0, z, first, again = one_correction(engine, image, target, method)
+    assert z == 13 and not s.prompts((z,))[-1].positive  # a negative click on the lesion's last slice
+    assert dice(again.mask, target) >= dice(first, target) - DROP
+    between = range(z0 + 1, z)
+    # each slice between keeps its Dice within 2 points (ema's teacher adapts on other anchors)
+    assert all(dice(again.mask[p], target[p]) >= dice(first[p], target[p]) - 2 * DROP for p in between)
+    # one chain crosses the gap, from the larger (middle) anchor; none from the corrected end
+    crossing = [c for c in again.info["chains"] if c["from"] in (z0, z) and (c["from"] == z0) == (c["direction"] > 0)]
+    assert [(c["from"], c["slices"]) for c in crossing] == [(z0, len(between))]
+
+
+def test_both_chains_fused_by_distance_let_a_small_end_shrink_the_slices_before_it(engine, lesion):
+    """What the rule prevents: the chain from the corrected end keeps near its small area and,
+    fused by distance with the middle anchor's, cuts the slices next to it."""
+    image, target = lesion
+    s, z0, z, first, again = one_correction(engine, image, target, cross_from_larger=False)
+    assert z == 13
+    assert dice(again.mask, target) < dice(first, target) - DROP
+    assert {c["from"] for c in again.info["chains"] if c["direction"] == -1} >= {z}
+
+
+def test_registration_and_copy_still_fill_a_gap_from_both_ends(engine, lesion):
+    image, target = lesion
+    s = engine.session(image, plane_axes=(1, 2))
+    s.set_mask(target[8], plane=(8,))
+    s.set_mask(target[12], plane=(12,))
+    for method in ("copy", "registration"):
+        chains = s.propagate(axis=0, method=method).info["chains"]
+        crossing = {(c["from"], c["direction"]) for c in chains if c["slices"] and 8 <= c["from"] <= 12}
+        assert crossing >= {(8, 1), (12, -1)}
+        s.undo()
+
+
+def test_a_logged_call_without_the_rule_replays_both_chains(engine, lesion):
+    """A ``propagate`` event whose settings do not name ``cross_from_larger`` was recorded with
+    both chains across a gap: replay (:func:`~napari_oaims.propagate.settings.as_logged`) redoes
+    that, so the masks come out as recorded."""
+    from napari_oaims.propagate.settings import as_logged
+
+    image, target = lesion
+    s, *_, recorded = one_correction(engine, image, target, cross_from_larger=False)
+    call = dict(s.events[-1]["extra"]["call"])
+    call["settings"] = {k: v for k, v in call["settings"].items() if k != "cross_from_larger"}
+    s.undo()
+    assert np.array_equal(s.propagate(**{**call, "settings": as_logged(call["settings"])}).mask, recorded.mask)
+    s.undo()
+    assert not np.array_equal(s.propagate(axis=0).mask, recorded.mask)  # the default differs
