@@ -92,7 +92,11 @@ Format versions (attr ``napari_oaims.format_version``; :data:`VERSIONS` says wha
    (``extra["edges"]``), and a predict event whose answer followed edges ``extra["followed_edges"]``.
    The session event also records ``extra["correct_near"]``: a correction click changes the mask
    near itself only (``Session.correct_near``). Older logs replay with ``"never"`` and without
-   that rule, as they were answered.
+   that rule, as they were answered. The session event records ``extra["edge_candidates"]``, the
+   candidate answers the evidence judges (``"edges"``, ``"snap"``), accept events the snap's gain
+   ``extra["snap_gain"]``, a resumed start the ``snap_gains``, and a predict event that snapped
+   ``extra["followed_edges"] == "snap"``; a log that names no candidates replays with
+   ``"edges"`` alone, as it was answered.
 
 An older folder opens and resumes: it is migrated on read, in memory (retired settings at the value
 the shipped behaviour used are dropped from the log's adapter settings; other values are kept, and
