@@ -141,6 +141,17 @@ def test_touching_neighbours_keep_the_model_answers(engine):
     assert np.mean(list(s.edge_evidence.snap_gains.values())) < 0
 
 
+def test_a_click_on_a_flat_spot_is_no_evidence_for_the_snap(engine):
+    image, labels = suite("uniform", seed=0, tiles=(1, 2))
+    s = engine.session(image)
+    i = largest_ids(labels, 1)[0]
+    assert s.click(object_centre(labels, i)).fallback == "uniform"  # the answer is the flat region
+    s.set_mask(labels == i)
+    s.accept()
+    assert "edge_gain" in s.events[-1]["extra"] and "snap_gain" not in s.events[-1]["extra"]
+    assert not s.edge_evidence.snap_gains
+
+
 def test_on_round_nuclei_the_evidence_keeps_the_model_answers(engine, nuclei_crop):
     image, labels = nuclei_crop
     s = engine.session(image)

@@ -203,7 +203,15 @@ def is_first_answer(session: "Session", prompts: list[Prompt]) -> bool:
 
 
 def edge_answer(
-    session: "Session", key, prompts: list[Prompt], window: guidance.Window, logits, inside, where, shown=None
+    session: "Session",
+    key,
+    prompts: list[Prompt],
+    window: guidance.Window,
+    logits,
+    inside,
+    where,
+    shown=None,
+    flat: bool = False,
 ) -> tuple[np.ndarray, str | None]:
     """``inside`` (the answer on ``where``), or it redrawn along the image's edges by the candidate
     the session follows (:mod:`napari_oaims.core.edges`): ``"edges"`` with ``engine.edges ==
@@ -211,12 +219,14 @@ def edge_answer(
     candidate's name, or None. On the object's first answer every candidate's answer is kept as
     evidence (:class:`~napari_oaims.core.edges.EdgeEvidence`; with ``"always"`` only
     ``"edges"``). A correction's answer grows along edges only inside ``shown``, the mask before
-    it; a snap redraws first answers only. A plane led by a prior (a propagated mask, a given
-    outline) keeps the model's answer."""
+    it. A snap redraws first answers only, and not on a flat spot (``flat``: the answer is the
+    uniform region under the click, :func:`flat_regions`), which is no evidence for it either (growing
+    keeps counting such objects, as logs that judged growing alone recorded them). A
+    plane led by a prior (a propagated mask, a given outline) keeps the model's answer."""
     mode, evidence = session.engine.edges, session.edge_evidence
     first = is_first_answer(session, prompts)
     follow = "edges" if mode == "always" else evidence.choice() if mode == "auto" else None
-    follow = follow if first or follow == "edges" else None  # a snap redraws first answers only
+    follow = follow if follow == "edges" or (first and not flat) else None  # a snap: first answers, not flat
     if mode == "never" or not inside.any() or not (first or follow) or any(p.kind == "prior" for p in prompts):
         return inside, None
     ys, xs = where
@@ -226,6 +236,7 @@ def edge_answer(
     neg = np.concatenate(negatives) if negatives else np.zeros((0, 2))
     crop = session.source.crop(key, window)[wy, wx]
     names = (evidence.candidates if mode == "auto" else ("edges",)) if first else (follow,)
+    names = [n for n in names if not (flat and n == "snap")]
     pos = positive_points(prompts) - offset
     answers = {n: edges.candidate(n, crop, logits[wy, wx], inside, pos, neg - offset) for n in names}
     if first:
@@ -268,7 +279,7 @@ def predict(session: "Session", key, prompts: list[Prompt], window, state: Plane
         if larger is None:
             break
         window = larger
-    inside, followed = edge_answer(session, key, prompts, window, raw, inside, (ys, xs), state.mask)
+    inside, followed = edge_answer(session, key, prompts, window, raw, inside, (ys, xs), state.mask, bool(flat))
     if not inside.any() and not flat and prompts[-1].guides and prompts[-1].kind != "prior":
         window, inside, (ys, xs), fallback = no_empty(session, key, prompts, window)
     region, values = plane_values([((ys.start, xs.start, ys.stop, xs.stop), inside)] + flat, state.bbox)
