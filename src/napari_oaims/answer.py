@@ -220,8 +220,8 @@ def edge_answer(
     evidence (:class:`~napari_oaims.core.edges.EdgeEvidence`; with ``"always"`` only
     ``"edges"``). A correction's answer grows along edges only inside ``shown``, the mask before
     it. A snap redraws first answers only, and not on a flat spot (``flat``: the answer is the
-    uniform region under the click, :func:`flat_regions`), which is no evidence for it either (growing
-    keeps counting such objects, as logs that judged growing alone recorded them). A
+    uniform region under the click, :func:`flat_regions`), which is no evidence for it either
+    (growing keeps counting such objects, as logs that judged growing alone recorded them). A
     plane led by a prior (a propagated mask, a given outline) keeps the model's answer."""
     mode, evidence = session.engine.edges, session.edge_evidence
     first = is_first_answer(session, prompts)
