@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_oaims.core.edges import EdgeEvidence, grow_along_edges
+from napari_oaims.core.edges import EdgeEvidence, grow_along_edges, snap_to_edges
 from napari_oaims.evaluation.metrics import dice
 from napari_oaims.evaluation.suites import suite
 
@@ -35,6 +35,44 @@ def test_an_answer_grows_to_the_edges_only_where_the_model_is_unsure():
     # a negative click on the bar stops the growth there
     cut = grow_along_edges(crop, unsure, answer, np.array([[48, 48]]), np.array([[48, 66]]))
     assert cut[48, 30] and not cut[48, 70]
+
+
+def test_a_snap_shrinks_or_grows_the_answer_to_the_edges_between_sure_object_and_background():
+    rng = np.random.default_rng(0)
+    crop = 0.5 + 0.01 * rng.standard_normal((96, 96))
+    yy, xx = np.mgrid[:96, :96]
+    lesion = (yy - 48) ** 2 + (xx - 48) ** 2 <= 15**2
+    crop[lesion] += 0.06  # a faint lesion in similar tissue
+    click = np.array([[48, 48]])
+    core = (yy - 48) ** 2 + (xx - 48) ** 2 <= 16
+    too_large = (yy - 48) ** 2 + (xx - 48) ** 2 <= 24**2  # spills over the rim
+    logits = np.where(core, 6.0, np.where(too_large, 1.0, -10.0))
+    snapped = snap_to_edges(crop, logits, too_large, click, np.zeros((0, 2)))
+    assert dice(snapped, lesion) > 0.9 and dice(too_large, lesion) < 0.6
+    assert grow_along_edges(crop, logits, too_large, click, np.zeros((0, 2)))[too_large].all()  # growing cannot shrink
+    small = core.copy()  # too small: the model is unsure over the rest of the lesion and around it
+    logits = np.where(core, 6.0, np.where(too_large, -3.0, -10.0))
+    assert dice(snap_to_edges(crop, logits, small, click, np.zeros((0, 2))), lesion) > 0.9
+
+
+def test_the_evidence_judges_each_candidate_on_its_own_thresholds():
+    ev = EdgeEvidence()
+    for oid, (edge, snap) in enumerate([(-0.3, 0.15), (-0.2, -0.02), (0.1, 0.2)], start=1):
+        ev.gains[oid], ev.snap_gains[oid] = edge, snap
+    assert ev.choice() == "snap" and ev.follow()  # a mean gain of 0.11, won on 2 of 3
+    ev.candidates = ("edges",)  # a session that judges growing alone (a log that names no candidates)
+    assert ev.choice() is None
+    ev.candidates = ("edges", "snap")
+    ev.withdraw(3)
+    assert ev.choice() is None and 3 not in ev.snap_gains and 3 not in ev.gains
+    ev.reinstate(3)
+    assert ev.choice() == "snap" and list(ev.snap_gains) == [1, 2, 3]
+    for oid in (4, 5, 6):
+        ev.gains[oid], ev.snap_gains[oid] = 0.6, 0.25
+    assert ev.choice() == "edges"  # both qualify over the last five: growing comes first
+    ev.snap_gains[7], ev.gains[7] = -0.5, -0.5
+    ev.snap_gains[8], ev.gains[8] = -0.5, -0.5
+    assert ev.choice() is None
 
 
 def test_the_evidence_needs_several_objects_that_agree():
@@ -70,12 +108,48 @@ def test_answers_follow_edges_once_accepted_objects_show_it_helps(engine):
     assert [e["extra"]["edge_gain"] for e in s.events if e["kind"] == "accept"] == list(s.edge_evidence.gains.values())
     target = labels == ids[3]
     followed = s.click(object_centre(labels, ids[3])).mask
-    assert s.events[-1]["extra"]["followed_edges"] is True
+    assert s.events[-1]["extra"]["followed_edges"] == {"edges": True, "snap": "snap"}[s.edge_evidence.choice()]
     s.undo()
     engine.edges = "never"
     model = s.click(object_centre(labels, ids[3])).mask
     assert "followed_edges" not in s.events[-1]["extra"]
     assert dice(followed, target) > dice(model, target) + 0.1
+
+
+def test_lesion_answers_snap_to_edges_once_accepted_objects_show_it_helps(engine):
+    image, labels = suite("lesions", seed=0, tiles=(1, 2))
+    ids = largest_ids(labels, 4)
+    s = engine.session(image)
+    _accept_truth(s, labels, ids[:3])
+    assert s.edge_evidence.choice() == "snap" and np.mean(list(s.edge_evidence.gains.values())) < 0
+    logged = [e["extra"]["snap_gain"] for e in s.events if e["kind"] == "accept"]
+    assert logged == list(s.edge_evidence.snap_gains.values())
+    target = labels == ids[3]
+    followed = s.click(object_centre(labels, ids[3])).mask
+    assert s.events[-1]["extra"]["followed_edges"] == "snap"
+    s.undo()
+    engine.edges = "never"
+    model = s.click(object_centre(labels, ids[3])).mask
+    assert dice(followed, target) > dice(model, target) + 0.1
+
+
+def test_touching_neighbours_keep_the_model_answers(engine):
+    image, labels = suite("neighbours", seed=0, tiles=(1, 2))
+    s = engine.session(image)
+    _accept_truth(s, labels, largest_ids(labels, 5))
+    assert len(s.edge_evidence.snap_gains) == 5 and s.edge_evidence.choice() is None
+    assert np.mean(list(s.edge_evidence.snap_gains.values())) < 0
+
+
+def test_a_click_on_a_flat_spot_is_no_evidence_for_the_snap(engine):
+    image, labels = suite("uniform", seed=0, tiles=(1, 2))
+    s = engine.session(image)
+    i = largest_ids(labels, 1)[0]
+    assert s.click(object_centre(labels, i)).fallback == "uniform"  # the answer is the flat region
+    s.set_mask(labels == i)
+    s.accept()
+    assert "edge_gain" in s.events[-1]["extra"] and "snap_gain" not in s.events[-1]["extra"]
+    assert not s.edge_evidence.snap_gains
 
 
 def test_on_round_nuclei_the_evidence_keeps_the_model_answers(engine, nuclei_crop):

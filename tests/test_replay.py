@@ -395,3 +395,55 @@ def test_a_log_without_the_correction_rule_replays_without_it(tmp_path, base):
     s.accept()
     report = replay(path, weights=base)
     assert report.identical, report.table()
+
+
+def test_a_log_without_edge_candidates_replays_with_growing_alone(tmp_path, base):
+    """A session event that does not name ``edge_candidates`` (older logs) replays judging growing
+    along edges alone: a lesion image whose accepted objects favour the snap keeps the model's
+    answers, as the session that wrote the log gave them."""
+    from napari_oaims.evaluation.suites import suite
+
+    image, labels = suite("lesions", seed=0, tiles=(1, 2))
+    ids = [int(i) for i in np.argsort(np.bincount(labels.ravel())[1:])[::-1][:4] + 1]
+    engine = Engine.pretrained(device="cpu", adaptation="none", weights=base)
+    s = engine.session(image)
+    s.edge_evidence.candidates = ("edges",)
+    del s.events[0]["extra"]["edge_candidates"]  # as an older log wrote it
+    path = tmp_path / "older.oaims.zarr"
+    SessionStore.create(path, image, engine=engine, session=s)
+    for i in ids:
+        ys, xs = np.nonzero(labels == i)
+        s.click((int(np.median(ys)), int(np.median(xs))))
+        s.set_mask(labels == i)
+        s.accept()
+    assert len(s.edge_evidence.snap_gains) == 0 and not any(
+        e["extra"].get("followed_edges") for e in s.events if e["kind"] == "predict"
+    )
+    report = replay(path, weights=base)
+    assert report.identical, report.table()
+
+
+def test_a_session_that_snapped_to_edges_replays_and_resumes_with_its_evidence(tmp_path, base):
+    from napari_oaims.evaluation.suites import suite
+
+    image, labels = suite("lesions", seed=0, tiles=(1, 2))
+    ids = [int(i) for i in np.argsort(np.bincount(labels.ravel())[1:])[::-1][:5] + 1]
+    engine = Engine.pretrained(device="cpu", adaptation="none", weights=base)
+    s = engine.session(image)
+    path = tmp_path / "snap.oaims.zarr"
+    SessionStore.create(path, image, engine=engine, session=s)
+    for i in ids:
+        ys, xs = np.nonzero(labels == i)
+        centre = (int(np.median(ys)), int(np.median(xs)))
+        s.click(centre)
+        s.click((centre[0] + 2, centre[1] + 2), positive=False)
+        s.set_mask(labels == i)
+        s.accept()
+    assert s.edge_evidence.choice() == "snap"
+    assert any(e["extra"].get("followed_edges") == "snap" for e in s.events if e["kind"] == "predict")
+    report = replay(path, weights=base)
+    assert report.identical, report.table()
+    gains = dict(s.edge_evidence.snap_gains)
+    state = SessionStore.open(path).resume(engine=Engine.pretrained(device="cpu", weights=base))
+    assert state.session.edge_evidence.snap_gains == gains and state.session.edge_evidence.choice() == "snap"
+    assert state.session.events[-1]["extra"]["snap_gains"] == {str(k): v for k, v in gains.items()}

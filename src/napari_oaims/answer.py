@@ -10,9 +10,10 @@
   window of half the side, and the surer answer that is not a speck wins (:func:`rescale`).
 * **Flat spots**: a positive click where the image is one value all around adds the connected
   region of that value to the model's answer (:func:`flat_regions`).
-* **Edges where the model is unsure**: answers grow along the image's edges through the band
-  where the model is unsure, when the objects accepted so far show it brings first answers closer
-  to what the user accepted (:mod:`napari_oaims.core.edges`, :func:`edge_answer`).
+* **Edges where the model is unsure**: answers are redrawn along the image's edges where the model
+  is unsure (grown through its unsure band, or snapped between its sure object and sure
+  background), when the objects accepted so far show that this brings first answers closer to
+  what the user accepted (:mod:`napari_oaims.core.edges`, :func:`edge_answer`).
 * **Never an empty answer to a positive click, scribble or box**: when the model finds nothing,
   a window of half the side is tried, then the region of similar values under the click
   (:func:`no_empty`).
@@ -202,29 +203,50 @@ def is_first_answer(session: "Session", prompts: list[Prompt]) -> bool:
 
 
 def edge_answer(
-    session: "Session", key, prompts: list[Prompt], window: guidance.Window, logits, inside, where, shown=None
-) -> tuple[np.ndarray, bool]:
-    """``inside`` (the answer on ``where``), or it grown along the image's edges when the session
-    follows them (``engine.edges`` and the accepted objects' evidence); whether it grew. On the
-    object's first answer both are kept as evidence (:class:`~napari_oaims.core.edges.EdgeEvidence`).
-    A plane led by a prior (a propagated mask, a given outline) keeps the model's answer."""
-    mode = session.engine.edges
+    session: "Session",
+    key,
+    prompts: list[Prompt],
+    window: guidance.Window,
+    logits,
+    inside,
+    where,
+    shown=None,
+    flat: bool = False,
+) -> tuple[np.ndarray, str | None]:
+    """``inside`` (the answer on ``where``), or it redrawn along the image's edges by the candidate
+    the session follows (:mod:`napari_oaims.core.edges`): ``"edges"`` with ``engine.edges ==
+    "always"``, the one the accepted objects' evidence chooses with ``"auto"``; and that
+    candidate's name, or None. On the object's first answer every candidate's answer is kept as
+    evidence (:class:`~napari_oaims.core.edges.EdgeEvidence`; with ``"always"`` only
+    ``"edges"``). A correction's answer grows along edges only inside ``shown``, the mask before
+    it. A snap redraws first answers only, and not on a flat spot (``flat``: the answer is the
+    uniform region under the click, :func:`flat_regions`), which is no evidence for it either
+    (growing keeps counting such objects, as logs that judged growing alone recorded them). A
+    plane led by a prior (a propagated mask, a given outline) keeps the model's answer."""
+    mode, evidence = session.engine.edges, session.edge_evidence
     first = is_first_answer(session, prompts)
-    follow = mode == "always" or (mode == "auto" and session.edge_evidence.follow())
+    follow = "edges" if mode == "always" else evidence.choice() if mode == "auto" else None
+    follow = follow if follow == "edges" or (first and not flat) else None  # a snap: first answers, not flat
     if mode == "never" or not inside.any() or not (first or follow) or any(p.kind == "prior" for p in prompts):
-        return inside, False
+        return inside, None
     ys, xs = where
     _, _, wy, wx = window.clip(session.source.plane_shape)
     offset = np.array([ys.start, xs.start])
     negatives = [p.points for p in prompts if not p.positive and p.kind in ("click", "scribble")]
     neg = np.concatenate(negatives) if negatives else np.zeros((0, 2))
     crop = session.source.crop(key, window)[wy, wx]
-    grown = edges.grow_along_edges(crop, logits[wy, wx], inside, positive_points(prompts) - offset, neg - offset)
+    names = (evidence.candidates if mode == "auto" else ("edges",)) if first else (follow,)
+    names = [n for n in names if not (flat and n == "snap")]
+    pos = positive_points(prompts) - offset
+    answers = {n: edges.candidate(n, crop, logits[wy, wx], inside, pos, neg - offset) for n in names}
     if first:
-        session.edge_evidence.first_answer(session.object_id, key, where, inside, grown)
+        evidence.first_answer(session.object_id, key, where, inside, answers)
+    if follow is None:
+        return inside, None
+    redrawn = answers[follow]
     if shown is not None and not first:  # a correction grows only where the mask shown before it was
-        grown = inside | (grown & shown[where])
-    return (grown, True) if follow else (inside, False)
+        redrawn = inside | (redrawn & shown[where])
+    return redrawn, follow
 
 
 def predict(session: "Session", key, prompts: list[Prompt], window, state: PlaneState, logits=None):
@@ -257,7 +279,7 @@ def predict(session: "Session", key, prompts: list[Prompt], window, state: Plane
         if larger is None:
             break
         window = larger
-    inside, grew = edge_answer(session, key, prompts, window, raw, inside, (ys, xs), state.mask)
+    inside, followed = edge_answer(session, key, prompts, window, raw, inside, (ys, xs), state.mask, bool(flat))
     if not inside.any() and not flat and prompts[-1].guides and prompts[-1].kind != "prior":
         window, inside, (ys, xs), fallback = no_empty(session, key, prompts, window)
     region, values = plane_values([((ys.start, xs.start, ys.stop, xs.stop), inside)] + flat, state.bbox)
@@ -265,6 +287,6 @@ def predict(session: "Session", key, prompts: list[Prompt], window, state: Plane
     info = {"window": [window.y0, window.x0, window.size], "area": int(values.sum()), "passes": passes}
     if fallback:
         info["fallback"] = fallback
-    if grew:
-        info["followed_edges"] = True
+    if followed:
+        info["followed_edges"] = True if followed == "edges" else followed
     return region, values, info

@@ -256,8 +256,9 @@ class Engine:
     def edges(self) -> str:
         """Whether answers follow the image's edges where the model is unsure
         (:mod:`napari_oaims.core.edges`): ``"auto"`` (the default) once the objects accepted in a
-        session show that this brings first answers closer to what the user accepted,
-        ``"always"`` or ``"never"``. A session logs the mode it started with."""
+        session show that one of the candidates (growing, snapping) brings first answers closer to
+        what the user accepted, ``"always"`` (growing) or ``"never"``. A session logs the mode it
+        started with."""
         return self._edges
 
     @edges.setter

@@ -114,6 +114,7 @@ class Session(PropagationMixin):
                 "adapter": self.engine.adapter.settings(),
                 "edges": self.engine.edges,
                 "correct_near": self.correct_near,
+                "edge_candidates": list(self.edge_evidence.candidates),
             },
         )
 

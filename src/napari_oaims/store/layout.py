@@ -93,9 +93,16 @@ Format versions (attr ``napari_oaims.format_version``; :data:`VERSIONS` says wha
    The session event also records ``extra["correct_near"]``: a correction click changes the mask
    near itself only (``Session.correct_near``). Older logs replay with ``"never"`` and without
    that rule, as they were answered.
-7. The adapter settings in the log (``extra["adapter"]``) name ``mi_check``: at accept, an
-   object's Mid-Interaction steps are kept only if the recently accepted objects are answered at
-   least as well with them, else undone (an ``mi_rewind`` update). Older logs replay without it.
+7. The session event records ``extra["edge_candidates"]``, the candidate answers the evidence
+   judges (``"edges"``, ``"snap"``), accept events the snap's gain ``extra["snap_gain"]``, a
+   resumed start the ``snap_gains``, and a predict event that snapped
+   ``extra["followed_edges"] == "snap"``; a log that names no candidates replays with ``"edges"``
+   alone, as it was answered. A ``propagate`` call's settings name ``cross_from_larger`` (between
+   two anchors the model's methods carry the slices from the anchor with the larger mask; calls
+   that do not name it replay with both chains). The adapter settings in the log
+   (``extra["adapter"]``) name ``mi_check``: at accept, an object's Mid-Interaction steps are kept
+   only if the recently accepted objects are answered at least as well with them, else undone (an
+   ``mi_rewind`` update); logs without it replay without it.
 
 An older folder opens and resumes: it is migrated on read, in memory (retired settings at the value
 the shipped behaviour used are dropped from the log's adapter settings; other values are kept, and
@@ -130,7 +137,7 @@ VERSIONS = {
     4: "accept events record overwrite (accepted objects keep other objects' pixels by default); writer lock",
     5: "the voxels a propagate event's barrier kept out, beside the log (barriers/<seq>): exact replay",
     6: "answers that follow image edges: the session event records edges, accept events edge_gain",
-    7: "adapter settings name mi_check: MI steps undone at accept if they answer accepted objects worse",
+    7: "edge candidates (snap), propagation's cross_from_larger, adapter's mi_check: all named in the log",
 }
 #: The first format version whose logs were recorded under today's learning rules (the answer-
 #: checking guard, no PI from uncorrected accepts, MI skipping pseudo-labels that contradict a click).

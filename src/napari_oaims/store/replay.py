@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_oaims.core.edges import check_candidates
 from napari_oaims.core.events import PROMPT_KINDS, normalise_event
 from napari_oaims.core.geometry import bbox_nd
 from napari_oaims.core.labels import paint
@@ -196,6 +197,11 @@ def replay(
             s.object_id = e["object"]
             s.accepted_diameters = _start_values(e, "accepted_diameters", previous and previous.accepted_diameters)
             s.edge_evidence.gains = _start_values(e, "edge_gains", previous and previous.edge_evidence.gains)
+            s.edge_evidence.snap_gains = _start_values(e, "snap_gains", previous and previous.edge_evidence.snap_gains)
+            try:  # the candidate answers the session judged (older logs: growing along edges alone)
+                s.edge_evidence.candidates = check_candidates(e["extra"].get("edge_candidates", ["edges"]))
+            except ValueError as err:
+                raise _damaged(state, e, err) from None
             s.correct_near = bool(e["extra"].get("correct_near", False))  # older logs: answers as recorded
             sessions.append(s)
             continue
@@ -339,8 +345,8 @@ _REPLAY = {
 
 def _start_values(event: dict[str, Any], name: str, previous: dict | None) -> dict[int, float]:
     """Per accepted object, what a (resumed) session started with, logged at its start as ``name``
-    (``accepted_diameters``: their sizes, for object size "auto"; ``edge_gains``: see
-    :mod:`napari_oaims.core.edges`), or, in logs without it, ``previous`` (the session before it)."""
+    (``accepted_diameters``: their sizes, for object size "auto"; ``edge_gains``, ``snap_gains``:
+    see :mod:`napari_oaims.core.edges`), or, in logs without it, ``previous`` (the session before it)."""
     logged = event["extra"].get(name)
     if isinstance(logged, dict):
         return {int(k): float(v) for k, v in logged.items()}

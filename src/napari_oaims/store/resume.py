@@ -97,12 +97,14 @@ def resume(store: "SessionStore", engine: "Engine | None" = None, device="auto")
     session.object_id = max(accepted, default=0) + 1
     session.accepted_diameters = accepted_diameters(events, objects)
     session.edge_evidence.gains = edge_gains(events, objects)
+    session.edge_evidence.snap_gains = edge_gains(events, objects, "snap_gain")
     start = session.events[-1]
     start.update(seq=len(events), object=session.object_id)
     start["extra"]["resumed"] = True
     # What object size "auto" starts from here, so that a replay starts from it too.
     start["extra"]["accepted_diameters"] = {str(k): v for k, v in session.accepted_diameters.items()}
     start["extra"]["edge_gains"] = {str(k): v for k, v in session.edge_evidence.gains.items()}
+    start["extra"]["snap_gains"] = {str(k): v for k, v in session.edge_evidence.snap_gains.items()}
     session.events = list(events) + [start]
     store.attach(session)
     logged = next((e["weights"] for e in reversed(events) if e.get("weights")), engine.weights_hash)
@@ -122,13 +124,16 @@ def resume(store: "SessionStore", engine: "Engine | None" = None, device="auto")
     )
 
 
-def edge_gains(events: list[dict[str, Any]], objects: list[dict[str, Any]]) -> dict[int, float]:
-    """The edge gains logged at accept (:mod:`napari_oaims.core.edges`) of the objects still in
-    the labels, in accept order, for a resumed session."""
+def edge_gains(
+    events: list[dict[str, Any]], objects: list[dict[str, Any]], name: str = "edge_gain"
+) -> dict[int, float]:
+    """The gains ``name`` (``edge_gain``, ``snap_gain``) logged at accept
+    (:mod:`napari_oaims.core.edges`) of the objects still in the labels, in accept order, for a
+    resumed session."""
     ids = {int(o["id"]) for o in objects if o["area"] > 0}
     out = {}
     for e in events:
-        value = (e.get("extra") or {}).get("edge_gain") if e["kind"] == "accept" else None
+        value = (e.get("extra") or {}).get(name) if e["kind"] == "accept" else None
         if int(e["object"]) in ids and isinstance(value, (int, float)) and np.isfinite(value):
             out[int(e["object"])] = float(value)
     return out
