@@ -23,8 +23,8 @@ import torch
 from torch.nn import functional as F
 
 from napari_oaims.adapt.base import AcceptedObject, Adapter, AdapterReply, PlaneView, PromptUpdate
-from napari_oaims.adapt.guard import GuardedOptimizer
-from napari_oaims.adapt.oaims import ccg_points, engine_step
+from napari_oaims.adapt.guard import GuardedOptimizer, engine_step
+from napari_oaims.adapt.oaims import ccg_points
 from napari_oaims.adapt.settings import BaselineSettings, TSCASettings
 from napari_oaims.core.progress import check_cancel
 from napari_oaims.model.device import as_tensor

@@ -138,6 +138,21 @@ def answer_violation(after: np.ndarray, probes: list[Probe], margin: float = MAR
     return None
 
 
+def mean_dice_with(engine: "Engine", probes: list[Probe], other: dict) -> tuple[float, float]:
+    """Mean Dice of the accepted objects ``probes`` against their accepted masks, answered with
+    the weights now and with the state dict ``other`` (the weights are left as they were)."""
+    x = np.stack([p.x for p in probes])
+    with engine.lock:
+        now = engine.predict(x) > 0
+        kept = {k: v.detach().clone() for k, v in engine.model.state_dict().items()}
+        engine.model.load_state_dict(other)
+        try:
+            then = engine.predict(x) > 0
+        finally:
+            engine.model.load_state_dict(kept)
+    return tuple(float(np.mean([dice(a, p.target) for a, p in zip(m, probes)])) for m in (now, then))
+
+
 class GuardedOptimizer:
     """Adam over all parameters of ``engine.model`` with a harmful-update guard."""
 
@@ -307,3 +322,28 @@ class GuardedOptimizer:
             self.dice_drop = round(max(drops), 4) if drops else None
             return answer_violation(self.probe_logits > 0, probes)
         return None
+
+
+def engine_step(
+    adapter, engine, method, loss_fn, check_x, check_target, optimizer: GuardedOptimizer | None = None, **guard
+) -> dict:
+    """One guarded step with ``optimizer`` (default ``adapter.optimizer``), tagged with the adapter's
+    name; ``guard``: the answer check's ``probes`` and ``restore`` of
+    :meth:`GuardedOptimizer.step`."""
+    record = (optimizer or adapter.optimizer).step(engine, method, loss_fn, check_x, check_target, **guard)
+    record["adaptation"] = adapter.name
+    return record
+
+
+def skip_record(adapter, engine: "Engine", reason: str, method: str = "pi_skip") -> dict:
+    """An update record of ``adapter`` for a step left out (the weights do not change)."""
+    return {
+        "method": method,
+        "weights_before": engine.weights_hash,
+        "weights_after": engine.weights_hash,
+        "loss": None,
+        "rolled_back": False,
+        "reason": reason,
+        "adaptation": adapter.name,
+        "latency_ms": 0.0,
+    }

@@ -75,10 +75,8 @@ Settings (:class:`~napari_oaims.adapt.settings.OAIMSSettings`, defaults in brack
     nothing for a careful user.
 ``mi_check`` [on]
     At accept, the object's MI steps are kept only if the :data:`HELD` most recently accepted
-    objects, each asked with its first prompt alone, are answered at least as well with them
-    (mean Dice against their accepted masks); else the weights from before them are put back (an
-    ``mi_rewind`` update) before PI learns from the object. MI's steps fit the object at hand;
-    carried to the next object unchecked they lowered the first answer on most shifted images.
+    objects (their first prompt alone) are answered at least as well with them, by mean Dice;
+    else they are undone (an ``mi_rewind`` update) before PI learns from the object.
 ``mi_max_prompts`` [10]
     The method's interaction budget (its T): later clicks only polish the boundary, and many MI
     steps on them drift the model. PI still learns from the accepted mask (0: no limit).
@@ -104,16 +102,17 @@ import numpy as np
 import torch
 
 from napari_oaims.adapt.base import AcceptedObject, Adapter, AdapterReply, PlaneView, PromptUpdate
-from napari_oaims.adapt.guard import PROBES, GuardedOptimizer, Probe, clicks_right
-from napari_oaims.adapt.settings import OAIMSSettings
-from napari_oaims.adapt.targets import (
-    MAX_CCG_POINTS,
-    PlaneTarget,
-    ccg_points,
-    loss_weights,
-    near_clicks,
-    work_target,
+from napari_oaims.adapt.guard import (
+    PROBES,
+    GuardedOptimizer,
+    Probe,
+    clicks_right,
+    engine_step,
+    mean_dice_with,
+    skip_record,
 )
+from napari_oaims.adapt.settings import OAIMSSettings
+from napari_oaims.adapt.targets import MAX_CCG_POINTS, PlaneTarget, ccg_points, loss_weights, near_clicks, work_target
 from napari_oaims.core import geometry, guidance
 from napari_oaims.core.clicks import correction_clicks
 from napari_oaims.core.overlap import dice
@@ -200,7 +199,7 @@ class OAIMSAdapter(Adapter):
             # The pseudo label answers a positive click of the user as background: learning it
             # would teach that the object's own clicks mean nothing (how MI learns "background
             # everywhere" from negative clicks that wipe out a flooded mask).
-            return AdapterReply([self._skip_record(engine, "the pseudo label drops a positive click", "mi_skip")])
+            return AdapterReply([skip_record(self, engine, "the pseudo label drops a positive click", "mi_skip")])
         clicks = [ccg_points(ctx.new, ctx.window)]
         target = as_tensor(pseudo[:, None], engine.device)
 
@@ -301,16 +300,7 @@ class OAIMSAdapter(Adapter):
             return []
         if not any(prompts and prompts[0] is start[0] for _, prompts, _ in accepted.planes):
             return []
-        x = np.stack([p.x for p in self.held])
-        targets = [p.target for p in self.held]
-        with engine.lock:
-            after = engine.predict(x) > 0
-            kept = {k: v.detach().clone() for k, v in engine.model.state_dict().items()}
-            engine.model.load_state_dict(start[1])
-            before = engine.predict(x) > 0
-            engine.model.load_state_dict(kept)
-        d_after = float(np.mean([dice(a, t) for a, t in zip(after, targets)]))
-        d_before = float(np.mean([dice(b, t) for b, t in zip(before, targets)]))
+        d_after, d_before = mean_dice_with(engine, list(self.held), start[1])
         if d_after >= d_before:
             self._object_start = None
             return []
@@ -333,7 +323,7 @@ class OAIMSAdapter(Adapter):
             if self.config.pi_ignore and doubtful:
                 skip = self._leave_out(views, doubtful, final)
                 if skip is not None:
-                    records.append(self._skip_record(engine, skip))
+                    records.append(skip_record(self, engine, skip))
                     continue
             records += self._pi_plane(engine, s, prompts, views, final, accepted.cancel)
         return records
@@ -389,7 +379,7 @@ class OAIMSAdapter(Adapter):
             # 1-3 points of Dice@1 on shifted images). It still joins the guard's questions.
             if not self._remember_first(prompts, final):
                 self._remember(view, engine.predict(x1[:1])[0] > 0)
-            return [self._skip_record(engine, "no correction: an accepted preview is the model's own answer")]
+            return [skip_record(self, engine, "no correction: an accepted preview is the model's own answer")]
         snap = self.optimizer.snapshot(engine)
         first_record = engine_step(self, engine, "pi_stage1", stage1, x1, targets_np)
         check_cancel(cancel)
@@ -484,19 +474,6 @@ class OAIMSAdapter(Adapter):
             return f"clicks that corrected nothing vouch for {1 - kept:.0%} of the object's mask: not learnt from"
         return None
 
-    def _skip_record(self, engine: "Engine", reason: str, method: str = "pi_skip") -> dict:
-        """An update record for a PI step left out (the weights do not change)."""
-        return {
-            "method": method,
-            "weights_before": engine.weights_hash,
-            "weights_after": engine.weights_hash,
-            "loss": None,
-            "rolled_back": False,
-            "reason": reason,
-            "adaptation": self.name,
-            "latency_ms": 0.0,
-        }
-
     def _view(self, s: PlaneView, click: Prompt, final: np.ndarray) -> PlaneTarget:
         """Window, working-size target, stage-1 input and CCG points for one localisation click."""
         bbox = geometry.bbox(final)
@@ -516,14 +493,3 @@ class OAIMSAdapter(Adapter):
             extra.append(Prompt("click", c.positive, np.rint(yx).astype(int)[None]))
         x2 = s.encode([view.click] + extra, window)
         return x2, view.ccg + [(float(c.y), float(c.x), c.positive) for c in generated]
-
-
-def engine_step(
-    adapter, engine, method, loss_fn, check_x, check_target, optimizer: GuardedOptimizer | None = None, **guard
-) -> dict:
-    """One guarded step with ``optimizer`` (default ``adapter.optimizer``), tagged with the adapter's
-    name; ``guard``: the answer check's ``probes`` and ``restore`` of
-    :meth:`GuardedOptimizer.step`."""
-    record = (optimizer or adapter.optimizer).step(engine, method, loss_fn, check_x, check_target, **guard)
-    record["adaptation"] = adapter.name
-    return record

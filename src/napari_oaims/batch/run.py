@@ -17,7 +17,7 @@ from typing import Any
 from napari_oaims.batch.manifest import Job, read_manifest
 from napari_oaims.batch.output import clean_leftovers, done_record, final_path
 from napari_oaims.batch.settings import BatchSettings
-from napari_oaims.batch.worker import TOPIC, run_job, weights_payload
+from napari_oaims.batch.worker import TOPIC, run_job, weights_held, weights_payload
 from napari_oaims.core.extras import require
 from napari_oaims.core.progress import CancelLike, Progress, TqdmProgress, cancel_requested, check_cancel, emit
 
@@ -168,6 +168,14 @@ def _failed(job: Job, s: BatchSettings, message: str) -> dict[str, Any]:
     }
 
 
+def send_weights(client, payload: dict):
+    """A future of the weights ``payload`` (:func:`~napari_oaims.batch.worker.weights_payload`)
+    for the tasks of ``client``'s cluster. It is a task, not scattered data: Dask may keep one copy
+    only (its memory manager drops replicas), and a task's result lost with its worker is computed
+    again where scattered data would be gone."""
+    return client.submit(weights_held, payload, key=f"oaims-weights-{uuid.uuid4().hex[:8]}", pure=False)
+
+
 def _run(run: list[Job], out: Path, s: BatchSettings, payload, client, workers, records, bars, write, cancel) -> None:
     distributed = require("distributed", "batch", "batch runs on Dask")
     Client, LocalCluster, as_completed = distributed.Client, distributed.LocalCluster, distributed.as_completed
@@ -184,7 +192,7 @@ def _run(run: list[Job], out: Path, s: BatchSettings, payload, client, workers, 
         client = Client(client, set_as_default=False)
     try:
         client.subscribe_topic(TOPIC, bars.event)
-        weights = client.scatter(payload, broadcast=True, hash=False)
+        weights = send_weights(client, payload)
         settings = s.to_dict()
         futures, by_key = [], {}
         for i, job in enumerate(run):

@@ -1,6 +1,6 @@
 """What a Dask worker runs: one job (one volume) per task, every object of it in turn.
 
-The weights reach each worker once (the driver scatters them); a worker process builds its
+The weights reach each worker once (:func:`~napari_oaims.batch.run.send_weights`); a worker process builds its
 :class:`~napari_oaims.Engine` from them on its first task and keeps it (:func:`engine_for`).
 A task never raises for a bad job: it returns the job's record with ``status: "failed"`` and the
 message, so that one broken volume does not stop the others. A task whose worker process dies is
@@ -24,6 +24,12 @@ TOPIC = "napari-oaims-batch"
 #: Seconds between two progress events of one task.
 PROGRESS_EVERY = 0.5
 _ENGINES: dict[tuple, Any] = {}
+
+
+def weights_held(payload: dict[str, Any]) -> dict[str, Any]:
+    """The weights payload as the result of a task: workers fetch it from each other, and Dask
+    computes it again if every copy was lost with its worker (scattered data would be gone)."""
+    return payload
 
 
 def weights_payload(path: str | Path | None) -> dict[str, Any]:

@@ -141,9 +141,10 @@ def _cluster(n: int):
 
 def _warm(client, weights: str | None, device: str) -> list[float | None]:
     """Build each worker's engine (what a first job pays) and return their resident memory (MiB)."""
+    from napari_oaims.batch.run import send_weights
     from napari_oaims.batch.worker import engine_for, weights_payload
 
-    payload = client.scatter(weights_payload(weights), broadcast=True, hash=False)
+    payload = send_weights(client, weights_payload(weights))
 
     def warm(p, dev):
         import psutil
