@@ -202,3 +202,19 @@ def test_a_session_that_followed_edges_replays_and_resumes_with_its_evidence(tmp
     state = SessionStore.open(path).resume(engine=Engine.pretrained(device="cpu", weights=base))
     assert state.session.edge_evidence.gains == gains
     assert state.session.events[-1]["extra"]["edge_gains"] == {str(k): v for k, v in gains.items()}
+
+
+def test_the_annotators_note_names_the_candidate_answers_follow(engine):
+    """The note after an accept says whether answers started to grow, to snap, or stopped."""
+    from napari_oaims.core.ui import SWITCH_NOTES, edges_switch
+
+    s = engine.session(np.zeros((32, 32), np.float32) + np.arange(32, dtype=np.float32))
+    assert s.engine.edges == "auto" and s.edge_evidence.choice() is None
+    s.edge_evidence.snap_gains.update({1: 0.3, 2: 0.2, 3: 0.15})
+    assert edges_switch(None, s) == SWITCH_NOTES["snap"] and "snap" in SWITCH_NOTES["snap"]
+    assert edges_switch("snap", s) is None  # no change, no note
+    s.edge_evidence.gains.update({1: 0.3, 2: 0.4, 3: 0.5})
+    assert edges_switch("snap", s) == SWITCH_NOTES["edges"]  # growing is tried first
+    s.edge_evidence.gains.clear()
+    s.edge_evidence.snap_gains.clear()
+    assert edges_switch("edges", s) == SWITCH_NOTES[None]

@@ -287,5 +287,5 @@ def test_the_notebook_says_when_answers_start_to_follow_edges(shared_engine):
         a.session.set_mask(labels == i)  # the user corrected the object to what it is
         a.accept()
         messages.append(a.message)
-    assert ["now follow the image's edges" in m for m in messages] == [False, False, True]
+    assert ["now grow along the image's edges" in m for m in messages] == [False, False, True]
     assert not a.error

@@ -439,7 +439,7 @@ def test_the_annotator_says_when_answers_start_to_follow_edges(make_napari_viewe
         w.session.set_mask(labels == i)  # the user corrected the object to what it is
         w.editor.accept()
         wait(qtbot, w)
-    assert sum("now follow the image's edges" in m for _, m in notes) == 1
+    assert sum("now grow along the image's edges" in m for _, m in notes) == 1
     w.layers["points"].add(list(click_in_region(labels == ids[3])))
     wait(qtbot, w)
     assert w.session.events[-1]["extra"].get("followed_edges") is True

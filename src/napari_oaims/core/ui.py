@@ -13,17 +13,20 @@ KEYS = {"toggle": "N", "accept": "K", "next": "J", "undo": "U", "redo": "Shift-U
 
 #: What an annotator says when answers start (True) or stop (False) following the image's edges.
 SWITCH_NOTES = {
-    True: "answers now follow the image's edges where the model is unsure: they matched your last accepted "
-    "objects better",
-    False: "answers no longer follow the image's edges: the model's own matched your last accepted objects better",
+    "edges": "answers now grow along the image's edges where the model is unsure: that matched your last "
+    "accepted objects better",
+    "snap": "first answers now snap to the image's edges where the model is unsure: that matched your last "
+    "accepted objects better",
+    None: "answers no longer follow the image's edges: the model's own matched your last accepted objects better",
 }
 
 
-def edges_switch(followed_before: bool, session: Any) -> str | None:
-    """What to tell the user after an accept when answers started or stopped following the image's
-    edges (``engine.edges == "auto"``; :mod:`napari_oaims.core.edges`), else None."""
-    now = session.edge_evidence.follow()
-    if session.engine.edges != "auto" or now == followed_before:
+def edges_switch(before: str | None, session: Any) -> str | None:
+    """What to tell the user after an accept when answers started, changed or stopped following the
+    image's edges (``engine.edges == "auto"``; :mod:`napari_oaims.core.edges`), else None.
+    ``before``: ``session.edge_evidence.choice()`` before the accept."""
+    now = session.edge_evidence.choice()
+    if session.engine.edges != "auto" or now == before:
         return None
     return SWITCH_NOTES[now]
 

@@ -452,7 +452,7 @@ class Annotator(anywidget.AnyWidget):
         """Accept the object (class :attr:`class_name`): into :attr:`labels` and the autosave, then
         the model learns from it in a thread."""
         with self._session_call("accept"):
-            class_name, followed = self.class_name, self.session.edge_evidence.follow()
+            class_name, followed = self.class_name, self.session.edge_evidence.choice()
             accepted = self.session.accept(defer_update=True, class_id=self.class_id(class_name), class_name=class_name)
             step = self._objects.add(accepted)
             self.history.drop(lambda step: step != SESSION)

@@ -210,7 +210,7 @@ class Editor:
         if session is None:
             return
         class_id, class_name = self._object_class()
-        followed = session.edge_evidence.follow()
+        followed = session.edge_evidence.choice()
         try:  # an attached store paints the object with its class (autosave)
             overwrite = self._overwrite()
             accepted = session.accept(defer_update=True, class_id=class_id, class_name=class_name, overwrite=overwrite)
