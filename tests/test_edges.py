@@ -218,3 +218,29 @@ def test_the_annotators_note_names_the_candidate_answers_follow(engine):
     s.edge_evidence.gains.clear()
     s.edge_evidence.snap_gains.clear()
     assert edges_switch("edges", s) == SWITCH_NOTES[None]
+
+
+def test_snap_mode_snaps_the_first_answer_of_the_first_object(engine):
+    """``edges = "snap"``: a user who knows the objects are faint gets snapped first answers from the
+    first object on; corrections are the model's own, and only the snap is kept as evidence."""
+    image, labels = suite("lesions", seed=0, tiles=(1, 2))
+    ids = largest_ids(labels, 4)
+    target = labels == ids[3]
+    engine.edges = "snap"
+    try:
+        s = engine.session(image)
+        assert s.events[0]["extra"]["edges"] == "snap"
+        snapped = s.click(object_centre(labels, ids[3])).mask
+        assert s.events[-1]["extra"]["followed_edges"] == "snap"
+        err = np.argwhere(target & ~snapped) if (target & ~snapped).any() else np.argwhere(snapped & ~target)
+        s.click(tuple(err[len(err) // 2]), positive=bool((target & ~snapped).any()))
+        assert "followed_edges" not in s.events[-1]["extra"]  # a correction: the model's own answer
+        s.set_mask(target)
+        s.accept()
+        assert set(s.events[-1]["extra"]) >= {"snap_gain"} and "edge_gain" not in s.events[-1]["extra"]
+    finally:
+        engine.edges = "auto"
+    s2 = engine.session(image)
+    model = s2.click(object_centre(labels, ids[3])).mask  # auto, no evidence yet: the model's own
+    assert "followed_edges" not in s2.events[-1]["extra"]
+    assert dice(snapped, target) > dice(model, target) + 0.1

@@ -215,17 +215,17 @@ def edge_answer(
 ) -> tuple[np.ndarray, str | None]:
     """``inside`` (the answer on ``where``), or it redrawn along the image's edges by the candidate
     the session follows (:mod:`napari_oaims.core.edges`): ``"edges"`` with ``engine.edges ==
-    "always"``, the one the accepted objects' evidence chooses with ``"auto"``; and that
-    candidate's name, or None. On the object's first answer every candidate's answer is kept as
-    evidence (:class:`~napari_oaims.core.edges.EdgeEvidence`; with ``"always"`` only
-    ``"edges"``). A correction's answer grows along edges only inside ``shown``, the mask before
+    "always"``, ``"snap"`` with ``"snap"``, the one the accepted objects' evidence chooses with
+    ``"auto"``; and that candidate's name, or None. On the object's first answer every candidate's
+    answer is kept as evidence (:class:`~napari_oaims.core.edges.EdgeEvidence`; with a fixed mode
+    only its own). A correction's answer grows along edges only inside ``shown``, the mask before
     it. A snap redraws first answers only, and not on a flat spot (``flat``: the answer is the
     uniform region under the click, :func:`flat_regions`), which is no evidence for it either
     (growing keeps counting such objects, as logs that judged growing alone recorded them). A
     plane led by a prior (a propagated mask, a given outline) keeps the model's answer."""
     mode, evidence = session.engine.edges, session.edge_evidence
     first = is_first_answer(session, prompts)
-    follow = "edges" if mode == "always" else evidence.choice() if mode == "auto" else None
+    follow = {"always": "edges", "snap": "snap"}.get(mode) or (evidence.choice() if mode == "auto" else None)
     follow = follow if follow == "edges" or (first and not flat) else None  # a snap: first answers, not flat
     if mode == "never" or not inside.any() or not (first or follow) or any(p.kind == "prior" for p in prompts):
         return inside, None
@@ -235,7 +235,7 @@ def edge_answer(
     negatives = [p.points for p in prompts if not p.positive and p.kind in ("click", "scribble")]
     neg = np.concatenate(negatives) if negatives else np.zeros((0, 2))
     crop = session.source.crop(key, window)[wy, wx]
-    names = (evidence.candidates if mode == "auto" else ("edges",)) if first else (follow,)
+    names = evidence.candidates if first and mode == "auto" else (follow,) if follow else ()
     names = [n for n in names if not (flat and n == "snap")]
     pos = positive_points(prompts) - offset
     answers = {n: edges.candidate(n, crop, logits[wy, wx], inside, pos, neg - offset) for n in names}

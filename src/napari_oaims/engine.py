@@ -257,7 +257,8 @@ class Engine:
         """Whether answers follow the image's edges where the model is unsure
         (:mod:`napari_oaims.core.edges`): ``"auto"`` (the default) once the objects accepted in a
         session show that one of the candidates (growing, snapping) brings first answers closer to
-        what the user accepted, ``"always"`` (growing) or ``"never"``. A session logs the mode it
+        what the user accepted, ``"always"`` (growing), ``"snap"`` (first answers snap to the
+        edges, for faint objects in similar tissue) or ``"never"``. A session logs the mode it
         started with."""
         return self._edges
 

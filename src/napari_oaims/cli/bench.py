@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from napari_oaims.core.edges import MODES as EDGE_MODES
 from napari_oaims.core.progress import TqdmProgress
 from napari_oaims.evaluation.adapt import DEFAULT_METHODS, ORDERS, ROBUST_METHODS, SUITES
 from napari_oaims.evaluation.clicks import METHODS
@@ -54,8 +55,9 @@ def add_robot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--edges",
         default="auto",
-        choices=["auto", "always", "never"],
-        help="answers follow image edges: once accepted objects show it helps (auto), always or never",
+        choices=list(EDGE_MODES),
+        help="answers follow image edges: once accepted objects show it helps (auto), always grow along them, "
+        "snap first answers to them, or never",
     )
 
 

@@ -40,8 +40,9 @@ from skimage.segmentation import watershed
 from napari_oaims.core.regions import keep_prompted
 
 #: What :attr:`napari_oaims.engine.Engine.edges` may be: ``"auto"`` (learnt from accepted
-#: objects), ``"always"`` or ``"never"``.
-MODES = ("auto", "always", "never")
+#: objects), ``"always"`` (answers grow along edges), ``"snap"`` (first answers snap to them) or
+#: ``"never"``.
+MODES = ("auto", "always", "snap", "never")
 #: Logits below ``-EDGE_BAND`` are background for sure; between it and 0 the image's edges decide.
 EDGE_BAND = 8.0
 #: Radius (px) of the disc each click seeds.

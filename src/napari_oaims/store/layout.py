@@ -97,12 +97,13 @@ Format versions (attr ``napari_oaims.format_version``; :data:`VERSIONS` says wha
    judges (``"edges"``, ``"snap"``), accept events the snap's gain ``extra["snap_gain"]``, a
    resumed start the ``snap_gains``, and a predict event that snapped
    ``extra["followed_edges"] == "snap"``; a log that names no candidates replays with ``"edges"``
-   alone, as it was answered. A ``propagate`` call's settings name ``cross_from_larger`` (between
-   two anchors the model's methods carry the slices from the anchor with the larger mask; calls
-   that do not name it replay with both chains). The adapter settings in the log
-   (``extra["adapter"]``) name ``mi_check``: at accept, an object's Mid-Interaction steps are kept
-   only if the recently accepted objects are answered at least as well with them, else undone (an
-   ``mi_rewind`` update); logs without it replay without it.
+   alone, as it was answered. The mode may be ``"snap"`` (first answers always snap). A
+   ``propagate`` call's settings name ``cross_from_larger`` (between two anchors the model's
+   methods carry the slices from the anchor with the larger mask; calls that do not name it
+   replay with both chains). The adapter settings in the log (``extra["adapter"]``) name
+   ``mi_check``: at accept, an object's Mid-Interaction steps are kept only if the recently
+   accepted objects are answered at least as well with them, else undone (an ``mi_rewind``
+   update); logs without it replay without it.
 
 An older folder opens and resumes: it is migrated on read, in memory (retired settings at the value
 the shipped behaviour used are dropped from the log's adapter settings; other values are kept, and

@@ -70,7 +70,12 @@ def default_size_label(engine: "Engine") -> str:
 
 
 #: Choices of whether answers follow the image's edges (:attr:`napari_oaims.engine.Engine.edges`).
-EDGE_MODES = (("auto (learnt from accepted objects)", "auto"), ("always", "always"), ("never", "never"))
+EDGE_MODES = (
+    ("auto (learnt from accepted objects)", "auto"),
+    ("always (grow along edges)", "always"),
+    ("snap (first answers)", "snap"),
+    ("never", "never"),
+)
 
 #: Tooltips of the panel's controls.
 TIPS = {
@@ -82,8 +87,8 @@ TIPS = {
     "diameters wide. Model default: the window the weights were trained with; auto: measured "
     "from the objects accepted so far",
     "edges": "Whether answers follow the image's edges where the model is unsure (e.g. thin dark cavities the "
-    "model cuts short): auto once the objects you accepted show it brings first answers closer to them, "
-    "always, or never",
+    "model cuts short, faint lesions): auto once the objects you accepted show it brings first answers closer "
+    "to them, always grow along them, snap first answers to them from the first object on, or never",
     "weights": "The weights in use: shipped with the plugin, or loaded from a file",
     "load_weights": "Load weights saved before with Save weights… (a .safetensors file and its .json), e.g. a model "
     "adapted in an earlier session",
