@@ -378,6 +378,10 @@ def test_model_controls(make_napari_viewer, qtbot, fresh_engine, nuclei, notes, 
     w.model_panel.load_weights(tmp_path / "adapted.safetensors")
     wait(qtbot, w)
     assert w.engine.edges == "never"
+    snap = w.model_panel.edges_choice.findData("snap")  # the dropdown itself, as a user picks it
+    w.model_panel.edges_choice.setCurrentIndex(snap)
+    w.model_panel.edges_choice.activated.emit(snap)
+    assert w.engine.edges == "snap" and w.model_panel.edges_choice.currentText().startswith("snap")
     w.model_panel.set_edges("auto")
     w.model_panel.set_object_size(None)
     assert w.engine.first_window == "auto"  # the loaded weights' own
