@@ -135,47 +135,28 @@ def test_replay_follows_an_undone_and_a_redone_accept(tmp_path, nuclei, base):
     ]
 
 
-def test_replay_names_a_damaged_reinstate_event(tmp_path, recorded, base):
+def with_event(tmp_path, recorded, **event):
+    """A copy of the recorded session with one more event after its last: the last one's fields,
+    ``event`` over them."""
     copy = tmp_path / "damaged.oaims.zarr"
     shutil.copytree(recorded, copy)
     store = SessionStore.open(copy)
     last = store.events()[-1]
-    store.append_event(
-        {
-            **last,
-            "seq": last["seq"] + 1,
-            "kind": "reinstate",
-            "object": 1,
-            "plane": [],
-            "coords": None,
-            "label": None,
-            "latency_ms": None,
-            "extra": {"diameter": -5.0},
-        }
-    )
+    store.append_event({**last, "seq": last["seq"] + 1, "plane": [], "latency_ms": None, **event})
     store.close()
+    return copy
+
+
+def test_replay_names_a_damaged_reinstate_event(tmp_path, recorded, base):
+    reinstate = {"kind": "reinstate", "object": 1, "coords": None, "label": None, "extra": {"diameter": -5.0}}
+    copy = with_event(tmp_path, recorded, **reinstate)
     with pytest.raises(ValueError, match=r"damaged: event seq \d+ \(reinstate\).*diameter"):
         replay(copy, weights=base)
 
 
 def test_replay_names_a_damaged_edges_mode(tmp_path, recorded, base):
-    copy = tmp_path / "damaged_edges.oaims.zarr"
-    shutil.copytree(recorded, copy)
-    store = SessionStore.open(copy)
-    last = store.events()[-1]
-    store.append_event(
-        {
-            **last,
-            "seq": last["seq"] + 1,
-            "kind": "click",
-            "plane": [],
-            "coords": [5, 5],
-            "label": 1,
-            "latency_ms": None,
-            "extra": {"adaptation": "none", "edges": "sometimes"},
-        }
-    )
-    store.close()
+    click = {"kind": "click", "coords": [5, 5], "label": 1, "extra": {"adaptation": "none", "edges": "sometimes"}}
+    copy = with_event(tmp_path, recorded, **click)
     with pytest.raises(ValueError, match=r"damaged: event seq \d+ \(click\).*edges must be one of"):
         replay(copy, weights=base)
 
