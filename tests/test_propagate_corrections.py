@@ -92,3 +92,10 @@ def test_a_logged_call_without_the_rule_replays_both_chains(engine, lesion):
     assert np.array_equal(s.propagate(**{**call, "settings": as_logged(call["settings"])}).mask, recorded.mask)
     s.undo()
     assert not np.array_equal(s.propagate(axis=0).mask, recorded.mask)  # the default differs
+
+
+def test_the_setting_must_be_true_or_false():
+    from napari_oaims.propagate.settings import PropagateSettings
+
+    with pytest.raises(ValueError, match="cross_from_larger must be True or False"):
+        PropagateSettings(cross_from_larger="yes")

@@ -183,6 +183,10 @@ class PropagateSettings:
             raise ValueError(f"cap_area must be >= 0 pixels, got {self.cap_area!r}")
         if self.min_window is not None and (isinstance(self.min_window, bool) or int(self.min_window) < 8):
             raise ValueError(f"min_window must be None or a window side of at least 8 pixels, got {self.min_window!r}")
+        flags = [f.name for f in fields(self) if f.type in ("bool", bool)]
+        for name in flags:
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
