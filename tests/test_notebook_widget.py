@@ -192,6 +192,37 @@ def test_stack_slider_propagate_suggest_cancel(shared_engine):
     assert np.array_equal(b.shown("preview"), a.session.mask[a.key[0]]), "the live masks are taken back"
 
 
+def test_propagate_keeps_off_the_accepted_objects(shared_engine):
+    from napari_oaims.plugin.sample_data import volume_3d
+    from napari_oaims.simulate.clicks import click_in_region
+
+    (image, _, _), (labels, _, _) = volume_3d()
+    a = Annotator(image, engine=shared_engine)
+    b = Browser(a)
+    for lab in (4, 6):  # nucleus 6 touches nucleus 4, accepted first
+        truth = labels == lab
+        zs = np.flatnonzero(truth.any((1, 2)))
+        z = int((zs[0] + zs[-1]) // 2)
+        a.key = [z]
+        b.sync()
+        y, x = click_in_region(truth[z])
+        b.say(type="click", y=y + 0.5, x=x + 0.5, id=lab)
+        b.say(type="action", name="propagate")
+        assert a.jobs.wait(120) and not a.error, a.message
+        event = a.session.events[-1]
+        assert event["kind"] == "propagate" and event["extra"]["call"]["method"] == "frozen"
+        assert event["extra"]["barrier"] is (lab == 6)
+        propagated = a.session.mask.copy()
+        propagated[z] = False
+        assert propagated.sum() > truth.sum() // 2
+        assert not (propagated & (a.labels > 0)).any(), "a propagated slice took an accepted object's voxels"
+        b.say(type="action", name="accept")
+        assert a.jobs.wait(60) and not a.error, a.message
+        if lab == 4:
+            first = a.labels == 1
+    assert np.array_equal(a.labels == 1, first), "accepting the second object took none of the first"
+
+
 @pytest.mark.skipif(
     not hasattr(Session, "propagate_objects"), reason="Session.propagate_objects is not in this napari-oaims"
 )

@@ -147,10 +147,11 @@ class StackActions:
 
         self._jobs.start(name, locked, finished, failed)
 
-    def propagate(self, method: str = "ema") -> None:
-        """Carry the object through the stack in a thread (progress and Cancel in the widget). The
-        shown slice's preview follows the propagation as its masks are made; a cancelled or failed
-        one leaves the preview as the session has it (unchanged)."""
+    def propagate(self, method: str = "frozen") -> None:
+        """Carry the object through the stack in a thread (progress and Cancel in the widget),
+        keeping off the accepted objects. The shown slice's preview follows the propagation as its
+        masks are made; a cancelled or failed one leaves the preview as the session has it
+        (unchanged)."""
         live: dict[tuple[int, ...], Any] = {}  # plane -> box the preview shows while it runs
 
         def on_slice(key, mask) -> None:  # in the job's thread
@@ -162,7 +163,12 @@ class StackActions:
 
         def work(axis, progress, cancel):
             return self._session.propagate(
-                axis=axis, method=method, progress=progress, cancel=cancel, on_slice=on_slice
+                axis=axis,
+                method=method,
+                progress=progress,
+                cancel=cancel,
+                on_slice=on_slice,
+                barrier=self._labels if self._labels.any() else None,
             )
 
         def done(result):

@@ -192,7 +192,7 @@ class Annotator(anywidget.AnyWidget):
         """The axis :meth:`propagate` works along (None: the image is no stack)."""
         return self._stack.stack_axis()
 
-    def propagate(self, method: str = "ema") -> None:
+    def propagate(self, method: str = "frozen") -> None:
         """Carry the object through the stack in a thread (:meth:`.StackActions.propagate`)."""
         self._stack.propagate(method)
 

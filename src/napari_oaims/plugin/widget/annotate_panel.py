@@ -113,7 +113,8 @@ class AnnotatePanel(QWidget):
         self.overwrite_check = QCheckBox("accept over other objects")
         self.overwrite_check.setToolTip(
             "Ticked: an accepted object takes the pixels of objects accepted before it where they "
-            "meet. Unticked (default): those pixels stay with the earlier objects."
+            "meet, and Propagate may carry it into them. Unticked (default): those pixels stay with "
+            "the earlier objects."
         )
         grid.addWidget(self.overwrite_check, 9, 0, 1, 2)
 

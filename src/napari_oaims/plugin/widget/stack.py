@@ -178,6 +178,7 @@ class StackTools:
             show_warning(f"OAIMS: cannot propagate: {why}")
             return
         axis = self.axis()
+        barrier = self.taken()
         run = Run(method, f"Propagating along {self.axis_name(axis)}")
 
         def started() -> None:
@@ -200,7 +201,12 @@ class StackTools:
 
             try:
                 result = session.propagate(
-                    axis=axis, method=method, progress=self._progressed, cancel=run.cancel, on_slice=on_slice
+                    axis=axis,
+                    method=method,
+                    progress=self._progressed,
+                    cancel=run.cancel,
+                    on_slice=on_slice,
+                    barrier=barrier,
                 )
             except Cancelled:
                 result = None
@@ -229,6 +235,22 @@ class StackTools:
                 self._update_status()
 
         self._jobs.submit(Job("propagate", work, done, thread=True, started=started, finished=finished))
+
+    def taken(self) -> np.ndarray | None:
+        """The objects layer's labels, which the object's propagation keeps off (the accepted
+        objects), or None: *accept over other objects* is ticked, or the layer holds none. The
+        layer's own array is passed (no copy); what it kept out is logged with the propagation."""
+        if self._panel.overwrite_check.isChecked():
+            return None
+        session = self._current.session
+        data = np.asarray(self._layers.objects().data)
+        if data.shape != tuple(session.spatial_shape):
+            show_warning(
+                f"OAIMS: the objects layer has shape {data.shape}, the image {tuple(session.spatial_shape)}: "
+                "the propagation may take the accepted objects' voxels"
+            )
+            return None
+        return data if data.any() else None
 
     def seeds(self) -> tuple[tuple[int, ...], np.ndarray, np.ndarray] | str:
         """The plane on screen, the objects layer's labels on it (the seeds) and the labels of the
