@@ -105,11 +105,74 @@ def test_a_first_window_too_wide_for_the_object_is_halved(engine):
     assert first == guidance.AUTO_MAX_WINDOW and used <= first // 2
 
 
+def _organ(size: int = 1536, radius: float = 90.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A textured organ (radius px, an ellipse 1.0 x 0.8) brighter than the textured tissue
+    around it, in the middle of a ``size`` px plane, and its mask."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+
+    def field(sigma: float) -> np.ndarray:
+        f = ndimage.gaussian_filter(rng.standard_normal((size, size)), sigma)
+        return (f - f.mean()) / f.std()
+
+    yy, xx = np.mgrid[:size, :size]
+    organ = np.hypot(yy - size / 2, (xx - size / 2) / 0.8) < radius
+    image = 0.4 + 0.04 * field(3.0)
+    image[organ] += 0.3 + 0.04 * field(4.0)[organ]
+    image = ndimage.gaussian_filter(image, 1.0) + rng.normal(0, 0.03, (size, size))
+    return image.astype(np.float32), organ
+
+
+def test_outline_contrast_tells_a_framed_object_from_a_blob_inside_one():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:64, :64]
+    disc = np.hypot(yy - 32, xx - 32) < 10
+    framed = np.where(disc, 0.8, 0.2) + rng.normal(0, 0.05, (64, 64))
+    inside = np.full((64, 64), 0.8) + rng.normal(0, 0.05, (64, 64))
+    assert regions.outline_contrast(framed, disc) > 5 > regions.FLAT_OUTLINE > regions.outline_contrast(inside, disc)
+    assert regions.outline_contrast(framed, np.zeros((64, 64), bool)) == 0.0
+    assert regions.outline_contrast(framed, np.ones((64, 64), bool)) == 0.0  # no ring around it
+
+
+def test_a_click_inside_an_organ_larger_than_the_first_window_gets_the_organ(engine):
+    """The blob at the click is the organ's texture: its first window lies inside the organ, the
+    model's answer there follows no edge, and the larger window's answer (the organ) wins."""
+    from napari_oaims.evaluation.metrics import dice
+
+    image, organ = _organ()
+    got = {}
+    for on in (False, True):
+        s = engine.session(image)
+        s.larger_windows = on
+        s.click((768, 768))
+        got[on] = (dice(s.mask, organ), s.events[-1]["extra"]["window"][2])
+    assert got[False][0] < 0.2 and got[True][0] > 0.85, got
+    assert got[True][1] > 2 * got[False][1]
+
+
+def test_framed_objects_keep_their_first_window(engine, nuclei_crop):
+    """Nuclei's first answers follow their edges: the larger-window rule changes none of them."""
+    image, labels = nuclei_crop
+    for tid in [int(i) for i in np.unique(labels) if i][:6]:
+        ys, xs = np.nonzero(labels == tid)
+        got = []
+        for on in (False, True):
+            s = engine.session(image)
+            s.larger_windows = on
+            s.click((int(np.median(ys)), int(np.median(xs))))
+            got.append((s.mask, s.events[-1]["extra"]["window"]))
+        assert np.array_equal(got[0][0], got[1][0]) and got[0][1] == got[1][1]
+
+
 @pytest.mark.parametrize("name", sorted(SUITES))
 def test_suites_are_seeded_mosaics_of_labelled_scenes(name):
+    from napari_oaims.evaluation.suites import SUITE_TILE, SUITE_TILES
+
     image, labels = suite(name, seed=3, tiles=(1, 2))
     again, _ = suite(name, seed=3, tiles=(1, 2))
-    assert image.shape == labels.shape == (256, 512) and np.array_equal(image, again)
+    t = SUITE_TILES.get(name, SUITE_TILE)
+    assert image.shape == labels.shape == (t, 2 * t) and np.array_equal(image, again)
     assert labels.max() >= 2 and np.isfinite(image).all()
     if name == "uniform":
         assert (image[labels == 0] == 0).all()

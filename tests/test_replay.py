@@ -15,6 +15,7 @@ from napari_oaims.cli import replay as replay_mod
 from napari_oaims.core.events import dumps
 from napari_oaims.data import sample_nuclei
 from napari_oaims.engine import shipped_weights_path
+from napari_oaims.evaluation.metrics import dice
 from napari_oaims.evaluation.store import object_centres
 from napari_oaims.store import SessionStore
 from napari_oaims.store.layout import ATTRS_KEY
@@ -376,6 +377,27 @@ def test_a_log_without_the_correction_rule_replays_without_it(tmp_path, base):
     s.accept()
     report = replay(path, weights=base)
     assert report.identical, report.table()
+
+
+def test_a_log_without_larger_windows_replays_without_them(tmp_path, base):
+    """A session event that does not name ``larger_windows`` (older logs) replays a click inside
+    an organ larger than its first window as it was answered: on the first window."""
+    from test_answer import _organ
+
+    image, organ = _organ()
+    engine = Engine.pretrained(device="cpu", adaptation="none", weights=base)
+    for older in (True, False):
+        s = engine.session(image)
+        if older:
+            s.larger_windows = False
+            del s.events[0]["extra"]["larger_windows"]  # as an older log wrote it
+        path = tmp_path / f"{older}.oaims.zarr"
+        SessionStore.create(path, image, engine=engine, session=s)
+        mask = s.click((768, 768)).mask
+        assert (dice(mask, organ) < 0.2) is older
+        s.accept()
+        report = replay(path, weights=base)
+        assert report.identical, report.table()
 
 
 def test_a_log_without_edge_candidates_replays_with_growing_alone(tmp_path, base):

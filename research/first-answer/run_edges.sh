@@ -15,7 +15,7 @@ bench() {  # NAME IMAGE LABELS MODE [extra args]
     --out "$OUT/${name}_${mode}.json" "$@" | tail -4
 }
 for mode in ${MODES:-never auto}; do
-  for k in cavities lesions uniform neighbours; do
+  for k in cavities lesions uniform neighbours organs; do
     echo "suite $k $mode"; bench "suite_$k" runs/suites/$k/image.tif runs/suites/$k/labels.tif $mode --max-targets 30
   done
   for v in runs/val/*/; do

@@ -102,8 +102,9 @@ class Session(PropagationMixin):
         self.edge_evidence = EdgeEvidence()
         self._logged_adapter = self.engine.adapter  # the adapter whose settings the log last recorded
         self._logged_edges = self.engine.edges  # the edges mode the log last recorded
-        #: A correction click changes the mask near itself only (:func:`napari_oaims.answer.correct_near`; logged).
-        self.correct_near = True
+        #: Answer rules (logged): corrections change the mask near a click (:func:`~napari_oaims.answer.correct_near`);
+        #: a first answer that follows no edge is looked for on larger windows (:func:`~napari_oaims.answer.enlarge`).
+        self.correct_near = self.larger_windows = True
         self._log(
             "session",
             extra={
@@ -114,6 +115,7 @@ class Session(PropagationMixin):
                 "adapter": self.engine.adapter.settings(),
                 "edges": self.engine.edges,
                 "correct_near": self.correct_near,
+                "larger_windows": self.larger_windows,
                 "edge_candidates": list(self.edge_evidence.candidates),
             },
         )
@@ -176,21 +178,18 @@ class Session(PropagationMixin):
     @_serialised
     def undo(self) -> Result:
         """Undo the last prompt or clear of the current object (no-op if there is none)."""
-        action = self._history.undo()
-        if action is None:
-            return self._result(())
-        result = self._result(self._apply(action, before=True))
-        self._log("undo", plane=list(action[0].key), result=result)
-        return result
+        return self._step(self._history.undo(), "undo")
 
     @_serialised
     def redo(self) -> Result:
         """Redo what :meth:`undo` took back (no-op if there is nothing)."""
-        action = self._history.redo()
+        return self._step(self._history.redo(), "redo")
+
+    def _step(self, action: list[_Change] | None, kind: str) -> Result:
         if action is None:
             return self._result(())
-        result = self._result(self._apply(action, before=False))
-        self._log("redo", plane=list(action[0].key), result=result)
+        result = self._result(self._apply(action, before=kind == "undo"))
+        self._log(kind, plane=list(action[0].key), result=result)
         return result
 
     @_serialised

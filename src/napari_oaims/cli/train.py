@@ -163,12 +163,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     v = sub.add_parser("synth", help="write a synthetic validation image and labels (TIFF) from the training generator")
     v.add_argument("--out", type=Path, required=True, help="folder for image.tif and labels.tif")
-    v.add_argument("--tiles", type=int, default=4, help="tiles per side (128 px each; 256 px with --suite)")
+    v.add_argument(
+        "--tiles", type=int, default=4, help="tiles per side (128 px each; 256 px with --suite, 512 px for organs)"
+    )
     v.add_argument("--seed", type=int, default=1000, help="use a seed that no training run used")
     v.add_argument(
         "--suite",
         default=None,
-        choices=["cavities", "uniform", "lesions", "neighbours", "flooding"],
+        choices=["cavities", "uniform", "lesions", "neighbours", "organs", "flooding"],
         help="write a procedural failure suite (evaluation.suites) instead of the training generator's mosaic",
     )
     _synth_args(v)

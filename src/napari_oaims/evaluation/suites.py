@@ -11,6 +11,9 @@ First-answer suites (:data:`SUITES`, each a mosaic of :data:`SUITE_TILE`-px scen
 * ``lesions``: low-contrast lesions (a tenth of the tissue's range) in smooth textured tissue
   with noise (CT/MRI-like);
 * ``neighbours``: clusters of touching cells of one intensity, at most a faint line between them.
+* ``organs``: one or two large textured objects (130-380 px across, in 512-px scenes) brighter
+  or darker than the textured tissue or dark outside around them, with small unlabelled spots
+  inside: a window of a nucleus's size lies wholly inside them.
 
 ``flooding`` (:func:`flooding`): small dark objects (70-150 px) inside bright textured tissue,
 each lying on a network of thin dark channels of the same darkness that runs through the tissue.
@@ -219,8 +222,37 @@ def neighbours(rng: np.random.Generator, s: int = SUITE_TILE) -> tuple[np.ndarra
     return image.astype(np.float32), labels
 
 
+#: Side (px) of one scene of the ``organs`` suite.
+ORGAN_TILE = 512
+
+
+def organs(rng: np.random.Generator, s: int = ORGAN_TILE) -> tuple[np.ndarray, np.ndarray]:
+    """1-2 large deformed objects (65-190 px radius), each textured, shaded and dotted with small
+    dark spots, 0.15-0.4 above or below what surrounds them (textured tissue or a dark outside)."""
+    outside = rng.random() < 0.4
+    level = 0.08 if outside else rng.uniform(0.3, 0.55)
+    image = level + (0.01 if outside else 0.04) * _field(rng, (s, s), 3.0)
+    labels = np.zeros((s, s), np.int32)
+    for i in range(1, int(rng.integers(1, 3)) + 1):
+        r = rng.uniform(65.0, 190.0 if i == 1 else 110.0)
+        free = ndimage.distance_transform_edt(np.pad(labels == 0, 1))[1:-1, 1:-1] > 8  # off the scene's edge too
+        m = _place(rng, free, lambda cy, cx, r=r: synth.shape_at(rng, s, "deformed", cy, cx, r))
+        if m is None:
+            continue
+        labels[m] = i
+        step = rng.uniform(0.15, 0.4) * (1.0 if outside or rng.random() < 0.6 else -1.0)
+        texture = 0.04 * _field(rng, (s, s), 4.0) + 0.03 * _field(rng, (s, s), 40.0)
+        image[m] = level + step + texture[m]
+        spots = (_field(rng, (s, s), 2.0) > 2.4) & ndimage.binary_erosion(m, iterations=6)
+        image[spots] -= 0.5 * abs(step)
+    image = ndimage.gaussian_filter(image, 1.0) + rng.normal(0, 0.03, (s, s))
+    return image.astype(np.float32), synth.relabel(labels, min_area=400)
+
+
 #: The first-answer suites: name -> scene function.
-SUITES = {"cavities": cavities, "uniform": uniform, "lesions": lesions, "neighbours": neighbours}
+SUITES = {"cavities": cavities, "uniform": uniform, "lesions": lesions, "neighbours": neighbours, "organs": organs}
+#: Scene side of each suite whose scenes are not :data:`SUITE_TILE` px.
+SUITE_TILES = {"organs": ORGAN_TILE}
 
 
 def suite(name: str, seed: int = 0, tiles: tuple[int, int] = (3, 3)) -> tuple[np.ndarray, np.ndarray]:
@@ -239,12 +271,13 @@ def suite(name: str, seed: int = 0, tiles: tuple[int, int] = (3, 3)) -> tuple[np
         raise ValueError(f"unknown suite {name!r}; choose from {('flooding', *SUITES)}")
     rng = np.random.default_rng(seed)
     ty, tx = tiles
-    image = np.zeros((ty * SUITE_TILE, tx * SUITE_TILE), np.float32)
+    t = SUITE_TILES.get(name, SUITE_TILE)
+    image = np.zeros((ty * t, tx * t), np.float32)
     labels = np.zeros(image.shape, np.int32)
     for i in range(ty):
         for j in range(tx):
-            img, lab = SUITES[name](rng)
-            sl = np.s_[i * SUITE_TILE : (i + 1) * SUITE_TILE, j * SUITE_TILE : (j + 1) * SUITE_TILE]
+            img, lab = SUITES[name](rng, t)
+            sl = np.s_[i * t : (i + 1) * t, j * t : (j + 1) * t]
             image[sl] = img
             labels[sl] = np.where(lab > 0, lab + labels.max(), 0)
     return image, labels

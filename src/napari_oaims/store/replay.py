@@ -203,6 +203,7 @@ def replay(
             except ValueError as err:
                 raise _damaged(state, e, err) from None
             s.correct_near = bool(e["extra"].get("correct_near", False))  # older logs: answers as recorded
+            s.larger_windows = bool(e["extra"].get("larger_windows", False))
             sessions.append(s)
             continue
         if s is None:
