@@ -305,6 +305,26 @@ def test_bench_first_window_option(crop_files, tmp_path, capsys):
     assert "whole number of pixels" in capsys.readouterr().err
 
 
+def test_bench_clicks_fresh_starts_every_target_in_a_new_session(crop_files, tmp_path, nuclei_crop):
+    """``--fresh``: each target is a session's first object (no accepted objects before it)."""
+    from napari_oaims import Engine
+    from napari_oaims.evaluation.common import ModelMethod, run_targets, target_ids
+    from napari_oaims.simulate.robot import Robot
+
+    image, labels = nuclei_crop
+    ids = target_ids(labels)[:3]
+    engine = Engine.pretrained(device="cpu", adaptation="none")
+    for fresh, accepts in ((True, 1), (False, 3)):
+        method = ModelMethod(engine, image, fresh=fresh)
+        run_targets(method, labels, ids, Robot(), 1)
+        assert [e["kind"] for e in method.session.events].count("accept") == accepts
+    img, lbl = crop_files
+    out = tmp_path / "fresh.json"
+    args = ["bench", "clicks", "--image", img, "--labels", lbl, "--clicks", "1", "--max-targets", "2"]
+    assert main([*args, "--methods", "model", "--device", "cpu", "--fresh", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["settings"]["fresh"] == "True"
+
+
 def test_benchmarks_are_plain_functions(crop_files, tmp_path):
     """The benchmarks take typed arguments and return their results; only ``cli`` parses arguments."""
     from pathlib import Path

@@ -400,6 +400,33 @@ def test_a_log_without_larger_windows_replays_without_them(tmp_path, base):
         assert report.identical, report.table()
 
 
+def test_a_log_without_remove_again_replays_without_it(tmp_path, base):
+    """A session event that does not name ``remove_again`` (older logs) replays a second negative
+    click in a propagated slice's component as it was answered: a trim, not the whole component."""
+    from napari_oaims.evaluation.propagate import procedural_cases
+
+    case = {c["name"]: c for c in procedural_cases(3, (28, 96, 96), failures=True)}["touching_2"]
+    image, target = case["image"], case["target"]
+    engine = Engine.pretrained(device="cpu", adaptation="none", weights=base)
+    areas = {}
+    for older in (True, False):
+        s = engine.session(image, plane_axes=(1, 2))
+        if older:
+            s.remove_again = False
+            del s.events[0]["extra"]["remove_again"]  # as an older log wrote it
+        path = tmp_path / f"{older}.oaims.zarr"
+        SessionStore.create(path, image, engine=engine, session=s)
+        s.set_mask(target[10], plane=(10,))
+        s.propagate(axis=0)
+        s.click((16, 40, 46), positive=False)  # beyond the target's end: the slice empties
+        s.click((15, 36, 49), positive=False)  # off the middle of the neighbour's part: a trim
+        areas[older] = int(s.click((15, 43, 41), positive=False).mask[15].sum())
+        s.accept()
+        report = replay(path, weights=base)
+        assert report.identical, report.table()
+    assert areas[False] == 0 < areas[True]
+
+
 def test_a_log_without_edge_candidates_replays_with_growing_alone(tmp_path, base):
     """A session event that does not name ``edge_candidates`` (older logs) replays judging growing
     along edges alone: a lesion image whose accepted objects favour the snap keeps the model's

@@ -42,6 +42,16 @@ from napari_oaims.session_windows import follow_window
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.session import Session
 
+#: The rules a session may answer by, each a ``Session`` attribute (True or False) the log records
+#: (a log that does not name one replays without it, as it was answered):
+#:
+#: * ``correct_near``: a correction changes the mask near the click only (:func:`correct_near`);
+#: * ``larger_windows``: a first answer that follows no edge is looked for on a larger window
+#:   (:func:`enlarge`);
+#: * ``remove_again``: on a plane the model's propagation carried, a negative click in a component
+#:   an earlier one hit may take it all (:data:`napari_oaims.propagate.REMOVE_AGAIN`,
+#:   :func:`carried_by_model`).
+RULES = ("correct_near", "larger_windows", "remove_again")
 #: Smallest window side (px) :func:`rescale` and :func:`no_empty` go down to.
 SMALLEST_WINDOW = 16
 #: A correction click changes the mask within this many times its depth (:func:`correct_near`).
@@ -90,8 +100,19 @@ def corrected(session: "Session", prompts: list[Prompt], before, after: np.ndarr
     if prompts[0].kind == "prior":
         from napari_oaims.propagate import edit_click
 
-        return edit_click(before, after, prompts[-1], offset)
+        earlier = prompts[1:-1] if session.remove_again and carried_by_model(session) else []
+        return edit_click(before, after, prompts[-1], offset, earlier)
     return correct_near(before, after, prompts[-1], offset) if session.correct_near else after
+
+
+def carried_by_model(session: "Session") -> bool:
+    """Whether the session's latest propagation carried the object with the model (``frozen`` or
+    ``ema``): where such a chain ran into a neighbour, a part the user rejects twice is the
+    neighbour; ``registration`` and ``copy`` move an anchor's own outline, which a click trims."""
+    for e in reversed(session.events):
+        if e["kind"] == "propagate":
+            return (e["extra"].get("call") or {}).get("method") in ("frozen", "ema")
+    return False
 
 
 def positive_points(prompts: list[Prompt]) -> np.ndarray:

@@ -102,9 +102,8 @@ class Session(PropagationMixin):
         self.edge_evidence = EdgeEvidence()
         self._logged_adapter = self.engine.adapter  # the adapter whose settings the log last recorded
         self._logged_edges = self.engine.edges  # the edges mode the log last recorded
-        #: Answer rules (logged): corrections change the mask near a click (:func:`~napari_oaims.answer.correct_near`);
-        #: a first answer that follows no edge is looked for on larger windows (:func:`~napari_oaims.answer.enlarge`).
-        self.correct_near = self.larger_windows = True
+        #: The answer rules (:data:`napari_oaims.answer.RULES`; logged, so that replay follows them).
+        self.correct_near = self.larger_windows = self.remove_again = True
         self._log(
             "session",
             extra={
@@ -114,8 +113,7 @@ class Session(PropagationMixin):
                 "channel_axis": self.source.channel_axis,
                 "adapter": self.engine.adapter.settings(),
                 "edges": self.engine.edges,
-                "correct_near": self.correct_near,
-                "larger_windows": self.larger_windows,
+                **{rule: getattr(self, rule) for rule in answer.RULES},
                 "edge_candidates": list(self.edge_evidence.candidates),
             },
         )

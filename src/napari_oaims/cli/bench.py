@@ -7,6 +7,7 @@ which files it saved.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from napari_oaims.core.edges import MODES as EDGE_MODES
@@ -97,7 +98,7 @@ def _cmd_clicks(args: argparse.Namespace) -> int:
             args.image,
             args.labels,
             _methods(args.methods),
-            protocol_of(args),
+            replace(protocol_of(args), fresh=args.fresh),
             out=args.out,
             plot=args.plot,
             progress=bars,
@@ -185,6 +186,11 @@ def _clicks(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}")
     p.add_argument("--out", default=None, help="results JSON")
     p.add_argument("--plot", default=None, help="Dice-vs-clicks PNG")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="each target in a new session, as a session's first object (no accepted objects to size windows by)",
+    )
     add_robot_args(p)
     p.set_defaults(func=_cmd_clicks)
 

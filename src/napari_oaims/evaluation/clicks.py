@@ -65,7 +65,7 @@ def compare_methods(
     ids = target_ids(lab)[: protocol.max_targets]
     per_method: dict[str, dict] = {}
     for name in methods:
-        method = ModelMethod(protocol.make_engine(), img) if name == "model" else ClickSeeded(img, name)
+        method = ModelMethod(protocol.make_engine(), img, protocol.fresh) if name == "model" else ClickSeeded(img, name)
         step = scoped(progress, name)
         result = run_targets(method, lab, ids, protocol.make_robot(), protocol.clicks, progress=step)
         summary = summary_row(result, ks=(1, 2, 3, 5, 10))

@@ -30,7 +30,9 @@ class Protocol:
     :class:`~napari_oaims.simulate.robot.Robot`, seeded with ``seed``; only the first
     ``max_targets`` targets (None: all); the engine on ``device`` with ``weights`` (None: the
     shipped ones), ``first_window`` (None: the weights' own first-click window) and ``edges``
-    (:attr:`napari_oaims.engine.Engine.edges`).
+    (:attr:`napari_oaims.engine.Engine.edges`). ``fresh``: the model annotates each target in a
+    new session (what a session's first object meets: no accepted objects to size windows or
+    judge edges by, nothing learnt).
     """
 
     clicks: int = 10
@@ -43,6 +45,7 @@ class Protocol:
     weights: str | None = None
     first_window: int | str | None = None
     edges: str = "auto"
+    fresh: bool = False
 
     def make_robot(self) -> Robot:
         """A fresh robot of this protocol."""
@@ -86,14 +89,17 @@ class ModelMethod:
     ``empty_positive`` counts positive clicks answered with an empty mask, ``refused`` clicks the
     session refused (``ValueError``; the mask stays as it was)."""
 
-    def __init__(self, engine, image: np.ndarray):
+    def __init__(self, engine, image: np.ndarray, fresh: bool = False):
         self.engine = engine
+        self.image = image
+        self.fresh = fresh  # each target in a new session
         self.session = engine.session(image)
         self.empty_positive = 0
         self.refused = 0
 
     def start(self) -> None:
-        pass
+        if self.fresh and self.session.events[-1]["kind"] != "session":
+            self.session = self.engine.session(self.image)
 
     def click(self, c: Click) -> np.ndarray:
         try:

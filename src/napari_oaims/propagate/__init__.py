@@ -53,6 +53,10 @@ REMOVE_ALL = 0.5
 #: A click the model does not follow on a plane led by a prior adds (positive) a disk of this
 #: radius (pixels), or removes (negative) the part of the mask within twice the click's depth.
 CLICK_DISK = 3
+#: A negative click on a plane led by a prior, in a component of its mask that an earlier negative
+#: click on the plane already hit, removes the component when it lies at least this share of the
+#: component's deepest point deep: the user says "not this" again (None: never).
+REMOVE_AGAIN: float | None = 0.5
 
 
 def edit_prior(mask: np.ndarray, bbox: geometry.Box, prompt: Prompt) -> Prompt | None:
@@ -86,12 +90,16 @@ def edit_prior(mask: np.ndarray, bbox: geometry.Box, prompt: Prompt) -> Prompt |
     )
 
 
-def edit_click(before: np.ndarray, after: np.ndarray, prompt: Prompt, offset: tuple[int, int]) -> np.ndarray:
+def edit_click(
+    before: np.ndarray, after: np.ndarray, prompt: Prompt, offset: tuple[int, int], earlier: list[Prompt] = ()
+) -> np.ndarray:
     """The mask a click makes on a plane led by a prior (a propagated or exact mask): ``after``
     (the model's answer, region values at ``offset``) kept within what the click may change, so
     that a correction only corrects. A negative click only removes (``before & after``), a
     positive one only adds (``before | after``); where the model did not follow the click at its
-    own pixel, the click edits the mask itself (see :data:`CLICK_DISK`)."""
+    own pixel, the click edits the mask itself (see :data:`CLICK_DISK`). A negative click in a
+    component that a negative click of ``earlier`` (the plane's prompts before it) hit may take it
+    all (:data:`REMOVE_AGAIN`)."""
     if prompt.kind != "click" or before is None or after is None:
         return after
     y, x = (int(v) - o for v, o in zip(prompt.points[0], offset))
@@ -104,11 +112,36 @@ def edit_click(before: np.ndarray, after: np.ndarray, prompt: Prompt, offset: tu
         if not out[y, x]:
             out |= d2 <= CLICK_DISK**2
         return out
+    again = _hit_again(before, (y, x), earlier, offset)
+    if again is not None:
+        return np.zeros_like(before) if again.sum() >= REMOVE_ALL * before.sum() else before & after & ~again
     out = before & after
     if out[y, x]:
         depth = distance_to_border(out)[y, x]
         out &= d2 > (2 * depth) ** 2
     return out
+
+
+def _hit_again(mask: np.ndarray, yx: tuple[int, int], earlier: list[Prompt], offset) -> np.ndarray | None:
+    """The component of ``mask`` at ``yx`` when a negative click of ``earlier`` lies in it (or
+    in what it trimmed off it: within the component's deepest point's depth of it) and ``yx`` is
+    deep enough in it (:data:`REMOVE_AGAIN`), else None."""
+    from scipy import ndimage
+
+    if REMOVE_AGAIN is None or not mask[yx]:
+        return None
+    lab, _ = ndimage.label(mask)
+    component = lab == lab[yx]
+    depth = distance_to_border(component)
+    negatives = [p.points[0] for p in earlier if p.kind == "click" and not p.positive]
+    if not negatives:
+        return None
+    hits = np.asarray(negatives, np.float64) - np.asarray(offset, np.float64)
+    cy, cx = np.nonzero(component)
+    near = np.min(np.hypot(cy[None, :] - hits[:, :1], cx[None, :] - hits[:, 1:]), axis=1)
+    if not (near <= depth.max()).any():
+        return None
+    return component if depth[yx] >= REMOVE_AGAIN * depth.max() else None
 
 
 __all__ = [

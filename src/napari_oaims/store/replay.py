@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_oaims.answer import RULES
 from napari_oaims.core.edges import check_candidates
 from napari_oaims.core.events import PROMPT_KINDS, normalise_event
 from napari_oaims.core.geometry import bbox_nd
@@ -202,8 +203,8 @@ def replay(
                 s.edge_evidence.candidates = check_candidates(e["extra"].get("edge_candidates", ["edges"]))
             except ValueError as err:
                 raise _damaged(state, e, err) from None
-            s.correct_near = bool(e["extra"].get("correct_near", False))  # older logs: answers as recorded
-            s.larger_windows = bool(e["extra"].get("larger_windows", False))
+            for rule in RULES:  # older logs: answered as recorded, without the rules they do not name
+                setattr(s, rule, bool(e["extra"].get(rule, False)))
             sessions.append(s)
             continue
         if s is None:
