@@ -118,6 +118,17 @@ def test_annotate_accept_undo_propagate_in_chromium(tmp_path, nuclei):
         while run_code(kernel, "[annotator.opacity, annotator.contrast[0]]") != [0.0, 0.5]:
             assert time.monotonic() < end, "the sliders did not reach the kernel"
             time.sleep(0.2)
+        # "accept over other objects": the checkbox sets the kernel's trait, and back
+        from selenium.webdriver.common.by import By
+
+        over = root.find_element(By.CSS_SELECTOR, ".oaims-bar input[type=checkbox]")
+        assert not over.is_selected()
+        over.click()
+        end = time.monotonic() + 10
+        while run_code(kernel, "annotator.overwrite") is not True:
+            assert time.monotonic() < end, "the checkbox did not reach the kernel"
+            time.sleep(0.2)
+        over.click()
 
         # zoom in with the wheel: a click still lands on the pixel under the pointer; a drag draws a box
         from selenium.webdriver.common.actions.action_builder import ActionBuilder
@@ -146,7 +157,6 @@ def test_annotate_accept_undo_propagate_in_chromium(tmp_path, nuclei):
         b.wait("document.querySelector('.oaims-root').oaims.latencies.length >= 5", 60, "the box")
         assert run_code(kernel, "annotator.session.events[-2]['kind']") == "box"
         # a new class typed in the widget: the box's object is accepted with it
-        from selenium.webdriver.common.by import By
         from selenium.webdriver.common.keys import Keys
 
         root.find_element(By.CSS_SELECTOR, "input[placeholder='new class']").send_keys("nucleus", Keys.ENTER)

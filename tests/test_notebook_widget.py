@@ -221,6 +221,16 @@ def test_propagate_keeps_off_the_accepted_objects(shared_engine):
         if lab == 4:
             first = a.labels == 1
     assert np.array_equal(a.labels == 1, first), "accepting the second object took none of the first"
+    # "accept over other objects" (the checkbox's trait): propagate and accept may take them
+    a.overwrite = True  # what the checkbox sets
+    b.say(type="click", y=y + 0.5, x=x + 0.5, id=7)  # nucleus 6 again, on its middle slice
+    b.say(type="action", name="propagate")
+    assert a.jobs.wait(120) and not a.error, a.message
+    assert a.session.events[-1]["extra"]["barrier"] is False
+    b.say(type="action", name="accept")
+    assert a.jobs.wait(60) and not a.error, a.message
+    assert [e for e in a.session.events if e["kind"] == "accept"][-1]["extra"]["overwrite"] is True
+    assert ((a.labels == 3) & first).sum() > 100, "the third object took pixels of the first"
 
 
 @pytest.mark.skipif(

@@ -31,6 +31,21 @@ def edges_switch(before: str | None, session: Any) -> str | None:
     return SWITCH_NOTES[now]
 
 
+def model_state(engine: Any, latency_ms: float | None, timed: str = "latency", adaptation: str | None = None) -> list:
+    """The status line's parts about the model: the last prompt's time (named ``timed``), the
+    adaptation (``adaptation`` when there is no engine yet), the updates so far and, when the
+    guard undid any, :func:`rollback_text`."""
+    if engine is not None:
+        adaptation = engine.adaptation
+    parts = [
+        f"{timed} {latency_ms:.0f} ms" if latency_ms is not None else f"{timed} –",
+        f"adaptation {adaptation or '–'}",
+        f"updates {engine.updates if engine else 0}",
+    ]
+    rolled = rollback_text(engine)
+    return parts + ([rolled] if rolled else [])
+
+
 def rollback_text(engine: Any) -> str | None:
     """``rolled back N (why the last one was)``, or None when the guard has undone nothing."""
     if engine is None or not getattr(engine, "rollbacks", 0):

@@ -54,7 +54,7 @@ class AcceptedObjects:
 
     def add(self, accepted: "Accepted") -> ObjectStep:
         """Paint an accepted object into the labels; its undo step."""
-        _, _, records = paint_planes(self._labels, accepted.plane_axes, accepted.planes, accepted.object_id)
+        records = _paint(self._labels, accepted)
         self._object_classes[accepted.object_id] = (accepted.class_id, accepted.class_name)
         return ObjectStep(accepted, records)
 
@@ -67,7 +67,7 @@ class AcceptedObjects:
             self._object_classes.pop(accepted.object_id, None)
             step.diameter = self._session.withdraw(accepted.object_id)
         else:
-            _, _, step.records = paint_planes(self._labels, accepted.plane_axes, accepted.planes, accepted.object_id)
+            step.records = _paint(self._labels, accepted)
             self._object_classes[accepted.object_id] = (accepted.class_id, accepted.class_name)
             self._session.reinstate(accepted.object_id, step.diameter)
         store = self._autosave.store
@@ -82,3 +82,10 @@ class AcceptedObjects:
                 class_id=accepted.class_id,
                 class_name=accepted.class_name,
             )
+
+
+def _paint(labels: np.ndarray, accepted: "Accepted") -> list:
+    """Paint ``accepted`` into ``labels`` with the overwrite rule it was accepted with; the records
+    that undo it."""
+    planes = accepted.planes
+    return paint_planes(labels, accepted.plane_axes, planes, accepted.object_id, accepted.overwrite)[2]

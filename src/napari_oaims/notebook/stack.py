@@ -68,6 +68,8 @@ class StackActions:
         Starts the learning of the accepted objects.
     display : Display
         The shown slice, overlays, messages and status line.
+    overwrite : callable
+        Whether *Propagate* may carry the object into the accepted objects (else they are its barrier).
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class StackActions:
         add_object: Callable[["Accepted"], Any],
         learn: Callable[[], None],
         display: Display,
+        overwrite: Callable[[], bool] = lambda: False,
     ) -> None:
         self._session = session
         self._jobs = jobs
@@ -91,6 +94,7 @@ class StackActions:
         self._add_object = add_object
         self._learn = learn
         self._display = display
+        self._overwrite = overwrite
         self._last_axis: int | None = None
 
     def moved(self, axis: int) -> None:
@@ -149,9 +153,10 @@ class StackActions:
 
     def propagate(self, method: str = "frozen") -> None:
         """Carry the object through the stack in a thread (progress and Cancel in the widget),
-        keeping off the accepted objects. The shown slice's preview follows the propagation as its
-        masks are made; a cancelled or failed one leaves the preview as the session has it
-        (unchanged)."""
+        keeping off the accepted objects unless ``overwrite()``. The shown slice's preview follows
+        the propagation as its masks are made; a cancelled or failed one leaves the preview as the
+        session has it (unchanged)."""
+        barrier = None if self._overwrite() or not self._labels.any() else self._labels
         live: dict[tuple[int, ...], Any] = {}  # plane -> box the preview shows while it runs
 
         def on_slice(key, mask) -> None:  # in the job's thread
@@ -168,7 +173,7 @@ class StackActions:
                 progress=progress,
                 cancel=cancel,
                 on_slice=on_slice,
-                barrier=self._labels if self._labels.any() else None,
+                barrier=barrier,
             )
 
         def done(result):

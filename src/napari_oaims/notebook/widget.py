@@ -23,7 +23,7 @@ import traitlets
 from napari_oaims.core import geometry
 from napari_oaims.core.history import History
 from napari_oaims.core.progress import Cancelled
-from napari_oaims.core.ui import KEYS, edges_switch, rollback_text
+from napari_oaims.core.ui import KEYS, edges_switch, model_state
 from napari_oaims.notebook import transport
 from napari_oaims.notebook.jobs import Jobs
 from napari_oaims.notebook.objects import AcceptedObjects, ObjectStep
@@ -93,6 +93,8 @@ class Annotator(anywidget.AnyWidget):
     stack_actions = traitlets.List(traitlets.Unicode(), []).tag(sync=True)
     bindings = traitlets.Dict(dict(KEYS)).tag(sync=True)
     opened_at = traitlets.Float(0.0).tag(sync=True)
+    #: Whether an accepted object (and *Propagate*) may take pixels of the objects accepted before.
+    overwrite = traitlets.Bool(False).tag(sync=True)
 
     def __init__(
         self,
@@ -139,6 +141,7 @@ class Annotator(anywidget.AnyWidget):
             Display(
                 self._key, self._go_to, self._say, self._update_status, self._send_overlay, self._show, self.send_view
             ),
+            lambda: self.overwrite,
         )
         self.key = [0] * len(self.stack_shape)
         self.stack_actions = self._stack.actions()
@@ -212,6 +215,9 @@ class Annotator(anywidget.AnyWidget):
     def _key(self) -> tuple[int, ...]:
         return tuple(int(k) for k in self.key)
 
+    def _go_to(self, key: list[int]) -> None:
+        self.key = key
+
     @traitlets.validate("key")
     def _valid_key(self, proposal):
         if not hasattr(self, "session"):
@@ -228,20 +234,8 @@ class Annotator(anywidget.AnyWidget):
                 self._stack.moved(axes[moved[0]])
             self.send_view()
 
-    def _go_to(self, key: list[int]) -> None:
-        self.key = key
-
     def _update_status(self) -> None:
-        engine = self.engine if hasattr(self, "engine") else None
-        latency = self.last_latency_ms
-        parts = [
-            f"model {latency:.0f} ms" if latency is not None else "model –",
-            f"adaptation {engine.adaptation if engine else '–'}",
-            f"updates {engine.updates if engine else 0}",
-        ]
-        rolled = rollback_text(engine)
-        if rolled:
-            parts.append(rolled)
+        parts = model_state(getattr(self, "engine", None), self.last_latency_ms, "model")
         if hasattr(self, "session"):
             parts.append(f"object {self.session.object_id}")
         parts.append(f"{len(self.object_classes)} accepted")
@@ -453,7 +447,8 @@ class Annotator(anywidget.AnyWidget):
         the model learns from it in a thread."""
         with self._session_call("accept"):
             class_name, followed = self.class_name, self.session.edge_evidence.choice()
-            accepted = self.session.accept(defer_update=True, class_id=self.class_id(class_name), class_name=class_name)
+            labelled = {"class_id": self.class_id(class_name), "class_name": class_name, "overwrite": self.overwrite}
+            accepted = self.session.accept(defer_update=True, **labelled)
             step = self._objects.add(accepted)
             self.history.drop(lambda step: step != SESSION)
             self.history.push(step)

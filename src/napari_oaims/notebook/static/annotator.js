@@ -156,6 +156,15 @@ function render({ model, el }) {
   const contrastInputs = [0, 1].map((i) => range(i ? " max " : " contrast min ", glo, ghi, 0.01, model.get("contrast")[i], (v) => {
     const c = [...model.get("contrast")]; c[i] = v; model.set("contrast", c); model.save_changes(); applyContrast(); draw();
   }));
+  const overLabel = document.createElement("label");
+  const over = document.createElement("input");
+  over.type = "checkbox"; over.checked = model.get("overwrite");
+  overLabel.title = "ticked: an accepted object takes the pixels of objects accepted before it where they meet, " +
+    "and Propagate may carry it into them; unticked: those pixels stay with the earlier objects";
+  over.addEventListener("change", () => { model.set("overwrite", over.checked); model.save_changes(); });
+  overLabel.append(over, " accept over other objects ");
+  tools.appendChild(overLabel);
+  model.on("change:overwrite", () => { over.checked = model.get("overwrite"); });
   const help = document.createElement("span");
   help.className = "oaims-help";
   help.textContent = "left click: add · right click: remove · drag: box · shift+drag: scribble · wheel: zoom · " +

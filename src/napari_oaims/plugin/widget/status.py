@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from napari.layers import Image
 from qtpy.QtWidgets import QLabel
 
-from napari_oaims.core.ui import rollback_text
+from napari_oaims.core.ui import model_state
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -82,15 +82,7 @@ class StatusLine(QLabel):
         current, jobs, latency = self._current, self._jobs, self._latency()
         engine = current.engine
         adaptation, device = (engine.adaptation, engine.device) if engine else self._model_choice()
-        parts = [
-            f"latency {latency:.0f} ms" if latency is not None else "latency –",
-            f"adaptation {adaptation}",
-            f"updates {engine.updates if engine else 0}",
-            f"device {device}",
-        ]
-        rolled = rollback_text(engine)
-        if rolled:
-            parts.insert(3, rolled)
+        parts = [*model_state(engine, latency, adaptation=adaptation), f"device {device}"]
         if current.session is not None:
             parts.append(f"object {current.session.object_id}")
         if jobs.busy:
