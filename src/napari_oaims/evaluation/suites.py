@@ -31,6 +31,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.draw import ellipse, line
 
+from napari_oaims.core.clicks import distance_to_border
 from napari_oaims.training import scenes, synth
 
 #: Side of one tile of the flooding mosaic (px) and objects per tile.
@@ -235,7 +236,7 @@ def organs(rng: np.random.Generator, s: int = ORGAN_TILE) -> tuple[np.ndarray, n
     labels = np.zeros((s, s), np.int32)
     for i in range(1, int(rng.integers(1, 3)) + 1):
         r = rng.uniform(65.0, 190.0 if i == 1 else 110.0)
-        free = ndimage.distance_transform_edt(np.pad(labels == 0, 1))[1:-1, 1:-1] > 8  # off the scene's edge too
+        free = distance_to_border(labels == 0) > 8  # off the other objects and the scene's edge
         m = _place(rng, free, lambda cy, cx, r=r: synth.shape_at(rng, s, "deformed", cy, cx, r))
         if m is None:
             continue

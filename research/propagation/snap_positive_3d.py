@@ -1,0 +1,68 @@
+"""Tried (not shipped): a positive click on a slice led by a prior (a propagated slice) adds the
+model's answer snapped to the image's edges (``core.edges.snap_to_edges`` between the model's sure
+object and sure background) instead of the model's answer alone. Runs the robot protocol of
+``oaims bench propagate`` (frozen) on the failure volumes with and without it.
+
+    PYTHONPATH=src OMP_NUM_THREADS=1 python research/propagation/snap_positive_3d.py [CASE ...]
+"""
+
+import sys
+
+import numpy as np
+
+from napari_oaims import Engine, answer
+from napari_oaims.core import edges
+from napari_oaims.evaluation.propagate import procedural_cases, run_case
+
+last = {}
+predict = answer.predict
+
+
+def stashing(session, key, prompts, window, state, logits=None):
+    out = predict(session, key, prompts, window, state, logits)
+    info = out[2]
+    if info.get("window"):
+        y0, x0, size = info["window"]
+        from napari_oaims.core.guidance import Window
+
+        w = Window(y0, x0, size)
+        last["window"] = w
+        last["logits"] = session.predict_window(key, prompts, w)
+        last["crop"] = session.source.crop(key, w)
+    return out
+
+
+corrected = answer.corrected
+
+
+def snapping(session, prompts, before, after, offset):
+    out = corrected(session, prompts, before, after, offset)
+    p = prompts[-1]
+    if not (SNAP and prompts[0].kind == "prior" and p.kind == "click" and p.positive and "window" in last):
+        return out
+    w = last["window"]
+    ys, xs, wy, wx = w.clip(session.source.plane_shape)
+    lg, crop = last["logits"][wy, wx], last["crop"][wy, wx]
+    pos = answer.positive_points(prompts) - [ys.start, xs.start]
+    negs = [q.points for q in prompts if q.kind == "click" and not q.positive]
+    neg = (np.concatenate(negs) if negs else np.zeros((0, 2))) - [ys.start, xs.start]
+    snapped = edges.snap_to_edges(crop, lg, lg > 0, pos, neg)
+    # onto the region of ``out`` (offset), adding only
+    full = np.zeros(session.source.plane_shape, bool)
+    full[ys, xs] = snapped
+    region = full[offset[0] : offset[0] + out.shape[0], offset[1] : offset[1] + out.shape[1]]
+    return out | region
+
+
+answer.predict = stashing
+answer.corrected = snapping
+SNAP = False
+eng = Engine.pretrained(device="cpu")
+cases = {c["name"]: c for c in procedural_cases(3, (28, 96, 96), failures=True)}
+names = sys.argv[1:] or list(cases)
+for name in names:
+    row = []
+    for SNAP in (False, True):
+        r = run_case(eng, cases[name]["image"], cases[name]["target"], method="frozen", cap=40)
+        row.append(f"{r['clicks']:2d} clicks, worst drop {r['worst_drop']:.3f}, drops {r['drops']}")
+    print(f"{name:16s} off: {row[0]} | snap: {row[1]}", flush=True)
