@@ -68,6 +68,25 @@ def test_estimate_diameter_finds_bright_and_dark_discs(diameter):
         assert abs(guidance.estimate_diameter(patch) / diameter - 1) < 0.15
 
 
+def test_the_smallest_strong_peak_is_a_cell_not_its_cluster():
+    """A cell of 14 px among six cells of one intensity touching it (a blurred seam between them):
+    the strongest blob response is the cluster's; the smallest strong peak is the cell's. A lone
+    disc answers at its own scale either way."""
+    from scipy import ndimage
+
+    r = guidance.diameter_patch_radius()
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    cells = np.hypot(yy, xx) <= 7
+    for a in np.linspace(0, 2 * np.pi, 7)[:-1]:
+        cells |= np.hypot(yy - 16 * np.sin(a), xx - 16 * np.cos(a)) <= 7
+    image = ndimage.gaussian_filter(cells.astype(float), 1.0)
+    strongest = guidance.estimate_diameter(image)
+    smallest = guidance.estimate_diameter(image, peak_share=guidance.BLOB_PEAK_SHARE)
+    assert strongest > 30 and 8 < smallest < 20, (strongest, smallest)
+    disc = ndimage.gaussian_filter((np.hypot(yy, xx) <= 12).astype(float), 1.0)
+    assert abs(guidance.estimate_diameter(disc, peak_share=guidance.BLOB_PEAK_SHARE) / 24 - 1) < 0.15
+
+
 def test_estimate_diameter_rejects_a_small_patch():
     with pytest.raises(ValueError, match="odd side"):
         guidance.estimate_diameter(np.zeros((64, 64)))

@@ -427,6 +427,39 @@ def test_a_log_without_remove_again_replays_without_it(tmp_path, base):
     assert areas[False] == 0 < areas[True]
 
 
+def test_a_log_without_first_peak_replays_with_the_strongest_blob(tmp_path, base):
+    """A session event that does not name ``first_peak`` (older logs) sizes a first window from
+    the strongest blob under the click, as it was answered: a cell among touching cells."""
+    from napari_oaims.evaluation.suites import suite
+    from napari_oaims.session_windows import first_window
+    from napari_oaims.simulate.clicks import click_in_region
+
+    image, labels = suite("neighbours", seed=0, tiles=(1, 2))
+    engine = Engine.pretrained(device="cpu", adaptation="none", weights=base)
+    probe = engine.session(image)
+    windows = {}
+    for i in [int(i) for i in np.unique(labels) if i]:
+        yx = click_in_region(labels == i)
+        for rule in (True, False):
+            probe.first_peak = rule
+            windows[rule] = first_window(probe, (), np.array([yx], float))
+        if windows[True] < windows[False]:
+            break
+    assert windows[True] < windows[False], "no cell here whose blob is its cluster's"
+    for older in (True, False):
+        s = engine.session(image)
+        if older:
+            s.first_peak = False
+            del s.events[0]["extra"]["first_peak"]  # as an older log wrote it
+        path = tmp_path / f"{older}.oaims.zarr"
+        SessionStore.create(path, image, engine=engine, session=s)
+        s.click(yx)
+        assert s.first_sizes[s.object_id] == windows[not older]
+        s.accept()
+        report = replay(path, weights=base)
+        assert report.identical, report.table()
+
+
 def test_a_log_without_edge_candidates_replays_with_growing_alone(tmp_path, base):
     """A session event that does not name ``edge_candidates`` (older logs) replays judging growing
     along edges alone: a lesion image whose accepted objects favour the snap keeps the model's

@@ -50,8 +50,11 @@ if TYPE_CHECKING:  # pragma: no cover
 #:   (:func:`enlarge`);
 #: * ``remove_again``: on a plane the model's propagation carried, a negative click in a component
 #:   an earlier one hit may take it all (:data:`napari_oaims.propagate.REMOVE_AGAIN`,
-#:   :func:`carried_by_model`).
-RULES = ("correct_near", "larger_windows", "remove_again")
+#:   :func:`carried_by_model`);
+#: * ``first_peak``: the blob under the first click of a session's first object is the smallest
+#:   scale that answers nearly as strongly as the strongest
+#:   (:data:`~napari_oaims.core.guidance.BLOB_PEAK_SHARE`), not the strongest.
+RULES = ("correct_near", "larger_windows", "remove_again", "first_peak")
 #: Smallest window side (px) :func:`rescale` and :func:`no_empty` go down to.
 SMALLEST_WINDOW = 16
 #: A correction click changes the mask within this many times its depth (:func:`correct_near`).

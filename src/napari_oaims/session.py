@@ -103,7 +103,7 @@ class Session(PropagationMixin):
         self._logged_adapter = self.engine.adapter  # the adapter whose settings the log last recorded
         self._logged_edges = self.engine.edges  # the edges mode the log last recorded
         #: The answer rules (:data:`napari_oaims.answer.RULES`; logged, so that replay follows them).
-        self.correct_near = self.larger_windows = self.remove_again = True
+        self.correct_near = self.larger_windows = self.remove_again = self.first_peak = True
         self._log(
             "session",
             extra={

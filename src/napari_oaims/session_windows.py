@@ -63,18 +63,17 @@ def object_window(session: "Session") -> int | None:
 def first_window(session: "Session", key, pts: np.ndarray) -> int:
     """The engine's first-window side. With ``"auto"``: four times the median diameter of the
     objects accepted in this session, or, before the first one, of the blob under the prompt
-    (remembered: the object's later windows follow it)."""
+    (``Session.first_peak``: its smallest strong scale; remembered: the object's later windows
+    follow it)."""
     size = session.engine.first_window
     if size != "auto":
         return size
     known = object_window(session)
     if known is not None:
         return known
-    src = session.source
-    size = min(
-        guidance.AUTO_MAX_WINDOW,
-        guidance.window_for_diameter(guidance.diameter_at(lambda w: src.crop(key, w), pts, src.plane_shape)),
-    )
+    src, share = session.source, guidance.BLOB_PEAK_SHARE if session.first_peak else None
+    diameter = guidance.diameter_at(lambda w: src.crop(key, w), pts, src.plane_shape, share)
+    size = min(guidance.AUTO_MAX_WINDOW, guidance.window_for_diameter(diameter))
     session.first_sizes = {session.object_id: size}
     return size
 

@@ -57,6 +57,9 @@ AUTO_MAX_WINDOW = 256
 LATER_WINDOW_SHARE = 1.0
 #: Gaussian scales (px) searched by :func:`estimate_diameter`: objects about 4 to 110 px across.
 DIAMETER_SIGMAS = tuple(float(s) for s in np.geomspace(1.5, 40.0, 24))
+#: The share of the strongest blob response that a smaller scale's peak needs to be the blob
+#: under a session's first click (:func:`estimate_diameter`, ``Session.first_peak``).
+BLOB_PEAK_SHARE = 0.7
 
 
 @dataclass(frozen=True)
@@ -98,13 +101,16 @@ def diameter_patch_radius(sigmas=DIAMETER_SIGMAS) -> int:
     return int(4 * max(sigmas)) + 1
 
 
-def estimate_diameter(patch: np.ndarray, sigmas=DIAMETER_SIGMAS) -> float:
+def estimate_diameter(patch: np.ndarray, sigmas=DIAMETER_SIGMAS, peak_share: float | None = None) -> float:
     """Diameter (px) of the bright or dark blob at the centre of a square ``patch``.
 
     The scale of the strongest scale-normalised Laplacian-of-Gaussian response at the centre
-    (Lindeberg's blob scale: a disc of diameter ``d`` answers most at ``sigma = d / (2 sqrt 2)``).
-    Each scale is one dot product with a zero-sum kernel, so this costs a few milliseconds.
-    ``patch`` must have an odd side of at least ``2 * diameter_patch_radius(sigmas) + 1``.
+    (Lindeberg's blob scale: a disc of diameter ``d`` answers most at ``sigma = d / (2 sqrt 2)``),
+    or with ``peak_share`` the smallest scale whose response is a peak over the scales and at
+    least that share of the strongest (a cell in a cluster of cells answers at its own scale
+    and, more strongly, at the cluster's). Each scale is one dot product with a zero-sum kernel,
+    so this costs a few milliseconds. ``patch`` must have an odd side of at least
+    ``2 * diameter_patch_radius(sigmas) + 1``.
     """
     patch = np.asarray(patch, dtype=np.float64)
     c = patch.shape[0] // 2
@@ -130,8 +136,12 @@ def estimate_diameter(patch: np.ndarray, sigmas=DIAMETER_SIGMAS) -> float:
         responses.append(
             abs(float(np.sum(kernel * patch[c - h : c + h + 1, c - h : c + h + 1]))) / (2 * np.pi * sigma * sigma)
         )
-    best_sigma = float(sigmas[int(np.argmax(responses))])
-    return 2.0 * np.sqrt(2.0) * best_sigma
+    best = int(np.argmax(responses))
+    if peak_share is not None:
+        r = np.pad(np.asarray(responses), 1, constant_values=-np.inf)
+        peaks = (r[1:-1] >= r[:-2]) & (r[1:-1] >= r[2:]) & (r[1:-1] >= peak_share * r[1 + best])
+        best = int(np.argmax(peaks))
+    return 2.0 * np.sqrt(2.0) * float(sigmas[best])
 
 
 def choose_window(
@@ -171,7 +181,7 @@ def window_for_diameter(diameter: float) -> int:
     return max(AUTO_MIN_WINDOW, int(round(AUTO_WINDOW_DIAMETERS * float(diameter))))
 
 
-def diameter_at(crop, points: np.ndarray, plane_shape: tuple[int, int]) -> float:
+def diameter_at(crop, points: np.ndarray, plane_shape: tuple[int, int], peak_share: float | None = None) -> float:
     """:func:`estimate_diameter` of the blob at the centre of ``points`` (N x 2). ``crop(window)``
     gives a window of the plane; beyond the plane's border the patch is mirrored, not zero-filled
     (no false edge)."""
@@ -182,7 +192,8 @@ def diameter_at(crop, points: np.ndarray, plane_shape: tuple[int, int]) -> float
     _, _, wy, wx = window.clip(plane_shape)
     pad = ((wy.start, window.size - wy.stop), (wx.start, window.size - wx.stop))
     inside = patch[wy, wx]
-    return estimate_diameter(np.pad(inside, pad, mode="reflect" if min(inside.shape) > 1 else "edge"))
+    patch = np.pad(inside, pad, mode="reflect" if min(inside.shape) > 1 else "edge")
+    return estimate_diameter(patch, peak_share=peak_share)
 
 
 #: Re-predict on a larger window (this factor) when the mask touches the window border, at most

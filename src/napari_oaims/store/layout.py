@@ -106,9 +106,10 @@ Format versions (attr ``napari_oaims.format_version``; :data:`VERSIONS` says wha
    update); logs without it replay without it.
 8. The ``session`` event names every answer rule of ``napari_oaims.answer.RULES`` with its value:
    besides ``correct_near``, ``larger_windows`` (a first answer whose outline follows no edge of
-   the image is looked for on a larger window) and ``remove_again`` (on a plane the model's
-   propagation carried, a second negative click in a component takes it all). A log that does not name a rule replays
-   without it, as it was answered.
+   the image is looked for on a larger window), ``remove_again`` (on a plane the model's
+   propagation carried, a second negative click in a component takes it all) and ``first_peak``
+   (a session's first window is sized from the smallest strong blob under the click). A log that
+   does not name a rule replays without it, as it was answered.
 
 An older folder opens and resumes: it is migrated on read, in memory (retired settings at the value
 the shipped behaviour used are dropped from the log's adapter settings; other values are kept, and
@@ -144,7 +145,7 @@ VERSIONS = {
     5: "the voxels a propagate event's barrier kept out, beside the log (barriers/<seq>): exact replay",
     6: "answers that follow image edges: the session event records edges, accept events edge_gain",
     7: "edge candidates (snap), propagation's cross_from_larger, adapter's mi_check: all named in the log",
-    8: "the session event names every answer rule (larger_windows, remove_again besides correct_near)",
+    8: "the session event names every answer rule (correct_near, larger_windows, remove_again, first_peak)",
 }
 #: The first format version whose logs were recorded under today's learning rules (the answer-
 #: checking guard, no PI from uncorrected accepts, MI skipping pseudo-labels that contradict a click).
