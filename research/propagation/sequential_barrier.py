@@ -4,7 +4,7 @@ session, as a user of the napari widget does: with the accepted nuclei as the ba
 and its voxels in other nuclei's truth (painted without overwriting, as the widget paints).
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python research/propagation/sequential_barrier.py
-        [--image IMAGE --labels LABELS] [--max-objects N] [--no-barrier]
+        [--image IMAGE --labels LABELS] [--max-objects N] [--no-barrier]      (IMAGE: .tif or .npy)
 """
 
 import argparse
@@ -26,7 +26,9 @@ def main() -> None:
     p.add_argument("--max-objects", type=int, default=None)
     p.add_argument("--no-barrier", action="store_true")
     a = p.parse_args()
-    if a.image:
+    if a.image and a.image.endswith(".npy"):
+        image, labels = np.load(a.image), np.load(a.labels).astype(np.int32)
+    elif a.image:
         import tifffile
 
         image, labels = tifffile.imread(a.image), tifffile.imread(a.labels).astype(np.int32)

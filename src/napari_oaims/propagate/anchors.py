@@ -60,26 +60,28 @@ class Barrier:
     def __bool__(self) -> bool:
         return self.taken is not None or bool(self.extra)
 
-    def in_box(self, key: Key, box: geometry.Box) -> np.ndarray | None:
-        """The blocked pixels of plane ``key`` inside ``box`` (None: none)."""
+    def in_box(self, key: Key, box: geometry.Box, taken: bool = True, extra: bool = True) -> np.ndarray | None:
+        """The blocked pixels of plane ``key`` inside ``box`` (None: none): those of ``taken``
+        and those :meth:`add` gave, or only one kind."""
         out = None
-        if self.taken is not None:
+        if taken and self.taken is not None:
             index = list(self.source.plane_index(key))
             a0, a1 = self.source.plane_axes
             index[a0] = slice(box[0], box[2])
             index[a1] = slice(box[1], box[3])
             block = np.asarray(self.taken[tuple(index)]) != 0
             out = block.T if a0 > a1 else block
-        for m in self.extra.get(key, []):
+        for m in self.extra.get(key, []) if extra else []:
             part = m.in_box(box, bool)
             out = part if out is None else out | part
         return out
 
-    def apply(self, key: Key, prob: Sparse) -> Sparse:
-        """``prob`` with the blocked pixels of plane ``key`` set to zero."""
+    def apply(self, key: Key, prob: Sparse, taken: bool = True, extra: bool = True) -> Sparse:
+        """``prob`` with the blocked pixels of plane ``key`` set to zero (of ``taken``, of the
+        masks :meth:`add` gave, or both)."""
         if not self or prob.box is None:
             return prob
-        blocked = self.in_box(key, prob.box)
+        blocked = self.in_box(key, prob.box, taken, extra)
         if blocked is None or not blocked.any():
             return prob
         self.keep_out(key, Sparse.of_mask(blocked, prob.box[:2]))

@@ -110,7 +110,8 @@ class Walk:
         return key_of(self.ln.line, self.carry.kpos, self.chain.positions[self.index])
 
     def predict(self) -> Sparse:
-        """The next slice's probabilities, with the barrier's voxels at zero."""
+        """The next slice's probabilities, with the barrier's voxels at zero (the taken ones only
+        with ``barrier_steers``; else :meth:`commit` leaves them out of what it stores)."""
         ctx, s, pos = self.carry.ctx, self.carry.ctx.settings, self.chain.positions[self.index]
         t0, key = time.perf_counter(), self.key
         if ctx.method in ("ema", "frozen"):
@@ -119,7 +120,7 @@ class Walk:
             prob, info = ctx.model_step(key, self.prev, rng, self.samples, self.prev_key, cap=cap)
         else:
             prob, info = ctx.carry_step(key, self.akey)
-        prob = ctx.barrier.apply(key, prob)
+        prob = ctx.barrier.apply(key, prob, taken=s.barrier_steers)
         self._pending = (t0, info)
         return prob
 
@@ -162,7 +163,8 @@ class Walk:
             self._finish()
             return None
         self.n += 1
-        results.setdefault(pos, []).append((chain.anchor, prob))
+        stored = prob if s.barrier_steers else ctx.barrier.apply(key, prob, extra=False)
+        results.setdefault(pos, []).append((chain.anchor, stored))
         self.prev, self.prev_key = mask, key
         if self.index == len(chain.positions):
             self._finish()

@@ -99,6 +99,13 @@ class PropagateSettings:
     #: px through slices whose object grows to 1056 px). Masks of equal area, and ``registration``
     #: and ``copy``: both chains, fused by distance. False: both chains for every method.
     cross_from_larger: bool = True
+    #: Whether the barrier's voxels (accepted objects, the ``barrier`` of a call) also cut the
+    #: mask a chain carries to its next slice. False: the chain runs as it would without them and
+    #: only the slices it stores leave them out (a chain cut by the leak of an earlier object into
+    #: this one died early: on the procedural stacked nuclei, one after another, 3D Dice 0.6-2.5
+    #: points lower). The other objects of ``propagate_objects`` always cut it (they are settled
+    #: slice by slice).
+    barrier_steers: bool = False
 
     # -- the student-teacher EMA adapter----------------------------------------------------------
     lr: float = 3e-3  # Adam on the student (grid 1e-4 .. 1e-2, research/propagation/README.md)
@@ -217,6 +224,7 @@ UNLOGGED: dict[str, Any] = {
     "earliest_end": False,
     "plateau": 0.0,
     "cross_from_larger": False,
+    "barrier_steers": True,
 }
 
 

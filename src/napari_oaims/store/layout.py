@@ -109,7 +109,9 @@ Format versions (attr ``napari_oaims.format_version``; :data:`VERSIONS` says wha
    the image is looked for on a larger window), ``remove_again`` (on a plane the model's
    propagation carried, a second negative click in a component takes it all) and ``first_peak``
    (a session's first window is sized from the smallest strong blob under the click). A log that
-   does not name a rule replays without it, as it was answered.
+   does not name a rule replays without it, as it was answered. A ``propagate`` call's settings
+   name ``barrier_steers`` (whether the barrier also cuts the mask a chain carries; calls that do
+   not name it replay with the chain cut).
 
 An older folder opens and resumes: it is migrated on read, in memory (retired settings at the value
 the shipped behaviour used are dropped from the log's adapter settings; other values are kept, and
