@@ -379,6 +379,18 @@ def test_a_log_without_the_correction_rule_replays_without_it(tmp_path, base):
     assert report.identical, report.table()
 
 
+def _rule_session(engine, image, tmp_path, rule: str, older: bool, **kw):
+    """A session as a log that does not name answer rule ``rule`` (older logs: the rule off) was
+    written, or with every rule (``older`` False), saved to a new store; and the store's path."""
+    s = engine.session(image, **kw)
+    if older:
+        setattr(s, rule, False)
+        del s.events[0]["extra"][rule]  # as an older log wrote it
+    path = tmp_path / f"{rule}_{older}.oaims.zarr"
+    SessionStore.create(path, image, engine=engine, session=s)
+    return s, path
+
+
 def test_a_log_without_larger_windows_replays_without_them(tmp_path, base):
     """A session event that does not name ``larger_windows`` (older logs) replays a click inside
     an organ larger than its first window as it was answered: on the first window."""
@@ -387,12 +399,7 @@ def test_a_log_without_larger_windows_replays_without_them(tmp_path, base):
     image, organ = _organ()
     engine = Engine.pretrained(device="cpu", adaptation="none", weights=base)
     for older in (True, False):
-        s = engine.session(image)
-        if older:
-            s.larger_windows = False
-            del s.events[0]["extra"]["larger_windows"]  # as an older log wrote it
-        path = tmp_path / f"{older}.oaims.zarr"
-        SessionStore.create(path, image, engine=engine, session=s)
+        s, path = _rule_session(engine, image, tmp_path, "larger_windows", older)
         mask = s.click((768, 768)).mask
         assert (dice(mask, organ) < 0.2) is older
         s.accept()
@@ -410,12 +417,7 @@ def test_a_log_without_remove_again_replays_without_it(tmp_path, base):
     engine = Engine.pretrained(device="cpu", adaptation="none", weights=base)
     areas = {}
     for older in (True, False):
-        s = engine.session(image, plane_axes=(1, 2))
-        if older:
-            s.remove_again = False
-            del s.events[0]["extra"]["remove_again"]  # as an older log wrote it
-        path = tmp_path / f"{older}.oaims.zarr"
-        SessionStore.create(path, image, engine=engine, session=s)
+        s, path = _rule_session(engine, image, tmp_path, "remove_again", older, plane_axes=(1, 2))
         s.set_mask(target[10], plane=(10,))
         s.propagate(axis=0)
         s.click((16, 40, 46), positive=False)  # beyond the target's end: the slice empties
@@ -447,12 +449,7 @@ def test_a_log_without_first_peak_replays_with_the_strongest_blob(tmp_path, base
             break
     assert windows[True] < windows[False], "no cell here whose blob is its cluster's"
     for older in (True, False):
-        s = engine.session(image)
-        if older:
-            s.first_peak = False
-            del s.events[0]["extra"]["first_peak"]  # as an older log wrote it
-        path = tmp_path / f"{older}.oaims.zarr"
-        SessionStore.create(path, image, engine=engine, session=s)
+        s, path = _rule_session(engine, image, tmp_path, "first_peak", older)
         s.click(yx)
         assert s.first_sizes[s.object_id] == windows[not older]
         s.accept()

@@ -175,6 +175,10 @@ def test_a_propagation_kept_out_of_accepted_objects_replays_exactly(tmp_path, to
         accepted = s.accept()
         taken[accepted.mask] = accepted.object_id
     z = int(np.argmax((labels == 1).sum((1, 2))))
+    leak = labels == 1  # and a part of the target beyond its middle, which object 2 holds too
+    leak[: z + 2] = False
+    leak[..., : labels.shape[2] // 2] = False
+    taken[leak] = 2
     s.set_mask(labels[z] == 1, plane=(z,))
     free = s.propagate(axis=0, method="frozen").mask
     s.undo()
