@@ -180,6 +180,16 @@ def test_suites_are_seeded_mosaics_of_labelled_scenes(name):
         suite("nothing")
 
 
+def test_synth_refuses_zero_tiles(tmp_path, capsys):
+    from napari_oaims.cli import main
+
+    for bad in ("0", "-2", "two"):
+        with pytest.raises(SystemExit):
+            main(["synth", "--suite", "organs", "--tiles", bad, "--out", str(tmp_path / "o")])
+        assert "at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_synth_writes_a_suite_that_bench_clicks_runs(tmp_path, capsys):
     import json
 

@@ -16,6 +16,16 @@ def _weights(text: str) -> tuple[float, ...]:
     return values
 
 
+def _tiles(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of tiles per side, at least 1, got {text!r}")
+    return n
+
+
 def _synth_settings(args: argparse.Namespace):
     """The synthetic-data settings given on the command line (``train`` and ``synth``)."""
     from napari_oaims.training.synth import SCENES, SynthSettings
@@ -164,7 +174,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = sub.add_parser("synth", help="write a synthetic validation image and labels (TIFF) from the training generator")
     v.add_argument("--out", type=Path, required=True, help="folder for image.tif and labels.tif")
     v.add_argument(
-        "--tiles", type=int, default=4, help="tiles per side (128 px each; 256 px with --suite, 512 px for organs)"
+        "--tiles", type=_tiles, default=4, help="tiles per side (128 px each; 256 px with --suite, 512 px for organs)"
     )
     v.add_argument("--seed", type=int, default=1000, help="use a seed that no training run used")
     v.add_argument(
