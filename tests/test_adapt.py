@@ -30,7 +30,12 @@ def test_every_adapter_updates_and_logs(nuclei_crop, name):
     s = engine.session(image)
     annotate(s, labels, largest_ids(labels, 1)[0])
     updates = [e for e in s.events if e["kind"] == "update"]
-    assert updates and engine.updates > 0 and engine.weights_hash != base
+    assert updates and engine.updates > 0
+    if name == "mi":  # the session's first object keeps no MI steps (mi_check_first)
+        assert updates[-1]["extra"]["method"] == "mi_rewind" and engine.weights_hash == base
+        assert any(u["extra"]["method"] == "mi" and not u["extra"]["rolled_back"] for u in updates)
+    else:
+        assert engine.weights_hash != base
     for u in updates:
         x = u["extra"]
         assert {"method", "loss", "weights_before", "weights_after", "rolled_back", "adaptation"} <= set(x)
@@ -398,7 +403,7 @@ def annotated(spec, nuclei_crop, clicks):
 def test_mi_learning_rate_is_used_for_mi_steps_only(nuclei_crop):
     hashes = {}
     for spec in ("mi:mi_lr=1e-4", "mi:mi_lr=0", "pi:mi_lr=0"):
-        engine, _, base = annotated(spec, nuclei_crop, 3)
+        engine, _, base = annotated(spec + ":mi_check_first=0", nuclei_crop, 3)
         hashes[spec] = engine.weights_hash != base
     # lr 0 leaves MI weights unchanged; PI steps keep the main learning rate
     assert hashes == {"mi:mi_lr=1e-4": True, "mi:mi_lr=0": False, "pi:mi_lr=0": True}
@@ -561,6 +566,7 @@ def doubtful_object(spec, nuclei_crop):
 
 def test_pi_leaves_out_what_a_doubtful_click_vouches_for(nuclei_crop):
     from napari_oaims.adapt.oaims import OAIMSAdapter
+    from napari_oaims.adapt.targets import leave_out
     from napari_oaims.core.prompts import Prompt
 
     image, labels = nuclei_crop
@@ -581,7 +587,7 @@ def test_pi_leaves_out_what_a_doubtful_click_vouches_for(nuclei_crop):
     first = Prompt("click", True, np.array([object_centre(labels, lid)]))
     view = adapter._view(s2.view(()), first, final)
     doubt = Prompt("click", True, np.array([click]), corrected=False)
-    assert adapter._leave_out([view], [doubt], final) is None
+    assert leave_out([view], [doubt], final, adapter.config.pi_ignore) is None
     w, target = view.weight, view.target
     cy, cx = view.window.to_work(np.array(click))
     radius = adapter.config.pi_ignore * 2 * np.sqrt(final.sum() / np.pi) * view.window.scale

@@ -138,9 +138,9 @@ def answer_violation(after: np.ndarray, probes: list[Probe], margin: float = MAR
     return None
 
 
-def mean_dice_with(engine: "Engine", probes: list[Probe], other: dict) -> tuple[float, float]:
-    """Mean Dice of the accepted objects ``probes`` against their accepted masks, answered with
-    the weights now and with the state dict ``other`` (the weights are left as they were)."""
+def dice_with(engine: "Engine", probes: list[Probe], other: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Dice of each accepted object of ``probes`` against its accepted mask, answered with the
+    weights now and with the state dict ``other`` (the weights are left as they were)."""
     x = np.stack([p.x for p in probes])
     with engine.lock:
         now = engine.predict(x) > 0
@@ -150,7 +150,23 @@ def mean_dice_with(engine: "Engine", probes: list[Probe], other: dict) -> tuple[
             then = engine.predict(x) > 0
         finally:
             engine.model.load_state_dict(kept)
-    return tuple(float(np.mean([dice(a, p.target) for a, p in zip(m, probes)])) for m in (now, then))
+    return tuple(np.array([dice(a, p.target) for a, p in zip(m, probes)]) for m in (now, then))
+
+
+#: With a ``mi_check_se`` above 0, fewer accepted objects than this cannot say "surely better".
+SURE_FROM = 3
+
+
+def better(gains: np.ndarray, se: float) -> bool:
+    """Whether per-object Dice gains say "better": their mean at least ``se`` standard errors above
+    zero, from at least :data:`SURE_FROM` objects (``se`` 0: a mean of at least zero, ties
+    included, from any number)."""
+    mean = float(gains.mean())
+    if se == 0:
+        return mean >= 0
+    if len(gains) < SURE_FROM:
+        return False
+    return mean > 0 and mean >= se * float(gains.std(ddof=1)) / np.sqrt(len(gains))
 
 
 class GuardedOptimizer:

@@ -40,9 +40,14 @@ RETIRED: dict[str, Any] = {
 }
 
 
-#: Settings added in format version 7 (package 0.8.0), with the value that reproduces the logs
-#: that do not name them (their rule left out).
-UNLOGGED: dict[str, Any] = {"mi_check": False}
+#: Settings added after format version 6 (``mi_check``: format 7, package 0.8.0;
+#: ``mi_check_first`` and ``mi_check_se``: format 9, package 0.10.0), with the value that
+#: reproduces the logs that do not name them (their rule left out).
+UNLOGGED: dict[str, Any] = {"mi_check": False, "mi_check_first": False, "mi_check_se": 0.0}
+
+
+#: How many standard errors above zero ``mi_check`` asks of MI alone (``mi_check_se=None``).
+MI_ALONE_SE = 2.0
 
 
 def _check(name: str, ok: bool, need: str, value: Any) -> None:
@@ -111,7 +116,15 @@ class OAIMSSettings:
         nothing is in place; undoes the object's MI steps when such a click arrives.
     mi_check : bool
         At accept, an object's MI steps are kept only if the recently accepted objects are answered
-        at least as well with them (their first prompt alone); else they are undone.
+        better with them (their first prompt alone); else they are undone.
+    mi_check_se : float or None
+        How sure ``mi_check`` must be: the mean Dice gain of the recently accepted objects at
+        least this many standard errors of their per-object gains above zero (0: a mean gain of
+        at least zero). None: :data:`MI_ALONE_SE` for MI alone, 0 with PI (PI's own check asks
+        every accepted object after it).
+    mi_check_first : bool
+        The session's first object, which no accepted object can check, does not keep its MI
+        steps (only with ``mi_check``).
     mi_max_prompts : int
         MI learns from an object's first prompts only (0: no limit).
     pi_ignore : float
@@ -132,18 +145,29 @@ class OAIMSSettings:
     mi_stop: bool = True
     mi_rewind: bool = True
     mi_check: bool = True
+    mi_check_first: bool = True
+    mi_check_se: float | None = None
     mi_max_prompts: int = 10
     pi_ignore: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("mi", "pi", "mi_gate", "mi_stop", "mi_rewind", "mi_check"):
+        for name in ("mi", "pi", "mi_gate", "mi_stop", "mi_rewind", "mi_check", "mi_check_first"):
             _check(name, isinstance(getattr(self, name), bool), "True or False", getattr(self, name))
         _check("mi/pi", self.mi or self.pi, "at least one of mi and pi", (self.mi, self.pi))
         for name in ("lr", "mi_lr", "beta"):
             _finite_positive(name, getattr(self, name), allow_zero=True)
         _finite_positive("pi_ignore", self.pi_ignore, allow_zero=True)
+        if self.mi_check_se is not None:
+            _finite_positive("mi_check_se", self.mi_check_se, allow_zero=True)
         for name, low in (("max_clicks", 0), ("replay_size", 0), ("replay_k", 0), ("seed", 0), ("mi_max_prompts", 0)):
             _whole(name, getattr(self, name), low)
+
+    @property
+    def check_se(self) -> float:
+        """The ``mi_check_se`` in force (None resolved by whether PI runs)."""
+        if self.mi_check_se is not None:
+            return float(self.mi_check_se)
+        return 0.0 if self.pi else MI_ALONE_SE
 
 
 def _convert(cls: type, key: str, text: str) -> Any:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from napari_oaims.core import guidance
+from napari_oaims.core import geometry, guidance
 from napari_oaims.core.prompts import Prompt
 from napari_oaims.model.device import as_tensor
 
@@ -68,3 +68,28 @@ def near_clicks(points: list[tuple[float, float, bool]], radius: float) -> np.nd
     for y, x, _ in points:
         out[(yy - y) ** 2 + (xx - x) ** 2 <= radius**2] = 1.0
     return out
+
+
+#: PI skips an object's plane when less than this share of its mask is left to learn from.
+PI_IGNORE_KEEP = 0.5
+
+
+def leave_out(views: list[PlaneTarget], doubtful: list[Prompt], final: np.ndarray, pi_ignore: float) -> str | None:
+    """Give each view a ``weight`` (working size, 0 where PI does not learn): the pixels of a
+    doubtful prompt's label within ``pi_ignore`` object diameters of its points. Returns why
+    the plane is skipped instead, when too little of the mask is left (:data:`PI_IGNORE_KEEP`)."""
+    diameter = geometry.diameter(np.count_nonzero(final))
+    yy, xx = np.mgrid[: guidance.WORK_SIZE, : guidance.WORK_SIZE]
+    for view in views:
+        window, target = view.window, view.target
+        radius = pi_ignore * diameter * window.scale
+        weight = np.ones(target.shape, np.float32)
+        for prompt in doubtful:
+            pts = prompt.points[:: max(1, len(prompt.points) // MAX_CCG_POINTS)]
+            for y, x in window.to_work(pts):
+                weight[((yy - y) ** 2 + (xx - x) ** 2 <= radius * radius) & (target == prompt.positive)] = 0
+        view.weight = weight
+    kept = float((views[0].weight * views[0].target).sum()) / max(int(views[0].target.sum()), 1)
+    if kept < PI_IGNORE_KEEP:
+        return f"clicks that corrected nothing vouch for {1 - kept:.0%} of the object's mask: not learnt from"
+    return None

@@ -112,6 +112,11 @@ Format versions (attr ``napari_oaims.format_version``; :data:`VERSIONS` says wha
    does not name a rule replays without it, as it was answered. A ``propagate`` call's settings
    name ``barrier_steers`` (whether the barrier also cuts the mask a chain carries; calls that do
    not name it replay with the chain cut).
+9. The adapter settings in the log name ``mi_check_first`` (the session's first object, which no
+   accepted object can check, does not keep its Mid-Interaction steps: an ``mi_rewind`` update at
+   its accept) and ``mi_check_se`` (an object's MI steps are kept only when the recently accepted
+   objects' mean Dice gain is that many standard errors above zero); logs without them replay
+   with the first object's steps kept and the check of format 7 (a mean gain of at least zero).
 
 An older folder opens and resumes: it is migrated on read, in memory (retired settings at the value
 the shipped behaviour used are dropped from the log's adapter settings; other values are kept, and
@@ -137,7 +142,7 @@ from napari_oaims.core.files import open_image
 
 SUFFIX = ".oaims.zarr"
 FORMAT = "napari-oaims-session"
-FORMAT_VERSION = 8
+FORMAT_VERSION = 9
 #: What each format version changed (details in the module docstring).
 VERSIONS = {
     1: "adapted weights written after every update; adapter settings may name retired settings",
@@ -148,6 +153,7 @@ VERSIONS = {
     6: "answers that follow image edges: the session event records edges, accept events edge_gain",
     7: "edge candidates (snap), propagation's cross_from_larger, adapter's mi_check: all named in the log",
     8: "the session event names every answer rule (correct_near, larger_windows, remove_again, first_peak)",
+    9: "adapter's mi_check_first and mi_check_se named in the log: MI steps kept only when surely better",
 }
 #: The first format version whose logs were recorded under today's learning rules (the answer-
 #: checking guard, no PI from uncorrected accepts, MI skipping pseudo-labels that contradict a click).
