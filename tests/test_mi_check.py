@@ -138,7 +138,7 @@ def test_the_first_objects_mi_steps_are_not_kept(nuclei_crop, first):
 
 @pytest.mark.parametrize(
     ("name", "unlogged", "default"),
-    [("mi_check", False, True), ("mi_check_first", False, True), ("mi_check_se", 0.0, None)],
+    [("mi_check", False, True), ("mi_check_first", False, None), ("mi_check_se", 0.0, None)],
 )
 def test_logs_without_the_check_replay_without_it(name, unlogged, default):
     from napari_oaims.adapt import adapter_from_settings, make_adapter
@@ -154,6 +154,9 @@ def test_mi_alone_asks_more_of_its_steps_than_with_pi():
 
     assert make_adapter("mi").config.check_se == MI_ALONE_SE > 0
     assert make_adapter("oaims").config.check_se == 0.0
+    assert make_adapter("mi").config.check_first and not make_adapter("oaims").config.check_first
+    assert make_adapter("oaims", mi_check_first=True).config.check_first
+    assert make_adapter("oaims:mi_check_se=none").config.mi_check_se is None
     assert make_adapter("oaims", mi_check_se=1.5).config.check_se == 1.5
     assert make_adapter("mi:mi_check_se=0").config.check_se == 0.0
     with pytest.raises(ValueError, match="mi_check_se"):

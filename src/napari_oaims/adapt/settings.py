@@ -120,11 +120,11 @@ class OAIMSSettings:
     mi_check_se : float or None
         How sure ``mi_check`` must be: the mean Dice gain of the recently accepted objects at
         least this many standard errors of their per-object gains above zero (0: a mean gain of
-        at least zero). None: :data:`MI_ALONE_SE` for MI alone, 0 with PI (PI's own check asks
-        every accepted object after it).
-    mi_check_first : bool
+        at least zero). None: :data:`MI_ALONE_SE` for MI alone, 0 with PI (PI learns from the
+        accepted mask after the MI steps, and its own check asks every accepted object).
+    mi_check_first : bool or None
         The session's first object, which no accepted object can check, does not keep its MI
-        steps (only with ``mi_check``).
+        steps (only with ``mi_check``). None: on for MI alone, off with PI.
     mi_max_prompts : int
         MI learns from an object's first prompts only (0: no limit).
     pi_ignore : float
@@ -145,14 +145,16 @@ class OAIMSSettings:
     mi_stop: bool = True
     mi_rewind: bool = True
     mi_check: bool = True
-    mi_check_first: bool = True
+    mi_check_first: bool | None = None
     mi_check_se: float | None = None
     mi_max_prompts: int = 10
     pi_ignore: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("mi", "pi", "mi_gate", "mi_stop", "mi_rewind", "mi_check", "mi_check_first"):
+        for name in ("mi", "pi", "mi_gate", "mi_stop", "mi_rewind", "mi_check"):
             _check(name, isinstance(getattr(self, name), bool), "True or False", getattr(self, name))
+        first = self.mi_check_first
+        _check("mi_check_first", first is None or isinstance(first, bool), "True, False or None", first)
         _check("mi/pi", self.mi or self.pi, "at least one of mi and pi", (self.mi, self.pi))
         for name in ("lr", "mi_lr", "beta"):
             _finite_positive(name, getattr(self, name), allow_zero=True)
@@ -169,11 +171,20 @@ class OAIMSSettings:
             return float(self.mi_check_se)
         return 0.0 if self.pi else MI_ALONE_SE
 
+    @property
+    def check_first(self) -> bool:
+        """The ``mi_check_first`` in force (None resolved by whether PI runs)."""
+        return (not self.pi) if self.mi_check_first is None else self.mi_check_first
+
 
 def _convert(cls: type, key: str, text: str) -> Any:
     """``text`` as the type of ``cls``'s field ``key``."""
     kinds = {f.name: f.type for f in fields(cls)}
     kind = kinds[key] if isinstance(kinds[key], str) else kinds[key].__name__
+    if kind.endswith(" | None"):  # optional: "none" gives None (the default rule)
+        if text.strip().lower() == "none":
+            return None
+        kind = kind.removesuffix(" | None")
     if kind == "bool":
         low = text.strip().lower()
         if low in ("1", "true", "yes", "on"):
