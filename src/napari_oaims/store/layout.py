@@ -115,8 +115,9 @@ Format versions (attr ``napari_oaims.format_version``; :data:`VERSIONS` says wha
 9. The adapter settings in the log name ``mi_check_first`` (the session's first object, which no
    accepted object can check, does not keep its Mid-Interaction steps: an ``mi_rewind`` update at
    its accept) and ``mi_check_se`` (an object's MI steps are kept only when the recently accepted
-   objects' mean Dice gain is that many standard errors above zero); logs without them replay
-   with the first object's steps kept and the check of format 7 (a mean gain of at least zero).
+   objects' mean Dice gain is that many standard errors above zero); None, their default, means
+   on and 2 for MI alone, off and 0 with PI. Logs without them replay with the first object's
+   steps kept and the check of format 7 (a mean gain of at least zero).
 
 An older folder opens and resumes: it is migrated on read, in memory (retired settings at the value
 the shipped behaviour used are dropped from the log's adapter settings; other values are kept, and
