@@ -159,5 +159,10 @@ def test_mi_alone_asks_more_of_its_steps_than_with_pi():
     assert make_adapter("oaims:mi_check_se=none").config.mi_check_se is None
     assert make_adapter("oaims", mi_check_se=1.5).config.check_se == 1.5
     assert make_adapter("mi:mi_check_se=0").config.check_se == 0.0
-    with pytest.raises(ValueError, match="mi_check_se"):
-        make_adapter("mi", mi_check_se=-1.0)
+    for bad in ("mi:mi_check_se=-1", "mi:mi_check_se=nan", "mi:mi_check_se=abc"):
+        with pytest.raises(ValueError, match="mi_check_se"):
+            make_adapter(bad)
+    with pytest.raises(ValueError, match="or none"):
+        make_adapter("mi:mi_check_first=maybe")
+    with pytest.raises(ValueError, match="True, False or None"):
+        make_adapter("mi", mi_check_first=2)

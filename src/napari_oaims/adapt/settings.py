@@ -181,7 +181,8 @@ def _convert(cls: type, key: str, text: str) -> Any:
     """``text`` as the type of ``cls``'s field ``key``."""
     kinds = {f.name: f.type for f in fields(cls)}
     kind = kinds[key] if isinstance(kinds[key], str) else kinds[key].__name__
-    if kind.endswith(" | None"):  # optional: "none" gives None (the default rule)
+    optional = kind.endswith(" | None")
+    if optional:  # "none" gives None (the default rule)
         if text.strip().lower() == "none":
             return None
         kind = kind.removesuffix(" | None")
@@ -191,7 +192,7 @@ def _convert(cls: type, key: str, text: str) -> Any:
             return True
         if low in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"adaptation setting {key}={text!r} must be true/false or 1/0")
+        raise ValueError(f"adaptation setting {key}={text!r} must be true/false or 1/0{' or none' if optional else ''}")
     try:
         return int(text) if kind == "int" else float(text)
     except ValueError:
