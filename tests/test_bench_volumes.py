@@ -31,6 +31,29 @@ def test_bench_propagate_procedural(tmp_path, capsys):
     assert result["summary"]["frozen"]["ms_per_slice"] > 0
 
 
+def test_bench_propagate_seed_draws_other_volumes(tmp_path, capsys):
+    """``--seed`` draws new failure volumes (0: the published suite); it is saved with the result."""
+    from napari_oaims.evaluation.propagate import load_cases
+
+    same, other = (load_cases("failures", 1, (10, 32, 32), seed=s) for s in (0, 1))
+    assert [c["name"] for c in same] == [c["name"] for c in other]
+    assert not all(np_equal(a["image"], b["image"]) for a, b in zip(same, other))
+    assert all(np_equal(a["image"], b["image"]) for a, b in zip(same, load_cases("failures", 1, (10, 32, 32))))
+    out = tmp_path / "res"
+    argv = ["bench", "propagate", "--data", "failures", "--methods", "copy", "--n-per-kind", "1"]
+    argv += ["--shape", "10,32,32", "--cap", "2", "--seed", "3", "--device", "cpu", "--out", str(out)]
+    assert main(argv) == 0
+    result = json.loads((out / "propagate_failures.json").read_text())
+    assert result["settings"]["seed"] == 3 and len(result["rows"]) == len(same)
+    capsys.readouterr()
+    assert main(["bench", "propagate", "--data", "stack", "--image", "a.tif", "--labels", "b.tif", "--seed", "2"]) == 2
+    assert "--seed draws procedural volumes" in capsys.readouterr().err
+
+
+def np_equal(a, b) -> bool:
+    return a.shape == b.shape and bool((a == b).all())
+
+
 def test_bench_propagate_stack_first_only_with_settings(tmp_path, capsys):
     image, labels = make_volume(VolumeSpec(kind="ellipsoid", shape=(10, 40, 40), seed=1, neighbours=2))
     tifffile.imwrite(tmp_path / "im.tif", image)

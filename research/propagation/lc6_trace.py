@@ -4,10 +4,12 @@ click, and every slice whose Dice changed by the re-propagation.
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python research/propagation/lc6_trace.py NAME METHOD OUTDIR [N [SETTINGS]]
 
-SETTINGS: propagation settings as JSON, e.g. '{"cross_from_larger": false}'.
+SETTINGS: propagation settings as JSON, e.g. '{"cross_from_larger": false}'. The environment
+variable SEED draws other failure volumes (``oaims bench propagate --seed``; default 0).
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,7 +30,7 @@ def sdice(m, t):
 def main(name="low_contrast_6", method="frozen", out="/tmp/lc6", n=12, settings=None):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cases = {c["name"]: c for c in procedural_cases(3, (28, 96, 96), failures=True)}
+    cases = {c["name"]: c for c in procedural_cases(3, (28, 96, 96), int(os.environ.get("SEED", "0")), failures=True)}
     case = cases[name]
     image, target = case["image"], case["target"]
     engine = Engine.pretrained(device="cpu")

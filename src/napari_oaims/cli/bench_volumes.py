@@ -72,6 +72,8 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
         stack = (str(args.image), str(args.labels))
     elif args.image is not None or args.labels is not None:
         raise ValueError("--image and --labels are for --data stack")
+    if args.seed and stack is not None:
+        raise ValueError("--seed draws procedural volumes; --data stack has none to draw")
     if args.all_objects:
         return _all_objects(args, stack)
     with TqdmProgress(unit="case") as bars:
@@ -90,6 +92,7 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
             first_only=args.first_only,
             out=args.out,
             progress=bars,
+            seed=args.seed,
         )
     print(result["cases_table"])
     print()
@@ -111,7 +114,7 @@ def _all_objects(args: argparse.Namespace, stack) -> int:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"--all-objects takes propagation methods, one of {METHODS}; got {unknown}")
-    cases = load_cases(args.data, args.n_per_kind, args.shape, stack, args.max_objects)
+    cases = load_cases(args.data, args.n_per_kind, args.shape, stack, args.max_objects, args.seed)
     with TqdmProgress(unit="case") as bars:
         result = bench_objects(cases, methods, args.device, args.weights, _settings(args.settings), progress=bars)
     print(result["table"])
@@ -119,7 +122,8 @@ def _all_objects(args: argparse.Namespace, stack) -> int:
         from napari_oaims.evaluation.common import write_json
 
         path = Path(args.out) / f"propagate_{args.data}_objects.json"
-        write_json({"settings": {"methods": methods, "data": args.data, "n_per_kind": args.n_per_kind}, **result}, path)
+        settings = {"methods": methods, "data": args.data, "n_per_kind": args.n_per_kind, "seed": args.seed}
+        write_json({"settings": settings, **result}, path)
         print(f"saved {path}")
     return 0
 
@@ -174,6 +178,12 @@ def _propagate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image", type=Path, default=None, help="3D image (for --data stack)")
     p.add_argument("--labels", type=Path, default=None, help="its label volume (for --data stack)")
     p.add_argument("--n-per-kind", type=int, default=2, help="procedural volumes per kind")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the procedural and failure volumes (0: the suite of the published tables; others: new volumes)",
+    )
     p.add_argument(
         "--shape", type=_shape, default=None, help="procedural volume shape z,y,x (default 24,64,64; failures 28,96,96)"
     )

@@ -237,14 +237,17 @@ def stack_cases(
     return out
 
 
-def load_cases(data: str, n_per_kind: int = 2, shape=None, stack=None, max_objects: int | None = 8) -> list[dict]:
-    """The cases of ``data``: ``"procedural"``, ``"failures"`` or ``"stack"`` (``stack``: paths)."""
+def load_cases(
+    data: str, n_per_kind: int = 2, shape=None, stack=None, max_objects: int | None = 8, seed: int = 0
+) -> list[dict]:
+    """The cases of ``data``: ``"procedural"``, ``"failures"`` (volumes drawn with ``seed``) or
+    ``"stack"`` (``stack``: paths)."""
     if data == "procedural":
-        return procedural_cases(n_per_kind, shape or (24, 64, 64))
+        return procedural_cases(n_per_kind, shape or (24, 64, 64), seed)
     if data == "failures":
         from napari_oaims.training.volumes import FAILURE_SHAPE
 
-        return procedural_cases(n_per_kind, shape or FAILURE_SHAPE, failures=True)
+        return procedural_cases(n_per_kind, shape or FAILURE_SHAPE, seed, failures=True)
     if data == "stack":
         if stack is None:
             raise ValueError("data='stack' needs stack=(image path, labels path)")
@@ -304,9 +307,11 @@ def bench_propagate(
     out: str | Path | None = None,
     progress: Progress | None = None,
     cancel: CancelLike = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Run the protocol for ``methods`` on ``data`` (``"procedural"``, or ``"stack"`` with
-    ``stack=(image path, labels path)``); write ``propagate_<data>.json`` and a plot into ``out``.
+    """Run the protocol for ``methods`` on ``data`` (``"procedural"`` or ``"failures"``, volumes
+    drawn with ``seed``, or ``"stack"`` with ``stack=(image path, labels path)``); write
+    ``propagate_<data>.json`` and a plot into ``out``.
 
     Returns ``{"settings", "rows", "summary", "table"}``.
     """
@@ -315,7 +320,9 @@ def bench_propagate(
     unknown = [m for m in methods if m not in BENCH_METHODS]
     if unknown:
         raise ValueError(f"unknown benchmark methods {unknown}; use some of {BENCH_METHODS}")
-    cases = load_cases(data, n_per_kind, shape, stack, max_objects)
+    if seed and data == "stack":
+        raise ValueError("seed draws procedural volumes; a stack has none to draw")
+    cases = load_cases(data, n_per_kind, shape, stack, max_objects, seed)
     rows = []
     total = len(cases) * len(methods)
     for m in methods:
@@ -344,6 +351,7 @@ def bench_propagate(
             "methods": list(methods),
             "data": data,
             "n_per_kind": n_per_kind,
+            "seed": seed,
             "shape": list(shape) if shape else None,
             "stack": list(stack) if stack else None,
             "max_objects": max_objects,
