@@ -53,7 +53,9 @@ def patch(low: float, min_share: float) -> None:
                 else:
                     drop = weak & (other > low) & (other > own)
                     if drop.any():
-                        kept = regions.keep_prompted(inside & ~drop, answer.positive_points(prompts) - [ys.start, xs.start])
+                        kept = regions.keep_prompted(
+                            inside & ~drop, answer.positive_points(prompts) - [ys.start, xs.start]
+                        )
                         if kept.any():
                             COUNT["cut"] += 1
                             inside = kept
