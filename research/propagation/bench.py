@@ -12,7 +12,8 @@ import time
 import torch
 
 torch.set_num_threads(1)
-from napari_oaims.evaluation.propagate import BENCH_METHODS, bench_propagate, memory_check  # noqa: E402
+from napari_oaims.evaluation.propagate import BENCH_METHODS, bench_propagate  # noqa: E402
+from napari_oaims.evaluation.propagate_memory import memory_check  # noqa: E402
 
 what = sys.argv[1]
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 1

@@ -50,9 +50,11 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
     from napari_oaims.evaluation import propagate as bench
 
     if args.memory is not None:
+        from napari_oaims.evaluation.propagate_memory import memory_check
+
         with tempfile.TemporaryDirectory(prefix="oaims-bench-propagate-") as tmp:
             work = Path(args.out) if args.out is not None else Path(tmp)
-            result = bench.memory_check(work, args.memory, args.method, args.device, args.weights)
+            result = memory_check(work, args.memory, args.method, args.device, args.weights)
         print(
             f"{args.method} through a lazily read {result['volume_gib']:.3g} GiB Zarr volume: "
             f"{result['slices']} slices in {result['seconds']} s, peak memory grew by {result['growth_mib']} MiB "
