@@ -48,6 +48,11 @@ def test_bench_propagate_seed_draws_other_volumes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["bench", "propagate", "--data", "stack", "--image", "a.tif", "--labels", "b.tif", "--seed", "2"]) == 2
     assert "--seed draws procedural volumes" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "propagate", "--data", "failures", "--seed", "-1"])
+    assert "expected a whole number, at least 0, got '-1'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="seed must be a whole number, at least 0"):
+        load_cases("failures", 1, (10, 32, 32), seed=-2)
 
 
 def np_equal(a, b) -> bool:

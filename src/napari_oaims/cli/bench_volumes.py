@@ -45,6 +45,17 @@ def _settings(text: str | None) -> dict | None:
     return value
 
 
+def _seed(text: str) -> int:
+    """``--seed``: a whole number, at least 0."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, at least 0, got {text!r}")
+    return n
+
+
 def _cmd_propagate(args: argparse.Namespace) -> int:
     from napari_oaims.core.progress import TqdmProgress
     from napari_oaims.evaluation import propagate as bench
@@ -182,7 +193,7 @@ def _propagate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-per-kind", type=int, default=2, help="procedural volumes per kind")
     p.add_argument(
         "--seed",
-        type=int,
+        type=_seed,
         default=0,
         help="seed of the procedural and failure volumes (0: the suite of the published tables; others: new volumes)",
     )

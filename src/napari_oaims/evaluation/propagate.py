@@ -242,6 +242,8 @@ def load_cases(
 ) -> list[dict]:
     """The cases of ``data``: ``"procedural"``, ``"failures"`` (volumes drawn with ``seed``) or
     ``"stack"`` (``stack``: paths)."""
+    if int(seed) != seed or seed < 0:
+        raise ValueError(f"seed must be a whole number, at least 0; got {seed!r}")
     if data == "procedural":
         return procedural_cases(n_per_kind, shape or (24, 64, 64), seed)
     if data == "failures":
