@@ -17,13 +17,11 @@ Usage (repository root):
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
+from first_answer_rule import patch_first_answers, run
 from scipy import ndimage as ndi
 
 from napari_oaims import answer
-from napari_oaims.cli import main
 from napari_oaims.core import regions
 from napari_oaims.core.prompts import Prompt
 
@@ -32,43 +30,30 @@ COUNT = {"first": 0, "asked": 0, "cut": 0, "same": 0}
 
 
 def patch(low: float, min_share: float) -> None:
-    original = answer.edge_answer
+    def rule(session, key, prompts, window, logits, inside, where):
+        COUNT["first"] += 1
+        ys, xs = where
+        _, _, wy, wx = window.clip(session.source.plane_shape)
+        own = logits[wy, wx]
+        weak = inside & (own < low)
+        depth = ndi.distance_transform_edt(weak)
+        if weak.sum() < min_share * inside.sum() or depth.max() < DEPTH * np.sqrt(inside.sum() / np.pi):
+            return inside
+        seed = np.array(np.unravel_index(int(np.argmax(depth)), depth.shape)) + [ys.start, xs.start]
+        COUNT["asked"] += 1
+        other = session.predict_window(key, [Prompt("click", True, seed[None].astype(float))], window)[wy, wx]
+        clicks = answer.positive_points(prompts) - [ys.start, xs.start]
+        if other[int(clicks[0, 0]), int(clicks[0, 1])] > low:
+            COUNT["same"] += 1
+            return inside
+        kept = regions.keep_prompted(inside & ~(weak & (other > low) & (other > own)), clicks)
+        if not kept.any() or kept.sum() == inside.sum():
+            return inside
+        COUNT["cut"] += 1
+        return kept
 
-    def edge_answer(session, key, prompts, window, logits, inside, where, shown=None, flat=False):
-        if answer.is_first_answer(session, prompts) and not flat and inside.any():
-            COUNT["first"] += 1
-            ys, xs = where
-            _, _, wy, wx = window.clip(session.source.plane_shape)
-            own = logits[wy, wx]
-            weak = inside & (own < low)
-            depth = ndi.distance_transform_edt(weak)
-            radius = np.sqrt(inside.sum() / np.pi)
-            if weak.sum() >= min_share * inside.sum() and depth.max() >= DEPTH * radius:
-                seed = np.array(np.unravel_index(int(np.argmax(depth)), depth.shape)) + [ys.start, xs.start]
-                COUNT["asked"] += 1
-                other = session.predict_window(key, [Prompt("click", True, seed[None].astype(float))], window)[wy, wx]
-                click = (answer.positive_points(prompts)[0] - [ys.start, xs.start]).astype(int)
-                if other[click[0], click[1]] > low:
-                    COUNT["same"] += 1
-                else:
-                    drop = weak & (other > low) & (other > own)
-                    if drop.any():
-                        kept = regions.keep_prompted(
-                            inside & ~drop, answer.positive_points(prompts) - [ys.start, xs.start]
-                        )
-                        if kept.any():
-                            COUNT["cut"] += 1
-                            inside = kept
-        return original(session, key, prompts, window, logits, inside, where, shown, flat)
-
-    answer.edge_answer = edge_answer
+    patch_first_answers(rule)
 
 
 if __name__ == "__main__":
-    low, min_share = float(sys.argv[1]), float(sys.argv[2])
-    args = sys.argv[sys.argv.index("--") + 1 :]
-    if low > 0:
-        patch(low, min_share)
-    code = main(args)
-    print("first answers {first}, asked {asked}, same object {same}, cut {cut}".format(**COUNT))
-    sys.exit(code)
+    run(patch, COUNT)

@@ -14,12 +14,10 @@ Usage (repository root):
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
+from first_answer_rule import patch_first_answers, run
 
 from napari_oaims import answer
-from napari_oaims.cli import main
 from napari_oaims.core import regions
 
 MIN_OBJECTS = 5
@@ -28,36 +26,28 @@ COUNT = {"first": 0, "cut": 0}
 
 
 def patch(ratio: float, max_cv: float) -> None:
-    original = answer.edge_answer
+    def rule(session, key, prompts, window, logits, inside, where):
+        COUNT["first"] += 1
+        diam = np.array(list(session.accepted_diameters.values()), float)
+        if len(diam) < MIN_OBJECTS or diam.std() > max_cv * diam.mean():
+            return inside
+        typical = np.pi * (np.median(diam) / 2) ** 2
+        if inside.sum() <= ratio * typical:
+            return inside
+        ys, xs = where
+        _, _, wy, wx = window.clip(session.source.plane_shape)
+        lg = logits[wy, wx]
+        peak = float(lg[inside].max())
+        seeds = answer.positive_points(prompts) - [ys.start, xs.start]
+        for a in LEVELS:
+            cut = regions.keep_prompted((lg > a * peak) & inside, seeds)
+            if cut.any() and cut.sum() <= ratio * typical:
+                COUNT["cut"] += 1
+                return cut
+        return inside
 
-    def edge_answer(session, key, prompts, window, logits, inside, where, shown=None, flat=False):
-        if answer.is_first_answer(session, prompts) and not flat and inside.any():
-            COUNT["first"] += 1
-            diam = np.array(list(session.accepted_diameters.values()), float)
-            if len(diam) >= MIN_OBJECTS and diam.std() <= max_cv * diam.mean():
-                typical = np.pi * (np.median(diam) / 2) ** 2
-                if inside.sum() > ratio * typical:
-                    ys, xs = where
-                    _, _, wy, wx = window.clip(session.source.plane_shape)
-                    lg = logits[wy, wx]
-                    peak = float(lg[inside].max())
-                    seeds = answer.positive_points(prompts) - [ys.start, xs.start]
-                    for a in LEVELS:
-                        cut = regions.keep_prompted((lg > a * peak) & inside, seeds)
-                        if cut.any() and cut.sum() <= ratio * typical:
-                            COUNT["cut"] += 1
-                            inside = cut
-                            break
-        return original(session, key, prompts, window, logits, inside, where, shown, flat)
-
-    answer.edge_answer = edge_answer
+    patch_first_answers(rule)
 
 
 if __name__ == "__main__":
-    ratio, max_cv = float(sys.argv[1]), float(sys.argv[2])
-    args = sys.argv[sys.argv.index("--") + 1 :]
-    if ratio > 0:
-        patch(ratio, max_cv)
-    code = main(args)
-    print(f"first answers {COUNT['first']}, cut {COUNT['cut']}")
-    sys.exit(code)
+    run(patch, COUNT)
