@@ -1,6 +1,7 @@
 """A mass pressed against a wall of the same intensity: the propagated mask spills onto the wall,
 and past the mass's end only the wall is left under it. The plateau rule
-(:func:`napari_oaims.propagate.stops.plateau`) on its own and with the real shipped model on CPU."""
+(:func:`napari_oaims.propagate.stops.plateau`) and the wall that runs through the stack
+(:mod:`napari_oaims.propagate.through`), on their own and with the real shipped model on CPU."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import torch
 from napari_oaims import Engine
 from napari_oaims.evaluation.metrics import dice
 from napari_oaims.propagate import PropagateSettings
+from napari_oaims.propagate.masks import Sparse
 from napari_oaims.propagate.stops import Track, plateau
+from napari_oaims.propagate.through import BLOCKED, OWN, cut_through
 from napari_oaims.simulate.clicks import click_in_region
 from napari_oaims.training.volumes import failure_suite, make_volume
 
@@ -56,11 +59,11 @@ def test_a_mass_against_a_wall_stops_where_only_the_wall_is_left():
     z = int(np.argmax(target.sum((1, 2))))
     s = Engine.pretrained(device="cpu").session(image, plane_axes=(1, 2))
     s.click((z, *click_in_region(target[z])))
-    off = s.propagate(axis=0, method="frozen", plateau=0.0)
+    off = s.propagate(axis=0, method="frozen", plateau=0.0, through=0.0)
     off_mask = np.asarray(off.mask, bool)
     call = dict(s.events[-1]["extra"]["call"])
     s.undo()
-    on = s.propagate(axis=0, method="frozen")
+    on = s.propagate(axis=0, method="frozen", through=0.0)
     mask = np.asarray(on.mask, bool)
     assert s.events[-1]["extra"]["call"]["settings"]["plateau"] == PropagateSettings().plateau
     assert [c["stop"] for c in off.info["chains"]] == [None, None]  # ran to both ends of the stack
@@ -69,5 +72,73 @@ def test_a_mass_against_a_wall_stops_where_only_the_wall_is_left():
     assert int((mask & target).sum()) == int((off_mask & target).sum())  # nothing of the mass lost
     assert dice(mask, target) >= dice(off_mask, target) + 0.03
     s.undo()
-    call["settings"] = {k: v for k, v in call["settings"].items() if not k.startswith("plateau")}
+    call["settings"] = {k: v for k, v in call["settings"].items() if not k.startswith(("plateau", "through"))}
     assert np.array_equal(s.propagate(**{**call, "settings": as_logged(call["settings"])}).mask, off_mask)
+
+
+def test_cut_through_drops_what_runs_through_outside_the_anchor_and_ends_a_chain_left_with_it():
+    codes = np.zeros((10, 10), np.uint8)
+    codes[:3] = BLOCKED  # a wall along the top, left out of the anchor's mask
+    codes[3:5, 2:8] = OWN  # where the anchor's own mask ran through
+    through = (Sparse((0, 0, 10, 10), codes), 40)
+    mask = np.zeros((10, 10), bool)
+    mask[1:9, 2:8] = True
+    cut = cut_through(Sparse.of_mask(mask), through, 4).plane((10, 10))
+    assert not cut[:3].any() and cut[3:9, 2:8].all()  # the wall goes, the object's own part stays
+    only_wall = np.zeros((10, 10), bool)
+    only_wall[1:5, 2:8] = True  # the wall and the anchor's own part: nothing else of the object
+    assert cut_through(Sparse.of_mask(only_wall), through, 4).box is None
+    assert cut_through(Sparse.of_mask(mask), None, 4).plane((10, 10)).sum() == mask.sum()  # rule off
+    with pytest.raises(ValueError, match="through"):
+        PropagateSettings(through=1.5)
+
+
+def wall_session(seed: int = 0):
+    """The first wall volume of the failure suite with the mass's fullest slice set to its truth."""
+    image, labels = make_volume([sp for sp in failure_suite(3, seed=seed) if sp.kind == "wall"][0])
+    target = labels == 1
+    z = int(np.argmax(target.sum((1, 2))))
+    s = Engine.pretrained(device="cpu").session(image, plane_axes=(1, 2))
+    s.set_mask(target[z], plane=(z,))
+    return s, target, labels == 2
+
+
+def test_a_wall_that_runs_through_the_stack_is_kept_out_of_the_propagated_mass():
+    """From a fullest slice annotated exactly, the model's chain takes in the wall beside the mass
+    on every slice and runs on along it past the mass's ends; the wall runs through the whole
+    stack and the anchor left it out, so with the rule the slices leave most of it out and the
+    chain ends with the mass. The setting is logged; a log without it replays without it."""
+    from napari_oaims.propagate.settings import as_logged
+
+    s, target, wall = wall_session()
+    off = np.asarray(s.propagate(axis=0, method="frozen", through=0.0).mask, bool)
+    call = dict(s.events[-1]["extra"]["call"])
+    s.undo()
+    r = s.propagate(axis=0, method="frozen")
+    on = np.asarray(r.mask, bool)
+    assert s.events[-1]["extra"]["call"]["settings"]["through"] == PropagateSettings().through > 0
+    assert "through" in [c["stop"] for c in r.info["chains"]]  # ran past the mass along the wall
+    assert int((on & wall).sum()) <= 0.5 * int((off & wall).sum())
+    assert dice(on, target) >= dice(off, target) + 0.04
+    assert np.ptp(np.flatnonzero(on.any((1, 2)))) < np.ptp(np.flatnonzero(off.any((1, 2))))  # ends sooner
+    s.undo()
+    settings = {k: v for k, v in call["settings"].items() if k != "through"}
+    assert np.array_equal(s.propagate(**{**call, "settings": as_logged(settings)}).mask, off)
+
+
+def test_an_object_that_runs_through_the_stack_is_not_cut_by_the_rule():
+    """A bright rod along the whole axis beside a slab of its own intensity: most of the rod's own
+    anchor mask runs through the stack, so the rule stands aside and the rod is carried whole."""
+    rng = np.random.default_rng(3)
+    image = 0.1 + 0.02 * rng.standard_normal((16, 64, 64)).astype(np.float32)
+    yy, xx = np.mgrid[:64, :64]
+    rod = (yy - 32) ** 2 + (xx - 30) ** 2 <= 8**2
+    image[:, rod] += 0.7
+    image[:, :6, :] += 0.7  # a slab along the top, also through the stack
+    s = Engine.pretrained(device="cpu").session(image, plane_axes=(1, 2))
+    s.set_mask(rod, plane=(8,))
+    on = np.asarray(s.propagate(axis=0, method="frozen").mask, bool)
+    s.undo()
+    off = np.asarray(s.propagate(axis=0, method="frozen", through=0.0).mask, bool)
+    assert np.array_equal(on, off)
+    assert on.any((1, 2)).all()  # carried through every slice

@@ -245,17 +245,19 @@ def test_a_propagation_stopped_at_a_waist_replays_exactly(tmp_path):
 
 
 def test_propagations_stopped_at_a_plateau_and_at_the_earliest_end_replay_exactly(tmp_path):
-    """A mass against a wall, whose chains stop where the mask stopped tapering, and a stacked
-    nucleus whose chain two rules stop on one slice (the earliest end wins): the saved sessions
-    replay to the same masks."""
+    """A mass against a wall, whose chains stop where the mask stopped tapering (the wall rule of
+    ``through`` off) or where only the wall that runs through the stack is left (on), and a
+    stacked nucleus whose chain two rules stop on one slice (the earliest end wins): the saved
+    sessions replay to the same masks."""
     from napari_oaims.training.volumes import failure_suite
 
     engine = Engine.pretrained(device="cpu")
     cases = [
-        ([sp for sp in failure_suite(3) if sp.kind == "wall"][0], 1, "plateau"),
-        ([sp for sp in failure_suite(20) if sp.kind == "stacked"][1], 9, "waist"),
+        ([sp for sp in failure_suite(3) if sp.kind == "wall"][0], 1, "plateau", {"through": 0.0}),
+        ([sp for sp in failure_suite(3) if sp.kind == "wall"][0], 1, "through", {}),
+        ([sp for sp in failure_suite(20) if sp.kind == "stacked"][1], 9, "waist", {}),
     ]
-    for i, (spec, lab, stop) in enumerate(cases):
+    for i, (spec, lab, stop, settings) in enumerate(cases):
         image, labels = make_volume(spec)
         target = labels == lab
         s = engine.session(image, plane_axes=(1, 2))
@@ -263,7 +265,7 @@ def test_propagations_stopped_at_a_plateau_and_at_the_earliest_end_replay_exactl
         store = SessionStore.create(path, engine=engine, session=s)
         z = int(np.argmax(target.sum((1, 2))))
         s.click((z, *click_in_region(target[z])))
-        r = s.propagate(axis=0, method="frozen")
+        r = s.propagate(axis=0, method="frozen", **settings)
         assert stop in [c["stop"] for c in r.info["chains"]]
         accepted = s.accept()
         store.close()

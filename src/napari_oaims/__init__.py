@@ -16,7 +16,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-__version__ = "0.11.0"
+__version__ = "0.12.0"
 __all__ = ["Engine", "Session", "annotate", "sample_nuclei", "__version__"]
 
 _LAZY = {

@@ -9,7 +9,8 @@
   inside the mask jumped (another object), its intensity profile along the axis dipped and rose
   again (the seam between touching objects), its area grew again after a neck, stopped shrinking
   far below its largest (a plateau: a wall it spilled onto goes on past its end), or its signal
-  (area times contrast) halved and grew again (a waist: an object stacked behind it begins);
+  (area times contrast) halved and grew again (a waist: an object stacked behind it begins), or
+  only a structure that runs through the whole stack beside it is left (``through``);
   where several rules find an end on one slice, the earliest end wins;
 * between two anchors, for ``ema`` and ``frozen`` from the anchor with the larger mask to the
   other (a model carrying a mask follows its object where it shrinks, not where it grows:
@@ -28,7 +29,9 @@ carry the chain's anchor mask itself (:mod:`napari_oaims.propagate.registration`
 Whatever the method, each slice keeps only the part of its mask that *continues* the previous
 slice (:func:`~napari_oaims.propagate.stops.continuing`: components that overlap the previous
 mask, within reach of it), and never takes a voxel of the *barrier* (accepted objects, other
-objects carried at the same time).
+objects carried at the same time). The model's slices also leave out what runs through the whole
+stack beside the object where the chain's anchor left it out (:mod:`napari_oaims.propagate.through`:
+a wall of the object's intensity).
 
 Nothing here changes the session: :func:`run` reads it through its public interface (the anchors'
 masks and prompts, windows and encoded inputs) and returns the new plane masks;
@@ -48,10 +51,20 @@ from napari_oaims.core import geometry
 from napari_oaims.core.progress import CancelLike, Progress, check_cancel, emit
 from napari_oaims.propagate.anchors import Anchor, Barrier, Key, session_anchors
 from napari_oaims.propagate.masks import Sparse
-from napari_oaims.propagate.plan import Chain, Line, keep_extent, key_of, plan, resolve_axis, resolve_extent
+from napari_oaims.propagate.plan import (
+    MODEL_METHODS,
+    Chain,
+    Line,
+    keep_extent,
+    key_of,
+    plan,
+    resolve_axis,
+    resolve_extent,
+)
 from napari_oaims.propagate.settings import METHODS, PropagateSettings, resolve
 from napari_oaims.propagate.steps import Context
 from napari_oaims.propagate.stops import Track, brightened, continuing, is_cap, stop_reason
+from napari_oaims.propagate.through import cut_through
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.session import Session
@@ -95,6 +108,10 @@ class Walk:
         if ctx.method == "ema":
             found = (ctx.anchor_sample(ln.anchors[p]) for p in near[: s.max_anchors])
             self.samples = [x for x in found if x is not None]
+        self.through, self.ran_past = None, False
+        if ctx.method in MODEL_METHODS:
+            keys = [key_of(ln.line, carry.kpos, p) for p in range(*ln.span)]
+            self.through = ctx.through(self.akey, keys)
         self.index, self.n, self.reason, self.at = 0, 0, None, None
         self.finished = not chain.positions
         self._pending: tuple | None = None
@@ -133,7 +150,7 @@ class Walk:
         mask = prob.threshold()
         if ctx.method in ("ema", "frozen"):
             cap = is_cap(self.prev, self.track, s)
-            kept = continuing(mask, info.pop("moved", self.prev), s, cap=cap)
+            kept = continuing(self.cut_through(mask), info.pop("moved", self.prev), s, cap=cap)
             if chain.open and not cap:
                 kept = brightened(ctx, key, self.akey, kept, self.track)
             if kept.area < mask.area:
@@ -144,6 +161,8 @@ class Walk:
             reason = stop_reason(ctx, key, mask, self.prev, self.track, pos)
         elif mask.box is None:
             reason = "vanished"
+        if reason == "vanished" and self.ran_past:
+            reason = "through"  # only what runs through the stack beside the object was left
         ms = (time.perf_counter() - t0) * 1e3
         shown = ("n_aug", "uncertain", "kept", "loss", "passes", "blank")
         self.carry.stats["slices"].append(
@@ -169,6 +188,16 @@ class Walk:
         if self.index == len(chain.positions):
             self._finish()
         return mask
+
+    def cut_through(self, mask: Sparse) -> Sparse:
+        """``mask`` without what runs through the stack beside the object
+        (:mod:`napari_oaims.propagate.through`)."""
+        if self.through is None:
+            return mask
+        s = self.carry.ctx.settings
+        cut = cut_through(mask, self.through, max(s.min_area_px, s.min_area_share * self.through[1]))
+        self.ran_past = cut.box is None and mask.box is not None
+        return cut
 
     def _finish(self) -> None:
         self.finished = True

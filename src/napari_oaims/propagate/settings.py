@@ -106,6 +106,12 @@ class PropagateSettings:
     #: 3D Dice 0.6-2.5 points lower). The other objects of ``propagate_objects`` always cut it
     #: (they are settled slice by slice).
     barrier_steers: bool = False
+    #: A structure beside the object that runs through the whole extent within the anchor's
+    #: intensity band (a wall, :mod:`napari_oaims.propagate.through`) is kept out of the model's
+    #: slices where the anchor's mask leaves it out, and a slice with little else left ends the
+    #: chain; off for a chain whose anchor has more than this share of its own mask running through
+    #: (an object along the axis). 0: no such rule.
+    through: float = 0.5
 
     # -- the student-teacher EMA adapter----------------------------------------------------------
     lr: float = 3e-3  # Adam on the student (grid 1e-4 .. 1e-2, research/propagation/README.md)
@@ -186,6 +192,8 @@ class PropagateSettings:
                 "need 0 <= plateau < 1, 0 < plateau_keep <= 1 and plateau_slices >= 1, got "
                 f"{self.plateau!r}, {self.plateau_keep!r} and {self.plateau_slices!r}"
             )
+        if not 0 <= self.through <= 1:
+            raise ValueError(f"through must be a share between 0 and 1 (0: no such rule), got {self.through!r}")
         if self.cap_area < 0:
             raise ValueError(f"cap_area must be >= 0 pixels, got {self.cap_area!r}")
         if self.min_window is not None and (isinstance(self.min_window, bool) or int(self.min_window) < 8):
@@ -225,6 +233,7 @@ UNLOGGED: dict[str, Any] = {
     "plateau": 0.0,
     "cross_from_larger": False,
     "barrier_steers": True,
+    "through": 0.0,
 }
 
 

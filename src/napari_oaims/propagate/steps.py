@@ -39,6 +39,7 @@ class Context:
         self._anchor_samples: dict[tuple, Any] = {}
         self._anchor_views: dict[tuple, tuple] = {}
         self._contrast: dict[tuple, tuple[float | None, float | None]] = {}
+        self._through: dict[tuple, Any] = {}
 
     # model methods ------------------------------------------------------------------------
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -134,6 +135,16 @@ class Context:
         fg = np.count_nonzero(p > 0.5)
         band = np.count_nonzero((p >= s.band[0]) & (p <= s.band[1]))
         return band >= s.adapt_min_uncertain * max(fg, 1)
+
+    def through(self, anchor_key, keys: list) -> tuple[Sparse, int] | None:
+        """What runs through the stack beside the anchor's object (cached per anchor and line):
+        :func:`napari_oaims.propagate.through.through_map`."""
+        k = (anchor_key, tuple(keys))
+        if k not in self._through:
+            from napari_oaims.propagate.through import through_map
+
+            self._through[k] = through_map(self, anchor_key, keys)
+        return self._through[k]
 
     # anchor-mask methods ------------------------------------------------------------------
     def anchor_view(self, key):

@@ -118,6 +118,10 @@ Format versions (attr ``napari_oaims.format_version``; :data:`VERSIONS` says wha
    objects' mean Dice gain is that many standard errors above zero); None, their default, means
    on and 2 for MI alone, off and 0 with PI. Logs without them replay with the first object's
    steps kept and the check of format 7 (a mean gain of at least zero).
+10. A ``propagate`` call's settings name ``through``: the model's slices leave out a structure
+    beside the object that runs through the whole extent within the anchor's intensity band where
+    the chain's anchor left it out, and a chain left with nothing else stops (``"through"``);
+    calls that do not name it replay without the rule.
 
 An older folder opens and resumes: it is migrated on read, in memory (retired settings at the value
 the shipped behaviour used are dropped from the log's adapter settings; other values are kept, and
@@ -143,7 +147,7 @@ from napari_oaims.core.files import open_image
 
 SUFFIX = ".oaims.zarr"
 FORMAT = "napari-oaims-session"
-FORMAT_VERSION = 9
+FORMAT_VERSION = 10
 #: What each format version changed (details in the module docstring).
 VERSIONS = {
     1: "adapted weights written after every update; adapter settings may name retired settings",
@@ -155,6 +159,7 @@ VERSIONS = {
     7: "edge candidates (snap), propagation's cross_from_larger, adapter's mi_check: all named in the log",
     8: "the session event names every answer rule (correct_near, larger_windows, remove_again, first_peak)",
     9: "adapter's mi_check_first and mi_check_se named in the log: MI steps kept only when surely better",
+    10: "propagation's through named in the log: a structure that runs through the stack is kept out",
 }
 #: The first format version whose logs were recorded under today's learning rules (the answer-
 #: checking guard, no PI from uncorrected accepts, MI skipping pseudo-labels that contradict a click).

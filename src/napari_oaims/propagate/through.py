@@ -1,0 +1,97 @@
+"""Structures that run through the whole stack: a wall, a vessel or a sheet of tissue beside the
+object, as bright (or as dark) as the object on every slice.
+
+Where such a structure touches the object, no slice shows an edge between them, and a model that
+carries the mask takes some of it in at every step (a mass pressed against a wall of similar
+intensity). The stack tells them apart: the structure does not end where the object does. A
+pixel whose column along the axis stays within the anchor's own intensity band on (almost) every
+slice of the propagation's extent, the anchor slice included, belongs to something that runs through
+the stack; where the anchor's mask leaves it out, the user left it out, and no propagated slice
+takes it. A slice whose mask holds (almost) nothing else has no object left: the chain has run
+past the object's end along the structure.
+
+The rule stays out of the way of an object that itself runs through the stack (a tube along the
+axis): when more than ``PropagateSettings.through`` of the anchor's own mask runs through, the
+chain carries its mask without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import ndimage
+
+from napari_oaims.core import guidance
+from napari_oaims.propagate.masks import Sparse
+
+if TYPE_CHECKING:  # pragma: no cover
+    from napari_oaims.propagate.steps import Context
+
+#: The anchor's intensity band: these percentiles of its (smoothed) values inside its mask.
+BAND = (5.0, 95.0)
+#: Side (pixels) of the mean filter that takes the texture out before the band is compared.
+SMOOTH = 3
+#: A column runs through when at least this share of the extent's slices (the anchor's among
+#: them) lie within the band there: the texture and noise of a long structure leave it now and then.
+SLICE_SHARE = 0.8
+#: At most this many slices of the extent, evenly spread, are read for the map (a deep stack
+#: costs no more than a shallow one).
+MAX_SLICES = 64
+#: Codes of :func:`through_map`: runs through inside the anchor's mask / outside it.
+OWN, BLOCKED = 1, 2
+#: The map covers the anchor's box and this many times its larger side on each side.
+MARGIN = 1.0
+
+
+def through_map(ctx: "Context", anchor_key, keys: Iterable) -> tuple[Sparse, int] | None:
+    """What runs through the stack near the chain's anchor ``anchor_key``: a :class:`Sparse` of
+    codes, :data:`OWN` where a column runs through all ``keys`` (the planes of the line within the
+    extent) within the anchor's intensity band inside the anchor's mask, :data:`BLOCKED` where it
+    does outside it; and the area of the anchor's mask that does not run through. None when the
+    rule does not apply (no anchor mask, or too much of it runs through)."""
+    anchor = ctx.anchors[anchor_key].sparse
+    share = ctx.settings.through
+    keys = list(keys)
+    if share <= 0 or anchor.box is None or anchor_key not in keys:
+        return None
+    y0, x0, y1, x1 = anchor.box
+    pad = int(np.ceil(MARGIN * max(y1 - y0, x1 - x0))) + SMOOTH
+    window = guidance.Window(y0 - pad, x0 - pad, max(y1 - y0, x1 - x0) + 2 * pad)
+    own = ndimage.uniform_filter(ctx.source.crop(anchor_key, window), SMOOTH)
+    inside = anchor.window(window) > 0.5
+    lo, hi = np.percentile(own[inside], BAND)
+    if len(keys) > MAX_SLICES:  # evenly spread slices tell a structure along the whole extent
+        keys = [keys[i] for i in np.unique(np.linspace(0, len(keys) - 1, MAX_SLICES).round().astype(int))]
+    count = np.zeros(own.shape, np.int32)
+    for key in keys:
+        plane = own if key == anchor_key else ndimage.uniform_filter(ctx.source.crop(key, window), SMOOTH)
+        count += (plane >= lo) & (plane <= hi)
+    runs = (count >= SLICE_SHARE * len(keys)) & (own >= lo) & (own <= hi)
+    _, _, wy, wx = window.clip(ctx.source.plane_shape)
+    on_plane = np.zeros_like(runs)
+    on_plane[wy, wx] = True
+    runs &= on_plane
+    n_inside = int(np.count_nonzero(inside))
+    if np.count_nonzero(runs & inside) > share * n_inside:
+        return None
+    codes = np.where(runs, np.where(inside, OWN, BLOCKED), 0).astype(np.uint8)
+    box = (window.y0, window.x0, window.y0 + window.size, window.x0 + window.size)
+    return Sparse(box, codes), n_inside - int(np.count_nonzero(runs & inside))
+
+
+def cut_through(mask: Sparse, through: tuple[Sparse, int] | None, min_area: float) -> Sparse:
+    """``mask`` (bool) without what runs through the stack outside the anchor's mask
+    (:func:`through_map`); empty when less than ``min_area`` of it does not run through (the
+    chain ran past the object's end along the structure)."""
+    if through is None or mask.box is None:
+        return mask
+    codes = through[0].in_box(mask.box, np.uint8)
+    m = mask.in_box(mask.box, bool)
+    if not np.any(m & (codes > 0)):
+        return mask
+    kept = m & (codes != BLOCKED)
+    if np.count_nonzero(kept & (codes == 0)) < min_area:
+        return Sparse.empty()
+    return Sparse.of_mask(kept, mask.box[:2])
