@@ -14,7 +14,7 @@ from napari_oaims.evaluation.metrics import dice
 from napari_oaims.propagate import PropagateSettings
 from napari_oaims.propagate.masks import Sparse
 from napari_oaims.propagate.stops import Track, plateau
-from napari_oaims.propagate.through import BLOCKED, OWN, cut_through
+from napari_oaims.propagate.through import BLOCKED, OWN, cut_through, merge_through
 from napari_oaims.simulate.clicks import click_in_region
 from napari_oaims.training.volumes import failure_suite, make_volume
 
@@ -108,6 +108,7 @@ def test_a_wall_that_runs_through_the_stack_is_kept_out_of_the_propagated_mass()
     on every slice and runs on along it past the mass's ends; the wall runs through the whole
     stack and the anchor left it out, so with the rule the slices leave most of it out and the
     chain ends with the mass. The setting is logged; a log without it replays without it."""
+    from napari_oaims.propagate.run import prepare
     from napari_oaims.propagate.settings import as_logged
 
     s, target, wall = wall_session()
@@ -124,6 +125,12 @@ def test_a_wall_that_runs_through_the_stack_is_kept_out_of_the_propagated_mass()
     s.undo()
     settings = {k: v for k, v in call["settings"].items() if k != "through"}
     assert np.array_equal(s.propagate(**{**call, "settings": as_logged(settings)}).mask, off)
+    s.undo()
+    z = int(np.argmax(target.sum((1, 2))))
+    assert all(w.through is not None for w in prepare(s, 0, "frozen").walks)
+    short = prepare(s, 0, "frozen", extent=(z - 3, z + 4))  # the mass itself runs through 7 slices
+    assert short.walks and all(w.through is None for w in short.walks)
+    assert all(w.through is None for w in prepare(s, 0, "copy").walks)  # the model's slices only
 
 
 def test_an_object_that_runs_through_the_stack_is_not_cut_by_the_rule():
@@ -142,3 +149,28 @@ def test_an_object_that_runs_through_the_stack_is_not_cut_by_the_rule():
     off = np.asarray(s.propagate(axis=0, method="frozen", through=0.0).mask, bool)
     assert np.array_equal(on, off)
     assert on.any((1, 2)).all()  # carried through every slice
+
+
+def test_a_gap_nearer_its_other_anchor_also_leaves_out_what_that_anchor_left_out():
+    start = np.zeros((6, 6), np.uint8)
+    start[:2] = BLOCKED
+    start[2:4] = OWN  # the start anchor's mask holds these columns
+    end = np.zeros((6, 8), np.uint8)
+    end[2:3, :] = BLOCKED  # the end anchor left one of those rows out ...
+    end[3:4, :] = OWN  # ... and holds the other
+    merged, free = merge_through((Sparse((0, 0, 6, 6), start), 7), (Sparse((0, 0, 6, 8), end), 3))
+    codes = merged.in_box((0, 0, 6, 8), np.uint8)
+    assert free == 7 and merged.box == (0, 0, 6, 8)
+    assert (codes[:3, :6] == BLOCKED).all() and (codes[3, :] == OWN).all() and not codes[4:].any()
+
+    s, target, _ = wall_session()
+    from napari_oaims.propagate.run import prepare
+
+    z = int(np.argmax(target.sum((1, 2))))
+    z1 = int(np.flatnonzero(target.any((1, 2)))[-1]) - 3
+    s.set_mask(target[z1], plane=(z1,))  # a smaller anchor nearer the mass's end
+    walks = prepare(s, 0, "frozen").walks
+    gap = [w for w in walks if not w.chain.open]
+    assert len(gap) == 1 and gap[0].chain.anchor == z and gap[0].end == z1  # from the larger anchor
+    assert gap[0].through_end is not None
+    assert all(w.end is None for w in walks if w.chain.open)  # outward chains have no other end

@@ -64,7 +64,7 @@ from napari_oaims.propagate.plan import (
 from napari_oaims.propagate.settings import METHODS, PropagateSettings, resolve
 from napari_oaims.propagate.steps import Context
 from napari_oaims.propagate.stops import Track, brightened, continuing, is_cap, stop_reason
-from napari_oaims.propagate.through import cut_through
+from napari_oaims.propagate.through import cut_through, merge_through
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_oaims.session import Session
@@ -109,9 +109,15 @@ class Walk:
             found = (ctx.anchor_sample(ln.anchors[p]) for p in near[: s.max_anchors])
             self.samples = [x for x in found if x is not None]
         self.through, self.ran_past = None, False
+        self.through_end, self.end = None, None  # a gap's end anchor, and its map merged in
         if ctx.method in MODEL_METHODS:
             keys = [key_of(ln.line, carry.kpos, p) for p in range(*ln.span)]
             self.through = ctx.through(self.akey, keys)
+            end = chain.positions[-1] + (1 if chain.positions[0] > chain.anchor else -1) if chain.positions else None
+            if self.through is not None and end in ln.nonempty:
+                other = ctx.through(ln.anchors[end], keys)
+                if other is not None:
+                    self.through_end, self.end = merge_through(self.through, other), end
         self.index, self.n, self.reason, self.at = 0, 0, None, None
         self.finished = not chain.positions
         self._pending: tuple | None = None
@@ -195,7 +201,10 @@ class Walk:
         if self.through is None:
             return mask
         s = self.carry.ctx.settings
-        cut = cut_through(mask, self.through, max(s.min_area_px, s.min_area_share * self.through[1]))
+        through, pos = self.through, self.chain.positions[self.index]
+        if self.end is not None and abs(pos - self.end) < abs(pos - self.chain.anchor):
+            through = self.through_end  # nearer the gap's other anchor: what it left out too
+        cut = cut_through(mask, through, max(s.min_area_px, s.min_area_share * through[1]))
         self.ran_past = cut.box is None and mask.box is not None
         return cut
 

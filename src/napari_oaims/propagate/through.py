@@ -8,7 +8,9 @@ pixel whose column along the axis stays within the anchor's own intensity band o
 slice of the propagation's extent, the anchor slice included, belongs to something that runs through
 the stack; where the anchor's mask leaves it out, the user left it out, and no propagated slice
 takes it. A slice whose mask holds (almost) nothing else has no object left: the chain has run
-past the object's end along the structure.
+past the object's end along the structure. Between two anchors, the slices nearer the far anchor
+also leave out what runs through and the far anchor's mask leaves out (:func:`merge_through`):
+a correction that trims the wall off one slice trims it off the slices it is nearest to.
 
 The rule stays out of the way of an object that itself runs through the stack (a tube along the
 axis): when more than ``PropagateSettings.through`` of the anchor's own mask runs through, the
@@ -95,3 +97,14 @@ def cut_through(mask: Sparse, through: tuple[Sparse, int] | None, min_area: floa
     if np.count_nonzero(kept & (codes == 0)) < min_area:
         return Sparse.empty()
     return Sparse.of_mask(kept, mask.box[:2])
+
+
+def merge_through(start: tuple[Sparse, int], end: tuple[Sparse, int]) -> tuple[Sparse, int]:
+    """The map of a chain's start anchor (:func:`through_map`) with what its end anchor says on
+    top: the end's mask keeps what runs through inside it, and what the end leaves out is kept
+    out (for the slices of a gap nearer the end anchor). The start's free area is kept."""
+    from napari_oaims.core import geometry
+
+    box = geometry.union(start[0].box, end[0].box)
+    a, b = start[0].in_box(box, np.uint8), end[0].in_box(box, np.uint8)
+    return Sparse(box, np.where(b > 0, b, a).astype(np.uint8)), start[1]
