@@ -14,7 +14,7 @@ from napari_oaims.evaluation.metrics import dice
 from napari_oaims.propagate import PropagateSettings
 from napari_oaims.propagate.masks import Sparse
 from napari_oaims.propagate.stops import Track, plateau
-from napari_oaims.propagate.through import BLOCKED, OWN, cut_through, merge_through
+from napari_oaims.propagate.through import BLOCKED, OWN, cut_through, map_window, merge_through
 from napari_oaims.simulate.clicks import click_in_region
 from napari_oaims.training.volumes import failure_suite, make_volume
 
@@ -174,3 +174,13 @@ def test_a_gap_nearer_its_other_anchor_also_leaves_out_what_that_anchor_left_out
     assert len(gap) == 1 and gap[0].chain.anchor == z and gap[0].end == z1  # from the larger anchor
     assert gap[0].through_end is not None
     assert all(w.end is None for w in walks if w.chain.open)  # outward chains have no other end
+
+
+def test_the_map_window_holds_the_anchor_and_reads_no_more_than_the_plane():
+    w = map_window((10, 10, 20, 30), (96, 96))  # near a corner: shifted onto the plane
+    assert (w.y0, w.x0) == (0, 0) and w.size >= 20 + 2 * 20
+    big = map_window((0, 0, 2000, 2000), (2048, 2048))  # a large anchor: the plane, no more
+    assert (big.y0, big.x0, big.size) == (0, 0, 2048)
+    for box, shape in (((90, 40, 96, 50), (96, 200)), ((0, 150, 40, 200), (96, 200)), ((30, 30, 34, 35), (64, 64))):
+        w = map_window(box, shape)
+        assert w.y0 <= box[0] and w.x0 <= box[1] and box[2] <= w.y0 + w.size and box[3] <= w.x0 + w.size

@@ -47,6 +47,19 @@ OWN, BLOCKED = 1, 2
 MARGIN = 1.0
 
 
+def map_window(box, plane_shape: tuple[int, int]) -> guidance.Window:
+    """The square window of the map: the anchor's ``box`` and :data:`MARGIN` times its larger
+    side around it, no larger than the plane's larger side and shifted to lie on the plane as
+    far as it can (a large anchor on a large plane reads no more than the plane)."""
+    y0, x0, y1, x1 = box
+    side = max(y1 - y0, x1 - x0)
+    size = min(side + 2 * (int(np.ceil(MARGIN * side)) + SMOOTH), max(plane_shape))
+    cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
+    y = int(np.clip(cy - size // 2, 0, max(plane_shape[0] - size, 0)))
+    x = int(np.clip(cx - size // 2, 0, max(plane_shape[1] - size, 0)))
+    return guidance.Window(y, x, size)
+
+
 def through_map(ctx: "Context", anchor_key, keys: Iterable) -> tuple[Sparse, int] | None:
     """What runs through the stack near the chain's anchor ``anchor_key``: a :class:`Sparse` of
     codes, :data:`OWN` where a column runs through all ``keys`` (the planes of the line within the
@@ -58,9 +71,7 @@ def through_map(ctx: "Context", anchor_key, keys: Iterable) -> tuple[Sparse, int
     keys = list(keys)
     if share <= 0 or anchor.box is None or anchor_key not in keys:
         return None
-    y0, x0, y1, x1 = anchor.box
-    pad = int(np.ceil(MARGIN * max(y1 - y0, x1 - x0))) + SMOOTH
-    window = guidance.Window(y0 - pad, x0 - pad, max(y1 - y0, x1 - x0) + 2 * pad)
+    window = map_window(anchor.box, ctx.source.plane_shape)
     own = ndimage.uniform_filter(ctx.source.crop(anchor_key, window), SMOOTH)
     inside = anchor.window(window) > 0.5
     lo, hi = np.percentile(own[inside], BAND)
