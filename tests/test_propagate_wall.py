@@ -88,6 +88,8 @@ def test_cut_through_drops_what_runs_through_outside_the_anchor_and_ends_a_chain
     only_wall = np.zeros((10, 10), bool)
     only_wall[1:5, 2:8] = True  # the wall and the anchor's own part: nothing else of the object
     assert cut_through(Sparse.of_mask(only_wall), through, 4).box is None
+    kept = cut_through(Sparse.of_mask(only_wall), through, 0).plane((10, 10))  # in a gap: never empty
+    assert kept.sum() == 12 and kept[3:5, 2:8].all()
     assert cut_through(Sparse.of_mask(mask), None, 4).plane((10, 10)).sum() == mask.sum()  # rule off
     with pytest.raises(ValueError, match="through"):
         PropagateSettings(through=1.5)

@@ -204,7 +204,9 @@ class Walk:
         through, pos = self.through, self.chain.positions[self.index]
         if self.end is not None and abs(pos - self.end) < abs(pos - self.chain.anchor):
             through = self.through_end  # nearer the gap's other anchor: what it left out too
-        cut = cut_through(mask, through, max(s.min_area_px, s.min_area_share * through[1]))
+        # only an outward chain can run past the object's end; a gap lies between two slices of it
+        least = max(s.min_area_px, s.min_area_share * through[1]) if self.chain.open else 0
+        cut = cut_through(mask, through, least)
         self.ran_past = cut.box is None and mask.box is not None
         return cut
 

@@ -109,9 +109,9 @@ class PropagateSettings:
     #: A structure beside the object that runs through the whole extent within the anchor's
     #: intensity band (a wall, :mod:`napari_oaims.propagate.through`) is kept out of the model's
     #: slices where the anchor's mask leaves it out (between two anchors: where the nearer one's
-    #: mask does), and a slice with little else left ends the
-    #: chain; off for a chain whose anchor has more than this share of its own mask running through
-    #: (an object along the axis). 0: no such rule.
+    #: mask does), and an outward chain left with little else ends. Off for a chain whose anchor
+    #: has more than this share of its own mask running through (an object along the axis).
+    #: 0: no such rule.
     through: float = 0.5
 
     # -- the student-teacher EMA adapter----------------------------------------------------------

@@ -5,12 +5,13 @@ Where such a structure touches the object, no slice shows an edge between them, 
 carries the mask takes some of it in at every step (a mass pressed against a wall of similar
 intensity). The stack tells them apart: the structure does not end where the object does. A
 pixel whose column along the axis stays within the anchor's own intensity band on (almost) every
-slice of the propagation's extent, the anchor slice included, belongs to something that runs through
-the stack; where the anchor's mask leaves it out, the user left it out, and no propagated slice
-takes it. A slice whose mask holds (almost) nothing else has no object left: the chain has run
-past the object's end along the structure. Between two anchors, the slices nearer the far anchor
-also leave out what runs through and the far anchor's mask leaves out (:func:`merge_through`):
-a correction that trims the wall off one slice trims it off the slices it is nearest to.
+slice of the propagation's extent, the anchor slice included, belongs to something that runs
+through the stack; where the anchor's mask leaves it out, the user left it out, and no
+propagated slice takes it. A slice whose mask holds (almost) nothing else has no object left: an
+outward chain has run past the object's end along the structure (between two anchors the object
+goes on). Between two anchors, the slices nearer the far anchor also leave out what runs through
+and the far anchor's mask leaves out (:func:`merge_through`): a correction that trims the wall
+off one slice trims it off the slices it is nearest to.
 
 The rule stays out of the way of an object that itself runs through the stack (a tube along the
 axis): when more than ``PropagateSettings.through`` of the anchor's own mask runs through, the
@@ -62,10 +63,11 @@ def map_window(box, plane_shape: tuple[int, int]) -> guidance.Window:
 
 def through_map(ctx: "Context", anchor_key, keys: Iterable) -> tuple[Sparse, int] | None:
     """What runs through the stack near the chain's anchor ``anchor_key``: a :class:`Sparse` of
-    codes, :data:`OWN` where a column runs through all ``keys`` (the planes of the line within the
-    extent) within the anchor's intensity band inside the anchor's mask, :data:`BLOCKED` where it
-    does outside it; and the area of the anchor's mask that does not run through. None when the
-    rule does not apply (no anchor mask, or too much of it runs through)."""
+    codes, :data:`OWN` where a column runs through ``keys`` (the planes of the line within the
+    extent: the anchor's intensity band on :data:`SLICE_SHARE` of them and on the anchor) inside
+    the anchor's mask, :data:`BLOCKED` where it does outside it; and the area of the anchor's mask
+    that does not run through. None when the rule does not apply (no anchor mask, or too much of
+    it runs through)."""
     anchor = ctx.anchors[anchor_key].sparse
     share = ctx.settings.through
     keys = list(keys)
@@ -97,7 +99,7 @@ def through_map(ctx: "Context", anchor_key, keys: Iterable) -> tuple[Sparse, int
 def cut_through(mask: Sparse, through: tuple[Sparse, int] | None, min_area: float) -> Sparse:
     """``mask`` (bool) without what runs through the stack outside the anchor's mask
     (:func:`through_map`); empty when less than ``min_area`` of it does not run through (the
-    chain ran past the object's end along the structure)."""
+    chain ran past the object's end along the structure; ``min_area`` 0: never empty)."""
     if through is None or mask.box is None:
         return mask
     codes = through[0].in_box(mask.box, np.uint8)

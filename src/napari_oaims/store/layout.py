@@ -120,8 +120,8 @@ Format versions (attr ``napari_oaims.format_version``; :data:`VERSIONS` says wha
    steps kept and the check of format 7 (a mean gain of at least zero).
 10. A ``propagate`` call's settings name ``through``: the model's slices leave out a structure
     beside the object that runs through the whole extent within the anchor's intensity band where
-    the chain's anchor left it out, and a chain left with nothing else stops (``"through"``);
-    calls that do not name it replay without the rule.
+    the chain's anchor left it out, and an outward chain left with nothing else stops
+    (``"through"``); calls that do not name it replay without the rule.
 
 An older folder opens and resumes: it is migrated on read, in memory (retired settings at the value
 the shipped behaviour used are dropped from the log's adapter settings; other values are kept, and
