@@ -91,8 +91,9 @@ def test_cut_through_drops_what_runs_through_outside_the_anchor_and_ends_a_chain
     kept = cut_through(Sparse.of_mask(only_wall), through, 0).plane((10, 10))  # in a gap: never empty
     assert kept.sum() == 12 and kept[3:5, 2:8].all()
     assert cut_through(Sparse.of_mask(mask), None, 4).plane((10, 10)).sum() == mask.sum()  # rule off
-    with pytest.raises(ValueError, match="through"):
-        PropagateSettings(through=1.5)
+    for bad in (1.5, -0.1, float("nan"), "half", None, True):
+        with pytest.raises(ValueError, match="through must be a share"):
+            PropagateSettings(through=bad)
 
 
 def wall_session(seed: int = 0):

@@ -193,7 +193,7 @@ class PropagateSettings:
                 "need 0 <= plateau < 1, 0 < plateau_keep <= 1 and plateau_slices >= 1, got "
                 f"{self.plateau!r}, {self.plateau_keep!r} and {self.plateau_slices!r}"
             )
-        if not 0 <= self.through <= 1:
+        if isinstance(self.through, bool) or not isinstance(self.through, (int, float)) or not 0 <= self.through <= 1:
             raise ValueError(f"through must be a share between 0 and 1 (0: no such rule), got {self.through!r}")
         if self.cap_area < 0:
             raise ValueError(f"cap_area must be >= 0 pixels, got {self.cap_area!r}")
